@@ -1,0 +1,51 @@
+# CrowdFab: `make demo` runs the fleet, `make test` runs every test. Both set up what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# OctoPrint is installed beside the project: the plugin runs inside it and the
+# benchmarks compare against its G-code analysis.
+OCTOPRINT_SPEC ?= octoprint>=1.10,<2
+
+.PHONY: all demo test lint typecheck unit bench venv system-deps clean
+
+all: test
+
+$(STAMP): setup.py
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install python3 (3.9 or newer)"; exit 2; }
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
+	  echo "python3-venv is missing: installing it"; apt-get update -qq && apt-get install -y -qq python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]' '$(OCTOPRINT_SPEC)'
+	@touch $@
+
+venv: $(STAMP)
+
+# Debian packages the services need; installed only when missing.
+system-deps:
+	@command -v mosquitto >/dev/null || { \
+	  echo "mosquitto is missing: installing it"; apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients; }
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check fleet octoprint_crowdfab tests bench
+	$(VENV)/bin/ruff format --check fleet octoprint_crowdfab tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests
+
+test: lint typecheck unit
+
+demo: $(STAMP) system-deps
+	$(PY) -m fleet.demo
+
+bench: $(STAMP)
+	$(PY) bench/gcode_analysis.py
+	$(PY) bench/scheduler.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

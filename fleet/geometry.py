@@ -1,0 +1,65 @@
+"""Axis-aligned boxes: a printer's build volume and the space a print occupies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import Invalid
+
+
+@dataclass(frozen=True)
+class Box:
+    min_x: float
+    min_y: float
+    min_z: float
+    max_x: float
+    max_y: float
+    max_z: float
+
+    @classmethod
+    def of_size(cls, x: float, y: float, z: float) -> Box:
+        """A build volume from the origin: what most printers' ``bed_shape`` describes."""
+        return cls(0.0, 0.0, 0.0, float(x), float(y), float(z))
+
+    def contains(self, other: Box, tolerance: float = 0.0) -> bool:
+        """True when ``other`` lies inside this box (with ``tolerance`` mm of slack on every side)."""
+        return (
+            other.min_x >= self.min_x - tolerance
+            and other.min_y >= self.min_y - tolerance
+            and other.min_z >= self.min_z - tolerance
+            and other.max_x <= self.max_x + tolerance
+            and other.max_y <= self.max_y + tolerance
+            and other.max_z <= self.max_z + tolerance
+        )
+
+    @property
+    def size(self) -> tuple[float, float, float]:
+        return (self.max_x - self.min_x, self.max_y - self.min_y, self.max_z - self.min_z)
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "min_x": self.min_x,
+            "min_y": self.min_y,
+            "min_z": self.min_z,
+            "max_x": self.max_x,
+            "max_y": self.max_y,
+            "max_z": self.max_z,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, field: str = "box") -> Box:
+        """Parse a box from JSON, naming ``field`` in the error when it is malformed."""
+        keys = ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z")
+        if not isinstance(data, dict):
+            raise Invalid(f"{field} must be an object with {', '.join(keys)}", field=field)
+        values = []
+        for key in keys:
+            value = data.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise Invalid(f"{field}.{key} must be a number", field=f"{field}.{key}")
+            values.append(float(value))
+        box = cls(*values)
+        if box.min_x > box.max_x or box.min_y > box.max_y or box.min_z > box.max_z:
+            raise Invalid(f"{field}: each min must not exceed its max", field=field)
+        return box

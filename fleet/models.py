@@ -1,0 +1,74 @@
+"""The fleet's records as typed values: what the store returns and the services pass around."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from .geometry import Box
+from .states import JobState, PrinterState
+
+
+class Role(str, Enum):
+    MEMBER = "member"
+    MANAGER = "manager"
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    name: str
+    role: Role
+    #: None follows the lab's setting; True/False overrides it for this member.
+    requires_approval: Optional[bool]
+    active: bool
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Printer:
+    id: str
+    name: str
+    state: PrinterState
+    volume: Box
+    nozzle_diameter: float
+    material: Optional[str]
+    #: A restricted printer takes jobs only from members a manager granted it to.
+    restricted: bool
+    current_job_id: Optional[int]
+    last_seen: Optional[float]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    member_id: int
+    state: JobState
+    priority: int
+    file_sha256: str
+    #: For display only: files are stored by content hash, never under this name.
+    filename: str
+    size_bytes: int
+    material: Optional[str]
+    note: str
+    analysis: dict[str, Any]
+    printer_id: Optional[str]
+    submitted_at: float
+    updated_at: float
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    id: int
+    job_id: int
+    at: float
+    from_state: Optional[JobState]
+    to_state: JobState
+    #: Who did it: "member:3", "manager:1", "printer:mini-1", "system".
+    actor: str
+    reason: str
+    data: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,52 @@
+"""CrowdFab: a community 3D-printer fleet and its OctoPrint plugin."""
+
+from __future__ import annotations
+
+from setuptools import find_packages, setup
+
+# What a Raspberry Pi running only the plugin needs (OctoPrint brings Flask and requests itself).
+PLUGIN_REQUIRES = [
+    "paho-mqtt>=2.0,<3",
+    "requests>=2.28",
+]
+
+# The central fleet service.
+FLEET_REQUIRES = [
+    "flask>=3.0.3,<4",
+    "sqlalchemy>=2.0,<3",
+    "waitress>=3.0",
+    "pyserial>=3.5",
+]
+
+setup(
+    name="crowdfab",
+    version="0.1.0",
+    description="A community 3D-printer fleet: fair job queue, scheduler, fleet service and OctoPrint plugin",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="AGPL-3.0-or-later",
+    python_requires=">=3.9",
+    packages=find_packages(include=["fleet", "fleet.*", "octoprint_crowdfab", "octoprint_crowdfab.*"]),
+    include_package_data=True,
+    zip_safe=False,
+    install_requires=PLUGIN_REQUIRES,
+    extras_require={
+        "fleet": FLEET_REQUIRES,
+        "postgres": FLEET_REQUIRES + ["psycopg[binary]>=3.1"],
+        "dev": FLEET_REQUIRES
+        + [
+            "psycopg[binary]>=3.1",
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "ruff>=0.6",
+            "mypy>=1.10",
+        ],
+    },
+    entry_points={
+        "octoprint.plugin": ["crowdfab = octoprint_crowdfab"],
+        "console_scripts": [
+            "crowdfab-fleet = fleet.cli:main",
+            "crowdfab-agent = fleet.agent_cli:main",
+        ],
+    },
+)
