@@ -1,0 +1,9 @@
+"""Persistence: the fleet's database (SQLite or PostgreSQL) and its content-addressed file store."""
+
+from __future__ import annotations
+
+from .blobs import BlobInfo, BlobStore, StagedBlob
+from .db import UNSET, ApiToken, Store, open_store
+from .migrations import SchemaTooNew
+
+__all__ = ["UNSET", "ApiToken", "BlobInfo", "BlobStore", "SchemaTooNew", "StagedBlob", "Store", "open_store"]

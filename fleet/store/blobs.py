@@ -1,0 +1,274 @@
+"""Uploaded files, stored by content hash: ``root/ab/cd/<sha256>``, never under a name a user chose.
+
+An upload is streamed into a staging file under ``root/tmp`` (the same filesystem, so moving it
+into place is atomic), hashed as it goes and capped at a size; only a committed upload becomes a
+blob. A failure of any kind leaves nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Optional
+
+from ..errors import Invalid, NotFound, TooLarge, Unavailable
+
+MiB = 1024 * 1024
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def is_sha256_hex(value: object) -> bool:
+    """True for a SHA-256 digest written as 64 lowercase hex digits (the only names blobs have)."""
+    return isinstance(value, str) and _SHA256_HEX.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    sha256: str
+    size: int
+    path: Path
+
+
+def _describe_size(size: int) -> str:
+    if size >= MiB and size % MiB == 0:
+        return f"{size // MiB} MiB"
+    if size >= 1024 and size % 1024 == 0:
+        return f"{size // 1024} KiB"
+    return f"{size} bytes"
+
+
+def _storage_error(exc: OSError, root: Path) -> Unavailable:
+    if exc.errno in _NO_SPACE:
+        return Unavailable(
+            f"not enough disk space to store the file under {root}: free some space, then try again",
+            details={"errno": errno.errorcode.get(exc.errno or 0, exc.errno)},
+        )
+    return Unavailable(f"could not store the file under {root}: {exc.strerror or exc}")
+
+
+class StagedBlob:
+    """An upload being written to a staging file: commit it to keep it, or discard it.
+
+    Get one from :meth:`BlobStore.staging`, which discards it if the block ends without a commit.
+    """
+
+    def __init__(self, blobs: BlobStore, path: Path, file: BinaryIO, max_bytes: int) -> None:
+        self._blobs = blobs
+        self._path = path
+        self._file: Optional[BinaryIO] = file
+        self._max_bytes = max_bytes
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._committed: Optional[BlobInfo] = None
+
+    @property
+    def path(self) -> Path:
+        """Where the staging file is (write through this object, not through the path)."""
+        return self._path
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def sha256(self) -> str:
+        """The hash of what was written so far."""
+        return self._hash.hexdigest()
+
+    @property
+    def committed(self) -> Optional[BlobInfo]:
+        return self._committed
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``; :class:`TooLarge` (and the staging file is gone) past the limit."""
+        file = self._writable()
+        if self._size + len(data) > self._max_bytes:
+            self.discard()
+            raise TooLarge(
+                f"the file is larger than the limit of {_describe_size(self._max_bytes)}",
+                details={"max_bytes": self._max_bytes},
+            )
+        try:
+            file.write(data)
+        except OSError as exc:
+            self.discard()
+            raise _storage_error(exc, self._blobs.root) from exc
+        self._hash.update(data)
+        self._size += len(data)
+
+    def write_from(self, stream: BinaryIO, *, chunk_size: Optional[int] = None) -> int:
+        """Copy ``stream`` to its end; returns the bytes copied. Errors as :meth:`write`."""
+        chunk_size = chunk_size or self._blobs.chunk_size
+        copied = 0
+        while True:
+            # Never read more than one byte past the limit: that byte is enough to refuse.
+            want = min(chunk_size, self._max_bytes - self._size + 1)
+            try:
+                chunk = stream.read(want)
+            except OSError as exc:
+                self.discard()
+                raise _storage_error(exc, self._blobs.root) from exc
+            if not chunk:
+                return copied
+            self.write(chunk)
+            copied += len(chunk)
+
+    def open(self) -> BinaryIO:
+        """A new reader of what was written so far (to analyse the upload before keeping it)."""
+        file = self._writable()
+        try:
+            file.flush()
+            return open(self._path, "rb")
+        except OSError as exc:
+            self.discard()
+            raise _storage_error(exc, self._blobs.root) from exc
+
+    def commit(self) -> BlobInfo:
+        """Keep the upload as a blob (or drop it if that content is already stored)."""
+        file = self._writable()
+        sha256 = self.sha256
+        target = self._blobs.path(sha256)
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+            self._file = None
+            if target.exists():
+                self._path.unlink()
+            else:
+                target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.replace(self._path, target)
+                _fsync_directory(target.parent)
+        except OSError as exc:
+            self.discard()
+            raise _storage_error(exc, self._blobs.root) from exc
+        self._committed = BlobInfo(sha256, self._size, target)
+        return self._committed
+
+    def discard(self) -> None:
+        """Delete the staging file (harmless when already committed or discarded)."""
+        if self._file is not None:
+            # A failed final flush does not matter: the file is going anyway.
+            with suppress(OSError):
+                self._file.close()
+            self._file = None
+        if self._committed is None:
+            with suppress(FileNotFoundError):
+                self._path.unlink()
+
+    def _writable(self) -> BinaryIO:
+        if self._file is None:
+            state = "committed" if self._committed is not None else "discarded"
+            raise RuntimeError(f"this upload was already {state}")
+        return self._file
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make a rename durable; some filesystems cannot open directories, which is fine."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class BlobStore:
+    """Content-addressed files under ``root``."""
+
+    def __init__(self, root: Path, *, chunk_size: int = MiB) -> None:
+        self._root = Path(root)
+        self.chunk_size = chunk_size
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def staging_dir(self) -> Path:
+        return self._root / "tmp"
+
+    def path(self, sha256: str) -> Path:
+        """Where the blob with this hash lives; :class:`Invalid` unless it is 64 lowercase hex digits."""
+        if not is_sha256_hex(sha256):
+            raise Invalid("a file hash must be 64 lowercase hexadecimal digits (SHA-256)", field="sha256")
+        return self._root / sha256[:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def size(self, sha256: str) -> int:
+        try:
+            return self.path(sha256).stat().st_size
+        except FileNotFoundError:
+            raise self._missing(sha256) from None
+
+    def open(self, sha256: str) -> BinaryIO:
+        """The blob for reading; :class:`NotFound` when it is not stored."""
+        try:
+            return open(self.path(sha256), "rb")
+        except FileNotFoundError:
+            raise self._missing(sha256) from None
+
+    def delete(self, sha256: str) -> bool:
+        """Remove a blob; returns whether it was there."""
+        try:
+            self.path(sha256).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    @contextmanager
+    def staging(self, max_bytes: int) -> Iterator[StagedBlob]:
+        """A staging file for one upload, deleted when the block ends unless it was committed."""
+        try:
+            self.staging_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self.staging_dir, prefix="upload-")
+        except OSError as exc:
+            raise _storage_error(exc, self._root) from exc
+        staged = StagedBlob(self, Path(name), os.fdopen(fd, "wb"), max_bytes)
+        try:
+            yield staged
+        finally:
+            staged.discard()
+
+    def put_stream(self, stream: BinaryIO, *, max_bytes: int, chunk_size: Optional[int] = None) -> BlobInfo:
+        """Store everything ``stream`` yields, up to ``max_bytes``."""
+        with self.staging(max_bytes) as staged:
+            staged.write_from(stream, chunk_size=chunk_size)
+            return staged.commit()
+
+    def remove_stale_staging(self, older_than: float = 24 * 3600.0, *, now: Optional[float] = None) -> int:
+        """Delete staging files left by a crash, older than ``older_than`` seconds; returns how many."""
+        now = time.time() if now is None else now
+        removed = 0
+        try:
+            entries = list(self.staging_dir.iterdir())
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                if now - entry.stat().st_mtime > older_than:
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # another process cleaned it or committed it
+        return removed
+
+    @staticmethod
+    def _missing(sha256: str) -> NotFound:
+        return NotFound(f"no stored file has the hash {sha256}", field="sha256")

@@ -1,0 +1,661 @@
+"""The store: the fleet's members, printers, jobs and settings in SQLite or PostgreSQL.
+
+Every public method is one transaction and returns the records of :mod:`fleet.models`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from sqlalchemy import Table, and_, delete, exists, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from ..errors import Conflict, Invalid, NotFound
+from ..models import Job, JobEvent, Member, Printer, Role
+from ..states import TERMINAL, JobState, PrinterState, check_job_transition
+from . import rows
+from . import schema as s
+from .blobs import is_sha256_hex
+from .engine import is_tuned, make_engine, read_transaction, write_transaction
+from .migrations import migrate
+
+
+class _Lost(Exception):
+    """A claim lost a race half-way: its transaction must roll back."""
+
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+#: Default of optional arguments where None is a meaningful value ("leave it as it is").
+UNSET = _Unset.UNSET
+
+#: Printer fields :meth:`Store.update_printer` may change.
+PRINTER_CHANGES = frozenset(
+    {
+        "name",
+        "state",
+        "volume",
+        "nozzle_diameter",
+        "material",
+        "restricted",
+        "current_job_id",
+        "last_seen",
+        "capabilities",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A member's API token as stored: its hash, never the token."""
+
+    token_hash: str
+    member_id: int
+    label: str
+    created_at: float
+    last_used_at: Optional[float]
+
+
+def open_store(url: Optional[str], data_dir: Path, *, busy_timeout: float = 30.0) -> Store:
+    """Open (and create or upgrade) the fleet's database; None means SQLite in ``data_dir``."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if url is None:
+        url = f"sqlite:///{data_dir / 'fleet.db'}"
+    engine = make_engine(url, busy_timeout=busy_timeout)
+    try:
+        migrate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine)
+
+
+def _insert(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
+    """Insert a row and return its new integer id."""
+    key = conn.execute(insert(table).values(values)).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+class Store:
+    """The fleet's persistent state. Takes an engine from :func:`~fleet.store.engine.make_engine`."""
+
+    def __init__(self, engine: Engine) -> None:
+        if not is_tuned(engine):
+            raise ValueError("a SQLite engine for Store must come from fleet.store.engine.make_engine()")
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    # -- members and tokens -------------------------------------------------------------------
+
+    def create_member(
+        self, name: str, role: Role, *, requires_approval: Optional[bool] = None, now: float
+    ) -> Member:
+        """Add a member; :class:`Conflict` if the name is taken."""
+        values = {
+            "name": name,
+            "role": Role(role).value,
+            "requires_approval": requires_approval,
+            "active": True,
+            "created_at": now,
+        }
+        try:
+            with write_transaction(self._engine) as conn:
+                self._refuse_taken_name(conn, name)
+                member_id = _insert(conn, s.members, values)
+                return self._member(conn, member_id)
+        except IntegrityError as exc:
+            # Another process took the name between our check and our insert.
+            raise self._name_taken(name) from exc
+
+    def get_member(self, member_id: int) -> Member:
+        with read_transaction(self._engine) as conn:
+            return self._member(conn, member_id)
+
+    def get_member_by_name(self, name: str) -> Member:
+        with read_transaction(self._engine) as conn:
+            row = conn.execute(select(s.members).where(s.members.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"there is no member named {name!r}", field="name")
+        return rows.member(row)
+
+    def list_members(self) -> list[Member]:
+        with read_transaction(self._engine) as conn:
+            found = conn.execute(select(s.members).order_by(s.members.c.id)).all()
+        return [rows.member(row) for row in found]
+
+    def update_member(
+        self,
+        member_id: int,
+        *,
+        role: Optional[Role] = None,
+        requires_approval: Union[Optional[bool], _Unset] = UNSET,
+        active: Optional[bool] = None,
+    ) -> Member:
+        """Change a member's role, approval override (None follows the lab) or active flag."""
+        values: dict[str, Any] = {}
+        if role is not None:
+            values["role"] = Role(role).value
+        if requires_approval is not UNSET:
+            values["requires_approval"] = requires_approval
+        if active is not None:
+            values["active"] = bool(active)
+        with write_transaction(self._engine) as conn:
+            member = self._member(conn, member_id)
+            if not values:
+                return member
+            conn.execute(update(s.members).where(s.members.c.id == member_id).values(values))
+            return self._member(conn, member_id)
+
+    def add_token(self, member_id: int, token_hash: str, label: str, now: float) -> None:
+        """Store the SHA-256 (hex) of a new API token for a member."""
+        if not is_sha256_hex(token_hash):
+            raise Invalid("token_hash must be the SHA-256 of the token in lowercase hex", field="token_hash")
+        try:
+            with write_transaction(self._engine) as conn:
+                self._member(conn, member_id)
+                taken = conn.execute(
+                    select(exists().where(s.api_tokens.c.token_hash == token_hash))
+                ).scalar_one()
+                if taken:
+                    raise Conflict("this token is already registered", field="token_hash")
+                conn.execute(
+                    insert(s.api_tokens).values(
+                        token_hash=token_hash, member_id=member_id, label=label, created_at=now
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict("this token is already registered", field="token_hash") from exc
+
+    def member_for_token(self, token_hash: str, now: float) -> Optional[Member]:
+        """The active member a token belongs to (noting the token was used), or None."""
+        query = (
+            select(s.members)
+            .join(s.api_tokens, s.api_tokens.c.member_id == s.members.c.id)
+            .where(s.api_tokens.c.token_hash == token_hash, s.members.c.active.is_(True))
+        )
+        with write_transaction(self._engine) as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            conn.execute(
+                update(s.api_tokens).where(s.api_tokens.c.token_hash == token_hash).values(last_used_at=now)
+            )
+            return rows.member(row)
+
+    def list_tokens(self, member_id: int) -> list[ApiToken]:
+        """A member's tokens (hashes and labels), oldest first."""
+        with read_transaction(self._engine) as conn:
+            found = conn.execute(
+                select(s.api_tokens)
+                .where(s.api_tokens.c.member_id == member_id)
+                .order_by(s.api_tokens.c.created_at, s.api_tokens.c.token_hash)
+            ).all()
+        return [
+            ApiToken(row.token_hash, row.member_id, row.label, row.created_at, row.last_used_at)
+            for row in found
+        ]
+
+    def revoke_tokens(self, member_id: int) -> int:
+        """Delete all of a member's tokens; returns how many there were."""
+        with write_transaction(self._engine) as conn:
+            result = conn.execute(delete(s.api_tokens).where(s.api_tokens.c.member_id == member_id))
+            return result.rowcount
+
+    # -- printers and grants ------------------------------------------------------------------
+
+    def create_printer(
+        self, printer: Printer, *, capabilities: Optional[Mapping[str, Any]] = None
+    ) -> Printer:
+        """Add a printer; :class:`Conflict` if its id is taken."""
+        values = {
+            "id": printer.id,
+            "name": printer.name,
+            "state": PrinterState(printer.state).value,
+            **rows.volume_columns(printer.volume),
+            "nozzle_diameter": printer.nozzle_diameter,
+            "material": printer.material,
+            "restricted": printer.restricted,
+            "current_job_id": printer.current_job_id,
+            "last_seen": printer.last_seen,
+            "created_at": printer.created_at,
+            "capabilities": rows.dumps(dict(capabilities or {})),
+        }
+        taken = Conflict(f"a printer with id {printer.id!r} already exists", field="id")
+        try:
+            with write_transaction(self._engine) as conn:
+                if conn.execute(select(exists().where(s.printers.c.id == printer.id))).scalar_one():
+                    raise taken
+                conn.execute(insert(s.printers).values(values))
+                return self._printer(conn, printer.id)
+        except IntegrityError as exc:
+            raise taken from exc
+
+    def get_printer(self, printer_id: str) -> Printer:
+        with read_transaction(self._engine) as conn:
+            return self._printer(conn, printer_id)
+
+    def list_printers(self) -> list[Printer]:
+        with read_transaction(self._engine) as conn:
+            found = conn.execute(select(s.printers).order_by(s.printers.c.id)).all()
+        return [rows.printer(row) for row in found]
+
+    def printer_capabilities(self, printer_id: str) -> dict[str, Any]:
+        """The extras a printer reported (firmware, features), as stored."""
+        with read_transaction(self._engine) as conn:
+            value = conn.execute(
+                select(s.printers.c.capabilities).where(s.printers.c.id == printer_id)
+            ).scalar_one_or_none()
+        if value is None:
+            raise self._no_printer(printer_id)
+        capabilities: dict[str, Any] = json.loads(value)
+        return capabilities
+
+    def update_printer(self, printer_id: str, **changes: Any) -> Printer:
+        """Change some of a printer's fields (see :data:`PRINTER_CHANGES`)."""
+        unknown = sorted(set(changes) - PRINTER_CHANGES)
+        if unknown:
+            raise TypeError(f"update_printer() cannot change {', '.join(unknown)}")
+        values = dict(changes)
+        if "volume" in values:
+            values.update(rows.volume_columns(values.pop("volume")))
+        if "state" in values:
+            values["state"] = PrinterState(values["state"]).value
+        if "capabilities" in values:
+            values["capabilities"] = rows.dumps(dict(values["capabilities"]))
+        with write_transaction(self._engine) as conn:
+            self._printer(conn, printer_id)
+            if values:
+                conn.execute(update(s.printers).where(s.printers.c.id == printer_id).values(values))
+            return self._printer(conn, printer_id)
+
+    def release_printer(
+        self, printer_id: str, state: PrinterState, *, expect_job_id: Optional[int] = None
+    ) -> Printer:
+        """Clear a printer's current job and set its state.
+
+        With ``expect_job_id``, a printer that meanwhile holds another job is left alone (Conflict).
+        """
+        with write_transaction(self._engine) as conn:
+            current = self._printer(conn, printer_id, lock=True)
+            if expect_job_id is not None and current.current_job_id != expect_job_id:
+                raise Conflict(
+                    f"printer {printer_id!r} holds job {current.current_job_id}, not job {expect_job_id}",
+                    details={"current_job_id": current.current_job_id},
+                )
+            conn.execute(
+                update(s.printers)
+                .where(s.printers.c.id == printer_id)
+                .values(state=PrinterState(state).value, current_job_id=None)
+            )
+            return self._printer(conn, printer_id)
+
+    def grant(self, member_id: int, printer_id: str) -> None:
+        """Let a member use a restricted printer (granting twice is harmless)."""
+        with write_transaction(self._engine) as conn:
+            self._member(conn, member_id)
+            self._printer(conn, printer_id)
+            held = conn.execute(
+                select(exists().where(s.grants.c.member_id == member_id, s.grants.c.printer_id == printer_id))
+            ).scalar_one()
+            if not held:
+                conn.execute(insert(s.grants).values(member_id=member_id, printer_id=printer_id))
+
+    def revoke_grant(self, member_id: int, printer_id: str) -> bool:
+        """Withdraw a grant; returns whether there was one."""
+        with write_transaction(self._engine) as conn:
+            result = conn.execute(
+                delete(s.grants).where(s.grants.c.member_id == member_id, s.grants.c.printer_id == printer_id)
+            )
+            return result.rowcount > 0
+
+    def grants(self) -> dict[int, frozenset[str]]:
+        """Every member's granted printers, for members that have any."""
+        found: dict[int, set[str]] = {}
+        with read_transaction(self._engine) as conn:
+            for member_id, printer_id in conn.execute(select(s.grants.c.member_id, s.grants.c.printer_id)):
+                found.setdefault(member_id, set()).add(printer_id)
+        return {member_id: frozenset(ids) for member_id, ids in found.items()}
+
+    def grants_for(self, member_id: int) -> frozenset[str]:
+        with read_transaction(self._engine) as conn:
+            ids = conn.execute(
+                select(s.grants.c.printer_id).where(s.grants.c.member_id == member_id)
+            ).scalars()
+            return frozenset(ids)
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def create_jobs(
+        self,
+        member_id: int,
+        *,
+        count: int,
+        state: JobState,
+        file_sha256: str,
+        filename: str,
+        size_bytes: int,
+        material: Optional[str],
+        note: str,
+        analysis: Mapping[str, Any],
+        priority: int = 0,
+        actor: str,
+        reason: str,
+        now: float,
+    ) -> list[Job]:
+        """Submit ``count`` copies of a file as jobs, each with its first event, all or none."""
+        if count < 1:
+            raise Invalid("count must be at least 1", field="count")
+        if not is_sha256_hex(file_sha256):
+            raise Invalid("file_sha256 must be 64 lowercase hexadecimal digits", field="file_sha256")
+        state = JobState(state)
+        values = {
+            "member_id": member_id,
+            "state": state.value,
+            "priority": priority,
+            "file_sha256": file_sha256,
+            "filename": filename,
+            "size_bytes": size_bytes,
+            "material": material,
+            "note": note,
+            "analysis": rows.dumps(dict(analysis)),
+            "submitted_at": now,
+            "updated_at": now,
+        }
+        with write_transaction(self._engine) as conn:
+            self._member(conn, member_id)
+            ids = []
+            for _ in range(count):
+                job_id = _insert(conn, s.jobs, values)
+                self._record_event(conn, job_id, now, None, state, actor, reason, None)
+                ids.append(job_id)
+            found = conn.execute(select(s.jobs).where(s.jobs.c.id.in_(ids)).order_by(s.jobs.c.id)).all()
+        return [rows.job(row) for row in found]
+
+    def get_job(self, job_id: int) -> Job:
+        with read_transaction(self._engine) as conn:
+            return self._job(conn, job_id)
+
+    def list_jobs(
+        self,
+        *,
+        states: Optional[Collection[JobState]] = None,
+        member_id: Optional[int] = None,
+        printer_id: Optional[str] = None,
+        limit: Optional[int] = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[Job]:
+        """Jobs in id order (or newest first), optionally only in some states, of a member or a printer."""
+        query = select(s.jobs).order_by(s.jobs.c.id.desc() if newest_first else s.jobs.c.id)
+        if states is not None:
+            query = query.where(s.jobs.c.state.in_([JobState(state).value for state in states]))
+        if member_id is not None:
+            query = query.where(s.jobs.c.member_id == member_id)
+        if printer_id is not None:
+            query = query.where(s.jobs.c.printer_id == printer_id)
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        with read_transaction(self._engine) as conn:
+            found = conn.execute(query).all()
+        return [rows.job(row) for row in found]
+
+    def transition_job(
+        self,
+        job_id: int,
+        to: JobState,
+        *,
+        actor: str,
+        reason: str,
+        now: float,
+        expect: Optional[Collection[JobState]] = None,
+        data: Optional[Mapping[str, Any]] = None,
+        printer_id: Union[Optional[str], _Unset] = UNSET,
+    ) -> Job:
+        """Move a job to state ``to`` and record who did it, when and why.
+
+        :class:`Conflict` if the state machine forbids it, or the job is not in one of ``expect``.
+        """
+        to = JobState(to)
+        with write_transaction(self._engine) as conn:
+            job = self._job(conn, job_id, lock=True)
+            if expect is not None and job.state not in expect:
+                wanted = " or ".join(sorted(JobState(state).value for state in expect))
+                raise Conflict(
+                    f"job {job_id} is {job.state.value}, expected {wanted}",
+                    details={"state": job.state.value, "expected": sorted(JobState(x).value for x in expect)},
+                )
+            check_job_transition(job.state, to)
+            values: dict[str, Any] = {"state": to.value, "updated_at": now}
+            if to is JobState.PRINTING and job.started_at is None:
+                values["started_at"] = now
+            if to in TERMINAL:
+                values["finished_at"] = now
+            if printer_id is not UNSET:
+                values["printer_id"] = printer_id
+            conn.execute(update(s.jobs).where(s.jobs.c.id == job_id).values(values))
+            self._record_event(conn, job_id, now, job.state, to, actor, reason, data)
+            return self._job(conn, job_id)
+
+    def set_priority(self, job_id: int, priority: int, *, actor: str, now: float) -> Job:
+        """Change a waiting or running job's priority, recorded as an event."""
+        with write_transaction(self._engine) as conn:
+            job = self._job(conn, job_id, lock=True)
+            if job.state in TERMINAL:
+                raise Conflict(f"job {job_id} is {job.state.value}: its priority can no longer change")
+            conn.execute(
+                update(s.jobs).where(s.jobs.c.id == job_id).values(priority=priority, updated_at=now)
+            )
+            self._record_event(
+                conn,
+                job_id,
+                now,
+                job.state,
+                job.state,
+                actor,
+                f"priority set to {priority}",
+                {"priority": priority, "previous": job.priority},
+            )
+            return self._job(conn, job_id)
+
+    def job_events(self, job_id: int) -> list[JobEvent]:
+        """A job's history, oldest first."""
+        with read_transaction(self._engine) as conn:
+            self._job(conn, job_id)
+            found = conn.execute(
+                select(s.job_events).where(s.job_events.c.job_id == job_id).order_by(s.job_events.c.id)
+            ).all()
+        return [rows.event(row) for row in found]
+
+    def usage_records(self, since: float, *, now: Optional[float] = None) -> list[tuple[int, float, float]]:
+        """``(member_id, printer_seconds, at)`` for every job that printed since ``since``.
+
+        A finished job counts at ``finished_at``; one still on a printer counts up to ``now``.
+        """
+        now = time.time() if now is None else now
+        jobs = s.jobs.c
+        query = (
+            select(jobs.member_id, jobs.started_at, jobs.finished_at)
+            .where(jobs.started_at.is_not(None), or_(jobs.finished_at.is_(None), jobs.finished_at >= since))
+            .order_by(jobs.id)
+        )
+        with read_transaction(self._engine) as conn:
+            found = conn.execute(query).all()
+        records = []
+        for member_id, started_at, finished_at in found:
+            at = now if finished_at is None else finished_at
+            records.append((member_id, max(0.0, at - started_at), at))
+        return records
+
+    def assign_job(self, job_id: int, printer_id: str, *, actor: str, now: float) -> bool:
+        """Give a queued job to an idle printer; False if either was taken or is busy elsewhere.
+
+        On PostgreSQL rows another transaction holds are skipped, never waited for, so the
+        scheduler moves on to the next candidate instead of queueing behind a rival.
+        """
+        try:
+            with write_transaction(self._engine) as conn:
+                return self._assign(conn, job_id, printer_id, actor=actor, now=now)
+        except _Lost:
+            return False
+
+    def _assign(self, conn: Connection, job_id: int, printer_id: str, *, actor: str, now: float) -> bool:
+        """The claim inside its transaction: read and lock both rows, then flip both conditionally."""
+        jobs, printers = s.jobs.c, s.printers.c
+        job = conn.execute(
+            select(jobs.state).where(jobs.id == job_id).with_for_update(skip_locked=True)
+        ).first()
+        if job is None or job.state != JobState.QUEUED.value:
+            return False
+        printer = conn.execute(
+            select(printers.state, printers.current_job_id)
+            .where(printers.id == printer_id)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if printer is None or printer.state != PrinterState.IDLE.value or printer.current_job_id is not None:
+            return False
+        # The conditions again, so that even without row locks nothing is assigned twice.
+        claimed_job = conn.execute(
+            update(s.jobs)
+            .where(jobs.id == job_id, jobs.state == JobState.QUEUED.value)
+            .values(state=JobState.ASSIGNED.value, printer_id=printer_id, updated_at=now)
+        ).rowcount
+        claimed_printer = conn.execute(
+            update(s.printers)
+            .where(
+                and_(
+                    printers.id == printer_id,
+                    printers.state == PrinterState.IDLE.value,
+                    printers.current_job_id.is_(None),
+                )
+            )
+            .values(state=PrinterState.ASSIGNED.value, current_job_id=job_id)
+        ).rowcount
+        if claimed_job != 1 or claimed_printer != 1:
+            raise _Lost  # undo the half that succeeded
+        self._record_event(
+            conn,
+            job_id,
+            now,
+            JobState.QUEUED,
+            JobState.ASSIGNED,
+            actor,
+            f"assigned to printer {printer_id}",
+            {"printer_id": printer_id},
+        )
+        return True
+
+    def blob_in_use(self, sha256: str) -> bool:
+        """True while a job that is not finished refers to this file."""
+        terminal = [state.value for state in TERMINAL]
+        with read_transaction(self._engine) as conn:
+            return conn.execute(
+                select(exists().where(s.jobs.c.file_sha256 == sha256, s.jobs.c.state.not_in(terminal)))
+            ).scalar_one()
+
+    # -- settings -------------------------------------------------------------------------------
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        with read_transaction(self._engine) as conn:
+            value = conn.execute(
+                select(s.settings.c.value).where(s.settings.c.key == key)
+            ).scalar_one_or_none()
+        return default if value is None else json.loads(value)
+
+    def set_setting(self, key: str, value: Any) -> None:
+        """Store a JSON-serializable value under ``key``, replacing any previous one."""
+        encoded = rows.dumps(value)
+        dialect = postgresql if self.backend == "postgresql" else sqlite
+        statement = dialect.insert(s.settings).values(key=key, value=encoded)
+        statement = statement.on_conflict_do_update(index_elements=["key"], set_={"value": encoded})
+        with write_transaction(self._engine) as conn:
+            conn.execute(statement)
+
+    # -- helpers (each runs inside the caller's transaction) ------------------------------------
+
+    def _member(self, conn: Connection, member_id: int) -> Member:
+        row = conn.execute(select(s.members).where(s.members.c.id == member_id)).first()
+        if row is None:
+            raise NotFound(f"there is no member with id {member_id}", field="member_id")
+        return rows.member(row)
+
+    def _refuse_taken_name(self, conn: Connection, name: str) -> None:
+        if conn.execute(select(exists().where(s.members.c.name == name))).scalar_one():
+            raise self._name_taken(name)
+
+    @staticmethod
+    def _name_taken(name: str) -> Conflict:
+        return Conflict(f"the member name {name!r} is already taken; choose another", field="name")
+
+    @staticmethod
+    def _no_printer(printer_id: str) -> NotFound:
+        return NotFound(f"there is no printer with id {printer_id!r}", field="printer_id")
+
+    def _printer(self, conn: Connection, printer_id: str, *, lock: bool = False) -> Printer:
+        query = select(s.printers).where(s.printers.c.id == printer_id)
+        if lock:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise self._no_printer(printer_id)
+        return rows.printer(row)
+
+    def _job(self, conn: Connection, job_id: int, *, lock: bool = False) -> Job:
+        query = select(s.jobs).where(s.jobs.c.id == job_id)
+        if lock:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"there is no job with id {job_id}", field="job_id")
+        return rows.job(row)
+
+    @staticmethod
+    def _record_event(
+        conn: Connection,
+        job_id: int,
+        at: float,
+        from_state: Optional[JobState],
+        to_state: JobState,
+        actor: str,
+        reason: str,
+        data: Optional[Mapping[str, Any]],
+    ) -> None:
+        conn.execute(
+            insert(s.job_events).values(
+                job_id=job_id,
+                at=at,
+                from_state=None if from_state is None else from_state.value,
+                to_state=to_state.value,
+                actor=actor,
+                reason=reason,
+                data=rows.dumps(dict(data or {})),
+            )
+        )
+
+
+__all__ = ["PRINTER_CHANGES", "UNSET", "ApiToken", "Store", "open_store"]

@@ -1,0 +1,96 @@
+"""Engines and transactions that behave the same on SQLite and PostgreSQL.
+
+SQLite gets WAL, foreign keys and a busy timeout on every connection, and its write transactions
+start with ``BEGIN IMMEDIATE``: writers from other threads and processes then wait their turn
+instead of failing half-way with "database is locked".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from ..errors import Invalid, Unavailable
+
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+#: Execution option a connection carries while it runs a write transaction.
+_WRITE_OPTION = "crowdfab_write"
+
+
+def make_engine(url: str, *, busy_timeout: float = 30.0) -> Engine:
+    """An engine for ``url``; SQLite waits up to ``busy_timeout`` seconds for another writer."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise Invalid(f"database URL {url!r} is not valid: {exc}", field="database_url") from exc
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise Invalid(
+            f"database URL {parsed.render_as_string(hide_password=True)!r} names {backend!r}; "
+            "use sqlite:///path/to/fleet.db or postgresql+psycopg://user@host/dbname",
+            field="database_url",
+        )
+    if backend == "sqlite":
+        engine = create_engine(parsed)
+        _tune_sqlite(engine, busy_timeout)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def _tune_sqlite(engine: Engine, busy_timeout: float) -> None:
+    timeout_ms = max(0, int(busy_timeout * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" hook, not the driver, decide when transactions start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # The timeout first: switching to WAL briefly needs a lock another process may hold.
+            cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cursor.close()
+
+    event.listen(engine, "begin", _begin_sqlite)
+
+
+def _begin_sqlite(conn: Connection) -> None:
+    if conn.get_execution_options().get(_WRITE_OPTION):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def is_tuned(engine: Engine) -> bool:
+    """True when ``engine`` came from :func:`make_engine` (or is not SQLite, which needs no tuning)."""
+    return engine.dialect.name != "sqlite" or event.contains(engine, "begin", _begin_sqlite)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: serialized with other writers from its start on SQLite."""
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{_WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+    except OperationalError as exc:
+        raise Unavailable(f"the database is unavailable: {exc.orig}") from exc
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that only reads: it never waits for writers."""
+    try:
+        with engine.connect() as conn, conn.begin():
+            yield conn
+    except OperationalError as exc:
+        raise Unavailable(f"the database is unavailable: {exc.orig}") from exc

@@ -1,0 +1,142 @@
+"""The fleet's tables, as SQLAlchemy Core metadata shared by SQLite and PostgreSQL.
+
+Changing a table here means adding an upgrade step in :mod:`fleet.store.migrations` and raising
+:data:`SCHEMA_VERSION`: a fresh database is built from this metadata, an existing one is upgraded.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+#: The version this code writes and understands.
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+
+def _epoch(name: str, *, nullable: bool = False) -> Column[float]:
+    """A timestamp in float seconds since the epoch (double precision on PostgreSQL)."""
+    return Column(name, Double(asdecimal=False), nullable=nullable)
+
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, nullable=False),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),
+    Column("requires_approval", Boolean, nullable=True),
+    Column("active", Boolean, nullable=False, default=True),
+    _epoch("created_at"),
+    # Ids appear in tokens, events and logs: never hand a deleted row's id to somebody else.
+    sqlite_autoincrement=True,
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    # The SHA-256 of the token, hex: the token itself is shown once and never stored.
+    Column("token_hash", String(64), primary_key=True),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("label", Text, nullable=False, default=""),
+    _epoch("created_at"),
+    _epoch("last_used_at", nullable=True),
+)
+
+printers = Table(
+    "printers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("min_x", Double(asdecimal=False), nullable=False),
+    Column("min_y", Double(asdecimal=False), nullable=False),
+    Column("min_z", Double(asdecimal=False), nullable=False),
+    Column("max_x", Double(asdecimal=False), nullable=False),
+    Column("max_y", Double(asdecimal=False), nullable=False),
+    Column("max_z", Double(asdecimal=False), nullable=False),
+    Column("nozzle_diameter", Double(asdecimal=False), nullable=False),
+    Column("material", String(64), nullable=True),
+    Column("restricted", Boolean, nullable=False, default=False),
+    # No foreign key: jobs already point at printers, and a cycle would complicate table creation.
+    Column("current_job_id", Integer, nullable=True),
+    _epoch("last_seen", nullable=True),
+    _epoch("created_at"),
+    # Extras a printer reports (firmware, features); JSON object.
+    Column("capabilities", Text, nullable=False, default="{}"),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+    Column("printer_id", String(64), ForeignKey("printers.id", ondelete="CASCADE"), primary_key=True),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("member_id", Integer, ForeignKey("members.id"), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("file_sha256", String(64), nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("material", String(64), nullable=True),
+    Column("note", Text, nullable=False, default=""),
+    # The G-code analysis as a JSON object.
+    Column("analysis", Text, nullable=False, default="{}"),
+    Column("printer_id", String(64), ForeignKey("printers.id"), nullable=True),
+    _epoch("submitted_at"),
+    _epoch("updated_at"),
+    _epoch("started_at", nullable=True),
+    _epoch("finished_at", nullable=True),
+    Index("ix_jobs_state", "state"),
+    Index("ix_jobs_member_id", "member_id"),
+    Index("ix_jobs_file_sha256", "file_sha256"),
+    sqlite_autoincrement=True,
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    _epoch("at"),
+    Column("from_state", String(32), nullable=True),
+    Column("to_state", String(32), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("data", Text, nullable=False, default="{}"),
+    Index("ix_job_events_job_id", "job_id"),
+    sqlite_autoincrement=True,
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+#: The tables holding the fleet's data, parents before children (everything but the version).
+DATA_TABLES = (members, api_tokens, printers, grants, jobs, job_events, settings)

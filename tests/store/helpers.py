@@ -1,0 +1,75 @@
+"""Records and jobs for the store tests."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
+
+from fleet.geometry import Box
+from fleet.models import Job, Printer
+from fleet.states import JobState, PrinterState
+from fleet.store import Store
+
+#: A fixed clock: tests pass ``now`` explicitly.
+T0 = 1_700_000_000.0
+
+SHA_A = "a" * 64
+SHA_B = "b" * 64
+
+
+def make_printer(printer_id: str, **overrides: object) -> Printer:
+    """A printer record with plausible defaults."""
+    values: dict[str, object] = {
+        "id": printer_id,
+        "name": f"Printer {printer_id}",
+        "state": PrinterState.IDLE,
+        "volume": Box.of_size(220, 220, 250),
+        "nozzle_diameter": 0.4,
+        "material": "PLA",
+        "restricted": False,
+        "current_job_id": None,
+        "last_seen": None,
+        "created_at": T0,
+    }
+    values.update(overrides)
+    return Printer(**values)  # type: ignore[arg-type]
+
+
+def submit(
+    store: Store, member_id: int, *, count: int = 1, state: JobState = JobState.QUEUED, **overrides: object
+) -> list[Job]:
+    """Submit ``count`` jobs for a member, with plausible defaults."""
+    values: dict[str, object] = {
+        "file_sha256": SHA_A,
+        "filename": "benchy.gcode",
+        "size_bytes": 1234,
+        "material": "PLA",
+        "note": "",
+        "analysis": {"layers": 120},
+        "priority": 0,
+        "actor": f"member:{member_id}",
+        "reason": "submitted",
+        "now": T0,
+    }
+    values.update(overrides)
+    return store.create_jobs(member_id, count=count, state=state, **values)  # type: ignore[arg-type]
+
+
+T = TypeVar("T")
+
+#: Seconds any racing worker may take before the test fails instead of hanging.
+RACE_TIMEOUT = 60.0
+
+
+def race(workers: int, work: Callable[[int], T]) -> list[T]:
+    """Run ``work(i)`` for every worker at once (they start together) and return the results."""
+    start = threading.Barrier(workers, timeout=RACE_TIMEOUT)
+
+    def run(index: int) -> T:
+        start.wait()
+        return work(index)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(run, index) for index in range(workers)]
+        return [future.result(timeout=RACE_TIMEOUT) for future in futures]
