@@ -1,0 +1,128 @@
+"""The edge where bytes come in: refuse what is not G-code, and stream the rest as lines."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import BinaryIO, Optional
+
+from ..errors import Invalid, TooLarge
+
+CHUNK_SIZE = 128 * 1024
+_EXPORT = "export the model from your slicer as plain-text G-code (.gcode)"
+
+#: Leading bytes of files people upload by mistake, and what they are.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"PK\x03\x04", "a ZIP archive (a 3MF project or a UFP package?)"),
+    (b"\x1f\x8b", "a gzip-compressed file"),
+    (b"%PDF", "a PDF document"),
+)
+
+
+def size_text(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} bytes"
+
+
+def sniff(head: bytes, total_size: Optional[int] = None) -> None:
+    """Raise :class:`Invalid` when the first bytes show the file is not plain-text G-code."""
+    if head.startswith(b"GCDE"):
+        raise Invalid(
+            "this is a binary G-code file (.bgcode), which the fleet cannot check or print: "
+            "export plain-text G-code instead (in PrusaSlicer, untick 'Supports binary G-code' "
+            "in Printer Settings → General)",
+            field="file",
+        )
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            raise Invalid(f"this file is {what}, not G-code: {_EXPORT}", field="file")
+    if head.lstrip()[:6].lower() == b"solid " or _is_binary_stl(head, total_size):
+        raise Invalid(
+            f"this file is an STL model, not G-code: slice it first, then {_EXPORT}",
+            field="file",
+        )
+
+
+def _is_binary_stl(head: bytes, total_size: Optional[int]) -> bool:
+    # An 80-byte header, a triangle count, then 50 bytes per triangle: the size gives it away.
+    if total_size is None or len(head) < 84:
+        return False
+    (count,) = struct.unpack_from("<I", head, 80)
+    return bool(total_size == 84 + 50 * count)
+
+
+class LineReader:
+    """Iterates over a binary stream in chunks, yielding each chunk's complete lines (without ``\\n``).
+
+    Memory is bounded by the chunk size and ``max_line``. Raises :class:`TooLarge` past ``max_bytes``
+    and :class:`Invalid` on binary content or an absurdly long line. ``size`` and ``lines`` count
+    what has been read so far.
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        *,
+        max_bytes: Optional[int] = None,
+        max_line: int = 64 * 1024,
+        total_size: Optional[int] = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        self.stream = stream
+        self.max_bytes = max_bytes
+        self.max_line = max_line
+        self.total_size = total_size
+        self.chunk_size = chunk_size
+        self.size = 0
+        self.lines = 0
+
+    def __iter__(self) -> Iterator[list[bytes]]:
+        rest = b""
+        first = True
+        while True:
+            chunk = self.stream.read(self.chunk_size)
+            if not chunk:
+                break
+            if first:
+                sniff(chunk, self.total_size)
+                if chunk.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark from a Windows editor
+                    chunk = chunk[3:]
+                first = False
+            self.size += len(chunk)
+            if self.max_bytes is not None and self.size > self.max_bytes:
+                raise TooLarge(
+                    f"the file is larger than this lab's limit of {size_text(self.max_bytes)}",
+                    field="file",
+                )
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                line = self.lines + (rest + chunk[:nul]).count(b"\n") + 1
+                raise Invalid(
+                    f"line {line} holds binary data (a NUL byte), so this is not a text file: {_EXPORT}",
+                    field="file",
+                )
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            self._check_lengths(lines, rest)
+            self.lines += len(lines)
+            yield lines
+        if rest:
+            self.lines += 1
+            yield [rest]
+
+    def _check_lengths(self, lines: list[bytes], rest: bytes) -> None:
+        longest = max(map(len, lines), default=0)
+        if longest <= self.max_line and len(rest) <= self.max_line:
+            return
+        index = next((n for n, line in enumerate(lines) if len(line) > self.max_line), len(lines))
+        raise Invalid(
+            f"line {self.lines + index + 1} is longer than {size_text(self.max_line)}, "
+            f"which no G-code line needs: {_EXPORT}",
+            field="file",
+        )
