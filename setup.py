@@ -38,6 +38,7 @@ setup(
             "psycopg[binary]>=3.1",
             "pytest>=8",
             "hypothesis>=6.100",
+            "jsonschema>=4.18",
             "ruff>=0.6",
             "mypy>=1.10",
         ],

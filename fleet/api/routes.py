@@ -1,0 +1,300 @@
+"""The REST API under /api/v1: JSON in and out, bearer tokens, one error shape."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any, Optional
+
+from flask import Blueprint, Response, current_app, g, jsonify, request, send_file
+
+from ..auth import parse_bearer
+from ..errors import Invalid, NotFound
+from ..models import Member, Role
+from ..service import FleetService
+from ..states import JobState
+from .openapi import openapi_document
+from .serialize import event_json, explanation_json, job_json, member_json, printer_json
+
+api = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+
+#: Endpoints anyone may call without a token.
+PUBLIC_ENDPOINTS = {"api_v1.health", "api_v1.openapi"}
+
+
+def service() -> FleetService:
+    svc: FleetService = current_app.extensions["crowdfab.service"]
+    return svc
+
+
+def me() -> Member:
+    member: Member = g.member
+    return member
+
+
+@api.before_request
+def authenticate() -> None:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    g.member = service().authenticate(parse_bearer(request.headers.get("Authorization")))
+
+
+def json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if body is None and request.content_length:
+        raise Invalid("the request body must be JSON (Content-Type: application/json)")
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise Invalid("the request body must be a JSON object")
+    return body
+
+
+def int_field(raw: Optional[str], name: str, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise Invalid(f"{name} must be a whole number", field=name) from None
+
+
+def states_param() -> Optional[frozenset[JobState]]:
+    raw = request.args.get("state")
+    if not raw:
+        return None
+    try:
+        return frozenset(JobState(s) for s in raw.split(","))
+    except ValueError:
+        allowed = ", ".join(s.value for s in JobState)
+        raise Invalid(f"state must be one or more of: {allowed}", field="state") from None
+
+
+# -- meta -----------------------------------------------------------------------------------------
+
+
+@api.get("/health")
+def health() -> Response:
+    return jsonify(status="ok")
+
+
+@api.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())
+
+
+@api.get("/me")
+def whoami() -> Response:
+    return jsonify(member_json(me()))
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+
+
+@api.post("/jobs")
+def submit_job() -> tuple[Response, int, dict[str, str]]:
+    upload = request.files.get("file")
+    if upload is None:
+        raise Invalid("send the G-code as a multipart form field named 'file'", field="file")
+    submission = service().submit_job(
+        me(),
+        upload.stream,
+        filename=upload.filename,
+        copies=int_field(request.form.get("copies"), "copies", 1),
+        material=request.form.get("material") or None,
+        note=request.form.get("note", ""),
+    )
+    body = {
+        "jobs": [job_json(j, me()) for j in submission.jobs],
+        "analysis": submission.analysis.to_dict(),
+    }
+    return jsonify(body), 201, {"Location": f"/api/v1/jobs/{submission.jobs[0].id}"}
+
+
+@api.post("/analyze")
+def analyze() -> Response:
+    upload = request.files.get("file")
+    if upload is None:
+        raise Invalid("send the G-code as a multipart form field named 'file'", field="file")
+    analysis = service().analyze_upload(upload.stream, material=request.form.get("material") or None)
+    return jsonify(analysis.to_dict())
+
+
+@api.get("/jobs")
+def list_jobs() -> Response:
+    member_id = request.args.get("member_id")
+    jobs = service().list_jobs(
+        me(), states=states_param(), member_id=int_field(member_id, "member_id", 0) if member_id else None
+    )
+    return jsonify(jobs=[job_json(j, me()) for j in jobs])
+
+
+@api.get("/jobs/mine")
+def my_jobs() -> Response:
+    svc = service()
+    jobs = svc.my_jobs(me(), states=states_param())
+    waiting = {e.job.id: e.explanation for e in svc.queue(me())}
+    out = []
+    for job in jobs:
+        body = job_json(job, me())
+        if job.id in waiting:
+            body["explanation"] = explanation_json(waiting[job.id])
+        out.append(body)
+    return jsonify(jobs=out)
+
+
+@api.get("/queue")
+def queue() -> Response:
+    entries = service().queue(me())
+    return jsonify(
+        queue=[
+            {
+                **job_json(e.job, me(), member_name=e.member_name),
+                "explanation": explanation_json(e.explanation),
+            }
+            for e in entries
+        ]
+    )
+
+
+@api.get("/jobs/<int:job_id>")
+def get_job(job_id: int) -> Response:
+    svc = service()
+    job = svc.get_job(me(), job_id)
+    body = job_json(job, me())
+    body["history"] = [event_json(e) for e in svc.job_history(me(), job_id)]
+    return jsonify(body)
+
+
+@api.get("/jobs/<int:job_id>/thumbnail")
+def job_thumbnail(job_id: int) -> Response:
+    job = service().get_job(me(), job_id)
+    thumbs = job.analysis.get("thumbnails") or []
+    if not thumbs:
+        raise NotFound(f"job {job_id}'s file has no embedded thumbnail")
+    best = max(thumbs, key=lambda t: int(t.get("width", 0)) * int(t.get("height", 0)))
+    mime = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "qoi": "image/qoi"}.get(
+        str(best.get("format", "png")).lower(), "application/octet-stream"
+    )
+    return send_file(io.BytesIO(base64.b64decode(best["data"])), mimetype=mime)
+
+
+@api.post("/jobs/<int:job_id>/cancel")
+def cancel_job(job_id: int) -> Response:
+    reason = json_body().get("reason", "")
+    job = service().cancel_job(me(), job_id, reason if isinstance(reason, str) else "")
+    return jsonify(job_json(job, me()))
+
+
+@api.post("/jobs/<int:job_id>/approve")
+def approve_job(job_id: int) -> Response:
+    return jsonify(job_json(service().approve_job(me(), job_id), me()))
+
+
+@api.post("/jobs/<int:job_id>/reject")
+def reject_job(job_id: int) -> Response:
+    reason = json_body().get("reason", "")
+    job = service().reject_job(me(), job_id, reason if isinstance(reason, str) else "")
+    return jsonify(job_json(job, me()))
+
+
+@api.put("/jobs/<int:job_id>/priority")
+def set_priority(job_id: int) -> Response:
+    body = json_body()
+    if "priority" not in body:
+        raise Invalid('send {"priority": N}', field="priority")
+    return jsonify(job_json(service().set_priority(me(), job_id, body["priority"]), me()))
+
+
+# -- printers -------------------------------------------------------------------------------------
+
+
+@api.get("/printers")
+def list_printers() -> Response:
+    return jsonify(printers=[printer_json(p) for p in service().list_printers()])
+
+
+@api.post("/printers")
+def add_printer() -> tuple[Response, int]:
+    return jsonify(printer_json(service().add_printer(me(), json_body()))), 201
+
+
+@api.get("/printers/<printer_id>")
+def get_printer(printer_id: str) -> Response:
+    return jsonify(printer_json(service().get_printer(printer_id)))
+
+
+@api.patch("/printers/<printer_id>")
+def update_printer(printer_id: str) -> Response:
+    return jsonify(printer_json(service().update_printer(me(), printer_id, json_body())))
+
+
+@api.post("/printers/<printer_id>/bed-cleared")
+def bed_cleared(printer_id: str) -> Response:
+    return jsonify(printer_json(service().confirm_bed_cleared(me(), printer_id)))
+
+
+# -- members --------------------------------------------------------------------------------------
+
+
+@api.get("/members")
+def list_members() -> Response:
+    return jsonify(members=[member_json(m) for m in service().list_members(me())])
+
+
+@api.post("/members")
+def create_member() -> tuple[Response, int]:
+    body = json_body()
+    try:
+        role = Role(body.get("role", "member"))
+    except ValueError:
+        raise Invalid("role must be 'member' or 'manager'", field="role") from None
+    approval = body.get("requires_approval")
+    if approval is not None and not isinstance(approval, bool):
+        raise Invalid("requires_approval must be true, false or null", field="requires_approval")
+    member, token = service().create_member(me(), body.get("name", ""), role, requires_approval=approval)
+    return jsonify({**member_json(member), "token": token}), 201
+
+
+@api.get("/members/<int:member_id>")
+def get_member(member_id: int) -> Response:
+    svc = service()
+    member = svc.get_member(me(), member_id)
+    return jsonify({**member_json(member), "printers": sorted(svc.grants_for(me(), member_id))})
+
+
+@api.patch("/members/<int:member_id>")
+def update_member(member_id: int) -> Response:
+    return jsonify(member_json(service().update_member(me(), member_id, json_body())))
+
+
+@api.post("/members/<int:member_id>/token")
+def reissue_token(member_id: int) -> Response:
+    return jsonify(token=service().new_token_for(me(), member_id))
+
+
+@api.put("/members/<int:member_id>/printers/<printer_id>")
+def grant_printer(member_id: int, printer_id: str) -> Response:
+    svc = service()
+    svc.grant(me(), member_id, printer_id)
+    return jsonify(printers=sorted(svc.grants_for(me(), member_id)))
+
+
+@api.delete("/members/<int:member_id>/printers/<printer_id>")
+def revoke_printer(member_id: int, printer_id: str) -> Response:
+    svc = service()
+    svc.revoke_grant(me(), member_id, printer_id)
+    return jsonify(printers=sorted(svc.grants_for(me(), member_id)))
+
+
+# -- lab settings ---------------------------------------------------------------------------------
+
+
+@api.get("/settings")
+def get_settings() -> Response:
+    return jsonify(service().lab_settings().to_dict())
+
+
+@api.patch("/settings")
+def update_settings() -> Response:
+    return jsonify(service().update_lab_settings(me(), json_body()).to_dict())

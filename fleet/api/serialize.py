@@ -1,0 +1,99 @@
+"""The API's JSON shapes for the fleet's records."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from ..models import Job, JobEvent, Member, Printer, Role
+from ..scheduler import Explanation
+
+
+def iso(ts: Optional[float]) -> Optional[str]:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def member_json(member: Member) -> dict[str, Any]:
+    return {
+        "id": member.id,
+        "name": member.name,
+        "role": member.role.value,
+        "requires_approval": member.requires_approval,
+        "active": member.active,
+        "created_at": iso(member.created_at),
+    }
+
+
+def printer_json(printer: Printer) -> dict[str, Any]:
+    return {
+        "id": printer.id,
+        "name": printer.name,
+        "state": printer.state.value,
+        "volume": printer.volume.to_dict(),
+        "nozzle_diameter": printer.nozzle_diameter,
+        "material": printer.material,
+        "restricted": printer.restricted,
+        "current_job_id": printer.current_job_id,
+        "last_seen": iso(printer.last_seen),
+    }
+
+
+def analysis_summary(analysis: dict[str, Any]) -> dict[str, Any]:
+    """The analysis without thumbnail data (served separately), for listings."""
+    summary = dict(analysis)
+    thumbs = summary.pop("thumbnails", None) or []
+    summary["thumbnails"] = [{k: v for k, v in t.items() if k != "data"} for t in thumbs]
+    return summary
+
+
+def job_json(job: Job, viewer: Member, *, member_name: Optional[str] = None) -> dict[str, Any]:
+    """A job as ``viewer`` may see it: other members' file names and notes are private."""
+    own = viewer.role is Role.MANAGER or viewer.id == job.member_id
+    body: dict[str, Any] = {
+        "id": job.id,
+        "member_id": job.member_id,
+        "state": job.state.value,
+        "priority": job.priority,
+        "material": job.material,
+        "printer_id": job.printer_id,
+        "submitted_at": iso(job.submitted_at),
+        "updated_at": iso(job.updated_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "estimated_time_s": job.analysis.get("estimated_time_s") or job.analysis.get("own_time_estimate_s"),
+    }
+    if member_name is not None:
+        body["member_name"] = member_name
+    if own:
+        body.update(
+            filename=job.filename,
+            note=job.note,
+            size_bytes=job.size_bytes,
+            file_sha256=job.file_sha256,
+            analysis=analysis_summary(job.analysis),
+        )
+    return body
+
+
+def event_json(event: JobEvent) -> dict[str, Any]:
+    return {
+        "at": iso(event.at),
+        "from": event.from_state.value if event.from_state else None,
+        "to": event.to_state.value,
+        "actor": event.actor,
+        "reason": event.reason,
+    }
+
+
+def explanation_json(explanation: Optional[Explanation]) -> Optional[dict[str, Any]]:
+    if explanation is None:
+        return None
+    return {
+        "position": explanation.position,
+        "reason": explanation.reason.value,
+        "message": explanation.message,
+        "estimated_start": iso(explanation.estimated_start),
+        "compatible_printers": list(explanation.compatible_printers),
+    }

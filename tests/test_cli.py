@@ -1,0 +1,204 @@
+"""The crowdfab-fleet command: help, exit codes, and the real server end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+BIN = Path(sys.executable).parent
+FLEET = str(BIN / "crowdfab-fleet")
+PART = "M82\nG28\nG92 E0\nG1 Z0.2 F600\nG1 X10 Y10 F3000\nG1 X50 Y10 E2 F1200\nG1 X50 Y50 E4\n"
+
+
+def run(*args: str, data_dir: Path, check: bool = False) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [FLEET, *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["serve", "--help"],
+        ["member", "add", "--help"],
+        ["member", "list", "--help"],
+        ["analyze", "--help"],
+        ["job", "submit", "--help"],
+        ["job", "list", "--help"],
+        ["job", "cancel", "--help"],
+    ],
+)
+def test_every_command_has_help(args):
+    result = subprocess.run([FLEET, *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "usage:" in result.stdout
+    if args != ["--help"]:
+        assert "--data-dir" in result.stdout
+
+
+def test_a_group_without_action_shows_its_help_and_exits_2():
+    result = subprocess.run([FLEET, "member"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "add" in result.stderr
+
+
+def test_member_add_prints_the_token_once_and_list_shows_no_token(tmp_path):
+    added = run("member", "add", "ada", "--role", "manager", "--json", data_dir=tmp_path, check=True)
+    token = json.loads(added.stdout)["token"]
+    assert token.startswith("cfm_")
+    listed = run("member", "list", "--json", data_dir=tmp_path, check=True)
+    assert json.loads(listed.stdout) == [{"id": 1, "name": "ada", "role": "manager", "active": True}]
+    assert token not in listed.stdout
+    again = run("member", "add", "ada", data_dir=tmp_path)
+    assert again.returncode == 1 and "ada" in again.stderr
+
+
+def test_analyze_prints_json_and_exit_code_says_whether_the_lab_refuses(tmp_path, sample_gcode):
+    result = run("analyze", str(sample_gcode / "puzzle_cura.gcode"), data_dir=tmp_path, check=True)
+    assert json.loads(result.stdout)["estimated_time_s"] == 3485
+    bad = tmp_path / "bad.gcode"
+    bad.write_text("G28\nM502\nG1 X1 Y1 E1\n")
+    refused = run("analyze", str(bad), data_dir=tmp_path)
+    assert refused.returncode == 1
+    assert any(f["command"] == "M502" and f["line"] == 2 for f in json.loads(refused.stdout)["findings"])
+    missing = run("analyze", str(tmp_path / "nope.gcode"), data_dir=tmp_path)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_local_job_commands_work_on_the_data_dir(tmp_path):
+    run("member", "add", "ada", data_dir=tmp_path, check=True)
+    part = tmp_path / "part.gcode"
+    part.write_text(PART)
+    submitted = run(
+        "job",
+        "submit",
+        str(part),
+        "--member",
+        "ada",
+        "--copies",
+        "2",
+        "--json",
+        data_dir=tmp_path,
+        check=True,
+    )
+    ids = [j["id"] for j in json.loads(submitted.stdout)["jobs"]]
+    assert len(ids) == 2
+    listed = json.loads(run("job", "list", "--member", "ada", "--json", data_dir=tmp_path, check=True).stdout)
+    assert [j["id"] for j in listed] == ids
+    assert listed[0]["explanation"]["position"] == 1
+    cancelled = run("job", "cancel", str(ids[0]), "--member", "ada", "--json", data_dir=tmp_path, check=True)
+    assert json.loads(cancelled.stdout)["state"] == "cancelled"
+    again = run("job", "cancel", str(ids[0]), "--member", "ada", data_dir=tmp_path)
+    assert again.returncode == 1 and "already cancelled" in again.stderr
+    nobody = run("job", "list", data_dir=tmp_path)
+    assert nobody.returncode == 2 and "--member" in nobody.stderr
+
+
+@pytest.fixture
+def served_fleet(tmp_path):
+    """``crowdfab-fleet serve`` on an empty data dir, as a separate process."""
+    port = free_port()
+    data_dir = tmp_path / "fleet"
+    proc = subprocess.Popen(
+        [FLEET, "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"the fleet exited: {proc.stdout.read()}")
+        try:
+            return requests.get(f"{url}/api/v1/health", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    wait_until(up, 30, "the fleet to answer")
+    yield url, data_dir
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+
+
+def test_served_fleet_accepts_the_benchy_and_answers_like_the_document(served_fleet, sample_gcode):
+    url, data_dir = served_fleet
+    added = run("member", "add", "ada", "--json", data_dir=data_dir, check=True)
+    token = json.loads(added.stdout)["token"]
+    assert requests.get(f"{url}/api/v1/queue", timeout=10).status_code == 401
+    with (sample_gcode / "benchy_prusaslicer.gcode").open("rb") as f:
+        response = requests.post(
+            f"{url}/api/v1/jobs",
+            headers={"Authorization": f"Bearer {token}"},
+            files={"file": ("benchy.gcode", f)},
+            timeout=60,
+        )
+    assert response.status_code == 201, response.text
+    assert response.headers["Server"].startswith("crowdfab") or "waitress" in response.headers["Server"]
+    analysis = response.json()["analysis"]
+    assert analysis["estimated_time_s"] == 2323
+    assert analysis["filament_length_mm"] == pytest.approx(4282.06)
+    assert analysis["filament_weight_g"] == pytest.approx(12.77)
+    assert analysis["material"] == "PLA" and analysis["nozzle_diameter"] == pytest.approx(0.4)
+    assert analysis["thumbnails"] and analysis["bounds"]["min_y"] == pytest.approx(-2.0)
+    assert analysis["model_bounds"]["min_y"] > analysis["bounds"]["min_y"]
+
+
+def test_remote_job_submit_streams_with_a_progress_bar(served_fleet, tmp_path):
+    url, data_dir = served_fleet
+    token = json.loads(run("member", "add", "ada", "--json", data_dir=data_dir, check=True).stdout)["token"]
+    part = tmp_path / "part.gcode"
+    part.write_text(PART * 2000)
+    env = {**os.environ, "CROWDFAB_TOKEN": token}
+    result = subprocess.run(
+        [FLEET, "job", "submit", str(part), "--fleet", url, "--progress", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "100%" in result.stderr
+    assert json.loads(result.stdout)["jobs"][0]["state"] == "queued"
+    unreachable = subprocess.run(
+        [FLEET, "job", "list", "--fleet", f"http://127.0.0.1:{free_port()}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert unreachable.returncode == 3 and "cannot reach" in unreachable.stderr
