@@ -41,9 +41,7 @@ JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.PRINTING: frozenset(
         {JobState.PAUSED, JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.UNKNOWN}
     ),
-    JobState.PAUSED: frozenset(
-        {JobState.PRINTING, JobState.FAILED, JobState.CANCELLED, JobState.UNKNOWN}
-    ),
+    JobState.PAUSED: frozenset({JobState.PRINTING, JobState.FAILED, JobState.CANCELLED, JobState.UNKNOWN}),
     # The printer comes back and tells; or a manager settles the outcome (or requeues it).
     JobState.UNKNOWN: frozenset(
         {
