@@ -1,0 +1,424 @@
+"""The fleet's MQTT wire protocol, version 1: topics and payloads, shared by the fleet and every node.
+
+Topics live under ``crowdfab/v1/printers/<printer_id>/``:
+
+- ``status`` (node → fleet, retained, QoS 1): the printer's state, temperatures, progress, job, capabilities.
+- ``availability`` (node → fleet, retained, QoS 1): the plain strings ``online`` / ``offline``; ``offline``
+  is the connection's last will, so the broker publishes it when the node vanishes.
+- ``events`` (node → fleet, QoS 1): what happened to a job (started, done, failed …).
+- ``cmd`` (fleet → node, QoS 1, never retained): commands with an id and an expiry.
+- ``ack`` (node → fleet, QoS 1): the node's answer to a command, by command id.
+
+Every JSON payload carries ``"v": 1``. Decoders turn untrusted bytes into frozen dataclasses or raise
+:class:`ProtocolError` naming what is wrong; nothing past them sees raw JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from .errors import Invalid
+from .geometry import Box
+
+VERSION = 1
+ROOT = f"crowdfab/v{VERSION}"
+PRINTERS = f"{ROOT}/printers"
+PRINTER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
+#: Commands and events are small; a payload beyond this is refused before parsing.
+MAX_PAYLOAD = 64 * 1024
+
+ONLINE = "online"
+OFFLINE = "offline"
+
+
+class Channel(str, Enum):
+    STATUS = "status"
+    AVAILABILITY = "availability"
+    EVENTS = "events"
+    CMD = "cmd"
+    ACK = "ack"
+
+
+#: What a node publishes (and so what a printer's broker credentials may write).
+NODE_PUBLISHES = frozenset({Channel.STATUS, Channel.AVAILABILITY, Channel.EVENTS, Channel.ACK})
+#: Retained channels: a new subscriber learns the last value at once.
+RETAINED = frozenset({Channel.STATUS, Channel.AVAILABILITY})
+
+
+class ProtocolError(Invalid):
+    """A message that does not follow the protocol: logged and dropped by the receiver."""
+
+
+def topic(printer_id: str, channel: Channel) -> str:
+    if not PRINTER_ID_RE.match(printer_id):
+        raise ProtocolError(f"not a valid printer id: {printer_id!r}")
+    return f"{PRINTERS}/{printer_id}/{channel.value}"
+
+
+def wildcard(channel: Channel) -> str:
+    """The subscription for one channel of every printer (the fleet's side)."""
+    return f"{PRINTERS}/+/{channel.value}"
+
+
+def parse_topic(name: str) -> tuple[str, Channel]:
+    """``crowdfab/v1/printers/<id>/<channel>`` → (id, channel); anything else is a ProtocolError."""
+    parts = name.split("/")
+    if len(parts) != 5 or "/".join(parts[:3]) != PRINTERS:
+        raise ProtocolError(f"not a CrowdFab v{VERSION} printer topic: {name!r}")
+    printer_id, channel = parts[3], parts[4]
+    if not PRINTER_ID_RE.match(printer_id):
+        raise ProtocolError(f"not a valid printer id in topic: {name!r}")
+    try:
+        return printer_id, Channel(channel)
+    except ValueError:
+        raise ProtocolError(f"unknown channel {channel!r} in topic {name!r}") from None
+
+
+# -- enums on the wire ----------------------------------------------------------------------------
+
+
+class NodeState(str, Enum):
+    """A printer as its node sees it."""
+
+    #: The node runs but the printer is not connected to it (OctoPrint not connected, port closed).
+    DISCONNECTED = "disconnected"
+    IDLE = "idle"
+    #: Printing a fleet job.
+    PRINTING = "printing"
+    PAUSED = "paused"
+    #: Busy with something the fleet did not send (a local print, a manual job).
+    BUSY_LOCAL = "busy_local"
+    AWAITING_BED_CLEAR = "awaiting_bed_clear"
+    ERROR = "error"
+
+
+class CommandType(str, Enum):
+    DISPATCH = "dispatch"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    #: A person confirmed at the fleet that the plate is clear.
+    BED_CLEARED = "bed_cleared"
+
+
+class AckStatus(str, Enum):
+    ACCEPTED = "accepted"
+    #: The owner of a home printer is asked first; a final accepted/declined follows.
+    PENDING = "pending"
+    DECLINED = "declined"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class EventType(str, Enum):
+    JOB_STARTED = "job_started"
+    JOB_PAUSED = "job_paused"
+    JOB_RESUMED = "job_resumed"
+    JOB_DONE = "job_done"
+    JOB_FAILED = "job_failed"
+    JOB_CANCELLED = "job_cancelled"
+    BED_CLEARED = "bed_cleared"
+    ERROR = "error"
+
+
+# -- payloads -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Temperature:
+    actual: Optional[float]
+    target: Optional[float]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    volume: Optional[Box] = None
+    nozzle_diameter: Optional[float] = None
+    material: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Status:
+    state: NodeState
+    ts: float
+    temperatures: dict[str, Temperature] = field(default_factory=dict)
+    #: 0-100, for the current job.
+    progress: Optional[float] = None
+    job_id: Optional[int] = None
+    #: Expected end of the current job, epoch seconds.
+    eta: Optional[float] = None
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """What a node needs to fetch and check a dispatched job's file."""
+
+    job_id: int
+    url: str
+    sha256: str
+    size: int
+    filename: str
+    #: Estimated print time, for the owner's accept/decline prompt.
+    estimated_s: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Command:
+    id: str
+    type: CommandType
+    issued_at: float
+    expires_at: float
+    job_id: Optional[int] = None
+    job: Optional[JobRef] = None
+
+    def expired(self, now: float) -> bool:
+        return now >= self.expires_at
+
+
+@dataclass(frozen=True)
+class Ack:
+    command_id: str
+    status: AckStatus
+    ts: float
+    job_id: Optional[int] = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    type: EventType
+    ts: float
+    job_id: Optional[int] = None
+    message: str = ""
+
+
+# -- encoding -------------------------------------------------------------------------------------
+
+
+def _dump(body: dict[str, Any]) -> bytes:
+    return json.dumps({"v": VERSION, **body}, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def _box(box: Optional[Box]) -> Optional[dict[str, float]]:
+    return box.to_dict() if box is not None else None
+
+
+def encode_status(status: Status) -> bytes:
+    return _dump(
+        {
+            "state": status.state.value,
+            "ts": status.ts,
+            "temperatures": {
+                k: {"actual": t.actual, "target": t.target} for k, t in status.temperatures.items()
+            },
+            "progress": status.progress,
+            "job_id": status.job_id,
+            "eta": status.eta,
+            "capabilities": {
+                "volume": _box(status.capabilities.volume),
+                "nozzle_diameter": status.capabilities.nozzle_diameter,
+                "material": status.capabilities.material,
+            },
+            "message": status.message,
+        }
+    )
+
+
+def encode_command(command: Command) -> bytes:
+    job = command.job
+    return _dump(
+        {
+            "id": command.id,
+            "type": command.type.value,
+            "issued_at": command.issued_at,
+            "expires_at": command.expires_at,
+            "job_id": command.job_id,
+            "job": None
+            if job is None
+            else {
+                "job_id": job.job_id,
+                "url": job.url,
+                "sha256": job.sha256,
+                "size": job.size,
+                "filename": job.filename,
+                "estimated_s": job.estimated_s,
+            },
+        }
+    )
+
+
+def encode_ack(ack: Ack) -> bytes:
+    return _dump(
+        {
+            "id": ack.command_id,
+            "status": ack.status.value,
+            "ts": ack.ts,
+            "job_id": ack.job_id,
+            "reason": ack.reason,
+        }
+    )
+
+
+def encode_event(event: Event) -> bytes:
+    return _dump({"type": event.type.value, "ts": event.ts, "job_id": event.job_id, "message": event.message})
+
+
+# -- decoding -------------------------------------------------------------------------------------
+
+
+def _load(payload: bytes) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD:
+        raise ProtocolError(f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD}-byte limit")
+    try:
+        data = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"payload is not UTF-8 JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("payload must be a JSON object")
+    version = data.get("v")
+    if version != VERSION:
+        raise ProtocolError(f"unsupported protocol version {version!r} (this side speaks {VERSION})")
+    return data
+
+
+def _num(data: dict[str, Any], key: str, *, optional: bool = False) -> Optional[float]:
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ProtocolError(f"{key} must be a finite number")
+    return float(value)
+
+
+def _int(data: dict[str, Any], key: str, *, optional: bool = False) -> Optional[int]:
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolError(f"{key} must be a whole number")
+    return value
+
+
+def _str(data: dict[str, Any], key: str, *, default: Optional[str] = None, limit: int = 500) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str):
+        raise ProtocolError(f"{key} must be a string")
+    if len(value) > limit:
+        raise ProtocolError(f"{key} is longer than {limit} characters")
+    return value
+
+
+def _enum(cls: Any, data: dict[str, Any], key: str) -> Any:
+    try:
+        return cls(data.get(key))
+    except ValueError:
+        raise ProtocolError(f"{key} must be one of: {', '.join(m.value for m in cls)}") from None
+
+
+def decode_status(payload: bytes) -> Status:
+    data = _load(payload)
+    temps: dict[str, Temperature] = {}
+    raw_temps = data.get("temperatures") or {}
+    if not isinstance(raw_temps, dict) or len(raw_temps) > 16:
+        raise ProtocolError("temperatures must be an object of at most 16 heaters")
+    for name, t in raw_temps.items():
+        if not isinstance(t, dict):
+            raise ProtocolError(f"temperatures.{name} must be an object with actual and target")
+        temps[str(name)[:32]] = Temperature(
+            _num(t, "actual", optional=True), _num(t, "target", optional=True)
+        )
+    caps = data.get("capabilities") or {}
+    if not isinstance(caps, dict):
+        raise ProtocolError("capabilities must be an object")
+    try:
+        volume = Box.from_dict(caps["volume"], "capabilities.volume") if caps.get("volume") else None
+    except Invalid as exc:
+        raise ProtocolError(exc.message) from None
+    material = caps.get("material")
+    if material is not None and (not isinstance(material, str) or len(material) > 32):
+        raise ProtocolError("capabilities.material must be a short string")
+    progress = _num(data, "progress", optional=True)
+    if progress is not None and not 0 <= progress <= 100:
+        raise ProtocolError("progress must be from 0 to 100")
+    return Status(
+        state=_enum(NodeState, data, "state"),
+        ts=_num(data, "ts") or 0.0,
+        temperatures=temps,
+        progress=progress,
+        job_id=_int(data, "job_id", optional=True),
+        eta=_num(data, "eta", optional=True),
+        capabilities=Capabilities(volume, _num(caps, "nozzle_diameter", optional=True), material),
+        message=_str(data, "message", default=""),
+    )
+
+
+def decode_command(payload: bytes) -> Command:
+    data = _load(payload)
+    job = None
+    raw_job = data.get("job")
+    if raw_job is not None:
+        if not isinstance(raw_job, dict):
+            raise ProtocolError("job must be an object")
+        sha = _str(raw_job, "sha256")
+        if not re.fullmatch(r"[0-9a-f]{64}", sha):
+            raise ProtocolError("job.sha256 must be 64 lowercase hex characters")
+        url = _str(raw_job, "url", limit=2000)
+        if not url.startswith(("http://", "https://")):
+            raise ProtocolError("job.url must be an http(s) URL")
+        job = JobRef(
+            job_id=_int(raw_job, "job_id") or 0,
+            url=url,
+            sha256=sha,
+            size=_int(raw_job, "size") or 0,
+            filename=_str(raw_job, "filename", limit=200),
+            estimated_s=_num(raw_job, "estimated_s", optional=True),
+        )
+    command = Command(
+        id=_str(data, "id", limit=64),
+        type=_enum(CommandType, data, "type"),
+        issued_at=_num(data, "issued_at") or 0.0,
+        expires_at=_num(data, "expires_at") or 0.0,
+        job_id=_int(data, "job_id", optional=True),
+        job=job,
+    )
+    if not command.id:
+        raise ProtocolError("id must not be empty")
+    if command.type is CommandType.DISPATCH and job is None:
+        raise ProtocolError("a dispatch command needs its job")
+    return command
+
+
+def decode_ack(payload: bytes) -> Ack:
+    data = _load(payload)
+    return Ack(
+        command_id=_str(data, "id", limit=64),
+        status=_enum(AckStatus, data, "status"),
+        ts=_num(data, "ts") or 0.0,
+        job_id=_int(data, "job_id", optional=True),
+        reason=_str(data, "reason", default=""),
+    )
+
+
+def decode_event(payload: bytes) -> Event:
+    data = _load(payload)
+    return Event(
+        type=_enum(EventType, data, "type"),
+        ts=_num(data, "ts") or 0.0,
+        job_id=_int(data, "job_id", optional=True),
+        message=_str(data, "message", default=""),
+    )
+
+
+def decode_availability(payload: bytes) -> bool:
+    """True for ``online``, False for ``offline``."""
+    text = payload.decode("utf-8", "replace").strip()
+    if text not in (ONLINE, OFFLINE):
+        raise ProtocolError(f"availability must be {ONLINE!r} or {OFFLINE!r}")
+    return text == ONLINE
