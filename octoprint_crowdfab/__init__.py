@@ -1,19 +1,213 @@
-"""CrowdFab's OctoPrint plugin: joins this printer to a community print fleet."""
+"""CrowdFab's OctoPrint plugin: joins this printer to a community print fleet.
+
+Glue only: each mixin method hands over to plain objects (``adapter``, ``runtime``, ``enroll``) that
+are given OctoPrint's ``_printer``, ``_file_manager`` and ``_settings``.
+"""
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+from typing import Any, Optional
+
+import flask
 import octoprint.plugin
+from octoprint.access import ADMIN_GROUP, USER_GROUP
+from octoprint.access.permissions import Permissions
+
+from .adapter import LOCAL, ChangeCallback, OctoPrintPrinter, forward_print_event
+from .enroll import Enrollment, FleetRequestError, queue_file
+from .runtime import PluginConfig, Runtime
 
 
-class CrowdFabPlugin(octoprint.plugin.SettingsPlugin):
-    def get_settings_defaults(self) -> dict:
-        return {"fleet_url": "", "enroll_code": ""}
+class CrowdFabPlugin(
+    octoprint.plugin.StartupPlugin,
+    octoprint.plugin.ShutdownPlugin,
+    octoprint.plugin.SettingsPlugin,
+    octoprint.plugin.EventHandlerPlugin,
+    octoprint.plugin.SimpleApiPlugin,
+):
+    def __init__(self) -> None:
+        self._runtime: Optional[Runtime] = None
+        self._port: Optional[OctoPrintPrinter] = None
+        self._lock = threading.Lock()
 
-    def get_settings_restricted_paths(self) -> dict:
-        # The enrollment code is a secret: only administrators may read it back.
-        return {"admin": [["enroll_code"]]}
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def on_after_startup(self) -> None:
+        self._port = OctoPrintPrinter(self._printer, self._file_manager)
+        self._printer.register_callback(ChangeCallback(self._printer_changed))
+        self._restart()
+
+    def on_shutdown(self) -> None:
+        with self._lock:
+            runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            runtime.close()
+
+    def _restart(self) -> None:
+        """Replace the runtime with one for the current settings, off OctoPrint's thread."""
+
+        def swap() -> None:
+            config = PluginConfig.from_settings(self._settings.get)
+            runtime = Runtime(
+                config,
+                self._port,
+                Path(self.get_plugin_data_folder()),
+                self._save_enrollment,
+                printer_name=self._settings.global_get(["appearance", "name"]) or "OctoPrint",
+            )
+            with self._lock:
+                old, self._runtime = self._runtime, runtime
+            if old is not None:
+                old.close()
+            runtime.start()
+
+        threading.Thread(target=swap, name="crowdfab-restart", daemon=True).start()
+
+    def _save_enrollment(self, enrollment: Enrollment) -> None:
+        m = enrollment.mqtt
+        self._settings.set(["printer_id"], enrollment.printer_id)
+        self._settings.set(["printer_token"], enrollment.token)
+        self._settings.set(["enroll_code"], "")
+        mqtt = {"host": m.host, "port": m.port, "username": m.username, "password": m.password, "tls": m.tls}
+        self._settings.set(["mqtt"], mqtt)
+        self._settings.save()
+
+    def _node(self) -> Any:
+        runtime = self._runtime
+        return runtime.node if runtime is not None else None
+
+    def _printer_changed(self) -> None:
+        node = self._node()
+        if node is not None:
+            node.printer_changed()
+
+    # -- settings --------------------------------------------------------------------------------
+
+    def get_settings_defaults(self) -> dict[str, Any]:
+        return {
+            "fleet_url": "",
+            "enroll_code": "",
+            "printer_id": "",
+            "printer_token": "",
+            "mqtt": {"host": "", "port": 1883, "username": "", "password": "", "tls": False},
+            "auto_accept": True,
+            "accept_timeout_s": 300,
+            "material": "PLA",
+            "volume": None,
+            "nozzle_diameter": 0.4,
+        }
+
+    def get_settings_restricted_paths(self) -> dict[str, Any]:
+        # Secrets: whoever reads them can act as this printer towards the fleet.
+        return {
+            "admin": [
+                ["enroll_code"],
+                ["printer_token"],
+                ["mqtt", "username"],
+                ["mqtt", "password"],
+            ]
+        }
+
+    def on_settings_save(self, data: dict[str, Any]) -> dict[str, Any]:
+        saved = octoprint.plugin.SettingsPlugin.on_settings_save(self, data)
+        self._restart()
+        return saved
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def on_event(self, event: str, payload: Any) -> None:
+        node = self._node()
+        if node is not None:
+            forward_print_event(node, event, payload)
+
+    # -- API -------------------------------------------------------------------------------------
+
+    def get_additional_permissions(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "key": "QUEUE",
+                "name": "Queue files on the fleet",
+                "description": "Allows sending a file from this OctoPrint to the community fleet's queue.",
+                "default_groups": [USER_GROUP, ADMIN_GROUP],
+                "roles": ["queue"],
+            },
+            {
+                "key": "ADMIN",
+                "name": "Manage the fleet link",
+                "description": "Allows enrolling this printer and accepting or declining fleet jobs.",
+                "default_groups": [ADMIN_GROUP],
+                "roles": ["admin"],
+                "dangerous": True,
+            },
+        ]
+
+    def is_api_protected(self) -> bool:
+        return True
+
+    def get_api_commands(self) -> dict[str, list[str]]:
+        return {"enroll": [], "accept": [], "decline": [], "queue_file": ["path", "token"]}
+
+    def on_api_get(self, request: Any) -> Any:
+        if not Permissions.PLUGIN_CROWDFAB_QUEUE.can() and not Permissions.PLUGIN_CROWDFAB_ADMIN.can():
+            flask.abort(403)
+        runtime = self._runtime
+        if runtime is None:
+            return flask.jsonify(link="starting", error="", printer_id=None, job=None, pending_offer=None)
+        return flask.jsonify(runtime.status())
+
+    def on_api_command(self, command: str, data: dict[str, Any]) -> Any:
+        if command == "queue_file":
+            if not Permissions.PLUGIN_CROWDFAB_QUEUE.can():
+                flask.abort(403)
+            return self._queue_file(data)
+        if not Permissions.PLUGIN_CROWDFAB_ADMIN.can():
+            flask.abort(403)
+        if command == "enroll":
+            for key in ("fleet_url", "enroll_code"):
+                if isinstance(data.get(key), str) and data[key]:
+                    self._settings.set([key], data[key])
+            self._settings.set(["printer_id"], "")
+            self._settings.set(["printer_token"], "")
+            self._settings.save()
+            self._restart()
+            return flask.jsonify(started=True), 202
+        node = self._node()
+        if node is None:
+            return flask.jsonify(error="not connected to the fleet"), 409
+        if node.pending_offer() is None:
+            return flask.jsonify(error="no fleet job is waiting for an answer"), 409
+        # Accepting downloads the file on the node's worker: answer now, the GET status shows the outcome.
+        if command == "accept":
+            node.accept_offer()
+        else:
+            node.decline_offer()
+        return flask.jsonify(queued=True), 202
+
+    def _queue_file(self, data: dict[str, Any]) -> Any:
+        fleet_url = self._settings.get(["fleet_url"])
+        path, token = data.get("path"), data.get("token")
+        if not fleet_url:
+            return flask.jsonify(error="set fleet_url in the CrowdFab settings first"), 409
+        if (
+            not isinstance(path, str)
+            or not isinstance(token, str)
+            or not self._file_manager.file_exists(LOCAL, path)
+        ):
+            return flask.jsonify(error="path must name a file in OctoPrint's local storage"), 400
+        on_disk = Path(self._file_manager.path_on_disk(LOCAL, path))
+        material = data.get("material") if isinstance(data.get("material"), str) else None
+        try:
+            answer = queue_file(fleet_url, token, on_disk, on_disk.name, material=material)
+        except FleetRequestError as exc:
+            return flask.jsonify(error=str(exc)), 502
+        return flask.jsonify(answer), 201
 
 
 __plugin_name__ = "CrowdFab"
 __plugin_pythoncompat__ = ">=3.9,<4"
 __plugin_implementation__ = CrowdFabPlugin()
+__plugin_hooks__ = {
+    "octoprint.access.permissions": __plugin_implementation__.get_additional_permissions,
+}

@@ -1,0 +1,375 @@
+"""``PrinterNode``: one printer's presence in the fleet, over any :class:`PrinterPort` and MQTT link."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Protocol
+
+from ..protocol import (
+    OFFLINE,
+    ONLINE,
+    Ack,
+    AckStatus,
+    Capabilities,
+    Channel,
+    Command,
+    CommandType,
+    Event,
+    EventType,
+    ProtocolError,
+    decode_command,
+    encode_ack,
+    encode_event,
+    encode_status,
+    topic,
+)
+from .download import DownloadError, Fetcher
+from .journal import ACTIVE, FINISHED, FleetJob, JobPhase, Journal, Offer
+from .printer import PrinterPort, PrintOutcome
+from .rules import StatusGate, build_status, dispatch_refusal, stored_name
+from .worker import Executor, Worker
+
+log = logging.getLogger(__name__)
+
+_OUTCOME_EVENTS = {
+    PrintOutcome.DONE: EventType.JOB_DONE,
+    PrintOutcome.FAILED: EventType.JOB_FAILED,
+    PrintOutcome.CANCELLED: EventType.JOB_CANCELLED,
+}
+
+
+class Link(Protocol):
+    """What the node needs of its MQTT connection (``fleet.mqtt.MqttLink`` has it)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None], qos: int = 1) -> None: ...
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None: ...
+
+    def start(self) -> None: ...
+
+    def close(self, timeout: float = 5.0) -> None: ...
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    #: Start dispatched jobs at once; when False the owner answers each offer.
+    auto_accept: bool = True
+    #: An offer the owner leaves unanswered this long is declined, so the fleet offers it elsewhere.
+    accept_timeout_s: float = 300.0
+    #: While printing, at most one status message per this many seconds (state changes go at once).
+    status_interval_s: float = 1.0
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+
+class PrinterNode:
+    """Publishes a printer's status and events and carries out the fleet's commands for it.
+
+    All work runs on one worker thread; the public methods only queue it, so they are safe to call from
+    MQTT's network thread and OctoPrint's event and printer threads.
+    """
+
+    def __init__(
+        self,
+        link: Link,
+        printer_id: str,
+        printer: PrinterPort,
+        journal_path: Path,
+        fetcher: Fetcher,
+        settings: NodeSettings = NodeSettings(),  # frozen, so one shared default is safe
+        *,
+        clock: Callable[[], float] = time.time,
+        executor: Optional[Executor] = None,
+        work_dir: Optional[Path] = None,
+        tick_interval_s: float = 0.5,
+    ) -> None:
+        self.printer_id = printer_id
+        self.settings = settings
+        self._link = link
+        self._printer = printer
+        self._fetcher = fetcher
+        self._clock = clock
+        self._journal = Journal.load(journal_path)
+        self._work_dir = work_dir or journal_path.parent / "downloads"
+        self._worker = Worker(f"crowdfab-node-{printer_id}", idle=self.tick, idle_interval=tick_interval_s)
+        self._executor: Executor = executor or self._worker
+        self._gate = StatusGate(settings.status_interval_s)
+        self._reconciled = False
+        self._topics = {channel: topic(printer_id, channel) for channel in Channel}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Reconcile the journal with the printer, subscribe to commands and connect."""
+        if self._executor is self._worker:
+            self._worker.start()
+        self._executor.submit(self._reconcile)
+        self._link.subscribe(self._topics[Channel.CMD], self._on_message, qos=1)
+        self._link.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._link.connected:
+            self._link.publish(self._topics[Channel.AVAILABILITY], OFFLINE.encode(), retain=True)
+        if self._executor is self._worker:
+            self._worker.close(timeout)
+        self._link.close(timeout)
+
+    # -- called from other threads ---------------------------------------------------------------
+
+    def on_connected(self) -> None:
+        """The link (re)connected: announce the node, its status and every unreported event."""
+        self._executor.submit(self._announce)
+
+    def printer_changed(self) -> None:
+        """The printer's state, temperatures or progress changed."""
+        self._executor.submit(self._publish_status)
+
+    def on_print_started(self, name: str) -> None:
+        self._executor.submit(self._printer_event, EventType.JOB_STARTED, name)
+
+    def on_print_done(self, name: str) -> None:
+        self._executor.submit(self._printer_event, EventType.JOB_DONE, name)
+
+    def on_print_failed(self, name: str) -> None:
+        self._executor.submit(self._printer_event, EventType.JOB_FAILED, name)
+
+    def on_print_cancelled(self, name: str) -> None:
+        self._executor.submit(self._printer_event, EventType.JOB_CANCELLED, name)
+
+    def on_print_paused(self, name: str) -> None:
+        self._executor.submit(self._printer_event, EventType.JOB_PAUSED, name)
+
+    def on_print_resumed(self, name: str) -> None:
+        self._executor.submit(self._printer_event, EventType.JOB_RESUMED, name)
+
+    def pending_offer(self) -> Optional[Offer]:
+        """The dispatch waiting for the owner's answer, if any."""
+        return self._journal.offer
+
+    def current_job(self) -> Optional[FleetJob]:
+        return self._journal.job
+
+    def accept_offer(self) -> Future[bool]:
+        """Take the pending offer; the future says whether there was one to take."""
+        return self._executor.submit(self._accept_offer)
+
+    def decline_offer(self) -> Future[bool]:
+        return self._executor.submit(self._decline_offer, "declined by the printer's owner")
+
+    def tick(self) -> None:
+        """Periodic work (run by the worker when idle): offer timeouts, rate-limited status."""
+        offer = self._journal.offer
+        if offer is not None and self._clock() >= offer.deadline:
+            self._decline_offer(f"no answer from the owner within {self.settings.accept_timeout_s:g} s")
+        self._publish_status()
+
+    # -- commands (worker thread) ----------------------------------------------------------------
+
+    def _on_message(self, _topic: str, payload: bytes) -> None:
+        self._executor.submit(self._handle_command, payload)
+
+    def _handle_command(self, payload: bytes) -> None:
+        try:
+            command = decode_command(payload)
+        except ProtocolError as exc:
+            log.warning("dropped a malformed command: %s", exc.message)
+            return
+        previous = self._journal.ack_for(command.id)
+        if previous is not None:
+            self._publish(Channel.ACK, encode_ack(previous))
+            return
+        if command.expired(self._clock()):
+            self._ack(command, AckStatus.DECLINED, "expired")
+            return
+        handlers: dict[CommandType, Callable[[Command], None]] = {
+            CommandType.DISPATCH: self._dispatch,
+            CommandType.PAUSE: self._job_action,
+            CommandType.RESUME: self._job_action,
+            CommandType.CANCEL: self._job_action,
+            CommandType.BED_CLEARED: self._bed_cleared,
+        }
+        handlers[command.type](command)
+        self._publish_status()
+
+    def _dispatch(self, command: Command) -> None:
+        job = self._journal.job
+        if job is not None and job.command_id == command.id:
+            # Acted on before a crash lost the ack: answer again, never act twice.
+            self._ack(command, AckStatus.ACCEPTED)
+            return
+        reason = dispatch_refusal(self._printer.snapshot(), job, self._journal.offer)
+        if reason:
+            self._ack(command, AckStatus.DECLINED, reason)
+        elif self.settings.auto_accept:
+            self._take(command)
+        else:
+            self._journal.set_offer(Offer(command, self._clock() + self.settings.accept_timeout_s))
+            self._ack(command, AckStatus.PENDING, "waiting for the printer's owner")
+
+    def _accept_offer(self) -> bool:
+        offer = self._journal.offer
+        if offer is None:
+            return False
+        self._journal.set_offer(None)
+        reason = dispatch_refusal(self._printer.snapshot(), self._journal.job, None)
+        if reason:
+            self._ack(offer.command, AckStatus.DECLINED, reason)
+        else:
+            self._take(offer.command)
+        self._publish_status()
+        return True
+
+    def _decline_offer(self, reason: str) -> bool:
+        offer = self._journal.offer
+        if offer is None:
+            return False
+        self._journal.set_offer(None)
+        self._ack(offer.command, AckStatus.DECLINED, reason)
+        return True
+
+    def _take(self, command: Command) -> None:
+        """Download, store and start a dispatched job; every way out answers the command."""
+        ref = command.job
+        assert ref is not None  # the decoder guarantees a dispatch carries its job
+        try:
+            downloaded = self._fetcher.fetch(ref, self._work_dir)
+        except DownloadError as exc:
+            self._ack(command, AckStatus.FAILED, str(exc))
+            return
+        try:
+            path = self._printer.store_file(ref.job_id, stored_name(ref.job_id, ref.filename), downloaded)
+        except Exception as exc:
+            log.exception("could not store job %s on the printer", ref.job_id)
+            self._ack(command, AckStatus.FAILED, f"could not store the file: {exc}")
+            return
+        finally:
+            downloaded.unlink(missing_ok=True)
+        job = FleetJob(ref.job_id, command.id, str(path), JobPhase.PRINTING)
+        # Journal first: a crash after start must find the job, not mistake it for a local print.
+        self._journal.set_job(job)
+        try:
+            self._printer.start(path)
+        except Exception as exc:
+            log.exception("could not start job %s", ref.job_id)
+            self._journal.set_job(None)
+            self._ack(command, AckStatus.FAILED, f"could not start the print: {exc}")
+            return
+        self._ack(command, AckStatus.ACCEPTED)
+        self._journal.set_job(job, self._event(EventType.JOB_STARTED, job.job_id))
+        self._flush_events()
+
+    def _job_action(self, command: Command) -> None:
+        job = self._journal.job
+        offer = self._journal.offer
+        offered = offer is not None and _job_id(offer.command) == command.job_id
+        if command.type is CommandType.CANCEL and offered:
+            self._decline_offer("cancelled by the fleet")
+            self._ack(command, AckStatus.DONE)
+            return
+        if job is None or job.job_id != command.job_id or job.phase not in ACTIVE:
+            self._ack(command, AckStatus.DECLINED, f"job {command.job_id} is not running on this printer")
+            return
+        wanted = {CommandType.PAUSE: JobPhase.PAUSED, CommandType.RESUME: JobPhase.PRINTING}.get(command.type)
+        if wanted is job.phase:
+            self._ack(command, AckStatus.DONE, f"already {wanted.value}")
+            return
+        action = {
+            CommandType.PAUSE: self._printer.pause,
+            CommandType.RESUME: self._printer.resume,
+            CommandType.CANCEL: self._printer.cancel,
+        }[command.type]
+        try:
+            action()
+        except Exception as exc:
+            log.exception("printer refused %s", command.type.value)
+            self._ack(command, AckStatus.FAILED, str(exc))
+            return
+        self._ack(command, AckStatus.ACCEPTED)
+
+    def _bed_cleared(self, command: Command) -> None:
+        job = self._journal.job
+        if job is None:
+            self._ack(command, AckStatus.DONE, "the bed was already clear")
+        elif job.phase not in FINISHED:
+            self._ack(command, AckStatus.DECLINED, f"job {job.job_id} is still on the printer")
+        else:
+            self._journal.set_job(None, self._event(EventType.BED_CLEARED, job.job_id))
+            self._ack(command, AckStatus.DONE)
+            self._flush_events()
+
+    def _ack(self, command: Command, status: AckStatus, reason: str = "") -> None:
+        ack = Ack(command.id, status, self._clock(), _job_id(command), reason)
+        self._journal.record_ack(ack)
+        self._publish(Channel.ACK, encode_ack(ack))
+
+    # -- printer events and status (worker thread) -----------------------------------------------
+
+    def _printer_event(self, event_type: EventType, name: str) -> None:
+        job = self._journal.job
+        ours = job is not None and job.matches(name)
+        if ours and self._journal.advance(self._event(event_type, job.job_id)):
+            self._flush_events()
+        self._publish_status()
+
+    def _reconcile(self) -> None:
+        """Settle a job the journal thinks is running with what the printer says (once it can say)."""
+        job = self._journal.job
+        if job is None or job.phase not in ACTIVE:
+            self._reconciled = True
+            return
+        snapshot = self._printer.snapshot()
+        if not snapshot.operational:
+            return  # the printer is not connected yet: try again on its next change
+        self._reconciled = True
+        if snapshot.busy and job.matches(snapshot.file_path or snapshot.file_name):
+            if snapshot.paused != (job.phase is JobPhase.PAUSED):
+                kind = EventType.JOB_PAUSED if snapshot.paused else EventType.JOB_RESUMED
+                self._journal.advance(self._event(kind, job.job_id))
+        else:
+            outcome = self._printer.last_result(Path(job.path))
+            kind = _OUTCOME_EVENTS[outcome] if outcome is not None else EventType.JOB_FAILED
+            message = "" if outcome is not None else "the print stopped while the node was not running"
+            self._journal.advance(self._event(kind, job.job_id, message))
+        self._flush_events()
+
+    def _publish_status(self) -> None:
+        if not self._reconciled:
+            self._reconcile()
+        if not self._link.connected:
+            return
+        now = self._clock()
+        status = build_status(self._printer.snapshot(), self._journal.job, self.settings.capabilities, now)
+        if self._gate.should_publish(status, now):
+            self._publish(Channel.STATUS, encode_status(status), retain=True)
+
+    def _announce(self) -> None:
+        self._publish(Channel.AVAILABILITY, ONLINE.encode(), retain=True)
+        self._gate.reset()
+        self._publish_status()
+        self._flush_events()
+
+    def _event(self, event_type: EventType, job_id: Optional[int], message: str = "") -> Event:
+        return Event(event_type, self._clock(), job_id, message)
+
+    def _flush_events(self) -> None:
+        """Send unreported events, oldest first; what cannot be sent now goes on the next connect."""
+        for event in self._journal.outbox:
+            if not self._link.connected:
+                return
+            self._publish(Channel.EVENTS, encode_event(event))
+            self._journal.mark_reported(event)
+
+    def _publish(self, channel: Channel, payload: bytes, *, retain: bool = False) -> None:
+        self._link.publish(self._topics[channel], payload, qos=1, retain=retain)
+
+
+def _job_id(command: Command) -> Optional[int]:
+    if command.job_id is not None:
+        return command.job_id
+    return command.job.job_id if command.job is not None else None
