@@ -1,0 +1,295 @@
+"""The MQTT client edge: the only module that imports paho.
+
+:class:`MqttLink` keeps one connection to the broker alive in paho's network thread. It remembers its
+subscriptions and makes them again on every connect, hands each message to the handler of every
+matching topic filter (a failing handler is logged, never fatal), and lets callers publish without
+ever blocking: while offline, paho queues QoS 1 and 2 messages and sends them after the reconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from .errors import Invalid
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes], None]
+
+_SCHEMES = {"mqtt": (False, 1883), "mqtts": (True, 8883)}
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where the broker is and how to log in; the password never appears in repr or logs."""
+
+    host: str
+    port: int = 1883
+    username: Optional[str] = None
+    password: Optional[str] = field(default=None, repr=False)
+    tls: bool = False
+    ca_file: Optional[str] = None
+
+    @classmethod
+    def from_url(cls, url: str) -> BrokerAddress:
+        """``mqtt://user:pass@host:1883`` or ``mqtts://host:8883?ca_file=/path/ca.pem``."""
+
+        def bad(what: str) -> Invalid:
+            return Invalid(f"bad MQTT URL: {what} (expected mqtt://user:pass@host:1883)", field="mqtt_url")
+
+        try:
+            parts = urlsplit(url.strip())
+        except ValueError as exc:
+            raise bad(str(exc)) from None
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise bad(f"bad port: {exc}") from None
+        if port == 0:
+            raise bad("bad port: 0")
+        if parts.scheme not in _SCHEMES:
+            raise bad(f"scheme must be mqtt or mqtts, not {parts.scheme!r}")
+        if not parts.hostname:
+            raise bad("no host")
+        if parts.path not in ("", "/"):
+            raise bad(f"unexpected path {parts.path!r}")
+        if parts.fragment:
+            raise bad("unexpected #fragment")
+        ca_file = None
+        if parts.query:
+            try:
+                query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=True)
+            except ValueError:
+                raise bad(f"cannot read the query {parts.query!r}") from None
+            unknown = sorted(set(query) - {"ca_file"})
+            if unknown:
+                raise bad(f"unknown option {unknown[0]!r} (only ca_file is understood)")
+            ca_file = query["ca_file"][-1] or None
+        tls, default_port = _SCHEMES[parts.scheme]
+        if ca_file is not None and not tls:
+            raise bad("ca_file needs the mqtts scheme")
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+        if password is not None and username is None:
+            raise bad("a password without a username")
+        return cls(
+            host=parts.hostname,
+            port=port if port is not None else default_port,
+            username=username,
+            password=password,
+            tls=tls,
+            ca_file=ca_file,
+        )
+
+    def redacted(self) -> str:
+        """The address as a URL for logs, with the password masked."""
+        scheme = "mqtts" if self.tls else "mqtt"
+        login = ""
+        if self.username is not None:
+            login = quote(self.username, safe="") + (":***" if self.password is not None else "") + "@"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{login}{host}:{self.port}"
+
+
+class MqttLink:
+    """One long-lived, self-healing connection to the broker.
+
+    Handlers and the ``on_connect``/``on_disconnect`` callbacks run in paho's network thread: keep
+    them short and hand slow work to another thread.
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        address: BrokerAddress,
+        *,
+        will: Optional[tuple[str, bytes, bool]] = None,
+        keepalive: int = 30,
+        min_backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        on_connect: Optional[Callable[[], None]] = None,
+        on_disconnect: Optional[Callable[[], None]] = None,
+        max_queued: int = 1000,
+    ) -> None:
+        self.client_id = client_id
+        self.address = address
+        self._keepalive = keepalive
+        self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
+        self._lock = threading.Lock()
+        self._handlers: dict[str, tuple[Handler, int]] = {}
+        self._connected = threading.Event()
+        self._down = threading.Event()
+        self._down.set()
+        #: The last connection problem logged; a repeat of it is not logged again.
+        self._problem: Optional[str] = None
+        #: The broker answered the last CONNECT with a refusal (its disconnect is not news).
+        self._refused = False
+        self._queue_full_logged = False
+        self._started = False
+        self._closed = False
+
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311, clean_session=True
+        )
+        if address.username is not None:
+            client.username_pw_set(address.username, address.password)
+        if address.tls:
+            client.tls_set(ca_certs=address.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        if will is not None:
+            will_topic, will_payload, will_retain = will
+            client.will_set(will_topic, will_payload, qos=1, retain=will_retain)
+        # paho annotates the delays as int but computes with them as seconds, fractions included.
+        client.reconnect_delay_set(min_delay=min_backoff, max_delay=max_backoff)  # type: ignore[arg-type]
+        # Bounded, so a node offline for days does not grow without limit; paho drops the newest.
+        client.max_queued_messages_set(max_queued)
+        client.on_connect = self._handle_connect
+        client.on_connect_fail = self._handle_connect_fail
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        self._client = client
+
+    # -- public API ------------------------------------------------------------------------------
+
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+        """Deliver messages matching ``topic_filter`` to ``handler(topic, payload)``, now and after
+        every reconnect. Subscribing the same filter again replaces its handler."""
+        _check_filter(topic_filter)
+        with self._lock:
+            self._handlers[topic_filter] = (handler, qos)
+            online = self._connected.is_set()
+        if online:
+            self._client.subscribe(topic_filter, qos)
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Queue a message; returns at once. While offline, QoS 0 messages are dropped and QoS 1 and 2
+        wait for the reconnect. ``max_queued`` bounds the QoS 1 and 2 messages not yet acknowledged,
+        online or not."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
+            if not self._queue_full_logged:
+                self._queue_full_logged = True
+                log.warning(
+                    "MQTT %s: offline queue full; dropping messages until reconnected", self.client_id
+                )
+        elif info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            log.warning("MQTT publish to %s failed: %s", topic, paho.error_string(info.rc))
+
+    def start(self) -> None:
+        """Connect in the background; returns at once, even if the broker is down."""
+        if self._started:
+            return
+        self._started = True
+        self._client.connect_async(self.address.host, self.address.port, keepalive=self._keepalive)
+        self._client.loop_start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Disconnect cleanly (the will is not sent) and stop the network thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._started:
+            return
+        self._client.disconnect()
+        # Give the network thread a bounded time to send DISCONNECT, so the broker drops the will.
+        if self._connected.is_set():
+            self._down.wait(timeout)
+        self._client.loop_stop()
+        self._connected.clear()
+        self._down.set()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected (True) or until ``timeout`` seconds have passed (False)."""
+        return self._connected.wait(timeout)
+
+    # -- paho callbacks (network thread) ---------------------------------------------------------
+
+    def _report(self, problem: Optional[str]) -> None:
+        """Log a change of connection state once, not on every retry."""
+        if problem == self._problem:
+            return
+        self._problem = problem
+        if problem is None:
+            log.info("MQTT %s connected to %s", self.client_id, self.address.redacted())
+        else:
+            log.warning("MQTT %s: %s (retrying in the background)", self.client_id, problem)
+
+    def _handle_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        if reason.is_failure:
+            self._refused = True
+            self._report(f"broker {self.address.redacted()} refused the connection: {reason}")
+            return
+        self._report(None)
+        self._queue_full_logged = False
+        with self._lock:
+            # Under the lock with subscribe(): a filter added now is either in this list or sees the
+            # link connected and subscribes itself. Subscribing before the link counts as connected
+            # puts the SUBSCRIBE ahead of anything published once wait_connected() returns.
+            wanted = [(topic_filter, qos) for topic_filter, (_, qos) in self._handlers.items()]
+            if wanted:
+                client.subscribe(wanted)
+            self._down.clear()
+            self._connected.set()
+        self._call(self._on_connect, "on_connect")
+
+    def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        self._report(f"cannot reach broker {self.address.redacted()}")
+
+    def _handle_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        if not self._connected.is_set():
+            if not self._refused:
+                self._report(f"the connection to {self.address.redacted()} closed before the broker answered")
+            self._refused = False
+            return
+        self._connected.clear()
+        self._down.set()
+        if not self._closed:
+            self._report(f"lost the connection to {self.address.redacted()}: {reason}")
+        self._call(self._on_disconnect, "on_disconnect")
+
+    def _handle_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        topic = message.topic
+        payload = bytes(message.payload)
+        with self._lock:
+            handlers = [h for f, (h, _) in self._handlers.items() if paho.topic_matches_sub(f, topic)]
+        for handler in handlers:
+            try:
+                handler(topic, payload)
+            except Exception:
+                log.exception("MQTT handler for %s failed", topic)
+
+    def _call(self, callback: Optional[Callable[[], None]], name: str) -> None:
+        if callback is None:
+            return
+        try:
+            callback()
+        except Exception:
+            log.exception("MQTT %s callback of %s failed", name, self.client_id)
+
+
+def _check_filter(topic_filter: str) -> None:
+    """Refuse a malformed topic filter here, where the caller can see it, not at the broker."""
+    levels = topic_filter.split("/")
+    ok = bool(topic_filter) and all(
+        ("+" not in level or level == "+") and ("#" not in level or (level == "#" and i == len(levels) - 1))
+        for i, level in enumerate(levels)
+    )
+    if not ok:
+        raise Invalid(f"not a valid MQTT topic filter: {topic_filter!r}", field="topic_filter")
