@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Callable, Optional
 
 from . import __version__
 from .config import DEFAULT_PORT, FleetConfig, default_data_dir
-from .errors import FleetError, NotFound
+from .errors import FleetError, NotFound, Unavailable
 from .models import Role
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -143,10 +143,38 @@ def open_fleet(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import serve
+    from .server import LinkOptions, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(config_of(args))
+    options = LinkOptions(
+        mqtt_port=args.mqtt_port,
+        mqtt_url=args.mqtt_url or os.environ.get("CROWDFAB_MQTT_URL"),
+        mqtt_public_host=args.mqtt_public_host,
+        public_url=args.public_url,
+    )
+    try:
+        serve(config_of(args), options)
+    except Unavailable as exc:  # no broker to run or reach: the message says how to fix it
+        raise CliError(exc.message, EXIT_UNREACHABLE) from exc
+    return EXIT_OK
+
+
+def cmd_enroll_code(args: argparse.Namespace) -> int:
+    from .api.serialize import iso
+
+    fleet = open_fleet(args)
+    try:
+        code, expires_at = fleet.service.create_enrollment_code(None, ttl_s=args.ttl * 3600.0)
+    finally:
+        fleet.close()
+    emit(
+        {"code": code, "expires_at": iso(expires_at)},
+        args.json,
+        lambda: (
+            f"enrollment code (single use, valid until {iso(expires_at)}):\n{code}\n"
+            "enter it in the printer's CrowdFab settings to add it to the fleet"
+        ),
+    )
     return EXIT_OK
 
 
@@ -412,7 +440,42 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=port_number, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})"
     )
+    serve.add_argument(
+        "--mqtt-port",
+        type=port_number,
+        default=18830,
+        help="port of the broker the fleet runs for its printers (default 18830, clear of a system broker "
+        "on 1883)",
+    )
+    serve.add_argument(
+        "--mqtt-url",
+        help="use this broker instead of running one, e.g. mqtt://fleet:secret@broker:1883 "
+        "($CROWDFAB_MQTT_URL); its accounts and ACLs are then yours to manage",
+    )
+    serve.add_argument(
+        "--mqtt-public-host",
+        help="the broker host printers connect to (default: --host, or this machine's name for 0.0.0.0)",
+    )
+    serve.add_argument(
+        "--public-url",
+        help="the fleet's URL as printers reach it, for job downloads (default: http://<public host>:<port>)",
+    )
     serve.set_defaults(func=cmd_serve)
+
+    enroll = sub.add_parser(
+        "enroll-code",
+        parents=[common],
+        help="make a single-use code for enrolling a printer",
+        description="Make a single-use code that enrolls one printer (its node asks for it).",
+    )
+    enroll.add_argument(
+        "--ttl",
+        type=positive_int,
+        default=24,
+        metavar="HOURS",
+        help="hours the code stays valid (default 24)",
+    )
+    enroll.set_defaults(func=cmd_enroll_code)
 
     member = sub.add_parser("member", help="add and list members", description="Manage the lab's members.")
     member_sub = member.add_subparsers(dest="member_command", metavar="ACTION")

@@ -72,3 +72,50 @@ class JobEvent:
     actor: str
     reason: str
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EnrollmentCode:
+    """A one-time code a manager hands to whoever sets up a printer; only its hash is stored."""
+
+    code_hash: str
+    #: None when it was made at the console rather than by a member through the API.
+    created_by: Optional[int]
+    created_at: float
+    expires_at: float
+    used_at: Optional[float]
+    used_by_printer: Optional[str]
+
+
+@dataclass(frozen=True)
+class PrinterCredentials:
+    """How an enrolled printer signs in: to the broker (MQTT) and to the fleet's file endpoint (HTTP)."""
+
+    printer_id: str
+    #: Mosquitto's password-file format.
+    mqtt_password_hash: str
+    #: SHA-256 of the printer's HTTP token, hex.
+    http_token_hash: str
+    created_at: float
+    revoked_at: Optional[float]
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """What a printer's node last reported, kept in memory for the API (not stored)."""
+
+    node_state: str
+    #: Heater name → (actual, target) in °C.
+    temperatures: dict[str, tuple[Optional[float], Optional[float]]]
+    #: 0-100, for the current job.
+    progress: Optional[float]
+    #: Expected end of the current job, epoch seconds.
+    eta: Optional[float]
+    job_id: Optional[int]
+    #: When the fleet received it.
+    last_seen: float
+    message: str = ""

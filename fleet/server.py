@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import secrets
+import socket
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 from .config import FleetConfig
 from .lab import MAX_UPLOAD_CEILING
-from .service import FleetService
+from .service import FleetService, MqttEndpoint
 from .store import BlobStore, Store, open_store
 
 log = logging.getLogger(__name__)
+
+#: The managed broker's default port: off 1883, so a system Mosquitto on the same machine is left alone.
+DEFAULT_MQTT_PORT = 18830
+FLEET_MQTT_USER = "crowdfab-fleet"
+FLEET_CREDENTIALS_FILE = "fleet-mqtt.json"
+
+
+@dataclass(frozen=True)
+class LinkOptions:
+    """How ``serve`` links the fleet to its printers."""
+
+    #: Port of the managed broker (ignored with ``mqtt_url``).
+    mqtt_port: int = DEFAULT_MQTT_PORT
+    #: An external broker (mqtt://user:pass@host:port); then no broker is managed.
+    mqtt_url: Optional[str] = None
+    #: The host nodes connect to; default: the HTTP host, or this machine's name when that is a wildcard.
+    mqtt_public_host: Optional[str] = None
+    #: The fleet's URL as nodes reach it (job downloads); default: http://<public host>:<port>.
+    public_url: Optional[str] = None
 
 
 @dataclass
@@ -53,15 +76,84 @@ def make_server(fleet: Fleet) -> Any:
     )
 
 
-def serve(config: FleetConfig) -> None:
+def public_host(config: FleetConfig, options: LinkOptions) -> str:
+    if options.mqtt_public_host:
+        return options.mqtt_public_host
+    if config.host in ("", "0.0.0.0", "::"):  # noqa: S104 (recognising the wildcard, not binding it)
+        return socket.getfqdn() or socket.gethostname()
+    return config.host
+
+
+def fleet_mqtt_password(data_dir: Path) -> str:
+    """The fleet's own broker password: made once, kept in the data dir, readable only by its owner."""
+    path = data_dir / FLEET_CREDENTIALS_FILE
+    if path.exists():
+        return str(json.loads(path.read_text())["password"])
+    password = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"username": FLEET_MQTT_USER, "password": password}, f)
+    return password
+
+
+def serve(config: FleetConfig, options: LinkOptions = LinkOptions()) -> None:
+    """Run the broker (unless external), the fleet link and the HTTP server until Ctrl-C."""
+    # Imported here: the link's modules are only needed by a serving fleet.
+    from .broker import BrokerUser, ManagedBroker, find_mosquitto, hash_password
+    from .fleetlink import FleetLink
+    from .mqtt import BrokerAddress, MqttLink
+
+    if options.mqtt_url is None:
+        find_mosquitto()  # fails early, with how to install it
     fleet = Fleet.open(config)
-    server = make_server(fleet)
-    host, port = server.effective_host, server.effective_port
-    print(f"CrowdFab fleet serving on http://{host}:{port}/api/v1 (data in {config.data_dir})", flush=True)
+    broker: Optional[ManagedBroker] = None
+    mqtt: Optional[MqttLink] = None
+    link: Optional[FleetLink] = None
+    server = None
     try:
+        server = make_server(fleet)
+        host, port = server.effective_host, server.effective_port
+        node_host = public_host(config, options)
+        if options.mqtt_url is not None:
+            address = BrokerAddress.from_url(options.mqtt_url)
+            fleet.service.node_mqtt = MqttEndpoint(
+                options.mqtt_public_host or address.host, address.port, address.tls
+            )
+        else:
+            password = fleet_mqtt_password(config.data_dir)
+            broker = ManagedBroker(
+                config.data_dir,
+                port=options.mqtt_port,
+                host=config.host,
+                fleet_user=BrokerUser(FLEET_MQTT_USER, hash_password(password)),
+                users=fleet.service.broker_users,
+            )
+            broker.start()
+            fleet.service.on_credentials_changed(broker.reload)
+            local = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host  # noqa: S104
+            address = BrokerAddress(local, options.mqtt_port, FLEET_MQTT_USER, password)
+            fleet.service.node_mqtt = MqttEndpoint(node_host, options.mqtt_port, False)
+        base_url = options.public_url or f"http://{node_host}:{port}"
+        mqtt = MqttLink(f"crowdfab-fleet-{secrets.token_hex(4)}", address)
+        link = FleetLink(fleet.service, mqtt, base_url=base_url)
+        link.start()
+        mqtt.start()
+        nodes = fleet.service.node_mqtt
+        print(
+            f"CrowdFab fleet serving on http://{host}:{port}/api/v1 (data in {config.data_dir}); "
+            f"printers: MQTT {nodes.host}:{nodes.port}, files from {base_url}",
+            flush=True,
+        )
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
-        server.close()
+        if link is not None:
+            link.close()
+        if mqtt is not None:
+            mqtt.close()
+        if server is not None:
+            server.close()
+        if broker is not None:
+            broker.stop()
         fleet.close()

@@ -2,27 +2,55 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import secrets
+import threading
 import time
 import unicodedata
+from collections.abc import Collection
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Optional
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Optional
 
 from . import scheduler
-from .auth import hash_token, new_token
-from .errors import Conflict, Forbidden, Invalid, Unauthorized
+from .auth import TOKEN_PREFIX, hash_token, new_token
+from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
 from .gcode import Analysis, analyze_stream, refusal_message
 from .geometry import Box
 from .lab import LabSettings
-from .models import Job, JobEvent, Member, Printer, Role
+from .models import Job, JobEvent, LiveStatus, Member, Printer, Role
+from .protocol import CommandType
 from .states import ACTIVE, CANCELLABLE, PENDING, TERMINAL, JobState, PrinterState
 from .store import BlobStore, Store
+
+if TYPE_CHECKING:
+    from .broker import BrokerUser
+
+log = logging.getLogger(__name__)
 
 LAB_SETTINGS_KEY = "lab"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 PRINTER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 MATERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 +._-]{0,31}$")
 MAX_NOTE = 500
+
+#: Enrollment codes: 32 symbols that survive being read aloud or copied by hand (no 0/O, no 1/I).
+CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+#: 12 symbols of 5 bits: 60 bits, shown as three groups of four.
+CODE_LENGTH = 12
+CODE_GROUP = 4
+INVALID_CODE = "this enrollment code is not valid (unknown, used or expired): ask a manager for a new one"
+#: Printer HTTP tokens carry their own prefix, so neither kind is mistaken for the other.
+PRINTER_TOKEN_PREFIX = "cfp_"  # noqa: S105 (a prefix, not a secret)
+#: Jobs whose running print a member may pause or resume.
+PAUSABLE = frozenset({JobState.PRINTING})
+RESUMABLE = frozenset({JobState.PAUSED})
+
+#: Tells a printer's node to do something: (printer id, command, job id).
+CommandHook = Callable[[str, CommandType, Optional[int]], None]
+#: Hashes a broker password into Mosquitto's password-file format.
+PasswordHasher = Callable[[str], str]
 
 
 @dataclass(frozen=True)
@@ -36,6 +64,53 @@ class QueueEntry:
     job: Job
     member_name: str
     explanation: Optional[scheduler.Explanation]
+
+
+@dataclass(frozen=True)
+class MqttEndpoint:
+    """The broker address nodes are told to use (which may differ from the one the fleet uses)."""
+
+    host: str
+    port: int
+    tls: bool = False
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """A newly enrolled printer and its secrets: shown once, stored only hashed."""
+
+    printer: Printer
+    token: str
+    mqtt_username: str
+    mqtt_password: str
+    mqtt: MqttEndpoint
+
+
+def new_enrollment_code() -> str:
+    """A fresh code such as ``7KQP-M2XD-9HWC``: 60 random bits a person can type."""
+    symbols = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    return "-".join(symbols[i : i + CODE_GROUP] for i in range(0, CODE_LENGTH, CODE_GROUP))
+
+
+def normalize_code(text: str) -> Optional[str]:
+    """A typed code without spaces or dashes, upper-cased; None if it cannot be a code at all."""
+    cleaned = "".join(ch for ch in text.upper() if ch not in " -\t")
+    if len(cleaned) != CODE_LENGTH or any(ch not in CODE_ALPHABET for ch in cleaned):
+        return None
+    return cleaned
+
+
+def slugify(name: str, *, limit: int = 40) -> str:
+    """A printer id from a display name: lowercase ASCII letters, digits and single dashes."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii").lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:limit].strip("-")
+    return slug or "printer"
+
+
+def _default_hasher(password: str) -> str:
+    from .broker import hash_password  # the broker module only where a password is hashed
+
+    return hash_password(password)
 
 
 def actor_of(member: Member) -> str:
@@ -64,16 +139,65 @@ def check_material(value: Any, field: str = "material") -> Optional[str]:
 class FleetService:
     """Every operation of the fleet, checked for who may do it; the API and the CLI both call it."""
 
-    def __init__(self, store: Store, blobs: BlobStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        node_mqtt: Optional[MqttEndpoint] = None,
+        password_hasher: Optional[PasswordHasher] = None,
+    ) -> None:
         self.store = store
         self.blobs = blobs
         self.clock = clock
+        #: Where enrolled nodes connect; None while the fleet runs without a broker.
+        self.node_mqtt = node_mqtt
+        self._hash_password = password_hasher or _default_hasher
+        self._credential_hooks: list[Callable[[], None]] = []
+        self._command_hooks: list[CommandHook] = []
+        self._work_hooks: list[Callable[[], None]] = []
+        self._live: dict[str, LiveStatus] = {}
+        self._live_lock = threading.Lock()
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    def on_credentials_changed(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` after a printer is enrolled or revoked (the managed broker reloads then)."""
+        self._credential_hooks.append(hook)
+
+    def on_printer_command(self, hook: CommandHook) -> None:
+        """Call ``hook(printer_id, command, job_id)`` when a person's action must reach a printer."""
+        self._command_hooks.append(hook)
+
+    def on_work_available(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` when a dispatch pass may find something new (a job queued, a printer freed)."""
+        self._work_hooks.append(hook)
+
+    @staticmethod
+    def _notify(hooks: list[Any], *args: Any) -> int:
+        """Run every hook; one that fails is logged, never fatal to the request. Returns how many ran."""
+        for hook in hooks:
+            try:
+                hook(*args)
+            except Exception:
+                log.exception("a fleet hook failed (%r)", hook)
+        return len(hooks)
+
+    def _tell_printer(self, printer_id: str, command: CommandType, job_id: Optional[int]) -> bool:
+        """Hand a command to the fleet link; False when nothing links the fleet to its printers."""
+        return self._notify(self._command_hooks, printer_id, command, job_id) > 0
+
+    def _work_available(self) -> None:
+        self._notify(self._work_hooks)
 
     # -- identity -------------------------------------------------------------------------------
 
     def authenticate(self, token: Optional[str]) -> Member:
         if not token:
             raise Unauthorized("sign in: send your API token as 'Authorization: Bearer <token>'")
+        if token.startswith(PRINTER_TOKEN_PREFIX):
+            raise Unauthorized("this is a printer's token; this endpoint needs a member's API token")
         member = self.store.member_for_token(hash_token(token), now=self.clock())
         if member is None:
             raise Unauthorized("this API token is not valid (revoked, or the member is deactivated)")
@@ -243,6 +367,8 @@ class FleetService:
         queued = [
             self.store.transition_job(job.id, target, actor="system", reason=why, now=now) for job in jobs
         ]
+        if target is JobState.QUEUED:
+            self._work_available()
         return Submission(jobs=queued, analysis=analysis)
 
     # -- jobs -----------------------------------------------------------------------------------
@@ -274,13 +400,56 @@ class FleetService:
         why = reason.strip()[:200] or (
             "cancelled by its member" if job.member_id == actor.id else "cancelled by a manager"
         )
-        return self.store.transition_job(
+        cancelled = self.store.transition_job(
             job_id, JobState.CANCELLED, actor=actor_of(actor), reason=why, now=self.clock()
         )
+        if job.state in ACTIVE and job.printer_id is not None:
+            self._release_cancelled(job)
+        return cancelled
+
+    def _release_cancelled(self, job: Job) -> None:
+        """A job a person cancelled while a printer held it: stop the printer, free it for a person."""
+        assert job.printer_id is not None
+        if not self._tell_printer(job.printer_id, CommandType.CANCEL, job.id):
+            log.warning("job %d was cancelled, but no link to printer %s is running", job.id, job.printer_id)
+        # A dispatched job that never started left nothing on the plate; any other may have.
+        after = PrinterState.IDLE if job.state is JobState.ASSIGNED else PrinterState.AWAITING_BED_CLEAR
+        try:
+            printer = self.store.get_printer(job.printer_id)
+            if printer.state in (PrinterState.OFFLINE, PrinterState.MAINTENANCE):
+                after = printer.state
+            self.store.release_printer(job.printer_id, after, expect_job_id=job.id)
+        except (Conflict, NotFound):
+            return  # the printer moved on already
+        if after is PrinterState.IDLE:
+            self._work_available()
+
+    def pause_job(self, actor: Member, job_id: int) -> Job:
+        """Ask the printer to pause a running job; the job becomes paused when the printer says so."""
+        return self._job_command(actor, job_id, CommandType.PAUSE, PAUSABLE)
+
+    def resume_job(self, actor: Member, job_id: int) -> Job:
+        """Ask the printer to resume a paused job."""
+        return self._job_command(actor, job_id, CommandType.RESUME, RESUMABLE)
+
+    def _job_command(
+        self, actor: Member, job_id: int, command: CommandType, allowed: frozenset[JobState]
+    ) -> Job:
+        job = self.get_job(actor, job_id)
+        if job.state not in allowed or job.printer_id is None:
+            wanted = " or ".join(sorted(s.value for s in allowed))
+            raise Conflict(
+                f"job {job_id} is {job.state.value}; only a {wanted} job can be told to {command.value}"
+            )
+        if not self._tell_printer(job.printer_id, command, job.id):
+            raise Unavailable(
+                "the fleet is not linked to its printers (no MQTT link is running); try again later"
+            )
+        return job
 
     def approve_job(self, actor: Member, job_id: int) -> Job:
         self.require_manager(actor)
-        return self.store.transition_job(
+        approved = self.store.transition_job(
             job_id,
             JobState.QUEUED,
             actor=actor_of(actor),
@@ -288,6 +457,8 @@ class FleetService:
             now=self.clock(),
             expect={JobState.AWAITING_APPROVAL},
         )
+        self._work_available()
+        return approved
 
     def reject_job(self, actor: Member, job_id: int, reason: str = "") -> Job:
         self.require_manager(actor)
@@ -337,8 +508,8 @@ class FleetService:
             id=printer_id,
             name=name.strip(),
             state=PrinterState.IDLE,
-            volume=self._volume(data.get("volume")),
-            nozzle_diameter=self._nozzle(data.get("nozzle_diameter", 0.4)),
+            volume=self.check_volume(data.get("volume")),
+            nozzle_diameter=self.check_nozzle(data.get("nozzle_diameter", 0.4)),
             material=check_material(data.get("material")),
             restricted=self._bool(data.get("restricted", False), "restricted"),
             current_job_id=None,
@@ -359,9 +530,9 @@ class FleetService:
             elif key == "material":
                 changes["material"] = check_material(value)
             elif key == "nozzle_diameter":
-                changes["nozzle_diameter"] = self._nozzle(value)
+                changes["nozzle_diameter"] = self.check_nozzle(value)
             elif key == "volume":
-                changes["volume"] = self._volume(value)
+                changes["volume"] = self.check_volume(value)
             elif key == "restricted":
                 changes["restricted"] = self._bool(value, "restricted")
             elif key == "maintenance":
@@ -374,10 +545,231 @@ class FleetService:
                     changes["state"] = PrinterState.IDLE
             else:
                 raise Invalid(f"unknown printer field: {key}", field=key)
-        return self.store.update_printer(printer_id, **changes)
+        updated = self.store.update_printer(printer_id, **changes)
+        if updated.state is PrinterState.IDLE and printer.state is not PrinterState.IDLE:
+            self._work_available()
+        return updated
+
+    # -- enrollment and printer credentials -----------------------------------------------------
+
+    def create_enrollment_code(self, actor: Optional[Member], ttl_s: float = 86400.0) -> tuple[str, float]:
+        """A single-use code for enrolling one printer, and when it expires; only its hash is kept.
+
+        ``actor`` None is the console (the data dir's owner), which needs no manager.
+        """
+        if actor is not None:
+            self.require_manager(actor)
+        if isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float)) or not 60 <= ttl_s <= 30 * 86400:
+            raise Invalid("ttl_s must be from 60 seconds to 30 days", field="ttl_s")
+        code = new_enrollment_code()
+        normalized = normalize_code(code)
+        assert normalized is not None
+        now = self.clock()
+        created = self.store.add_enrollment_code(
+            hash_token(normalized),
+            created_by=None if actor is None else actor.id,
+            now=now,
+            expires_at=now + ttl_s,
+        )
+        return code, created.expires_at
+
+    def enroll(self, code: Any, name: Any, capabilities: Any) -> Enrollment:
+        """Spend an enrollment code on a new printer; its token and broker password are returned once."""
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 80:
+            raise Invalid("name must be text of 1 to 80 characters", field="name")
+        if not isinstance(capabilities, dict):
+            raise Invalid(
+                "capabilities must be an object with volume, nozzle_diameter and material",
+                field="capabilities",
+            )
+        unknown = sorted(set(capabilities) - {"volume", "nozzle_diameter", "material"})
+        if unknown:
+            raise Invalid(f"unknown capability: {unknown[0]}", field=f"capabilities.{unknown[0]}")
+        volume = self.check_volume(capabilities.get("volume"))
+        nozzle = self.check_nozzle(capabilities.get("nozzle_diameter", 0.4))
+        material = check_material(capabilities.get("material"), "capabilities.material")
+        normalized = normalize_code(code) if isinstance(code, str) else None
+        if normalized is None:
+            raise Unauthorized(INVALID_CODE, field="code")
+        if self.node_mqtt is None:
+            raise Unavailable(
+                "this fleet runs without an MQTT broker, so a printer could not connect: start it with "
+                "'crowdfab-fleet serve' (managed broker) or --mqtt-url"
+            )
+        now = self.clock()
+        token = PRINTER_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        password = secrets.token_urlsafe(24)
+        printer_id = slugify(name)
+        if printer_id == "enroll":  # would shadow the route that enrolls printers
+            printer_id = "printer-enroll"
+        template = Printer(
+            id=printer_id,
+            name=name.strip(),
+            state=PrinterState.OFFLINE,  # until its node says otherwise
+            volume=volume,
+            nozzle_diameter=nozzle,
+            material=material,
+            restricted=False,
+            current_job_id=None,
+            last_seen=None,
+            created_at=now,
+        )
+        printer = self.store.enroll_printer(
+            hash_token(normalized),
+            template,
+            mqtt_password_hash=self._hash_password(password),
+            http_token_hash=hash_token(token),
+            now=now,
+        )
+        if printer is None:
+            raise Unauthorized(INVALID_CODE, field="code")
+        log.info("printer %s (%s) enrolled", printer.id, printer.name)
+        self._notify(self._credential_hooks)
+        return Enrollment(printer, token, printer.id, password, self.node_mqtt)
+
+    def revoke_printer(self, actor: Member, printer_id: str) -> Printer:
+        """Withdraw an enrolled printer's credentials and take it out of the pool.
+
+        Its broker login and file downloads stop working; a job it held becomes unknown (a
+        manager settles it), and the printer stays in maintenance until it is enrolled again.
+        """
+        self.require_manager(actor)
+        if not self.store.revoke_credentials(printer_id, now=self.clock()):
+            raise Conflict(
+                f"printer {printer_id} has no active credentials (never enrolled, or already revoked)"
+            )
+        printer = self.store.get_printer(printer_id)
+        if printer.current_job_id is not None:
+            self._job_unreachable(
+                printer.current_job_id, actor_of(actor), "the printer's credentials were revoked"
+            )
+        printer = self.store.release_printer(printer_id, PrinterState.MAINTENANCE)
+        self.clear_live(printer_id)
+        log.info("printer %s: credentials revoked by %s", printer_id, actor_of(actor))
+        self._notify(self._credential_hooks)
+        return printer
+
+    def broker_users(self) -> list[BrokerUser]:
+        """The managed broker's printer logins: every enrolled printer that is not revoked."""
+        from .broker import BrokerUser
+
+        return [BrokerUser(c.printer_id, c.mqtt_password_hash) for c in self.store.active_credentials()]
+
+    def authenticate_printer(self, token: Optional[str]) -> Printer:
+        if not token:
+            raise Unauthorized("a printer signs in with its token: 'Authorization: Bearer <token>'")
+        if token.startswith(TOKEN_PREFIX):
+            raise Unauthorized("this is a member's API token; this endpoint is for enrolled printers")
+        printer = self.store.printer_for_token(hash_token(token))
+        if printer is None:
+            raise Unauthorized("this printer token is not valid (revoked, or the printer was enrolled again)")
+        return printer
+
+    def job_file(self, printer: Printer, printer_id: str, job_id: int) -> tuple[Job, str]:
+        """The job and the path of its file, for the printer it is dispatched to and no other."""
+        if printer.id != printer_id:
+            raise Forbidden(f"this token belongs to printer {printer.id}, not {printer_id}")
+        job = self.store.get_job(job_id)
+        if job.printer_id != printer.id or job.state not in ACTIVE:
+            raise Forbidden(f"job {job_id} is not dispatched to printer {printer.id}")
+        return job, str(self.blobs.path(job.file_sha256))
+
+    # -- what the printers report (called by the fleet link) ----------------------------------
+
+    def live(self, printer_id: str) -> Optional[LiveStatus]:
+        with self._live_lock:
+            return self._live.get(printer_id)
+
+    def set_live(self, printer_id: str, status: LiveStatus) -> None:
+        with self._live_lock:
+            self._live[printer_id] = status
+
+    def clear_live(self, printer_id: str) -> None:
+        with self._live_lock:
+            self._live.pop(printer_id, None)
+
+    def printer_offline(
+        self, printer_id: str, reason: str = "printer unreachable, outcome unknown"
+    ) -> Printer:
+        """A printer's node is gone: the printer is offline, and a job it held has an unknown outcome.
+
+        The job stays with the printer (not back in the queue: it may still be printing); when the
+        node returns, what it reports settles the job.
+        """
+        printer = self.store.get_printer(printer_id)
+        if printer.current_job_id is not None:
+            self._job_unreachable(printer.current_job_id, f"printer:{printer_id}", reason)
+        if printer.state in (PrinterState.OFFLINE, PrinterState.MAINTENANCE):
+            return printer
+        return self.store.update_printer(printer_id, state=PrinterState.OFFLINE)
+
+    def _job_unreachable(self, job_id: int, actor: str, reason: str) -> None:
+        with suppress(Conflict):  # already unknown, or settled meanwhile
+            self.store.transition_job(
+                job_id,
+                JobState.UNKNOWN,
+                actor=actor,
+                reason=reason,
+                now=self.clock(),
+                expect={JobState.ASSIGNED, JobState.PRINTING, JobState.PAUSED},
+            )
+
+    def printer_job_event(self, printer_id: str, job_id: int, target: JobState, reason: str) -> bool:
+        """A printer reports its job moved to ``target``; False when the job was already there.
+
+        Events arrive at least once: a repeat is a no-op. A printer may only report its own job
+        (:class:`Forbidden` otherwise). Terminal outcomes leave the printer waiting for a bed clear.
+        """
+        job = self.store.get_job(job_id)
+        if job.printer_id != printer_id:
+            raise Forbidden(f"job {job_id} is not dispatched to printer {printer_id}", field="job_id")
+        if job.state is target:
+            return False
+        actor = f"printer:{printer_id}"
+        if target in TERMINAL:
+            self.finish_job(job_id, target, actor=actor, reason=reason)
+            return True
+        self.store.transition_job(job_id, target, actor=actor, reason=reason, now=self.clock())
+        printer = self.store.get_printer(printer_id)
+        if printer.current_job_id in (None, job_id) and printer.state is not PrinterState.MAINTENANCE:
+            self.store.update_printer(
+                printer_id, state=PrinterState(target.value), current_job_id=job_id, last_seen=self.clock()
+            )
+        return True
+
+    def requeue_assignment(self, job_id: int, printer_id: str, reason: str) -> bool:
+        """A dispatch the printer refused or never answered: the job waits again, the printer is free.
+
+        False when the job is no longer assigned to that printer (it started, or was cancelled).
+        """
+        job = self.store.get_job(job_id)
+        if job.state is not JobState.ASSIGNED or job.printer_id != printer_id:
+            return False
+        try:
+            self.store.transition_job(
+                job_id,
+                JobState.QUEUED,
+                actor=f"printer:{printer_id}",
+                reason=reason,
+                now=self.clock(),
+                expect={JobState.ASSIGNED},
+                printer_id=None,
+            )
+        except Conflict:
+            return False
+        try:
+            printer = self.store.get_printer(printer_id)
+            after = PrinterState.OFFLINE if printer.state is PrinterState.OFFLINE else PrinterState.IDLE
+            if printer.state is PrinterState.MAINTENANCE:
+                after = PrinterState.MAINTENANCE
+            self.store.release_printer(printer_id, after, expect_job_id=job_id)
+        except Conflict:
+            pass  # the printer holds something else now; leave it
+        self._work_available()
+        return True
 
     @staticmethod
-    def _volume(value: Any) -> Box:
+    def check_volume(value: Any) -> Box:
         if value is None:
             raise Invalid("volume is required: the build volume's min_x … max_z in mm", field="volume")
         box = Box.from_dict(value, "volume")
@@ -386,7 +778,7 @@ class FleetService:
         return box
 
     @staticmethod
-    def _nozzle(value: Any) -> float:
+    def check_nozzle(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.05 <= value <= 3.0:
             raise Invalid("nozzle_diameter must be a number of mm from 0.05 to 3", field="nozzle_diameter")
         return float(value)
@@ -408,7 +800,10 @@ class FleetService:
             last = self.store.list_jobs(states=TERMINAL, printer_id=printer_id, limit=1, newest_first=True)
             if not last or last[0].member_id != actor.id:
                 raise Forbidden("only a manager or the member whose print is on the plate may clear it")
-        return self.store.update_printer(printer_id, state=PrinterState.IDLE)
+        cleared = self.store.update_printer(printer_id, state=PrinterState.IDLE)
+        self._tell_printer(printer_id, CommandType.BED_CLEARED, None)
+        self._work_available()
+        return cleared
 
     def finish_job(self, job_id: int, outcome: JobState, *, actor: str, reason: str) -> Job:
         """A printer reports a job's end: the job settles and the printer waits for its bed to be cleared."""
@@ -416,19 +811,24 @@ class FleetService:
             raise Invalid(f"{outcome.value} is not an outcome")
         job = self.store.transition_job(job_id, outcome, actor=actor, reason=reason, now=self.clock())
         if job.printer_id is not None:
-            self.store.update_printer(
-                job.printer_id, state=PrinterState.AWAITING_BED_CLEAR, current_job_id=None
-            )
+            printer = self.store.get_printer(job.printer_id)
+            if printer.current_job_id in (None, job_id):
+                after = PrinterState.AWAITING_BED_CLEAR
+                if printer.state in (PrinterState.MAINTENANCE, PrinterState.OFFLINE):
+                    after = printer.state
+                self.store.release_printer(job.printer_id, after)
         return job
 
     # -- scheduling -----------------------------------------------------------------------------
 
-    def _plan(self) -> tuple[scheduler.Plan, list[Job]]:
+    def _plan(
+        self, *, hide_printers: Collection[str] = (), hide_jobs: Collection[int] = ()
+    ) -> tuple[scheduler.Plan, list[Job]]:
         now = self.clock()
         lab = self.lab_settings()
-        jobs = self.store.list_jobs(states=PENDING)
+        jobs = [j for j in self.store.list_jobs(states=PENDING) if j.id not in hide_jobs]
         active = self.store.list_jobs(states=ACTIVE)
-        printers = self.store.list_printers()
+        printers = [p for p in self.store.list_printers() if p.id not in hide_printers]
         busy_until = self._busy_until(printers, active, now)
         infos = [
             scheduler.PrinterInfo(
@@ -460,11 +860,11 @@ class FleetService:
             job = by_id.get(p.current_job_id) if p.current_job_id is not None else None
             if job is not None:
                 start = job.started_at or now
-                result[p.id] = max(now, start + FleetService._estimate(job))
+                result[p.id] = max(now, start + FleetService.estimate(job))
         return result
 
     @staticmethod
-    def _estimate(job: Job) -> float:
+    def estimate(job: Job) -> float:
         analysis = job.analysis
         value = analysis.get("estimated_time_s") or analysis.get("own_time_estimate_s") or 0.0
         return float(value)
@@ -477,7 +877,7 @@ class FleetService:
             member_id=job.member_id,
             state=job.state,
             submitted_at=job.submitted_at,
-            estimated_seconds=FleetService._estimate(job),
+            estimated_seconds=FleetService.estimate(job),
             bounds=Box.from_dict(bounds) if bounds else None,
             nozzle_diameter=job.analysis.get("nozzle_diameter"),
             material=job.material,
@@ -494,12 +894,36 @@ class FleetService:
         ordered += [j for j in jobs if j.id not in seen]
         return [QueueEntry(j, names.get(j.member_id, "?"), plan.explanations.get(j.id)) for j in ordered]
 
-    def dispatch_pass(self) -> list[tuple[int, str]]:
-        """Assign what the scheduler says; a job or printer another process claimed first is skipped."""
-        plan, _ = self._plan()
-        now = self.clock()
-        assigned = []
-        for job_id, printer_id in plan.assignments:
-            if self.store.assign_job(job_id, printer_id, actor="system", now=now):
-                assigned.append((job_id, printer_id))
+    def dispatch_pass(self, avoid: Collection[tuple[int, str]] = ()) -> list[tuple[int, str]]:
+        """Assign what the scheduler says; a job or printer another process claimed first is skipped.
+
+        ``avoid`` holds (job, printer) pairs not to make now (the printer just refused that job).
+        When the plan wants one, the pass plans again without that printer, so the job may go to
+        another, then without that job, so the printer may take another.
+        """
+        avoid = frozenset(avoid)
+        assigned: list[tuple[int, str]] = []
+        blocked = self._assign_planned(avoid, assigned)
+        if blocked:
+            self._assign_planned(avoid, assigned, hide_printers={p for _, p in blocked})
+            self._assign_planned(avoid, assigned, hide_jobs={j for j, _ in blocked})
         return assigned
+
+    def _assign_planned(
+        self,
+        avoid: frozenset[tuple[int, str]],
+        assigned: list[tuple[int, str]],
+        *,
+        hide_printers: Collection[str] = (),
+        hide_jobs: Collection[int] = (),
+    ) -> list[tuple[int, str]]:
+        """Plan once and claim the assignments (added to ``assigned``); returns the avoided ones."""
+        plan, _ = self._plan(hide_printers=hide_printers, hide_jobs=hide_jobs)
+        now = self.clock()
+        blocked = []
+        for job_id, printer_id in plan.assignments:
+            if (job_id, printer_id) in avoid:
+                blocked.append((job_id, printer_id))
+            elif self.store.assign_job(job_id, printer_id, actor="system", now=now):
+                assigned.append((job_id, printer_id))
+        return blocked

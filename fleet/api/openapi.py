@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
+from ..protocol import NodeState
 from ..states import JobState, PrinterState
 
 JSON = "application/json"
@@ -26,6 +27,7 @@ def errors(*codes: int) -> dict[str, Any]:
         409: "Not possible in the current state",
         413: "Upload larger than the lab's limit",
         422: "Invalid input; the message names the field, line or command",
+        503: "The fleet cannot do this now (no link to the printers, no broker); the message says why",
     }
     return {str(c): {"description": texts[c], "content": {JSON: {"schema": ref("Error")}}} for c in codes}
 
@@ -90,6 +92,53 @@ SCHEMAS: dict[str, Any] = {
             "restricted": {"type": "boolean"},
             "current_job_id": NULLABLE_INT,
             "last_seen": NULLABLE_TIME,
+            "live": ref("LiveStatus"),
+        },
+    },
+    "LiveStatus": {
+        "type": "object",
+        "description": "What the printer's node last reported; only while the fleet has heard from it since "
+        "it started.",
+        "required": ["node_state", "temperatures", "last_seen"],
+        "properties": {
+            "node_state": {
+                "type": "string",
+                "enum": [s.value for s in NodeState],
+                "description": "The state as the node sees it (the printer's state is the fleet's view)",
+            },
+            "temperatures": {
+                "type": "object",
+                "description": "Heater name (tool0, bed …) → °C",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {"actual": NULLABLE_NUM, "target": NULLABLE_NUM},
+                },
+            },
+            "progress": {**NULLABLE_NUM, "description": "0-100, of the current job"},
+            "eta": {**NULLABLE_TIME, "description": "Expected end of the current job"},
+            "job_id": NULLABLE_INT,
+            "last_seen": {"type": "string", "format": "date-time"},
+            "message": {"type": "string"},
+        },
+    },
+    "Enrollment": {
+        "type": "object",
+        "description": "A new printer's secrets, shown only this once: the node keeps them.",
+        "required": ["printer_id", "token", "mqtt"],
+        "properties": {
+            "printer_id": {"type": "string"},
+            "token": {"type": "string", "description": "The printer's HTTP token (job file downloads)"},
+            "mqtt": {
+                "type": "object",
+                "required": ["host", "port", "username", "password", "tls"],
+                "properties": {
+                    "host": {"type": "string"},
+                    "port": {"type": "integer"},
+                    "username": {"type": "string", "description": "The printer id"},
+                    "password": {"type": "string"},
+                    "tls": {"type": "boolean"},
+                },
+            },
         },
     },
     "Finding": {
@@ -293,6 +342,21 @@ PATHS: dict[str, Any] = {
             requestBody={"required": False, "content": {JSON: {"schema": {"type": "object"}}}},
         )
     },
+    "/jobs/{job_id}/pause": {
+        "post": op(
+            "Ask the printer to pause a printing job (its member, or managers); the job becomes paused "
+            "when the printer reports it",
+            {"202": ok(ref("Job"), "Sent to the printer"), **errors(401, 403, 404, 409, 503)},
+            parameters=JOB_ID,
+        )
+    },
+    "/jobs/{job_id}/resume": {
+        "post": op(
+            "Ask the printer to resume a paused job (its member, or managers)",
+            {"202": ok(ref("Job"), "Sent to the printer"), **errors(401, 403, 404, 409, 503)},
+            parameters=JOB_ID,
+        )
+    },
     "/jobs/{job_id}/approve": {
         "post": op(
             "Approve a job awaiting approval (managers)",
@@ -361,6 +425,95 @@ PATHS: dict[str, Any] = {
             "Confirm the printer's plate is clear (a manager, or the member whose print was on it)",
             {"200": ok(ref("Printer")), **errors(401, 403, 404, 409)},
             parameters=PRINTER_ID,
+        )
+    },
+    "/printers/{printer_id}/revoke": {
+        "post": op(
+            "Revoke an enrolled printer's credentials (managers): it can no longer connect or download; "
+            "a job it held becomes unknown and the printer goes into maintenance",
+            {"200": ok(ref("Printer")), **errors(401, 403, 404, 409)},
+            parameters=PRINTER_ID,
+        )
+    },
+    "/printers/{printer_id}/jobs/{job_id}/file": {
+        "get": op(
+            "Download a dispatched job's G-code (printer token only; only the printer the job is on)",
+            {
+                "200": {
+                    "description": "The file, as uploaded",
+                    "headers": {
+                        "X-Content-SHA256": {
+                            "description": "SHA-256 of the body, lowercase hex",
+                            "schema": {"type": "string"},
+                        },
+                        "Content-Length": {"schema": {"type": "integer"}},
+                    },
+                    "content": {
+                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                    },
+                },
+                **errors(401, 403, 404),
+            },
+            parameters=PRINTER_ID + JOB_ID,
+            security=[{"printerToken": []}],
+        )
+    },
+    "/enroll-codes": {
+        "post": op(
+            "Make a single-use code for enrolling one printer (managers); only its hash is kept",
+            {
+                "201": ok(
+                    {
+                        "type": "object",
+                        "required": ["code", "expires_at"],
+                        "properties": {
+                            "code": {"type": "string", "description": "Such as 7KQP-M2XD-9HWC"},
+                            "expires_at": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                    "Created",
+                ),
+                **errors(401, 403, 422),
+            },
+            requestBody={
+                "required": False,
+                "content": {
+                    JSON: {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "ttl_s": {"type": "number", "minimum": 60, "default": 86400},
+                            },
+                        }
+                    }
+                },
+            },
+        )
+    },
+    "/printers/enroll": {
+        "post": op(
+            "Enroll a printer with a manager's code (no member token: the code is the proof)",
+            {"201": ok(ref("Enrollment"), "Enrolled"), **errors(401, 422, 503)},
+            security=[],
+            requestBody=body(
+                {
+                    "type": "object",
+                    "required": ["code", "name", "capabilities"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "name": {"type": "string", "maxLength": 80},
+                        "capabilities": {
+                            "type": "object",
+                            "required": ["volume"],
+                            "properties": {
+                                "volume": ref("Box"),
+                                "nozzle_diameter": {"type": "number"},
+                                "material": NULLABLE_STR,
+                            },
+                        },
+                    },
+                }
+            ),
         )
     },
     "/members": {
@@ -446,7 +599,14 @@ def openapi_document() -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "A member's API token"},
+                "printerToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An enrolled printer's token (from POST /printers/enroll)",
+                },
+            },
             "schemas": SCHEMAS,
         },
         "paths": PATHS,

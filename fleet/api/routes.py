@@ -10,16 +10,18 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, send_fi
 
 from ..auth import parse_bearer
 from ..errors import Invalid, NotFound
-from ..models import Member, Role
+from ..models import Member, Printer, Role
 from ..service import FleetService
 from ..states import JobState
 from .openapi import openapi_document
-from .serialize import event_json, explanation_json, job_json, member_json, printer_json
+from .serialize import enrollment_json, event_json, explanation_json, iso, job_json, member_json, printer_json
 
 api = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
-#: Endpoints anyone may call without a token.
-PUBLIC_ENDPOINTS = {"api_v1.health", "api_v1.openapi"}
+#: Endpoints anyone may call without a token (enrolling: the enrollment code in the body is the proof).
+PUBLIC_ENDPOINTS = {"api_v1.health", "api_v1.openapi", "api_v1.enroll_printer"}
+#: Endpoints for enrolled printers: a printer's token, never a member's.
+PRINTER_ENDPOINTS = {"api_v1.job_file"}
 
 
 def service() -> FleetService:
@@ -32,11 +34,20 @@ def me() -> Member:
     return member
 
 
+def this_printer() -> Printer:
+    printer: Printer = g.printer
+    return printer
+
+
 @api.before_request
 def authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
-    g.member = service().authenticate(parse_bearer(request.headers.get("Authorization")))
+    token = parse_bearer(request.headers.get("Authorization"))
+    if request.endpoint in PRINTER_ENDPOINTS:
+        g.printer = service().authenticate_printer(token)
+    else:
+        g.member = service().authenticate(token)
 
 
 def json_body() -> dict[str, Any]:
@@ -186,6 +197,16 @@ def cancel_job(job_id: int) -> Response:
     return jsonify(job_json(job, me()))
 
 
+@api.post("/jobs/<int:job_id>/pause")
+def pause_job(job_id: int) -> tuple[Response, int]:
+    return jsonify(job_json(service().pause_job(me(), job_id), me())), 202
+
+
+@api.post("/jobs/<int:job_id>/resume")
+def resume_job(job_id: int) -> tuple[Response, int]:
+    return jsonify(job_json(service().resume_job(me(), job_id), me())), 202
+
+
 @api.post("/jobs/<int:job_id>/approve")
 def approve_job(job_id: int) -> Response:
     return jsonify(job_json(service().approve_job(me(), job_id), me()))
@@ -211,7 +232,8 @@ def set_priority(job_id: int) -> Response:
 
 @api.get("/printers")
 def list_printers() -> Response:
-    return jsonify(printers=[printer_json(p) for p in service().list_printers()])
+    svc = service()
+    return jsonify(printers=[printer_json(p, svc.live(p.id)) for p in svc.list_printers()])
 
 
 @api.post("/printers")
@@ -221,7 +243,8 @@ def add_printer() -> tuple[Response, int]:
 
 @api.get("/printers/<printer_id>")
 def get_printer(printer_id: str) -> Response:
-    return jsonify(printer_json(service().get_printer(printer_id)))
+    svc = service()
+    return jsonify(printer_json(svc.get_printer(printer_id), svc.live(printer_id)))
 
 
 @api.patch("/printers/<printer_id>")
@@ -232,6 +255,36 @@ def update_printer(printer_id: str) -> Response:
 @api.post("/printers/<printer_id>/bed-cleared")
 def bed_cleared(printer_id: str) -> Response:
     return jsonify(printer_json(service().confirm_bed_cleared(me(), printer_id)))
+
+
+@api.post("/printers/<printer_id>/revoke")
+def revoke_printer_credentials(printer_id: str) -> Response:
+    return jsonify(printer_json(service().revoke_printer(me(), printer_id)))
+
+
+@api.get("/printers/<printer_id>/jobs/<int:job_id>/file")
+def job_file(printer_id: str, job_id: int) -> Response:
+    job, path = service().job_file(this_printer(), printer_id, job_id)
+    response = send_file(path, mimetype="application/octet-stream", conditional=False, etag=False)
+    response.headers["X-Content-SHA256"] = job.file_sha256
+    return response
+
+
+# -- enrollment -----------------------------------------------------------------------------------
+
+
+@api.post("/enroll-codes")
+def create_enroll_code() -> tuple[Response, int]:
+    ttl = json_body().get("ttl_s", 86400)
+    code, expires_at = service().create_enrollment_code(me(), ttl)
+    return jsonify(code=code, expires_at=iso(expires_at)), 201
+
+
+@api.post("/printers/enroll")
+def enroll_printer() -> tuple[Response, int]:
+    body = json_body()
+    enrollment = service().enroll(body.get("code"), body.get("name"), body.get("capabilities"))
+    return jsonify(enrollment_json(enrollment)), 201
 
 
 # -- members --------------------------------------------------------------------------------------

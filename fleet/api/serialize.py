@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from ..models import Job, JobEvent, Member, Printer, Role
+from ..models import Job, JobEvent, LiveStatus, Member, Printer, Role
 from ..scheduler import Explanation
+from ..service import Enrollment
 
 
 def iso(ts: Optional[float]) -> Optional[str]:
@@ -26,8 +27,8 @@ def member_json(member: Member) -> dict[str, Any]:
     }
 
 
-def printer_json(printer: Printer) -> dict[str, Any]:
-    return {
+def printer_json(printer: Printer, live: Optional[LiveStatus] = None) -> dict[str, Any]:
+    body = {
         "id": printer.id,
         "name": printer.name,
         "state": printer.state.value,
@@ -37,6 +38,37 @@ def printer_json(printer: Printer) -> dict[str, Any]:
         "restricted": printer.restricted,
         "current_job_id": printer.current_job_id,
         "last_seen": iso(printer.last_seen),
+    }
+    if live is not None:
+        body["live"] = live_json(live)
+    return body
+
+
+def live_json(live: LiveStatus) -> dict[str, Any]:
+    return {
+        "node_state": live.node_state,
+        "temperatures": {
+            name: {"actual": actual, "target": target} for name, (actual, target) in live.temperatures.items()
+        },
+        "progress": live.progress,
+        "eta": iso(live.eta),
+        "job_id": live.job_id,
+        "last_seen": iso(live.last_seen),
+        "message": live.message,
+    }
+
+
+def enrollment_json(enrollment: Enrollment) -> dict[str, Any]:
+    return {
+        "printer_id": enrollment.printer.id,
+        "token": enrollment.token,
+        "mqtt": {
+            "host": enrollment.mqtt.host,
+            "port": enrollment.mqtt.port,
+            "username": enrollment.mqtt_username,
+            "password": enrollment.mqtt_password,
+            "tls": enrollment.mqtt.tls,
+        },
     }
 
 

@@ -13,7 +13,20 @@ import logging
 from collections.abc import Mapping
 from typing import Callable, Optional
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import (
+    Column,
+    Double,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import Unavailable
@@ -25,8 +38,42 @@ log = logging.getLogger(__name__)
 #: One upgrade step: brings the database from its version N to N+1 inside the open transaction.
 Step = Callable[[Connection], None]
 
-#: UPGRADES[N] upgrades a database from version N to N+1. Nothing yet: version 1 is the first release.
-UPGRADES: Mapping[int, Step] = {}
+
+def _add_enrollment(conn: Connection) -> None:
+    """1 → 2: enrollment codes and printer credentials.
+
+    The tables are spelled out as they were at version 2 (not taken from :mod:`schema`, which moves
+    on), on their own metadata; the parents are stubs, only there so the foreign keys resolve.
+    """
+    meta = MetaData()
+    Table("members", meta, Column("id", Integer, primary_key=True))
+    Table("printers", meta, Column("id", String(64), primary_key=True))
+    epoch: Double[float] = Double(asdecimal=False)
+    codes = Table(
+        "enrollment_codes",
+        meta,
+        Column("code_hash", String(64), primary_key=True),
+        Column("created_by", Integer, ForeignKey("members.id", ondelete="SET NULL"), nullable=True),
+        Column("created_at", epoch, nullable=False),
+        Column("expires_at", epoch, nullable=False),
+        Column("used_at", epoch, nullable=True),
+        Column("used_by_printer", String(64), ForeignKey("printers.id", ondelete="SET NULL"), nullable=True),
+    )
+    credentials = Table(
+        "printer_credentials",
+        meta,
+        Column("printer_id", String(64), ForeignKey("printers.id", ondelete="CASCADE"), primary_key=True),
+        Column("mqtt_password_hash", Text, nullable=False),
+        Column("http_token_hash", String(64), nullable=False, unique=True),
+        Column("created_at", epoch, nullable=False),
+        Column("revoked_at", epoch, nullable=True),
+    )
+    codes.create(conn)
+    credentials.create(conn)
+
+
+#: UPGRADES[N] upgrades a database from version N to N+1.
+UPGRADES: Mapping[int, Step] = {1: _add_enrollment}
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).
 _PG_LOCK_KEY = 0x43726F7764466162

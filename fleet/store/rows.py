@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from ..geometry import Box
-from ..models import Job, JobEvent, Member, Printer, Role
+from ..models import EnrollmentCode, Job, JobEvent, Member, Printer, PrinterCredentials, Role
 from ..states import JobState, PrinterState
 
 
@@ -79,3 +79,24 @@ def event(row: Row[Any]) -> JobEvent:
 def volume_columns(box: Box) -> dict[str, float]:
     """A build volume as the printers table's min_x ... max_z columns."""
     return {key: float(value) for key, value in box.to_dict().items()}
+
+
+def enrollment_code(row: Row[Any]) -> EnrollmentCode:
+    return EnrollmentCode(
+        code_hash=row.code_hash,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        used_at=row.used_at,
+        used_by_printer=row.used_by_printer,
+    )
+
+
+def credentials(row: Row[Any]) -> PrinterCredentials:
+    return PrinterCredentials(
+        printer_id=row.printer_id,
+        mqtt_password_hash=row.mqtt_password_hash,
+        http_token_hash=row.http_token_hash,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )

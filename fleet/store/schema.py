@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 
 #: The version this code writes and understands.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -138,5 +138,40 @@ settings = Table(
     Column("value", Text, nullable=False),
 )
 
+enrollment_codes = Table(
+    "enrollment_codes",
+    metadata,
+    # The SHA-256 of the normalised code, hex: the code itself is shown once and never stored.
+    Column("code_hash", String(64), primary_key=True),
+    # None: made at the console (``crowdfab-fleet enroll-code``), not by a member through the API.
+    Column("created_by", Integer, ForeignKey("members.id", ondelete="SET NULL"), nullable=True),
+    _epoch("created_at"),
+    _epoch("expires_at"),
+    _epoch("used_at", nullable=True),
+    Column("used_by_printer", String(64), ForeignKey("printers.id", ondelete="SET NULL"), nullable=True),
+)
+
+printer_credentials = Table(
+    "printer_credentials",
+    metadata,
+    Column("printer_id", String(64), ForeignKey("printers.id", ondelete="CASCADE"), primary_key=True),
+    # Mosquitto's password-file format (PBKDF2-SHA512), written into the managed broker's passwd file.
+    Column("mqtt_password_hash", Text, nullable=False),
+    # The SHA-256 of the printer's HTTP token, hex.
+    Column("http_token_hash", String(64), nullable=False, unique=True),
+    _epoch("created_at"),
+    _epoch("revoked_at", nullable=True),
+)
+
 #: The tables holding the fleet's data, parents before children (everything but the version).
-DATA_TABLES = (members, api_tokens, printers, grants, jobs, job_events, settings)
+DATA_TABLES = (
+    members,
+    api_tokens,
+    printers,
+    grants,
+    jobs,
+    job_events,
+    settings,
+    enrollment_codes,
+    printer_credentials,
+)

@@ -1,0 +1,516 @@
+"""The fleet's end of the MQTT link: what nodes report goes into the store, jobs go out to the printers.
+
+One :class:`FleetLink` per fleet process. Messages arrive on the link's thread (``handle``); the
+dispatch loop runs on the link's own thread (``tick``); both take one lock, so the store sees one
+writer from here at a time. Nothing here opens a socket: the link is given (an ``MqttLink`` in
+production, an in-memory fake in tests), and so is the clock.
+
+How a node's state maps onto the fleet's printer state (:func:`printer_state_for`):
+
+==================  ==========================================  ===========================
+node says           printer holds no job                        printer holds a job
+==================  ==========================================  ===========================
+idle                idle (awaiting_bed_clear stays so)          unchanged while assigned/
+                                                                printing/paused (an event
+                                                                settles it), else
+                                                                awaiting_bed_clear
+printing, paused    printing, paused                            printing, paused
+busy_local          printing (busy, but not with fleet work)    printing
+awaiting_bed_clear  awaiting_bed_clear                          awaiting_bed_clear
+error               error                                       error
+disconnected        offline (the printer is not on its node)    offline
+==================  ==========================================  ===========================
+
+A printer in maintenance keeps that state whatever its node says. Only ``availability: offline``
+(the node's last will) makes a held job ``unknown``; ``disconnected`` does not, because the node is
+still there and will report what happened.
+
+Dispatches: each assignment the scheduler makes is sent as a ``dispatch`` command with a lease.
+Without an ack it is re-sent with the same command id (up to ``resend_limit`` times, within the
+lease); ``accepted`` waits for ``job_started``; ``pending`` (the owner is asked) waits until the
+lease ends; ``declined``/``failed`` or an expired lease put the job back in the queue and keep that
+printer from being offered that job again for ``decline_cooldown_s``. Dispatches live in memory;
+after a restart, an assigned job older than the lease goes back to the queue, and a younger one is
+given until its lease ends for an answer (an ack naming the job is matched even without the command
+id the previous process sent).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, replace
+from typing import Callable, Optional, Protocol
+
+from . import protocol as p
+from .errors import FleetError, Invalid, NotFound
+from .models import Job, LiveStatus, Printer
+from .service import FleetService, check_material
+from .states import BUSY, JobState, PrinterState
+
+log = logging.getLogger(__name__)
+
+#: What a job event means for the job.
+EVENT_TARGETS = {
+    p.EventType.JOB_STARTED: JobState.PRINTING,
+    p.EventType.JOB_PAUSED: JobState.PAUSED,
+    p.EventType.JOB_RESUMED: JobState.PRINTING,
+    p.EventType.JOB_DONE: JobState.DONE,
+    p.EventType.JOB_FAILED: JobState.FAILED,
+    p.EventType.JOB_CANCELLED: JobState.CANCELLED,
+}
+_DIRECT = {
+    p.NodeState.PRINTING: PrinterState.PRINTING,
+    p.NodeState.PAUSED: PrinterState.PAUSED,
+    p.NodeState.BUSY_LOCAL: PrinterState.PRINTING,
+    p.NodeState.AWAITING_BED_CLEAR: PrinterState.AWAITING_BED_CLEAR,
+    p.NodeState.ERROR: PrinterState.ERROR,
+    p.NodeState.DISCONNECTED: PrinterState.OFFLINE,
+}
+
+
+class Link(Protocol):
+    """What FleetLink needs of an MQTT connection (``fleet.mqtt.MqttLink`` has it)."""
+
+    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None], qos: int = 1) -> None: ...
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None: ...
+
+
+def printer_state_for(node: p.NodeState, printer: Printer) -> Optional[PrinterState]:
+    """The printer state a node's status implies, or None to leave it as it is (see the module doc)."""
+    if printer.state is PrinterState.MAINTENANCE:
+        return None
+    if node is p.NodeState.IDLE:
+        if printer.current_job_id is None:
+            return printer.state if printer.state is PrinterState.AWAITING_BED_CLEAR else PrinterState.IDLE
+        return None if printer.state in BUSY else PrinterState.AWAITING_BED_CLEAR
+    return _DIRECT[node]
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """A dispatch command waiting for its printer's answer."""
+
+    job_id: int
+    printer_id: str
+    #: None for a dispatch adopted after a restart: it is never re-sent.
+    command: Optional[p.Command]
+    expires_at: float
+    sent_at: float
+    sends: int = 1
+    answer: Optional[p.AckStatus] = None
+    answered_at: Optional[float] = None
+
+
+class RateLimitedLog:
+    """Logs each kind of problem at most once per ``interval`` seconds, counting what it held back."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def warning(self, key: str, now: float, message: str, *args: object) -> None:
+        last, held = self._last.get(key, (float("-inf"), 0))
+        if now - last < self.interval:
+            self._last[key] = (last, held + 1)
+            return
+        suffix = f" ({held} more like it not logged)" if held else ""
+        log.warning(message + suffix, *args)
+        self._last[key] = (now, 0)
+
+
+class FleetLink:
+    """Ingest of status, availability, events and acks; dispatch of jobs and people's commands."""
+
+    def __init__(
+        self,
+        service: FleetService,
+        link: Link,
+        *,
+        base_url: str,
+        ack_timeout_s: float = 10.0,
+        lease_s: float = 30.0,
+        resend_limit: int = 3,
+        dispatch_interval_s: float = 5.0,
+        offline_after_s: Optional[float] = None,
+        start_timeout_s: float = 900.0,
+        decline_cooldown_s: float = 300.0,
+        seen_write_interval_s: float = 30.0,
+        tick_interval_s: Optional[float] = 1.0,
+        log_interval_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.service = service
+        self.link = link
+        self.base_url = base_url.rstrip("/")
+        self.ack_timeout_s = ack_timeout_s
+        self.lease_s = lease_s
+        self.resend_limit = resend_limit
+        self.dispatch_interval_s = dispatch_interval_s
+        #: A printer not heard from for this long is offline; None trusts the broker's last will alone.
+        self.offline_after_s = offline_after_s
+        #: After ``accepted``, how long the printer has to report ``job_started`` (downloading included).
+        self.start_timeout_s = start_timeout_s
+        self.decline_cooldown_s = decline_cooldown_s
+        self.seen_write_interval_s = seen_write_interval_s
+        #: None: no thread; the owner calls :meth:`tick` (tests do).
+        self.tick_interval_s = tick_interval_s
+        self.clock = clock
+        self._log = RateLimitedLog(log_interval_s)
+        self._lock = threading.RLock()
+        self._dispatches: dict[int, Dispatch] = {}
+        self._cooldown: dict[tuple[int, str], float] = {}
+        self._heard: dict[str, float] = {}
+        self._seen_written: dict[str, float] = {}
+        self._dispatch_wanted = True
+        self._next_dispatch = float("-inf")
+        self._started_at = 0.0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Subscribe, take over what a previous process left assigned, and start the dispatch loop."""
+        now = self.clock()
+        self._started_at = now
+        self.service.on_printer_command(self.send_command)
+        self.service.on_work_available(self.request_dispatch)
+        with self._lock:
+            self._recover(now)
+        for channel in (p.Channel.STATUS, p.Channel.AVAILABILITY, p.Channel.EVENTS, p.Channel.ACK):
+            self.link.subscribe(p.wildcard(channel), self.handle, 1)
+        if self.tick_interval_s is not None:
+            self._thread = threading.Thread(target=self._run, name="fleet-dispatch", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        assert self.tick_interval_s is not None
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("the dispatch loop hit an error; it carries on")
+            self._wake.wait(self.tick_interval_s)
+            self._wake.clear()
+
+    def request_dispatch(self) -> None:
+        """Run a dispatch pass at the next tick (a printer became free, a job was queued)."""
+        self._dispatch_wanted = True
+        self._wake.set()
+
+    def outstanding(self) -> dict[int, Dispatch]:
+        """The dispatches waiting for an answer, by job id."""
+        with self._lock:
+            return dict(self._dispatches)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def tick(self, now: Optional[float] = None) -> None:
+        """One round: re-send or give up unanswered dispatches, mark silent printers, dispatch."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            for dispatch in list(self._dispatches.values()):
+                self._follow_up(dispatch, now)
+            self._mark_silent(now)
+            if self._dispatch_wanted or now >= self._next_dispatch:
+                self._dispatch_wanted = False
+                self._next_dispatch = now + self.dispatch_interval_s
+                self._dispatch(now)
+
+    def _dispatch(self, now: float) -> None:
+        self._cooldown = {pair: until for pair, until in self._cooldown.items() if until > now}
+        for job_id, printer_id in self.service.dispatch_pass(avoid=set(self._cooldown)):
+            self._send_dispatch(job_id, printer_id, now)
+
+    def _send_dispatch(self, job_id: int, printer_id: str, now: float) -> None:
+        job = self.service.store.get_job(job_id)
+        ref = p.JobRef(
+            job_id=job.id,
+            url=f"{self.base_url}/api/v1/printers/{printer_id}/jobs/{job.id}/file",
+            sha256=job.file_sha256,
+            size=job.size_bytes,
+            filename=job.filename,
+            estimated_s=FleetService.estimate(job) or None,
+        )
+        command = p.Command(
+            id=uuid.uuid4().hex,
+            type=p.CommandType.DISPATCH,
+            issued_at=now,
+            expires_at=now + self.lease_s,
+            job_id=job.id,
+            job=ref,
+        )
+        self._dispatches[job_id] = Dispatch(job_id, printer_id, command, command.expires_at, now)
+        self._publish(printer_id, command)
+        log.info("job %d dispatched to printer %s (command %s)", job_id, printer_id, command.id)
+
+    def _follow_up(self, dispatch: Dispatch, now: float) -> None:
+        job = self.service.store.get_job(dispatch.job_id)
+        if job.state is not JobState.ASSIGNED or job.printer_id != dispatch.printer_id:
+            self._dispatches.pop(dispatch.job_id, None)  # started, cancelled or settled meanwhile
+            return
+        if dispatch.answer in (p.AckStatus.ACCEPTED, p.AckStatus.DONE):
+            assert dispatch.answered_at is not None
+            if now - dispatch.answered_at >= self.start_timeout_s:
+                self._dispatches.pop(dispatch.job_id, None)
+                self._unknown(
+                    job, f"printer {dispatch.printer_id} accepted the job but never reported starting"
+                )
+            return
+        if now >= dispatch.expires_at:
+            why = (
+                "asked its owner, who did not answer"
+                if dispatch.answer is p.AckStatus.PENDING
+                else "did not answer"
+            )
+            self._give_back(dispatch, f"printer {dispatch.printer_id} {why} within {self.lease_s:g} s", now)
+            return
+        if (
+            dispatch.answer is None
+            and dispatch.command is not None
+            and now - dispatch.sent_at >= self.ack_timeout_s
+            and dispatch.sends <= self.resend_limit
+        ):
+            self._dispatches[dispatch.job_id] = replace(dispatch, sent_at=now, sends=dispatch.sends + 1)
+            self._publish(dispatch.printer_id, dispatch.command)
+            log.info(
+                "job %d: no ack from %s; command %s sent again",
+                job.id,
+                dispatch.printer_id,
+                dispatch.command.id,
+            )
+
+    def _unknown(self, job: Job, reason: str) -> None:
+        try:
+            self.service.store.transition_job(
+                job.id, JobState.UNKNOWN, actor="system", reason=reason, now=self.clock()
+            )
+        except FleetError as exc:
+            log.info("job %d: %s", job.id, exc)
+
+    def _give_back(self, dispatch: Dispatch, reason: str, now: float) -> None:
+        self._dispatches.pop(dispatch.job_id, None)
+        self._cooldown[(dispatch.job_id, dispatch.printer_id)] = now + self.decline_cooldown_s
+        if self.service.requeue_assignment(dispatch.job_id, dispatch.printer_id, reason):
+            log.info("job %d back in the queue: %s", dispatch.job_id, reason)
+        self._dispatch_wanted = True
+
+    def _mark_silent(self, now: float) -> None:
+        if self.offline_after_s is None:
+            return
+        for printer in self.service.list_printers():
+            if printer.state in (PrinterState.OFFLINE, PrinterState.MAINTENANCE):
+                continue
+            heard = self._heard.get(printer.id, self._started_at)
+            if now - heard >= self.offline_after_s:
+                log.warning("printer %s silent for %.0f s: offline", printer.id, now - heard)
+                self.service.printer_offline(printer.id, "printer silent, outcome unknown")
+                self.service.clear_live(printer.id)
+
+    def _recover(self, now: float) -> None:
+        for job in self.service.store.list_jobs(states={JobState.ASSIGNED}):
+            if job.printer_id is None:
+                continue
+            expires_at = job.updated_at + self.lease_s
+            if expires_at <= now:
+                self.service.requeue_assignment(
+                    job.id, job.printer_id, "the fleet restarted and this dispatch was never answered"
+                )
+            else:
+                adopted = Dispatch(
+                    job.id, job.printer_id, None, expires_at, job.updated_at, self.resend_limit + 1
+                )
+                self._dispatches[job.id] = adopted
+
+    # -- commands people give -------------------------------------------------------------------
+
+    def send_command(self, printer_id: str, command_type: p.CommandType, job_id: Optional[int]) -> None:
+        """Send a cancel, pause, resume or bed-cleared command (the service's command hook)."""
+        now = self.clock()
+        command = p.Command(uuid.uuid4().hex, command_type, now, now + self.lease_s, job_id=job_id)
+        with self._lock:
+            if command_type is p.CommandType.CANCEL and job_id is not None:
+                self._dispatches.pop(job_id, None)
+            self._publish(printer_id, command)
+        log.info("%s sent to printer %s (job %s)", command_type.value, printer_id, job_id)
+
+    def _publish(self, printer_id: str, command: p.Command) -> None:
+        self.link.publish(p.topic(printer_id, p.Channel.CMD), p.encode_command(command), qos=1, retain=False)
+
+    # -- what nodes report ----------------------------------------------------------------------
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """One message from the broker; anything wrong with it is logged (rate-limited) and dropped."""
+        now = self.clock()
+        try:
+            printer_id, channel = p.parse_topic(topic)
+        except p.ProtocolError as exc:
+            self._log.warning("topic", now, "dropped a message: %s", exc.message)
+            return
+        try:
+            with self._lock:
+                self._handle(printer_id, channel, payload, now)
+        except p.ProtocolError as exc:
+            self._log.warning(
+                f"bad:{printer_id}", now, "dropped %s from %s: %s", channel.value, printer_id, exc.message
+            )
+        except NotFound:
+            self._log.warning(
+                f"unknown:{printer_id}", now, "dropped %s from unknown printer %s", channel.value, printer_id
+            )
+        except FleetError as exc:
+            self._log.warning(
+                f"refused:{printer_id}", now, "refused %s from %s: %s", channel.value, printer_id, exc.message
+            )
+        except Exception:
+            log.exception("failed to handle %s from printer %s", channel.value, printer_id)
+
+    def _handle(self, printer_id: str, channel: p.Channel, payload: bytes, now: float) -> None:
+        printer = self.service.get_printer(printer_id)
+        credentials = self.service.store.credentials(printer_id)
+        if credentials is not None and not credentials.active:
+            raise Invalid(f"printer {printer_id}'s credentials are revoked")
+        if channel is p.Channel.STATUS:
+            self._on_status(printer, p.decode_status(payload), now)
+        elif channel is p.Channel.AVAILABILITY:
+            self._on_availability(printer, p.decode_availability(payload), now)
+        elif channel is p.Channel.EVENTS:
+            self._heard[printer_id] = now
+            self._on_event(printer, p.decode_event(payload))
+        elif channel is p.Channel.ACK:
+            self._heard[printer_id] = now
+            self._on_ack(printer, p.decode_ack(payload), now)
+
+    def _on_availability(self, printer: Printer, online: bool, now: float) -> None:
+        if online:
+            self._heard[printer.id] = now  # what the node reports next settles its state
+            return
+        log.info("printer %s went offline", printer.id)
+        self._heard.pop(printer.id, None)
+        self.service.clear_live(printer.id)
+        for job_id, dispatch in list(self._dispatches.items()):
+            if dispatch.printer_id == printer.id:
+                del self._dispatches[job_id]
+        self.service.printer_offline(printer.id)
+
+    def _on_status(self, printer: Printer, status: p.Status, now: float) -> None:
+        self._heard[printer.id] = now
+        self.service.set_live(
+            printer.id,
+            LiveStatus(
+                node_state=status.state.value,
+                temperatures={name: (t.actual, t.target) for name, t in status.temperatures.items()},
+                progress=status.progress,
+                eta=status.eta,
+                job_id=status.job_id,
+                last_seen=now,
+                message=status.message,
+            ),
+        )
+        printer = self._settle_held_job(printer, status)
+        changes = self._capability_changes(printer, status.capabilities, now)
+        target = printer_state_for(status.state, printer)
+        if target is not None and target is not printer.state:
+            changes["state"] = target
+        if changes or now - self._seen_written.get(printer.id, float("-inf")) >= self.seen_write_interval_s:
+            changes["last_seen"] = now
+            self._seen_written[printer.id] = now
+            self.service.store.update_printer(printer.id, **changes)
+        if changes.get("state") is PrinterState.IDLE:
+            self.request_dispatch()
+
+    def _settle_held_job(self, printer: Printer, status: p.Status) -> Printer:
+        """What the node prints settles a job the fleet lost track of (unknown) or has not seen start."""
+        if printer.current_job_id is None:
+            return printer
+        job = self.service.store.get_job(printer.current_job_id)
+        running = status.state in (p.NodeState.PRINTING, p.NodeState.PAUSED) and status.job_id == job.id
+        if running and job.state in (JobState.ASSIGNED, JobState.UNKNOWN):
+            target = JobState.PAUSED if status.state is p.NodeState.PAUSED else JobState.PRINTING
+            if job.state is JobState.ASSIGNED:
+                target = JobState.PRINTING  # a job is started before it can be paused
+            self.service.printer_job_event(
+                printer.id, job.id, target, f"printer {printer.id} reports it {target.value}"
+            )
+            self._dispatches.pop(job.id, None)
+        elif job.state is JobState.UNKNOWN and not running:
+            # The node is back and not running it: the outcome stays for its events or a manager to
+            # settle, and someone has to look at the plate before the printer takes more work.
+            self.service.store.release_printer(
+                printer.id, PrinterState.AWAITING_BED_CLEAR, expect_job_id=job.id
+            )
+        return self.service.get_printer(printer.id)
+
+    def _capability_changes(self, printer: Printer, caps: p.Capabilities, now: float) -> dict[str, object]:
+        changes: dict[str, object] = {}
+        try:
+            if caps.material is not None:
+                material = check_material(caps.material, "capabilities.material")
+                if material != printer.material:
+                    changes["material"] = material
+            if caps.nozzle_diameter is not None and caps.nozzle_diameter != printer.nozzle_diameter:
+                changes["nozzle_diameter"] = FleetService.check_nozzle(caps.nozzle_diameter)
+            if caps.volume is not None and caps.volume != printer.volume:
+                changes["volume"] = FleetService.check_volume(caps.volume.to_dict())
+        except Invalid as exc:
+            self._log.warning(
+                f"caps:{printer.id}", now, "ignored capabilities of %s: %s", printer.id, exc.message
+            )
+            return {}
+        return changes
+
+    def _on_event(self, printer: Printer, event: p.Event) -> None:
+        if event.type is p.EventType.BED_CLEARED:
+            if printer.state is PrinterState.AWAITING_BED_CLEAR and printer.current_job_id is None:
+                self.service.store.update_printer(printer.id, state=PrinterState.IDLE)
+                self.request_dispatch()
+            return
+        if event.type is p.EventType.ERROR:
+            log.warning("printer %s reports an error: %s", printer.id, event.message)
+            return
+        if event.job_id is None:
+            raise p.ProtocolError(f"a {event.type.value} event needs its job_id")
+        target = EVENT_TARGETS[event.type]
+        reason = event.message.strip()[:200] or f"printer {printer.id}: {event.type.value.replace('_', ' ')}"
+        if self.service.printer_job_event(printer.id, event.job_id, target, reason):
+            log.info("job %d: %s on printer %s", event.job_id, event.type.value, printer.id)
+        if target is not JobState.PAUSED:
+            self._dispatches.pop(event.job_id, None)
+
+    def _on_ack(self, printer: Printer, ack: p.Ack, now: float) -> None:
+        dispatch = next(
+            (d for d in self._dispatches.values() if d.command and d.command.id == ack.command_id), None
+        )
+        if dispatch is None and ack.job_id is not None:
+            adopted = self._dispatches.get(ack.job_id)
+            dispatch = adopted if adopted is not None and adopted.command is None else None
+        if dispatch is None:
+            log.info(
+                "ack %s (%s) from %s: %s", ack.command_id, ack.status.value, printer.id, ack.reason or "-"
+            )
+            return
+        if dispatch.printer_id != printer.id:
+            raise Invalid(
+                f"command {ack.command_id} was sent to printer {dispatch.printer_id}, not {printer.id}"
+            )
+        if ack.status in (p.AckStatus.DECLINED, p.AckStatus.FAILED):
+            word = "declined" if ack.status is p.AckStatus.DECLINED else "could not take"
+            reason = f"printer {printer.id} {word} the job" + (f": {ack.reason[:200]}" if ack.reason else "")
+            self._give_back(dispatch, reason, now)
+        elif dispatch.answer is not ack.status and dispatch.answer not in (
+            p.AckStatus.ACCEPTED,
+            p.AckStatus.DONE,
+        ):
+            self._dispatches[dispatch.job_id] = replace(dispatch, answer=ack.status, answered_at=now)

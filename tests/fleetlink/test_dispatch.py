@@ -1,0 +1,121 @@
+"""Dispatch: commands out, acks in, re-sends with the same id, give-backs, restart recovery."""
+
+from __future__ import annotations
+
+from fleet import protocol as p
+from fleet.fleetlink import FleetLink
+from fleet.states import JobState, PrinterState
+
+from .conftest import SHA, T0, Node, add_printer, queue_job
+
+
+def test_a_dispatch_carries_the_job_and_is_resent_with_the_same_id(service, fleetlink, link, clock):
+    add_printer(service, "mk4")
+    job_id = queue_job(service)
+    fleetlink.tick(T0)
+    [command] = link.commands("mk4")
+    assert command.type is p.CommandType.DISPATCH and command.expires_at == T0 + 30
+    assert command.job is not None and command.job.sha256 == SHA and command.job.size == 123
+    assert command.job.url == f"http://fleet.example:8080/api/v1/printers/mk4/jobs/{job_id}/file"
+    fleetlink.tick(T0 + 9)
+    assert len(link.commands("mk4")) == 1
+    fleetlink.tick(T0 + 10)
+    fleetlink.tick(T0 + 20)
+    fleetlink.tick(T0 + 25)
+    sent = link.commands("mk4")
+    assert [c.id for c in sent] == [command.id] * 3  # resend_limit 2
+    fleetlink.tick(T0 + 30)  # lease over, no answer
+    job = service.store.get_job(job_id)
+    assert (job.state, job.printer_id) == (JobState.QUEUED, None)
+    assert "did not answer" in service.store.job_events(job_id)[-1].reason
+
+
+def test_declined_goes_back_and_is_offered_to_another_printer(service, fleetlink, link, clock):
+    add_printer(service, "mk4")
+    job_id = queue_job(service)
+    fleetlink.tick(T0)
+    [command] = link.commands("mk4")
+    add_printer(service, "mini")
+    Node(link, "mk4", clock).ack(command, p.AckStatus.DECLINED, "owner said no")
+    assert service.get_printer("mk4").state is PrinterState.IDLE
+    assert "owner said no" in service.store.job_events(job_id)[-2].reason or any(
+        "owner said no" in e.reason for e in service.store.job_events(job_id)
+    )
+    fleetlink.tick(T0 + 1)
+    assert service.store.get_job(job_id).printer_id == "mini"
+    assert len(link.commands("mk4")) == 1 and len(link.commands("mini")) == 1
+
+
+def test_declined_job_is_not_offered_to_the_same_printer_until_the_cooldown(service, fleetlink, link, clock):
+    add_printer(service, "mk4")
+    job_id = queue_job(service)
+    fleetlink.tick(T0)
+    Node(link, "mk4", clock).ack(link.commands("mk4")[0], p.AckStatus.FAILED, "download failed")
+    fleetlink.tick(T0 + 100)
+    assert service.store.get_job(job_id).state is JobState.QUEUED
+    fleetlink.tick(T0 + 301)
+    assert service.store.get_job(job_id).printer_id == "mk4"
+
+
+def test_accepted_then_started_prints_and_duplicates_are_harmless(service, fleetlink, link, clock):
+    add_printer(service, "mk4")
+    job_id = queue_job(service)
+    fleetlink.tick(T0)
+    [command] = link.commands("mk4")
+    node = Node(link, "mk4", clock)
+    node.ack(command, p.AckStatus.ACCEPTED)
+    node.ack(command, p.AckStatus.ACCEPTED)
+    fleetlink.tick(T0 + 10)
+    fleetlink.tick(T0 + 40)  # past the lease: accepted, so no re-send and no give-back
+    assert len(link.commands("mk4")) == 1
+    assert service.store.get_job(job_id).state is JobState.ASSIGNED
+    node.event(p.EventType.JOB_STARTED, job_id)
+    node.event(p.EventType.JOB_STARTED, job_id)
+    node.ack(command, p.AckStatus.DECLINED)  # a late, confused answer changes nothing
+    assert service.store.get_job(job_id).state is JobState.PRINTING
+    assert service.get_printer("mk4").state is PrinterState.PRINTING
+    assert fleetlink.outstanding() == {}
+
+
+def test_pending_waits_for_the_owner_until_the_lease_ends(service, fleetlink, link, clock):
+    add_printer(service, "mk4")
+    job_id = queue_job(service)
+    fleetlink.tick(T0)
+    Node(link, "mk4", clock).ack(link.commands("mk4")[0], p.AckStatus.PENDING)
+    fleetlink.tick(T0 + 20)
+    assert len(link.commands("mk4")) == 1 and service.store.get_job(job_id).state is JobState.ASSIGNED
+    fleetlink.tick(T0 + 30)
+    assert service.store.get_job(job_id).state is JobState.QUEUED
+
+
+def test_people_commands_reach_the_printer(service, fleetlink, link, clock):
+    add_printer(service, "mk4")
+    job_id = queue_job(service)
+    fleetlink.tick(T0)
+    Node(link, "mk4", clock).event(p.EventType.JOB_STARTED, job_id)
+    member = service.store.get_member_by_name("alice")
+    service.pause_job(member, job_id)
+    service.cancel_job(member, job_id)
+    kinds = [(c.type, c.job_id) for c in link.commands("mk4")[1:]]
+    assert kinds == [(p.CommandType.PAUSE, job_id), (p.CommandType.CANCEL, job_id)]
+    assert service.get_printer("mk4").state is PrinterState.AWAITING_BED_CLEAR
+    Node(link, "mk4", clock).event(p.EventType.JOB_CANCELLED, job_id)  # the node confirms: no-op
+    assert service.store.get_job(job_id).state is JobState.CANCELLED
+
+
+def test_a_restart_requeues_stale_assignments_and_waits_for_young_ones(service, link, clock):
+    add_printer(service, "old")
+    add_printer(service, "new")
+    stale, young = queue_job(service), queue_job(service)
+    service.store.assign_job(stale, "old", actor="system", now=T0 - 100)
+    service.store.assign_job(young, "new", actor="system", now=T0 - 10)
+    fl = FleetLink(service, link, base_url="http://f", lease_s=30, tick_interval_s=None, clock=clock)
+    fl.start()
+    assert service.store.get_job(stale).state is JobState.QUEUED
+    assert service.store.get_job(young).state is JobState.ASSIGNED
+    Node(link, "new", clock).link.deliver(
+        p.topic("new", p.Channel.ACK),
+        p.encode_ack(p.Ack("from-before", p.AckStatus.DECLINED, T0, young, "busy")),
+    )
+    assert service.store.get_job(young).state is JobState.QUEUED
+    fl.close()
