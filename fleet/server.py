@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 #: The managed broker's default port: off 1883, so a system Mosquitto on the same machine is left alone.
 DEFAULT_MQTT_PORT = 18830
-FLEET_MQTT_USER = "crowdfab-fleet"
+FLEET_MQTT_USER = "crowdfab_fleet"  # "_" is not allowed in printer ids: no printer can take this name
 FLEET_CREDENTIALS_FILE = "fleet-mqtt.json"
 
 

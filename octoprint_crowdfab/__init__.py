@@ -97,6 +97,7 @@ class CrowdFabPlugin(
             "material": "PLA",
             "volume": None,
             "nozzle_diameter": 0.4,
+            "mqtt_keepalive_s": 30,
         }
 
     def get_settings_restricted_paths(self) -> dict[str, Any]:

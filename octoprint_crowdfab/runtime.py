@@ -45,6 +45,8 @@ class PluginConfig:
     material: Optional[str] = None
     volume: Optional[Box] = None
     nozzle_diameter: Optional[float] = None
+    #: Seconds between MQTT keepalives: the fleet learns of a vanished printer after 1.5 times this.
+    keepalive_s: int = 30
 
     @classmethod
     def from_settings(cls, get: Callable[[list[str]], Any]) -> PluginConfig:
@@ -76,6 +78,7 @@ class PluginConfig:
             material=get(["material"]) or None,
             volume=volume,
             nozzle_diameter=float(get(["nozzle_diameter"])) if get(["nozzle_diameter"]) else None,
+            keepalive_s=max(5, min(300, int(get(["mqtt_keepalive_s"]) or 30))),
         )
 
     @property
@@ -118,6 +121,7 @@ def build_mqtt_node(
         journal,
         config.printer_token,
         settings,
+        keepalive=config.keepalive_s,
         on_link_change=on_link_change,
     )
 
