@@ -25,8 +25,14 @@ venv: $(STAMP)
 
 # Debian packages the services need; installed only when missing.
 system-deps:
-	@command -v mosquitto >/dev/null || { \
-	  echo "mosquitto is missing: installing it"; apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients; }
+	@missing=""; \
+	for tool in mosquitto:mosquitto mosquitto_sub:mosquitto-clients mosquitto_passwd:mosquitto; do \
+	  command -v $${tool%%:*} >/dev/null || [ -x /usr/sbin/$${tool%%:*} ] || missing="$$missing $${tool##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fleet octoprint_crowdfab tests bench
@@ -35,7 +41,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) system-deps
 	$(PY) -m pytest -q tests
 
 test: lint typecheck unit

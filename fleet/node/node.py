@@ -312,8 +312,11 @@ class PrinterNode:
 
     def _printer_event(self, event_type: EventType, name: str) -> None:
         job = self._journal.job
-        ours = job is not None and job.matches(name)
-        if ours and self._journal.advance(self._event(event_type, job.job_id)):
+        if (
+            job is not None
+            and job.matches(name)
+            and self._journal.advance(self._event(event_type, job.job_id))
+        ):
             self._flush_events()
         self._publish_status()
 
