@@ -202,7 +202,8 @@ class CrowdFabPlugin(
         try:
             answer = queue_file(fleet_url, token, on_disk, on_disk.name, material=material)
         except FleetRequestError as exc:
-            return flask.jsonify(error=str(exc)), 502
+            # A refusal (bad file or token) is the member's to fix: pass its status on; else 502.
+            return flask.jsonify(error=str(exc)), exc.status or 502
         return flask.jsonify(answer), 201
 
 

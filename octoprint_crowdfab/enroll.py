@@ -15,7 +15,14 @@ from fleet.protocol import PRINTER_ID_RE
 
 
 class FleetRequestError(Exception):
-    """The fleet could not be reached or refused; the message says which and why."""
+    """The fleet could not be reached or refused; the message says which and why.
+
+    ``status`` is the fleet's HTTP status when it answered with a refusal (4xx), else None.
+    """
+
+    def __init__(self, message: str, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -120,8 +127,9 @@ def _call(
         data = None
     if response.status_code != expect:
         message = data.get("message") if isinstance(data, dict) else None
+        refused = response.status_code if 400 <= response.status_code < 500 else None
         raise FleetRequestError(
-            f"the fleet answered HTTP {response.status_code}: {message or response.reason}"
+            f"the fleet answered HTTP {response.status_code}: {message or response.reason}", refused
         )
     if not isinstance(data, dict):
         raise FleetRequestError("the fleet's answer is not a JSON object")

@@ -174,6 +174,35 @@ def test_a_job_goes_from_member_to_octoprint_and_back_as_done(managed_fleet):
         assert octoprint.admin.get(f"{octoprint.url}/api/job", timeout=10).json()["state"] == "Operational"
         assert job_state(fleet, member, second) == "done"
 
+        # A member queues a file from OctoPrint's own storage through the plugin's API.
+        upload = octoprint.admin.post(
+            f"{octoprint.url}/api/files/local",
+            files={"file": ("bracket.gcode", io.BytesIO(part.encode()))},
+            timeout=30,
+        )
+        assert upload.status_code == 201, upload.text
+        plugin_api = f"{octoprint.url}/api/plugin/crowdfab"
+        queued = octoprint.admin.post(
+            plugin_api, json={"command": "queue_file", "path": "bracket.gcode", "token": member}, timeout=30
+        )
+        assert queued.status_code == 201, queued.text
+        mine = fleet.api(member, "GET", "/jobs/mine").json()["jobs"]
+        assert [j["filename"] for j in mine if j["state"] == "queued"] == ["bracket.gcode"]
+        refused = octoprint.admin.post(
+            plugin_api,
+            json={"command": "queue_file", "path": "bracket.gcode", "token": "cfm_wrong"},
+            timeout=30,
+        )
+        assert refused.status_code == 401 and "token" in refused.json()["error"]
+        assert (
+            octoprint.member.post(
+                plugin_api,
+                json={"command": "queue_file", "path": "bracket.gcode", "token": member},
+                timeout=30,
+            ).status_code
+            == 403
+        )
+
         # Killing OctoPrint (no clean disconnect) makes the broker publish the plugin's will.
         os.killpg(octoprint.process.pid, signal.SIGKILL)
         started = time.monotonic()
