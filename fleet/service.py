@@ -822,7 +822,7 @@ class FleetService:
     # -- scheduling -----------------------------------------------------------------------------
 
     def _plan(
-        self, *, hide_printers: Collection[str] = (), hide_jobs: Collection[int] = ()
+        self, *, hide_printers: Collection[str] = (), hide_jobs: Collection[int] = (), explain: bool = True
     ) -> tuple[scheduler.Plan, list[Job]]:
         now = self.clock()
         lab = self.lab_settings()
@@ -848,7 +848,12 @@ class FleetService:
             half_life_s=lab.fair_share_half_life_s,
         )
         plan = scheduler.plan(
-            infos, [self._job_info(j) for j in jobs], usage=usage, grants=self.store.grants(), now=now
+            infos,
+            [self._job_info(j) for j in jobs],
+            usage=usage,
+            grants=self.store.grants(),
+            now=now,
+            explain=explain,
         )
         return plan, jobs
 
@@ -918,7 +923,8 @@ class FleetService:
         hide_jobs: Collection[int] = (),
     ) -> list[tuple[int, str]]:
         """Plan once and claim the assignments (added to ``assigned``); returns the avoided ones."""
-        plan, _ = self._plan(hide_printers=hide_printers, hide_jobs=hide_jobs)
+        # Dispatch needs only the assignments: the scheduler's fast pass, without explanations.
+        plan, _ = self._plan(hide_printers=hide_printers, hide_jobs=hide_jobs, explain=False)
         now = self.clock()
         blocked = []
         for job_id, printer_id in plan.assignments:
