@@ -23,10 +23,10 @@ $(STAMP): setup.py
 
 venv: $(STAMP)
 
-# Debian packages the services need; installed only when missing.
+# Debian packages the services (and the dashboard's browser tests) need; installed only when missing.
 system-deps:
 	@missing=""; \
-	for tool in mosquitto:mosquitto mosquitto_sub:mosquitto-clients mosquitto_passwd:mosquitto; do \
+	for tool in mosquitto:mosquitto mosquitto_sub:mosquitto-clients mosquitto_passwd:mosquitto chromium:chromium; do \
 	  command -v $${tool%%:*} >/dev/null || [ -x /usr/sbin/$${tool%%:*} ] || missing="$$missing $${tool##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -39,6 +39,7 @@ setup(
             "pytest>=8",
             "hypothesis>=6.100",
             "jsonschema>=4.18",
+            "playwright>=1.40",
             "ruff>=0.6",
             "mypy>=1.10",
         ],

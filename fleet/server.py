@@ -64,8 +64,14 @@ def make_server(fleet: Fleet) -> Any:
     from waitress.server import create_server
 
     from .api import create_app
+    from .web import session_secret
 
-    app = create_app(fleet.service)
+    # Each open dashboard holds one of waitress's threads for its live updates: leave most for requests.
+    live_clients = max(1, fleet.config.threads // 2)
+    app = create_app(
+        fleet.service,
+        {"SECRET_KEY": session_secret(fleet.config.data_dir), "CROWDFAB_LIVE_CLIENTS": live_clients},
+    )
     return create_server(
         app,
         host=fleet.config.host,
@@ -73,6 +79,8 @@ def make_server(fleet: Fleet) -> Any:
         threads=fleet.config.threads,
         max_request_body_size=MAX_UPLOAD_CEILING,
         ident="crowdfab",
+        # Lets a live-update stream notice that its browser went away, freeing the thread it holds.
+        channel_request_lookahead=5,
     )
 
 
@@ -140,7 +148,8 @@ def serve(config: FleetConfig, options: LinkOptions = LinkOptions()) -> None:
         mqtt.start()
         nodes = fleet.service.node_mqtt
         print(
-            f"CrowdFab fleet serving on http://{host}:{port}/api/v1 (data in {config.data_dir}); "
+            f"CrowdFab fleet serving the dashboard on http://{host}:{port}/ and the API on "
+            f"http://{host}:{port}/api/v1 (data in {config.data_dir}); "
             f"printers: MQTT {nodes.host}:{nodes.port}, files from {base_url}",
             flush=True,
         )

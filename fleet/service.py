@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -12,6 +15,8 @@ from collections.abc import Collection
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Optional
+
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import scheduler
 from .auth import TOKEN_PREFIX, hash_token, new_token
@@ -29,11 +34,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Checked against when a name is unknown, so a wrong name takes as long as a wrong password."""
+    return generate_password_hash(secrets.token_urlsafe(16), method="scrypt")
+
+
 LAB_SETTINGS_KEY = "lab"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 PRINTER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 MATERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 +._-]{0,31}$")
 MAX_NOTE = 500
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+WRONG_SIGN_IN = "wrong name or password"
 
 #: Enrollment codes: 32 symbols that survive being read aloud or copied by hand (no 0/O, no 1/I).
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -64,6 +79,19 @@ class QueueEntry:
     job: Job
     member_name: str
     explanation: Optional[scheduler.Explanation]
+
+
+@dataclass(frozen=True)
+class PrinterBoard:
+    """One printer as the dashboard shows it: its record, what its node last said, and its job."""
+
+    printer: Printer
+    live: Optional[LiveStatus]
+    job: Optional[Job]
+    #: The name of the member whose job the printer holds.
+    member_name: Optional[str]
+    #: Waiting for a bed clear: the member whose print is on the plate (they, or a manager, clear it).
+    plate_owner: Optional[int]
 
 
 @dataclass(frozen=True)
@@ -291,6 +319,66 @@ class FleetService:
         if actor.id != member_id:
             self.require_manager(actor)
         return self.store.grants_for(member_id)
+
+    # -- dashboard sign-in ----------------------------------------------------------------------
+
+    def set_password(self, actor: Member, member_id: int, password: Any) -> None:
+        """Set the password a member signs in to the dashboard with (the member, or a manager)."""
+        if actor.id != member_id:
+            self.require_manager(actor)
+        if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+            raise Invalid(
+                f"password must be text of {MIN_PASSWORD} to {MAX_PASSWORD} characters", field="password"
+            )
+        self.store.get_member(member_id)
+        self.store.set_password_hash(member_id, generate_password_hash(password, method="scrypt"))
+
+    def sign_in(self, name: str, password: str) -> Member:
+        """The member whose name and password these are; one message for every failure, so none leaks."""
+        found = self.store.member_with_password(name) if isinstance(name, str) else None
+        stored = found[1] if found is not None else None
+        # An unknown name costs the same hash as a known one, so timing does not tell them apart.
+        matches = check_password_hash(stored or _dummy_hash(), password if isinstance(password, str) else "")
+        if found is None or stored is None or not matches or not found[0].active:
+            raise Unauthorized(WRONG_SIGN_IN)
+        return found[0]
+
+    def password_stamp(self, member_id: int) -> str:
+        """A short fingerprint of a member's password: a session carries it, and a new password ends it."""
+        stored = self.store.password_hash(member_id) or ""
+        return hashlib.sha256(stored.encode("utf-8")).hexdigest()[:16]
+
+    def session_member(self, member_id: int, stamp: str) -> Member:
+        """The member a dashboard session belongs to, while it is active and its password unchanged."""
+        try:
+            member = self.store.get_member(member_id)
+        except NotFound:
+            raise Unauthorized("sign in again") from None
+        if not member.active or not hmac.compare_digest(stamp, self.password_stamp(member_id)):
+            raise Unauthorized("sign in again")
+        return member
+
+    # -- dashboard views ------------------------------------------------------------------------
+
+    def printer_board(self) -> list[PrinterBoard]:
+        """Every printer with its live status and current job, in name order (any member may see it)."""
+        printers = sorted(self.store.list_printers(), key=lambda p: (p.name.lower(), p.id))
+        active = {j.id: j for j in self.store.list_jobs(states=ACTIVE)}
+        names = {m.id: m.name for m in self.store.list_members()}
+        board = []
+        for p in printers:
+            job = active.get(p.current_job_id) if p.current_job_id is not None else None
+            owner = None
+            if p.state is PrinterState.AWAITING_BED_CLEAR:
+                last = self.store.list_jobs(states=TERMINAL, printer_id=p.id, limit=1, newest_first=True)
+                owner = last[0].member_id if last else None
+            member_name = names.get(job.member_id) if job is not None else None
+            board.append(PrinterBoard(p, self.live(p.id), job, member_name, owner))
+        return board
+
+    def queue_signature(self) -> tuple[tuple[int, str, int], ...]:
+        """What changes whenever the queue does: the waiting jobs, their states and priorities."""
+        return tuple((j.id, j.state.value, j.priority) for j in self.store.list_jobs(states=PENDING))
 
     # -- lab settings ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import FleetError
 from ..service import FleetService
+from ..web import install_dashboard
 from .routes import api
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ def create_app(service: FleetService, config: Optional[dict[str, Any]] = None) -
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["crowdfab.service"] = service
     app.register_blueprint(api)
+    install_dashboard(app, service)
 
     @app.errorhandler(FleetError)
     def fleet_error(error: FleetError) -> tuple[Response, int]:

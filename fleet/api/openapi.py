@@ -565,6 +565,23 @@ PATHS: dict[str, Any] = {
             parameters=MEMBER_ID,
         )
     },
+    "/members/{member_id}/password": {
+        "put": op(
+            "Set the password a member signs in to the dashboard with (itself, or managers)",
+            {
+                "204": {"description": "The password is set; the member's other dashboard sessions end"},
+                **errors(401, 403, 404, 422),
+            },
+            parameters=MEMBER_ID,
+            requestBody=body(
+                {
+                    "type": "object",
+                    "required": ["password"],
+                    "properties": {"password": {"type": "string", "minLength": 8, "maxLength": 1024}},
+                }
+            ),
+        )
+    },
     "/members/{member_id}/printers/{printer_id}": {
         "put": op(
             "Grant a printer to a member (managers)",

@@ -326,6 +326,12 @@ def reissue_token(member_id: int) -> Response:
     return jsonify(token=service().new_token_for(me(), member_id))
 
 
+@api.put("/members/<int:member_id>/password")
+def set_password(member_id: int) -> tuple[str, int]:
+    service().set_password(me(), member_id, json_body().get("password"))
+    return "", 204
+
+
 @api.put("/members/<int:member_id>/printers/<printer_id>")
 def grant_printer(member_id: int, printer_id: str) -> Response:
     svc = service()

@@ -225,6 +225,30 @@ class Store:
             result = conn.execute(delete(s.api_tokens).where(s.api_tokens.c.member_id == member_id))
             return result.rowcount
 
+    def set_password_hash(self, member_id: int, password_hash: Optional[str]) -> None:
+        """Store a member's password hash (None: no password, so no sign-in to the dashboard)."""
+        with write_transaction(self._engine) as conn:
+            self._member(conn, member_id)
+            conn.execute(
+                update(s.members).where(s.members.c.id == member_id).values(password_hash=password_hash)
+            )
+
+    def password_hash(self, member_id: int) -> Optional[str]:
+        """A member's stored password hash, or None when none is set."""
+        with read_transaction(self._engine) as conn:
+            value = conn.execute(
+                select(s.members.c.password_hash).where(s.members.c.id == member_id)
+            ).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    def member_with_password(self, name: str) -> Optional[tuple[Member, Optional[str]]]:
+        """The member of that name and its password hash, or None when there is no such member."""
+        with read_transaction(self._engine) as conn:
+            row = conn.execute(select(s.members).where(s.members.c.name == name)).first()
+        if row is None:
+            return None
+        return rows.member(row), row.password_hash
+
     # -- printers and grants ------------------------------------------------------------------
 
     def create_printer(

@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -72,8 +73,13 @@ def _add_enrollment(conn: Connection) -> None:
     credentials.create(conn)
 
 
+def _add_member_passwords(conn: Connection) -> None:
+    """2 → 3: a password hash per member, for signing in to the dashboard (none set yet)."""
+    conn.execute(text("ALTER TABLE members ADD COLUMN password_hash TEXT"))
+
+
 #: UPGRADES[N] upgrades a database from version N to N+1.
-UPGRADES: Mapping[int, Step] = {1: _add_enrollment}
+UPGRADES: Mapping[int, Step] = {1: _add_enrollment, 2: _add_member_passwords}
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).
 _PG_LOCK_KEY = 0x43726F7764466162

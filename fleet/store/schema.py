@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 
 #: The version this code writes and understands.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -46,6 +46,8 @@ members = Table(
     Column("requires_approval", Boolean, nullable=True),
     Column("active", Boolean, nullable=False, default=True),
     _epoch("created_at"),
+    # For the dashboard's sign-in: werkzeug's salted scrypt format; None until a password is set.
+    Column("password_hash", Text, nullable=True),
     # Ids appear in tokens, events and logs: never hand a deleted row's id to somebody else.
     sqlite_autoincrement=True,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import insert, inspect
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Engine
 
 from fleet.auth import hash_token
@@ -118,11 +118,13 @@ def test_a_version_1_database_migrates_to_what_a_fresh_one_is(
 ) -> None:
     with write_transaction(engine) as conn:
         metadata.create_all(conn, tables=[metadata.tables[name] for name in (*V1_TABLES, "schema_version")])
+        # Later versions added columns to version 1's tables: take them off again.
+        conn.execute(text("ALTER TABLE members DROP COLUMN password_hash"))
         conn.execute(insert(schema_version).values(version=1))
 
-    assert migrate(engine) == SCHEMA_VERSION == 2
+    assert migrate(engine) == SCHEMA_VERSION >= 2
     with engine.connect() as conn:
-        assert current_version(conn) == 2
+        assert current_version(conn) == SCHEMA_VERSION
 
     if engine.dialect.name == "sqlite":
         other_url = fresh_url.replace("fleet.db", "fresh.db")

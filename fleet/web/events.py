@@ -1,0 +1,189 @@
+"""Live updates for the dashboard: one producer snapshots the fleet, every browser gets the changes.
+
+The producer thread runs only while somebody listens. It takes a snapshot at most every
+``interval_s`` (printers and a signature of the queue), compares it with the last one and puts
+what changed on each subscriber's queue, so a hundred open dashboards cost one snapshot, not a
+hundred. A subscriber whose queue fills up (a stalled browser) is dropped; its browser reconnects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+log = logging.getLogger(__name__)
+
+#: A snapshot: {"printers": {printer id: card}, "queue": signature}.
+Snapshot = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One server-sent event."""
+
+    event: str
+    data: dict[str, Any]
+
+    def encode(self) -> str:
+        return f"event: {self.event}\ndata: {json.dumps(self.data, separators=(',', ':'))}\n\n"
+
+
+def changes(before: Optional[Snapshot], after: Snapshot) -> list[Message]:
+    """The events that take a browser from ``before`` (None: nothing yet) to ``after``."""
+    old_printers: dict[str, Any] = before["printers"] if before else {}
+    new_printers: dict[str, Any] = after["printers"]
+    changed = [card for pid, card in new_printers.items() if old_printers.get(pid) != card]
+    removed = [pid for pid in old_printers if pid not in new_printers]
+    out = []
+    if changed or removed:
+        out.append(Message("printers", {"changed": changed, "removed": removed}))
+    if before is None or before["queue"] != after["queue"]:
+        out.append(Message("queue", {"signature": after["queue"]}))
+    return out
+
+
+class Subscription:
+    """One browser's share of the updates; ``None`` on its queue means it was dropped."""
+
+    def __init__(self, size: int) -> None:
+        self.queue: queue.Queue[Optional[Message]] = queue.Queue(size)
+
+    def get(self, timeout: float) -> Optional[Message]:
+        """The next message; raises :class:`queue.Empty` after ``timeout``."""
+        return self.queue.get(timeout=timeout)
+
+
+class LiveHub:
+    """Fans one producer's snapshots out to at most ``max_clients`` subscribers."""
+
+    def __init__(
+        self,
+        snapshot: Callable[[], Snapshot],
+        *,
+        interval_s: float = 0.5,
+        max_clients: int = 4,
+        queue_size: int = 32,
+    ) -> None:
+        self.snapshot = snapshot
+        self.interval_s = interval_s
+        self.max_clients = max_clients
+        self.queue_size = queue_size
+        self._subscribers: list[Subscription] = []
+        self._last: Optional[Snapshot] = None
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+
+    @property
+    def clients(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
+
+    def subscribe(self) -> Optional[Subscription]:
+        """A new subscription primed with the current state, or None when the hub is full."""
+        with self._lock:
+            if len(self._subscribers) >= self.max_clients:
+                return None
+            sub = Subscription(self.queue_size)
+            if self._last is not None:
+                for message in changes(None, self._last):
+                    sub.queue.put_nowait(message)
+            self._subscribers.append(sub)
+            if self._thread is None:
+                self._last = None  # a fresh producer starts from nothing: everybody gets everything
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, name="dashboard-live", daemon=True)
+                self._thread.start()
+            return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            if sub in self._subscribers:
+                self._subscribers.remove(sub)
+
+    def close(self) -> None:
+        """Stop the producer and drop every subscriber."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            for sub in self._subscribers:
+                self._drop(sub)
+            self._subscribers.clear()
+            self._stop.set()
+        if thread is not None:
+            thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                current = self.snapshot()
+            except Exception:
+                log.exception("the dashboard could not take a snapshot of the fleet")
+                current = None
+            with self._lock:
+                if not self._subscribers or threading.current_thread() is not self._thread:
+                    if threading.current_thread() is self._thread:
+                        self._thread = None
+                    return
+                if current is not None:
+                    for message in changes(self._last, current):
+                        for sub in list(self._subscribers):
+                            try:
+                                sub.queue.put_nowait(message)
+                            except queue.Full:
+                                self._subscribers.remove(sub)
+                                self._drop(sub)
+                    self._last = current
+            self._stop.wait(self.interval_s)
+
+    @staticmethod
+    def _drop(sub: Subscription) -> None:
+        """Tell a subscriber it is dropped, making room on its full queue if need be."""
+        while True:
+            try:
+                sub.queue.put_nowait(None)
+                return
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    sub.queue.get_nowait()
+
+
+def event_stream(
+    hub: LiveHub,
+    sub: Subscription,
+    *,
+    lifetime_s: float,
+    heartbeat_s: float,
+    clock: Callable[[], float],
+    disconnected: Callable[[], bool] = lambda: False,
+    poll_s: float = 1.0,
+) -> Iterator[str]:
+    """The text/event-stream body for one browser; it ends after ``lifetime_s`` (the browser reconnects).
+
+    ``disconnected`` tells whether the browser has gone (waitress knows); it is asked every ``poll_s``
+    so a closed tab frees its thread and its place within seconds, not at the next heartbeat.
+    """
+    start = clock()
+    deadline = start + lifetime_s
+    quiet_since = start
+    try:
+        yield "retry: 2000\n\n"
+        while clock() < deadline and not disconnected():
+            try:
+                message = sub.get(timeout=poll_s)
+            except queue.Empty:
+                if clock() - quiet_since >= heartbeat_s:
+                    quiet_since = clock()
+                    yield ": keep-alive\n\n"
+                continue
+            if message is None:
+                return
+            quiet_since = clock()
+            yield message.encode()
+    finally:
+        hub.unsubscribe(sub)

@@ -1,0 +1,162 @@
+/* CrowdFab dashboard: live printer cards and queue (server-sent events), local times, the two-step submit. */
+(function () {
+  "use strict";
+
+  var textsNode = document.getElementById("texts");
+  var texts = textsNode ? JSON.parse(textsNode.textContent) : {};
+  var me = Number(document.body.dataset.member || 0);
+  var manager = document.body.dataset.manager === "1";
+  var lang = document.documentElement.lang || "en";
+
+  function t(key) { return texts[key] || key; }
+
+  function setText(node, text) {
+    if (node && node.textContent !== text) { node.textContent = text; }
+  }
+
+  function setHidden(node, hidden) {
+    if (node && node.hidden !== hidden) { node.hidden = hidden; }
+  }
+
+  function clock(epochSeconds) {
+    return new Date(epochSeconds * 1000).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function localizeTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (node) {
+      var when = Date.parse(node.getAttribute("datetime"));
+      if (isNaN(when)) { return; }
+      var date = new Date(when);
+      node.textContent = node.dataset.local === "datetime"
+        ? date.toLocaleString(lang, { dateStyle: "medium", timeStyle: "short" })
+        : clock(when / 1000);
+    });
+  }
+
+  function formatTemps(temps) {
+    var parts = Object.keys(temps).sort().map(function (name) {
+      var pair = temps[name];
+      var actual = pair[0] === null ? "?" : Math.round(pair[0]);
+      var target = pair[1] === null ? "?" : Math.round(pair[1]);
+      return name + " " + actual + "/" + target + " °C";
+    });
+    return parts.length ? parts.join(" · ") : "—";
+  }
+
+  function field(card, name) { return card.querySelector('[data-field="' + name + '"]'); }
+
+  /* Bring one printer card up to date; touches only what changed, so 200 cards stay cheap. */
+  function fillCard(card, c) {
+    if (card.dataset.state !== c.state) { card.dataset.state = c.state; }
+    setText(field(card, "state"), t("js.state." + c.state));
+    setText(field(card, "material"), c.material || "—");
+    setText(field(card, "temps"), formatTemps(c.temps));
+    var job = field(card, "job");
+    var jobKey = c.job_id ? c.job_id + "|" + c.member : "";
+    if (job.dataset.key !== jobKey) {
+      job.dataset.key = jobKey;
+      job.textContent = "";
+      if (c.job_id) {
+        var link = document.createElement("a");
+        link.href = "/jobs/" + c.job_id;
+        link.textContent = "#" + c.job_id;
+        job.appendChild(link);
+        job.appendChild(document.createTextNode(" · " + (c.member || "")));
+      } else {
+        job.textContent = "—";
+      }
+    }
+    var progress = field(card, "progress");
+    setHidden(progress, c.progress === null);
+    if (c.progress !== null) {
+      var bar = progress.querySelector("progress");
+      if (Number(bar.value) !== c.progress) { bar.value = c.progress; }
+      setText(field(card, "percent"), Math.round(c.progress) + " %");
+      setText(field(card, "eta"), c.eta ? t("js.eta") + " " + clock(c.eta) : "");
+    }
+    var thumb = field(card, "thumb");
+    var own = manager || c.job_member_id === me;
+    var src = c.thumbnail && own ? "/jobs/" + c.job_id + "/thumbnail" : "";
+    if (src && thumb.getAttribute("src") !== src) { thumb.setAttribute("src", src); }
+    setHidden(thumb, !src);
+    var message = field(card, "message");
+    setText(message, c.message || "");
+    setHidden(message, !c.message);
+    var mayClear = c.state === "awaiting_bed_clear" && (manager || c.plate_owner === me);
+    setHidden(field(card, "bed"), !mayClear);
+  }
+
+  function startLive() {
+    var cards = document.querySelector("[data-live-cards]");
+    var queue = document.querySelector("[data-live-queue]");
+    var status = document.querySelector("[data-live-status]");
+    if ((!cards && !queue) || !window.EventSource) { return; }
+    var signature = null;
+    var source = new EventSource("/events");
+    source.addEventListener("open", function () { setText(status, t("js.live")); });
+    source.addEventListener("error", function () { setText(status, t("js.reconnecting")); });
+    if (cards) {
+      source.addEventListener("printers", function (event) {
+        var data = JSON.parse(event.data);
+        data.changed.forEach(function (c) {
+          var card = document.getElementById("printer-" + c.id);
+          if (card) { fillCard(card, c); }
+        });
+      });
+    }
+    if (queue) {
+      source.addEventListener("queue", function (event) {
+        var next = JSON.parse(event.data).signature;
+        var changed = signature !== null && signature !== next;
+        signature = next;
+        if (!changed) { return; }
+        fetch(queue.dataset.liveQueue, { credentials: "same-origin" })
+          .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+          .then(function (html) {
+            queue.innerHTML = html;
+            localizeTimes(queue);
+            setText(status, t("js.queue_changed"));
+          })
+          .catch(function () { setText(status, t("js.reconnecting")); });
+      });
+    }
+  }
+
+  /* Submit: the first step checks the file in place, so the chosen file stays in the form for the confirm. */
+  function startSubmit() {
+    var form = document.getElementById("submit-form");
+    if (!form || !window.fetch || !window.DOMParser) { return; }
+    form.addEventListener("submit", function (event) {
+      if (!event.submitter || event.submitter.id !== "analyze") { return; }
+      event.preventDefault();
+      var section = document.getElementById("analysis");
+      var button = event.submitter;
+      button.disabled = true;
+      section.hidden = false;
+      section.textContent = t("js.checking");
+      fetch(button.formAction || form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+        .then(function (response) { return response.text(); })
+        .then(function (html) {
+          var page = new DOMParser().parseFromString(html, "text/html");
+          var fresh = page.getElementById("analysis");
+          var oldError = document.querySelector("main > .error");
+          if (oldError) { oldError.remove(); }
+          var error = page.querySelector("main > .error");
+          if (error) { form.parentNode.insertBefore(document.importNode(error, true), form); }
+          var replacement = fresh ? document.importNode(fresh, true) : document.createElement("section");
+          replacement.id = "analysis";
+          replacement.querySelectorAll(".nojs-only").forEach(function (node) { node.remove(); });
+          section.replaceWith(replacement);
+          replacement.hidden = !fresh || fresh.hidden;
+          var confirm = document.getElementById("confirm");
+          if (confirm) { confirm.focus(); }
+        })
+        .catch(function () { section.textContent = t("js.check_failed"); })
+        .then(function () { button.disabled = false; });
+    });
+  }
+
+  localizeTimes(document);
+  startLive();
+  startSubmit();
+})();

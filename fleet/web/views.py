@@ -1,0 +1,492 @@
+"""The dashboard's pages: sign-in, printer cards, the queue, jobs, submitting, live updates."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import math
+import secrets
+import time
+from typing import Any, BinaryIO, Callable, Optional, Union, cast
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from ..errors import FleetError, Invalid, NotFound, Unauthorized
+from ..models import Member, Role
+from ..service import FleetService, check_material
+from ..states import CANCELLABLE, JobState
+from .cards import best_thumbnail, card, thumbnail
+from .dashboard import Dashboard
+from .events import event_stream
+
+web = Blueprint(
+    "web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets"
+)
+
+LANG_COOKIE = "crowdfab_lang"
+#: Pages anyone may open.
+PUBLIC = {"web.sign_in", "web.language"}
+#: Answered with 401 rather than a redirect: the browser's script or an <img> asks, not a person.
+NO_REDIRECT = {"web.events", "web.job_thumbnail"}
+#: Common materials offered as suggestions on the submit form (any valid name is accepted).
+MATERIALS = ("PLA", "PETG", "ABS", "ASA", "TPU")
+#: How long an enrollment code lives, by the choice offered on the printers page.
+CODE_TTLS = {"1h": 3600, "1d": 86400, "7d": 7 * 86400}
+
+Page = Union[str, BaseResponse, tuple[str, int]]
+
+
+def service() -> FleetService:
+    svc: FleetService = current_app.extensions["crowdfab.service"]
+    return svc
+
+
+def dashboard() -> Dashboard:
+    board: Dashboard = current_app.extensions["crowdfab.dashboard"]
+    return board
+
+
+def me() -> Member:
+    member: Member = g.member
+    return member
+
+
+def t(key: str, **values: Any) -> str:
+    return dashboard().catalogue.text(g.lang, key, **values)
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def safe_next(target: Optional[str], default: str = "/") -> str:
+    """A same-site path to go back to; anything else (another host, a scheme) becomes ``default``."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    return target
+
+
+def back(default: str) -> BaseResponse:
+    return redirect(safe_next(request.form.get("next"), default), 303)
+
+
+# -- every request --------------------------------------------------------------------------------
+
+
+@web.before_request
+def load_session() -> Optional[BaseResponse]:
+    if request.endpoint == "web.static":
+        return None
+    board = dashboard()
+    best = request.accept_languages.best_match(board.catalogue.languages)
+    g.lang = board.catalogue.choose(request.cookies.get(LANG_COOKIE), best)
+    g.member = None
+    member_id, stamp = session.get("member_id"), session.get("stamp")
+    if isinstance(member_id, int) and isinstance(stamp, str):
+        try:
+            g.member = service().session_member(member_id, stamp)
+        except Unauthorized:
+            session.clear()
+    if request.method == "POST":
+        sent = request.form.get("csrf") or request.headers.get("X-CSRF-Token") or ""
+        expected = session.get("csrf")
+        if not isinstance(expected, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
+            abort(400, description="csrf")
+    if g.member is None and request.endpoint not in PUBLIC:
+        if request.endpoint in NO_REDIRECT or request.method != "GET":
+            abort(401)
+        return redirect(url_for("web.sign_in", next=request.full_path.rstrip("?")))
+    return None
+
+
+@web.after_request
+def page_headers(response: Response) -> Response:
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    )
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.vary.add("Cookie")
+    return response
+
+
+@web.app_template_global()
+def format_duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "—"
+    minutes = max(0, round(seconds / 60))
+    if minutes < 60:
+        return t("time.minutes", m=minutes)
+    return t("time.hours", h=minutes // 60, m=f"{minutes % 60:02d}")
+
+
+@web.app_template_global()
+def iso_time(epoch: Optional[float]) -> str:
+    if epoch is None:
+        return ""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+@web.app_template_global()
+def clock_time(epoch: Optional[float]) -> str:
+    """A time of day for people (UTC until the page's script shows it in the browser's zone)."""
+    if epoch is None:
+        return "—"
+    return time.strftime("%H:%M UTC", time.gmtime(epoch))
+
+
+def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    member: Optional[Member] = g.get("member")
+    page = render_template(
+        template,
+        t=t,
+        lang=g.get("lang", "en"),
+        languages=dashboard().catalogue.languages,
+        me=member,
+        is_manager=member is not None and member.role is Role.MANAGER,
+        csrf=csrf_token(),
+        js_texts=dashboard().catalogue.prefixed(g.get("lang", "en"), "js."),
+        **context,
+    )
+    return page, status
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+@web.errorhandler(FleetError)
+def fleet_error(error: FleetError) -> Union[Page, BaseResponse]:
+    if isinstance(error, Unauthorized):
+        session.clear()
+        return redirect(url_for("web.sign_in"))
+    known = dashboard().catalogue.messages["en"]
+    title = t(f"error.{error.status}") if f"error.{error.status}" in known else t("error.other")
+    return render("error.html", error.status, title=title, message=error.message)
+
+
+@web.errorhandler(HTTPException)
+def http_error(error: HTTPException) -> Page:
+    status = error.code or 500
+    known = dashboard().catalogue.messages["en"]
+    if status == 400 and error.description == "csrf":
+        message = t("error.csrf")
+    else:
+        message = t(f"error.{status}.text") if f"error.{status}.text" in known else ""
+    title = t(f"error.{status}") if f"error.{status}" in known else t("error.other")
+    return render("error.html", status, title=title, message=message)
+
+
+# -- signing in and out ---------------------------------------------------------------------------
+
+
+@web.route("/signin", methods=["GET", "POST"])
+def sign_in() -> Union[Page, BaseResponse]:
+    target = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if g.member is not None:
+            return redirect(target)
+        return render("signin.html", title=t("signin.title"), next=target, name="")
+    name = request.form.get("name", "").strip()
+    key = (name.lower(), request.remote_addr)
+    limiter = dashboard().limiter
+    wait = limiter.wait_s(key)
+    if wait > 0:
+        error = t("signin.too_many", minutes=max(1, math.ceil(wait / 60)))
+        return render("signin.html", 429, title=t("signin.title"), next=target, name=name, error=error)
+    try:
+        member = service().sign_in(name, request.form.get("password", ""))
+    except Unauthorized:
+        limiter.failed(key)
+        error = t("signin.wrong")
+        return render("signin.html", 401, title=t("signin.title"), next=target, name=name, error=error)
+    limiter.succeeded(key)
+    session.clear()  # a fresh session (and CSRF token) for the signed-in member
+    session["member_id"] = member.id
+    session["stamp"] = service().password_stamp(member.id)
+    return redirect(target, 303)
+
+
+@web.post("/signout")
+def sign_out() -> BaseResponse:
+    session.clear()
+    return redirect(url_for("web.sign_in"), 303)
+
+
+@web.post("/language")
+def language() -> BaseResponse:
+    chosen = request.form.get("lang", "")
+    response = back("/")
+    if chosen in dashboard().catalogue.languages:
+        response.set_cookie(
+            LANG_COOKIE, chosen, max_age=365 * 86400, samesite="Lax", httponly=True, secure=request.is_secure
+        )
+    return response
+
+
+@web.route("/account", methods=["GET", "POST"])
+def account() -> Union[Page, BaseResponse]:
+    if request.method == "GET":
+        return render("account.html", title=t("account.title"))
+    current, new, again = (request.form.get(k, "") for k in ("current", "password", "again"))
+    key = (me().name.lower(), request.remote_addr)
+    limiter = dashboard().limiter
+    error = None
+    if limiter.wait_s(key) > 0:
+        error = t("signin.too_many", minutes=max(1, math.ceil(limiter.wait_s(key) / 60)))
+    elif new != again:
+        error = t("account.mismatch")
+    else:
+        try:
+            service().sign_in(me().name, current)
+        except Unauthorized:
+            limiter.failed(key)
+            error = t("account.wrong_current")
+    if error is None:
+        try:
+            service().set_password(me(), me().id, new)
+        except Invalid:
+            error = t("account.too_short")
+    if error is not None:
+        return render("account.html", 422, title=t("account.title"), error=error)
+    session["stamp"] = service().password_stamp(me().id)
+    flash(t("account.changed"), "ok")
+    return redirect(url_for("web.account"), 303)
+
+
+# -- printers -------------------------------------------------------------------------------------
+
+
+def viewer_context() -> dict[str, Any]:
+    return {"viewer_id": me().id, "viewer_manager": me().role is Role.MANAGER}
+
+
+@web.get("/")
+def printers() -> Page:
+    cards = [card(entry) for entry in service().printer_board()]
+    return render(
+        "printers.html", title=t("printers.title"), page="printers", cards=cards, **viewer_context()
+    )
+
+
+@web.get("/printers/<printer_id>")
+def printer(printer_id: str) -> Page:
+    entry = next((e for e in service().printer_board() if e.printer.id == printer_id), None)
+    if entry is None:
+        raise NotFound(t("error.no_printer", id=printer_id))
+    return render(
+        "printer.html",
+        title=entry.printer.name,
+        page="printers",
+        c=card(entry),
+        printer=entry.printer,
+        **viewer_context(),
+    )
+
+
+@web.post("/printers/<printer_id>/bed-cleared")
+def bed_cleared(printer_id: str) -> BaseResponse:
+    cleared = service().confirm_bed_cleared(me(), printer_id)
+    flash(t("flash.bed_cleared", name=cleared.name), "ok")
+    return back("/")
+
+
+@web.post("/printers/<printer_id>/material")
+def set_material(printer_id: str) -> BaseResponse:
+    updated = service().update_printer(me(), printer_id, {"material": request.form.get("material", "")})
+    flash(t("flash.material", name=updated.name, material=updated.material or "—"), "ok")
+    return back(url_for("web.printer", printer_id=printer_id))
+
+
+@web.post("/enroll-code")
+def enroll_code() -> Page:
+    ttl = CODE_TTLS.get(request.form.get("ttl", ""), CODE_TTLS["1d"])
+    code, expires_at = service().create_enrollment_code(me(), ttl)
+    # Shown on this page only: never put into a redirect or the (readable) session cookie.
+    return render("code.html", title=t("code.title"), page="printers", code=code, expires_at=expires_at)
+
+
+# -- the queue and jobs ---------------------------------------------------------------------------
+
+
+@web.get("/queue")
+def queue() -> Page:
+    entries = service().queue(me())
+    context = {"entries": entries, **viewer_context()}
+    if request.args.get("part") == "list":
+        return render("_queue_list.html", **context)
+    return render("queue.html", title=t("queue.title"), page="queue", **context)
+
+
+@web.get("/jobs/<int:job_id>")
+def job(job_id: int) -> Page:
+    svc = service()
+    found = svc.get_job(me(), job_id)
+    history = svc.job_history(me(), job_id)
+    explanation = None
+    if found.state in (JobState.SUBMITTED, JobState.AWAITING_APPROVAL, JobState.QUEUED):
+        explanation = next((e.explanation for e in svc.queue(me()) if e.job.id == job_id), None)
+    manager = me().role is Role.MANAGER
+    actions = []
+    if manager and found.state is JobState.AWAITING_APPROVAL:
+        actions += ["approve", "reject"]
+    if found.state is JobState.PRINTING:
+        actions.append("pause")
+    if found.state is JobState.PAUSED:
+        actions.append("resume")
+    if found.state in CANCELLABLE:
+        actions.append("cancel")
+    return render(
+        "job.html",
+        title=t("job.title", id=job_id),
+        page="queue",
+        job=found,
+        history=history,
+        explanation=explanation,
+        actions=actions,
+        has_thumbnail=thumbnail(found) is not None,
+        **viewer_context(),
+    )
+
+
+@web.get("/jobs/<int:job_id>/thumbnail")
+def job_thumbnail(job_id: int) -> Response:
+    found = thumbnail(service().get_job(me(), job_id))
+    if found is None:
+        raise NotFound(t("error.no_thumbnail"))
+    data, mime = found
+    return Response(data, mimetype=mime, headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _job_actions() -> dict[str, Callable[[Member, int], Any]]:
+    svc = service()
+    reason = request.form.get("reason", "")
+    return {
+        "approve": svc.approve_job,
+        "reject": lambda actor, job_id: svc.reject_job(actor, job_id, reason),
+        "pause": svc.pause_job,
+        "resume": svc.resume_job,
+        "cancel": lambda actor, job_id: svc.cancel_job(actor, job_id, reason),
+    }
+
+
+@web.post("/jobs/<int:job_id>/<action>")
+def job_action(job_id: int, action: str) -> BaseResponse:
+    act = _job_actions().get(action)
+    if act is None:
+        abort(404)
+    act(me(), job_id)
+    flash(t(f"flash.{action}", id=job_id), "ok")
+    return back(url_for("web.job", job_id=job_id))
+
+
+# -- submitting -----------------------------------------------------------------------------------
+
+
+def _submit_form(**extra: Any) -> dict[str, Any]:
+    lab = service().lab_settings()
+    form = {
+        "material": request.form.get("material", ""),
+        "copies": request.form.get("copies", "1"),
+        "note": request.form.get("note", ""),
+    }
+    return {
+        "title": t("submit.title"),
+        "page": "submit",
+        "materials": MATERIALS,
+        "max_copies": lab.max_copies,
+        "form": form,
+        **extra,
+    }
+
+
+@web.get("/submit")
+def submit() -> Page:
+    return render("submit.html", **_submit_form())
+
+
+@web.post("/submit")
+def analyze() -> Page:
+    """The first step: analyse the upload and show it; nothing is kept."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return render("submit.html", 422, **_submit_form(error=t("submit.no_file")))
+    try:
+        material = check_material(request.form.get("material"))
+        result = service().analyze_upload(cast(BinaryIO, upload.stream), material=material).to_dict()
+    except Invalid as exc:
+        return render("submit.html", 422, **_submit_form(error=exc.message))
+    thumb = best_thumbnail(result.get("thumbnails") or [])
+    preview = None
+    if thumb is not None:
+        preview = f"data:{thumb[1]};base64,{base64.b64encode(thumb[0]).decode('ascii')}"
+    return render("submit.html", **_submit_form(analysis=result, preview=preview, filename=upload.filename))
+
+
+@web.post("/submit/confirm")
+def confirm_submit() -> Union[Page, BaseResponse]:
+    """The second step: the browser sends the same file again with the member's choices."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return render("submit.html", 422, **_submit_form(error=t("submit.no_file")))
+    try:
+        copies = int(request.form.get("copies", "1") or "1")
+    except ValueError:
+        return render("submit.html", 422, **_submit_form(error=t("submit.bad_copies")))
+    try:
+        submission = service().submit_job(
+            me(),
+            cast(BinaryIO, upload.stream),
+            filename=upload.filename,
+            copies=copies,
+            material=request.form.get("material") or None,
+            note=request.form.get("note", ""),
+        )
+    except Invalid as exc:
+        return render("submit.html", 422, **_submit_form(error=exc.message))
+    ids = ", ".join(f"#{j.id}" for j in submission.jobs)
+    flash(t("flash.submitted", ids=ids), "ok")
+    return redirect(url_for("web.queue") + f"#job-{submission.jobs[0].id}", 303)
+
+
+# -- live updates ---------------------------------------------------------------------------------
+
+
+@web.get("/events")
+def events() -> Response:
+    board = dashboard()
+    sub = board.hub.subscribe()
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    if sub is None:
+        # Full: the browser tries again later instead of holding one of the server's threads.
+        return Response(f"retry: {board.busy_retry_ms}\n\n", mimetype="text/event-stream", headers=headers)
+    stream = event_stream(
+        board.hub,
+        sub,
+        lifetime_s=board.stream_lifetime_s,
+        heartbeat_s=board.heartbeat_s,
+        clock=time.monotonic,
+    )
+    return Response(stream, mimetype="text/event-stream", headers=headers)

@@ -1,0 +1,115 @@
+"""The live-update hub: one producer, changes only, a cap on clients, dropped when stalled."""
+
+from __future__ import annotations
+
+import threading
+
+from fleet.web.events import LiveHub, Message, changes, event_stream
+
+
+def snap(queue_sig: str = "q1", **states: str) -> dict:
+    return {"printers": {pid: {"id": pid, "state": s} for pid, s in states.items()}, "queue": queue_sig}
+
+
+def test_changes_carry_only_what_moved():
+    first = changes(None, snap(a="idle", b="printing"))
+    assert [m.event for m in first] == ["printers", "queue"]
+    assert len(first[0].data["changed"]) == 2
+
+    later = changes(snap(a="idle", b="printing"), snap(a="idle", b="awaiting_bed_clear"))
+    assert later == [
+        Message("printers", {"changed": [{"id": "b", "state": "awaiting_bed_clear"}], "removed": []})
+    ]
+    assert changes(snap(a="idle"), snap(a="idle")) == []
+    assert changes(snap(a="idle"), snap("q2"))[0].data == {"changed": [], "removed": ["a"]}
+    assert Message("queue", {"signature": "x"}).encode() == 'event: queue\ndata: {"signature":"x"}\n\n'
+
+
+class Source:
+    """A snapshot function whose result the test sets, counting its calls."""
+
+    def __init__(self) -> None:
+        self.value = snap(a="idle")
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> dict:
+        with self.lock:
+            self.calls += 1
+            return self.value
+
+
+def test_subscribers_share_one_producer_and_see_each_change():
+    source = Source()
+    hub = LiveHub(source, interval_s=0.01, max_clients=3)
+    try:
+        one, two = hub.subscribe(), hub.subscribe()
+        assert one is not None and two is not None
+        for sub in (one, two):
+            got = sub.get(timeout=5)
+            assert got.event == "printers" and got.data["changed"] == [{"id": "a", "state": "idle"}]
+            assert sub.get(timeout=5).event == "queue"
+        with source.lock:
+            source.value = snap(a="printing")
+        for sub in (one, two):
+            assert sub.get(timeout=5).data["changed"] == [{"id": "a", "state": "printing"}]
+        assert hub.subscribe() is not None
+        assert hub.subscribe() is None  # the cap
+    finally:
+        hub.close()
+
+
+def test_a_stalled_subscriber_is_dropped():
+    gate = threading.Semaphore(0)  # the test paces the producer: one snapshot per release
+    counter = [0]
+
+    def changing() -> dict:
+        gate.acquire(timeout=5)
+        counter[0] += 1
+        return snap(a=str(counter[0]))
+
+    hub = LiveHub(changing, interval_s=0.0, max_clients=2, queue_size=2)
+    stalled, healthy = hub.subscribe(), hub.subscribe()
+    try:
+        for step in range(4):
+            gate.release()
+            assert healthy.get(timeout=5).data["changed"] == [{"id": "a", "state": str(step + 1)}]
+            if step == 0:
+                assert healthy.get(timeout=5).event == "queue"
+        assert hub.clients == 1
+        assert stalled.get(timeout=1) is not None  # the oldest message made room for the notice
+        assert stalled.get(timeout=1) is None  # told it was dropped: its stream ends, the browser reconnects
+    finally:
+        for _ in range(3):
+            gate.release()
+        hub.close()
+
+
+def test_the_stream_sends_retry_first_and_ends_when_the_browser_goes():
+    hub = LiveHub(Source(), interval_s=0.01)
+    sub = hub.subscribe()
+    gone = threading.Event()
+    now = [0.0]
+    stream = event_stream(
+        hub, sub, lifetime_s=60, heartbeat_s=1, clock=lambda: now[0], disconnected=gone.is_set, poll_s=0.01
+    )
+    assert next(stream) == "retry: 2000\n\n"
+    assert next(stream).startswith("event: printers\n")
+    assert next(stream).startswith("event: queue\n")
+    now[0] = 2.0
+    assert next(stream) == ": keep-alive\n\n"
+    gone.set()
+    assert list(stream) == []
+    assert hub.clients == 0
+    hub.close()
+
+
+def test_the_stream_ends_after_its_lifetime():
+    hub = LiveHub(Source(), interval_s=0.01)
+    sub = hub.subscribe()
+    ticks = iter([0.0, 0.0, 0.0, 100.0, 100.0, 100.0])
+    stream = event_stream(hub, sub, lifetime_s=10, heartbeat_s=60, clock=lambda: next(ticks), poll_s=0.01)
+    out = list(stream)
+    assert out[0] == "retry: 2000\n\n" and len(out) <= 2
+    assert hub.clients == 0
+    hub.close()

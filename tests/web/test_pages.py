@@ -1,0 +1,196 @@
+"""The dashboard's pages through the Flask test client: what each person sees and may do."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+from fleet.gcode.generate import generate_box
+from fleet.models import LiveStatus
+from fleet.states import JobState, PrinterState
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "fleet" / "web" / "templates"
+TRANSLATIONS = Path(__file__).resolve().parents[2] / "fleet" / "web" / "translations"
+
+
+def upload(text: str, name: str = "box.gcode") -> tuple[io.BytesIO, str]:
+    return io.BytesIO(text.encode()), name
+
+
+def submit(browser, text: str | None = None, **form) -> object:
+    data = {"file": upload(text or generate_box()), "copies": "1", **form}
+    return browser.post("/submit/confirm", data, content_type="multipart/form-data")
+
+
+def test_printer_cards_show_state_job_progress_and_offline(browsers, fleet, people, printer):
+    svc = fleet.service
+    job_id = (
+        svc.submit_job(people["alice"], io.BytesIO(generate_box().encode()), filename="box.gcode").jobs[0].id
+    )
+    assert svc.dispatch_pass() == [(job_id, "mk4")]
+    svc.printer_job_event("mk4", job_id, JobState.PRINTING, "started")
+    svc.set_live(
+        "mk4",
+        LiveStatus(
+            "printing", {"hotend": (209.6, 210.0), "bed": (60.0, 60.0)}, 42.0, None, job_id, svc.clock()
+        ),
+    )
+    page = browsers["bob"].get("/").get_data(as_text=True)
+    assert 'data-state="printing"' in page
+    assert "hotend 210/210 °C" in page and 'value="42.0"' in page
+    assert f"#{job_id}</a> · alice" in page
+    assert "box.gcode" not in page  # another member's file name stays private
+
+    svc.printer_offline("mk4")
+    page = browsers["bob"].get("/").get_data(as_text=True)
+    assert 'data-state="offline"' in page and ">offline<" in page
+
+
+def test_the_bed_clear_button_is_for_the_plate_owner_and_managers(browsers, fleet, people, printer):
+    svc = fleet.service
+    job_id = (
+        svc.submit_job(people["alice"], io.BytesIO(generate_box().encode()), filename="a.gcode").jobs[0].id
+    )
+    svc.dispatch_pass()
+    svc.printer_job_event("mk4", job_id, JobState.PRINTING, "started")
+    svc.printer_job_event("mk4", job_id, JobState.DONE, "finished")
+
+    bob_page = browsers["bob"].get("/").get_data(as_text=True)
+    alice_page = browsers["alice"].get("/").get_data(as_text=True)
+    form = re.compile(r'<form method="post" action="/printers/mk4/bed-cleared" data-field="bed"\s+(hidden)?>')
+    assert form.search(bob_page).group(1) == "hidden"
+    assert form.search(alice_page).group(1) is None
+    assert browsers["bob"].post("/printers/mk4/bed-cleared").status_code == 403
+
+    assert browsers["alice"].post("/printers/mk4/bed-cleared", {"next": "/"}).status_code == 303
+    assert svc.get_printer("mk4").state is PrinterState.IDLE
+
+
+def test_submitting_analyses_first_and_keeps_nothing_until_confirmed(browsers, fleet, printer):
+    alice = browsers["alice"]
+    blobs_before = sorted(p.name for p in fleet.config.blob_dir.rglob("*") if p.is_file())
+
+    shown = alice.post(
+        "/submit", {"file": upload(generate_box(30, 20, 5))}, content_type="multipart/form-data"
+    )
+    page = shown.get_data(as_text=True)
+    assert shown.status_code == 200
+    assert "What the fleet found in box.gcode" in page
+    assert "30.0 \u00d7 20.0 \u00d7 5.0 mm" in page
+    assert 'id="confirm"' in page
+    assert sorted(p.name for p in fleet.config.blob_dir.rglob("*") if p.is_file()) == blobs_before
+    assert fleet.service.my_jobs(alice.member) == []
+
+    done = submit(alice, generate_box(30, 20, 5), copies="2", material="pla")
+    assert done.status_code == 303 and done.headers["Location"].startswith("/queue#job-")
+    jobs = fleet.service.my_jobs(alice.member)
+    assert [j.material for j in jobs] == ["PLA", "PLA"]
+
+
+def test_a_refused_file_shows_its_findings_and_no_confirm_button(browsers):
+    unsafe = generate_box(extra_lines={7: "M502"})
+    page = browsers["alice"].post("/submit", {"file": upload(unsafe)}, content_type="multipart/form-data")
+    text = page.get_data(as_text=True)
+    assert "Refused" in text and "line 7" in text
+    assert 'id="confirm"' not in text
+    assert submit(browsers["alice"], unsafe).status_code == 422
+
+
+def test_the_queue_explains_each_job_and_marks_mine(browsers, fleet, people, printer):
+    fleet.service.update_printer(people["manager"], "mk4", {"maintenance": True})
+    submit(browsers["alice"])
+    submit(browsers["bob"])
+    page = browsers["alice"].get("/queue").get_data(as_text=True)
+    entries = re.findall(r'<li id="job-(\d+)" class="entry( mine)?"', page)
+    assert entries == [("1", " mine"), ("2", "")]
+    assert page.count("Suitable printers are offline or in maintenance") == 2
+    assert "your job" in page
+    part = browsers["alice"].get("/queue?part=list").get_data(as_text=True)
+    assert part.lstrip().startswith("<ol") and "<html" not in part
+
+
+def test_members_cannot_approve_and_managers_can(browsers, fleet, people, printer):
+    fleet.service.update_lab_settings(people["manager"], {"approval_required": True})
+    submit(browsers["alice"])
+    job = fleet.service.my_jobs(people["alice"])[0]
+    assert job.state is JobState.AWAITING_APPROVAL
+
+    assert browsers["alice"].post(f"/jobs/{job.id}/approve").status_code == 403
+    assert browsers["bob"].post(f"/jobs/{job.id}/approve").status_code == 403
+    queue_page = browsers["alice"].get("/queue").get_data(as_text=True)
+    assert "/approve" not in queue_page
+    assert f"/jobs/{job.id}/approve" in browsers["manager"].get("/queue").get_data(as_text=True)
+
+    assert browsers["manager"].post(f"/jobs/{job.id}/approve").status_code == 303
+    assert fleet.service.get_job(people["manager"], job.id).state is JobState.QUEUED
+
+
+def test_another_members_job_is_not_shown(browsers, fleet, people):
+    submit(browsers["alice"])
+    job = fleet.service.my_jobs(people["alice"])[0]
+    assert browsers["alice"].get(f"/jobs/{job.id}").status_code == 200
+    assert browsers["manager"].get(f"/jobs/{job.id}").status_code == 200
+    refused = browsers["bob"].get(f"/jobs/{job.id}")
+    assert refused.status_code == 403
+    assert "box.gcode" not in refused.get_data(as_text=True)
+    assert browsers["bob"].get(f"/jobs/{job.id}/thumbnail").status_code == 403
+    assert browsers["bob"].post(f"/jobs/{job.id}/cancel").status_code == 403
+
+
+def test_managers_set_material_and_create_enrollment_codes(browsers, fleet, printer):
+    assert browsers["alice"].post("/printers/mk4/material", {"material": "PETG"}).status_code == 403
+    assert browsers["manager"].post("/printers/mk4/material", {"material": "petg"}).status_code == 303
+    assert fleet.service.get_printer("mk4").material == "PETG"
+
+    assert browsers["alice"].post("/enroll-code", {"ttl": "1h"}).status_code == 403
+    page = browsers["manager"].post("/enroll-code", {"ttl": "1h"}).get_data(as_text=True)
+    assert re.search(r'id="enroll-code">[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}<', page)
+
+
+def test_pages_speak_french_by_header_or_by_choice(browsers):
+    alice = browsers["alice"]
+    assert "File d&#39;attente" in alice.get(
+        "/queue", headers={"Accept-Language": "fr-FR,fr;q=0.9"}
+    ).get_data(as_text=True)
+    assert alice.post("/language", {"lang": "fr", "next": "/queue"}).headers["Location"] == "/queue"
+    page = alice.get("/queue").get_data(as_text=True)
+    assert '<html lang="fr">' in page and "Rien n&#39;attend." in page
+    alice.post("/language", {"lang": "en"})
+    assert "Nothing is waiting." in alice.get("/queue", headers={"Accept-Language": "fr"}).get_data(
+        as_text=True
+    )
+
+
+def test_both_catalogues_have_every_key_the_pages_use():
+    en = json.loads((TRANSLATIONS / "en.json").read_text())
+    fr = json.loads((TRANSLATIONS / "fr.json").read_text())
+    assert set(en) == set(fr)
+    used = set()
+    for template in TEMPLATES.glob("*.html"):
+        used |= set(re.findall(r"\bt\('([a-z0-9_.]+[a-z0-9_])'", template.read_text()))
+    assert used - set(en) == set()
+    for prefix in ("js.state.", "job.state.", "reason.", "action.", "severity.", "role.", "lang."):
+        assert any(k.startswith(prefix) for k in en), prefix
+
+
+def test_pages_carry_a_strict_content_security_policy(browsers):
+    response = browsers["alice"].get("/")
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "<script>" not in response.get_data(as_text=True)  # only external scripts and JSON data
+
+
+def test_the_assets_ship_in_the_package(browsers):
+    anonymous = browsers["anonymous"]
+    script = anonymous.get("/assets/dashboard.js")
+    style = anonymous.get("/assets/dashboard.css")
+    assert script.status_code == style.status_code == 200
+    assert script.mimetype in ("text/javascript", "application/javascript")
+    assert style.mimetype == "text/css"
+    page = browsers["alice"].get("/").get_data(as_text=True)
+    assert (
+        'src="/assets/dashboard.js"' in page
+        and "http" not in re.sub(r'href="http[^"]*"', "", page).split("<body")[0]
+    )
