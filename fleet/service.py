@@ -888,8 +888,10 @@ class FleetService:
             last = self.store.list_jobs(states=TERMINAL, printer_id=printer_id, limit=1, newest_first=True)
             if not last or last[0].member_id != actor.id:
                 raise Forbidden("only a manager or the member whose print is on the plate may clear it")
-        cleared = self.store.update_printer(printer_id, state=PrinterState.IDLE)
+        # Tell the node first: commands reach it in order on its topic, so a dispatch made as soon
+        # as the printer is idle cannot overtake the news that its plate is clear.
         self._tell_printer(printer_id, CommandType.BED_CLEARED, None)
+        cleared = self.store.update_printer(printer_id, state=PrinterState.IDLE)
         self._work_available()
         return cleared
 
