@@ -1,0 +1,173 @@
+"""How close the streamer gets to the serial line's own limit, beside Printrun's printcore and ping-pong.
+
+One small-segment file (thousands of 0.1-0.3 mm G1 moves, from our own generator) goes to the
+simulated firmware at 115200 and 250000 baud with 1 ms of USB latency and moves that take no time,
+so the line is the only bottleneck. The limit is the file's framed bytes (``N.. cmd*cs\\n``) at 10
+bits a byte; replies travel the other way on a full-duplex UART and do not count against it.
+
+Needs Printrun's printcore: ``.venv/bin/pip install --no-deps printrun`` (it needs only pyserial).
+Run: ``.venv/bin/python bench/serial_stream.py [--lines 2000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fleet.serial.lineproto import frame  # noqa: E402
+from fleet.serial.simulator import SimulatedFirmware, SimulatorOptions  # noqa: E402
+from fleet.serial.streamer import HOUSEKEEPING, JobOutcome, SerialStreamer, StreamerConfig  # noqa: E402
+
+BAUDS = (115200, 250000)
+USB_LATENCY_S = 0.001
+CONFIG = StreamerConfig(ok_timeout_s=2.0, connect_timeout_s=10.0)
+
+
+def small_segments(count: int, seed: int = 1) -> list[str]:
+    """``count`` extruding G1 moves of 0.1-0.3 mm along a wandering path, after a short preamble."""
+    rng = random.Random(seed)
+    lines = ["G90", "M83", "G1 X100.000 Y100.000 F1800"]
+    x, y, heading = 100.0, 100.0, 0.0
+    for _ in range(count):
+        heading += rng.uniform(-0.4, 0.4)
+        step = rng.uniform(0.1, 0.3)
+        x, y = x + step * math.cos(heading), y + step * math.sin(heading)
+        lines.append(f"G1 X{x:.3f} Y{y:.3f} E{step * 0.0332:.5f}")
+    return lines
+
+
+@dataclass(frozen=True)
+class Run:
+    host: str
+    baud: int
+    seconds: Optional[float]
+    exact: bool
+    note: str = ""
+
+
+def _executed_file(device: SimulatedFirmware) -> list[str]:
+    return [command for command in device.executed if command.split(" ", 1)[0] not in HOUSEKEEPING]
+
+
+def _device(baud: int, advanced_ok: bool = False) -> tuple[SimulatedFirmware, str]:
+    options = SimulatorOptions(
+        baud=baud, usb_latency_s=USB_LATENCY_S, speedup=math.inf, advanced_ok=advanced_ok, buffer_size=4
+    )
+    device = SimulatedFirmware(options)
+    return device, device.start()
+
+
+def run_streamer(name: str, path: Path, lines: list[str], baud: int, **kw: object) -> Run:
+    advanced_ok = bool(kw.pop("advanced_ok", False))
+    device, port = _device(baud, advanced_ok)
+    try:
+        host = SerialStreamer(port, baud, config=replace(CONFIG, **kw))  # type: ignore[arg-type]
+        host.connect()
+        try:
+            started = time.perf_counter()
+            host.start_job(path)
+            result = host.wait_job(timeout=600)
+            device.wait_executed(len(lines), timeout=10)
+            seconds = time.perf_counter() - started
+        finally:
+            host.close()
+        ok = result is not None and result.outcome is JobOutcome.DONE
+        note = "" if ok else f"{result}"
+        return Run(name, baud, seconds if ok else None, _executed_file(device) == lines, note)
+    finally:
+        device.stop()
+
+
+def run_printcore(path: Path, lines: list[str], baud: int) -> Run:
+    try:
+        from printrun.gcoder import LightGCode
+        from printrun.printcore import printcore
+    except ImportError:
+        return Run("printcore", baud, None, False, "not installed: pip install --no-deps printrun")
+    device, port = _device(baud)
+    try:
+        core = printcore(port, baud)
+        try:
+            deadline = time.monotonic() + 10
+            while not core.online and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if not core.online:
+                return Run("printcore", baud, None, False, "did not come online")
+            started = time.perf_counter()
+            core.startprint(LightGCode(lines))
+            deadline = time.monotonic() + 300
+            while core.printing:  # printcore offers no completion event: poll its flag
+                if time.monotonic() > deadline:  # it has no recovery for a lost ok: it can wait for ever
+                    return Run("printcore", baud, None, False, "stalled (no progress for 300 s)")
+                time.sleep(0.001)
+            device.wait_executed(len(lines), timeout=10)
+            seconds = time.perf_counter() - started
+        finally:
+            core.disconnect()
+        return Run("printcore", baud, seconds, _executed_file(device) == lines)
+    finally:
+        device.stop()
+
+
+def line_limit(lines: list[str], baud: int) -> float:
+    """Seconds the file's framed bytes take on the wire at ``baud`` (10 bits a byte)."""
+    size = sum(len(frame(number, command)) for number, command in enumerate(lines, start=4))
+    return size * 10 / baud
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--lines", type=int, default=2000, help="number of small segments (default 2000)")
+    args = parser.parse_args(argv)
+    lines = small_segments(args.lines)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "segments.gcode"
+        path.write_text("\n".join(lines) + "\n", encoding="ascii")
+        size = sum(len(frame(n, c)) for n, c in enumerate(lines, start=4))
+        print(
+            f"{len(lines)} lines, {size} bytes framed; {USB_LATENCY_S * 1000:g} ms USB latency, moves instant"
+        )
+        hosts: list[Callable[[int], Run]] = [
+            lambda b: run_streamer("streamer, plain ok", path, lines, b),
+            lambda b: run_streamer("streamer, ADVANCED_OK", path, lines, b, advanced_ok=True),
+            lambda b: run_printcore(path, lines, b),
+            lambda b: run_streamer("ping-pong (streamer)", path, lines, b, max_inflight=1),
+        ]
+        header = f"{'host':<24}{'baud':>8}{'seconds':>10}{'% of limit':>12}{'vs printcore':>14}  exact"
+        print(header)
+        print("-" * len(header))
+        failures = 0
+        for baud in BAUDS:
+            limit = line_limit(lines, baud)
+            runs = []
+            for run in hosts:
+                runs.append(run(baud))
+                print(f"  ... {runs[-1].host} at {baud}: done", file=sys.stderr, flush=True)
+            core = next((r.seconds for r in runs if r.host == "printcore"), None)
+            print(f"{'line limit':<24}{baud:>8}{limit:>10.2f}{100.0:>11.1f}%{'':>14}  -")
+            for r in runs:
+                if r.seconds is None:
+                    print(f"{r.host:<24}{baud:>8}{'-':>10}{'-':>12}{'-':>14}  no  ({r.note})")
+                    failures += r.host.startswith("streamer")
+                    continue
+                share = 100.0 * limit / r.seconds
+                ratio = f"{core / r.seconds:.2f}x" if core else "-"
+                exact = "yes" if r.exact else "NO"
+                print(f"{r.host:<24}{baud:>8}{r.seconds:>10.2f}{share:>11.1f}%{ratio:>14}  {exact}")
+                failures += not r.exact
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
