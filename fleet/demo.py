@@ -1,133 +1,407 @@
-"""``make demo``: a fleet on embedded defaults with a lab's worth of members, printers and jobs."""
+"""``make demo``: a whole lab on one machine: the fleet, four simulated printers, members and a queue.
+
+The fleet runs in this process with its own Mosquitto on a free port and SQLite in a scratch data dir.
+Each printer is a real agent (serial streamer, node, MQTT) on a simulated firmware behind a pty, sped
+up so the sample jobs finish in a minute or two. The demo also plays the lab's people: someone clears
+a finished plate after a few seconds, and a manager approves a job that waits for approval.
+"""
 
 from __future__ import annotations
 
 import argparse
 import io
+import logging
+import secrets
 import shutil
-import socket
+import signal
 import sys
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from types import FrameType
+from typing import Any, Callable, Optional, TextIO
 
+from .agent import Agent, AgentConfig
 from .config import FleetConfig
 from .gcode.generate import generate_box
+from .geometry import Box
 from .models import Member, Role
-from .server import Fleet, make_server
+from .protocol import Capabilities
+from .serial.simulator import SimulatedFirmware, SimulatorOptions
+from .server import FLEET_MQTT_USER, Fleet, fleet_mqtt_password, make_server
+from .service import FleetService, slugify
+from .states import TERMINAL, JobState, PrinterState
 
-PRINTERS = [
-    {
-        "id": "mini-1",
-        "name": "Prusa MINI",
-        "nozzle_diameter": 0.4,
-        "material": "PLA",
-        "volume": {"min_x": 0, "min_y": -4, "min_z": 0, "max_x": 180, "max_y": 180, "max_z": 180},
-    },
-    {
-        "id": "mk4-1",
-        "name": "Prusa MK4",
-        "nozzle_diameter": 0.4,
-        "material": "PETG",
-        "volume": {"min_x": 0, "min_y": -4, "min_z": 0, "max_x": 250, "max_y": 210, "max_z": 220},
-    },
-    {
-        "id": "big-1",
-        "name": "Large format (training required)",
-        "nozzle_diameter": 0.6,
-        "material": "PLA",
-        "restricted": True,
-        "volume": {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 300, "max_y": 300, "max_z": 400},
-    },
-    {
-        "id": "ender-1",
-        "name": "Ender 3",
-        "nozzle_diameter": 0.4,
-        "material": "PLA",
-        "volume": {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 220, "max_y": 220, "max_z": 250},
-    },
-]
-
-#: (member, file name, generator options)
-JOBS = [
-    ("bob", "keychain.gcode", {"width": 30, "depth": 12, "height": 2}),
-    ("bob", "keychain.gcode", {"width": 30, "depth": 12, "height": 2}),
-    ("bob", "keychain.gcode", {"width": 30, "depth": 12, "height": 2}),
-    ("bob", "coaster.gcode", {"width": 90, "depth": 90, "height": 3}),
-    ("alice", "bracket.gcode", {"width": 40, "depth": 20, "height": 6, "material": "PETG"}),
-    ("alice", "enclosure.gcode", {"width": 200, "depth": 150, "height": 4, "nozzle": 0.6}),
-    ("chloe", "gear.gcode", {"width": 25, "depth": 25, "height": 5, "arcs": True}),
-    ("bob", "tray.gcode", {"width": 260, "depth": 250, "height": 3}),
-]
+log = logging.getLogger(__name__)
 
 
-def free_port(preferred: int) -> int:
+@dataclass(frozen=True)
+class DemoPrinter:
+    name: str
+    volume: tuple[float, float, float]
+    nozzle: float
+    material: str
+    #: Only members a manager granted it may print on it.
+    restricted: bool = False
+
+    @property
+    def id(self) -> str:
+        return slugify(self.name)
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    member: str
+    filename: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+PRINTERS = (
+    DemoPrinter("Prusa MINI", (180, 180, 180), 0.4, "PLA"),
+    DemoPrinter("Prusa MK4", (250, 210, 220), 0.4, "PETG"),
+    DemoPrinter("Large format", (300, 300, 400), 0.6, "PLA", restricted=True),
+    DemoPrinter("Ender 3", (220, 220, 250), 0.4, "PLA"),
+)
+
+#: The manager is ada; chloe's jobs wait for a manager's approval; alice may use the large printer.
+MEMBERS = {"ada": Role.MANAGER, "alice": Role.MEMBER, "bob": Role.MEMBER, "chloe": Role.MEMBER}
+NEEDS_APPROVAL = {"chloe"}
+GRANTS = {"alice": ("Large format",)}
+
+JOBS = (
+    SampleJob("bob", "keychain.gcode", {"width": 30, "depth": 12, "height": 1.2}),
+    SampleJob("bob", "keychain.gcode", {"width": 30, "depth": 12, "height": 1.2}),
+    SampleJob("bob", "coaster.gcode", {"width": 90, "depth": 90, "height": 1.0}),
+    SampleJob("alice", "bracket.gcode", {"width": 40, "depth": 20, "height": 2, "material": "PETG"}),
+    SampleJob("alice", "enclosure.gcode", {"width": 200, "depth": 150, "height": 1.2, "nozzle": 0.6}),
+    SampleJob("chloe", "gear.gcode", {"width": 25, "depth": 25, "height": 2, "arcs": True}),
+    SampleJob("bob", "clip.gcode", {"width": 20, "depth": 10, "height": 1.0}),
+)
+
+
+# -- the fleet, in this process ---------------------------------------------------------------------
+
+
+class DemoFleet:
+    """What ``crowdfab-fleet serve`` runs (broker, fleet link, HTTP), started and stopped from code."""
+
+    def __init__(self, data_dir: Path, *, http_port: int = 0, mqtt_port: int = 0) -> None:
+        self.config = FleetConfig(data_dir=data_dir, port=http_port)
+        self.mqtt_port = mqtt_port
+        self.fleet: Optional[Fleet] = None
+        self.url = ""
+        self._parts: list[Callable[[], None]] = []  # how to stop what started, in reverse order
+
+    @property
+    def service(self) -> FleetService:
+        assert self.fleet is not None
+        return self.fleet.service
+
+    def start(self) -> None:
+        from .broker import BrokerUser, ManagedBroker, find_mosquitto, hash_password
+        from .fleetlink import FleetLink
+        from .mqtt import BrokerAddress, MqttLink
+        from .service import MqttEndpoint
+
+        find_mosquitto()
+        self.fleet = fleet = Fleet.open(self.config)
+        self._parts.append(fleet.close)
+        password = fleet_mqtt_password(self.config.data_dir)
+        self.mqtt_port = self.mqtt_port or free_port()
+        broker = ManagedBroker(
+            self.config.data_dir,
+            port=self.mqtt_port,
+            fleet_user=BrokerUser(FLEET_MQTT_USER, hash_password(password)),
+            users=fleet.service.broker_users,
+        )
+        broker.start()
+        self._parts.append(broker.stop)
+        fleet.service.on_credentials_changed(broker.reload)
+        fleet.service.node_mqtt = MqttEndpoint("127.0.0.1", self.mqtt_port)
+        server = make_server(fleet)
+        thread = threading.Thread(target=server.run, name="demo-http", daemon=True)
+        thread.start()
+
+        def stop_server() -> None:
+            server.close()
+            # Idle keep-alive connections would keep waitress's loop running: close them too.
+            for channel in list(server.active_channels.values()):
+                channel.will_close = True
+            thread.join(10)
+            server.task_dispatcher.shutdown()
+
+        self._parts.append(stop_server)
+        self.url = f"http://{server.effective_host}:{server.effective_port}"
+        mqtt = MqttLink(
+            f"crowdfab-fleet-{secrets.token_hex(4)}",
+            BrokerAddress("127.0.0.1", self.mqtt_port, FLEET_MQTT_USER, password),
+        )
+        # Short cooldown: a job a printer declined (plate not yet cleared) is offered to it again soon.
+        link = FleetLink(
+            fleet.service, mqtt, base_url=self.url, dispatch_interval_s=1.0, decline_cooldown_s=2.0
+        )
+        link.start()
+        self._parts.append(link.close)
+        mqtt.start()
+        self._parts.append(mqtt.close)
+
+    def close(self) -> None:
+        while self._parts:
+            stop = self._parts.pop()
+            try:
+                stop()
+            except Exception:
+                log.exception("stopping the demo fleet")
+
+
+def free_port() -> int:
+    import socket
+
     with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", preferred))
-        except OSError:
-            s.bind(("127.0.0.1", 0))
+        s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def seed(fleet: Fleet) -> dict[str, tuple[Member, str]]:
-    svc = fleet.service
-    people = {
-        "ada": svc.add_member("ada", Role.MANAGER),
-        "alice": svc.add_member("alice"),
-        "bob": svc.add_member("bob"),
-        "chloe": svc.add_member("chloe", requires_approval=True),
+# -- the lab's people ------------------------------------------------------------------------------
+
+
+class LabPeople:
+    """Plays the people: clears a finished plate ``clear_after_s`` later, approves waiting jobs."""
+
+    def __init__(
+        self,
+        service: FleetService,
+        manager: Member,
+        *,
+        clear_after_s: float = 3.0,
+        approve_after_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.service = service
+        self.manager = manager
+        self.clear_after_s = clear_after_s
+        self.approve_after_s = approve_after_s
+        self.clock = clock
+        self._noticed: dict[object, float] = {}
+
+    def step(self) -> list[str]:
+        """Do what is due now; return what was done, for the log."""
+        done = []
+        now = self.clock()
+        waiting_plates = {
+            p.id for p in self.service.list_printers() if p.state is PrinterState.AWAITING_BED_CLEAR
+        }
+        waiting_jobs = {
+            j.id for j in self.service.list_jobs(self.manager, states=frozenset({JobState.AWAITING_APPROVAL}))
+        }
+        for key in list(self._noticed):
+            if key not in waiting_plates and key not in waiting_jobs:
+                del self._noticed[key]
+        for printer_id in sorted(waiting_plates):
+            if now - self._noticed.setdefault(printer_id, now) >= self.clear_after_s:
+                self.service.confirm_bed_cleared(self.manager, printer_id)
+                done.append(f"{self.manager.name} cleared the bed of {printer_id}")
+                break  # one plate at a time, as one person walks from printer to printer
+        for job_id in sorted(waiting_jobs):
+            if now - self._noticed.setdefault(job_id, now) >= self.approve_after_s:
+                self.service.approve_job(self.manager, job_id)
+                done.append(f"{self.manager.name} approved job {job_id}")
+        return done
+
+
+# -- the terminal ------------------------------------------------------------------------------------
+
+
+class StatusBoard:
+    """One line per printer; redrawn in place on a terminal, printed on change otherwise."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.live = out.isatty()
+        self._drawn = 0
+        self._last: dict[str, str] = {}
+
+    def show(self, lines: dict[str, tuple[str, str]]) -> None:
+        """``lines``: printer id → (what changed-detection keys on, the full line)."""
+        if self.live:
+            if self._drawn:
+                self.out.write(f"\x1b[{self._drawn}F")
+            for _, text in lines.values():
+                self.out.write(f"\x1b[K{text}\n")
+            self._drawn = len(lines)
+        else:
+            for printer_id, (key, text) in lines.items():
+                if self._last.get(printer_id) != key:
+                    self._last[printer_id] = key
+                    self.out.write(text + "\n")
+        self.out.flush()
+
+    def note(self, message: str) -> None:
+        if self.live and self._drawn:
+            self.out.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._drawn = 0
+        self.out.write(f"  · {message}\n")
+        self.out.flush()
+
+
+def printer_lines(service: FleetService, manager: Member) -> dict[str, tuple[str, str]]:
+    lines = {}
+    for printer in service.list_printers():
+        live = service.live(printer.id)
+        job = service.get_job(manager, printer.current_job_id) if printer.current_job_id else None
+        progress = live.progress if live is not None and live.progress is not None else None
+        what = f"job {job.id:>2} {job.filename:<16}" if job else " " * 23
+        pct = f"{progress:5.1f}%" if progress is not None and job else ""
+        key = f"{printer.state.value}|{job.id if job else ''}"
+        lines[printer.id] = (key, f"  {printer.id:<13} {printer.state.value:<19} {what} {pct}".rstrip())
+    return lines
+
+
+# -- setting the lab up ----------------------------------------------------------------------------
+
+
+def seed_people(service: FleetService) -> dict[str, tuple[Member, str]]:
+    return {
+        name: service.add_member(name, role, requires_approval=name in NEEDS_APPROVAL)
+        for name, role in MEMBERS.items()
     }
+
+
+def start_printers(
+    fleet: DemoFleet, data_dir: Path, speedup: float, firmwares: list[SimulatedFirmware], agents: list[Agent]
+) -> None:
+    """A simulated firmware and an agent for each demo printer, enrolled with a fresh code each."""
+    for spec in PRINTERS:
+        firmware = SimulatedFirmware(SimulatorOptions(speedup=speedup, seed=len(firmwares)))
+        firmwares.append(firmware)
+        device = firmware.start()
+        code, _ = fleet.service.create_enrollment_code(None)
+        x, y, z = spec.volume
+        agent = Agent(
+            AgentConfig(
+                port=device,
+                baud=115200,
+                data_dir=data_dir / "agents" / spec.id,
+                fleet_url=fleet.url,
+                enroll_code=code,
+                name=spec.name,
+                capabilities=Capabilities(Box(0.0, 0.0, 0.0, x, y, z), spec.nozzle, spec.material),
+            )
+        )
+        agent.start()
+        agents.append(agent)
+
+
+def seed_lab(service: FleetService, people: dict[str, tuple[Member, str]]) -> list[int]:
+    """Restrict the large printer, grant it, and queue the sample jobs; returns their ids."""
     manager = people["ada"][0]
     for spec in PRINTERS:
-        svc.add_printer(manager, dict(spec))
-    svc.grant(manager, people["alice"][0].id, "big-1")
-    for who, name, options in JOBS:
-        text = generate_box(origin=(20.0, 20.0), **options)  # type: ignore[arg-type]
-        svc.submit_job(people[who][0], io.BytesIO(text.encode()), filename=name)
-    return people
+        if spec.restricted:
+            service.update_printer(manager, spec.id, {"restricted": True})
+    for who, names in GRANTS.items():
+        for name in names:
+            service.grant(manager, people[who][0].id, slugify(name))
+    ids = []
+    for sample in JOBS:
+        text = generate_box(origin=(20.0, 20.0), **sample.options)
+        submission = service.submit_job(
+            people[sample.member][0], io.BytesIO(text.encode()), filename=sample.filename
+        )
+        ids += [job.id for job in submission.jobs]
+    return ids
 
 
-def show_queue(fleet: Fleet, viewer: Member) -> None:
-    print("\nThe queue, as every member sees it:")
-    for entry in fleet.service.queue(viewer):
-        why = entry.explanation.message if entry.explanation else entry.job.state.value
-        print(f"  job {entry.job.id:>2}  {entry.member_name:<6} {entry.job.state.value:<18} {why}")
+# -- main ------------------------------------------------------------------------------------------
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fleet.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m fleet.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default="demo-data", help="a scratch data dir, emptied first")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--once", action="store_true", help="set up, show, and exit instead of serving")
+    parser.add_argument("--port", type=int, default=0, help="the API's port (default: a free one)")
+    parser.add_argument(
+        "--speedup", type=float, default=30.0, help="how much faster the printers run (default 30)"
+    )
+    parser.add_argument("--clear-after", type=float, default=3.0, help="seconds before a plate is cleared")
+    parser.add_argument(
+        "--until-done",
+        action="store_true",
+        help="exit when every sample job is done (0), or as soon as one ends otherwise (1)",
+    )
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds (1)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     data_dir = Path(args.data_dir).resolve()
     shutil.rmtree(data_dir, ignore_errors=True)
-    config = FleetConfig(data_dir=data_dir, port=free_port(args.port))
-    fleet = Fleet.open(config)
-    people = seed(fleet)
-    manager = people["ada"][0]
-    for job_id, printer_id in fleet.service.dispatch_pass():
-        print(f"dispatch: job {job_id} → {printer_id}")
-    show_queue(fleet, manager)
-    if args.once:
-        fleet.close()
-        return 0
-    server = make_server(fleet)
-    url = f"http://{server.effective_host}:{server.effective_port}"
-    print(f"\nFleet API: {url}/api/v1  (document: {url}/api/v1/openapi.json)")
-    for name, (member, token) in people.items():
-        print(f"  {member.role.value:<7} {name:<6} token {token}")
-    print(f'Try: curl -H "Authorization: Bearer {people["bob"][1]}" {url}/api/v1/queue')
-    print("Ctrl-C stops the demo.", flush=True)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: Optional[FrameType]) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    fleet = DemoFleet(data_dir / "fleet", http_port=args.port)
+    firmwares: list[SimulatedFirmware] = []
+    agents: list[Agent] = []
+    code = 0
     try:
-        server.run()
+        fleet.start()
+        service = fleet.service
+        people = seed_people(service)
+        manager = people["ada"][0]
+        start_printers(fleet, data_dir, args.speedup, firmwares, agents)
+        job_ids = seed_lab(service, people)
+        print(f"CrowdFab demo: fleet API {fleet.url}/api/v1 (document: {fleet.url}/api/v1/openapi.json)")
+        for name, (member, token) in people.items():
+            print(f"  {member.role.value:<7} {name:<6} token {token}")
+        print(f'Try: curl -H "Authorization: Bearer {people["bob"][1]}" {fleet.url}/api/v1/queue')
+        print(
+            f"{len(job_ids)} sample jobs queued on {len(agents)} simulated printers. Ctrl-C stops the demo.\n"
+        )
+        code = run_lab(service, manager, job_ids, stop, args)
     except KeyboardInterrupt:
-        print("\nstopping")
+        pass
     finally:
-        server.close()
+        print("\nstopping the demo", flush=True)
+        for agent in agents:
+            agent.close()
+        for firmware in firmwares:
+            firmware.stop()
         fleet.close()
-    return 0
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code
+
+
+def run_lab(
+    service: FleetService,
+    manager: Member,
+    job_ids: list[int],
+    stop: threading.Event,
+    args: argparse.Namespace,
+) -> int:
+    """Show the printers and play the people until stopped (or, with --until-done, until the jobs end)."""
+    people = LabPeople(service, manager, clear_after_s=args.clear_after)
+    board = StatusBoard(sys.stdout)
+    deadline = time.monotonic() + args.timeout
+    while not stop.wait(0.5):
+        for action in people.step():
+            board.note(action)
+        board.show(printer_lines(service, manager))
+        if not args.until_done:
+            continue
+        states = {service.get_job(manager, i).state for i in job_ids}
+        if states == {JobState.DONE}:
+            board.note(f"all {len(job_ids)} sample jobs are done")
+            return 0
+        if states & (TERMINAL - {JobState.DONE}):
+            board.note(f"a sample job ended {', '.join(sorted(s.value for s in states & TERMINAL))}")
+            return 1
+        if time.monotonic() > deadline:
+            board.note(f"not done after {args.timeout:g} s")
+            return 1
+    return 130 if args.until_done else 0
 
 
 if __name__ == "__main__":

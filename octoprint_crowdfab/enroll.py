@@ -1,80 +1,19 @@
 """The plugin's HTTP calls to the fleet: enrolling this printer and queueing a member's file.
 
 Both raise :class:`FleetRequestError` with a message for the person at the printer, never anything else.
+Enrolling is shared with the headless agent and lives in :mod:`fleet.node.enroll`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import requests
 
-from fleet.protocol import PRINTER_ID_RE
+from fleet.node.enroll import Enrollment, FleetRequestError, MqttCredentials, api_url, enroll, request_json
 
-
-class FleetRequestError(Exception):
-    """The fleet could not be reached or refused; the message says which and why.
-
-    ``status`` is the fleet's HTTP status when it answered with a refusal (4xx), else None.
-    """
-
-    def __init__(self, message: str, status: Optional[int] = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True)
-class MqttCredentials:
-    host: str
-    port: int = 1883
-    username: Optional[str] = None
-    password: Optional[str] = None
-    tls: bool = False
-
-
-@dataclass(frozen=True)
-class Enrollment:
-    printer_id: str
-    token: str
-    mqtt: MqttCredentials
-
-
-def enroll(
-    fleet_url: str,
-    code: str,
-    name: str,
-    capabilities: dict[str, Any],
-    *,
-    timeout: tuple[float, float] = (5.0, 20.0),
-    session: Optional[requests.Session] = None,
-) -> Enrollment:
-    """Trade an enrollment code for this printer's id, HTTP token and broker credentials."""
-    body = {"code": code, "name": name, "capabilities": capabilities}
-    data = _call(session, "post", _url(fleet_url, "/api/v1/printers/enroll"), timeout, json=body, expect=201)
-    try:
-        mqtt = data["mqtt"]
-        enrollment = Enrollment(
-            printer_id=str(data["printer_id"]),
-            token=str(data["token"]),
-            mqtt=MqttCredentials(
-                host=str(mqtt["host"]),
-                port=int(mqtt.get("port") or 1883),
-                username=mqtt.get("username"),
-                password=mqtt.get("password"),
-                tls=bool(mqtt.get("tls")),
-            ),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise FleetRequestError(
-            f"the fleet's enrollment answer is missing or has a bad field: {exc}"
-        ) from None
-    if not PRINTER_ID_RE.match(enrollment.printer_id):
-        raise FleetRequestError(
-            f"the fleet gave a printer id this plugin cannot use: {enrollment.printer_id!r}"
-        )
-    return enrollment
+__all__ = ["Enrollment", "FleetRequestError", "MqttCredentials", "enroll", "queue_file"]
 
 
 def queue_file(
@@ -90,47 +29,13 @@ def queue_file(
     """Submit a local file to the fleet's community queue as the member whose token this is."""
     form = {"material": material} if material else {}
     with path.open("rb") as f:
-        return _call(
+        return request_json(
             session,
             "post",
-            _url(fleet_url, "/api/v1/jobs"),
+            api_url(fleet_url, "/api/v1/jobs"),
             timeout,
             headers={"Authorization": f"Bearer {member_token}"},
             files={"file": (filename, f, "text/x.gcode")},
             data=form,
             expect=201,
         )
-
-
-def _url(base: str, path: str) -> str:
-    if not base.startswith(("http://", "https://")):
-        raise FleetRequestError(f"fleet_url must start with http:// or https://, not {base!r}")
-    return base.rstrip("/") + path
-
-
-def _call(
-    session: Optional[requests.Session],
-    method: str,
-    url: str,
-    timeout: tuple[float, float],
-    *,
-    expect: int,
-    **kwargs: Any,
-) -> dict[str, Any]:
-    try:
-        response = (session or requests).request(method, url, timeout=timeout, **kwargs)
-    except requests.RequestException as exc:
-        raise FleetRequestError(f"could not reach the fleet at {url}: {exc}") from None
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if response.status_code != expect:
-        message = data.get("message") if isinstance(data, dict) else None
-        refused = response.status_code if 400 <= response.status_code < 500 else None
-        raise FleetRequestError(
-            f"the fleet answered HTTP {response.status_code}: {message or response.reason}", refused
-        )
-    if not isinstance(data, dict):
-        raise FleetRequestError("the fleet's answer is not a JSON object")
-    return data
