@@ -49,9 +49,13 @@ test: lint typecheck unit
 demo: $(STAMP) system-deps
 	$(PY) -m fleet.demo
 
-bench: $(STAMP)
+# Printrun's printcore is the serial bench's reference host; it needs only pyserial, not its GUI.
+bench: $(STAMP) system-deps
+	$(PY) -c 'import printrun' 2>/dev/null || $(PY) -m pip install -q --no-deps printrun
 	$(PY) bench/gcode_analysis.py
 	$(PY) bench/scheduler.py
+	$(PY) bench/serial_stream.py
+	$(PY) bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -42,6 +42,8 @@ setup(
             "playwright>=1.40",
             "ruff>=0.6",
             "mypy>=1.10",
+            "types-pyserial",
+            "types-requests",
         ],
     },
     entry_points={
