@@ -261,11 +261,19 @@ def printer_lines(service: FleetService, manager: Member) -> dict[str, tuple[str
 # -- setting the lab up ----------------------------------------------------------------------------
 
 
+def demo_password(name: str) -> str:
+    """The demo members' dashboard passwords: printed, never for a real lab."""
+    return f"{name}-demo-pass"
+
+
 def seed_people(service: FleetService) -> dict[str, tuple[Member, str]]:
-    return {
+    people = {
         name: service.add_member(name, role, requires_approval=name in NEEDS_APPROVAL)
         for name, role in MEMBERS.items()
     }
+    for member, _ in people.values():
+        service.set_password(member, member.id, demo_password(member.name))
+    return people
 
 
 def start_printers(
@@ -352,9 +360,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         manager = people["ada"][0]
         start_printers(fleet, data_dir, args.speedup, firmwares, agents)
         job_ids = seed_lab(service, people)
-        print(f"CrowdFab demo: fleet API {fleet.url}/api/v1 (document: {fleet.url}/api/v1/openapi.json)")
+        print(f"CrowdFab demo: dashboard {fleet.url}/  (sign in as any member below)")
+        print(f"  fleet API {fleet.url}/api/v1 (document: {fleet.url}/api/v1/openapi.json)")
         for name, (member, token) in people.items():
-            print(f"  {member.role.value:<7} {name:<6} token {token}")
+            print(f"  {member.role.value:<7} {name:<6} password {demo_password(name):<18} token {token}")
         print(f'Try: curl -H "Authorization: Bearer {people["bob"][1]}" {fleet.url}/api/v1/queue')
         print(
             f"{len(job_ids)} sample jobs queued on {len(agents)} simulated printers. Ctrl-C stops the demo.\n"
