@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import io
 import logging
-import secrets
 import shutil
 import signal
 import sys
@@ -29,7 +28,7 @@ from .geometry import Box
 from .models import Member, Role
 from .protocol import Capabilities
 from .serial.simulator import SimulatedFirmware, SimulatorOptions
-from .server import FLEET_MQTT_USER, Fleet, fleet_mqtt_password, make_server
+from .server import FleetRuntime, LinkOptions
 from .service import FleetService, slugify
 from .states import TERMINAL, JobState, PrinterState
 
@@ -81,86 +80,6 @@ JOBS = (
 
 
 # -- the fleet, in this process ---------------------------------------------------------------------
-
-
-class DemoFleet:
-    """What ``crowdfab-fleet serve`` runs (broker, fleet link, HTTP), started and stopped from code."""
-
-    def __init__(self, data_dir: Path, *, http_port: int = 0, mqtt_port: int = 0) -> None:
-        self.config = FleetConfig(data_dir=data_dir, port=http_port)
-        self.mqtt_port = mqtt_port
-        self.fleet: Optional[Fleet] = None
-        self.url = ""
-        self._parts: list[Callable[[], None]] = []  # how to stop what started, in reverse order
-
-    @property
-    def service(self) -> FleetService:
-        assert self.fleet is not None
-        return self.fleet.service
-
-    def start(self) -> None:
-        from .broker import BrokerUser, ManagedBroker, find_mosquitto, hash_password
-        from .fleetlink import FleetLink
-        from .mqtt import BrokerAddress, MqttLink
-        from .service import MqttEndpoint
-
-        find_mosquitto()
-        self.fleet = fleet = Fleet.open(self.config)
-        self._parts.append(fleet.close)
-        password = fleet_mqtt_password(self.config.data_dir)
-        self.mqtt_port = self.mqtt_port or free_port()
-        broker = ManagedBroker(
-            self.config.data_dir,
-            port=self.mqtt_port,
-            fleet_user=BrokerUser(FLEET_MQTT_USER, hash_password(password)),
-            users=fleet.service.broker_users,
-        )
-        broker.start()
-        self._parts.append(broker.stop)
-        fleet.service.on_credentials_changed(broker.reload)
-        fleet.service.node_mqtt = MqttEndpoint("127.0.0.1", self.mqtt_port)
-        server = make_server(fleet)
-        thread = threading.Thread(target=server.run, name="demo-http", daemon=True)
-        thread.start()
-
-        def stop_server() -> None:
-            server.close()
-            # Idle keep-alive connections would keep waitress's loop running: close them too.
-            for channel in list(server.active_channels.values()):
-                channel.will_close = True
-            thread.join(10)
-            server.task_dispatcher.shutdown()
-
-        self._parts.append(stop_server)
-        self.url = f"http://{server.effective_host}:{server.effective_port}"
-        mqtt = MqttLink(
-            f"crowdfab-fleet-{secrets.token_hex(4)}",
-            BrokerAddress("127.0.0.1", self.mqtt_port, FLEET_MQTT_USER, password),
-        )
-        # Short cooldown: a job a printer declined (plate not yet cleared) is offered to it again soon.
-        link = FleetLink(
-            fleet.service, mqtt, base_url=self.url, dispatch_interval_s=1.0, decline_cooldown_s=2.0
-        )
-        link.start()
-        self._parts.append(link.close)
-        mqtt.start()
-        self._parts.append(mqtt.close)
-
-    def close(self) -> None:
-        while self._parts:
-            stop = self._parts.pop()
-            try:
-                stop()
-            except Exception:
-                log.exception("stopping the demo fleet")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the lab's people ------------------------------------------------------------------------------
@@ -277,7 +196,11 @@ def seed_people(service: FleetService) -> dict[str, tuple[Member, str]]:
 
 
 def start_printers(
-    fleet: DemoFleet, data_dir: Path, speedup: float, firmwares: list[SimulatedFirmware], agents: list[Agent]
+    fleet: FleetRuntime,
+    data_dir: Path,
+    speedup: float,
+    firmwares: list[SimulatedFirmware],
+    agents: list[Agent],
 ) -> None:
     """A simulated firmware and an agent for each demo printer, enrolled with a fresh code each."""
     for spec in PRINTERS:
@@ -349,7 +272,13 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-    fleet = DemoFleet(data_dir / "fleet", http_port=args.port)
+    # Short cooldown: a job a printer declined (its plate not yet cleared) is offered to it again soon.
+    fleet = FleetRuntime(
+        FleetConfig(data_dir=data_dir / "fleet", port=args.port),
+        LinkOptions(
+            mqtt_port=0, mqtt_public_host="127.0.0.1", dispatch_interval_s=1.0, decline_cooldown_s=2.0
+        ),
+    )
     firmwares: list[SimulatedFirmware] = []
     agents: list[Agent] = []
     code = 0

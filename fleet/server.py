@@ -7,9 +7,10 @@ import logging
 import os
 import secrets
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .config import FleetConfig
 from .lab import MAX_UPLOAD_CEILING
@@ -36,6 +37,10 @@ class LinkOptions:
     mqtt_public_host: Optional[str] = None
     #: The fleet's URL as nodes reach it (job downloads); default: http://<public host>:<port>.
     public_url: Optional[str] = None
+    #: How often the dispatch loop looks for work even when nothing reported a change.
+    dispatch_interval_s: float = 5.0
+    #: How long a printer that declined a job is not offered it again.
+    decline_cooldown_s: float = 300.0
 
 
 @dataclass
@@ -104,23 +109,42 @@ def fleet_mqtt_password(data_dir: Path) -> str:
     return password
 
 
-def serve(config: FleetConfig, options: LinkOptions = LinkOptions()) -> None:
-    """Run the broker (unless external), the fleet link and the HTTP server until Ctrl-C."""
-    # Imported here: the link's modules are only needed by a serving fleet.
-    from .broker import BrokerUser, ManagedBroker, find_mosquitto, hash_password
-    from .fleetlink import FleetLink
-    from .mqtt import BrokerAddress, MqttLink
+class FleetRuntime:
+    """Everything ``crowdfab-fleet serve`` runs: the broker (unless external), the HTTP server and the
+    fleet link, started with :meth:`start` and stopped, in reverse order, with :meth:`close`."""
 
-    if options.mqtt_url is None:
-        find_mosquitto()  # fails early, with how to install it
-    fleet = Fleet.open(config)
-    broker: Optional[ManagedBroker] = None
-    mqtt: Optional[MqttLink] = None
-    link: Optional[FleetLink] = None
-    server = None
-    try:
-        server = make_server(fleet)
-        host, port = server.effective_host, server.effective_port
+    def __init__(self, config: FleetConfig, options: LinkOptions = LinkOptions()) -> None:
+        self.config = config
+        self.options = options
+        self.fleet: Optional[Fleet] = None
+        self.url = ""
+        self.base_url = ""
+        self.mqtt_port = options.mqtt_port
+        self._stops: list[Callable[[], None]] = []
+
+    @property
+    def service(self) -> FleetService:
+        assert self.fleet is not None, "start() the runtime first"
+        return self.fleet.service
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        # Imported here: the link's modules are only needed by a serving fleet.
+        from .broker import BrokerUser, ManagedBroker, find_mosquitto, hash_password
+        from .fleetlink import FleetLink
+        from .mqtt import BrokerAddress, MqttLink
+
+        config, options = self.config, self.options
+        if options.mqtt_url is None:
+            find_mosquitto()  # fails early, with how to install it
+        self.fleet = fleet = Fleet.open(config)
+        self._stops.append(fleet.close)
         node_host = public_host(config, options)
         if options.mqtt_url is not None:
             address = BrokerAddress.from_url(options.mqtt_url)
@@ -129,40 +153,78 @@ def serve(config: FleetConfig, options: LinkOptions = LinkOptions()) -> None:
             )
         else:
             password = fleet_mqtt_password(config.data_dir)
+            self.mqtt_port = options.mqtt_port or free_port()
             broker = ManagedBroker(
                 config.data_dir,
-                port=options.mqtt_port,
+                port=self.mqtt_port,
                 host=config.host,
                 fleet_user=BrokerUser(FLEET_MQTT_USER, hash_password(password)),
                 users=fleet.service.broker_users,
             )
             broker.start()
+            self._stops.append(broker.stop)
             fleet.service.on_credentials_changed(broker.reload)
             local = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host  # noqa: S104
-            address = BrokerAddress(local, options.mqtt_port, FLEET_MQTT_USER, password)
-            fleet.service.node_mqtt = MqttEndpoint(node_host, options.mqtt_port, False)
-        base_url = options.public_url or f"http://{node_host}:{port}"
+            address = BrokerAddress(local, self.mqtt_port, FLEET_MQTT_USER, password)
+            fleet.service.node_mqtt = MqttEndpoint(node_host, self.mqtt_port, False)
+        server = make_server(fleet)
+        thread = threading.Thread(target=server.run, name="crowdfab-http", daemon=True)
+        thread.start()
+
+        def stop_server() -> None:
+            server.close()
+            # Idle keep-alive connections would keep waitress's loop running: close them too.
+            for channel in list(server.active_channels.values()):
+                channel.will_close = True
+            thread.join(10)
+            server.task_dispatcher.shutdown()
+
+        self._stops.append(stop_server)
+        host, port = server.effective_host, server.effective_port
+        self.url = f"http://{host}:{port}"
+        self.base_url = options.public_url or f"http://{node_host}:{port}"
         mqtt = MqttLink(f"crowdfab-fleet-{secrets.token_hex(4)}", address)
-        link = FleetLink(fleet.service, mqtt, base_url=base_url)
+        link = FleetLink(
+            fleet.service,
+            mqtt,
+            base_url=self.base_url,
+            dispatch_interval_s=options.dispatch_interval_s,
+            decline_cooldown_s=options.decline_cooldown_s,
+        )
         link.start()
+        self._stops.append(link.close)
         mqtt.start()
-        nodes = fleet.service.node_mqtt
+        self._stops.append(mqtt.close)
+
+    def close(self) -> None:
+        while self._stops:
+            stop = self._stops.pop()
+            try:
+                stop()
+            except Exception:
+                log.exception("while stopping the fleet")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(config: FleetConfig, options: LinkOptions = LinkOptions()) -> None:
+    """Run the broker (unless external), the fleet link and the HTTP server until Ctrl-C."""
+    runtime = FleetRuntime(config, options)
+    runtime.start()
+    try:
+        nodes = runtime.service.node_mqtt
         print(
-            f"CrowdFab fleet serving the dashboard on http://{host}:{port}/ and the API on "
-            f"http://{host}:{port}/api/v1 (data in {config.data_dir}); "
-            f"printers: MQTT {nodes.host}:{nodes.port}, files from {base_url}",
+            f"CrowdFab fleet serving the dashboard on {runtime.url}/ and the API on {runtime.url}/api/v1 "
+            f"(data in {config.data_dir}); printers: MQTT {nodes.host}:{nodes.port}, "
+            f"files from {runtime.base_url}",
             flush=True,
         )
-        server.run()
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
-        if link is not None:
-            link.close()
-        if mqtt is not None:
-            mqtt.close()
-        if server is not None:
-            server.close()
-        if broker is not None:
-            broker.stop()
-        fleet.close()
+        runtime.close()
