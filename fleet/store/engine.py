@@ -7,6 +7,8 @@ instead of failing half-way with "database is locked".
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -55,11 +57,33 @@ def _tune_sqlite(engine: Engine, busy_timeout: float) -> None:
             # The timeout first: switching to WAL briefly needs a lock another process may hold.
             cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(cursor, busy_timeout)
         finally:
             cursor.close()
 
     event.listen(engine, "begin", _begin_sqlite)
+
+
+def _switch_to_wal(cursor: Any, busy_timeout: float) -> None:
+    """Put the database in WAL mode (it stays so: later connections find it done).
+
+    SQLite answers "database is locked" at once, without waiting out busy_timeout, when several
+    processes switch a new database's journal mode together; so back off and try again, within the
+    same overall timeout.
+    """
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 def _begin_sqlite(conn: Connection) -> None:
