@@ -126,6 +126,41 @@ def line_limit(lines: list[str], baud: int) -> float:
     return size * 10 / baud
 
 
+def check_simulator_timing(baud: int, lines: int = 300, length: int = 40) -> float:
+    """Measured / theoretical time of a plain ping-pong host (one line, wait for ok) on the emulated line.
+
+    Ping-pong's time is fully predictable: each line's bytes, the ``ok`` back, and the USB latency.
+    The figures below are trusted only when the simulator keeps to it.
+    """
+    import json
+    import subprocess
+
+    theory = lines * ((length + len(b"ok\n")) * 10 / baud + USB_LATENCY_S)
+    device = SimulatedFirmware(SimulatorOptions(speedup=math.inf, baud=baud, usb_latency_s=USB_LATENCY_S))
+    port = device.start()
+    try:
+        host = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.serial.sim_host",
+                port,
+                "--lines",
+                str(lines),
+                "--length",
+                str(length),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+    finally:
+        device.stop()
+    return float(json.loads(host.stdout)["seconds"]) / theory
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--lines", type=int, default=2000, help="number of small segments (default 2000)")
@@ -144,6 +179,12 @@ def main(argv: Optional[list[str]] = None) -> int:
             lambda b: run_printcore(path, lines, b),
             lambda b: run_streamer("ping-pong (streamer)", path, lines, b, max_inflight=1),
         ]
+        for baud in BAUDS:
+            ratio = check_simulator_timing(baud)
+            verdict = "ok" if 0.97 <= ratio <= 1.10 else "OFF: do not trust the figures below"
+            print(
+                f"simulator timing at {baud}: ping-pong takes {ratio:.3f}x its theoretical time ({verdict})"
+            )
         header = f"{'host':<24}{'baud':>8}{'seconds':>10}{'% of limit':>12}{'vs printcore':>14}  exact"
         print(header)
         print("-" * len(header))
