@@ -16,7 +16,16 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Optional
 
-from .cli import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, Progress, positive_int
+from .cli import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    Progress,
+    fraction,
+    positive_float,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -44,26 +53,6 @@ def volume_mm(text: str) -> tuple[float, float, float]:
     if len(values) != 3 or not all(0 < v <= 5000 for v in values):
         raise argparse.ArgumentTypeError(f"{text!r} must be three sizes over 0 mm, e.g. 250,210,220")
     return values[0], values[1], values[2]
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
-
-
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("must be from 0 to 1")
-    return value
 
 
 def stop_on_signals() -> threading.Event:

@@ -14,7 +14,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Optional
+from typing import Any, BinaryIO, Callable, Optional, TypeVar
 
 from . import __version__
 from .config import DEFAULT_PORT, FleetConfig, default_data_dir
@@ -22,6 +22,7 @@ from .errors import FleetError, NotFound, Unavailable
 from .models import Role
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+Number = TypeVar("Number", int, float)
 
 
 class CliError(Exception):
@@ -383,24 +384,27 @@ def cmd_job_cancel(args: argparse.Namespace) -> int:
 # -- parser ---------------------------------------------------------------------------------------
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
+def ranged(
+    convert: Callable[[str], Number], noun: str, accept: Callable[[Number], bool], rule: str
+) -> Callable[[str], Number]:
+    """An argparse type: ``convert`` the text (else "'x' is not <noun>"), then check it (else ``rule``)."""
+
+    def parse(text: str) -> Number:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(rule)
+        return value
+
+    return parse
 
 
-def port_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("a port is from 0 to 65535")
-    return value
+positive_int = ranged(int, "a whole number", lambda v: v >= 1, "must be 1 or more")
+port_number = ranged(int, "a port number", lambda v: 0 <= v <= 65535, "a port is from 0 to 65535")
+positive_float = ranged(float, "a number", lambda v: v > 0, "must be more than 0")
+fraction = ranged(float, "a number", lambda v: 0.0 <= v <= 1.0, "must be from 0 to 1")
 
 
 def build_parser() -> argparse.ArgumentParser:
