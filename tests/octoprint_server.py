@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,6 +14,8 @@ from typing import Any, Callable, Optional
 
 import requests
 import yaml
+
+from tests.brokers import free_port
 
 VENV_BIN = Path(sys.executable).parent
 ADMIN_KEY = "crowdfab-test-admin-key"
@@ -28,12 +29,6 @@ FAST_VIRTUAL_PRINTER = {
     "sendWait": False,
     "okAfterResend": True,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
