@@ -1023,3 +1023,29 @@ class FleetService:
             elif self.store.assign_job(job_id, printer_id, actor="system", now=now):
                 assigned.append((job_id, printer_id))
         return blocked
+
+    # -- history and statistics (the dashboard's read-only views) ---------------------------------
+
+    def print_history(self, actor: Member, *, since: float = 0.0) -> list[Job]:
+        """Every job that reached a printer and did not end before ``since``, for the lab's statistics.
+
+        Any member may ask (a member's page shows only their own row beside the lab's totals);
+        jobs still printing come with ``finished_at`` None.
+        """
+        del actor  # signed in is enough: the caller decides which rows a person sees
+        return [
+            j
+            for j in self.store.list_jobs()
+            if j.started_at is not None and (j.finished_at is None or j.finished_at >= since)
+        ]
+
+    def member_names(self, actor: Member) -> dict[int, str]:
+        """Members' names by id: every member's for a manager, only their own for anyone else."""
+        if actor.role is Role.MANAGER:
+            return {m.id: m.name for m in self.store.list_members()}
+        return {actor.id: actor.name}
+
+    def all_grants(self, actor: Member) -> dict[int, frozenset[str]]:
+        """Every member's granted printers (a manager's view)."""
+        self.require_manager(actor)
+        return self.store.grants()

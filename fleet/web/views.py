@@ -33,6 +33,7 @@ from ..states import CANCELLABLE, JobState
 from .cards import best_thumbnail, card, thumbnail
 from .dashboard import Dashboard
 from .events import event_stream
+from .stats import CHART_BOTTOM, CHART_HEIGHT, CHART_LEFT, CHART_TOP, CHART_WIDTH, compute
 
 web = Blueprint(
     "web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets"
@@ -469,6 +470,128 @@ def confirm_submit() -> Union[Page, BaseResponse]:
     ids = ", ".join(f"#{j.id}" for j in submission.jobs)
     flash(t("flash.submitted", ids=ids), "ok")
     return redirect(url_for("web.queue") + f"#job-{submission.jobs[0].id}", 303)
+
+
+# -- history and statistics ----------------------------------------------------------------------
+
+
+@web.get("/stats")
+def stats() -> Page:
+    svc = service()
+    manager = me().role is Role.MANAGER
+    figures = compute(
+        svc.print_history(me()),
+        svc.list_printers(),
+        svc.member_names(me()),
+        now=svc.clock(),
+        only_member=None if manager else me().id,
+    )
+    chart = {
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "left": CHART_LEFT,
+        "top": CHART_TOP,
+        "base": CHART_HEIGHT - CHART_BOTTOM,
+    }
+    return render("stats.html", title=t("stats.title"), page="stats", stats=figures, chart=chart)
+
+
+@web.app_template_global()
+def day_label(epoch: float) -> str:
+    return time.strftime("%d/%m", time.gmtime(epoch))
+
+
+# -- manager pages: grants and the lab's rules ----------------------------------------------------
+
+
+@web.get("/members")
+def members() -> Page:
+    svc = service()
+    people = svc.list_members(me())  # managers only: anyone else gets 403 here
+    grants = svc.all_grants(me())
+    printers = sorted(svc.list_printers(), key=lambda p: (p.name.lower(), p.id))
+    return render(
+        "members.html",
+        title=t("members.title"),
+        page="members",
+        people=people,
+        grants=grants,
+        printers=printers,
+        restricted=[p for p in printers if p.restricted],
+    )
+
+
+@web.post("/members/<int:member_id>/grants")
+def member_grants(member_id: int) -> BaseResponse:
+    svc = service()
+    svc.require_manager(me())
+    member = svc.get_member(me(), member_id)
+    wanted = set(request.form.getlist("printer"))
+    held = svc.grants_for(me(), member_id)
+    for printer in svc.list_printers():
+        if not printer.restricted:
+            continue
+        if printer.id in wanted and printer.id not in held:
+            svc.grant(me(), member_id, printer.id)
+        elif printer.id not in wanted and printer.id in held:
+            svc.revoke_grant(me(), member_id, printer.id)
+    flash(t("flash.grants", name=member.name), "ok")
+    return redirect(url_for("web.members") + f"#member-{member_id}", 303)
+
+
+def _whole_or_text(value: str) -> Union[int, str]:
+    """A form's whole number, or the text as typed (the service then names the field in its error)."""
+    try:
+        return int(value.strip())
+    except ValueError:
+        return value
+
+
+def _number_or_text(value: str) -> Union[float, str]:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return value
+    return number if math.isfinite(number) else value
+
+
+def _settings_changes() -> dict[str, Any]:
+    form = request.form
+    refused = [c for c in form.get("refused_commands", "").replace(",", " ").split() if c]
+    limits: dict[str, dict[str, Union[float, str]]] = {}
+    for material in form.getlist("material"):
+        limits[material] = {
+            "hotend_max_c": _number_or_text(form.get(f"hotend.{material}", "")),
+            "bed_max_c": _number_or_text(form.get(f"bed.{material}", "")),
+        }
+    return {
+        "approval_required": form.get("approval_required") == "on",
+        "max_upload_bytes": _whole_or_text(form.get("max_upload_bytes", "")),
+        "rules": {"refused_commands": refused, "material_limits": limits},
+    }
+
+
+@web.route("/settings", methods=["GET", "POST"])
+def settings() -> Union[Page, BaseResponse]:
+    svc = service()
+    svc.require_manager(me())
+    if request.method == "GET":
+        return render("settings.html", title=t("settings.title"), page="settings", lab=svc.lab_settings())
+    try:
+        svc.update_lab_settings(me(), _settings_changes())
+    except Invalid as exc:
+        return render(
+            "settings.html",
+            422,
+            title=t("settings.title"),
+            page="settings",
+            lab=svc.lab_settings(),
+            form=request.form,
+            error=exc.message,
+            error_field=exc.field,
+        )
+    flash(t("flash.settings"), "ok")
+    return redirect(url_for("web.settings"), 303)
 
 
 # -- live updates ---------------------------------------------------------------------------------
