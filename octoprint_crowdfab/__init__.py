@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import flask
 import octoprint.plugin
+from flask_babel import gettext
 from octoprint.access import ADMIN_GROUP, USER_GROUP
 from octoprint.access.permissions import Permissions
 
@@ -26,6 +27,8 @@ class CrowdFabPlugin(
     octoprint.plugin.SettingsPlugin,
     octoprint.plugin.EventHandlerPlugin,
     octoprint.plugin.SimpleApiPlugin,
+    octoprint.plugin.TemplatePlugin,
+    octoprint.plugin.AssetPlugin,
 ):
     def __init__(self) -> None:
         self._runtime: Optional[Runtime] = None
@@ -115,6 +118,18 @@ class CrowdFabPlugin(
         saved = octoprint.plugin.SettingsPlugin.on_settings_save(self, data)
         self._restart()
         return saved
+
+    # -- user interface --------------------------------------------------------------------------
+
+    def get_template_configs(self) -> list[dict[str, Any]]:
+        # One view model binds both: the tab (link, jobs, queueing) and the settings page.
+        return [
+            {"type": "tab", "name": gettext("Fablab"), "custom_bindings": True},
+            {"type": "settings", "name": gettext("CrowdFab"), "custom_bindings": True},
+        ]
+
+    def get_assets(self) -> dict[str, list[str]]:
+        return {"js": ["js/crowdfab.js"], "css": ["css/crowdfab.css"]}
 
     # -- events ----------------------------------------------------------------------------------
 

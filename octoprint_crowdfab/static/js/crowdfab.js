@@ -1,0 +1,396 @@
+/*
+ * CrowdFab in OctoPrint's UI: the "Fablab" tab (fleet link, fleet job, pending community job, sending a
+ * file to the fleet's queue) and the plugin's settings page. One view model serves both.
+ */
+$(function () {
+    "use strict";
+
+    var PLUGIN = "crowdfab";
+    var TAB = "#tab_plugin_crowdfab";
+    var TOKEN_KEY = "plugin.crowdfab.memberToken";
+    var POLL_VISIBLE_MS = 3000;
+    var POLL_HIDDEN_MS = 15000;
+    var FINISHED = ["done", "failed", "cancelled"];
+
+    function CrowdFabViewModel(parameters) {
+        var self = this;
+
+        self.loginState = parameters[0];
+        self.access = parameters[1];
+        self.settings = parameters[2];
+
+        // -- status of the link ------------------------------------------------------------------
+
+        self.link = ko.observable("");
+        self.error = ko.observable("");
+        self.printerId = ko.observable("");
+        self.job = ko.observable(null);
+        self.offer = ko.observable(null);
+        self.requestFailed = ko.observable(false);
+        self.answering = ko.observable(false);
+        self.now = ko.observable(Date.now() / 1000);
+
+        var LINK_TEXT = {
+            "not enrolled": gettext("not enrolled"),
+            enrolling: gettext("enrolling"),
+            connecting: gettext("connecting"),
+            online: gettext("online"),
+            offline: gettext("offline"),
+            broken: gettext("broken"),
+            starting: gettext("starting")
+        };
+        var PHASE_TEXT = {
+            printing: gettext("printing"),
+            paused: gettext("paused"),
+            done: gettext("done"),
+            failed: gettext("failed"),
+            cancelled: gettext("cancelled")
+        };
+
+        self.linkText = ko.pureComputed(function () {
+            var link = self.link();
+            return link ? LINK_TEXT[link] || link : gettext("unknown");
+        });
+        self.linkClass = ko.pureComputed(function () {
+            switch (self.link()) {
+                case "online":
+                    return "label-success";
+                case "offline":
+                case "broken":
+                    return "label-important";
+                case "enrolling":
+                case "connecting":
+                    return "label-warning";
+                default:
+                    return "";
+            }
+        });
+        self.phaseText = function (phase) {
+            return PHASE_TEXT[phase] || phase;
+        };
+        self.bedToClear = ko.pureComputed(function () {
+            var job = self.job();
+            return !!job && FINISHED.indexOf(job.phase) >= 0;
+        });
+        self.offerSecondsLeft = ko.pureComputed(function () {
+            var offer = self.offer();
+            if (!offer || !offer.deadline) return null;
+            return Math.max(0, Math.round(offer.deadline - self.now()));
+        });
+        self.formatSize = function (bytes) {
+            return formatSize(bytes);
+        };
+        self.formatDuration = function (seconds) {
+            return formatDuration(seconds);
+        };
+
+        // -- permissions -------------------------------------------------------------------------
+
+        function can(key) {
+            var permission = self.access.permissions[key];
+            return !!permission && self.loginState.hasPermission(permission);
+        }
+        self.isAdmin = ko.pureComputed(function () {
+            self.loginState.currentUser(); // re-evaluate on login and logout
+            return self.loginState.isUser() && can("PLUGIN_CROWDFAB_ADMIN");
+        });
+        self.canQueue = ko.pureComputed(function () {
+            self.loginState.currentUser();
+            return self.loginState.isUser() && can("PLUGIN_CROWDFAB_QUEUE");
+        });
+        self.canSee = function () {
+            return self.isAdmin() || self.canQueue();
+        };
+
+        // -- polling -----------------------------------------------------------------------------
+
+        var pollTimer = null;
+        var clockTimer = null;
+        var polling = false;
+        var tabVisible = false;
+
+        self.schedule = function () {
+            if (pollTimer !== null) clearTimeout(pollTimer);
+            pollTimer = null;
+            if (!self.canSee()) return;
+            pollTimer = setTimeout(self.requestStatus, tabVisible ? POLL_VISIBLE_MS : POLL_HIDDEN_MS);
+        };
+
+        self.requestStatus = function () {
+            if (polling || !self.canSee()) return;
+            polling = true;
+            OctoPrint.simpleApiGet(PLUGIN)
+                .done(function (status) {
+                    self.requestFailed(false);
+                    self.fromStatus(status);
+                })
+                .fail(function () {
+                    self.requestFailed(true);
+                })
+                .always(function () {
+                    polling = false;
+                    self.schedule();
+                });
+        };
+
+        self.fromStatus = function (status) {
+            self.link(status.link || "");
+            self.error(status.error || "");
+            self.printerId(status.printer_id || "");
+            self.job(status.job || null);
+            self.offer(status.pending_offer || null);
+            self.now(Date.now() / 1000);
+            if (status.pending_offer && clockTimer === null) {
+                clockTimer = setInterval(function () {
+                    self.now(Date.now() / 1000);
+                }, 1000);
+            } else if (!status.pending_offer && clockTimer !== null) {
+                clearInterval(clockTimer);
+                clockTimer = null;
+            }
+            self.notify(status);
+        };
+
+        // -- notifications -----------------------------------------------------------------------
+
+        var seen = null; // what the first status showed; later changes are news
+        var notifiedOffer = null;
+        var notifiedClear = null;
+
+        self.notify = function (status) {
+            var job = status.job;
+            var offer = status.pending_offer;
+            if (seen === null) {
+                seen = {job: job ? job.job_id : null};
+            } else if (job && job.job_id !== seen.job && FINISHED.indexOf(job.phase) < 0) {
+                new PNotify({
+                    title: gettext("A fleet job arrived"),
+                    text: _.sprintf(gettext("Job #%(id)s (%(path)s) is printing on this printer."), {
+                        id: _.escape(job.job_id),
+                        path: _.escape(job.path)
+                    }),
+                    type: "info"
+                });
+            }
+            seen.job = job ? job.job_id : null;
+
+            if (offer && offer.job_id !== notifiedOffer) {
+                notifiedOffer = offer.job_id;
+                new PNotify({
+                    title: gettext("A community job is waiting"),
+                    text: _.sprintf(
+                        self.isAdmin()
+                            ? gettext("%(file)s: accept or decline it in the Fablab tab.")
+                            : gettext("%(file)s is waiting for an administrator's answer."),
+                        {file: _.escape(offer.filename)}
+                    ),
+                    type: "info",
+                    hide: false
+                });
+            }
+            if (job && FINISHED.indexOf(job.phase) >= 0 && job.job_id !== notifiedClear) {
+                notifiedClear = job.job_id;
+                new PNotify({
+                    title: gettext("Clear the bed"),
+                    text: _.sprintf(
+                        gettext("Fleet job #%(id)s is over: remove its print from the bed."),
+                        {id: _.escape(job.job_id)}
+                    ),
+                    type: "notice",
+                    hide: false
+                });
+            }
+        };
+
+        // -- accept / decline --------------------------------------------------------------------
+
+        function answer(command) {
+            if (!self.isAdmin()) return;
+            self.answering(true);
+            OctoPrint.simpleApiCommand(PLUGIN, command, {})
+                .fail(function (xhr) {
+                    new PNotify({
+                        title: gettext("The fleet job could not be answered"),
+                        text: _.escape(errorOf(xhr)),
+                        type: "error"
+                    });
+                })
+                .always(function () {
+                    self.answering(false);
+                    self.requestStatus();
+                });
+        }
+        self.accept = function () {
+            answer("accept");
+        };
+        self.decline = function () {
+            answer("decline");
+        };
+
+        function errorOf(xhr) {
+            if (xhr && xhr.responseJSON && xhr.responseJSON.error) return xhr.responseJSON.error;
+            if (xhr && xhr.status) return xhr.status + " " + (xhr.statusText || "");
+            return gettext("no answer");
+        }
+
+        // -- sending a file to the fleet's queue --------------------------------------------------
+
+        self.files = ko.observableArray([]);
+        self.chooseCaption = gettext("Choose a file");
+        self.queuePath = ko.observable();
+        self.queueMaterial = ko.observable("");
+        self.queueToken = ko.observable("");
+        self.rememberToken = ko.observable(false);
+        self.queueResult = ko.observable("");
+        self.queueError = ko.observable("");
+        self.sending = ko.observable(false);
+        self.canSend = ko.pureComputed(function () {
+            return !self.sending() && !!self.queuePath() && !!self.queueToken();
+        });
+
+        (function () {
+            var stored = localStorage ? localStorage.getItem(TOKEN_KEY) : null;
+            if (stored) {
+                self.queueToken(stored);
+                self.rememberToken(true);
+            }
+        })();
+        self.rememberToken.subscribe(function (remember) {
+            if (!remember && localStorage) localStorage.removeItem(TOKEN_KEY);
+        });
+
+        function machineCodeFiles(entries, into) {
+            _.each(entries || [], function (entry) {
+                if (entry.type === "folder") {
+                    machineCodeFiles(entry.children, into);
+                } else if (entry.type === "machinecode") {
+                    into.push({path: entry.path, display: entry.path});
+                }
+            });
+            return into;
+        }
+
+        self.loadFiles = function () {
+            if (!self.canQueue()) return;
+            OctoPrint.files.listForLocation("local", true).done(function (answer) {
+                var files = machineCodeFiles(answer.files, []);
+                files.sort(function (a, b) {
+                    return a.path.localeCompare(b.path);
+                });
+                self.files(files);
+            });
+        };
+
+        self.queueFile = function () {
+            if (!self.canSend()) return;
+            var token = self.queueToken();
+            if (localStorage) {
+                if (self.rememberToken()) localStorage.setItem(TOKEN_KEY, token);
+                else localStorage.removeItem(TOKEN_KEY);
+            }
+            var payload = {path: self.queuePath(), token: token};
+            if (self.queueMaterial()) payload.material = self.queueMaterial();
+            self.sending(true);
+            self.queueResult("");
+            self.queueError("");
+            OctoPrint.simpleApiCommand(PLUGIN, "queue_file", payload)
+                .done(function (answer) {
+                    var jobs = (answer && answer.jobs) || [];
+                    var text = _.map(jobs, function (job) {
+                        return _.sprintf(gettext("job #%(id)s: %(state)s"), {id: job.id, state: job.state});
+                    }).join(", ");
+                    self.queueResult(gettext("The fleet queued it.") + (text ? " " + text : ""));
+                })
+                .fail(function (xhr) {
+                    self.queueError(gettext("The fleet refused it:") + " " + errorOf(xhr));
+                })
+                .always(function () {
+                    self.sending(false);
+                    if (!self.rememberToken()) self.queueToken("");
+                });
+        };
+
+        // -- settings ----------------------------------------------------------------------------
+
+        self.newEnrollCode = ko.observable("");
+        self.enrolling = ko.observable(false);
+        self.enrollMessage = ko.observable("");
+
+        function plugin() {
+            return self.settings.settings.plugins.crowdfab;
+        }
+        self.acceptMode = ko.pureComputed({
+            read: function () {
+                return plugin().auto_accept() ? "auto" : "ask";
+            },
+            write: function (mode) {
+                plugin().auto_accept(mode === "auto");
+            }
+        });
+
+        self.enroll = function () {
+            if (!self.isAdmin()) return;
+            var payload = {fleet_url: plugin().fleet_url()};
+            if (self.newEnrollCode()) payload.enroll_code = self.newEnrollCode();
+            self.enrolling(true);
+            self.enrollMessage("");
+            OctoPrint.simpleApiCommand(PLUGIN, "enroll", payload)
+                .done(function () {
+                    self.newEnrollCode("");
+                    self.enrollMessage(gettext("Enrolling; the Fablab tab shows how it goes."));
+                    self.requestStatus();
+                })
+                .fail(function (xhr) {
+                    self.enrollMessage(errorOf(xhr));
+                })
+                .always(function () {
+                    self.enrolling(false);
+                });
+        };
+
+        self.onSettingsShown = function () {
+            self.newEnrollCode("");
+            self.enrollMessage("");
+            self.requestStatus();
+        };
+        self.onSettingsBeforeSave = function () {
+            var settings = plugin();
+            if (self.newEnrollCode()) {
+                settings.enroll_code(self.newEnrollCode());
+                self.newEnrollCode("");
+            }
+            var timeout = parseFloat(settings.accept_timeout_s());
+            if (!isNaN(timeout)) settings.accept_timeout_s(timeout);
+            var nozzle = parseFloat(settings.nozzle_diameter());
+            settings.nozzle_diameter(isNaN(nozzle) ? null : nozzle);
+        };
+
+        // -- life cycle --------------------------------------------------------------------------
+
+        self.onStartupComplete = self.onUserLoggedIn = function () {
+            self.requestStatus();
+            if (tabVisible) self.loadFiles();
+        };
+        self.onUserLoggedOut = function () {
+            if (pollTimer !== null) clearTimeout(pollTimer);
+            pollTimer = null;
+            seen = null;
+        };
+        self.onTabChange = function (current) {
+            tabVisible = current === TAB;
+            if (tabVisible) {
+                self.requestStatus();
+                self.loadFiles();
+            }
+        };
+        self.onEventUpdatedFiles = function () {
+            if (tabVisible) self.loadFiles();
+        };
+    }
+
+    OCTOPRINT_VIEWMODELS.push({
+        construct: CrowdFabViewModel,
+        dependencies: ["loginStateViewModel", "accessViewModel", "settingsViewModel"],
+        elements: ["#tab_plugin_crowdfab", "#settings_plugin_crowdfab"]
+    });
+});
