@@ -9,6 +9,7 @@ a finished plate after a few seconds, and a manager approves a job that waits fo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import logging
 import shutil
@@ -301,7 +302,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        print("\nstopping the demo", flush=True)
+        # Stop everything even when the terminal is gone (a closed pipe makes print() raise).
+        with contextlib.suppress(OSError):
+            print("\nstopping the demo", flush=True)
         for agent in agents:
             agent.close()
         for firmware in firmwares:
