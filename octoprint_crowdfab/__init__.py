@@ -214,8 +214,12 @@ class CrowdFabPlugin(
             return flask.jsonify(error="path must name a file in OctoPrint's local storage"), 400
         on_disk = Path(self._file_manager.path_on_disk(LOCAL, path))
         material = data.get("material") if isinstance(data.get("material"), str) else None
+        # Absent means one copy; anything else must be a plain int from 1 to 50 (the fleet may cap it lower).
+        copies = data.get("copies", 1)
+        if isinstance(copies, bool) or not isinstance(copies, int) or not 1 <= copies <= 50:
+            return flask.jsonify(error="copies must be a whole number from 1 to 50"), 400
         try:
-            answer = queue_file(fleet_url, token, on_disk, on_disk.name, material=material)
+            answer = queue_file(fleet_url, token, on_disk, on_disk.name, material=material, copies=copies)
         except FleetRequestError as exc:
             # A refusal (bad file or token) is the member's to fix: pass its status on; else 502.
             return flask.jsonify(error=str(exc)), exc.status or 502

@@ -23,11 +23,17 @@ def queue_file(
     filename: str,
     *,
     material: Optional[str] = None,
+    copies: int = 1,
     timeout: tuple[float, float] = (5.0, 120.0),
     session: Optional[requests.Session] = None,
 ) -> dict[str, Any]:
-    """Submit a local file to the fleet's community queue as the member whose token this is."""
-    form = {"material": material} if material else {}
+    """Submit a local file to the fleet's community queue as the member whose token this is.
+
+    ``copies`` asks the fleet for that many jobs of the file (the fleet caps it at its lab's limit).
+    """
+    form = {"copies": str(copies)}
+    if material:
+        form["material"] = material
     with path.open("rb") as f:
         return request_json(
             session,

@@ -239,13 +239,21 @@ $(function () {
         self.chooseCaption = gettext("Choose a file");
         self.queuePath = ko.observable();
         self.queueMaterial = ko.observable("");
+        self.queueCopies = ko.observable(1);
         self.queueToken = ko.observable("");
         self.rememberToken = ko.observable(false);
         self.queueResult = ko.observable("");
         self.queueError = ko.observable("");
         self.sending = ko.observable(false);
+        // A whole number from 1 to 50, or null: the plugin refuses anything else.
+        self.copiesValue = ko.pureComputed(function () {
+            var text = String(self.queueCopies()).trim();
+            if (!/^[0-9]+$/.test(text)) return null;
+            var copies = parseInt(text, 10);
+            return copies >= 1 && copies <= 50 ? copies : null;
+        });
         self.canSend = ko.pureComputed(function () {
-            return !self.sending() && !!self.queuePath() && !!self.queueToken();
+            return !self.sending() && !!self.queuePath() && !!self.queueToken() && self.copiesValue() !== null;
         });
 
         (function () {
@@ -288,7 +296,7 @@ $(function () {
                 if (self.rememberToken()) localStorage.setItem(TOKEN_KEY, token);
                 else localStorage.removeItem(TOKEN_KEY);
             }
-            var payload = {path: self.queuePath(), token: token};
+            var payload = {path: self.queuePath(), token: token, copies: self.copiesValue()};
             if (self.queueMaterial()) payload.material = self.queueMaterial();
             self.sending(true);
             self.queueResult("");
