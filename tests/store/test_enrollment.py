@@ -113,6 +113,20 @@ def describe(engine: Engine) -> dict[str, object]:
     return out
 
 
+def assert_same_as_fresh(engine: Engine, fresh_url: str, request: pytest.FixtureRequest) -> None:
+    """The migrated database has exactly the tables, columns, keys and indexes of a freshly built one."""
+    if engine.dialect.name == "sqlite":
+        other_url = fresh_url.replace("fleet.db", "fresh.db")
+    else:
+        other_url = request.getfixturevalue("pg_server").create_database()
+    fresh = make_engine(other_url)
+    try:
+        migrate(fresh)
+        assert describe(fresh) == describe(engine)
+    finally:
+        fresh.dispose()
+
+
 def test_a_version_1_database_migrates_to_what_a_fresh_one_is(
     engine: Engine, fresh_url: str, request: pytest.FixtureRequest
 ) -> None:
@@ -126,13 +140,4 @@ def test_a_version_1_database_migrates_to_what_a_fresh_one_is(
     with engine.connect() as conn:
         assert current_version(conn) == SCHEMA_VERSION
 
-    if engine.dialect.name == "sqlite":
-        other_url = fresh_url.replace("fleet.db", "fresh.db")
-    else:
-        other_url = request.getfixturevalue("pg_server").create_database()
-    fresh = make_engine(other_url)
-    try:
-        migrate(fresh)
-        assert describe(fresh) == describe(engine)
-    finally:
-        fresh.dispose()
+    assert_same_as_fresh(engine, fresh_url, request)

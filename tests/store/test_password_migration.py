@@ -13,7 +13,7 @@ from fleet.store.migrations import current_version, migrate
 from fleet.store.schema import SCHEMA_VERSION, members, metadata, schema_version
 
 from .helpers import T0
-from .test_enrollment import describe
+from .test_enrollment import assert_same_as_fresh
 
 
 @pytest.fixture
@@ -42,13 +42,4 @@ def test_a_version_2_database_gains_password_hashes_and_keeps_its_members(
         assert current_version(conn) == 3
         rows = conn.execute(select(members.c.name, members.c.password_hash)).all()
     assert [tuple(r) for r in rows] == [("alice", None)]
-    if engine.dialect.name == "sqlite":
-        other_url = fresh_url.replace("fleet.db", "fresh.db")
-    else:
-        other_url = request.getfixturevalue("pg_server").create_database()
-    fresh = make_engine(other_url)
-    try:
-        migrate(fresh)
-        assert describe(fresh) == describe(engine)
-    finally:
-        fresh.dispose()
+    assert_same_as_fresh(engine, fresh_url, request)
