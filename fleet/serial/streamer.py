@@ -32,6 +32,9 @@ from .window import LineLedger, ResendAction
 
 #: Commands the streamer sends for itself; a firmware's log of executed lines minus these is the file.
 HOUSEKEEPING = frozenset({"M105", "M110", "M115", "M155"})
+#: The longest reply line kept; a firmware's longest (a long M503 or M115 line) is a few hundred bytes.
+#: Past this, the bytes up to the next newline are noise on the line and are dropped.
+MAX_REPLY_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -387,6 +390,7 @@ class SerialStreamer:
         port = self._serial
         assert port is not None
         buffer = b""
+        dropping = False
         while not self._closing:
             try:
                 data = port.read(max(1, port.in_waiting))
@@ -398,6 +402,10 @@ class SerialStreamer:
                 continue
             buffer += data
             *lines, buffer = buffer.split(b"\n")
+            if dropping and lines:  # the first line ending closes the overlong line being dropped
+                lines, dropping = lines[1:], False
+            if len(buffer) > MAX_REPLY_BYTES:  # no newline in sight: keep memory bounded
+                buffer, dropping = b"", True
             with self._cond:
                 try:
                     for line in lines:

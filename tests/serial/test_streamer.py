@@ -246,3 +246,50 @@ def test_stream_file(firmware, write_gcode) -> None:
     assert file_commands(device.executed) == lines
     assert any(snapshot.state is StreamState.PRINTING for snapshot in seen)
     assert seen[-1].state is StreamState.DISCONNECTED  # stream_file closes the port when done
+
+
+def test_a_reply_with_no_end_keeps_memory_bounded_and_the_link_working() -> None:
+    """A firmware (or line noise) sending megabytes without a newline must not grow the reader's buffer."""
+    import os
+    import tracemalloc
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    noise_sent = threading.Event()
+    stop = threading.Event()
+
+    def firmware() -> None:  # answers every line with ok, after a flood of noise with no line end
+        pending = b""
+        while not stop.is_set():
+            try:
+                pending += os.read(master, 4096)
+            except OSError:
+                return
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if not noise_sent.is_set():
+                    for _ in range(64):
+                        os.write(master, b"\x07" * 65536)  # 4 MiB with no newline
+                    noise_sent.set()
+                    os.write(master, b" tail of the noise\n")
+                reply = b"FIRMWARE_NAME:Noisy 1.0\nok\n" if b"M115" in line else b"ok\n"
+                os.write(master, reply)
+
+    thread = threading.Thread(target=firmware, daemon=True)
+    thread.start()
+    tracemalloc.start()
+    host = SerialStreamer(os.ttyname(slave), 115200, config=replace(FAST, connect_timeout_s=20))
+    try:
+        info = host.connect()
+        _, peak = tracemalloc.get_traced_memory()
+        assert noise_sent.is_set()
+        assert info.name == "Noisy 1.0"  # the lines after the noise were read as usual
+        assert peak < 2 * 1024 * 1024, f"the reader held {peak} bytes for 4 MiB of noise"
+    finally:
+        tracemalloc.stop()
+        host.close()
+        stop.set()
+        os.close(slave)
+        os.close(master)
+        thread.join(timeout=5)
