@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,13 @@ class Box:
             value = data.get(key)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise Invalid(f"{field}.{key} must be a number", field=f"{field}.{key}")
-            values.append(float(value))
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond any float
+                number = math.inf
+            if not math.isfinite(number):
+                raise Invalid(f"{field}.{key} must be a finite number", field=f"{field}.{key}")
+            values.append(number)
         box = cls(*values)
         if box.min_x > box.max_x or box.min_y > box.max_y or box.min_z > box.max_z:
             raise Invalid(f"{field}: each min must not exceed its max", field=field)

@@ -15,6 +15,7 @@ Every JSON payload carries ``"v": 1``. Decoders turn untrusted bytes into frozen
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -31,6 +32,10 @@ PRINTERS = f"{ROOT}/printers"
 PRINTER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 #: Commands and events are small; a payload beyond this is refused before parsing.
 MAX_PAYLOAD = 64 * 1024
+#: The latest time a payload may carry: the end of year 9999, the last a date can show.
+MAX_TIME = 253402300799.0
+#: Ids and sizes are stored as signed 64-bit integers.
+MAX_INT = 2**63 - 1
 
 ONLINE = "online"
 OFFLINE = "offline"
@@ -58,6 +63,20 @@ def topic(printer_id: str, channel: Channel) -> str:
     if not PRINTER_ID_RE.match(printer_id):
         raise ProtocolError(f"not a valid printer id: {printer_id!r}")
     return f"{PRINTERS}/{printer_id}/{channel.value}"
+
+
+def node_client_id(printer_id: str, secret: Optional[str]) -> str:
+    """The MQTT client id a printer's node connects with: its printer id and a digest of its password.
+
+    A broker closes the older of two connections that share a client id, whoever opened the newer
+    one. An id another printer could work out would let it knock this node off the broker; the
+    digest of the node's broker password is known only to whoever holds that password. The id
+    stays the same across restarts, so a node back from a crash replaces its own stale connection.
+    """
+    if not secret:
+        return f"crowdfab-node-{printer_id}"
+    digest = hashlib.sha256(b"crowdfab-client-id:" + secret.encode("utf-8")).hexdigest()[:16]
+    return f"crowdfab-node-{printer_id}-{digest}"
 
 
 def wildcard(channel: Channel) -> str:
@@ -273,18 +292,24 @@ def encode_event(event: Event) -> bytes:
 # -- decoding -------------------------------------------------------------------------------------
 
 
+def _reject_constant(name: str) -> Any:
+    raise ProtocolError(f"payload holds {name}, which is not a JSON number")
+
+
 def _load(payload: bytes) -> dict[str, Any]:
     if len(payload) > MAX_PAYLOAD:
         raise ProtocolError(f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD}-byte limit")
     try:
-        data = json.loads(payload.decode("utf-8"))
+        data = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"payload is not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("payload is nested too deeply to be a protocol message") from None
     if not isinstance(data, dict):
         raise ProtocolError("payload must be a JSON object")
     version = data.get("v")
     if version != VERSION:
-        raise ProtocolError(f"unsupported protocol version {version!r} (this side speaks {VERSION})")
+        raise ProtocolError(f"unsupported protocol version {version!r:.40} (this side speaks {VERSION})")
     return data
 
 
@@ -292,17 +317,42 @@ def _num(data: dict[str, Any], key: str, *, optional: bool = False) -> Optional[
     value = data.get(key)
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProtocolError(f"{key} must be a finite number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise ProtocolError(f"{key} must be a finite number") from None
+    if not math.isfinite(number):
+        raise ProtocolError(f"{key} must be a finite number")
+    return number
+
+
+def _time(data: dict[str, Any], key: str, *, optional: bool = False) -> Optional[float]:
+    """A moment as epoch seconds, from 1970 to the end of year 9999 (what a date can show)."""
+    value = _num(data, key, optional=optional)
+    if value is not None and not 0 <= value <= MAX_TIME:
+        raise ProtocolError(f"{key} must be a time in seconds since 1970, up to the year 9999")
+    return value
 
 
 def _int(data: dict[str, Any], key: str, *, optional: bool = False) -> Optional[int]:
     value = data.get(key)
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ProtocolError(f"{key} must be a whole number")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+        raise ProtocolError(f"{key} must be a whole number from 0 to {MAX_INT}")
+    return value
+
+
+def _text(value: str, key: str) -> str:
+    """Refuse what no database stores: NUL characters and unpaired surrogates (JSON allows both)."""
+    if "\0" in value:
+        raise ProtocolError(f"{key} must not hold NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(f"{key} must be valid Unicode text (it holds an unpaired surrogate)") from None
     return value
 
 
@@ -312,7 +362,7 @@ def _str(data: dict[str, Any], key: str, *, default: Optional[str] = None, limit
         raise ProtocolError(f"{key} must be a string")
     if len(value) > limit:
         raise ProtocolError(f"{key} is longer than {limit} characters")
-    return value
+    return _text(value, key)
 
 
 def _enum(cls: Any, data: dict[str, Any], key: str) -> Any:
@@ -331,7 +381,7 @@ def decode_status(payload: bytes) -> Status:
     for name, t in raw_temps.items():
         if not isinstance(t, dict):
             raise ProtocolError(f"temperatures.{name} must be an object with actual and target")
-        temps[str(name)[:32]] = Temperature(
+        temps[_text(str(name)[:32], "temperatures")] = Temperature(
             _num(t, "actual", optional=True), _num(t, "target", optional=True)
         )
     caps = data.get("capabilities") or {}
@@ -344,16 +394,18 @@ def decode_status(payload: bytes) -> Status:
     material = caps.get("material")
     if material is not None and (not isinstance(material, str) or len(material) > 32):
         raise ProtocolError("capabilities.material must be a short string")
+    if material is not None:
+        _text(material, "capabilities.material")
     progress = _num(data, "progress", optional=True)
     if progress is not None and not 0 <= progress <= 100:
         raise ProtocolError("progress must be from 0 to 100")
     return Status(
         state=_enum(NodeState, data, "state"),
-        ts=_num(data, "ts") or 0.0,
+        ts=_time(data, "ts") or 0.0,
         temperatures=temps,
         progress=progress,
         job_id=_int(data, "job_id", optional=True),
-        eta=_num(data, "eta", optional=True),
+        eta=_time(data, "eta", optional=True),
         capabilities=Capabilities(volume, _num(caps, "nozzle_diameter", optional=True), material),
         message=_str(data, "message", default=""),
     )
@@ -383,8 +435,8 @@ def decode_command(payload: bytes) -> Command:
     command = Command(
         id=_str(data, "id", limit=64),
         type=_enum(CommandType, data, "type"),
-        issued_at=_num(data, "issued_at") or 0.0,
-        expires_at=_num(data, "expires_at") or 0.0,
+        issued_at=_time(data, "issued_at") or 0.0,
+        expires_at=_time(data, "expires_at") or 0.0,
         job_id=_int(data, "job_id", optional=True),
         job=job,
     )
@@ -400,7 +452,7 @@ def decode_ack(payload: bytes) -> Ack:
     return Ack(
         command_id=_str(data, "id", limit=64),
         status=_enum(AckStatus, data, "status"),
-        ts=_num(data, "ts") or 0.0,
+        ts=_time(data, "ts") or 0.0,
         job_id=_int(data, "job_id", optional=True),
         reason=_str(data, "reason", default=""),
     )
@@ -410,7 +462,7 @@ def decode_event(payload: bytes) -> Event:
     data = _load(payload)
     return Event(
         type=_enum(EventType, data, "type"),
-        ts=_num(data, "ts") or 0.0,
+        ts=_time(data, "ts") or 0.0,
         job_id=_int(data, "job_id", optional=True),
         message=_str(data, "message", default=""),
     )

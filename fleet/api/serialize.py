@@ -2,12 +2,61 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from ..errors import Invalid
 from ..models import Job, JobEvent, LiveStatus, Member, Printer, Role
 from ..scheduler import Explanation
 from ..service import Enrollment
+
+
+def parse_json_object(data: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, refusing what would fail past the edge with a clear error.
+
+    JSON allows, and Python's parser takes, what the fleet cannot keep or send back: ``NaN`` and
+    ``Infinity`` (no JSON number), unpaired surrogates and NUL characters in strings (no database
+    stores them), and nesting deep enough to exhaust the parser.
+    """
+    try:
+        body = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise Invalid("the request body must be UTF-8 JSON") from None
+    except RecursionError:
+        raise Invalid("the request body is nested too deeply") from None
+    except ValueError as exc:
+        raise Invalid(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise Invalid("the request body must be a JSON object")
+    pending: list[tuple[str, Any]] = [("", body)]
+    while pending:  # a loop, not recursion: the parser took the nesting, so must this
+        where, value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key, f"a key in {where}" if where else "a key")
+                pending.append((f"{where}.{key}" if where else key, item))
+        elif isinstance(value, list):
+            pending.extend((f"{where}[{n}]", item) for n, item in enumerate(value))
+        elif isinstance(value, str):
+            _check_text(value, where)
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise Invalid(f"the request body holds {name}, which is not a JSON number")
+
+
+def _check_text(text: str, where: str) -> None:
+    """Names the field, never echoes the text: it may be a password."""
+    if "\0" in text:
+        raise Invalid(f"{where} must not hold a NUL character", field=where)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(
+            f"{where} is not valid Unicode text (it holds an unpaired surrogate)", field=where
+        ) from None
 
 
 def iso(ts: Optional[float]) -> Optional[str]:

@@ -21,6 +21,7 @@ Multi-extruder settings ("0.4,0.4") take the first value; filament used is summe
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Callable, Optional
 
@@ -71,13 +72,18 @@ def parse_duration(text: str) -> Optional[float]:
             return None
         total += float(number) * factor
         found = True
-    return total if found else None
+    return _finite(total) if found else None
+
+
+def _finite(value: float) -> Optional[float]:
+    """``value``, or None when it is too large to be a real setting (a number of hundreds of digits)."""
+    return value if math.isfinite(value) else None
 
 
 def first_number(text: str) -> Optional[float]:
     """The first number in ``text`` ("0.4,0.4" → 0.4, "1.75|1.75" → 1.75, "5049.8 mm (5.05 m)" → 5049.8)."""
     match = _NUMBER_RE.search(text)
-    return float(match.group()) if match else None
+    return _finite(float(match.group())) if match else None
 
 
 def length_mm(text: str) -> Optional[float]:
@@ -91,14 +97,14 @@ def length_mm(text: str) -> Optional[float]:
         scale = {"m": 1000.0, "cm": 10.0}.get(match.group(2) or "mm", 1.0)
         total += float(match.group(1)) * scale
         found = True
-    return total if found else None
+    return _finite(total) if found else None
 
 
 def sum_numbers(text: str) -> Optional[float]:
     """Summed over extruders: "12.77" or "[1.2, 3.4]" or "1.2, 3.4" (first number of each part)."""
     values = [first_number(p) for p in re.split(r"[,;]", text.strip("[] "))]
     found = [v for v in values if v is not None]
-    return sum(found) if found else None
+    return _finite(sum(found)) if found else None
 
 
 def identify(text: str) -> Optional[Slicer]:
@@ -199,7 +205,7 @@ class CommentReader:
         elif key.startswith(b"material#"):  # ideaMaker: ";Material#1 Used: 1234.5"
             value = first_number(body[eq + 1 :].decode("utf-8", "replace"))
             if value is not None:
-                self.filament_mm = (self.filament_mm or 0.0) + value
+                self.filament_mm = _finite((self.filament_mm or 0.0) + value)
         elif key.startswith(_IDENTITY_PREFIXES):
             if self.slicer is None:
                 self.slicer = identify(body.decode("utf-8", "replace"))
@@ -227,7 +233,7 @@ class CommentReader:
     def _length_m(self, value: str) -> None:
         number = first_number(value)
         if self.filament_mm is None and number is not None:
-            self.filament_mm = number * 1000.0
+            self.filament_mm = _finite(number * 1000.0)
 
     def _weight(self, value: str) -> None:
         if self.filament_g is None:

@@ -62,5 +62,6 @@ def density(material: Optional[str]) -> float:
 
 def weight_g(length_mm: float, diameter_mm: float, density_g_cm3: float) -> float:
     """Weight of ``length_mm`` of filament: cross-section times length times density."""
-    volume_cm3 = math.pi * (diameter_mm / 2.0) ** 2 * length_mm / 1000.0
+    radius = diameter_mm / 2.0
+    volume_cm3 = math.pi * radius * radius * length_mm / 1000.0  # "**" would raise on an absurd diameter
     return volume_cm3 * density_g_cm3

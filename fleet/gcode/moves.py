@@ -32,7 +32,8 @@ def split_command(code: bytes) -> tuple[str, dict[str, float]]:
         while end < len(code) and (code[end : end + 1].isdigit() or code[end : end + 1] == b"."):
             end += 1
         number, dot, fraction = code[1:end].decode("ascii").partition(".")
-        command = f"{head.decode('ascii')}{int(number)}{dot}{fraction}"
+        # As int() would, without its limit on digits: "G0001" is G1, and a thousand digits stay text.
+        command = f"{head.decode('ascii')}{number.lstrip('0') or '0'}{dot}{fraction}"
         params: dict[str, float] = {}
         for letter, value in _WORD_RE.findall(code[end:]):
             if value:

@@ -115,7 +115,7 @@ def normalise_command(name: str) -> str:
     if len(name) > 1 and name[0] in "GMT" and name[1].isdigit():
         number, dot, fraction = name[1:].partition(".")
         if number.isdigit():
-            return f"{name[0]}{int(number)}{dot}{fraction}"
+            return f"{name[0]}{number.lstrip('0') or '0'}{dot}{fraction}"  # int() refuses 4300+ digits
     return name
 
 

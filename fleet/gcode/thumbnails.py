@@ -10,7 +10,10 @@ from typing import Optional
 from .results import Thumbnail
 
 # "thumbnail begin", "thumbnail_JPG begin", "thumbnail_QOI begin" followed by WxH and the base64 length.
-_BEGIN_RE = re.compile(rb"^thumbnail(?:_([A-Za-z0-9]+))?\s+begin\s+(\d+)\s*x\s*(\d+)(?:\s+(\d+))?")
+# Sizes beyond any real preview (more digits than these) do not open a block: its lines stay comments.
+_BEGIN_RE = re.compile(
+    rb"^thumbnail(?:_([A-Za-z0-9]+))?\s+begin\s+(\d{1,9})\s*x\s*(\d{1,9})(?:\s+(\d{1,12}))?(?![0-9x])"
+)
 
 
 class ThumbnailCollector:

@@ -55,28 +55,40 @@ def enroll(
     """Trade an enrollment code for this printer's id, HTTP token and broker credentials."""
     body = {"code": code, "name": name, "capabilities": capabilities}
     data = request_json(session, "post", api_url(fleet_url, ENROLL_PATH), timeout, json=body, expect=201)
-    try:
-        mqtt = data["mqtt"]
-        enrollment = Enrollment(
-            printer_id=str(data["printer_id"]),
-            token=str(data["token"]),
-            mqtt=MqttCredentials(
-                host=str(mqtt["host"]),
-                port=int(mqtt.get("port") or 1883),
-                username=mqtt.get("username"),
-                password=mqtt.get("password"),
-                tls=bool(mqtt.get("tls")),
-            ),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise FleetRequestError(
-            f"the fleet's enrollment answer is missing or has a bad field: {exc}"
-        ) from None
-    if not PRINTER_ID_RE.match(enrollment.printer_id):
-        raise FleetRequestError(
-            f"the fleet gave a printer id this node cannot use: {enrollment.printer_id!r}"
-        )
-    return enrollment
+    return parse_enrollment(data)
+
+
+def parse_enrollment(data: Any) -> Enrollment:
+    """The fleet's enrollment answer as typed values; a missing or malformed field is a FleetRequestError."""
+    if not isinstance(data, dict):
+        raise FleetRequestError("the fleet's enrollment answer is not a JSON object")
+    mqtt = data.get("mqtt")
+    if not isinstance(mqtt, dict):
+        raise FleetRequestError("the fleet's enrollment answer has no mqtt object")
+    printer_id = _field(data, "printer_id", str)
+    if not PRINTER_ID_RE.match(printer_id):
+        raise FleetRequestError(f"the fleet gave a printer id this node cannot use: {printer_id!r:.80}")
+    port = mqtt.get("port") or 1883
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise FleetRequestError("the fleet's enrollment answer has a bad field: mqtt.port (not a port)")
+    return Enrollment(
+        printer_id=printer_id,
+        token=_field(data, "token", str),
+        mqtt=MqttCredentials(
+            host=_field(mqtt, "host", str, "mqtt."),
+            port=port,
+            username=_field(mqtt, "username", (str, type(None)), "mqtt."),
+            password=_field(mqtt, "password", (str, type(None)), "mqtt."),
+            tls=_field(mqtt, "tls", (bool, type(None)), "mqtt.") is True,
+        ),
+    )
+
+
+def _field(data: dict[str, Any], key: str, kind: Any, prefix: str = "") -> Any:
+    value = data.get(key)
+    if not isinstance(value, kind) or value == "":
+        raise FleetRequestError(f"the fleet's enrollment answer is missing or has a bad field: {prefix}{key}")
+    return value
 
 
 def api_url(base: str, path: str) -> str:

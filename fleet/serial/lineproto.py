@@ -7,6 +7,7 @@ line again with ``Resend: N`` (or ``rs N``).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -96,6 +97,8 @@ class Reply:
         return self.kind is ReplyKind.OK and self.buffer_free is not None
 
 
+#: Line numbers are 32-bit in every firmware: a run of more digits than this is line noise.
+MAX_DIGITS = 18
 _TEMPERATURE = re.compile(r"(?<![\w@])(T\d*|B|C|P|A|R)\s*:\s*(-?\d+(?:\.\d+)?)(?:\s*/\s*(-?\d+(?:\.\d+)?))?")
 _RESEND = re.compile(r"^(?:resend|rs)\b\s*:?\s*N?\s*:?\s*(\d+)", re.IGNORECASE)
 _ADVANCED_OK = re.compile(r"(?:^|\s)([NPB])(\d+)(?=\s|$)")
@@ -142,7 +145,7 @@ def parse_reply(raw: Union[str, bytes]) -> Reply:
         return _parse_ok(text)
     match = _RESEND.match(text)
     if match:
-        return Reply(ReplyKind.RESEND, text, line=int(match.group(1)))
+        return Reply(ReplyKind.RESEND, text, line=_line_number(match.group(1)))
     if text.startswith("!!"):
         return Reply(ReplyKind.ERROR, text, error=ErrorClass.FATAL, message=text[2:].strip())
     if lower.startswith("error"):
@@ -173,10 +176,10 @@ def _parse_ok(text: str) -> Reply:
     rest = text[2:].lstrip(" :\t")
     line = planner = buffer = None
     if _REPETIER_OK.match(rest):
-        line = int(rest)
+        line = _line_number(rest)
     else:
-        words = {key: int(value) for key, value in _ADVANCED_OK.findall(rest)}
-        if "P" in words and "B" in words:
+        words = {key: _line_number(value) for key, value in _ADVANCED_OK.findall(rest)}
+        if words.get("P") is not None and words.get("B") is not None:
             line, planner, buffer = words.get("N"), words["P"], words["B"]
     firmware = parse_firmware_fields(rest) if "FIRMWARE_NAME:" in rest else {}
     temperatures = {} if firmware else parse_temperatures(rest)
@@ -200,13 +203,26 @@ def parse_temperatures(text: str) -> dict[str, tuple[Optional[float], Optional[f
     """
     readings: dict[str, tuple[Optional[float], Optional[float]]] = {}
     for name, actual, target in _TEMPERATURE.findall(text):
-        readings.setdefault(name, (float(actual), float(target) if target else None))
+        reading = (_celsius(actual), _celsius(target) if target else None)
+        if reading[0] is not None:
+            readings.setdefault(name, reading)
     if not any(name.startswith("T") or name == "B" for name in readings):
         return {}  # a lone P: or A: is some other report (Prusa's M114 has none, but be strict)
     current = readings.pop("T", None)
     if current is not None and "T0" not in readings:
         readings["T0"] = current
     return readings
+
+
+def _line_number(digits: str) -> Optional[int]:
+    """A line number or slot count; None for a run of digits no firmware sends (line noise)."""
+    return int(digits) if len(digits) <= MAX_DIGITS else None
+
+
+def _celsius(text: str) -> Optional[float]:
+    """A temperature; None for one of hundreds of digits (line noise), which would read as infinite."""
+    value = float(text)
+    return value if math.isfinite(value) else None
 
 
 def parse_firmware_fields(text: str) -> dict[str, str]:
