@@ -8,6 +8,7 @@ and may only publish its own node channels and read its own commands.
 from __future__ import annotations
 
 import base64
+import ctypes
 import hashlib
 import logging
 import os
@@ -18,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -135,6 +137,9 @@ class ManagedBroker:
         self._start_timeout = start_timeout
         self._tls = (tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
         self._lock = threading.Lock()
+        # Enrollments reload from several request threads: one writer of passwd and acl at a time,
+        # each reading the users afresh, so the last write holds every committed change.
+        self._files_lock = threading.Lock()
         self._proc: Optional[subprocess.Popen[bytes]] = None
         self._stopping = threading.Event()
         self._supervisor: Optional[threading.Thread] = None
@@ -166,7 +171,8 @@ class ManagedBroker:
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
         _write_private(self.conf_path, self._conf_text())
-        self._write_access_files()
+        with self._files_lock:
+            self._write_access_files()
         self._stopping.clear()
         self._launch(executable)
         self._supervisor = threading.Thread(
@@ -175,13 +181,18 @@ class ManagedBroker:
         self._supervisor.start()
 
     def reload(self) -> None:
-        """Rewrite the password and ACL files and have mosquitto re-read them (after enrolling, revoking)."""
-        self._write_access_files()
-        with self._lock:
-            proc = self._proc
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGHUP)
-                log.info("broker: password and ACL files reloaded")
+        """Rewrite the password and ACL files and have mosquitto re-read them (after enrolling, revoking).
+
+        Mosquitto then lets new users in, refuses removed ones and closes the connections a removed
+        user still has open (docs/broker.md).
+        """
+        with self._files_lock:
+            self._write_access_files()
+            with self._lock:
+                proc = self._proc
+                if proc is not None and proc.poll() is None:
+                    proc.send_signal(signal.SIGHUP)
+                    log.info("broker: password and ACL files reloaded")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop supervision and the broker (it saves its retained messages on the way out)."""
@@ -197,6 +208,8 @@ class ManagedBroker:
                 log.warning("broker: mosquitto did not stop within %.0f s; killing it", timeout)
                 proc.kill()
                 proc.wait()
+        if proc is not None:
+            self.pid_path.unlink(missing_ok=True)
         if supervisor is not None:
             supervisor.join(timeout)
 
@@ -250,8 +263,40 @@ class ManagedBroker:
 
     # -- process ---------------------------------------------------------------------------------
 
+    @property
+    def pid_path(self) -> Path:
+        return self.dir / "mosquitto.pid"
+
+    def _take_over_stale(self) -> None:
+        """Stop a mosquitto an earlier run of this fleet left running on this data dir.
+
+        It is recognised by the pid file and by its command line naming this configuration, so no
+        other process is ever signalled. Where the parent-death signal works (Linux) a broker dies
+        with its fleet and there is nothing to take over; elsewhere this cleans up after a crash.
+        """
+        try:
+            pid = int(self.pid_path.read_text(encoding="ascii").strip())
+        except (FileNotFoundError, ValueError):
+            return
+        if pid <= 0 or pid == os.getpid() or not _runs_config(pid, self.conf_path):
+            self.pid_path.unlink(missing_ok=True)
+            return
+        log.warning("broker: mosquitto (pid %d) left running by an earlier run: stopping it", pid)
+        for sig, wait in ((signal.SIGTERM, self._start_timeout), (signal.SIGKILL, 5.0)):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while _runs_config(pid, self.conf_path) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not _runs_config(pid, self.conf_path):
+                break
+        self.pid_path.unlink(missing_ok=True)
+
     def _launch(self, executable: str) -> None:
         """Start mosquitto and wait for its port; on failure raise with the end of its log."""
+        self._take_over_stale()
         if _port_open(self.host, self.port):
             # Seen open before our process exists, it would look like success: refuse instead.
             raise Unavailable(
@@ -268,8 +313,10 @@ class ManagedBroker:
                 stdout=out,
                 stderr=out,
                 start_new_session=True,
+                preexec_fn=_die_with_parent(),  # one system call before exec: see _die_with_parent
             )
             self._proc = proc
+            _write_private(self.pid_path, f"{proc.pid}\n")
         deadline = time.monotonic() + self._start_timeout
         while True:
             if proc.poll() is not None:
@@ -320,6 +367,55 @@ class ManagedBroker:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
+#: prctl(2) option: the signal a process gets when the thread that started it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Optional[Callable[[], None]]:
+    """What the broker's child process runs before exec so that it stops when the fleet dies.
+
+    On Linux it asks for SIGTERM (mosquitto then saves its state and exits) when the parent goes,
+    even by SIGKILL; the libc function is looked up here, in the parent, so the child only makes
+    one system call and two getppid() calls, all safe between fork and exec in a threaded program.
+    The signal comes when the *thread* that started the broker ends: the fleet starts it from its
+    main thread, and restarts it from the supervisor thread, which lives as long as the broker.
+    Elsewhere there is no such signal (None): a broker that outlives a crashed fleet is found by
+    its pid file and stopped at the next start (see ``ManagedBroker._take_over_stale``).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+    term = int(signal.SIGTERM)
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, term, 0, 0, 0)
+        if os.getppid() != parent:  # the fleet died before the request took effect
+            os.kill(os.getpid(), term)
+
+    return arm
+
+
+def _runs_config(pid: int, conf_path: Path) -> bool:
+    """True when ``pid`` is a live (not zombie) mosquitto started with ``conf_path``."""
+    proc = Path("/proc") / str(pid)
+    try:
+        status = (proc / "stat").read_text(encoding="ascii", errors="replace")
+        argv = (proc / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    # The state is the field after the parenthesised command name, which may itself hold spaces.
+    state = status.rpartition(")")[2].split()[:1]
+    if state in (["Z"], ["X"]):
+        return False
+    return os.fsencode(str(conf_path)) in argv and any(b"mosquitto" in arg for arg in argv[:1])
 
 
 def _check_fleet_username(name: str) -> None:

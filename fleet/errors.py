@@ -6,16 +6,31 @@ from typing import Any
 
 
 class FleetError(Exception):
-    """An error a person can act on. ``status`` is the HTTP status the API answers with."""
+    """An error a person can act on. ``status`` is the HTTP status the API answers with.
+
+    ``message`` is English and is what the API sends. ``key`` (with ``params``) names the message for
+    the faces that speak other languages: the dashboard shows its catalogue's ``err.<key>`` text,
+    filled with ``params``, and falls back to ``message``. Keys are stable; the API never sends them.
+    """
 
     status: int = 400
     code: str = "bad_request"
 
-    def __init__(self, message: str, *, field: str | None = None, details: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        details: Any = None,
+        key: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
         self.details = details
+        self.key = key
+        self.params: dict[str, Any] = dict(params or {})
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.code, "message": self.message}
@@ -70,3 +85,10 @@ class Unavailable(FleetError):
 
     status = 503
     code = "unavailable"
+
+
+class InsufficientStorage(Unavailable):
+    """The disk that holds the fleet's files or database is full: free space, then try again."""
+
+    status = 507
+    code = "insufficient_storage"

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MQTT_PORT = 18830
 FLEET_MQTT_USER = "crowdfab_fleet"  # "_" is not allowed in printer ids: no printer can take this name
 FLEET_CREDENTIALS_FILE = "fleet-mqtt.json"
+FLEET_CLIENT_ID_FILE = "fleet-mqtt-client-id"
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def make_server(fleet: Fleet) -> Any:
     """A waitress server bound to the configured address (port 0 picks a free one)."""
     from waitress.server import create_server
 
-    from .api import create_app
+    from .api import body_limit, create_app
     from .web import session_secret
 
     # Each open dashboard holds one of waitress's threads for its live updates: leave most for requests.
@@ -77,16 +78,24 @@ def make_server(fleet: Fleet) -> Any:
         fleet.service,
         {"SECRET_KEY": session_secret(fleet.config.data_dir), "CROWDFAB_LIVE_CLIENTS": live_clients},
     )
-    return create_server(
+    server = create_server(
         app,
         host=fleet.config.host,
         port=fleet.config.port,
         threads=fleet.config.threads,
-        max_request_body_size=MAX_UPLOAD_CEILING,
+        # Waitress reads a whole body (spooling it to a temporary file) before the app sees it: at the
+        # lab's limit, an oversized or endless upload is cut off there rather than at the ceiling.
+        max_request_body_size=min(body_limit(fleet.service), MAX_UPLOAD_CEILING) + 1,
         ident="crowdfab",
         # Lets a live-update stream notice that its browser went away, freeing the thread it holds.
         channel_request_lookahead=5,
     )
+
+    def follow_body_limit(limit: int) -> None:
+        server.adj.max_request_body_size = min(limit, MAX_UPLOAD_CEILING) + 1  # waitress refuses at >=
+
+    app.extensions["crowdfab.follow_body_limit"] = follow_body_limit
+    return server
 
 
 def public_host(config: FleetConfig, options: LinkOptions) -> str:
@@ -107,6 +116,32 @@ def fleet_mqtt_password(data_dir: Path) -> str:
     with os.fdopen(fd, "w") as f:
         json.dump({"username": FLEET_MQTT_USER, "password": password}, f)
     return password
+
+
+def fleet_client_id(data_dir: Path) -> str:
+    """The fleet's MQTT client id: made once per data dir and kept, so its broker session survives.
+
+    The broker holds what printers report while the fleet is down (a crash, a restart) and hands it
+    over when the fleet is back under the same id; one id per data dir keeps two fleets apart.
+    """
+    path = data_dir / FLEET_CLIENT_ID_FILE
+    try:
+        kept = path.read_text(encoding="ascii", errors="replace").strip()
+    except FileNotFoundError:
+        kept = ""
+    if kept.isprintable() and 0 < len(kept) <= 64:
+        return kept
+    path.unlink(missing_ok=True)  # empty or damaged (a power cut as it was written): make a new one
+    client_id = f"crowdfab-fleet-{secrets.token_hex(6)}"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(client_id + "\n", encoding="ascii")
+    try:
+        os.link(tmp, path)  # whole or not at all, and never over one another process made first
+    except FileExistsError:
+        client_id = path.read_text(encoding="ascii").strip()
+    finally:
+        tmp.unlink()
+    return client_id
 
 
 class FleetRuntime:
@@ -145,6 +180,9 @@ class FleetRuntime:
             find_mosquitto()  # fails early, with how to install it
         self.fleet = fleet = Fleet.open(config)
         self._stops.append(fleet.close)
+        abandoned = fleet.blobs.remove_abandoned_staging()
+        if abandoned:
+            log.info("removed %d unfinished upload(s) left by an earlier run", abandoned)
         node_host = public_host(config, options)
         if options.mqtt_url is not None:
             address = BrokerAddress.from_url(options.mqtt_url)
@@ -171,11 +209,16 @@ class FleetRuntime:
         thread = threading.Thread(target=server.run, name="crowdfab-http", daemon=True)
         thread.start()
 
-        def stop_server() -> None:
-            server.close()
+        def close_in_loop() -> None:
             # Idle keep-alive connections would keep waitress's loop running: close them too.
             for channel in list(server.active_channels.values()):
                 channel.will_close = True
+            server.close()
+
+        def stop_server() -> None:
+            # Run in the server's own loop, woken by its trigger: sockets closed from another thread
+            # while the loop waits on them make its select() fail (EBADF), and the wait took a second.
+            server.trigger.pull_trigger(close_in_loop)
             thread.join(10)
             server.task_dispatcher.shutdown()
 
@@ -183,7 +226,8 @@ class FleetRuntime:
         host, port = server.effective_host, server.effective_port
         self.url = f"http://{host}:{port}"
         self.base_url = options.public_url or f"http://{node_host}:{port}"
-        mqtt = MqttLink(f"crowdfab-fleet-{secrets.token_hex(4)}", address)
+        # A lasting session: nothing a printer reports while the fleet is down is lost to it.
+        mqtt = MqttLink(fleet_client_id(config.data_dir), address, clean_session=False)
         link = FleetLink(
             fleet.service,
             mqtt,

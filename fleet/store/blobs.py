@@ -8,6 +8,7 @@ blob. A failure of any kind leaves nothing half-written behind.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import re
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Optional
 
-from ..errors import Invalid, NotFound, TooLarge, Unavailable
+from ..errors import InsufficientStorage, Invalid, NotFound, TooLarge, Unavailable
 
 MiB = 1024 * 1024
 
@@ -49,8 +50,9 @@ def _describe_size(size: int) -> str:
 
 def _storage_error(exc: OSError, root: Path) -> Unavailable:
     if exc.errno in _NO_SPACE:
-        return Unavailable(
-            f"not enough disk space to store the file under {root}: free some space, then try again",
+        return InsufficientStorage(
+            f"the fleet's disk is full: not enough disk space to store the file under {root}; nothing "
+            "of it was kept. A manager must free some space, then the same upload will work",
             details={"errno": errno.errorcode.get(exc.errno or 0, exc.errno)},
         )
     return Unavailable(f"could not store the file under {root}: {exc.strerror or exc}")
@@ -141,14 +143,16 @@ class StagedBlob:
         try:
             file.flush()
             os.fsync(file.fileno())
-            file.close()
-            self._file = None
+            # Moved (or dropped) while still open and locked, so no sweep of abandoned staging
+            # files can take it for one between the close and the rename.
             if target.exists():
                 self._path.unlink()
             else:
                 target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 os.replace(self._path, target)
                 _fsync_directory(target.parent)
+            file.close()
+            self._file = None
         except OSError as exc:
             self.discard()
             raise _storage_error(exc, self._blobs.root) from exc
@@ -240,6 +244,8 @@ class BlobStore:
             fd, name = tempfile.mkstemp(dir=self.staging_dir, prefix="upload-")
         except OSError as exc:
             raise _storage_error(exc, self._root) from exc
+        # Locked for as long as this process writes it: a file nobody locks was left by a crash.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         staged = StagedBlob(self, Path(name), os.fdopen(fd, "wb"), max_bytes)
         try:
             yield staged
@@ -251,6 +257,34 @@ class BlobStore:
         with self.staging(max_bytes) as staged:
             staged.write_from(stream, chunk_size=chunk_size)
             return staged.commit()
+
+    def remove_abandoned_staging(self) -> int:
+        """Delete staging files no living process is writing (left by a crash); returns how many.
+
+        Each upload holds a lock on its staging file until it is committed or discarded, so this is
+        safe while other processes upload into the same directory.
+        """
+        removed = 0
+        try:
+            entries = list(self.staging_dir.iterdir())
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                fd = os.open(entry, os.O_RDONLY)
+            except (FileNotFoundError, IsADirectoryError):
+                continue  # committed or discarded meanwhile
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                entry.unlink()  # under the lock, which goes with the descriptor
+                removed += 1
+            except BlockingIOError:
+                continue  # an upload in progress
+            except FileNotFoundError:
+                continue
+            finally:
+                os.close(fd)
+        return removed
 
     def remove_stale_staging(self, older_than: float = 24 * 3600.0, *, now: Optional[float] = None) -> int:
         """Delete staging files left by a crash, older than ``older_than`` seconds; returns how many."""

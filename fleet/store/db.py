@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
-from sqlalchemy import Table, and_, delete, exists, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -316,6 +317,26 @@ class Store:
                 conn.execute(update(s.printers).where(s.printers.c.id == printer_id).values(values))
             return self._printer(conn, printer_id)
 
+    def touch_printers(self, seen: Mapping[str, float]) -> None:
+        """Record when printers were last heard from, all in one transaction (``{printer id: when}``).
+
+        A time older than the one stored is ignored, and so is a printer that no longer exists.
+        """
+        if not seen:
+            return
+        printers = s.printers.c
+        statement = (
+            update(s.printers)
+            .where(
+                printers.id == bindparam("printer_id"),
+                or_(printers.last_seen.is_(None), printers.last_seen < bindparam("seen_at")),
+            )
+            .values(last_seen=bindparam("seen_at"))
+        )
+        params = [{"printer_id": pid, "seen_at": at} for pid, at in sorted(seen.items())]
+        with write_transaction(self._engine) as conn:
+            conn.execute(statement, params)
+
     def release_printer(
         self, printer_id: str, state: PrinterState, *, expect_job_id: Optional[int] = None
     ) -> Printer:
@@ -495,6 +516,14 @@ class Store:
             ).first()
         return None if row is None else rows.credentials(row)
 
+    def printer_and_revoked(self, printer_id: str) -> tuple[Printer, bool]:
+        """A printer, and whether its credentials were revoked (False if it never had any), in one read."""
+        creds = s.printer_credentials.c
+        with read_transaction(self._engine) as conn:
+            printer = self._printer(conn, printer_id)
+            row = conn.execute(select(creds.revoked_at).where(creds.printer_id == printer_id)).first()
+        return printer, row is not None and row.revoked_at is not None
+
     def printer_for_token(self, token_hash: str) -> Optional[Printer]:
         """The printer an HTTP token belongs to, unless its credentials were revoked."""
         creds = s.printer_credentials.c
@@ -546,13 +575,23 @@ class Store:
         actor: str,
         reason: str,
         now: float,
+        then: Sequence[tuple[JobState, str, str]] = (),
     ) -> list[Job]:
-        """Submit ``count`` copies of a file as jobs, each with its first event, all or none."""
+        """Submit ``count`` copies of a file as jobs, each with its first event, all or none.
+
+        ``then`` holds further steps (state, actor, reason) each job takes in the same transaction, so
+        a crash never leaves a job stopped half-way through its intake.
+        """
         if count < 1:
             raise Invalid("count must be at least 1", field="count")
         if not is_sha256_hex(file_sha256):
             raise Invalid("file_sha256 must be 64 lowercase hexadecimal digits", field="file_sha256")
         state = JobState(state)
+        steps = [(JobState(to), step_actor, step_reason) for to, step_actor, step_reason in then]
+        final = state
+        for to, _, _ in steps:
+            check_job_transition(final, to)
+            final = to
         values = {
             "member_id": member_id,
             "state": state.value,
@@ -570,8 +609,12 @@ class Store:
             self._member(conn, member_id)
             ids = []
             for _ in range(count):
-                job_id = _insert(conn, s.jobs, values)
+                job_id = _insert(conn, s.jobs, {**values, "state": final.value})
                 self._record_event(conn, job_id, now, None, state, actor, reason, None)
+                previous = state
+                for to, step_actor, step_reason in steps:
+                    self._record_event(conn, job_id, now, previous, to, step_actor, step_reason, None)
+                    previous = to
                 ids.append(job_id)
             found = conn.execute(select(s.jobs).where(s.jobs.c.id.in_(ids)).order_by(s.jobs.c.id)).all()
         return [rows.job(row) for row in found]
@@ -606,6 +649,19 @@ class Store:
             found = conn.execute(query).all()
         return [rows.job(row) for row in found]
 
+    def last_finished_job(self, printer_id: str) -> Optional[Job]:
+        """The job that most recently ended on a printer (by when it ended, not by its id), or None."""
+        jobs = s.jobs.c
+        query = (
+            select(s.jobs)
+            .where(jobs.printer_id == printer_id, jobs.state.in_([state.value for state in TERMINAL]))
+            .order_by(jobs.finished_at.desc(), jobs.id.desc())
+            .limit(1)
+        )
+        with read_transaction(self._engine) as conn:
+            row = conn.execute(query).first()
+        return None if row is None else rows.job(row)
+
     def transition_job(
         self,
         job_id: int,
@@ -617,14 +673,22 @@ class Store:
         expect: Optional[Collection[JobState]] = None,
         data: Optional[Mapping[str, Any]] = None,
         printer_id: Union[Optional[str], _Unset] = UNSET,
+        printer_changes: Optional[Callable[[Printer], Optional[Mapping[str, Any]]]] = None,
     ) -> Job:
         """Move a job to state ``to`` and record who did it, when and why.
 
+        ``printer_changes`` is given the printer the job was on (if any) and returns the printer
+        columns to set (``state``, ``current_job_id``, ``last_seen``), or None to leave it: both
+        change in one transaction, so a crash never leaves a printer holding a job that moved on.
         :class:`Conflict` if the state machine forbids it, or the job is not in one of ``expect``.
         """
         to = JobState(to)
         with write_transaction(self._engine) as conn:
             job = self._job(conn, job_id, lock=True)
+            printer = None
+            if printer_changes is not None and job.printer_id is not None:
+                with suppress(NotFound):
+                    printer = self._printer(conn, job.printer_id, lock=True)
             if expect is not None and job.state not in expect:
                 wanted = " or ".join(sorted(JobState(state).value for state in expect))
                 raise Conflict(
@@ -641,6 +705,15 @@ class Store:
                 values["printer_id"] = printer_id
             conn.execute(update(s.jobs).where(s.jobs.c.id == job_id).values(values))
             self._record_event(conn, job_id, now, job.state, to, actor, reason, data)
+            changes = None if printer is None or printer_changes is None else printer_changes(printer)
+            if printer is not None and changes:
+                unknown = sorted(set(changes) - {"state", "current_job_id", "last_seen"})
+                if unknown:
+                    raise TypeError(f"printer_changes cannot set {', '.join(unknown)}")
+                columns = dict(changes)
+                if "state" in columns:
+                    columns["state"] = PrinterState(columns["state"]).value
+                conn.execute(update(s.printers).where(s.printers.c.id == printer.id).values(columns))
             return self._job(conn, job_id)
 
     def set_priority(self, job_id: int, priority: int, *, actor: str, now: float) -> Job:

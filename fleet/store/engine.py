@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from ..errors import Invalid, Unavailable
+from ..errors import InsufficientStorage, Invalid, Unavailable
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
@@ -39,10 +39,10 @@ def make_engine(url: str, *, busy_timeout: float = 30.0) -> Engine:
             field="database_url",
         )
     if backend == "sqlite":
-        engine = create_engine(parsed)
+        engine = create_engine(parsed, hide_parameters=True)
         _tune_sqlite(engine, busy_timeout)
         return engine
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
 
 
 def _tune_sqlite(engine: Engine, busy_timeout: float) -> None:
@@ -98,6 +98,28 @@ def is_tuned(engine: Engine) -> bool:
     return engine.dialect.name != "sqlite" or event.contains(engine, "begin", _begin_sqlite)
 
 
+#: SQLite's result code and PostgreSQL's SQLSTATE for a full disk.
+_SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
+
+
+def _database_error(exc: OperationalError) -> Unavailable:
+    """The fleet's error for a database that cannot be used, naming a full disk as such."""
+    orig = exc.orig
+    full = (
+        getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL
+        or getattr(orig, "sqlstate", None) == _PG_DISK_FULL
+        or "database or disk is full" in str(orig)
+    )
+    if full:
+        # The transaction rolled back as a whole: the database is as it was before it.
+        return InsufficientStorage(
+            f"the disk that holds the fleet's database is full ({orig}); nothing was changed. "
+            "A manager must free some space, then try again"
+        )
+    return Unavailable(f"the database is unavailable: {orig}")
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: serialized with other writers from its start on SQLite."""
@@ -107,7 +129,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             with conn.begin():
                 yield conn
     except OperationalError as exc:
-        raise Unavailable(f"the database is unavailable: {exc.orig}") from exc
+        raise _database_error(exc) from exc
 
 
 @contextmanager
@@ -117,4 +139,4 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
         with engine.connect() as conn, conn.begin():
             yield conn
     except OperationalError as exc:
-        raise Unavailable(f"the database is unavailable: {exc.orig}") from exc
+        raise _database_error(exc) from exc

@@ -144,7 +144,7 @@ def test_disk_full_while_receiving_leaves_nothing(blobs: BlobStore) -> None:
     with pytest.raises(Unavailable, match="not enough disk space") as caught:
         blobs.put_stream(stream, max_bytes=1024 * KiB, chunk_size=KiB)
 
-    assert caught.value.status == 503
+    assert caught.value.status == 507  # Insufficient Storage
     assert files_under(blobs.root) == []
 
 
