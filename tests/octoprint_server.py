@@ -76,7 +76,12 @@ class OctoPrintServer:
         self._add_user("admin", ADMIN_KEY, admin=True)
         # A member who may read settings (to show what is restricted) but is no admin.
         self._add_user("member", MEMBER_KEY, admin=False, permissions=("SETTINGS_READ",))
-        log = (self.basedir / "serve.log").open("wb")
+        return self.launch()
+
+    def launch(self) -> OctoPrintServer:
+        """Run OctoPrint on the base directory as it is (after :meth:`start` wrote it, or to restart)."""
+        assert self.process is None or self.process.poll() is not None, "OctoPrint is already running"
+        log = (self.basedir / "serve.log").open("ab")
         self.process = subprocess.Popen(
             [
                 str(VENV_BIN / "octoprint"),

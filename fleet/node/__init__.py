@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
+from ..protocol import node_client_id
 from .download import DownloadError, Fetcher, HttpFetcher
 from .journal import ACTIVE, FINISHED, FleetJob, JobPhase, Journal, Offer
 from .node import Link, NodeSettings, PrinterNode
@@ -51,11 +52,14 @@ def build_node(
     *,
     keepalive: int = 30,
     min_backoff: float = 1.0,
-    max_backoff: float = 30.0,
+    max_backoff: Optional[float] = None,
     on_link_change: Optional[Callable[[bool], None]] = None,
 ) -> PrinterNode:
-    """A node on a real MQTT link, with its last will set and its connect callback wired."""
-    from ..mqtt import MqttLink
+    """A node on a real MQTT link, with its last will set and its connect callback wired.
+
+    ``max_backoff`` None: the link's default (``fleet.mqtt.MAX_BACKOFF_S``).
+    """
+    from ..mqtt import MAX_BACKOFF_S, MqttLink
 
     node: Optional[PrinterNode] = None
 
@@ -70,12 +74,12 @@ def build_node(
             on_link_change(False)
 
     link = MqttLink(
-        f"crowdfab-node-{printer_id}",
+        node_client_id(printer_id, address.password),  # not guessable by other printers
         address,
         will=availability_will(printer_id),
         keepalive=keepalive,
         min_backoff=min_backoff,
-        max_backoff=max_backoff,
+        max_backoff=MAX_BACKOFF_S if max_backoff is None else max_backoff,
         on_connect=connected,
         on_disconnect=disconnected,
     )

@@ -88,6 +88,8 @@ class Journal:
         self._acks: dict[str, Ack] = {}
         self._job: Optional[FleetJob] = None
         self._offer: Optional[Offer] = None
+        #: A dispatch accepted and being fetched, not yet on the printer.
+        self._taking: Optional[Command] = None
         self._outbox: list[Event] = []
 
     @classmethod
@@ -120,6 +122,11 @@ class Journal:
         return self._offer
 
     @property
+    def taking(self) -> Optional[Command]:
+        """The dispatch accepted and being downloaded; a node that restarts finds it and takes it again."""
+        return self._taking
+
+    @property
     def outbox(self) -> list[Event]:
         """Events not yet reported to the fleet, oldest first."""
         return list(self._outbox)
@@ -134,10 +141,16 @@ class Journal:
         self._save()
 
     def set_job(self, job: Optional[FleetJob], event: Optional[Event] = None) -> None:
-        """Replace the current job, queueing ``event`` for the fleet in the same write."""
+        """Replace the current job, queueing ``event`` for the fleet in the same write; a dispatch being
+        taken is over either way (it is the job now, or it failed)."""
         self._job = job
+        self._taking = None
         if event is not None:
             self._outbox.append(event)
+        self._save()
+
+    def set_taking(self, command: Optional[Command]) -> None:
+        self._taking = command
         self._save()
 
     def set_offer(self, offer: Optional[Offer]) -> None:
@@ -182,6 +195,8 @@ class Journal:
             if offer is None
             else Offer(decode_command(offer["command"].encode("utf-8")), float(offer["deadline"]))
         )
+        taking = data.get("taking")  # absent from journals written before it existed
+        self._taking = None if taking is None else decode_command(taking.encode("utf-8"))
         self._outbox = [
             Event(EventType(e["type"]), float(e["ts"]), e.get("job_id"), e.get("message", ""))
             for e in data["outbox"]
@@ -206,6 +221,7 @@ class Journal:
             "offer": None
             if offer is None
             else {"command": encode_command(offer.command).decode("utf-8"), "deadline": offer.deadline},
+            "taking": None if self._taking is None else encode_command(self._taking).decode("utf-8"),
             "outbox": [
                 {"type": e.type.value, "ts": e.ts, "job_id": e.job_id, "message": e.message}
                 for e in self._outbox

@@ -42,6 +42,16 @@ _OUTCOME_EVENTS = {
 }
 
 
+class Receipt(Protocol):
+    """What became of a published message (``fleet.mqtt.Delivery`` is one)."""
+
+    @property
+    def delivered(self) -> bool: ...
+
+    @property
+    def lost(self) -> bool: ...
+
+
 class Link(Protocol):
     """What the node needs of its MQTT connection (``fleet.mqtt.MqttLink`` has it)."""
 
@@ -50,7 +60,8 @@ class Link(Protocol):
 
     def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None], qos: int = 1) -> None: ...
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None: ...
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> Optional[Receipt]:
+        """Queue a message; a link that cannot tell what became of it returns None."""
 
     def start(self) -> None: ...
 
@@ -100,6 +111,8 @@ class PrinterNode:
         self._worker = Worker(f"crowdfab-node-{printer_id}", idle=self.tick, idle_interval=tick_interval_s)
         self._executor: Executor = executor or self._worker
         self._gate = StatusGate(settings.status_interval_s)
+        #: Events handed to the link whose delivery is not confirmed yet (worker thread only).
+        self._in_flight: dict[Event, Receipt] = {}
         self._reconciled = False
         self._topics = {channel: topic(printer_id, channel) for channel in Channel}
 
@@ -109,9 +122,16 @@ class PrinterNode:
         """Reconcile the journal with the printer, subscribe to commands and connect."""
         if self._executor is self._worker:
             self._worker.start()
+        self._executor.submit(self._clear_partial_downloads)
         self._executor.submit(self._reconcile)
         self._link.subscribe(self._topics[Channel.CMD], self._on_message, qos=1)
         self._link.start()
+
+    def _clear_partial_downloads(self) -> None:
+        """Remove what a download cut short by a stop left behind (never a file the printer holds)."""
+        for partial in self._work_dir.glob("*.part"):
+            log.info("removing %s, left by a download the node's stop interrupted", partial.name)
+            partial.unlink(missing_ok=True)
 
     def close(self, timeout: float = 5.0) -> None:
         if self._link.connected:
@@ -163,11 +183,14 @@ class PrinterNode:
         return self._executor.submit(self._decline_offer, "declined by the printer's owner")
 
     def tick(self) -> None:
-        """Periodic work (run by the worker when idle): offer timeouts, rate-limited status."""
+        """Periodic work (run by the worker when idle): offer timeouts, rate-limited status, events whose
+        delivery is not confirmed yet."""
         offer = self._journal.offer
         if offer is not None and self._clock() >= offer.deadline:
             self._decline_offer(f"no answer from the owner within {self.settings.accept_timeout_s:g} s")
         self._publish_status()
+        if self._in_flight:
+            self._flush_events()
 
     # -- commands (worker thread) ----------------------------------------------------------------
 
@@ -203,7 +226,10 @@ class PrinterNode:
             # Acted on before a crash lost the ack: answer again, never act twice.
             self._ack(command, AckStatus.ACCEPTED)
             return
+        taking = self._journal.taking
         reason = dispatch_refusal(self._printer.snapshot(), job, self._journal.offer)
+        if taking is not None and not reason:
+            reason = f"already fetching fleet job {_job_id(taking)}"
         if reason:
             self._ack(command, AckStatus.DECLINED, reason)
         elif self.settings.auto_accept:
@@ -234,18 +260,42 @@ class PrinterNode:
         return True
 
     def _take(self, command: Command) -> None:
-        """Download, store and start a dispatched job; every way out answers the command."""
+        """Accept a dispatched job, then download, store and start it; every way out answers the command.
+
+        The answer ``accepted`` goes before the download, which may take longer than the dispatch's
+        lease: the fleet then waits for ``job_started`` (or a ``failed`` for the same command) instead
+        of giving the job to another printer meanwhile. The command stays in the journal until the job
+        is on the printer, so a node that stops during the download takes it again when it restarts.
+        """
+        self._journal.set_taking(command)
+        self._ack(command, AckStatus.ACCEPTED)
+        self._fetch_and_start(command)
+
+    def _resume_take(self, command: Command) -> None:
+        """Take again a dispatch that was being downloaded when the node stopped (it was accepted)."""
+        assert command.job is not None
+        reason = dispatch_refusal(self._printer.snapshot(), None, self._journal.offer)
+        if reason:
+            self._journal.set_taking(None)
+            self._ack(command, AckStatus.FAILED, f"the node restarted while fetching the job, and {reason}")
+            return
+        log.info("job %s was being fetched when the node stopped: fetching it again", command.job.job_id)
+        self._fetch_and_start(command)
+
+    def _fetch_and_start(self, command: Command) -> None:
         ref = command.job
         assert ref is not None  # the decoder guarantees a dispatch carries its job
         try:
             downloaded = self._fetcher.fetch(ref, self._work_dir)
         except DownloadError as exc:
+            self._journal.set_taking(None)
             self._ack(command, AckStatus.FAILED, str(exc))
             return
         try:
             path = self._printer.store_file(ref.job_id, stored_name(ref.job_id, ref.filename), downloaded)
         except Exception as exc:
             log.exception("could not store job %s on the printer", ref.job_id)
+            self._journal.set_taking(None)
             self._ack(command, AckStatus.FAILED, f"could not store the file: {exc}")
             return
         finally:
@@ -260,7 +310,6 @@ class PrinterNode:
             self._journal.set_job(None)
             self._ack(command, AckStatus.FAILED, f"could not start the print: {exc}")
             return
-        self._ack(command, AckStatus.ACCEPTED)
         self._journal.set_job(job, self._event(EventType.JOB_STARTED, job.job_id))
         self._flush_events()
 
@@ -321,15 +370,22 @@ class PrinterNode:
         self._publish_status()
 
     def _reconcile(self) -> None:
-        """Settle a job the journal thinks is running with what the printer says (once it can say)."""
+        """Settle a job the journal thinks is running with what the printer says (once it can say), and
+        take again a dispatch whose download a stop cut short."""
         job = self._journal.job
-        if job is None or job.phase not in ACTIVE:
+        taking = self._journal.taking
+        if (job is None or job.phase not in ACTIVE) and taking is None:
             self._reconciled = True
             return
         snapshot = self._printer.snapshot()
         if not snapshot.operational:
             return  # the printer is not connected yet: try again on its next change
         self._reconciled = True
+        if job is None and taking is not None:
+            self._resume_take(taking)
+            return
+        if job is None or job.phase not in ACTIVE:
+            return
         if snapshot.busy and job.matches(snapshot.file_path or snapshot.file_name):
             if snapshot.paused != (job.phase is JobPhase.PAUSED):
                 kind = EventType.JOB_PAUSED if snapshot.paused else EventType.JOB_RESUMED
@@ -361,15 +417,31 @@ class PrinterNode:
         return Event(event_type, self._clock(), job_id, message)
 
     def _flush_events(self) -> None:
-        """Send unreported events, oldest first; what cannot be sent now goes on the next connect."""
-        for event in self._journal.outbox:
-            if not self._link.connected:
-                return
-            self._publish(Channel.EVENTS, encode_event(event))
-            self._journal.mark_reported(event)
+        """Send unreported events, oldest first; what cannot be sent now goes on the next connect.
 
-    def _publish(self, channel: Channel, payload: bytes, *, retain: bool = False) -> None:
-        self._link.publish(self._topics[channel], payload, qos=1, retain=retain)
+        An event leaves the journal only once the broker has it. A link that died unnoticed (a Wi-Fi
+        drop) swallows what is published on it: the link sends that again after its reconnect, and if
+        the node stops first, the journal still has it and the next start sends it.
+        """
+        for event in self._journal.outbox:
+            receipt = self._in_flight.get(event)
+            if receipt is not None:
+                if receipt.delivered:
+                    del self._in_flight[event]
+                    self._journal.mark_reported(event)
+                    continue
+                if not receipt.lost:
+                    continue  # the link holds it and sends it again after a reconnect
+            if not self._link.connected:
+                continue
+            sent = self._publish(Channel.EVENTS, encode_event(event))
+            if sent is None:
+                self._journal.mark_reported(event)
+            else:
+                self._in_flight[event] = sent
+
+    def _publish(self, channel: Channel, payload: bytes, *, retain: bool = False) -> Optional[Receipt]:
+        return self._link.publish(self._topics[channel], payload, qos=1, retain=retain)
 
 
 def _job_id(command: Command) -> Optional[int]:

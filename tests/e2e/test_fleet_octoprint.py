@@ -28,13 +28,16 @@ VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 200, "max_y": 200, "max_z
 class RunningFleet:
     """``crowdfab-fleet serve`` in a subprocess, on an empty data dir."""
 
-    def __init__(self, data_dir: Path, *, mqtt_url: str | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *, mqtt_url: str | None = None, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.mqtt_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [FLEET, "serve", "--data-dir", str(data_dir), "--port", str(self.port)]
         args += ["--mqtt-url", mqtt_url] if mqtt_url else ["--mqtt-port", str(self.mqtt_port)]
+        args += extra_args
         self.log = (data_dir.parent / f"fleet-{self.port}.log").open("wb")
         self.process = subprocess.Popen(
             args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fleet.node import JobPhase, NodeSettings, PrinterNode, PrinterSnapshot, PrintOutcome
-from fleet.node.worker import Worker
+from fleet.node import DownloadError, JobPhase, NodeSettings, PrinterNode, PrinterSnapshot, PrintOutcome
+from fleet.node.journal import Journal
+from fleet.node.worker import InlineExecutor, Worker
 from fleet.protocol import (
     OFFLINE,
     ONLINE,
@@ -355,3 +356,150 @@ def test_worker_survives_a_failing_task_and_runs_idle_work() -> None:
         assert ticks.wait(2)
     finally:
         worker.close()
+
+
+# -- a dispatch's download, accepted first and taken again after a stop --------------------------
+
+
+class StopsMidDownload(FakeFetcher):
+    """Leaves half a file and then the node "dies" (an exception no node code catches)."""
+
+    class Died(BaseException):
+        pass
+
+    def fetch(self, job: JobRef, dest_dir: Path) -> Path:
+        self.fetched.append(job.job_id)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        (dest_dir / f"job-{job.job_id}-x.part").write_bytes(self.content[:2])
+        raise self.Died()
+
+
+def test_a_dispatch_is_accepted_before_its_download_starts(harness: Harness) -> None:
+    seen: list[list[AckStatus]] = []
+
+    class Watching(FakeFetcher):
+        def fetch(self, job: JobRef, dest_dir: Path) -> Path:
+            seen.append([a.status for a in harness.link.acks()])
+            return super().fetch(job, dest_dir)
+
+    harness.start(fetcher=Watching())
+    harness.send(harness.command(CommandType.DISPATCH, 7))
+    assert seen == [[AckStatus.ACCEPTED]]
+    assert [a.status for a in harness.link.acks()] == [AckStatus.ACCEPTED]
+
+
+def test_a_failed_download_answers_failed_and_leaves_the_printer_free(harness: Harness) -> None:
+    class Refusing(FakeFetcher):
+        def fetch(self, job: JobRef, dest_dir: Path) -> Path:
+            raise DownloadError("sha256 of the downloaded file does not match the fleet's")
+
+    harness.start(fetcher=Refusing())
+    harness.send(harness.command(CommandType.DISPATCH, 8))
+    assert [a.status for a in harness.link.acks()] == [AckStatus.ACCEPTED, AckStatus.FAILED]
+    assert harness.node is not None and harness.node.current_job() is None
+    harness.start()  # nothing left to take again; the next dispatch is taken
+    assert harness.link.acks() == []
+    harness.send(harness.command(CommandType.DISPATCH, 9))
+    assert harness.link.acks()[-1].status is AckStatus.ACCEPTED
+
+
+def test_a_download_cut_short_by_a_stop_is_fetched_again_and_started_once(harness: Harness) -> None:
+    harness.start(fetcher=StopsMidDownload())
+    command = harness.command(CommandType.DISPATCH, 7)
+    with pytest.raises(StopsMidDownload.Died):
+        harness.send(command)
+    assert [a.status for a in harness.link.acks()] == [AckStatus.ACCEPTED]
+    assert harness.printer.started == [] and list((harness.tmp / "downloads").glob("*.part"))
+
+    harness.start()  # the restarted node: the stored file only ever comes from a whole download
+    assert harness.fetcher.fetched == [7]
+    assert harness.printer.started == [Path("crowdfab/7-benchy.gcode")]
+    assert [(e.type, e.job_id) for e in harness.link.events()] == [(EventType.JOB_STARTED, 7)]
+    assert not list((harness.tmp / "downloads").glob("*.part")), "the half file is removed"
+    harness.send(command)  # delivered again: answered again, not acted on
+    assert len(harness.printer.started) == 1
+    assert harness.link.acks()[-1].status is AckStatus.ACCEPTED
+
+
+def test_a_stopped_download_is_not_taken_again_when_the_printer_is_busy(harness: Harness) -> None:
+    harness.start(fetcher=StopsMidDownload())
+    with pytest.raises(StopsMidDownload.Died):
+        harness.send(harness.command(CommandType.DISPATCH, 7))
+    harness.printer.state = PrinterSnapshot(operational=True, printing=True, file_path="local.gcode")
+    harness.start()
+    assert harness.printer.started == []
+    ack = harness.link.acks()[-1]
+    assert ack.status is AckStatus.FAILED and "busy with a local print" in ack.reason
+    assert harness.node is not None and harness.node.current_job() is None
+
+
+# -- events leave the journal once the broker has them --------------------------------------------
+
+
+class Receipt:
+    def __init__(self) -> None:
+        self.delivered = False
+        self.lost = False
+
+
+class ConfirmingLink(FakeLink):
+    """A link that, like MQTT's, says later whether the broker got what was published."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.receipts: list[Receipt] = []
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> Receipt:
+        super().publish(topic, payload, qos=qos, retain=retain)
+        self.receipts.append(Receipt())
+        return self.receipts[-1]
+
+
+def start_confirming(harness: Harness) -> tuple[PrinterNode, ConfirmingLink]:
+    """The harness's node, on a :class:`ConfirmingLink`."""
+    link = ConfirmingLink()
+    harness.link = link
+    node = PrinterNode(
+        link,
+        PRINTER_ID,
+        harness.printer,
+        harness.tmp / "journal.json",
+        harness.fetcher,
+        harness.settings,
+        clock=harness.clock,
+        executor=InlineExecutor(),
+    )
+    harness.node = node
+    link.on_connect = node.on_connected
+    node.start()
+    return node, link
+
+
+def unreported(harness: Harness) -> list[EventType]:
+    return [e.type for e in Journal.load(harness.tmp / "journal.json").outbox]
+
+
+def test_an_event_the_broker_never_confirmed_is_sent_again_by_the_next_start(harness: Harness) -> None:
+    node, link = start_confirming(harness)  # a link whose broker has gone quiet
+    harness.send(harness.command(CommandType.DISPATCH, 7))
+    assert [e.type for e in link.events()] == [EventType.JOB_STARTED]
+    node.tick()
+    assert [e.type for e in link.events()] == [EventType.JOB_STARTED], "held by the link, not sent again"
+    assert unreported(harness) == [EventType.JOB_STARTED]
+
+    harness.start()  # stopped before the broker confirmed: the journal sends it again
+    assert [(e.type, e.job_id) for e in harness.link.events()] == [(EventType.JOB_STARTED, 7)]
+
+
+def test_an_event_leaves_the_journal_when_the_broker_confirms_it_and_a_lost_one_is_sent_again(
+    harness: Harness,
+) -> None:
+    node, link = start_confirming(harness)
+    harness.send(harness.command(CommandType.DISPATCH, 7))
+    started = [r for (t, _, _), r in zip(link.published, link.receipts) if t.endswith("/events")]
+    started[0].lost = True  # the link's queue was full: only publishing again can deliver it
+    node.tick()
+    assert [e.type for e in link.events()] == [EventType.JOB_STARTED] * 2
+    link.receipts[-1].delivered = True
+    node.tick()
+    assert unreported(harness) == []
