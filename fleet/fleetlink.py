@@ -21,6 +21,11 @@ error               error                                       error
 disconnected        offline (the printer is not on its node)    offline
 ==================  ==========================================  ===========================
 
+Status is the bulk of the traffic (every printer, up to once a second), so its path is kept cheap:
+a status that says what the printer's last one said (state, job, capabilities) only refreshes the
+live view, without the store (:meth:`FleetLink._unchanged`); "last seen" goes to the store for all
+printers in one write per ``seen_write_interval_s``; the fleet subscribes to status at QoS 0.
+
 A printer in maintenance keeps that state whatever its node says. Only ``availability: offline``
 (the node's last will) makes a held job ``unknown``; ``disconnected`` does not, because the node is
 still there and will report what happened.
@@ -29,15 +34,15 @@ Dispatches: each assignment the scheduler makes is sent as a ``dispatch`` comman
 Without an ack it is re-sent with the same command id (up to ``resend_limit`` times, within the
 lease); ``accepted`` waits for ``job_started``; ``pending`` (the owner is asked) waits until the
 lease ends; ``declined``/``failed`` or an expired lease put the job back in the queue and keep that
-printer from being offered that job again for ``decline_cooldown_s``. Dispatches live in memory;
-after a restart, an assigned job older than the lease goes back to the queue, and a younger one is
-given until its lease ends for an answer (an ack naming the job is matched even without the command
-id the previous process sent).
+printer from being offered that job again for ``decline_cooldown_s``. Dispatches live in memory; a
+command's id is derived from its assignment, so after a restart each assigned job's command is sent
+again, the same, and its printer's answer settles it (see ``_recover``).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import uuid
@@ -51,6 +56,9 @@ from .service import FleetService, check_material
 from .states import BUSY, JobState, PrinterState
 
 log = logging.getLogger(__name__)
+
+#: Namespace of dispatch command ids, which are derived from the assignment they carry out.
+_DISPATCH_IDS = uuid.UUID("5b0f3c1e-8d7a-4e2b-9c61-2f4e8a9d7c30")
 
 #: What a job event means for the job.
 EVENT_TARGETS = {
@@ -76,7 +84,7 @@ class Link(Protocol):
 
     def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None], qos: int = 1) -> None: ...
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None: ...
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> object: ...
 
 
 def printer_state_for(node: p.NodeState, printer: Printer) -> Optional[PrinterState]:
@@ -96,13 +104,26 @@ class Dispatch:
 
     job_id: int
     printer_id: str
-    #: None for a dispatch adopted after a restart: it is never re-sent.
+    #: None: there is no command to send again.
     command: Optional[p.Command]
     expires_at: float
     sent_at: float
     sends: int = 1
     answer: Optional[p.AckStatus] = None
     answered_at: Optional[float] = None
+    #: Taken over from a previous process, which may have sent the command under another id.
+    recovered: bool = False
+
+
+@dataclass(frozen=True)
+class Reported:
+    """What a printer's last status handled in full said, and when the store was checked for it."""
+
+    state: p.NodeState
+    job_id: Optional[int]
+    capabilities: p.Capabilities
+    #: When the next status is checked in full anyway (spread out, so not all printers at once).
+    recheck_at: float
 
 
 class RateLimitedLog:
@@ -139,6 +160,7 @@ class FleetLink:
         start_timeout_s: float = 900.0,
         decline_cooldown_s: float = 300.0,
         seen_write_interval_s: float = 30.0,
+        status_recheck_s: float = 30.0,
         tick_interval_s: Optional[float] = 1.0,
         log_interval_s: float = 60.0,
         clock: Callable[[], float] = time.time,
@@ -156,15 +178,24 @@ class FleetLink:
         self.start_timeout_s = start_timeout_s
         self.decline_cooldown_s = decline_cooldown_s
         self.seen_write_interval_s = seen_write_interval_s
+        #: A status that says what the printer's last one said is checked against the store about this
+        #: often (see :meth:`_unchanged`); anything this link learns about the printer checks it at once.
+        self.status_recheck_s = status_recheck_s
+        self._jitter = random.Random()  # noqa: S311 (spreads rechecks over time; not a secret)
         #: None: no thread; the owner calls :meth:`tick` (tests do).
         self.tick_interval_s = tick_interval_s
         self.clock = clock
         self._log = RateLimitedLog(log_interval_s)
         self._lock = threading.RLock()
         self._dispatches: dict[int, Dispatch] = {}
+        #: When each job was last asked about again after its printer came back (see :meth:`_ask_again`).
+        self._asked: dict[int, float] = {}
+        self._next_question = float("-inf")
         self._cooldown: dict[tuple[int, str], float] = {}
         self._heard: dict[str, float] = {}
         self._seen_written: dict[str, float] = {}
+        self._reported: dict[str, Reported] = {}
+        self._next_seen_write = float("-inf")
         self._dispatch_wanted = True
         self._next_dispatch = float("-inf")
         self._started_at = 0.0
@@ -180,10 +211,15 @@ class FleetLink:
         self._started_at = now
         self.service.on_printer_command(self.send_command)
         self.service.on_work_available(self.request_dispatch)
+        self.service.on_credentials_changed(self.recheck_statuses)
         with self._lock:
             self._recover(now)
+        # Status is taken at QoS 0: each one replaces the last and the broker keeps the latest
+        # (retained), sent again on every subscribe. So the fleet owes the broker no acknowledgement
+        # per status, statuses never wait behind the broker's in-flight window, and none are queued
+        # for the fleet while it is away, where they would crowd out the events and acks it must get.
         for channel in (p.Channel.STATUS, p.Channel.AVAILABILITY, p.Channel.EVENTS, p.Channel.ACK):
-            self.link.subscribe(p.wildcard(channel), self.handle, 1)
+            self.link.subscribe(p.wildcard(channel), self.handle, 0 if channel is p.Channel.STATUS else 1)
         if self.tick_interval_s is not None:
             self._thread = threading.Thread(target=self._run, name="fleet-dispatch", daemon=True)
             self._thread.start()
@@ -198,17 +234,26 @@ class FleetLink:
     def _run(self) -> None:
         assert self.tick_interval_s is not None
         while not self._stop.is_set():
+            # Cleared before the round, so a request made during it wakes the next one at once.
+            self._wake.clear()
             try:
                 self.tick()
             except Exception:
                 log.exception("the dispatch loop hit an error; it carries on")
             self._wake.wait(self.tick_interval_s)
-            self._wake.clear()
 
     def request_dispatch(self) -> None:
         """Run a dispatch pass at the next tick (a printer became free, a job was queued)."""
         self._dispatch_wanted = True
         self._wake.set()
+
+    def recheck_statuses(self, printer_id: Optional[str] = None) -> None:
+        """Check the next status of a printer (None: of every printer) against the store in full."""
+        with self._lock:
+            if printer_id is None:
+                self._reported.clear()
+            else:
+                self._reported.pop(printer_id, None)
 
     def outstanding(self) -> dict[int, Dispatch]:
         """The dispatches waiting for an answer, by job id."""
@@ -223,19 +268,70 @@ class FleetLink:
         with self._lock:
             for dispatch in list(self._dispatches.values()):
                 self._follow_up(dispatch, now)
+            if now >= self._next_question:
+                self._next_question = now + self.ack_timeout_s
+                self._ask_about_held_unknowns()
             self._mark_silent(now)
-            if self._dispatch_wanted or now >= self._next_dispatch:
+            due = self._dispatch_wanted or now >= self._next_dispatch
+            if due:
                 self._dispatch_wanted = False
                 self._next_dispatch = now + self.dispatch_interval_s
-                self._dispatch(now)
+                self._cooldown = {pair: until for pair, until in self._cooldown.items() if until > now}
+                avoid = set(self._cooldown)
+            seen = self._seen_since_written(now)
+        if seen:
+            self.service.store.touch_printers(seen)
+            self.service.metrics.count("status.seen_writes")
+        if due:
+            self._dispatch(now, avoid)
 
-    def _dispatch(self, now: float) -> None:
-        self._cooldown = {pair: until for pair, until in self._cooldown.items() if until > now}
-        for job_id, printer_id in self.service.dispatch_pass(avoid=set(self._cooldown)):
-            self._send_dispatch(job_id, printer_id, now)
+    def _seen_since_written(self, now: float) -> dict[str, float]:
+        """Every ``seen_write_interval_s``: when each printer heard from since was last heard.
+
+        Written in one transaction for all printers, instead of one per status.
+        """
+        if now < self._next_seen_write:
+            return {}
+        self._next_seen_write = now + self.seen_write_interval_s
+        seen = {
+            printer_id: at
+            for printer_id, at in self._heard.items()
+            if at > self._seen_written.get(printer_id, float("-inf"))
+        }
+        self._seen_written.update(seen)
+        return seen
+
+    def _dispatch(self, now: float, avoid: set[tuple[int, str]]) -> None:
+        # The pass runs without the lock: planning reads every printer and job, and status from
+        # the printers must not wait for it. Claims are safe on their own (the store's
+        # transactions); the lock is taken again to record and send each command.
+        started = time.perf_counter()
+        assigned = self.service.dispatch_pass(avoid=avoid)
+        self.service.metrics.observe("dispatch.pass_s", time.perf_counter() - started)
+        with self._lock:
+            for job_id, printer_id in assigned:
+                self._send_dispatch(job_id, printer_id, now)
 
     def _send_dispatch(self, job_id: int, printer_id: str, now: float) -> None:
         job = self.service.store.get_job(job_id)
+        if job.state is not JobState.ASSIGNED or job.printer_id != printer_id:
+            return  # cancelled or settled between the pass and now (it ran without the lock)
+        command = self._dispatch_command(job, printer_id)
+        self._dispatches[job_id] = Dispatch(job_id, printer_id, command, command.expires_at, now)
+        self._reported.pop(printer_id, None)
+        self._publish(printer_id, command)
+        self.service.metrics.count("dispatch.sent")
+        log.info("job %d dispatched to printer %s (command %s)", job_id, printer_id, command.id)
+
+    def _dispatch_command(self, job: Job, printer_id: str, assigned_at: Optional[float] = None) -> p.Command:
+        """The dispatch command of a job's assignment, the same whenever it is built.
+
+        Its id and times come from the assignment as stored (the job, the printer, when it was
+        assigned: by default the job's last change, which an assigned job's assignment is), so a
+        fleet that restarts sends the very command it may have sent before: a node that took it
+        answers again and acts on nothing twice.
+        """
+        assigned_at = job.updated_at if assigned_at is None else assigned_at
         ref = p.JobRef(
             job_id=job.id,
             url=f"{self.base_url}/api/v1/printers/{printer_id}/jobs/{job.id}/file",
@@ -244,20 +340,20 @@ class FleetLink:
             filename=job.filename,
             estimated_s=FleetService.estimate(job) or None,
         )
-        command = p.Command(
-            id=uuid.uuid4().hex,
+        return p.Command(
+            id=uuid.uuid5(_DISPATCH_IDS, f"{job.id}/{printer_id}/{assigned_at!r}").hex,
             type=p.CommandType.DISPATCH,
-            issued_at=now,
-            expires_at=now + self.lease_s,
+            issued_at=assigned_at,
+            expires_at=assigned_at + self.lease_s,
             job_id=job.id,
             job=ref,
         )
-        self._dispatches[job_id] = Dispatch(job_id, printer_id, command, command.expires_at, now)
-        self._publish(printer_id, command)
-        log.info("job %d dispatched to printer %s (command %s)", job_id, printer_id, command.id)
 
     def _follow_up(self, dispatch: Dispatch, now: float) -> None:
         job = self.service.store.get_job(dispatch.job_id)
+        if job.state is JobState.UNKNOWN and job.printer_id == dispatch.printer_id:
+            self._follow_up_question(dispatch, now)
+            return
         if job.state is not JobState.ASSIGNED or job.printer_id != dispatch.printer_id:
             self._dispatches.pop(dispatch.job_id, None)  # started, cancelled or settled meanwhile
             return
@@ -285,6 +381,7 @@ class FleetLink:
         ):
             self._dispatches[dispatch.job_id] = replace(dispatch, sent_at=now, sends=dispatch.sends + 1)
             self._publish(dispatch.printer_id, dispatch.command)
+            self.service.metrics.count("dispatch.resent")
             log.info(
                 "job %d: no ack from %s; command %s sent again",
                 job.id,
@@ -292,7 +389,15 @@ class FleetLink:
                 dispatch.command.id,
             )
 
+    def _follow_up_question(self, dispatch: Dispatch, now: float) -> None:
+        """A job asked about again (see :meth:`_ask_again`): an acceptance leaves it to the printer's
+        events; without an answer it is asked again at a later status."""
+        if dispatch.answer in (p.AckStatus.ACCEPTED, p.AckStatus.DONE) or now >= dispatch.expires_at:
+            self._dispatches.pop(dispatch.job_id, None)
+
     def _unknown(self, job: Job, reason: str) -> None:
+        if job.printer_id is not None:
+            self._reported.pop(job.printer_id, None)
         try:
             self.service.store.transition_job(
                 job.id, JobState.UNKNOWN, actor="system", reason=reason, now=self.clock()
@@ -302,6 +407,7 @@ class FleetLink:
 
     def _give_back(self, dispatch: Dispatch, reason: str, now: float) -> None:
         self._dispatches.pop(dispatch.job_id, None)
+        self._reported.pop(dispatch.printer_id, None)
         self._cooldown[(dispatch.job_id, dispatch.printer_id)] = now + self.decline_cooldown_s
         if self.service.requeue_assignment(dispatch.job_id, dispatch.printer_id, reason):
             log.info("job %d back in the queue: %s", dispatch.job_id, reason)
@@ -316,23 +422,28 @@ class FleetLink:
             heard = self._heard.get(printer.id, self._started_at)
             if now - heard >= self.offline_after_s:
                 log.warning("printer %s silent for %.0f s: offline", printer.id, now - heard)
+                self._reported.pop(printer.id, None)
                 self.service.printer_offline(printer.id, "printer silent, outcome unknown")
                 self.service.clear_live(printer.id)
 
     def _recover(self, now: float) -> None:
+        """Take over the assignments a previous process left: each one's command is sent again, as it was.
+
+        A node that took it answers again (and what it reported meanwhile arrives through the fleet's
+        lasting broker session); one that never got it takes it, or declines it once its lease is over.
+        Either way the printer answers before the job can go back to the queue, so a job a printer took
+        is never given to another. A printer that does not answer at all has ``ack_timeout_s``, or
+        the rest of the lease, whichever is longer.
+        """
         for job in self.service.store.list_jobs(states={JobState.ASSIGNED}):
             if job.printer_id is None:
                 continue
-            expires_at = job.updated_at + self.lease_s
-            if expires_at <= now:
-                self.service.requeue_assignment(
-                    job.id, job.printer_id, "the fleet restarted and this dispatch was never answered"
-                )
-            else:
-                adopted = Dispatch(
-                    job.id, job.printer_id, None, expires_at, job.updated_at, self.resend_limit + 1
-                )
-                self._dispatches[job.id] = adopted
+            expires_at = max(job.updated_at + self.lease_s, now + self.ack_timeout_s)
+            command = self._dispatch_command(job, job.printer_id)
+            self._dispatches[job.id] = Dispatch(
+                job.id, job.printer_id, command, expires_at, now, recovered=True
+            )
+            self._publish(job.printer_id, command)
 
     # -- commands people give -------------------------------------------------------------------
 
@@ -343,6 +454,7 @@ class FleetLink:
         with self._lock:
             if command_type is p.CommandType.CANCEL and job_id is not None:
                 self._dispatches.pop(job_id, None)
+            self._reported.pop(printer_id, None)
             self._publish(printer_id, command)
         log.info("%s sent to printer %s (job %s)", command_type.value, printer_id, job_id)
 
@@ -359,9 +471,14 @@ class FleetLink:
         except p.ProtocolError as exc:
             self._log.warning("topic", now, "dropped a message: %s", exc.message)
             return
+        metrics = self.service.metrics
         try:
             with self._lock:
                 self._handle(printer_id, channel, payload, now)
+            metrics.count(f"mqtt.{channel.value}")
+            if channel is p.Channel.STATUS:
+                metrics.observe("status.handled_s", self.clock() - now)
+            return
         except p.ProtocolError as exc:
             self._log.warning(
                 f"bad:{printer_id}", now, "dropped %s from %s: %s", channel.value, printer_id, exc.message
@@ -376,14 +493,27 @@ class FleetLink:
             )
         except Exception:
             log.exception("failed to handle %s from printer %s", channel.value, printer_id)
+        metrics.count("mqtt.dropped")
 
     def _handle(self, printer_id: str, channel: p.Channel, payload: bytes, now: float) -> None:
-        printer = self.service.get_printer(printer_id)
-        credentials = self.service.store.credentials(printer_id)
-        if credentials is not None and not credentials.active:
+        status: Optional[p.Status] = None
+        if channel is p.Channel.STATUS:
+            reported = self._reported.get(printer_id)
+            if reported is not None:
+                status = p.decode_status(payload)
+                if self._unchanged(printer_id, reported, status, now):
+                    self._heard[printer_id] = now
+                    self._set_live(printer_id, status, now)
+                    self.service.metrics.observe("status.lag_s", self.clock() - status.ts)
+                    return
+        else:
+            # Whatever else a node says (availability, events, acks) may change what its status means.
+            self._reported.pop(printer_id, None)
+        printer, revoked = self.service.store.printer_and_revoked(printer_id)
+        if revoked:
             raise Invalid(f"printer {printer_id}'s credentials are revoked")
         if channel is p.Channel.STATUS:
-            self._on_status(printer, p.decode_status(payload), now)
+            self._on_status(printer, status or p.decode_status(payload), now)
         elif channel is p.Channel.AVAILABILITY:
             self._on_availability(printer, p.decode_availability(payload), now)
         elif channel is p.Channel.EVENTS:
@@ -405,10 +535,26 @@ class FleetLink:
                 del self._dispatches[job_id]
         self.service.printer_offline(printer.id)
 
-    def _on_status(self, printer: Printer, status: p.Status, now: float) -> None:
-        self._heard[printer.id] = now
+    def _unchanged(self, printer_id: str, reported: Reported, status: p.Status, now: float) -> bool:
+        """Whether a status may skip the store: it says what the printer's last one said, which was
+        handled in full less than about ``status_recheck_s`` ago.
+
+        Such a status changes only the live view (temperatures, progress). What the store holds
+        about the printer can have changed meanwhile only through this link, which then forgets
+        what the printer reported (so its next status is handled in full), through the service's
+        hooks (credentials), or through another process (a manager's edit, a second fleet on the
+        same PostgreSQL), which the recheck catches up with.
+        """
+        return (
+            status.state is reported.state
+            and status.job_id == reported.job_id
+            and status.capabilities == reported.capabilities
+            and now < reported.recheck_at
+        )
+
+    def _set_live(self, printer_id: str, status: p.Status, now: float) -> None:
         self.service.set_live(
-            printer.id,
+            printer_id,
             LiveStatus(
                 node_state=status.state.value,
                 temperatures={name: (t.actual, t.target) for name, t in status.temperatures.items()},
@@ -419,17 +565,27 @@ class FleetLink:
                 message=status.message,
             ),
         )
+
+    def _on_status(self, printer: Printer, status: p.Status, now: float) -> None:
+        self._heard[printer.id] = now
+        self._set_live(printer.id, status, now)
+        self.service.metrics.count("status.store_checks")
         printer = self._settle_held_job(printer, status)
         changes = self._capability_changes(printer, status.capabilities, now)
         target = printer_state_for(status.state, printer)
         if target is not None and target is not printer.state:
             changes["state"] = target
-        if changes or now - self._seen_written.get(printer.id, float("-inf")) >= self.seen_write_interval_s:
+        if changes:
             changes["last_seen"] = now
             self._seen_written[printer.id] = now
             self.service.store.update_printer(printer.id, **changes)
+            self.service.metrics.count("status.printer_writes")
         if changes.get("state") is PrinterState.IDLE:
             self.request_dispatch()
+        recheck_at = now + self.status_recheck_s * (0.5 + 0.5 * self._jitter.random())
+        self._reported[printer.id] = Reported(status.state, status.job_id, status.capabilities, recheck_at)
+        # From the node's clock to the fleet's: meaningful when both keep time (NTP), as they do here.
+        self.service.metrics.observe("status.lag_s", self.clock() - status.ts)
 
     def _settle_held_job(self, printer: Printer, status: p.Status) -> Printer:
         """What the node prints settles a job the fleet lost track of (unknown) or has not seen start."""
@@ -446,12 +602,53 @@ class FleetLink:
             )
             self._dispatches.pop(job.id, None)
         elif job.state is JobState.UNKNOWN and not running:
+            if job.started_at is None:
+                # The printer keeps the job until it says whether it took it.
+                self._ask_again(job, printer.id)
+                return printer
             # The node is back and not running it: the outcome stays for its events or a manager to
             # settle, and someone has to look at the plate before the printer takes more work.
             self.service.store.release_printer(
                 printer.id, PrinterState.AWAITING_BED_CLEAR, expect_job_id=job.id
             )
         return self.service.get_printer(printer.id)
+
+    def _ask_about_held_unknowns(self) -> None:
+        """Ask again about each unknown, never-started job a printer heard from since the start holds.
+
+        A printer that is back but idle sends no status to ask at; its silence must not leave the
+        job unknown when one question settles it.
+        """
+        for job in self.service.store.list_jobs(states={JobState.UNKNOWN}):
+            printer_id = job.printer_id
+            if job.started_at is not None or printer_id is None or printer_id not in self._heard:
+                continue
+            if self.service.get_printer(printer_id).current_job_id == job.id:
+                self._ask_again(job, printer_id)
+
+    def _ask_again(self, job: Job, printer_id: str) -> None:
+        """Send a job that went unknown before it started its dispatch command again, the same.
+
+        The printer that is back answers from its journal: ``accepted`` if it took the job (its
+        events then settle it), or ``declined`` if the command never reached it (now expired), and
+        the job goes back to the queue. A printer that does not answer (it may not be connected
+        yet: its status can be an old retained one) is asked again at a later status, at most once
+        per ``ack_timeout_s``.
+        """
+        now = self.clock()
+        if job.id in self._dispatches or now - self._asked.get(job.id, float("-inf")) < self.ack_timeout_s:
+            return
+        self._asked[job.id] = now
+        assigned = [e.at for e in self.service.store.job_events(job.id) if e.to_state is JobState.ASSIGNED]
+        if not assigned:
+            return
+        command = self._dispatch_command(job, printer_id, assigned[-1])
+        dispatch = Dispatch(
+            job.id, printer_id, command, now + self.ack_timeout_s, now, self.resend_limit + 1, recovered=True
+        )
+        self._dispatches[job.id] = dispatch
+        self._publish(printer_id, command)
+        log.info("job %d: printer %s is back; asked again whether it took the job", job.id, printer_id)
 
     def _capability_changes(self, printer: Printer, caps: p.Capabilities, now: float) -> dict[str, object]:
         changes: dict[str, object] = {}
@@ -495,7 +692,7 @@ class FleetLink:
         )
         if dispatch is None and ack.job_id is not None:
             adopted = self._dispatches.get(ack.job_id)
-            dispatch = adopted if adopted is not None and adopted.command is None else None
+            dispatch = adopted if adopted is not None and adopted.recovered else None
         if dispatch is None:
             log.info(
                 "ack %s (%s) from %s: %s", ack.command_id, ack.status.value, printer.id, ack.reason or "-"

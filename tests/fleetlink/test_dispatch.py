@@ -6,7 +6,7 @@ from fleet import protocol as p
 from fleet.fleetlink import FleetLink
 from fleet.states import JobState, PrinterState
 
-from .conftest import SHA, T0, Node, add_printer, queue_job
+from .conftest import SHA, T0, FakeLink, Node, add_printer, queue_job
 
 
 def test_a_dispatch_carries_the_job_and_is_resent_with_the_same_id(service, fleetlink, link, clock):
@@ -103,7 +103,7 @@ def test_people_commands_reach_the_printer(service, fleetlink, link, clock):
     assert service.store.get_job(job_id).state is JobState.CANCELLED
 
 
-def test_a_restart_requeues_stale_assignments_and_waits_for_young_ones(service, link, clock):
+def test_a_restart_sends_each_assignment_again_and_lets_its_printer_settle_it(service, link, clock):
     add_printer(service, "old")
     add_printer(service, "new")
     stale, young = queue_job(service), queue_job(service)
@@ -111,6 +111,14 @@ def test_a_restart_requeues_stale_assignments_and_waits_for_young_ones(service, 
     service.store.assign_job(young, "new", actor="system", now=T0 - 10)
     fl = FleetLink(service, link, base_url="http://f", lease_s=30, tick_interval_s=None, clock=clock)
     fl.start()
+    # Nothing goes back to the queue before its printer answers: it may have taken the job.
+    assert service.store.get_job(stale).state is JobState.ASSIGNED
+    [again] = link.commands("old")
+    assert (again.job_id, again.issued_at, again.expires_at) == (stale, T0 - 100, T0 - 70)
+    later = FakeLink()
+    FleetLink(service, later, base_url="http://f", lease_s=30, tick_interval_s=None, clock=clock).start()
+    assert later.commands("old") == [again]  # another restart sends the very same command
+    Node(link, "old", clock).ack(again, p.AckStatus.DECLINED, "expired")
     assert service.store.get_job(stale).state is JobState.QUEUED
     assert service.store.get_job(young).state is JobState.ASSIGNED
     Node(link, "new", clock).link.deliver(
@@ -118,4 +126,26 @@ def test_a_restart_requeues_stale_assignments_and_waits_for_young_ones(service, 
         p.encode_ack(p.Ack("from-before", p.AckStatus.DECLINED, T0, young, "busy")),
     )
     assert service.store.get_job(young).state is JobState.QUEUED
+    fl.close()
+
+
+def test_a_printer_back_from_an_outage_is_asked_again_about_a_job_it_never_started(service, link, clock):
+    add_printer(service, "p1")
+    job_id = queue_job(service)
+    fl = FleetLink(service, link, base_url="http://f", lease_s=30, tick_interval_s=None, clock=clock)
+    fl.start()
+    fl.tick()
+    [sent] = link.commands("p1")
+    node = Node(link, "p1", clock)
+    node.availability(False)  # gone before it answered: did it take the job?
+    assert service.store.get_job(job_id).state is JobState.UNKNOWN
+
+    node.availability(True)
+    node.status(p.NodeState.IDLE)
+    assert link.commands("p1") == [sent, sent]  # the same command: the node answers from its journal
+    assert service.get_printer("p1").current_job_id == job_id  # held until the printer says
+    node.ack(sent, p.AckStatus.DECLINED, "expired")
+    assert service.store.get_job(job_id).state is JobState.QUEUED
+    assert service.get_printer("p1").state is PrinterState.IDLE
+    assert service.get_printer("p1").current_job_id is None
     fl.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from fleet.web.events import LiveHub, Message, changes, event_stream
 
@@ -113,3 +114,30 @@ def test_the_stream_ends_after_its_lifetime():
     assert out[0] == "retry: 2000\n\n" and len(out) <= 2
     assert hub.clients == 0
     hub.close()
+
+
+def test_a_slow_snapshot_spaces_out_the_next():
+    starts: list[float] = []
+
+    def slow() -> dict:
+        starts.append(time.monotonic())
+        time.sleep(0.1)
+        return snap(a="idle")
+
+    hub = LiveHub(slow, interval_s=0.01)
+    try:
+        sub = hub.subscribe()
+        assert sub is not None
+        deadline = time.monotonic() + 30
+        while len(starts) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        hub.close()
+    assert len(starts) >= 3
+    # Each snapshot took at least 0.1 s, so the producer waited at least as long before the next.
+    assert all(b - a >= 0.2 for a, b in zip(starts, starts[1:]))
+
+
+def test_a_message_is_encoded_once_for_all_browsers():
+    message = Message("printers", {"changed": [{"id": "a"}], "removed": []})
+    assert message.encode() is message.encode()

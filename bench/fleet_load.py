@@ -1,0 +1,1081 @@
+"""The fleet under load: N printers on their own MQTT connections, each reporting status at 1 Hz.
+
+For each N (default 100, 500, 1000, 2000) the bench
+
+- enrolls N printers and two members straight through the service (enrolling 2000 printers over
+  HTTP would mostly measure enrollment), in a fresh data directory;
+- starts ``crowdfab-fleet serve`` as its own process: the fleet's managed Mosquitto, with the
+  configuration, password file and ACLs the fleet writes, and the fleet's HTTP server;
+- runs the printers as light MQTT clients in a few worker processes (asyncio, one TCP connection and
+  one broker login per printer, so the broker's ACLs apply to each): availability ``online`` with the
+  ``offline`` last will, a protocol-valid status every second (QoS 1, retained), and for every
+  dispatch the node's side of the protocol: the file downloaded with the printer's token and its
+  sha256 checked, ``accepted``, ``job_started``, a short simulated print, ``job_done``, then a bed
+  clear confirmed over HTTP (as a manager would), answered with ``done`` and ``bed_cleared``;
+- submits jobs over HTTP at a steady rate the whole time;
+- watches the dashboard's live stream (``/events``) as a signed-in browser would, and runs a bare
+  ``mosquitto_sub`` on the same topics as the broker's reference ceiling;
+- after a warm-up, measures over a window: what the fleet ingested (its ``/api/v1/metrics``), its CPU
+  (``utime + stime`` from ``/proc/<pid>/stat``) and memory, the latency from a status's ``ts`` to the
+  fleet's state (the fleet's ``status.lag_s`` histogram) and to the dashboard (the card's message
+  carries the publish time), from a job's submission (the ``201``) to its printer receiving the
+  dispatch, and the generator's own CPU.
+
+    .venv/bin/python bench/fleet_load.py                     # N = 100, 500, 1000, 2000; 30 s each
+    .venv/bin/python bench/fleet_load.py --sizes 1000 --duration 60
+    .venv/bin/python bench/fleet_load.py --quick             # a small smoke run
+    .venv/bin/python bench/fleet_load.py --sizes 1000 --profile /tmp/fleet-profile.txt
+
+The targets (checked at N = 1000): fleet under half a core, p99 status latency under 250 ms, p99
+dispatch under 1 s, ingest at least half of what the bare subscriber receives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import requests
+
+from fleet import protocol as p
+from fleet.geometry import Box
+from fleet.metrics import difference, percentile
+
+ROOT = Path(__file__).resolve().parents[1]
+VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 250, "max_y": 210, "max_z": 220}
+PASSWORD = "bench manager password"  # noqa: S105 (a throw-away fleet's member)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+TARGET_N = 1000
+TARGET_CPU = 0.5
+TARGET_STATUS_P99 = 0.250
+TARGET_DISPATCH_P99 = 1.0
+TARGET_RATIO = 0.5
+
+
+# -- MQTT 3.1.1, only what a light printer needs ------------------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(data: bytes) -> bytes:
+    return struct.pack("!H", len(data)) + data
+
+
+def connect_packet(client_id: str, username: str, password: str, will: tuple[str, bytes]) -> bytes:
+    # user name, password, will retain, will QoS 1, will flag, clean session
+    flags = 0x80 | 0x40 | 0x20 | 0x08 | 0x04 | 0x02
+    body = _field(b"MQTT") + bytes([4, flags]) + struct.pack("!H", 60)
+    body += _field(client_id.encode()) + _field(will[0].encode()) + _field(will[1])
+    body += _field(username.encode()) + _field(password.encode())
+    return b"\x10" + _varint(len(body)) + body
+
+
+def publish_packet(topic: bytes, payload: bytes, packet_id: int, retain: bool) -> bytes:
+    body = _field(topic) + struct.pack("!H", packet_id) + payload
+    return bytes([0x32 | (0x01 if retain else 0)]) + _varint(len(body)) + body
+
+
+def subscribe_packet(topic_filter: str, packet_id: int) -> bytes:
+    body = struct.pack("!H", packet_id) + _field(topic_filter.encode()) + b"\x01"
+    return b"\x82" + _varint(len(body)) + body
+
+
+# -- the light printers (worker processes) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    printer_id: str
+    mqtt_password: str
+    http_token: str
+
+
+@dataclass
+class WorkerPlan:
+    index: int
+    printers: list[Credentials]
+    mqtt_port: int
+    http_url: str
+    manager_token: str
+    print_s: float
+    clear_delay_s: float
+    download: bool
+
+
+class LightPrinter(asyncio.Protocol):
+    """One printer's MQTT connection and the node's side of the protocol, without a node."""
+
+    def __init__(self, worker: Worker, creds: Credentials) -> None:
+        self.worker = worker
+        self.creds = creds
+        self.id = creds.printer_id
+        self.topics = {c: p.topic(self.id, c).encode() for c in p.Channel}
+        self.transport: Optional[asyncio.Transport] = None
+        self.buffer = bytearray()
+        self.connected: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.packet_id = 0
+        self.state = p.NodeState.IDLE
+        self.job_id: Optional[int] = None
+        self.started_at = 0.0
+        self.acks: dict[str, bytes] = {}
+        self.taking: set[str] = set()
+        self.rng = random.Random(hash(self.id))
+        self.caps = p.Capabilities(volume=Box.from_dict(VOLUME), nozzle_diameter=0.4, material="PLA")
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        will = (p.topic(self.id, p.Channel.AVAILABILITY), p.OFFLINE.encode())
+        transport.write(connect_packet(f"bench-{self.id}", self.id, self.creds.mqtt_password, will))
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        if not self.connected.done():
+            self.connected.set_exception(ConnectionError(f"{self.id}: connection closed: {exc}"))
+        elif not self.worker.stopping:
+            self.worker.errors.append(f"{self.id}: connection lost: {exc}")
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer
+        buf += data
+        while len(buf) >= 2:
+            length, shift, pos = 0, 0, 1
+            while True:
+                if pos >= len(buf):
+                    return
+                byte = buf[pos]
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                pos += 1
+                if not byte & 0x80:
+                    break
+            if len(buf) < pos + length:
+                return
+            kind = buf[0] >> 4
+            flags = buf[0] & 0x0F
+            body = bytes(buf[pos : pos + length])
+            del buf[: pos + length]
+            self.packet(kind, flags, body)
+
+    def packet(self, kind: int, flags: int, body: bytes) -> None:
+        if kind == 2:  # CONNACK
+            if body[1] != 0:
+                self.connected.set_exception(ConnectionError(f"{self.id}: broker refused: code {body[1]}"))
+                return
+            self.send(subscribe_packet(p.topic(self.id, p.Channel.CMD), self.next_id()))
+            self.publish(p.Channel.AVAILABILITY, p.ONLINE.encode(), retain=True)
+            self.publish_status()
+            self.connected.set_result(True)
+        elif kind == 3:  # PUBLISH: a command
+            topic_len = struct.unpack_from("!H", body)[0]
+            start = 2 + topic_len
+            qos = (flags >> 1) & 0x03
+            if qos:
+                self.send(b"\x40\x02" + body[start : start + 2])
+                start += 2
+            self.command(body[start:])
+        # PUBACK, SUBACK, PINGRESP: nothing to do
+
+    # sending
+
+    def next_id(self) -> int:
+        self.packet_id = self.packet_id % 65535 + 1
+        return self.packet_id
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def publish(self, channel: p.Channel, payload: bytes, *, retain: bool = False) -> None:
+        self.send(publish_packet(self.topics[channel], payload, self.next_id(), retain))
+
+    def publish_status(self) -> None:
+        now = time.time()
+        rng = self.rng
+        progress = None
+        eta = None
+        if self.state is p.NodeState.PRINTING:
+            elapsed = now - self.started_at
+            progress = min(100.0, 100.0 * elapsed / self.worker.plan.print_s)
+            eta = self.started_at + self.worker.plan.print_s
+        status = p.Status(
+            state=self.state,
+            ts=now,
+            temperatures={
+                "tool0": p.Temperature(209.5 + rng.random(), 210.0),
+                "bed": p.Temperature(59.5 + rng.random(), 60.0),
+            },
+            progress=progress,
+            job_id=self.job_id,
+            eta=eta,
+            capabilities=self.caps,
+            # The dashboard shows the message: the bench reads the publish time back from the card.
+            message=f"t={now:.3f}",
+        )
+        self.publish(p.Channel.STATUS, p.encode_status(status), retain=True)
+        self.worker.published += 1
+
+    def event(self, kind: p.EventType, job_id: Optional[int]) -> None:
+        self.publish(p.Channel.EVENTS, p.encode_event(p.Event(kind, time.time(), job_id)))
+
+    def ack(self, command: p.Command, status: p.AckStatus, reason: str = "") -> None:
+        job_id = (
+            command.job_id if command.job_id is not None else (command.job.job_id if command.job else None)
+        )
+        payload = p.encode_ack(p.Ack(command.id, status, time.time(), job_id, reason))
+        self.acks[command.id] = payload
+        self.publish(p.Channel.ACK, payload)
+
+    # the node's side of the protocol
+
+    def command(self, payload: bytes) -> None:
+        received = time.time()
+        try:
+            command = p.decode_command(payload)
+        except p.ProtocolError as exc:
+            self.worker.errors.append(f"{self.id}: bad command: {exc.message}")
+            return
+        if command.id in self.acks:  # re-delivered: the same answer, nothing done twice
+            self.publish(p.Channel.ACK, self.acks[command.id])
+            return
+        if command.id in self.taking:  # re-delivered while its file downloads: the answer follows
+            return
+        if command.type is p.CommandType.DISPATCH:
+            assert command.job is not None
+            self.worker.dispatches.append((command.job.job_id, self.id, received, command.issued_at))
+            if self.state is not p.NodeState.IDLE:
+                self.ack(command, p.AckStatus.DECLINED, f"busy: {self.state.value}")
+                return
+            self.state = p.NodeState.PRINTING  # taken: a second dispatch is declined
+            self.taking.add(command.id)
+            self.job_id = command.job.job_id
+            self.started_at = time.time()
+            if self.worker.plan.download:
+                future = self.worker.http.submit(self.worker.download, self.creds, command.job)
+                future.add_done_callback(
+                    lambda f: self.worker.loop.call_soon_threadsafe(self.downloaded, command, f.result())
+                )
+            else:
+                self.downloaded(command, "")
+        elif command.type is p.CommandType.BED_CLEARED:
+            if self.state is p.NodeState.AWAITING_BED_CLEAR:
+                job_id, self.job_id = self.job_id, None
+                self.state = p.NodeState.IDLE
+                self.ack(command, p.AckStatus.DONE)
+                self.event(p.EventType.BED_CLEARED, job_id)
+                self.publish_status()
+            else:
+                self.ack(command, p.AckStatus.DONE, "the bed was already clear")
+        else:
+            self.ack(command, p.AckStatus.DECLINED, f"job {command.job_id} is not running on this printer")
+
+    def downloaded(self, command: p.Command, problem: str) -> None:
+        assert command.job is not None
+        self.taking.discard(command.id)
+        if problem:
+            self.worker.errors.append(f"{self.id}: job {command.job.job_id}: {problem}")
+            self.state, self.job_id = p.NodeState.IDLE, None
+            self.ack(command, p.AckStatus.FAILED, problem)
+            return
+        self.started_at = time.time()
+        self.ack(command, p.AckStatus.ACCEPTED)
+        self.event(p.EventType.JOB_STARTED, command.job.job_id)
+        self.publish_status()
+        self.worker.loop.call_later(self.worker.plan.print_s, self.finished, command.job.job_id)
+
+    def finished(self, job_id: int) -> None:
+        if self.job_id != job_id:
+            return
+        self.state = p.NodeState.AWAITING_BED_CLEAR
+        self.event(p.EventType.JOB_DONE, job_id)
+        self.publish_status()
+        self.worker.loop.call_later(
+            self.worker.plan.clear_delay_s,
+            lambda: self.worker.http.submit(self.worker.confirm_bed_clear, self.id),
+        )
+
+
+class Worker:
+    """Many light printers on one asyncio loop, in one process."""
+
+    def __init__(self, plan: WorkerPlan, control: Any, results: Any) -> None:
+        self.plan = plan
+        self.control = control
+        self.results = results
+        self.printers: list[LightPrinter] = []
+        self.published = 0
+        self.late_max = 0.0
+        self.dispatches: list[tuple[int, str, float, float]] = []
+        self.errors: list[str] = []
+        self.stopping = False
+        self.http = ThreadPoolExecutor(4, thread_name_prefix="bench-http")
+        self._local = threading.local()
+        self.loop = asyncio.new_event_loop()
+
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def download(self, creds: Credentials, job: p.JobRef) -> str:
+        """Fetch the job's file as the printer would; an empty string when it is the file announced."""
+        try:
+            response = self.session().get(
+                job.url, headers={"Authorization": f"Bearer {creds.http_token}"}, timeout=30
+            )
+        except requests.RequestException as exc:
+            return f"download failed: {exc}"
+        if response.status_code != 200:
+            return f"download answered HTTP {response.status_code}"
+        body = response.content
+        if len(body) != job.size or hashlib.sha256(body).hexdigest() != job.sha256:
+            return "the file is not the one the fleet announced"
+        return ""
+
+    def confirm_bed_clear(self, printer_id: str) -> None:
+        """What a person at the printer does: confirm the plate is clear (once the fleet knows it is done)."""
+        url = f"{self.plan.http_url}/api/v1/printers/{printer_id}/bed-cleared"
+        headers = {"Authorization": f"Bearer {self.plan.manager_token}"}
+        for _ in range(100):
+            if self.stopping:
+                return
+            try:
+                response = self.session().post(url, headers=headers, timeout=30)
+            except requests.RequestException as exc:
+                self.errors.append(f"{printer_id}: bed clear: {exc}")
+                return
+            if response.status_code == 200:
+                return
+            if response.status_code != 409:  # 409: the fleet has not settled the job yet
+                self.errors.append(f"{printer_id}: bed clear answered {response.status_code}")
+                return
+            time.sleep(0.2)
+        self.errors.append(f"{printer_id}: the fleet never let the bed be cleared")
+
+    async def connect_all(self) -> None:
+        gate = asyncio.Semaphore(50)
+
+        async def one(creds: Credentials) -> None:
+            async with gate:
+                printer = LightPrinter(self, creds)
+                await self.loop.create_connection(lambda: printer, "127.0.0.1", self.plan.mqtt_port)
+                await asyncio.wait_for(printer.connected, 30)
+                self.printers.append(printer)
+
+        await asyncio.gather(*(one(c) for c in self.plan.printers))
+
+    async def ticker(self, stop_at: float) -> None:
+        """Every printer's status once a second, spread evenly over the second."""
+        printers = self.printers
+        step = 1.0 / len(printers)
+        next_at = time.time()
+        i = 0
+        while next_at < stop_at:
+            now = time.time()
+            self.late_max = max(self.late_max, now - next_at)
+            while next_at <= now:
+                printers[i].publish_status()
+                i = (i + 1) % len(printers)
+                next_at += step
+            await asyncio.sleep(max(0.005, next_at - time.time()))
+
+    async def main(self) -> None:
+        await self.connect_all()
+        self.results.put(("ready", self.plan.index, len(self.printers)))
+        t0, t1, stop_at = await self.loop.run_in_executor(None, self.control.get)
+        counts: dict[str, int] = {}
+        self.loop.call_at(
+            self.loop.time() + max(0.0, t0 - time.time()), lambda: counts.setdefault("t0", self.published)
+        )
+        self.loop.call_at(
+            self.loop.time() + max(0.0, t1 - time.time()), lambda: counts.setdefault("t1", self.published)
+        )
+        await self.ticker(stop_at)
+        self.stopping = True
+        for printer in self.printers:
+            if printer.transport is not None:
+                printer.transport.write(b"\xe0\x00")  # DISCONNECT: a clean goodbye, no last will
+                printer.transport.close()
+        await asyncio.sleep(0.2)
+        self.http.shutdown(wait=False, cancel_futures=True)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.results.put(
+            (
+                "done",
+                self.plan.index,
+                {
+                    "published": counts.get("t1", self.published) - counts.get("t0", 0),
+                    "late_max": self.late_max,
+                    "dispatches": self.dispatches,
+                    "errors": self.errors[:20],
+                    "error_count": len(self.errors),
+                    "cpu_s": usage.ru_utime + usage.ru_stime,
+                },
+            )
+        )
+
+
+def run_worker(plan: WorkerPlan, control: Any, results: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
+    worker = Worker(plan, control, results)
+    try:
+        worker.loop.run_until_complete(worker.main())
+    except BaseException as exc:
+        results.put(("failed", plan.index, f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+# -- the fleet, its broker and the watchers ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """Resident memory now and at its peak, in MB."""
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        ppid = int(text.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found.append((int(entry), name))
+    return found
+
+
+def raise_file_limit() -> int:
+    """Let this process and its children (the fleet, its broker, the workers) hold many sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+@dataclass
+class Setup:
+    data_dir: Path
+    printers: list[Credentials]
+    manager_token: str
+    member_token: str
+    gcode: bytes
+
+
+def enroll(data_dir: Path, n: int, mqtt_port: int) -> Setup:
+    """A fresh fleet's data: a manager, a member and ``n`` enrolled printers (through the service)."""
+    from fleet.config import FleetConfig
+    from fleet.gcode.generate import generate_box
+    from fleet.models import Role
+    from fleet.server import Fleet
+    from fleet.service import MqttEndpoint
+
+    fleet = Fleet.open(FleetConfig(data_dir=data_dir))
+    try:
+        service = fleet.service
+        # Enrollment hands nodes the broker's address: the one serve will run.
+        service.node_mqtt = MqttEndpoint("127.0.0.1", mqtt_port)
+        manager, manager_token = service.add_member("manager", Role.MANAGER)
+        service.set_password(manager, manager.id, PASSWORD)
+        _, member_token = service.add_member("maker", Role.MEMBER)
+        caps = {"volume": VOLUME, "nozzle_diameter": 0.4, "material": "PLA"}
+        printers = []
+        for i in range(n):
+            code, _ = service.create_enrollment_code(None)
+            enrollment = service.enroll(code, f"bench-{i:04d}", caps)
+            printers.append(Credentials(enrollment.printer.id, enrollment.mqtt_password, enrollment.token))
+    finally:
+        fleet.close()
+    gcode = generate_box(20, 20, 1.0).encode()
+    return Setup(data_dir, printers, manager_token, member_token, gcode)
+
+
+class FleetProcess:
+    """``crowdfab-fleet serve`` as a child process, its log in the data directory."""
+
+    def __init__(self, data_dir: Path, http_port: int, mqtt_port: int, profile: Optional[Path]) -> None:
+        script = Path(sys.executable).with_name("crowdfab-fleet")
+        fleet = [str(script)] if script.exists() else [sys.executable, "-m", "fleet.cli"]
+        if profile is not None:
+            fleet = [sys.executable, str(ROOT / "bench" / "stack_sampler.py"), str(profile)]
+        args = ["serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(http_port)]
+        args += ["--mqtt-port", str(mqtt_port)]
+        self.url = f"http://127.0.0.1:{http_port}"
+        self.log_path = data_dir / "fleet.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(fleet + args, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.pid = self.proc.pid
+        self._broker: Optional[int] = None
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the fleet exited with {self.proc.returncode}; see {self.log_path}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"the fleet did not answer within {timeout:.0f} s; see {self.log_path}")
+
+    def broker_pid(self) -> int:
+        for pid, name in children(self.pid):
+            if name == "mosquitto":
+                self._broker = pid
+                return pid
+        raise RuntimeError("the fleet's managed mosquitto is not running")
+
+    def stop(self) -> None:
+        """Ctrl-C, as a person would (the fleet stops its broker); killed, with its broker, if it hangs."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                if self._broker is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(self._broker, signal.SIGTERM)
+        self._log.close()
+
+
+class BareSubscriber:
+    """``mosquitto_sub`` as the fleet's user on the fleet's topics, printing one topic a line."""
+
+    def __init__(self, data_dir: Path, mqtt_port: int) -> None:
+        creds = json.loads((data_dir / "fleet-mqtt.json").read_text())
+        exe = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
+        # Receive time, topic and payload: the payload's ts gives this subscriber's own latency.
+        args = [exe, "-h", "127.0.0.1", "-p", str(mqtt_port), "-q", "1", "-F", "%U %t %p"]
+        args += ["-u", creds["username"], "-P", creds["password"], "-i", f"bench-bare-{os.getpid()}"]
+        for channel in (p.Channel.STATUS, p.Channel.AVAILABILITY, p.Channel.EVENTS, p.Channel.ACK):
+            args += ["-t", p.wildcard(channel)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+        self.status = 0
+        self.other = 0
+        self.samples: list[tuple[float, float]] = []  # (received, lag)
+        self._thread = threading.Thread(target=self._read, name="bare-sub", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        tail = b""
+        while True:
+            chunk = self.proc.stdout.read1(65536)
+            if not chunk:
+                return
+            lines = (tail + chunk).split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                received, topic, payload = line.split(b" ", 2)
+                if not topic.endswith(b"/status"):
+                    self.other += 1
+                    continue
+                self.status += 1
+                at = payload.find(b'"ts":')
+                if at >= 0:
+                    ts = float(payload[at + 5 : payload.index(b",", at)])
+                    self.samples.append((float(received), float(received) - ts))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class DashboardWatcher:
+    """A signed-in browser's live stream: when each printer card shows a status, against its publish time."""
+
+    def __init__(self, url: str, *, enabled: bool = True) -> None:
+        self.url = url
+        self.samples: list[tuple[float, float]] = []  # (received, lag)
+        self.messages = 0
+        self.error = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dashboard-watch", daemon=True)
+        if enabled:
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            session = requests.Session()
+            page = session.get(f"{self.url}/signin", timeout=10).text
+            found = re.search(r'name="csrf" value="([^"]+)"', page)
+            if found is None:
+                raise RuntimeError("no CSRF token on the sign-in page")
+            form = {"csrf": found.group(1), "name": "manager", "password": PASSWORD, "next": "/"}
+            response = session.post(f"{self.url}/signin", data=form, timeout=10, allow_redirects=False)
+            if response.status_code != 303:
+                raise RuntimeError(f"sign-in answered {response.status_code}")
+            while not self._stop.is_set():
+                with session.get(f"{self.url}/events", stream=True, timeout=30) as stream:
+                    event = ""
+                    for line in stream.iter_lines():
+                        if self._stop.is_set():
+                            return
+                        if line.startswith(b"event: "):
+                            event = line[7:].decode()
+                        elif line.startswith(b"data: ") and event == "printers":
+                            self._printers(line[6:])
+        except Exception as exc:  # reported with the results, the run goes on without this figure
+            if not self._stop.is_set():
+                self.error = f"{type(exc).__name__}: {exc}"
+
+    def _printers(self, data: bytes) -> None:
+        received = time.time()
+        self.messages += 1
+        for card in json.loads(data)["changed"]:
+            message = card.get("message") or ""
+            if message.startswith("t="):
+                self.samples.append((received, received - float(message[2:])))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class Submitter:
+    """Submits a job over HTTP every ``1 / rate`` seconds, noting when each was accepted."""
+
+    def __init__(self, url: str, token: str, gcode: bytes, rate: float) -> None:
+        self.url, self.token, self.gcode, self.rate = url, token, gcode, rate
+        self.jobs: list[tuple[int, float, float]] = []  # (job id, sent, accepted)
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="submitter", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {self.token}"}
+        next_at = time.monotonic()
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            sent = time.time()
+            try:
+                response = session.post(
+                    f"{self.url}/api/v1/jobs",
+                    headers=headers,
+                    files={"file": (f"box-{i}.gcode", self.gcode, "text/plain")},
+                    timeout=30,
+                )
+                accepted = time.time()
+                if response.status_code == 201:
+                    self.jobs.append((response.json()["jobs"][0]["id"], sent, accepted))
+                else:
+                    self.errors.append(f"submit answered {response.status_code}: {response.text[:200]}")
+            except requests.RequestException as exc:
+                self.errors.append(f"submit failed: {exc}")
+            next_at += 1.0 / self.rate
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(35)
+
+
+def wait_all_idle(url: str, token: str, n: int, timeout: float) -> float:
+    """Wait until the fleet holds every printer idle (each has reported in); returns how long it took."""
+    started = time.monotonic()
+    idle = 0
+    while time.monotonic() - started < timeout:
+        response = requests.get(
+            f"{url}/api/v1/printers", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        response.raise_for_status()
+        idle = sum(1 for printer in response.json()["printers"] if printer["state"] == "idle")
+        if idle >= n:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise RuntimeError(f"only {idle} of {n} printers idle at the fleet after {timeout:.0f} s")
+
+
+def metrics(url: str, token: str) -> dict[str, Any]:
+    response = requests.get(f"{url}/api/v1/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
+# -- one run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    n: int
+    seconds: float
+    published: float = 0.0
+    ingest: float = 0.0
+    bare: float = 0.0
+    fleet_cpu: float = 0.0
+    fleet_rss: float = 0.0
+    fleet_peak_rss: float = 0.0
+    broker_cpu: float = 0.0
+    generator_cpu: float = 0.0
+    status_p50: Optional[float] = None
+    status_p99: Optional[float] = None
+    handle_p99: Optional[float] = None
+    bare_p50: Optional[float] = None
+    bare_p99: Optional[float] = None
+    dash_p50: Optional[float] = None
+    dash_p99: Optional[float] = None
+    dispatch_p50: Optional[float] = None
+    dispatch_p99: Optional[float] = None
+    jobs: int = 0
+    undispatched: int = 0
+    dispatch_passes: int = 0
+    pass_p50: Optional[float] = None
+    pass_p99: Optional[float] = None
+    store_checks: float = 0.0
+    state_writes: float = 0.0
+    dash_updates: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return self.ingest / self.bare if self.bare else 0.0
+
+
+def exact_percentile(values: list[float], q: float) -> Optional[float]:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_one(n: int, args: argparse.Namespace) -> Result:
+    workers = max(1, min(args.workers, n // 50 or 1))
+    with tempfile.TemporaryDirectory(prefix=f"crowdfab-load-{n}-") as tmp:
+        data_dir = Path(tmp) / "data"
+        http_port, mqtt_port = free_port(), free_port()
+        started = time.monotonic()
+        setup = enroll(data_dir, n, mqtt_port)
+        print(f"N={n}: enrolled {n} printers in {time.monotonic() - started:.1f} s", flush=True)
+        profile = Path(f"{args.profile}.{n}") if args.profile else None
+        fleet = FleetProcess(data_dir, http_port, mqtt_port, profile)
+        procs: list[Any] = []
+        watchers: list[Any] = []
+        try:
+            fleet.wait_ready(60)
+            broker = fleet.broker_pid()
+            bare = BareSubscriber(data_dir, mqtt_port)
+            watchers.append(bare)
+            dash = DashboardWatcher(fleet.url, enabled=not args.no_dashboard)
+            watchers.append(dash)
+            ctx = mp.get_context("spawn")
+            results = ctx.Queue()
+            controls = []
+            for w in range(workers):
+                plan = WorkerPlan(
+                    w,
+                    setup.printers[w::workers],
+                    mqtt_port,
+                    fleet.url,
+                    setup.manager_token,
+                    args.print_s,
+                    args.clear_delay_s,
+                    not args.no_download,
+                )
+                control = ctx.Queue()
+                proc = ctx.Process(target=run_worker, args=(plan, control, results), name=f"bench-worker-{w}")
+                proc.start()
+                procs.append(proc)
+                controls.append(control)
+            ready = 0
+            deadline = time.monotonic() + 120
+            while ready < workers:
+                kind, index, value = results.get(timeout=max(1.0, deadline - time.monotonic()))
+                if kind != "ready":
+                    raise RuntimeError(f"worker {index}: {value}")
+                ready += 1
+            print(f"N={n}: {n} printers connected ({workers} worker processes)", flush=True)
+            took = wait_all_idle(fleet.url, setup.manager_token, n, 180)
+            print(
+                f"N={n}: the fleet holds all {n} printers idle ({took:.1f} s after they connected)",
+                flush=True,
+            )
+            submitter = Submitter(fleet.url, setup.member_token, setup.gcode, args.job_rate)
+            submitter.start()
+            t0 = time.time() + args.warmup
+            t1 = t0 + args.duration
+            stop_at = t1 + args.print_s + args.clear_delay_s + 3.0
+            for control in controls:
+                control.put((t0, t1, stop_at))
+            pids = {"fleet": fleet.pid, "broker": broker, "bare": bare.pid}
+            pids.update({f"worker{i}": proc.pid for i, proc in enumerate(procs)})
+            time.sleep(max(0.0, t0 - time.time()))
+            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            self0 = time.process_time()
+            m0 = metrics(fleet.url, setup.manager_token)
+            bare0, w0 = bare.status, time.time()
+            time.sleep(max(0.0, t1 - time.time()))
+            cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            self1 = time.process_time()
+            m1 = metrics(fleet.url, setup.manager_token)
+            bare1, w1 = bare.status, time.time()
+            rss, peak = rss_mb(fleet.pid)
+            submitter.stop()
+            done: dict[int, dict[str, Any]] = {}
+            while len(done) < workers:
+                kind, index, value = results.get(timeout=max(30.0, stop_at - time.time() + 30))
+                if kind == "failed":
+                    raise RuntimeError(f"worker {index}: {value}")
+                if kind == "done":
+                    done[index] = value
+            for proc in procs:
+                proc.join(10)
+        finally:
+            for watcher in watchers:
+                watcher.stop()
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+            fleet.stop()
+        seconds = w1 - w0
+        window = difference(m0, m1)
+        result = Result(n, seconds)
+        result.published = sum(d["published"] for d in done.values()) / args.duration
+        result.ingest = window["counters"].get("mqtt.status", 0) / window["seconds"]
+        result.bare = (bare1 - bare0) / seconds
+        wall = {name: (cpu1[name] - cpu0[name]) / seconds for name in cpu0}
+        result.fleet_cpu = wall["fleet"]
+        result.broker_cpu = wall["broker"]
+        result.generator_cpu = sum(v for k, v in wall.items() if k.startswith("worker")) + wall["bare"]
+        result.generator_cpu += (self1 - self0) / seconds
+        result.fleet_rss, result.fleet_peak_rss = rss, peak
+        lag = window["histograms"].get("status.lag_s")
+        if lag:
+            result.status_p50, result.status_p99 = percentile(lag, 0.5), percentile(lag, 0.99)
+        handled = window["histograms"].get("status.handled_s")
+        if handled:
+            result.handle_p99 = percentile(handled, 0.99)
+        passes = window["histograms"].get("dispatch.pass_s")
+        if passes:
+            result.dispatch_passes = passes["count"]
+            result.pass_p50, result.pass_p99 = percentile(passes, 0.5), percentile(passes, 0.99)
+        result.store_checks = window["counters"].get("status.store_checks", 0) / window["seconds"]
+        result.state_writes = window["counters"].get("status.printer_writes", 0) / window["seconds"]
+        result.dash_updates = sum(1 for at, _ in dash.samples if w0 <= at <= w1)
+        bare_lags = [lag for at, lag in bare.samples if w0 <= at <= w1]
+        result.bare_p50, result.bare_p99 = exact_percentile(bare_lags, 0.5), exact_percentile(bare_lags, 0.99)
+        dash_lags = [lag for at, lag in dash.samples if w0 <= at <= w1]
+        result.dash_p50, result.dash_p99 = exact_percentile(dash_lags, 0.5), exact_percentile(dash_lags, 0.99)
+        if dash.error:
+            result.notes.append(f"dashboard stream: {dash.error}")
+        received: dict[int, float] = {}
+        for d in done.values():
+            for job_id, _printer, at, _issued in d["dispatches"]:
+                received.setdefault(job_id, at)
+        waits = []
+        for job_id, _sent, accepted in submitter.jobs:
+            if not w0 <= accepted <= w1:
+                continue
+            result.jobs += 1
+            at = received.get(job_id)
+            if at is None:
+                result.undispatched += 1
+                waits.append(float("inf"))
+            else:
+                # A dispatch may reach its printer before the 201 reaches the bench: that is no wait.
+                waits.append(max(0.0, at - accepted))
+        result.dispatch_p50, result.dispatch_p99 = exact_percentile(waits, 0.5), exact_percentile(waits, 0.99)
+        errors = [e for d in done.values() for e in d["errors"]] + submitter.errors
+        error_count = sum(d["error_count"] for d in done.values()) + len(submitter.errors)
+        if error_count:
+            result.notes.append(f"{error_count} errors, e.g. {errors[:3]}")
+        late = max(d["late_max"] for d in done.values())
+        if late > 0.5:
+            result.notes.append(f"the generator fell behind its schedule by up to {late:.1f} s")
+        dropped = window["counters"].get("mqtt.dropped", 0)
+        if dropped:
+            result.notes.append(f"the fleet dropped {dropped} messages (see its log)")
+        if profile is not None:
+            result.notes.append(f"profile: {profile}")
+        return result
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+
+def ms(value: Optional[float]) -> str:
+    if value is None:
+        return "-"
+    if value == float("inf"):
+        return "never"
+    return f"{value * 1000:.0f}"
+
+
+def report(results: list[Result], args: argparse.Namespace) -> None:
+    print()
+    print(
+        f"CrowdFab fleet under load: status at 1 Hz per printer, {args.job_rate:g} job/s submitted, "
+        f"{args.duration:g} s measured after {args.warmup:g} s warm-up, {os.cpu_count()} CPUs"
+    )
+    head = (
+        f"{'N':>5} {'sent/s':>7} {'ingest/s':>8} {'bare/s':>7} {'ratio':>5} {'fleet cpu':>9} {'rss MB':>6} "
+        f"{'status p50/p99 ms':>17} {'dashboard p50/p99':>17} {'dispatch p50/p99':>16} {'jobs':>4} "
+        f"{'broker cpu':>10} {'gen cpu':>7}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        print(
+            f"{r.n:>5} {r.published:>7.0f} {r.ingest:>8.0f} {r.bare:>7.0f} {r.ratio:>5.2f} "
+            f"{r.fleet_cpu:>9.2f} {r.fleet_rss:>6.0f} "
+            f"{ms(r.status_p50) + ' / ' + ms(r.status_p99):>17} "
+            f"{ms(r.dash_p50) + ' / ' + ms(r.dash_p99):>17} "
+            f"{ms(r.dispatch_p50) + ' / ' + ms(r.dispatch_p99):>16} {r.jobs:>4} "
+            f"{r.broker_cpu:>10.2f} {r.generator_cpu:>7.2f}"
+        )
+    for r in results:
+        print(
+            f"  N={r.n}: bare subscriber's status latency p50 {ms(r.bare_p50)} ms, p99 {ms(r.bare_p99)} ms; "
+            f"status handling p99 {ms(r.handle_p99)} ms; {r.store_checks:.0f} statuses/s checked "
+            f"against the store, {r.state_writes:.1f}/s changed a printer record; "
+            f"{r.dispatch_passes} dispatch passes (p50 {ms(r.pass_p50)} ms, p99 {ms(r.pass_p99)} ms); "
+            f"{r.dash_updates} card updates seen on "
+            f"the dashboard; fleet peak RSS {r.fleet_peak_rss:.0f} MB"
+        )
+        for note in r.notes:
+            print(f"  N={r.n}: {note}")
+    print(
+        "  status: a printer's publish (the ts in its payload) to the fleet's state, from the fleet's "
+        "status.lag_s histogram (bucket upper bounds); dashboard: to the card in the live stream; "
+        "dispatch: the job's 201 to its printer receiving the command."
+    )
+    target = next((r for r in results if r.n == TARGET_N), None)
+    if target is None:
+        print(f"  targets: not checked (they are for N = {TARGET_N})")
+        return
+    checks = [
+        (f"fleet under {TARGET_CPU} core", target.fleet_cpu < TARGET_CPU, f"{target.fleet_cpu:.2f} cores"),
+        (
+            f"p99 status latency under {TARGET_STATUS_P99 * 1000:.0f} ms",
+            target.status_p99 is not None and target.status_p99 < TARGET_STATUS_P99,
+            f"{ms(target.status_p99)} ms",
+        ),
+        (
+            f"p99 dispatch under {TARGET_DISPATCH_P99:g} s",
+            target.dispatch_p99 is not None and target.dispatch_p99 < TARGET_DISPATCH_P99 and target.jobs > 0,
+            f"{ms(target.dispatch_p99)} ms over {target.jobs} jobs",
+        ),
+        (
+            f"ingest at least {TARGET_RATIO:.0%} of the bare subscriber",
+            target.ratio >= TARGET_RATIO,
+            f"{target.ratio:.0%}",
+        ),
+    ]
+    print(f"  targets at N = {TARGET_N}:")
+    for name, met, value in checks:
+        print(f"    {'met    ' if met else 'NOT MET'}  {name}: {value}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,500,1000,2000", help="printer counts, comma-separated")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds measured per size")
+    parser.add_argument(
+        "--warmup", type=float, default=10.0, help="seconds after connecting, before measuring"
+    )
+    parser.add_argument("--job-rate", type=float, default=1.0, help="jobs submitted per second")
+    parser.add_argument("--print-s", type=float, default=8.0, help="how long a simulated print takes")
+    parser.add_argument("--clear-delay-s", type=float, default=1.0, help="job done to bed-clear confirmation")
+    parser.add_argument("--workers", type=int, default=2, help="processes running the light printers")
+    parser.add_argument("--no-download", action="store_true", help="printers skip fetching the job file")
+    parser.add_argument("--no-dashboard", action="store_true", help="no browser watches the live stream")
+    parser.add_argument("--profile", help="sample the fleet's stacks; the report goes to PROFILE.<N>")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run: 20 printers, 5 s")
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.duration, args.warmup, args.print_s = "20", 5.0, 3.0, 2.0
+    try:
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--sizes must be whole numbers separated by commas, not {args.sizes!r}")
+    if not sizes or min(sizes) < 1:
+        parser.error("--sizes needs at least one printer count of 1 or more")
+    if args.duration <= 0 or args.job_rate <= 0 or args.workers < 1:
+        parser.error("--duration and --job-rate must be positive, --workers at least 1")
+    limit = raise_file_limit()
+    if limit < max(sizes) * 2 + 200:
+        print(
+            f"warning: only {limit} open files allowed; "
+            f"{max(sizes)} printers need about {max(sizes) * 2 + 200}"
+        )
+    results = []
+    for n in sizes:
+        results.append(run_one(n, args))
+        r = results[-1]
+        print(
+            f"N={n}: ingest {r.ingest:.0f}/s (bare {r.bare:.0f}/s), fleet {r.fleet_cpu:.2f} cores, "
+            f"status p99 {ms(r.status_p99)} ms, dispatch p99 {ms(r.dispatch_p99)} ms",
+            flush=True,
+        )
+    report(results, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""What the ingest path may skip under load, and what it must still see at once."""
+
+from __future__ import annotations
+
+from fleet import protocol as p
+from fleet.models import Role
+from fleet.service import MqttEndpoint
+from fleet.states import PrinterState as S
+
+from .conftest import T0, Node, add_printer
+
+N = p.NodeState
+
+
+def checks(service) -> int:
+    return service.metrics.counter("status.store_checks")
+
+
+def test_a_repeated_status_updates_the_live_view_without_the_store(service, fleetlink, link, clock):
+    add_printer(service, "mk4", S.OFFLINE)
+    node = Node(link, "mk4", clock)
+    node.status(N.IDLE)
+    assert service.get_printer("mk4").state is S.IDLE
+    for second in range(1, 6):
+        clock.now = T0 + second
+        node.status(N.IDLE)
+    assert checks(service) == 1
+    live = service.live("mk4")
+    assert live is not None and live.last_seen == T0 + 5
+    assert service.metrics.counter("mqtt.status") == 6
+
+
+def test_a_status_that_says_something_new_is_checked_in_full(service, fleetlink, link, clock):
+    add_printer(service, "mk4", S.OFFLINE)
+    node = Node(link, "mk4", clock)
+    node.status(N.IDLE)
+    node.status(N.ERROR)
+    assert service.get_printer("mk4").state is S.ERROR
+    node.status(N.IDLE, material="PETG")
+    assert service.get_printer("mk4").material == "PETG"
+    assert checks(service) == 3
+
+
+def test_after_an_outage_the_same_status_puts_the_printer_back(service, fleetlink, link, clock):
+    add_printer(service, "mk4", S.OFFLINE)
+    node = Node(link, "mk4", clock)
+    node.status(N.IDLE)
+    node.availability(False)
+    assert service.get_printer("mk4").state is S.OFFLINE
+    node.availability(True)
+    clock.now = T0 + 1
+    node.status(N.IDLE)
+    assert service.get_printer("mk4").state is S.IDLE
+
+
+def test_a_change_made_elsewhere_is_caught_by_the_recheck(service, fleetlink, link, clock):
+    add_printer(service, "mk4", S.OFFLINE)
+    node = Node(link, "mk4", clock)
+    node.status(N.IDLE)
+    # Another process (a second fleet on the same database) marks the printer offline.
+    service.store.update_printer("mk4", state=S.OFFLINE)
+    clock.now = T0 + fleetlink.status_recheck_s / 4
+    node.status(N.IDLE)
+    assert service.get_printer("mk4").state is S.OFFLINE  # not yet: within the recheck interval
+    clock.now = T0 + fleetlink.status_recheck_s
+    node.status(N.IDLE)
+    assert service.get_printer("mk4").state is S.IDLE
+
+
+def test_a_revoked_printer_is_not_heard_even_with_the_same_status(service, fleetlink, link, clock):
+    service.node_mqtt = MqttEndpoint("broker.example", 1883)
+    manager, _ = service.add_member("boss", Role.MANAGER)
+    code, _ = service.create_enrollment_code(manager)
+    volume = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 200, "max_y": 200, "max_z": 200}
+    printer_id = service.enroll(code, "Mini", {"volume": volume}).printer.id
+    node = Node(link, printer_id, clock)
+    node.status(N.IDLE)
+    assert service.live(printer_id) is not None
+    service.revoke_printer(manager, printer_id)
+    clock.now = T0 + 1
+    node.status(N.IDLE)
+    assert service.live(printer_id) is None
+    assert service.metrics.counter("mqtt.dropped") == 1
+
+
+def test_last_seen_goes_to_the_store_in_one_write_per_interval(service, fleetlink, link, clock):
+    for name in ("a", "b", "c"):
+        add_printer(service, name, S.OFFLINE)
+        Node(link, name, clock).status(N.IDLE)
+    fleetlink.tick(T0)  # the first round writes what it has heard so far
+    writes = service.metrics.counter("status.seen_writes")
+    clock.now = T0 + 7
+    for name in ("a", "b"):
+        Node(link, name, clock).status(N.IDLE)
+    fleetlink.tick(T0 + 7)
+    assert service.metrics.counter("status.seen_writes") == writes  # not due yet
+    assert service.get_printer("a").last_seen == T0
+    fleetlink.tick(T0 + fleetlink.seen_write_interval_s)
+    assert service.metrics.counter("status.seen_writes") == writes + 1
+    assert [service.get_printer(n).last_seen for n in ("a", "b", "c")] == [T0 + 7, T0 + 7, T0]
+
+
+def test_status_lag_is_measured_from_the_node_clock(service, fleetlink, link, clock):
+    add_printer(service, "mk4", S.OFFLINE)
+    node = Node(link, "mk4", clock)
+    node.status(N.IDLE)
+    status = p.Status(N.IDLE, T0 - 0.18)  # published 180 ms before the fleet handled it
+    link.deliver(p.topic("mk4", p.Channel.STATUS), p.encode_status(status))
+    lag = service.metrics.snapshot()["histograms"]["status.lag_s"]
+    assert lag["count"] == 2
+    assert lag["counts"][lag["bounds_s"].index(0.2)] == 1
+
+
+def test_the_fleet_takes_status_at_qos_0_and_the_rest_at_qos_1(service, link):
+    from fleet.fleetlink import FleetLink
+
+    wanted: dict[str, int] = {}
+    link.subscribe = lambda topic_filter, handler, qos=1: wanted.__setitem__(topic_filter, qos)
+    FleetLink(service, link, base_url="http://fleet", tick_interval_s=None).start()
+    assert wanted == {
+        p.wildcard(p.Channel.STATUS): 0,
+        p.wildcard(p.Channel.AVAILABILITY): 1,
+        p.wildcard(p.Channel.EVENTS): 1,
+        p.wildcard(p.Channel.ACK): 1,
+    }

@@ -1,0 +1,64 @@
+"""The fleet's counters and histograms, and reading rates and percentiles back from two snapshots."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from fleet.metrics import FleetMetrics, Histogram, difference, percentile
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_observations_land_in_the_bucket_whose_bound_covers_them():
+    histogram = Histogram((0.01, 0.1, 1.0))
+    for value in (0.0, 0.01, 0.011, 0.5, 1.0, 7.0, -3.0):
+        histogram.observe(value)
+    assert histogram.to_dict()["counts"] == [3, 1, 2, 1]
+    assert histogram.to_dict()["count"] == 7
+
+
+def test_bounds_must_ascend():
+    with pytest.raises(ValueError, match="ascending"):
+        Histogram((0.1, 0.01))
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [(0.5, 0.01), (0.9, 0.1), (0.99, 1.0), (1.0, math.inf)],
+)
+def test_percentiles_read_back_as_bucket_bounds(q, expected):
+    histogram = Histogram((0.01, 0.1, 1.0))
+    for value in [0.005] * 50 + [0.05] * 40 + [0.5] * 9 + [5.0]:
+        histogram.observe(value)
+    assert percentile(histogram.to_dict(), q) == expected
+
+
+def test_percentile_of_nothing_is_none():
+    assert percentile(Histogram((1.0,)).to_dict(), 0.5) is None
+
+
+def test_a_window_is_the_difference_of_two_snapshots():
+    clock = Clock()
+    metrics = FleetMetrics(clock)
+    metrics.count("mqtt.status", 5)
+    metrics.observe("status.lag_s", 0.004)
+    before = metrics.snapshot()
+    clock.now += 2.0
+    metrics.count("mqtt.status", 10)
+    metrics.count("mqtt.ack")
+    metrics.observe("status.lag_s", 0.3)
+    metrics.observe("dispatch.pass_s", 0.02)
+    window = difference(before, metrics.snapshot())
+    assert window["seconds"] == 2.0
+    assert window["counters"] == {"mqtt.ack": 1, "mqtt.status": 10}
+    assert window["histograms"]["status.lag_s"]["count"] == 1
+    assert percentile(window["histograms"]["status.lag_s"], 0.5) == 0.3
+    assert window["histograms"]["dispatch.pass_s"]["count"] == 1
