@@ -24,6 +24,7 @@ from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavai
 from .gcode import Analysis, analyze_stream, refusal_message
 from .geometry import Box
 from .lab import LabSettings
+from .metrics import FleetMetrics
 from .models import Job, JobEvent, LiveStatus, Member, Printer, Role
 from .protocol import CommandType
 from .states import ACTIVE, CANCELLABLE, PENDING, TERMINAL, JobState, PrinterState
@@ -46,6 +47,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 PRINTER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 MATERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 +._-]{0,31}$")
 MAX_NOTE = 500
+MAX_FILENAME = 120
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 WRONG_SIGN_IN = "wrong name or password"
@@ -150,7 +152,10 @@ def clean_filename(name: str | None) -> str:
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     base = "".join(ch for ch in unicodedata.normalize("NFC", base) if unicodedata.category(ch)[0] != "C")
     base = base.strip().lstrip(".")
-    return base[:120] or "upload.gcode"
+    stem, dot, ext = base.rpartition(".")
+    if len(base) > MAX_FILENAME and dot and len(ext) <= 16:  # shorten the name, not its extension
+        base = stem[: MAX_FILENAME - len(ext) - 1] + dot + ext
+    return base[:MAX_FILENAME] or "upload.gcode"
 
 
 def check_material(value: Any, field: str = "material") -> Optional[str]:
@@ -160,6 +165,7 @@ def check_material(value: Any, field: str = "material") -> Optional[str]:
         raise Invalid(
             f"{field} must be a material name such as PLA, PETG or ABS (letters, digits, up to 32)",
             field=field,
+            key="material_name",
         )
     return value.strip().upper()
 
@@ -187,6 +193,8 @@ class FleetService:
         self._work_hooks: list[Callable[[], None]] = []
         self._live: dict[str, LiveStatus] = {}
         self._live_lock = threading.Lock()
+        #: Counters and latencies the fleet link and the dashboard keep (``/api/v1/metrics``).
+        self.metrics = FleetMetrics()
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -234,7 +242,7 @@ class FleetService:
     @staticmethod
     def require_manager(actor: Member) -> None:
         if actor.role is not Role.MANAGER:
-            raise Forbidden("only a lab manager may do this")
+            raise Forbidden("only a lab manager may do this", key="managers_only")
 
     # -- members --------------------------------------------------------------------------------
 
@@ -370,8 +378,7 @@ class FleetService:
             job = active.get(p.current_job_id) if p.current_job_id is not None else None
             owner = None
             if p.state is PrinterState.AWAITING_BED_CLEAR:
-                last = self.store.list_jobs(states=TERMINAL, printer_id=p.id, limit=1, newest_first=True)
-                owner = last[0].member_id if last else None
+                owner = self.plate_owner(p.id)
             member_name = names.get(job.member_id) if job is not None else None
             board.append(PrinterBoard(p, self.live(p.id), job, member_name, owner))
         return board
@@ -414,10 +421,20 @@ class FleetService:
         """Analyse an upload and queue it; a refused file leaves nothing behind."""
         lab = self.lab_settings()
         if isinstance(copies, bool) or not isinstance(copies, int) or not 1 <= copies <= lab.max_copies:
-            raise Invalid(f"copies must be a whole number from 1 to {lab.max_copies}", field="copies")
+            raise Invalid(
+                f"copies must be a whole number from 1 to {lab.max_copies}",
+                field="copies",
+                key="copies_range",
+                params={"max": lab.max_copies},
+            )
         requested_material = check_material(material)
         if not isinstance(note, str) or len(note) > MAX_NOTE:
-            raise Invalid(f"note must be text of at most {MAX_NOTE} characters", field="note")
+            raise Invalid(
+                f"note must be text of at most {MAX_NOTE} characters",
+                field="note",
+                key="note_too_long",
+                params={"max": MAX_NOTE},
+            )
         with self.blobs.staging(max_bytes=lab.max_upload_bytes) as staged:
             staged.write_from(stream)
             with staged.open() as written:
@@ -433,8 +450,12 @@ class FleetService:
         needs_approval = (
             actor.requires_approval if actor.requires_approval is not None else lab.approval_required
         )
-        now = self.clock()
-        jobs = self.store.create_jobs(
+        if needs_approval:
+            target, why = JobState.AWAITING_APPROVAL, "the lab asks a manager to approve this member's jobs"
+        else:
+            target, why = JobState.QUEUED, "the file passed the lab's checks"
+        # One transaction from upload to queue: a crash leaves either no job or a waiting one.
+        queued = self.store.create_jobs(
             actor.id,
             count=copies,
             state=JobState.SUBMITTED,
@@ -446,15 +467,9 @@ class FleetService:
             analysis=analysis.to_dict(),
             actor=actor_of(actor),
             reason="uploaded",
-            now=now,
+            now=self.clock(),
+            then=[(target, "system", why)],
         )
-        if needs_approval:
-            target, why = JobState.AWAITING_APPROVAL, "the lab asks a manager to approve this member's jobs"
-        else:
-            target, why = JobState.QUEUED, "the file passed the lab's checks"
-        queued = [
-            self.store.transition_job(job.id, target, actor="system", reason=why, now=now) for job in jobs
-        ]
         if target is JobState.QUEUED:
             self._work_available()
         return Submission(jobs=queued, analysis=analysis)
@@ -464,7 +479,7 @@ class FleetService:
     def get_job(self, actor: Member, job_id: int) -> Job:
         job = self.store.get_job(job_id)
         if job.member_id != actor.id and actor.role is not Role.MANAGER:
-            raise Forbidden("this job belongs to another member")
+            raise Forbidden("this job belongs to another member", key="job_not_yours", params={"id": job_id})
         return job
 
     def job_history(self, actor: Member, job_id: int) -> list[JobEvent]:
@@ -484,33 +499,46 @@ class FleetService:
     def cancel_job(self, actor: Member, job_id: int, reason: str = "") -> Job:
         job = self.get_job(actor, job_id)
         if job.state not in CANCELLABLE:
-            raise Conflict(f"job {job_id} is already {job.state.value}; there is nothing to cancel")
+            raise Conflict(
+                f"job {job_id} is already {job.state.value}; there is nothing to cancel",
+                key="job_not_cancellable",
+                params={"id": job_id, "state": job.state.value},
+            )
         why = reason.strip()[:200] or (
             "cancelled by its member" if job.member_id == actor.id else "cancelled by a manager"
         )
-        cancelled = self.store.transition_job(
-            job_id, JobState.CANCELLED, actor=actor_of(actor), reason=why, now=self.clock()
-        )
-        if job.state in ACTIVE and job.printer_id is not None:
-            self._release_cancelled(job)
-        return cancelled
+        held = job.state in ACTIVE and job.printer_id is not None
+        freed: list[PrinterState] = []
 
-    def _release_cancelled(self, job: Job) -> None:
-        """A job a person cancelled while a printer held it: stop the printer, free it for a person."""
-        assert job.printer_id is not None
-        if not self._tell_printer(job.printer_id, CommandType.CANCEL, job.id):
-            log.warning("job %d was cancelled, but no link to printer %s is running", job.id, job.printer_id)
-        # A dispatched job that never started left nothing on the plate; any other may have.
-        after = PrinterState.IDLE if job.state is JobState.ASSIGNED else PrinterState.AWAITING_BED_CLEAR
-        try:
-            printer = self.store.get_printer(job.printer_id)
+        def release(printer: Printer) -> Optional[dict[str, Any]]:
+            """A job a person cancelled while a printer held it: free the printer, for a person."""
+            if not held or printer.current_job_id != job.id:
+                return None  # the printer moved on already
+            # A dispatched job that never started left nothing on the plate; any other may have.
+            after = PrinterState.IDLE if job.state is JobState.ASSIGNED else PrinterState.AWAITING_BED_CLEAR
             if printer.state in (PrinterState.OFFLINE, PrinterState.MAINTENANCE):
                 after = printer.state
-            self.store.release_printer(job.printer_id, after, expect_job_id=job.id)
-        except (Conflict, NotFound):
-            return  # the printer moved on already
-        if after is PrinterState.IDLE:
+            freed.append(after)
+            return {"state": after, "current_job_id": None}
+
+        if held:
+            # Told first, so the cancel reaches the node before any dispatch to the printer it frees.
+            assert job.printer_id is not None
+            if not self._tell_printer(job.printer_id, CommandType.CANCEL, job.id):
+                log.warning(
+                    "job %d was cancelled, but no link to printer %s is running", job.id, job.printer_id
+                )
+        cancelled = self.store.transition_job(
+            job_id,
+            JobState.CANCELLED,
+            actor=actor_of(actor),
+            reason=why,
+            now=self.clock(),
+            printer_changes=release,
+        )
+        if freed == [PrinterState.IDLE]:
             self._work_available()
+        return cancelled
 
     def pause_job(self, actor: Member, job_id: int) -> Job:
         """Ask the printer to pause a running job; the job becomes paused when the printer says so."""
@@ -527,11 +555,14 @@ class FleetService:
         if job.state not in allowed or job.printer_id is None:
             wanted = " or ".join(sorted(s.value for s in allowed))
             raise Conflict(
-                f"job {job_id} is {job.state.value}; only a {wanted} job can be told to {command.value}"
+                f"job {job_id} is {job.state.value}; only a {wanted} job can be told to {command.value}",
+                key=f"job_cannot_{command.value}",
+                params={"id": job_id, "state": job.state.value},
             )
         if not self._tell_printer(job.printer_id, command, job.id):
             raise Unavailable(
-                "the fleet is not linked to its printers (no MQTT link is running); try again later"
+                "the fleet is not linked to its printers (no MQTT link is running); try again later",
+                key="no_printer_link",
             )
         return job
 
@@ -817,22 +848,36 @@ class FleetService:
         if target in TERMINAL:
             self.finish_job(job_id, target, actor=actor, reason=reason)
             return True
-        self.store.transition_job(job_id, target, actor=actor, reason=reason, now=self.clock())
-        printer = self.store.get_printer(printer_id)
-        if printer.current_job_id in (None, job_id) and printer.state is not PrinterState.MAINTENANCE:
-            self.store.update_printer(
-                printer_id, state=PrinterState(target.value), current_job_id=job_id, last_seen=self.clock()
-            )
+        now = self.clock()
+
+        def hold(printer: Printer) -> Optional[dict[str, Any]]:
+            if printer.current_job_id in (None, job_id) and printer.state is not PrinterState.MAINTENANCE:
+                return {"state": PrinterState(target.value), "current_job_id": job_id, "last_seen": now}
+            return None
+
+        self.store.transition_job(job_id, target, actor=actor, reason=reason, now=now, printer_changes=hold)
         return True
 
     def requeue_assignment(self, job_id: int, printer_id: str, reason: str) -> bool:
         """A dispatch the printer refused or never answered: the job waits again, the printer is free.
 
+        Also a job that went unknown before it started, whose printer declined when asked again.
         False when the job is no longer assigned to that printer (it started, or was cancelled).
         """
         job = self.store.get_job(job_id)
-        if job.state is not JobState.ASSIGNED or job.printer_id != printer_id:
+        # An unknown job that never started is one its printer was asked about again, and declined.
+        never_started = job.state is JobState.UNKNOWN and job.started_at is None
+        if (job.state is not JobState.ASSIGNED and not never_started) or job.printer_id != printer_id:
             return False
+
+        def free(printer: Printer) -> Optional[dict[str, Any]]:
+            if printer.current_job_id != job_id:
+                return None  # the printer holds something else now; leave it
+            after = PrinterState.OFFLINE if printer.state is PrinterState.OFFLINE else PrinterState.IDLE
+            if printer.state is PrinterState.MAINTENANCE:
+                after = PrinterState.MAINTENANCE
+            return {"state": after, "current_job_id": None}
+
         try:
             self.store.transition_job(
                 job_id,
@@ -840,19 +885,12 @@ class FleetService:
                 actor=f"printer:{printer_id}",
                 reason=reason,
                 now=self.clock(),
-                expect={JobState.ASSIGNED},
+                expect={job.state},
                 printer_id=None,
+                printer_changes=free,
             )
         except Conflict:
             return False
-        try:
-            printer = self.store.get_printer(printer_id)
-            after = PrinterState.OFFLINE if printer.state is PrinterState.OFFLINE else PrinterState.IDLE
-            if printer.state is PrinterState.MAINTENANCE:
-                after = PrinterState.MAINTENANCE
-            self.store.release_printer(printer_id, after, expect_job_id=job_id)
-        except Conflict:
-            pass  # the printer holds something else now; leave it
         self._work_available()
         return True
 
@@ -877,17 +915,28 @@ class FleetService:
             raise Invalid(f"{field} must be true or false", field=field)
         return value
 
+    def plate_owner(self, printer_id: str) -> Optional[int]:
+        """The member whose print is on a printer's plate: the job that ended there last.
+
+        By when it ended, not by job id: a job submitted earlier often prints later (priority,
+        fair share), and the plate holds the later print.
+        """
+        last = self.store.last_finished_job(printer_id)
+        return None if last is None else last.member_id
+
     def confirm_bed_cleared(self, actor: Member, printer_id: str) -> Printer:
         """A person at the printer confirms its plate is empty: it may take work again."""
         printer = self.store.get_printer(printer_id)
         if printer.state is not PrinterState.AWAITING_BED_CLEAR:
             raise Conflict(
-                f"printer {printer_id} is {printer.state.value}, not waiting for its bed to be cleared"
+                f"printer {printer_id} is {printer.state.value}, not waiting for its bed to be cleared",
+                key="bed_not_waiting",
+                params={"name": printer.name, "printer_state": printer.state.value},
             )
-        if actor.role is not Role.MANAGER:
-            last = self.store.list_jobs(states=TERMINAL, printer_id=printer_id, limit=1, newest_first=True)
-            if not last or last[0].member_id != actor.id:
-                raise Forbidden("only a manager or the member whose print is on the plate may clear it")
+        if actor.role is not Role.MANAGER and self.plate_owner(printer_id) != actor.id:
+            raise Forbidden(
+                "only a manager or the member whose print is on the plate may clear it", key="bed_not_yours"
+            )
         # Tell the node first: commands reach it in order on its topic, so a dispatch made as soon
         # as the printer is idle cannot overtake the news that its plate is clear.
         self._tell_printer(printer_id, CommandType.BED_CLEARED, None)
@@ -899,15 +948,18 @@ class FleetService:
         """A printer reports a job's end: the job settles and the printer waits for its bed to be cleared."""
         if outcome not in TERMINAL:
             raise Invalid(f"{outcome.value} is not an outcome")
-        job = self.store.transition_job(job_id, outcome, actor=actor, reason=reason, now=self.clock())
-        if job.printer_id is not None:
-            printer = self.store.get_printer(job.printer_id)
-            if printer.current_job_id in (None, job_id):
-                after = PrinterState.AWAITING_BED_CLEAR
-                if printer.state in (PrinterState.MAINTENANCE, PrinterState.OFFLINE):
-                    after = printer.state
-                self.store.release_printer(job.printer_id, after)
-        return job
+
+        def settle(printer: Printer) -> Optional[dict[str, Any]]:
+            if printer.current_job_id not in (None, job_id):
+                return None
+            after = PrinterState.AWAITING_BED_CLEAR
+            if printer.state in (PrinterState.MAINTENANCE, PrinterState.OFFLINE):
+                after = printer.state
+            return {"state": after, "current_job_id": None}
+
+        return self.store.transition_job(
+            job_id, outcome, actor=actor, reason=reason, now=self.clock(), printer_changes=settle
+        )
 
     # -- scheduling -----------------------------------------------------------------------------
 

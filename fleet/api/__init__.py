@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from flask import Flask, Request, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
-from ..errors import FleetError
+from ..errors import FleetError, RateLimited
 from ..service import FleetService
 from ..web import install_dashboard
-from .routes import api
+from ..web.limiter import AttemptLimiter
+from .routes import ApiLimits, api
 
 log = logging.getLogger(__name__)
 
 #: Room for the multipart envelope and form fields around an upload at the lab's size limit.
 MULTIPART_SLACK = 64 * 1024
+
+#: Failures per remote address before the API answers 429, and the window they are counted in.
+#: Codes and tokens are far too long to guess; the limits keep a misbehaving client from
+#: hammering the database, and leave room for a lab whose members share one address.
+LIMIT_DEFAULTS = {
+    "CROWDFAB_ENROLL_ATTEMPTS": 10,
+    "CROWDFAB_ENROLL_WINDOW_S": 600.0,
+    "CROWDFAB_TOKEN_ATTEMPTS": 30,
+    "CROWDFAB_TOKEN_WINDOW_S": 300.0,
+}
+
+
+def body_limit(service: FleetService) -> int:
+    """The largest request body the fleet takes now: the lab's upload limit and the multipart envelope."""
+    return service.lab_settings().max_upload_bytes + MULTIPART_SLACK
 
 
 class FleetRequest(Request):
@@ -25,21 +42,43 @@ class FleetRequest(Request):
     @property
     def max_content_length(self) -> Optional[int]:  # type: ignore[override]
         svc: FleetService = current_app.extensions["crowdfab.service"]
-        return svc.lab_settings().max_upload_bytes + MULTIPART_SLACK
+        return body_limit(svc)
+
+
+class StoredId(IntegerConverter):
+    """``<int:...>`` in every route: at most 18 digits, so the database can store it (below 2^63).
+
+    Werkzeug's own takes any number of digits, and a larger id would fail in the database; in the
+    pattern (not a range check after it) a longer number is a path no route has: 404, never 405.
+    """
+
+    regex = r"\d{1,18}"
 
 
 def create_app(service: FleetService, config: Optional[dict[str, Any]] = None) -> Flask:
     app = Flask(__name__)
     app.request_class = FleetRequest
+    # Before any route is added: an id in a URL is one the database can hold, or no route matches (404).
+    app.url_map.converters["int"] = StoredId
     app.config.update(JSON_SORT_KEYS=False, **(config or {}))
+    for key, value in LIMIT_DEFAULTS.items():
+        app.config.setdefault(key, value)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["crowdfab.service"] = service
+    conf = app.config
+    app.extensions["crowdfab.api_limits"] = ApiLimits(
+        enrollment=AttemptLimiter(conf["CROWDFAB_ENROLL_ATTEMPTS"], conf["CROWDFAB_ENROLL_WINDOW_S"]),
+        tokens=AttemptLimiter(conf["CROWDFAB_TOKEN_ATTEMPTS"], conf["CROWDFAB_TOKEN_WINDOW_S"]),
+    )
     app.register_blueprint(api)
     install_dashboard(app, service)
 
     @app.errorhandler(FleetError)
     def fleet_error(error: FleetError) -> tuple[Response, int]:
-        return jsonify(error.to_dict()), error.status
+        response = jsonify(error.to_dict())
+        if isinstance(error, RateLimited) and isinstance(error.details, dict):
+            response.headers["Retry-After"] = str(error.details.get("retry_after_s", 60))
+        return response, error.status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[Response, int]:
@@ -56,6 +95,14 @@ def create_app(service: FleetService, config: Optional[dict[str, Any]] = None) -
     def unexpected(error: Exception) -> tuple[Response, int]:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return jsonify(error="internal", message="the fleet hit an unexpected error; it is logged"), 500
+
+    @app.after_request
+    def follow_body_limit(response: Response) -> Response:
+        """Tell the server the lab's current limit (a manager may have changed it, here or elsewhere)."""
+        follow: Optional[Callable[[int], None]] = app.extensions.get("crowdfab.follow_body_limit")
+        if follow is not None:
+            follow(body_limit(service))
+        return response
 
     @app.after_request
     def security_headers(response: Response) -> Response:

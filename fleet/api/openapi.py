@@ -27,8 +27,13 @@ def errors(*codes: int) -> dict[str, Any]:
         409: "Not possible in the current state",
         413: "Upload larger than the lab's limit",
         422: "Invalid input; the message names the field, line or command",
+        429: "Too many failed tokens or enrollment codes from this address; Retry-After says when to retry",
         503: "The fleet cannot do this now (no link to the printers, no broker); the message says why",
+        507: "The fleet's disk is full; nothing of the upload was kept, and the same upload works once "
+        "a manager frees space",
     }
+    if 401 in codes:  # wherever a token or code is checked, failed ones are rate-limited
+        codes = (*codes, 429)
     return {str(c): {"description": texts[c], "content": {JSON: {"schema": ref("Error")}}} for c in codes}
 
 
@@ -67,6 +72,32 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Box": BOX,
+    "Metrics": {
+        "type": "object",
+        "required": ["at", "started_at", "counters", "histograms"],
+        "properties": {
+            "at": {"type": "number", "description": "When this was read, epoch seconds"},
+            "started_at": {"type": "number"},
+            "counters": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "histograms": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["bounds_s", "counts", "count", "sum_s"],
+                    "properties": {
+                        "bounds_s": {"type": "array", "items": {"type": "number"}},
+                        "counts": {
+                            "type": "array",
+                            "items": {"type": "integer"},
+                            "description": "One count per bound, then one for anything above the last",
+                        },
+                        "count": {"type": "integer"},
+                        "sum_s": {"type": "number"},
+                    },
+                },
+            },
+        },
+    },
     "Member": {
         "type": "object",
         "required": ["id", "name", "role", "active"],
@@ -260,11 +291,22 @@ UPLOAD = {
         }
     },
 }
+#: An optional body with the reason a person gives; a body that is not a JSON object is a 422.
+REASON = {
+    "required": False,
+    "content": {JSON: {"schema": {"type": "object", "properties": {"reason": {"type": "string"}}}}},
+}
 GRANTS = ok({"type": "object", "properties": {"printers": {"type": "array", "items": {"type": "string"}}}})
 
 PATHS: dict[str, Any] = {
     "/health": {"get": op("Liveness", {"200": ok({"type": "object"})}, security=[])},
     "/openapi.json": {"get": op("This document", {"200": ok({"type": "object"})}, security=[])},
+    "/metrics": {
+        "get": op(
+            "The fleet's counters and latency histograms since it started (managers); see docs/operations.md",
+            {"200": ok(ref("Metrics")), **errors(401, 403)},
+        )
+    },
     "/me": {"get": op("The member this token belongs to", {"200": ok(ref("Member")), **errors(401)})},
     "/jobs": {
         "get": op(
@@ -289,7 +331,7 @@ PATHS: dict[str, Any] = {
                     },
                     "Created",
                 ),
-                **errors(401, 413, 422),
+                **errors(401, 413, 422, 507),
             },
             requestBody=UPLOAD,
         ),
@@ -297,7 +339,7 @@ PATHS: dict[str, Any] = {
     "/analyze": {
         "post": op(
             "Analyse a G-code file without queuing it",
-            {"200": ok(ref("Analysis")), **errors(401, 413, 422)},
+            {"200": ok(ref("Analysis")), **errors(401, 413, 422, 507)},
             requestBody=UPLOAD,
         )
     },
@@ -337,9 +379,9 @@ PATHS: dict[str, Any] = {
     "/jobs/{job_id}/cancel": {
         "post": op(
             "Cancel a job (members: their own; managers: any)",
-            {"200": ok(ref("Job")), **errors(401, 403, 404, 409)},
+            {"200": ok(ref("Job")), **errors(401, 403, 404, 409, 422)},
             parameters=JOB_ID,
-            requestBody={"required": False, "content": {JSON: {"schema": {"type": "object"}}}},
+            requestBody=REASON,
         )
     },
     "/jobs/{job_id}/pause": {
@@ -367,9 +409,9 @@ PATHS: dict[str, Any] = {
     "/jobs/{job_id}/reject": {
         "post": op(
             "Reject a job awaiting approval (managers)",
-            {"200": ok(ref("Job")), **errors(401, 403, 404, 409)},
+            {"200": ok(ref("Job")), **errors(401, 403, 404, 409, 422)},
             parameters=JOB_ID,
-            requestBody={"required": False, "content": {JSON: {"schema": {"type": "object"}}}},
+            requestBody=REASON,
         )
     },
     "/jobs/{job_id}/priority": {

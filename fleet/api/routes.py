@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import base64
 import io
+import math
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_file
 
 from ..auth import parse_bearer
-from ..errors import Invalid, NotFound
+from ..errors import Invalid, NotFound, RateLimited, Unauthorized
 from ..models import Member, Printer, Role
 from ..service import FleetService
 from ..states import JobState
+from ..web.limiter import AttemptLimiter
 from .openapi import openapi_document
-from .serialize import enrollment_json, event_json, explanation_json, iso, job_json, member_json, printer_json
+from .serialize import (
+    enrollment_json,
+    event_json,
+    explanation_json,
+    iso,
+    job_json,
+    member_json,
+    parse_json_object,
+    printer_json,
+)
 
 api = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
@@ -24,9 +36,42 @@ PUBLIC_ENDPOINTS = {"api_v1.health", "api_v1.openapi", "api_v1.enroll_printer"}
 PRINTER_ENDPOINTS = {"api_v1.job_file"}
 
 
+@dataclass(frozen=True)
+class ApiLimits:
+    """Failed attempts the API counts per remote address, each with its own limit."""
+
+    #: Wrong enrollment codes (``POST /printers/enroll``).
+    enrollment: AttemptLimiter
+    #: Bearer tokens (members' or printers') that did not authenticate.
+    tokens: AttemptLimiter
+
+
 def service() -> FleetService:
     svc: FleetService = current_app.extensions["crowdfab.service"]
     return svc
+
+
+def limits() -> ApiLimits:
+    found: ApiLimits = current_app.extensions["crowdfab.api_limits"]
+    return found
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def refuse_while_limited(limiter: AttemptLimiter, what: str) -> None:
+    """:class:`RateLimited` (429, with the wait) while this address has too many recent failures.
+
+    Checked before the attempt is looked at, so a guess made while limited tells nothing.
+    """
+    wait = limiter.wait_s(client_address())
+    if wait > 0:
+        seconds = max(1, math.ceil(wait))
+        raise RateLimited(
+            f"too many {what} from this address: wait {seconds} s before trying again",
+            details={"retry_after_s": seconds},
+        )
 
 
 def me() -> Member:
@@ -44,30 +89,41 @@ def authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
     token = parse_bearer(request.headers.get("Authorization"))
-    if request.endpoint in PRINTER_ENDPOINTS:
-        g.printer = service().authenticate_printer(token)
-    else:
-        g.member = service().authenticate(token)
+    limiter = limits().tokens
+    # A request without a token is no guess: it is only told how to sign in, and not counted.
+    if token is not None:
+        refuse_while_limited(limiter, "requests with an invalid API token")
+    try:
+        if request.endpoint in PRINTER_ENDPOINTS:
+            g.printer = service().authenticate_printer(token)
+        else:
+            g.member = service().authenticate(token)
+    except Unauthorized:
+        # A success never clears the count: one valid token must not buy an address more guesses.
+        if token is not None:
+            limiter.failed(client_address())
+        raise
 
 
 def json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if body is None and request.content_length:
-        raise Invalid("the request body must be JSON (Content-Type: application/json)")
-    if body is None:
+    data = request.get_data(cache=True)
+    if not data:
         return {}
-    if not isinstance(body, dict):
-        raise Invalid("the request body must be a JSON object")
-    return body
+    if not request.is_json:
+        raise Invalid("the request body must be JSON (Content-Type: application/json)")
+    return parse_json_object(data)
 
 
 def int_field(raw: Optional[str], name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise Invalid(f"{name} must be a whole number", field=name) from None
+    if abs(value) >= 10**18:  # the database stores below 2^63; a larger one would fail there
+        raise Invalid(f"{name} must be a whole number of at most 18 digits", field=name)
+    return value
 
 
 def states_param() -> Optional[frozenset[JobState]]:
@@ -92,6 +148,12 @@ def health() -> Response:
 @api.get("/openapi.json")
 def openapi() -> Response:
     return jsonify(openapi_document())
+
+
+@api.get("/metrics")
+def metrics() -> Response:
+    service().require_manager(me())
+    return jsonify(service().metrics.snapshot())
 
 
 @api.get("/me")
@@ -282,8 +344,14 @@ def create_enroll_code() -> tuple[Response, int]:
 
 @api.post("/printers/enroll")
 def enroll_printer() -> tuple[Response, int]:
+    limiter = limits().enrollment
+    refuse_while_limited(limiter, "wrong enrollment codes")
     body = json_body()
-    enrollment = service().enroll(body.get("code"), body.get("name"), body.get("capabilities"))
+    try:
+        enrollment = service().enroll(body.get("code"), body.get("name"), body.get("capabilities"))
+    except Unauthorized:
+        limiter.failed(client_address())
+        raise
     return jsonify(enrollment_json(enrollment)), 201
 
 
