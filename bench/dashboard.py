@@ -101,6 +101,8 @@ def main() -> int:
                 page.wait_for_url(f"{url}/")
                 page.add_init_script(OBSERVE)
                 page.goto(f"{url}/")
+                # The load event can come before chromium reports its first paints: wait for them.
+                page.wait_for_function("performance.getEntriesByType('paint').length >= 2", timeout=10_000)
                 timing = page.evaluate(
                     """() => {
                       const nav = performance.getEntriesByType("navigation")[0];

@@ -122,10 +122,12 @@ class CrowdFabPlugin(
     # -- user interface --------------------------------------------------------------------------
 
     def get_template_configs(self) -> list[dict[str, Any]]:
-        # One view model binds both: the tab (link, jobs, queueing) and the settings page.
+        # One view model binds them all: the tab (link, jobs, queueing), the settings page and the dialog
+        # behind the file list's "Send to fablab queue" action.
         return [
             {"type": "tab", "name": gettext("Fablab"), "custom_bindings": True},
             {"type": "settings", "name": gettext("CrowdFab"), "custom_bindings": True},
+            {"type": "generic", "template": "crowdfab_send_dialog.jinja2", "custom_bindings": True},
         ]
 
     def get_assets(self) -> dict[str, list[str]]:
@@ -191,9 +193,9 @@ class CrowdFabPlugin(
             return flask.jsonify(started=True), 202
         node = self._node()
         if node is None:
-            return flask.jsonify(error="not connected to the fleet"), 409
+            return flask.jsonify(error=gettext("not connected to the fleet")), 409
         if node.pending_offer() is None:
-            return flask.jsonify(error="no fleet job is waiting for an answer"), 409
+            return flask.jsonify(error=gettext("no fleet job is waiting for an answer")), 409
         # Accepting downloads the file on the node's worker: answer now, the GET status shows the outcome.
         if command == "accept":
             node.accept_offer()
@@ -205,19 +207,19 @@ class CrowdFabPlugin(
         fleet_url = self._settings.get(["fleet_url"])
         path, token = data.get("path"), data.get("token")
         if not fleet_url:
-            return flask.jsonify(error="set fleet_url in the CrowdFab settings first"), 409
+            return flask.jsonify(error=gettext("set fleet_url in the CrowdFab settings first")), 409
         if (
             not isinstance(path, str)
             or not isinstance(token, str)
             or not self._file_manager.file_exists(LOCAL, path)
         ):
-            return flask.jsonify(error="path must name a file in OctoPrint's local storage"), 400
+            return flask.jsonify(error=gettext("path must name a file in OctoPrint's local storage")), 400
         on_disk = Path(self._file_manager.path_on_disk(LOCAL, path))
         material = data.get("material") if isinstance(data.get("material"), str) else None
         # Absent means one copy; anything else must be a plain int from 1 to 50 (the fleet may cap it lower).
         copies = data.get("copies", 1)
         if isinstance(copies, bool) or not isinstance(copies, int) or not 1 <= copies <= 50:
-            return flask.jsonify(error="copies must be a whole number from 1 to 50"), 400
+            return flask.jsonify(error=gettext("copies must be a whole number from 1 to 50")), 400
         try:
             answer = queue_file(fleet_url, token, on_disk, on_disk.name, material=material, copies=copies)
         except FleetRequestError as exc:

@@ -18,7 +18,12 @@ def card(entry: PrinterBoard) -> dict[str, Any]:
     printer, live, job = entry.printer, entry.live, entry.job
     temps = {}
     if live is not None:
-        temps = {name: [actual, target] for name, (actual, target) in sorted(live.temperatures.items())}
+        temps = {
+            name: [actual, target]
+            for name, (actual, target) in sorted(
+                live.temperatures.items(), key=lambda item: heater_order(item[0])
+            )
+        }
     showing_job = job is not None and printer.state is not PrinterState.OFFLINE
     progress = (
         live.progress if live is not None and showing_job and live.job_id == printer.current_job_id else None
@@ -38,6 +43,12 @@ def card(entry: PrinterBoard) -> dict[str, Any]:
         "plate_owner": entry.plate_owner,
         "message": live.message if live is not None else "",
     }
+
+
+def heater_order(name: str) -> tuple[int, str]:
+    """Nozzles first (tool0, tool1...), then the bed, the chamber and anything else, as printers list them."""
+    rank = 0 if name.startswith("tool") or name == "hotend" else {"bed": 1, "chamber": 2}.get(name, 3)
+    return rank, name
 
 
 def may_see(viewer: Member, member_id: Optional[int]) -> bool:

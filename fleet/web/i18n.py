@@ -26,6 +26,10 @@ class Catalogue:
     def languages(self) -> list[str]:
         return sorted(self.messages)
 
+    def has(self, key: str) -> bool:
+        """Whether ``key`` is a known text (every key has its English text)."""
+        return key in self.messages[DEFAULT]
+
     def text(self, lang: str, key: str, **values: Any) -> str:
         message = self.messages.get(lang, {}).get(key) or self.messages[DEFAULT].get(key) or key
         return message.format(**values) if values else message

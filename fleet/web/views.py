@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hmac
 import math
+import re
 import secrets
 import time
 from typing import Any, BinaryIO, Callable, Optional, Union, cast
@@ -33,6 +34,7 @@ from ..states import CANCELLABLE, JobState
 from .cards import best_thumbnail, card, thumbnail
 from .dashboard import Dashboard
 from .events import event_stream
+from .failures import Shown, describe
 from .stats import CHART_BOTTOM, CHART_HEIGHT, CHART_LEFT, CHART_TOP, CHART_WIDTH, compute
 
 web = Blueprint(
@@ -46,10 +48,12 @@ PUBLIC = {"web.sign_in", "web.language"}
 NO_REDIRECT = {"web.events", "web.job_thumbnail"}
 #: Common materials offered as suggestions on the submit form (any valid name is accepted).
 MATERIALS = ("PLA", "PETG", "ABS", "ASA", "TPU")
+#: A printer's extra nozzles: tool1, tool2...
+TOOL_RE = re.compile(r"tool([0-9]{1,2})")
 #: How long an enrollment code lives, by the choice offered on the printers page.
 CODE_TTLS = {"1h": 3600, "1d": 86400, "7d": 7 * 86400}
 
-Page = Union[str, BaseResponse, tuple[str, int]]
+Page = Union[str, BaseResponse, tuple[str, int], tuple[str, int, dict[str, str]]]
 
 
 def service() -> FleetService:
@@ -68,7 +72,8 @@ def me() -> Member:
 
 
 def t(key: str, **values: Any) -> str:
-    return dashboard().catalogue.text(g.lang, key, **values)
+    # No language is chosen for a static file's request, yet its 404 page needs one.
+    return dashboard().catalogue.text(g.get("lang", "en"), key, **values)
 
 
 def csrf_token() -> str:
@@ -145,6 +150,16 @@ def format_duration(seconds: Optional[float]) -> str:
 
 
 @web.app_template_global()
+def heater_name(name: str) -> str:
+    """A heater's name for people ("tool0" is the nozzle, "tool1" the second); unknown names stay as sent."""
+    key = f"js.heater.{name}"
+    if dashboard().catalogue.has(key):
+        return t(key)
+    tool = TOOL_RE.fullmatch(name)
+    return t("js.heater.tool", n=int(tool.group(1)) + 1) if tool else name
+
+
+@web.app_template_global()
 def iso_time(epoch: Optional[float]) -> str:
     if epoch is None:
         return ""
@@ -178,6 +193,11 @@ def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
 # -- errors ---------------------------------------------------------------------------------------
 
 
+def failure(error: FleetError) -> Shown:
+    """The error's message in the page's language when the catalogue has it, else in English."""
+    return describe(error, dashboard().catalogue, g.get("lang", "en"), dict(request.view_args or {}))
+
+
 @web.errorhandler(FleetError)
 def fleet_error(error: FleetError) -> Union[Page, BaseResponse]:
     if isinstance(error, Unauthorized):
@@ -185,7 +205,8 @@ def fleet_error(error: FleetError) -> Union[Page, BaseResponse]:
         return redirect(url_for("web.sign_in"))
     known = dashboard().catalogue.messages["en"]
     title = t(f"error.{error.status}") if f"error.{error.status}" in known else t("error.other")
-    return render("error.html", error.status, title=title, message=error.message)
+    shown = failure(error)
+    return render("error.html", error.status, title=title, message=shown.text, message_lang=shown.lang)
 
 
 @web.errorhandler(HTTPException)
@@ -216,7 +237,10 @@ def sign_in() -> Union[Page, BaseResponse]:
     wait = limiter.wait_s(key)
     if wait > 0:
         error = t("signin.too_many", minutes=max(1, math.ceil(wait / 60)))
-        return render("signin.html", 429, title=t("signin.title"), next=target, name=name, error=error)
+        page, status = render(
+            "signin.html", 429, title=t("signin.title"), next=target, name=name, error=error
+        )
+        return page, status, {"Retry-After": str(math.ceil(wait))}
     try:
         member = service().sign_in(name, request.form.get("password", ""))
     except Unauthorized:
@@ -296,7 +320,11 @@ def printers() -> Page:
 def printer(printer_id: str) -> Page:
     entry = next((e for e in service().printer_board() if e.printer.id == printer_id), None)
     if entry is None:
-        raise NotFound(t("error.no_printer", id=printer_id))
+        raise NotFound(f"there is no printer with id {printer_id!r}", field="printer_id")
+    if request.args.get("part") == "card":
+        # One card for the printers page, which adds a printer enrolled while it is open.
+        next_page = url_for("web.printers")
+        return render("_card_part.html", c=card(entry), next=next_page, **viewer_context())
     return render(
         "printer.html",
         title=entry.printer.name,
@@ -376,7 +404,7 @@ def job(job_id: int) -> Page:
 def job_thumbnail(job_id: int) -> Response:
     found = thumbnail(service().get_job(me(), job_id))
     if found is None:
-        raise NotFound(t("error.no_thumbnail"))
+        raise NotFound(f"job {job_id}'s file has no preview image", key="no_thumbnail")
     data, mime = found
     return Response(data, mimetype=mime, headers={"Cache-Control": "private, max-age=3600"})
 
@@ -423,6 +451,11 @@ def _submit_form(**extra: Any) -> dict[str, Any]:
     }
 
 
+def _form_error(error: FleetError) -> dict[str, Any]:
+    shown = failure(error)
+    return {"error": shown.text, "error_lang": shown.lang}
+
+
 @web.get("/submit")
 def submit() -> Page:
     return render("submit.html", **_submit_form())
@@ -438,7 +471,7 @@ def analyze() -> Page:
         material = check_material(request.form.get("material"))
         result = service().analyze_upload(cast(BinaryIO, upload.stream), material=material).to_dict()
     except Invalid as exc:
-        return render("submit.html", 422, **_submit_form(error=exc.message))
+        return render("submit.html", 422, **_submit_form(**_form_error(exc)))
     thumb = best_thumbnail(result.get("thumbnails") or [])
     preview = None
     if thumb is not None:
@@ -466,7 +499,7 @@ def confirm_submit() -> Union[Page, BaseResponse]:
             note=request.form.get("note", ""),
         )
     except Invalid as exc:
-        return render("submit.html", 422, **_submit_form(error=exc.message))
+        return render("submit.html", 422, **_submit_form(**_form_error(exc)))
     ids = ", ".join(f"#{j.id}" for j in submission.jobs)
     flash(t("flash.submitted", ids=ids), "ok")
     return redirect(url_for("web.queue") + f"#job-{submission.jobs[0].id}", 303)
@@ -587,8 +620,8 @@ def settings() -> Union[Page, BaseResponse]:
             page="settings",
             lab=svc.lab_settings(),
             form=request.form,
-            error=exc.message,
             error_field=exc.field,
+            **_form_error(exc),
         )
     flash(t("flash.settings"), "ok")
     return redirect(url_for("web.settings"), 303)
@@ -605,11 +638,15 @@ def events() -> Response:
     if sub is None:
         # Full: the browser tries again later instead of holding one of the server's threads.
         return Response(f"retry: {board.busy_retry_ms}\n\n", mimetype="text/event-stream", headers=headers)
+    # Waitress tells when the browser has gone (it reads ahead on the connection), so a closed tab frees
+    # its place among the live clients at once rather than at the next heartbeat.
+    gone = request.environ.get("waitress.client_disconnected")
     stream = event_stream(
         board.hub,
         sub,
         lifetime_s=board.stream_lifetime_s,
         heartbeat_s=board.heartbeat_s,
         clock=time.monotonic,
+        disconnected=gone if callable(gone) else (lambda: False),
     )
     return Response(stream, mimetype="text/event-stream", headers=headers)

@@ -42,15 +42,25 @@ def page(octoprint: OctoPrintServer) -> Iterator[Any]:
             context.close()
 
 
-def log_in(page: Any, url: str) -> None:
+def log_in(page: Any, url: str, user: str = "admin") -> None:
     page.goto(f"{url}/")
     page.wait_for_selector("#login-user")
-    page.fill("#login-user", "admin")
-    page.fill("#login-password", "admin-password")
+    page.fill("#login-user", user)
+    page.fill("#login-password", f"{user}-password")
     page.click("#login-button")
-    # The UI is bound once the settings link is there and the plugin's tab is shown.
-    page.wait_for_selector("#navbar_show_settings", state="visible")
+    # The UI is bound once the plugin's tab is shown (and, for an admin, the settings link).
+    if user == "admin":
+        page.wait_for_selector("#navbar_show_settings", state="visible")
     page.wait_for_selector("#tab_plugin_crowdfab_link", state="visible")
+
+
+def wait_for_link(page: Any, text: str, timeout_ms: int = UI_TIMEOUT_MS) -> None:
+    """Wait until the Fablab tab shows the link to the fleet as ``text``."""
+    page.wait_for_function(
+        "text => document.querySelector('[data-test-id=crowdfab-link]').textContent.trim() === text",
+        arg=text,
+        timeout=timeout_ms,
+    )
 
 
 def test_fablab_tab_and_settings_page(octoprint: OctoPrintServer, page: Any) -> None:
@@ -59,9 +69,7 @@ def test_fablab_tab_and_settings_page(octoprint: OctoPrintServer, page: Any) -> 
     page.click("#tab_plugin_crowdfab_link a")
     link = page.locator("[data-test-id=crowdfab-link]")
     link.wait_for(state="visible")
-    page.wait_for_function(
-        "() => document.querySelector('[data-test-id=crowdfab-link]').textContent.trim() === 'not enrolled'"
-    )
+    wait_for_link(page, "not enrolled")
     assert page.locator("#tab_plugin_crowdfab_link a").inner_text().strip() == "Fablab"
     assert page.locator("[data-test-id=crowdfab-offer]").count() == 0, "no community job is pending"
     assert page.locator("[data-test-id=crowdfab-queue-form]").is_visible(), "admins may queue files"
@@ -87,4 +95,54 @@ def test_fablab_tab_and_settings_page(octoprint: OctoPrintServer, page: Any) -> 
     saved = octoprint.admin.get(f"{octoprint.url}/api/settings", timeout=5).json()["plugins"]["crowdfab"]
     assert (saved["material"], saved["auto_accept"], saved["enroll_code"]) == ("ABS", False, "typed-new-code")
 
+    assert not page.js_errors, page.js_errors
+
+
+def test_the_fablab_tab_speaks_french_when_the_user_does(octoprint: OctoPrintServer, page: Any) -> None:
+    # The instance's default language (Settings > Appearance), as an admin sets it. With only a user's own
+    # language setting, OctoPrint 1.11 rendered the templates in French but left the page's LOCALE (and so
+    # its JavaScript catalogue) English on the first load after signing in.
+    def language(code: str) -> None:
+        chosen = octoprint.admin.post(
+            f"{octoprint.url}/api/settings", json={"appearance": {"defaultLanguage": code}}, timeout=10
+        )
+        assert chosen.status_code == 200, chosen.text
+
+    language("fr")
+    try:
+        log_in(page, octoprint.url)
+        tab_link = page.locator("#tab_plugin_crowdfab_link a")
+        assert tab_link.inner_text().strip() == "Fablab"
+        tab_link.click()
+        tab = page.locator("[data-test-id=crowdfab-tab]")
+        tab.wait_for(state="visible")
+        # Server-rendered texts (from the compiled messages.mo) ...
+        assert tab.locator("h4").first.inner_text().strip() == "Lien avec la flotte"
+        assert page.locator("label[for=crowdfab-queue-copies]").inner_text().strip() == "Exemplaires"
+        send = page.locator("[data-test-id=crowdfab-queue-send]")
+        assert send.inner_text().strip() == "Envoyer à la file du fablab"
+        # ... and the script's (OctoPrint's JavaScript catalogue, which it builds from messages.po).
+        wait_for_link(page, "non inscrite")
+        caption = page.locator("#crowdfab-queue-file option").first.inner_text().strip()
+        assert caption == "Choisissez un fichier"
+        assert "Link to the fleet" not in tab.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "octoprint-fablab-tab-fr.png"), full_page=True)
+
+        page.click("#navbar_show_settings")
+        page.wait_for_selector("#settings_dialog", state="visible")
+        page.click("#settings_plugin_crowdfab_link a")
+        page.locator("#crowdfab-fleet-url").wait_for(state="visible")
+        assert page.locator("label[for=crowdfab-fleet-url]").inner_text().strip() == "Adresse de la flotte"
+        page.screenshot(path=str(ARTIFACTS / "octoprint-crowdfab-settings-fr.png"))
+
+        # The plugin's own refusals, which the tab shows, follow the language too.
+        refused = octoprint.admin.post(
+            f"{octoprint.url}/api/plugin/crowdfab",
+            json={"command": "queue_file", "path": "none.gcode", "token": "t"},
+            timeout=10,
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"].startswith("indiquez d'abord l'adresse de la flotte")
+    finally:
+        language("_default")
     assert not page.js_errors, page.js_errors

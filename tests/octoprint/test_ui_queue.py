@@ -1,9 +1,9 @@
-"""Sending a file from OctoPrint's Fablab tab to a real fleet's queue, through chromium."""
+"""Sending a file to a real fleet's queue from OctoPrint, through chromium: from the Fablab tab's form and
+from the "Send to fablab queue" action on a file in OctoPrint's own file list."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,16 +19,16 @@ UI_TIMEOUT_MS = 30_000
 FILENAME = "queue-me.gcode"
 
 
-@pytest.fixture()
-def fleet(tmp_path: Path) -> Iterator[RunningFleet]:
-    running = RunningFleet(tmp_path / "fleet")
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
+    running = RunningFleet(tmp_path_factory.mktemp("queue") / "fleet")
     try:
         yield running
     finally:
         running.stop()
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def octoprint(fleet: RunningFleet) -> Iterator[OctoPrintServer]:
     # A fleet URL but no enrollment code: the plugin never enrolls, it only forwards files to the queue.
     server = OctoPrintServer({"fleet_url": fleet.url}).start()
@@ -99,3 +99,64 @@ def test_a_file_goes_from_the_fablab_tab_to_the_fleet_queue(
     jobs = [job for job in mine.json()["jobs"] if job["filename"] == FILENAME]
     assert len(jobs) == 2, mine.json()
     assert {job["state"] for job in jobs} == {"queued"}
+
+
+def test_the_file_lists_action_sends_a_file_with_copies_and_material(
+    fleet: RunningFleet, octoprint: OctoPrintServer
+) -> None:
+    token = fleet.cli("member", "add", "bob")["token"]
+    name = "from-the-list.gcode"
+    part = generate_box(10, 10, 0.6, origin=(60.0, 60.0))
+    uploaded = octoprint.admin.post(
+        f"{octoprint.url}/api/files/local", files={"file": (name, part.encode())}, timeout=10
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    octoprint.admin.post(f"{octoprint.url}/api/setup/wizard", json={"handled": ["file_check"]}, timeout=10)
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(UI_TIMEOUT_MS)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            log_in(page, octoprint.url)
+            # The action sits with OctoPrint's own buttons on the file's entry in the Files sidebar.
+            entry = page.locator("#files .gcode_files .entry.machinecode", has_text=name)
+            entry.wait_for(state="visible")
+            action = entry.locator("[data-test-id=crowdfab-file-send]")
+            assert action.is_visible(), "the action shows for a user who may queue files"
+            assert action.get_attribute("aria-label") == "Send to fablab queue"
+            assert entry.locator(".action-buttons .btn-files-print").count() == 1, "OctoPrint's own stay"
+            page.screenshot(path=str(ARTIFACTS / "octoprint-file-list-action.png"))
+            entry.screenshot(path=str(ARTIFACTS / "octoprint-file-list-entry.png"))
+            action.click()
+
+            dialog = page.locator("[data-test-id=crowdfab-send-dialog]")
+            dialog.wait_for(state="visible")
+            assert dialog.locator("[data-test-id=crowdfab-send-path]").inner_text() == name
+            confirm = dialog.locator("[data-test-id=crowdfab-send-confirm]")
+            assert confirm.is_disabled(), "no token yet"
+            page.fill("#crowdfab-send-copies", "3")
+            page.fill("#crowdfab-send-material", "PETG")
+            page.fill("#crowdfab-send-token", "cfm_not-a-real-token")
+            confirm.click()
+            # A refusal stays in the dialog, with the fleet's words.
+            refusal = dialog.locator("[data-test-id=crowdfab-send-error]")
+            refusal.wait_for(state="visible")
+            assert "The fleet refused it:" in refusal.inner_text() and "token" in refusal.inner_text()
+            page.fill("#crowdfab-send-token", token)
+            page.screenshot(path=str(ARTIFACTS / "octoprint-file-list-dialog.png"))
+            confirm.click()
+            dialog.wait_for(state="hidden")
+            page.locator(".ui-pnotify", has_text="Sent to the fablab queue").wait_for(state="visible")
+        finally:
+            context.close()
+    assert not errors, errors
+
+    mine = fleet.api(token, "GET", "/jobs/mine")
+    assert mine.status_code == 200, mine.text
+    jobs = [job for job in mine.json()["jobs"] if job["filename"] == name]
+    assert len(jobs) == 3, mine.json()
+    assert {(job["state"], job["material"]) for job in jobs} == {("queued", "PETG")}

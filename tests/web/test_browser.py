@@ -12,6 +12,7 @@ from fleet.config import FleetConfig
 from fleet.gcode.generate import generate_box
 from fleet.models import LiveStatus, Role
 from fleet.server import Fleet
+from fleet.service import MqttEndpoint
 from fleet.states import JobState
 
 from .browser import ARTIFACTS, axe_script, browser_unavailable, chromium, served
@@ -138,15 +139,149 @@ def test_the_pages_have_no_critical_accessibility_findings(site, browser):
     page.add_script_tag(path=str(script))
     critical["signin"] = page.evaluate(AXE_CRITICAL)
     sign_in(page, url, "manager")
-    for path in ("/", "/queue", "/submit", "/printers/mk4", "/account"):
+    for path in ("/", "/queue", "/submit", "/printers/mk4", "/account", "/jobs/99999"):
         page.goto(url + path)
         page.add_script_tag(path=str(script))
         critical[path] = page.evaluate(AXE_CRITICAL)
+    # In French too: the printers page and an error page.
+    page.get_by_role("button", name="Français").click()
+    page.wait_for_function("document.documentElement.lang === 'fr'")
+    for path in ("/", "/jobs/99999"):
+        page.goto(url + path)
+        page.add_script_tag(path=str(script))
+        critical[f"fr {path}"] = page.evaluate(AXE_CRITICAL)
     context.close()
-    assert len(critical) == 6 and all(found == [] for found in critical.values()), critical
+    assert len(critical) == 9 and all(found == [] for found in critical.values()), critical
 
 
 AXE_CRITICAL = """async () => {
   const result = await axe.run(document, {resultTypes: ["violations"]});
   return result.violations.filter(v => v.impact === "critical").map(v => v.id + ": " + v.help);
 }"""
+
+
+def wait_live(page) -> None:
+    """Wait until the page's live updates are connected (in either language)."""
+    page.wait_for_function(
+        "() => { const s = document.querySelector('[data-live-status]').textContent;"
+        " return s.startsWith('Live') || s.startsWith('En direct'); }"
+    )
+
+
+def wait_reading(page, printer_id: str, heater: str, value: str) -> None:
+    page.wait_for_function(
+        "([card, heater, value]) => document.querySelector("
+        "`#printer-${card} [data-heater=${heater}] .reading-value`)?.textContent === value",
+        arg=[printer_id, heater, value],
+        timeout=10_000,
+    )
+
+
+def test_a_printer_enrolled_while_the_page_is_open_appears_live_with_compact_readings(site, browser):
+    fleet, url = site
+    svc = fleet.service
+    manager = svc.store.get_member_by_name("manager")
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, url, "manager")
+    wait_live(page)
+    page.evaluate("window.notReloaded = true")
+
+    # A printer spends an enrollment code (as the plugin does through the API) while the page is open.
+    code, _ = svc.create_enrollment_code(manager, 3600)
+    svc.node_mqtt = MqttEndpoint("127.0.0.1", 1883, False)  # where enrolled printers are told to connect
+    try:
+        enrolled = svc.enroll(code, "Voron", {"volume": VOLUME, "nozzle_diameter": 0.4, "material": "ABS"})
+    finally:
+        svc.node_mqtt = None
+    assert enrolled.printer.id == "voron"
+    svc.set_live(
+        "voron",
+        LiveStatus("idle", {"tool0": (212.4, 215.0), "bed": (99.6, 100.0)}, None, None, None, svc.clock()),
+    )
+    card = page.locator("#printer-voron")
+    card.wait_for(timeout=10_000)
+    assert page.evaluate("window.notReloaded") is True, "the card came without a reload"
+    assert "A new printer joined." in page.locator("[data-live-status]").inner_text()
+    wait_reading(page, "voron", "bed", "100/100°C")
+    readings = card.locator(".reading")
+    assert [r.text_content().strip() for r in readings.all()] == [
+        "Material ABS",
+        "nozzle 212/215°C",
+        "bed 100/100°C",
+    ]
+    # Live numbers change in place, without rebuilding the card.
+    svc.set_live(
+        "voron",
+        LiveStatus("idle", {"tool0": (180.0, 215.0), "bed": (99.6, 100.0)}, None, None, None, svc.clock()),
+    )
+    wait_reading(page, "voron", "tool0", "180/215°C")
+    assert page.evaluate("window.notReloaded") is True
+
+    # A heater more: the readings are rebuilt, still nozzles first.
+    heaters = {"tool0": (180.0, 215.0), "tool1": (150.0, 0.0), "bed": (99.6, 100.0)}
+    svc.set_live("voron", LiveStatus("idle", heaters, None, None, None, svc.clock()))
+    wait_reading(page, "voron", "tool1", "150/0°C")
+    labels = [r.text_content().strip() for r in card.locator(".temp .reading-label").all()]
+    assert labels == ["nozzle", "nozzle 2", "bed"]
+    svc.set_live(
+        "voron",
+        LiveStatus("idle", {"tool0": (180.0, 215.0), "bed": (99.6, 100.0)}, None, None, None, svc.clock()),
+    )
+    wait_reading(page, "voron", "tool0", "180/215°C")
+    page.wait_for_function(
+        "() => !document.querySelector('#printer-voron [data-heater=tool1]')", timeout=10_000
+    )
+
+    # A farm view's card: material and temperatures on one line, at a desk and on a phone.
+    for size, name in ((DESKTOP, "desktop"), (PHONE, "390")):
+        page.set_viewport_size(size)
+        boxes = [box for box in (r.bounding_box() for r in readings.all()) if box]
+        middles = [box["y"] + box["height"] / 2 for box in boxes]
+        line = min(box["height"] for box in boxes)
+        assert max(middles) - min(middles) < line / 2, f"the readings wrap at {name}: {boxes}"
+        overflow = card.evaluate("node => node.scrollWidth - node.clientWidth")
+        assert overflow <= 0, f"the card overflows by {overflow} px at {name}"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.locator("#printer-mk4").screenshot(path=str(ARTIFACTS / f"dashboard-card-{name}.png"))
+        card.screenshot(path=str(ARTIFACTS / f"dashboard-card-new-{name}.png"))
+    page.set_viewport_size(DESKTOP)
+    shoot(page, "printers-live-added")
+    context.close()
+
+
+def test_service_errors_read_in_french_on_french_pages(site, browser, tmp_path):
+    fleet, url = site
+    svc = fleet.service
+    alice = svc.store.get_member_by_name("alice")
+    job_id = svc.submit_job(alice, io.BytesIO(generate_box().encode()), filename="fr.gcode").jobs[0].id
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, url, "alice")
+    page.get_by_role("button", name="Français").click()
+    page.wait_for_function("document.documentElement.lang === 'fr'")
+
+    # A manager's page: refused, in French.
+    page.goto(f"{url}/members")
+    assert page.locator("main .error").inner_text() == "Seul un responsable de l'atelier peut faire cela."
+    assert page.locator("main .error").get_attribute("lang") is None
+
+    # The job is cancelled elsewhere while its page is open: cancelling it again is refused, in French.
+    page.goto(f"{url}/jobs/{job_id}")
+    svc.cancel_job(alice, job_id)
+    page.get_by_role("button", name="Annuler").click()
+    error = page.locator("main .error")
+    assert error.inner_text() == f"Le travail n°{job_id} est déjà annulé : il n'y a rien à annuler."
+    shoot(page, "error-fr")
+
+    # The submit form checks the file in place: its refusal is French too.
+    gcode = tmp_path / "fr.gcode"
+    gcode.write_text(generate_box())
+    page.goto(f"{url}/submit")
+    page.locator("input[type=file]").set_input_files(str(gcode))
+    page.locator("input[name=material]").fill("P L A!")
+    page.locator("#analyze").click()
+    page.locator("main > .error").wait_for()
+    text = page.locator("main > .error").inner_text()
+    assert text.startswith("La matière doit être un nom comme PLA"), text
+    context.close()

@@ -24,6 +24,16 @@ def submit(browser, text: str | None = None, **form) -> object:
     return browser.post("/submit/confirm", data, content_type="multipart/form-data")
 
 
+def test_a_cards_heaters_are_named_for_people_nozzles_first(browsers, fleet, printer):
+    svc = fleet.service
+    heaters = {"probe": (30.0, None), "bed": (60.0, 60.0), "tool2": (20.0, 0.0), "tool0": (215.0, 215.0)}
+    svc.set_live("mk4", LiveStatus("idle", heaters, None, None, None, svc.clock()))
+    page = browsers["alice"].get("/").get_data(as_text=True)
+    labels = re.findall(r'data-heater="([^"]+)"><span class="reading-label">([^<]+)</span>', page)
+    assert labels == [("tool0", "nozzle"), ("tool2", "nozzle 3"), ("bed", "bed"), ("probe", "probe")]
+    assert '<span class="reading-value">30/?°C</span>' in page, "a heater with no target says so"
+
+
 def test_printer_cards_show_state_job_progress_and_offline(browsers, fleet, people, printer):
     svc = fleet.service
     job_id = (
@@ -39,7 +49,9 @@ def test_printer_cards_show_state_job_progress_and_offline(browsers, fleet, peop
     )
     page = browsers["bob"].get("/").get_data(as_text=True)
     assert 'data-state="printing"' in page
-    assert "hotend 210/210 °C" in page and 'value="42.0"' in page
+    hotend = '<span class="reading-label">hotend</span> <span class="reading-value">210/210°C</span>'
+    assert hotend in page and 'value="42.0"' in page
+    assert page.index('data-heater="hotend"') < page.index('data-heater="bed"'), "nozzles come first"
     assert f"#{job_id}</a> · alice" in page
     assert "box.gcode" not in page  # another member's file name stays private
 

@@ -33,14 +33,60 @@
     });
   }
 
-  function formatTemps(temps) {
-    var parts = Object.keys(temps).sort().map(function (name) {
-      var pair = temps[name];
-      var actual = pair[0] === null ? "?" : Math.round(pair[0]);
-      var target = pair[1] === null ? "?" : Math.round(pair[1]);
-      return name + " " + actual + "/" + target + " °C";
-    });
-    return parts.length ? parts.join(" · ") : "—";
+  function formatTemp(pair) {
+    var actual = pair[0] === null ? "?" : Math.round(pair[0]);
+    var target = pair[1] === null ? "?" : Math.round(pair[1]);
+    return actual + "/" + target + "°C";
+  }
+
+  /* The same order as the server's cards: nozzles, bed, chamber, then the rest. */
+  function heaterRank(name) {
+    if (name.indexOf("tool") === 0 || name === "hotend") { return 0; }
+    return name === "bed" ? 1 : name === "chamber" ? 2 : 3;
+  }
+
+  function heaterName(name) {
+    var tool = /^tool([0-9]{1,2})$/.exec(name);
+    if (texts["js.heater." + name]) { return texts["js.heater." + name]; }
+    return tool ? t("js.heater.tool").replace("{n}", Number(tool[1]) + 1) : name;
+  }
+
+  function heaterOrder(a, b) {
+    return heaterRank(a) - heaterRank(b) || (a < b ? -1 : a > b ? 1 : 0);
+  }
+
+  function reading(label, value) {
+    var outer = document.createElement("span");
+    outer.className = "reading";
+    var name = document.createElement("span");
+    name.className = "reading-label";
+    name.textContent = label;
+    var text = document.createElement("span");
+    text.className = "reading-value";
+    text.textContent = value;
+    outer.appendChild(name);
+    outer.appendChild(document.createTextNode(" "));
+    outer.appendChild(text);
+    return outer;
+  }
+
+  /* Temperatures as one compact line of readings; rebuilt only when the heaters change, else just the numbers. */
+  function fillTemps(node, temps) {
+    var names = Object.keys(temps).sort(heaterOrder);
+    var key = names.join(",");
+    if (node.dataset.key !== key) {
+      node.dataset.key = key;
+      node.textContent = "";
+      if (!names.length) { node.appendChild(reading(t("js.temperatures"), "—")); }
+      names.forEach(function (name) {
+        var one = reading(heaterName(name), "");
+        one.classList.add("temp");
+        one.dataset.heater = name;
+        node.appendChild(one);
+      });
+    }
+    var values = node.querySelectorAll(".temp .reading-value");
+    names.forEach(function (name, i) { setText(values[i], formatTemp(temps[name])); });
   }
 
   function field(card, name) { return card.querySelector('[data-field="' + name + '"]'); }
@@ -50,7 +96,7 @@
     if (card.dataset.state !== c.state) { card.dataset.state = c.state; }
     setText(field(card, "state"), t("js.state." + c.state));
     setText(field(card, "material"), c.material || "—");
-    setText(field(card, "temps"), formatTemps(c.temps));
+    fillTemps(field(card, "temps"), c.temps);
     var job = field(card, "job");
     var jobKey = c.job_id ? c.job_id + "|" + c.member : "";
     if (job.dataset.key !== jobKey) {
@@ -96,12 +142,39 @@
     source.addEventListener("open", function () { setText(status, t("js.live")); });
     source.addEventListener("error", function () { setText(status, t("js.reconnecting")); });
     if (cards) {
+      var empty = document.querySelector("[data-live-empty]");
+      var adding = {};
+      /* A printer enrolled while the page is open: its card comes from the server, as the page's others did. */
+      var addCard = function (c) {
+        if (adding[c.id]) { return; }
+        adding[c.id] = true;
+        fetch("/printers/" + encodeURIComponent(c.id) + "?part=card", { credentials: "same-origin" })
+          .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+          .then(function (html) {
+            if (document.getElementById("printer-" + c.id)) { return; }
+            var holder = document.createElement("div");
+            holder.innerHTML = html;
+            var card = holder.querySelector(".card");
+            if (!card) { return; }
+            localizeTimes(card);
+            cards.appendChild(card);
+            setHidden(empty, true);
+            setText(status, t("js.printer_added"));
+          })
+          .catch(function () { setText(status, t("js.reconnecting")); })
+          .then(function () { delete adding[c.id]; });
+      };
       source.addEventListener("printers", function (event) {
         var data = JSON.parse(event.data);
         data.changed.forEach(function (c) {
           var card = document.getElementById("printer-" + c.id);
-          if (card) { fillCard(card, c); }
+          if (card) { fillCard(card, c); } else if (cards.dataset.liveNew) { addCard(c); }
         });
+        (data.removed || []).forEach(function (id) {
+          var card = document.getElementById("printer-" + id);
+          if (card && cards.dataset.liveNew) { card.remove(); }
+        });
+        if (cards.dataset.liveNew) { setHidden(empty, cards.children.length > 0); }
       });
     }
     if (queue) {

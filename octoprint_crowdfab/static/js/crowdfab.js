@@ -1,12 +1,17 @@
 /*
  * CrowdFab in OctoPrint's UI: the "Fablab" tab (fleet link, fleet job, pending community job, sending a
- * file to the fleet's queue) and the plugin's settings page. One view model serves both.
+ * file to the fleet's queue), a "Send to fablab queue" action on every file of OctoPrint's file list with
+ * its dialog, and the plugin's settings page. One view model serves them all.
  */
 $(function () {
     "use strict";
 
     var PLUGIN = "crowdfab";
     var TAB = "#tab_plugin_crowdfab";
+    var DIALOG = "#crowdfab_send_dialog";
+    var FILE_TEMPLATE = "#files_template_machinecode";
+    var FILE_ACTION_CLASS = "crowdfab-file-send";
+    var CAN_QUEUE_CLASS = "crowdfab-can-queue";
     var TOKEN_KEY = "plugin.crowdfab.memberToken";
     var POLL_VISIBLE_MS = 3000;
     var POLL_HIDDEN_MS = 15000;
@@ -246,11 +251,14 @@ $(function () {
         self.queueError = ko.observable("");
         self.sending = ko.observable(false);
         // A whole number from 1 to 50, or null: the plugin refuses anything else.
-        self.copiesValue = ko.pureComputed(function () {
-            var text = String(self.queueCopies()).trim();
+        function wholeCopies(value) {
+            var text = String(value).trim();
             if (!/^[0-9]+$/.test(text)) return null;
             var copies = parseInt(text, 10);
             return copies >= 1 && copies <= 50 ? copies : null;
+        }
+        self.copiesValue = ko.pureComputed(function () {
+            return wholeCopies(self.queueCopies());
         });
         self.canSend = ko.pureComputed(function () {
             return !self.sending() && !!self.queuePath() && !!self.queueToken() && self.copiesValue() !== null;
@@ -289,34 +297,116 @@ $(function () {
             });
         };
 
-        self.queueFile = function () {
-            if (!self.canSend()) return;
+        function rememberOrForget(token) {
+            if (!localStorage) return;
+            if (self.rememberToken()) localStorage.setItem(TOKEN_KEY, token);
+            else localStorage.removeItem(TOKEN_KEY);
+        }
+
+        // Sends one file through the plugin's queue_file command; `done(text)` or `failed(text)` report back.
+        function sendToQueue(path, copies, material, done, failed) {
             var token = self.queueToken();
-            if (localStorage) {
-                if (self.rememberToken()) localStorage.setItem(TOKEN_KEY, token);
-                else localStorage.removeItem(TOKEN_KEY);
-            }
-            var payload = {path: self.queuePath(), token: token, copies: self.copiesValue()};
-            if (self.queueMaterial()) payload.material = self.queueMaterial();
+            rememberOrForget(token);
+            var payload = {path: path, token: token, copies: copies};
+            if (material) payload.material = material;
             self.sending(true);
-            self.queueResult("");
-            self.queueError("");
             OctoPrint.simpleApiCommand(PLUGIN, "queue_file", payload)
                 .done(function (answer) {
                     var jobs = (answer && answer.jobs) || [];
                     var text = _.map(jobs, function (job) {
                         return _.sprintf(gettext("job #%(id)s: %(state)s"), {id: job.id, state: job.state});
                     }).join(", ");
-                    self.queueResult(gettext("The fleet queued it.") + (text ? " " + text : ""));
+                    done(gettext("The fleet queued it.") + (text ? " " + text : ""));
                 })
                 .fail(function (xhr) {
-                    self.queueError(gettext("The fleet refused it:") + " " + errorOf(xhr));
+                    failed(gettext("The fleet refused it:") + " " + errorOf(xhr));
                 })
                 .always(function () {
                     self.sending(false);
                     if (!self.rememberToken()) self.queueToken("");
                 });
+        }
+
+        self.queueFile = function () {
+            if (!self.canSend()) return;
+            self.queueResult("");
+            self.queueError("");
+            sendToQueue(self.queuePath(), self.copiesValue(), self.queueMaterial(), self.queueResult, self.queueError);
         };
+
+        // -- the file list's "Send to fablab queue" action and its dialog -------------------------
+
+        self.sendPath = ko.observable("");
+        self.sendCopies = ko.observable(1);
+        self.sendMaterial = ko.observable("");
+        self.sendError = ko.observable("");
+        self.sendCopiesValue = ko.pureComputed(function () {
+            return wholeCopies(self.sendCopies());
+        });
+        self.canSendFromDialog = ko.pureComputed(function () {
+            return !self.sending() && !!self.sendPath() && !!self.queueToken() && self.sendCopiesValue() !== null;
+        });
+
+        // OctoPrint's file list has no extension point for per-file actions: its entries are rendered from the
+        // knockout template FILE_TEMPLATE, so the action is added to that template's action buttons once, before
+        // the list is bound. Clicks are handled here, by delegation, with the entry knockout bound to the button.
+        self.addFileAction = function () {
+            var template = $(FILE_TEMPLATE);
+            if (!template.length) return false;
+            var parsed = $("<div></div>").html(template.text());
+            var buttons = parsed.find(".action-buttons").first();
+            if (!buttons.length) {
+                if (window.console) {
+                    console.warn("CrowdFab: OctoPrint's file list has no action buttons; queue files from the Fablab tab");
+                }
+                return false;
+            }
+            if (buttons.find("." + FILE_ACTION_CLASS).length) return true;
+            var label = _.escape(gettext("Send to fablab queue"));
+            buttons.append(
+                '<div class="btn btn-mini ' + FILE_ACTION_CLASS + '" role="button" tabindex="0"' +
+                    ' data-test-id="crowdfab-file-send" title="' + label + '" aria-label="' + label + '"' +
+                    " data-bind=\"visible: origin === 'local'\"><i class=\"fas fa-share-square\"></i></div>"
+            );
+            template.text(parsed.html());
+            return true;
+        };
+
+        self.openSendDialog = function (entry) {
+            if (!self.canQueue() || !entry || entry.origin !== "local") return;
+            self.sendPath(entry.path);
+            self.sendCopies(1);
+            self.sendMaterial("");
+            self.sendError("");
+            $(DIALOG).modal("show");
+        };
+
+        self.sendFromDialog = function () {
+            if (!self.canSendFromDialog()) return;
+            self.sendError("");
+            sendToQueue(
+                self.sendPath(),
+                self.sendCopiesValue(),
+                self.sendMaterial(),
+                function (text) {
+                    $(DIALOG).modal("hide");
+                    new PNotify({title: gettext("Sent to the fablab queue"), text: _.escape(text), type: "success"});
+                },
+                self.sendError
+            );
+        };
+
+        $(document).on("click keydown", "." + FILE_ACTION_CLASS, function (event) {
+            if (event.type === "keydown" && event.key !== "Enter" && event.key !== " ") return;
+            event.preventDefault();
+            self.openSendDialog(ko.dataFor(this));
+        });
+        self.canQueue.subscribe(function (allowed) {
+            $("body").toggleClass(CAN_QUEUE_CLASS, !!allowed);
+        });
+        $(DIALOG).on("shown", function () {
+            $("#crowdfab-send-copies").trigger("focus");
+        });
 
         // -- settings ----------------------------------------------------------------------------
 
@@ -375,6 +465,10 @@ $(function () {
 
         // -- life cycle --------------------------------------------------------------------------
 
+        self.onBeforeBinding = function () {
+            self.addFileAction();
+            $("body").toggleClass(CAN_QUEUE_CLASS, !!self.canQueue());
+        };
         self.onStartupComplete = self.onUserLoggedIn = function () {
             self.requestStatus();
             if (tabVisible) self.loadFiles();
@@ -399,6 +493,6 @@ $(function () {
     OCTOPRINT_VIEWMODELS.push({
         construct: CrowdFabViewModel,
         dependencies: ["loginStateViewModel", "accessViewModel", "settingsViewModel"],
-        elements: ["#tab_plugin_crowdfab", "#settings_plugin_crowdfab"]
+        elements: ["#tab_plugin_crowdfab", "#settings_plugin_crowdfab", DIALOG]
     });
 });
