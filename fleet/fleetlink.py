@@ -366,12 +366,11 @@ class FleetLink:
                 )
             return
         if now >= dispatch.expires_at:
-            why = (
-                "asked its owner, who did not answer"
-                if dispatch.answer is p.AckStatus.PENDING
-                else "did not answer"
-            )
-            self._give_back(dispatch, f"printer {dispatch.printer_id} {why} within {self.lease_s:g} s", now)
+            if dispatch.answer is p.AckStatus.PENDING:
+                why = "asked its owner, who did not answer in time"
+            else:
+                why = f"did not answer within {self.lease_s:g} s"
+            self._give_back(dispatch, f"printer {dispatch.printer_id} {why}", now)
             return
         if (
             dispatch.answer is None
@@ -710,4 +709,12 @@ class FleetLink:
             p.AckStatus.ACCEPTED,
             p.AckStatus.DONE,
         ):
-            self._dispatches[dispatch.job_id] = replace(dispatch, answer=ack.status, answered_at=now)
+            expires_at = dispatch.expires_at
+            if ack.status is p.AckStatus.PENDING:
+                # The owner is asked: hold the job as long as the node says they have (it answers
+                # ``declined`` itself at that deadline), and an ack's trip more.
+                within = self.lease_s if ack.answer_within_s is None else ack.answer_within_s
+                expires_at = max(expires_at, now + within + self.ack_timeout_s)
+            self._dispatches[dispatch.job_id] = replace(
+                dispatch, answer=ack.status, answered_at=now, expires_at=expires_at
+            )

@@ -36,6 +36,8 @@ MAX_PAYLOAD = 64 * 1024
 MAX_TIME = 253402300799.0
 #: Ids and sizes are stored as signed 64-bit integers.
 MAX_INT = 2**63 - 1
+#: The longest a node may ask the fleet to hold a job for its owner's answer: one day.
+MAX_ANSWER_WITHIN_S = 86400.0
 
 ONLINE = "online"
 OFFLINE = "offline"
@@ -208,6 +210,8 @@ class Ack:
     ts: float
     job_id: Optional[int] = None
     reason: str = ""
+    #: With ``pending``: how many seconds the owner has to answer; the final answer comes by then.
+    answer_within_s: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -281,6 +285,7 @@ def encode_ack(ack: Ack) -> bytes:
             "ts": ack.ts,
             "job_id": ack.job_id,
             "reason": ack.reason,
+            **({} if ack.answer_within_s is None else {"answer_within_s": ack.answer_within_s}),
         }
     )
 
@@ -455,7 +460,15 @@ def decode_ack(payload: bytes) -> Ack:
         ts=_time(data, "ts") or 0.0,
         job_id=_int(data, "job_id", optional=True),
         reason=_str(data, "reason", default=""),
+        answer_within_s=_answer_within(data),
     )
+
+
+def _answer_within(data: dict[str, Any]) -> Optional[float]:
+    value = _num(data, "answer_within_s", optional=True)
+    if value is not None and not 0 <= value <= MAX_ANSWER_WITHIN_S:
+        raise ProtocolError(f"answer_within_s must be from 0 to {MAX_ANSWER_WITHIN_S} seconds")
+    return value
 
 
 def decode_event(payload: bytes) -> Event:

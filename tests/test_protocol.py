@@ -73,6 +73,11 @@ EVENT = p.Event(p.EventType.JOB_DONE, 102.0, 7, "")
         (STATUS, p.encode_status, p.decode_status),
         (COMMAND, p.encode_command, p.decode_command),
         (ACK, p.encode_ack, p.decode_ack),
+        (
+            p.Ack("c1", p.AckStatus.PENDING, 1.0, 7, "asking", answer_within_s=300.0),
+            p.encode_ack,
+            p.decode_ack,
+        ),
         (EVENT, p.encode_event, p.decode_event),
     ],
 )
@@ -91,6 +96,9 @@ def with_change(payload: bytes, **changes) -> bytes:
 @pytest.mark.parametrize(
     ("decode", "payload", "complaint"),
     [
+        (p.decode_ack, with_change(p.encode_ack(ACK), answer_within_s=-1), "answer_within_s"),
+        (p.decode_ack, with_change(p.encode_ack(ACK), answer_within_s=10**6), "answer_within_s"),
+        (p.decode_ack, with_change(p.encode_ack(ACK), answer_within_s="soon"), "answer_within_s"),
         (p.decode_status, b"not json", "JSON"),
         (p.decode_status, b"\xff\xfe", "UTF-8"),
         (p.decode_status, b"[1, 2]", "object"),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
 from ..protocol import (
+    MAX_ANSWER_WITHIN_S,
     OFFLINE,
     ONLINE,
     Ack,
@@ -205,6 +206,11 @@ class PrinterNode:
             return
         previous = self._journal.ack_for(command.id)
         if previous is not None:
+            offer = self._journal.offer
+            if previous.status is AckStatus.PENDING and offer is not None and offer.command.id == command.id:
+                # Still asking: say again how long the owner has left.
+                left = max(0.0, offer.deadline - self._clock())
+                previous = replace(previous, answer_within_s=round(left, 3))
             self._publish(Channel.ACK, encode_ack(previous))
             return
         if command.expired(self._clock()):
@@ -235,14 +241,21 @@ class PrinterNode:
         elif self.settings.auto_accept:
             self._take(command)
         else:
-            self._journal.set_offer(Offer(command, self._clock() + self.settings.accept_timeout_s))
-            self._ack(command, AckStatus.PENDING, "waiting for the printer's owner")
+            within = min(self.settings.accept_timeout_s, MAX_ANSWER_WITHIN_S)
+            self._journal.set_offer(Offer(command, self._clock() + within))
+            self._ack(command, AckStatus.PENDING, "waiting for the printer's owner", answer_within_s=within)
 
     def _accept_offer(self) -> bool:
         offer = self._journal.offer
         if offer is None:
             return False
         self._journal.set_offer(None)
+        if self._clock() >= offer.deadline:
+            # The fleet has stopped waiting for this answer (it may have given the job to another
+            # printer): taking it now could print it twice.
+            self._ack(offer.command, AckStatus.DECLINED, "the owner answered after the offer's deadline")
+            self._publish_status()
+            return False
         reason = dispatch_refusal(self._printer.snapshot(), self._journal.job, None)
         if reason:
             self._ack(offer.command, AckStatus.DECLINED, reason)
@@ -352,8 +365,15 @@ class PrinterNode:
             self._ack(command, AckStatus.DONE)
             self._flush_events()
 
-    def _ack(self, command: Command, status: AckStatus, reason: str = "") -> None:
-        ack = Ack(command.id, status, self._clock(), _job_id(command), reason)
+    def _ack(
+        self,
+        command: Command,
+        status: AckStatus,
+        reason: str = "",
+        *,
+        answer_within_s: Optional[float] = None,
+    ) -> None:
+        ack = Ack(command.id, status, self._clock(), _job_id(command), reason, answer_within_s)
         self._journal.record_ack(ack)
         self._publish(Channel.ACK, encode_ack(ack))
 

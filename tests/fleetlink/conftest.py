@@ -74,8 +74,10 @@ class Node:
             p.topic(self.id, p.Channel.EVENTS), p.encode_event(p.Event(kind, self.clock(), job_id))
         )
 
-    def ack(self, command: p.Command, status: p.AckStatus, reason: str = "") -> None:
-        ack = p.Ack(command.id, status, self.clock(), command.job_id, reason)
+    def ack(
+        self, command: p.Command, status: p.AckStatus, reason: str = "", answer_within_s: float | None = None
+    ) -> None:
+        ack = p.Ack(command.id, status, self.clock(), command.job_id, reason, answer_within_s)
         self.link.deliver(p.topic(self.id, p.Channel.ACK), p.encode_ack(ack))
 
 

@@ -77,14 +77,45 @@ def test_accepted_then_started_prints_and_duplicates_are_harmless(service, fleet
     assert fleetlink.outstanding() == {}
 
 
-def test_pending_waits_for_the_owner_until_the_lease_ends(service, fleetlink, link, clock):
+def test_pending_without_a_time_waits_for_the_owner_until_the_lease_ends(service, fleetlink, link, clock):
     add_printer(service, "mk4")
     job_id = queue_job(service)
     fleetlink.tick(T0)
     Node(link, "mk4", clock).ack(link.commands("mk4")[0], p.AckStatus.PENDING)
     fleetlink.tick(T0 + 20)
     assert len(link.commands("mk4")) == 1 and service.store.get_job(job_id).state is JobState.ASSIGNED
-    fleetlink.tick(T0 + 30)
+    fleetlink.tick(T0 + 41)  # the lease from the answer, and an ack's trip
+    assert service.store.get_job(job_id).state is JobState.QUEUED
+    assert "did not answer in time" in service.store.job_events(job_id)[-1].reason
+
+
+def test_pending_holds_the_job_as_long_as_the_owner_has_to_answer(service, fleetlink, link, clock):
+    add_printer(service, "home")
+    job_id = queue_job(service)
+    fleetlink.tick(T0)
+    [command] = link.commands("home")
+    node = Node(link, "home", clock)
+    node.ack(command, p.AckStatus.PENDING, "waiting for the printer's owner", answer_within_s=300)
+    fleetlink.tick(T0 + 200)  # far past the 30 s lease: the owner still has time
+    assert service.store.get_job(job_id).state is JobState.ASSIGNED
+    assert len(link.commands("home")) == 1  # and the offer is not sent again meanwhile
+    node.ack(command, p.AckStatus.ACCEPTED)  # the owner says yes after four minutes
+    fleetlink.tick(T0 + 400)
+    assert service.store.get_job(job_id).state is JobState.ASSIGNED  # now waiting for job_started
+    node.event(p.EventType.JOB_STARTED, job_id)
+    assert service.store.get_job(job_id).state is JobState.PRINTING
+
+
+def test_pending_owner_who_never_answers_gives_the_job_back_after_their_time(service, fleetlink, link, clock):
+    add_printer(service, "home")
+    job_id = queue_job(service)
+    fleetlink.tick(T0)
+    Node(link, "home", clock).ack(link.commands("home")[0], p.AckStatus.PENDING, answer_within_s=120)
+    fleetlink.tick(T0 + 125)
+    assert (
+        service.store.get_job(job_id).state is JobState.ASSIGNED
+    )  # the node's own decline may be on its way
+    fleetlink.tick(T0 + 131)
     assert service.store.get_job(job_id).state is JobState.QUEUED
 
 

@@ -180,6 +180,7 @@ def offering(harness: Harness) -> Harness:
     harness.start()
     harness.send(harness.command(CommandType.DISPATCH, 7, id="offer-1"))
     assert [(a.status, a.command_id) for a in harness.link.acks()] == [(AckStatus.PENDING, "offer-1")]
+    assert harness.link.acks()[0].answer_within_s == 120  # the fleet holds the job that long
     assert harness.node.pending_offer().command.job.job_id == 7
     assert harness.printer.started == []
     return harness
@@ -218,12 +219,24 @@ def test_unanswered_offer_is_declined_after_the_timeout(harness: Harness) -> Non
     assert "within 120 s" in harness.link.acks()[-1].reason
 
 
+def test_an_answer_after_the_deadline_is_not_taken(harness: Harness) -> None:
+    offering(harness)
+    harness.clock.advance(121)  # the owner clicks before the node's timer has declined the offer
+    assert harness.node.accept_offer().result(timeout=1) is False
+    ack = harness.link.acks()[-1]
+    assert (ack.status, ack.command_id) == (AckStatus.DECLINED, "offer-1")
+    assert "deadline" in ack.reason
+    assert harness.printer.started == [] and harness.node.pending_offer() is None
+
+
 def test_offer_survives_a_restart_and_a_repeated_command_gets_pending_again(harness: Harness) -> None:
     offering(harness)
     harness.start()
     assert harness.node.pending_offer().command.id == "offer-1"
+    harness.clock.advance(20)
     harness.send(harness.command(CommandType.DISPATCH, 7, id="offer-1"))
     assert harness.link.acks()[-1].status is AckStatus.PENDING
+    assert harness.link.acks()[-1].answer_within_s == 100  # the time the owner has left
     assert harness.node.accept_offer().result(timeout=1) is True
     assert len(harness.printer.started) == 1
 
