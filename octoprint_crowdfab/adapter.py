@@ -42,6 +42,7 @@ class OctoPrintPrinter:
             file_path=job_file.get("path") if job_file.get("origin") == LOCAL else None,
             file_name=job_file.get("name"),
             time_left_s=_number(progress.get("printTimeLeft")),
+            finishing=bool(flags.get("finishing")),
         )
 
     def start(self, path: Path) -> None:
@@ -61,8 +62,11 @@ class OctoPrintPrinter:
     def store_file(self, job_id: int, filename: str, source: Path) -> Path:
         self._files.add_folder(LOCAL, self.folder, ignore_existing=True)
         target = self._files.join_path(LOCAL, self.folder, self._files.sanitize_name(LOCAL, filename))
+        # Moved, not copied: the download sits in the plugin's data folder, on the same disk as
+        # OctoPrint's uploads, so the checked file appears under its printable name in one rename
+        # and a restart can never leave half of it there.
         stored = self._files.add_file(
-            LOCAL, target, DiskFileWrapper(filename, str(source), move=False), allow_overwrite=True
+            LOCAL, target, DiskFileWrapper(filename, str(source), move=True), allow_overwrite=True
         )
         return Path(stored)
 

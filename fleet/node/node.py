@@ -77,6 +77,9 @@ class NodeSettings:
     accept_timeout_s: float = 300.0
     #: While printing, at most one status message per this many seconds (state changes go at once).
     status_interval_s: float = 1.0
+    #: A dispatch that arrives while the printer finishes its last print (end script running) waits
+    #: this long for it to be free before it is declined (less than the fleet's dispatch lease).
+    finishing_wait_s: float = 15.0
     capabilities: Capabilities = field(default_factory=Capabilities)
 
 
@@ -108,6 +111,8 @@ class PrinterNode:
         self._fetcher = fetcher
         self._clock = clock
         self._journal = Journal.load(journal_path)
+        #: A dispatch waiting for the printer to finish its last print, and until when it waits.
+        self._waiting: Optional[tuple[Command, float]] = None
         self._work_dir = work_dir or journal_path.parent / "downloads"
         self._worker = Worker(f"crowdfab-node-{printer_id}", idle=self.tick, idle_interval=tick_interval_s)
         self._executor: Executor = executor or self._worker
@@ -186,6 +191,13 @@ class PrinterNode:
     def tick(self) -> None:
         """Periodic work (run by the worker when idle): offer timeouts, rate-limited status, events whose
         delivery is not confirmed yet."""
+        waiting = self._waiting
+        if waiting is not None:
+            self._waiting = None
+            if waiting[0].expired(self._clock()):
+                self._ack(waiting[0], AckStatus.DECLINED, "expired while the printer finished its last print")
+            else:
+                self._dispatch(waiting[0], waiting[1])
         offer = self._journal.offer
         if offer is not None and self._clock() >= offer.deadline:
             self._decline_offer(f"no answer from the owner within {self.settings.accept_timeout_s:g} s")
@@ -226,16 +238,26 @@ class PrinterNode:
         handlers[command.type](command)
         self._publish_status()
 
-    def _dispatch(self, command: Command) -> None:
+    def _dispatch(self, command: Command, wait_until: Optional[float] = None) -> None:
         job = self._journal.job
         if job is not None and job.command_id == command.id:
             # Acted on before a crash lost the ack: answer again, never act twice.
             self._ack(command, AckStatus.ACCEPTED)
             return
+        if self._waiting is not None and self._waiting[0].id == command.id:
+            return  # the fleet sent it again while it waits for the printer to finish: keep waiting
         taking = self._journal.taking
-        reason = dispatch_refusal(self._printer.snapshot(), job, self._journal.offer)
+        snapshot = self._printer.snapshot()
+        reason = dispatch_refusal(snapshot, job, self._journal.offer)
         if taking is not None and not reason:
             reason = f"already fetching fleet job {_job_id(taking)}"
+        if reason and snapshot.finishing and job is None and taking is None and self._journal.offer is None:
+            # The last print's end script is running: the printer is free in a moment. Answer then
+            # (the fleet re-sends the same command meanwhile, which changes nothing).
+            deadline = self._clock() + self.settings.finishing_wait_s if wait_until is None else wait_until
+            if self._clock() < deadline:
+                self._waiting = (command, deadline)
+                return
         if reason:
             self._ack(command, AckStatus.DECLINED, reason)
         elif self.settings.auto_accept:

@@ -37,6 +37,8 @@ class PrinterSnapshot:
     file_path: Optional[str] = None
     file_name: Optional[str] = None
     time_left_s: Optional[float] = None
+    #: The print's last lines and end script are running: busy for a moment, then free.
+    finishing: bool = False
 
     @property
     def busy(self) -> bool:

@@ -104,6 +104,45 @@ def test_dispatch_refused_by_printer_state(harness: Harness, snapshot: PrinterSn
     assert harness.fetcher.fetched == []
 
 
+def finishing(harness: Harness) -> None:
+    """The printer runs its last print's end script: OctoPrint says printing and finishing."""
+    harness.printer.state = PrinterSnapshot(
+        operational=True, printing=True, finishing=True, file_path="last.gcode", progress=100.0
+    )
+
+
+def test_a_dispatch_during_the_end_script_waits_for_the_printer_then_starts(harness: Harness) -> None:
+    finishing(harness)
+    harness.start()
+    command = harness.command(CommandType.DISPATCH, 7)
+    harness.send(command)
+    assert harness.link.acks() == [] and harness.printer.started == []  # no answer yet: it waits
+    harness.clock.advance(3)
+    harness.node.tick()
+    harness.send(command)  # the fleet's re-send while it waits changes nothing
+    assert harness.link.acks() == []
+    harness.printer.state = PrinterSnapshot(operational=True)  # the end script is over
+    harness.clock.advance(1)
+    harness.node.tick()
+    assert [a.status for a in harness.link.acks()] == [AckStatus.ACCEPTED]
+    assert len(harness.printer.started) == 1
+
+
+def test_a_printer_that_stays_finishing_declines_after_the_wait(harness: Harness) -> None:
+    finishing(harness)
+    harness.start()
+    harness.send(harness.command(CommandType.DISPATCH, 7))
+    harness.clock.advance(14)
+    harness.node.tick()
+    assert harness.link.acks() == []
+    harness.clock.advance(2)
+    harness.node.tick()
+    assert [(a.status, a.reason) for a in harness.link.acks()] == [
+        (AckStatus.DECLINED, "busy with a local print")
+    ]
+    assert harness.printer.started == []
+
+
 def test_dispatch_refused_while_a_fleet_job_runs_or_awaits_bed_clear(harness: Harness) -> None:
     harness.start()
     harness.send(harness.command(CommandType.DISPATCH, 7))
