@@ -183,6 +183,9 @@ class FleetRuntime:
         abandoned = fleet.blobs.remove_abandoned_staging()
         if abandoned:
             log.info("removed %d unfinished upload(s) left by an earlier run", abandoned)
+        orphans = fleet.service.remove_orphan_blobs()
+        if orphans:
+            log.info("removed %d stored file(s) no job refers to (uploads cut off by a stop)", orphans)
         node_host = public_host(config, options)
         if options.mqtt_url is not None:
             address = BrokerAddress.from_url(options.mqtt_url)

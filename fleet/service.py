@@ -476,6 +476,21 @@ class FleetService:
 
     # -- jobs -----------------------------------------------------------------------------------
 
+    def remove_orphan_blobs(self, older_than_s: float = 3600.0) -> int:
+        """Delete stored files no job refers to, older than ``older_than_s``; returns how many.
+
+        They are left when the fleet stops between storing an upload and recording its job (the
+        member got no answer and sends it again). The age keeps a file that another fleet process
+        stored a moment ago, and is about to record, out of reach.
+        """
+        cutoff = self.clock() - older_than_s
+        referenced = self.store.referenced_blobs()
+        removed = 0
+        for sha256, changed_at in list(self.blobs.stored()):
+            if changed_at < cutoff and sha256 not in referenced and self.blobs.delete(sha256):
+                removed += 1
+        return removed
+
     def get_job(self, actor: Member, job_id: int) -> Job:
         job = self.store.get_job(job_id)
         if job.member_id != actor.id and actor.role is not Role.MANAGER:

@@ -258,6 +258,17 @@ class BlobStore:
             staged.write_from(stream, chunk_size=chunk_size)
             return staged.commit()
 
+    def stored(self) -> Iterator[tuple[str, float]]:
+        """Every stored blob's hash with its last change (epoch seconds); staging files excluded."""
+        for first in sorted(self._root.glob("[0-9a-f][0-9a-f]")):
+            for entry in first.glob("[0-9a-f][0-9a-f]/*"):
+                if not is_sha256_hex(entry.name) or entry.parent.parent != first:
+                    continue
+                try:
+                    yield entry.name, entry.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+
     def remove_abandoned_staging(self) -> int:
         """Delete staging files no living process is writing (left by a crash); returns how many.
 

@@ -824,6 +824,11 @@ class Store:
         )
         return True
 
+    def referenced_blobs(self) -> set[str]:
+        """The hash of every file some job (in any state) refers to."""
+        with read_transaction(self._engine) as conn:
+            return set(conn.execute(select(s.jobs.c.file_sha256).distinct()).scalars())
+
     def blob_in_use(self, sha256: str) -> bool:
         """True while a job that is not finished refers to this file."""
         terminal = [state.value for state in TERMINAL]
