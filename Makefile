@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # benchmarks compare against its G-code analysis.
 OCTOPRINT_SPEC ?= octoprint>=1.10,<2
 
-.PHONY: all demo test lint typecheck unit bench venv system-deps clean
+.PHONY: all demo test lint typecheck unit bench soak venv system-deps clean
 
 all: test
 
@@ -56,6 +56,11 @@ bench: $(STAMP) system-deps
 	$(PY) bench/scheduler.py
 	$(PY) bench/serial_stream.py
 	$(PY) bench/dashboard.py
+	$(PY) bench/fleet_load.py
+
+# The 5-minute network cut, with a headless printer and a real OctoPrint (about 6 minutes).
+soak: $(STAMP) system-deps
+	$(PY) bench/soak_network_cut.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
