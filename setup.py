@@ -47,6 +47,7 @@ setup(
             "mypy>=1.10",
             "types-pyserial",
             "types-requests",
+            "types-waitress",
         ],
     },
     entry_points={

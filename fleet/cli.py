@@ -312,7 +312,7 @@ def cmd_job_submit(args: argparse.Namespace) -> int:
             with path.open("rb") as f:
                 submission = fleet.service.submit_job(
                     member,
-                    ProgressReader(f, progress),  # type: ignore[arg-type]
+                    ProgressReader(f, progress),
                     filename=path.name,
                     copies=args.copies,
                     material=args.material,

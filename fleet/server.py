@@ -264,6 +264,7 @@ def serve(config: FleetConfig, options: LinkOptions = LinkOptions()) -> None:
     runtime.start()
     try:
         nodes = runtime.service.node_mqtt
+        assert nodes is not None  # set by start(), managed broker or not
         print(
             f"CrowdFab fleet serving the dashboard on {runtime.url}/ and the API on {runtime.url}/api/v1 "
             f"(data in {config.data_dir}); printers: MQTT {nodes.host}:{nodes.port}, "

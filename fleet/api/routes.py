@@ -6,7 +6,7 @@ import base64
 import io
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, BinaryIO, Optional, cast
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_file
 
@@ -171,7 +171,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
         raise Invalid("send the G-code as a multipart form field named 'file'", field="file")
     submission = service().submit_job(
         me(),
-        upload.stream,
+        cast(BinaryIO, upload.stream),  # a file-like of bytes (werkzeug types it as IO[bytes])
         filename=upload.filename,
         copies=int_field(request.form.get("copies"), "copies", 1),
         material=request.form.get("material") or None,
@@ -189,7 +189,9 @@ def analyze() -> Response:
     upload = request.files.get("file")
     if upload is None:
         raise Invalid("send the G-code as a multipart form field named 'file'", field="file")
-    analysis = service().analyze_upload(upload.stream, material=request.form.get("material") or None)
+    analysis = service().analyze_upload(
+        cast(BinaryIO, upload.stream), material=request.form.get("material") or None
+    )
     return jsonify(analysis.to_dict())
 
 
