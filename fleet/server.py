@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -118,12 +119,41 @@ def fleet_mqtt_password(data_dir: Path) -> str:
     return password
 
 
+#: The client id slot each data dir's fleet holds in this process, with the open file that locks it.
+_CLIENT_ID_SLOTS: dict[Path, tuple[str, int]] = {}
+_CLIENT_ID_LOCK = threading.Lock()
+
+
 def fleet_client_id(data_dir: Path) -> str:
     """The fleet's MQTT client id: made once per data dir and kept, so its broker session survives.
 
     The broker holds what printers report while the fleet is down (a crash, a restart) and hands it
     over when the fleet is back under the same id; one id per data dir keeps two fleets apart.
+    Several fleet processes sharing a data dir (one PostgreSQL behind them) must not share an id
+    (the broker would have each push the other off): each holds a numbered slot, locked for as long
+    as it runs, and the first process takes slot 0, the kept id itself.
     """
+    key = data_dir.resolve()
+    with _CLIENT_ID_LOCK:
+        held = _CLIENT_ID_SLOTS.get(key)
+        if held is not None:
+            return held[0]
+        base = _kept_client_id(data_dir)
+        slot = 0
+        while True:
+            fd = os.open(data_dir / f".{FLEET_CLIENT_ID_FILE}.{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                slot += 1
+                continue
+            client_id = base if slot == 0 else f"{base}-{slot}"
+            _CLIENT_ID_SLOTS[key] = (client_id, fd)  # the lock lives as long as the process
+            return client_id
+
+
+def _kept_client_id(data_dir: Path) -> str:
     path = data_dir / FLEET_CLIENT_ID_FILE
     try:
         kept = path.read_text(encoding="ascii", errors="replace").strip()
