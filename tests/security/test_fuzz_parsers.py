@@ -325,7 +325,7 @@ def test_gcode_of_any_bytes(data: bytes) -> None:
     check_analysis(data)
 
 
-@fuzz(1500)
+@fuzz(600)
 @given(lines=st.lists(gcode_lines(), min_size=1, max_size=25), newline=st.sampled_from(["\n", "\r\n"]))
 @example(lines=["G1 X0 Y0 F1e-320", "G1 X10 Y0 E1"], newline="\n")
 @example(lines=["G1 F5e-324", "G1 X10 Y0 E1"], newline="\n")
@@ -409,7 +409,7 @@ REPLIES = st.one_of(
 )
 
 
-@fuzz(1500)
+@fuzz(600)
 @given(raw=REPLIES)
 @example(raw="Resend: " + "1" * 5000)
 @example(raw="ok " + "2" * 5000)
