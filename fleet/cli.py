@@ -278,6 +278,29 @@ def job_line(job: dict[str, Any]) -> str:
     return f"{job['id']:>5}  {job['state']:<18} {job.get('filename', ''):<32} {why}"
 
 
+def connection_lost(exc: CliError) -> bool:
+    """True when the request failed for want of a connection (none made, or dropped before the answer)."""
+    import requests
+
+    return isinstance(exc.__cause__, requests.ConnectionError)
+
+
+def upload_job(url: str, token: str, path: Path, fields: dict[str, str], key: str, progress: Progress) -> Any:
+    """Send one submission (``POST /api/v1/jobs``) with its ``Idempotency-Key``; the fleet's answer."""
+    upload = MultipartUpload(path, fields, progress)
+    try:
+        return http(
+            "POST",
+            f"{url}/api/v1/jobs",
+            token,
+            data=upload,
+            headers={"Content-Type": upload.content_type, "Idempotency-Key": f'"{key}"'},
+        )
+    finally:
+        upload.close()
+        progress.finish()
+
+
 def cmd_job_submit(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
@@ -291,18 +314,16 @@ def cmd_job_submit(args: argparse.Namespace) -> int:
         fields = {"copies": str(args.copies), "note": args.note}
         if args.material:
             fields["material"] = args.material
-        upload = MultipartUpload(path, fields, progress)
+        # One key for this submission: a retry after a dropped connection cannot queue it twice.
+        key = uuid.uuid4().hex
         try:
-            data = http(
-                "POST",
-                f"{url}/api/v1/jobs",
-                token,
-                data=upload,
-                headers={"Content-Type": upload.content_type},
-            )
-        finally:
-            upload.close()
-            progress.finish()
+            data = upload_job(url, token, path, fields, key, progress)
+        except CliError as exc:
+            if not connection_lost(exc):
+                raise
+            sys.stderr.write(f"{exc}\nsending it again with the same Idempotency-Key\n")
+            progress = Progress(path.stat().st_size, "uploading", enabled=progress.enabled)
+            data = upload_job(url, token, path, fields, key, progress)
     else:
         from .api.serialize import job_json
 

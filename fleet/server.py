@@ -216,6 +216,9 @@ class FleetRuntime:
         orphans = fleet.service.remove_orphan_blobs()
         if orphans:
             log.info("removed %d stored file(s) no job refers to (uploads cut off by a stop)", orphans)
+        expired = fleet.service.remove_expired_submission_keys()
+        if expired:
+            log.info("forgot %d submission idempotency key(s) older than a day", expired)
         node_host = public_host(config, options)
         if options.mqtt_url is not None:
             address = BrokerAddress.from_url(options.mqtt_url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
@@ -28,7 +29,7 @@ from .metrics import FleetMetrics
 from .models import Job, JobEvent, LiveStatus, Member, Printer, Role
 from .protocol import CommandType
 from .states import ACTIVE, CANCELLABLE, PENDING, TERMINAL, JobState, PrinterState
-from .store import BlobStore, Store
+from .store import BlobStore, Store, SubmissionKey
 
 if TYPE_CHECKING:
     from .broker import BrokerUser
@@ -47,6 +48,10 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 PRINTER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 MATERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 +._-]{0,31}$")
 MAX_NOTE = 500
+#: How long a submission's ``Idempotency-Key`` answers with the jobs it made (then it is forgotten).
+SUBMISSION_KEY_TTL_S = 24 * 3600.0
+#: A key as the IETF httpapi draft's ``Idempotency-Key`` carries it: printable ASCII, 1 to 128 characters.
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x20-\x7e]{1,128}$")
 MAX_FILENAME = 120
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
@@ -168,6 +173,24 @@ def check_material(value: Any, field: str = "material") -> Optional[str]:
             key="material_name",
         )
     return value.strip().upper()
+
+
+def check_idempotency_key(value: Any, field: str = "Idempotency-Key") -> str:
+    """A submission's idempotency key: 1 to 128 printable ASCII characters."""
+    if not isinstance(value, str) or not IDEMPOTENCY_KEY_RE.match(value) or not value.strip():
+        raise Invalid(
+            f"{field} must be 1 to 128 printable ASCII characters (a fresh random value, such as a "
+            "UUID, for each new submission)",
+            field=field,
+            key="idempotency_key_invalid",
+        )
+    return value
+
+
+def submission_hash(file_sha256: str, copies: int, material: Optional[str], note: str) -> str:
+    """What a submission asked for, as one SHA-256: a retry with the same key must ask for the same."""
+    asked = json.dumps([file_sha256, copies, material, note], separators=(",", ":"))
+    return hashlib.sha256(asked.encode("utf-8")).hexdigest()
 
 
 class FleetService:
@@ -417,9 +440,17 @@ class FleetService:
         copies: int = 1,
         material: Optional[str] = None,
         note: str = "",
+        idempotency_key: Optional[str] = None,
     ) -> Submission:
-        """Analyse an upload and queue it; a refused file leaves nothing behind."""
+        """Analyse an upload and queue it; a refused file leaves nothing behind.
+
+        With ``idempotency_key``, a repeat of the same request within :data:`SUBMISSION_KEY_TTL_S`
+        answers the jobs the first one made and creates nothing; the same key with another file,
+        copies, material or note is :class:`Invalid`.
+        """
         lab = self.lab_settings()
+        key = None if idempotency_key is None else check_idempotency_key(idempotency_key)
+        now = self.clock()
         if isinstance(copies, bool) or not isinstance(copies, int) or not 1 <= copies <= lab.max_copies:
             raise Invalid(
                 f"copies must be a whole number from 1 to {lab.max_copies}",
@@ -435,8 +466,17 @@ class FleetService:
                 key="note_too_long",
                 params={"max": MAX_NOTE},
             )
+        note = note.strip()
+        claim: Optional[SubmissionKey] = None
         with self.blobs.staging(max_bytes=lab.max_upload_bytes) as staged:
             staged.write_from(stream)
+            if key is not None:
+                asked = submission_hash(staged.sha256, copies, requested_material, note)
+                claim = SubmissionKey(key, asked, valid_after=now - SUBMISSION_KEY_TTL_S)
+                earlier = self.store.keyed_submission(actor.id, claim)
+                if earlier:
+                    # A repeat: the staged copy goes (the file is stored already), the jobs are the first's.
+                    return Submission(jobs=earlier, analysis=Analysis.from_dict(earlier[0].analysis))
             with staged.open() as written:
                 analysis = analyze_stream(written, rules=lab.rules, material=requested_material)
             if analysis.refused:
@@ -463,12 +503,13 @@ class FleetService:
             filename=clean_filename(filename),
             size_bytes=blob.size,
             material=job_material,
-            note=note.strip(),
+            note=note,
             analysis=analysis.to_dict(),
             actor=actor_of(actor),
             reason="uploaded",
-            now=self.clock(),
+            now=now,
             then=[(target, "system", why)],
+            idempotency=claim,
         )
         if target is JobState.QUEUED:
             self._work_available()
@@ -490,6 +531,10 @@ class FleetService:
             if changed_at < cutoff and sha256 not in referenced and self.blobs.delete(sha256):
                 removed += 1
         return removed
+
+    def remove_expired_submission_keys(self) -> int:
+        """Forget idempotency keys older than :data:`SUBMISSION_KEY_TTL_S`; returns how many."""
+        return self.store.remove_expired_submission_keys(self.clock() - SUBMISSION_KEY_TTL_S)
 
     def get_job(self, actor: Member, job_id: int) -> Job:
         job = self.store.get_job(job_id)

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from tests.brokers import free_port, wait_until
+from tests.lost_answer import AnswerDropper
 
 BIN = Path(sys.executable).parent
 FLEET = str(BIN / "crowdfab-fleet")
@@ -187,3 +188,39 @@ def test_remote_job_submit_streams_with_a_progress_bar(served_fleet, tmp_path):
         timeout=60,
     )
     assert unreachable.returncode == 3 and "cannot reach" in unreachable.stderr
+
+
+def test_remote_job_submit_resends_a_lost_answer_with_its_key_and_queues_once(served_fleet, tmp_path):
+    url, data_dir = served_fleet
+    token = json.loads(run("member", "add", "ada", "--json", data_dir=data_dir, check=True).stdout)["token"]
+    part = tmp_path / "part.gcode"
+    part.write_text(PART)
+    env = {**os.environ, "CROWDFAB_TOKEN": token}
+    relay = AnswerDropper(int(url.rsplit(":", 1)[1]))
+    try:
+        result = subprocess.run(
+            [FLEET, "job", "submit", str(part), "--fleet", f"http://127.0.0.1:{relay.port}", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+    finally:
+        relay.close()
+    assert result.returncode == 0, result.stderr
+    assert relay.connections == 2
+    assert "sending it again with the same Idempotency-Key" in result.stderr
+    answered = [job["id"] for job in json.loads(result.stdout)["jobs"]]
+    jobs = requests.get(f"{url}/api/v1/jobs/mine", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert [job["id"] for job in jobs.json()["jobs"]] == answered, "queued once, and answered with it"
+
+    # A new invocation is a new submission: a key of its own.
+    again = subprocess.run(
+        [FLEET, "job", "submit", str(part), "--fleet", url, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["jobs"][0]["id"] not in answered

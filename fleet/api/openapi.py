@@ -49,6 +49,21 @@ def path_param(name: str, kind: str = "integer") -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
 
 
+#: The IETF httpapi draft's header: a retry of a submission whose answer was lost queues nothing twice.
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "A fresh random value (a UUID, say) for each new submission; 1 to 128 printable ASCII "
+        'characters, bare or as a quoted string ("…"). Keys are per member and kept for 24 hours. '
+        "Sending the same key with the same request again answers 201 with the jobs the first "
+        "request made, creating nothing; the same key with another file, copies, material or note "
+        "is refused with 422."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 130},
+}
+
 NULLABLE_STR = {"type": ["string", "null"]}
 NULLABLE_NUM = {"type": ["number", "null"]}
 NULLABLE_INT = {"type": ["integer", "null"]}
@@ -329,11 +344,13 @@ PATHS: dict[str, Any] = {
                             "analysis": ref("Analysis"),
                         },
                     },
-                    "Created",
+                    "Created; or, for a repeat of an earlier request's Idempotency-Key, that request's "
+                    "jobs (nothing is created)",
                 ),
                 **errors(401, 413, 422, 507),
             },
             requestBody=UPLOAD,
+            parameters=[IDEMPOTENCY_KEY],
         ),
     },
     "/analyze": {

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, send_fi
 from ..auth import parse_bearer
 from ..errors import Invalid, NotFound, RateLimited, Unauthorized
 from ..models import Member, Printer, Role
-from ..service import FleetService
+from ..service import FleetService, check_idempotency_key
 from ..states import JobState
 from ..web.limiter import AttemptLimiter
 from .openapi import openapi_document
@@ -164,6 +164,40 @@ def whoami() -> Response:
 # -- jobs -----------------------------------------------------------------------------------------
 
 
+def unquote_sf_string(raw: str) -> str:
+    """The text of a Structured Field String (RFC 8941): ``"…"``, with only ``\\"`` and ``\\\\`` escaped."""
+    bad = Invalid(
+        'the Idempotency-Key header must be a quoted string ("…", escaping only \\" and \\\\) or a bare key',
+        field="Idempotency-Key",
+    )
+    if len(raw) < 2 or not raw.endswith('"'):
+        raise bad
+    out: list[str] = []
+    chars = iter(raw[1:-1])
+    for ch in chars:
+        if ch == "\\":
+            ch = next(chars, "")
+            if ch not in ('"', "\\"):
+                raise bad
+        elif ch == '"':
+            raise bad
+        out.append(ch)
+    return "".join(out)
+
+
+def idempotency_key() -> Optional[str]:
+    """The ``Idempotency-Key`` header's key, or None without one.
+
+    The httpapi draft makes it a Structured Field String (``"…"``); a bare token is taken as is.
+    """
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return None
+    if raw.startswith('"'):
+        raw = unquote_sf_string(raw)
+    return check_idempotency_key(raw)
+
+
 @api.post("/jobs")
 def submit_job() -> tuple[Response, int, dict[str, str]]:
     upload = request.files.get("file")
@@ -176,6 +210,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
         copies=int_field(request.form.get("copies"), "copies", 1),
         material=request.form.get("material") or None,
         note=request.form.get("note", ""),
+        idempotency_key=idempotency_key(),
     )
     body = {
         "jobs": [job_json(j, me()) for j in submission.jobs],

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from .blobs import BlobInfo, BlobStore, StagedBlob
-from .db import UNSET, ApiToken, Store, open_store
+from .db import UNSET, ApiToken, Store, SubmissionKey, open_store
 from .migrations import SchemaTooNew
 
-__all__ = ["UNSET", "ApiToken", "BlobInfo", "BlobStore", "SchemaTooNew", "StagedBlob", "Store", "open_store"]
+__all__ = [
+    "UNSET",
+    "ApiToken",
+    "BlobInfo",
+    "BlobStore",
+    "SchemaTooNew",
+    "StagedBlob",
+    "Store",
+    "SubmissionKey",
+    "open_store",
+]

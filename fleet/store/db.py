@@ -67,6 +67,16 @@ class ApiToken:
     last_used_at: Optional[float]
 
 
+@dataclass(frozen=True)
+class SubmissionKey:
+    """A submission's ``Idempotency-Key`` with the hash of what the request asked for."""
+
+    key: str
+    request_hash: str
+    #: A key recorded before this moment has expired: sending it again makes a new submission.
+    valid_after: float
+
+
 def open_store(url: Optional[str], data_dir: Path, *, busy_timeout: float = 30.0) -> Store:
     """Open (and create or upgrade) the fleet's database; None means SQLite in ``data_dir``."""
     data_dir = Path(data_dir)
@@ -576,11 +586,14 @@ class Store:
         reason: str,
         now: float,
         then: Sequence[tuple[JobState, str, str]] = (),
+        idempotency: Optional[SubmissionKey] = None,
     ) -> list[Job]:
         """Submit ``count`` copies of a file as jobs, each with its first event, all or none.
 
         ``then`` holds further steps (state, actor, reason) each job takes in the same transaction, so
-        a crash never leaves a job stopped half-way through its intake.
+        a crash never leaves a job stopped half-way through its intake. With ``idempotency``, the key
+        is recorded in that transaction too, and when an earlier request with the same unexpired key
+        made jobs, those jobs are returned and nothing is created (see :meth:`keyed_submission`).
         """
         if count < 1:
             raise Invalid("count must be at least 1", field="count")
@@ -605,19 +618,103 @@ class Store:
             "submitted_at": now,
             "updated_at": now,
         }
-        with write_transaction(self._engine) as conn:
-            self._member(conn, member_id)
-            ids = []
-            for _ in range(count):
-                job_id = _insert(conn, s.jobs, {**values, "state": final.value})
-                self._record_event(conn, job_id, now, None, state, actor, reason, None)
-                previous = state
-                for to, step_actor, step_reason in steps:
-                    self._record_event(conn, job_id, now, previous, to, step_actor, step_reason, None)
-                    previous = to
-                ids.append(job_id)
-            found = conn.execute(select(s.jobs).where(s.jobs.c.id.in_(ids)).order_by(s.jobs.c.id)).all()
+        try:
+            with write_transaction(self._engine) as conn:
+                self._member(conn, member_id)
+                if idempotency is not None:
+                    earlier = self._claim_submission_key(conn, member_id, idempotency, now)
+                    if earlier is not None:
+                        return earlier
+                ids = []
+                for _ in range(count):
+                    job_id = _insert(conn, s.jobs, {**values, "state": final.value})
+                    self._record_event(conn, job_id, now, None, state, actor, reason, None)
+                    previous = state
+                    for to, step_actor, step_reason in steps:
+                        self._record_event(conn, job_id, now, previous, to, step_actor, step_reason, None)
+                        previous = to
+                    ids.append(job_id)
+                if idempotency is not None:
+                    conn.execute(
+                        update(s.submission_keys)
+                        .where(s.submission_keys.c.member_id == member_id)
+                        .where(s.submission_keys.c.key == idempotency.key)
+                        .values(job_ids=json.dumps(ids))
+                    )
+                found = conn.execute(select(s.jobs).where(s.jobs.c.id.in_(ids)).order_by(s.jobs.c.id)).all()
+        except IntegrityError:
+            # Another request with the same key recorded it between our look and our insert (the
+            # unique key held us until it committed): everything of ours rolled back; answer its jobs.
+            if idempotency is None:
+                raise
+            earlier = self.keyed_submission(member_id, idempotency)
+            if earlier is None:
+                raise
+            return earlier
         return [rows.job(row) for row in found]
+
+    def keyed_submission(self, member_id: int, idempotency: SubmissionKey) -> Optional[list[Job]]:
+        """The jobs an earlier request with this member's unexpired key made, or None if there was none.
+
+        :class:`Invalid` when that request asked for something else (another file, copies, material
+        or note): a key names one submission.
+        """
+        with read_transaction(self._engine) as conn:
+            return self._submission_for_key(conn, member_id, idempotency)
+
+    def remove_expired_submission_keys(self, before: float) -> int:
+        """Forget the ``Idempotency-Key`` records made before ``before``; returns how many."""
+        with write_transaction(self._engine) as conn:
+            result = conn.execute(delete(s.submission_keys).where(s.submission_keys.c.created_at < before))
+            return int(result.rowcount or 0)
+
+    def _submission_for_key(
+        self, conn: Connection, member_id: int, idempotency: SubmissionKey
+    ) -> Optional[list[Job]]:
+        row = conn.execute(
+            select(s.submission_keys)
+            .where(s.submission_keys.c.member_id == member_id)
+            .where(s.submission_keys.c.key == idempotency.key)
+            .where(s.submission_keys.c.created_at >= idempotency.valid_after)
+        ).first()
+        if row is None:
+            return None
+        if row.request_hash != idempotency.request_hash:
+            raise Invalid(
+                "this Idempotency-Key was already used for a different submission (another file, "
+                "copies, material or note): send a new key for a new submission",
+                field="Idempotency-Key",
+                key="idempotency_key_reused",
+            )
+        ids = [int(i) for i in json.loads(row.job_ids)]
+        found = conn.execute(select(s.jobs).where(s.jobs.c.id.in_(ids)).order_by(s.jobs.c.id)).all()
+        return [rows.job(job) for job in found]
+
+    def _claim_submission_key(
+        self, conn: Connection, member_id: int, idempotency: SubmissionKey, now: float
+    ) -> Optional[list[Job]]:
+        """Record the key in the open transaction, or return the jobs its earlier request made."""
+        earlier = self._submission_for_key(conn, member_id, idempotency)
+        if earlier is not None:
+            return earlier
+        # An expired record of the key is forgotten: the key starts a new submission. Only an expired
+        # one: a live record another request committed since our look makes our insert fail instead.
+        conn.execute(
+            delete(s.submission_keys)
+            .where(s.submission_keys.c.member_id == member_id)
+            .where(s.submission_keys.c.key == idempotency.key)
+            .where(s.submission_keys.c.created_at < idempotency.valid_after)
+        )
+        conn.execute(
+            insert(s.submission_keys).values(
+                member_id=member_id,
+                key=idempotency.key,
+                request_hash=idempotency.request_hash,
+                job_ids="[]",
+                created_at=now,
+            )
+        )
+        return None
 
     def get_job(self, job_id: int) -> Job:
         with read_transaction(self._engine) as conn:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     Double,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -78,8 +79,25 @@ def _add_member_passwords(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE members ADD COLUMN password_hash TEXT"))
 
 
+def _add_submission_keys(conn: Connection) -> None:
+    """3 → 4: the ``Idempotency-Key`` of each recent submission, with the jobs it made."""
+    meta = MetaData()
+    Table("members", meta, Column("id", Integer, primary_key=True))
+    keys = Table(
+        "submission_keys",
+        meta,
+        Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+        Column("key", String(128), primary_key=True),
+        Column("request_hash", String(64), nullable=False),
+        Column("job_ids", Text, nullable=False),
+        Column("created_at", Double(asdecimal=False), nullable=False),
+        Index("ix_submission_keys_created_at", "created_at"),
+    )
+    keys.create(conn)
+
+
 #: UPGRADES[N] upgrades a database from version N to N+1.
-UPGRADES: Mapping[int, Step] = {1: _add_enrollment, 2: _add_member_passwords}
+UPGRADES: Mapping[int, Step] = {1: _add_enrollment, 2: _add_member_passwords, 3: _add_submission_keys}
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).
 _PG_LOCK_KEY = 0x43726F7764466162

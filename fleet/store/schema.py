@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 
 #: The version this code writes and understands.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -165,6 +165,20 @@ printer_credentials = Table(
     _epoch("revoked_at", nullable=True),
 )
 
+submission_keys = Table(
+    "submission_keys",
+    metadata,
+    # A member's ``Idempotency-Key``: a retry with the same key gets the jobs the first request made.
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    # SHA-256 (hex) of what the request asked for: the file's hash, copies, material and note.
+    Column("request_hash", String(64), nullable=False),
+    # The ids of the jobs the request made, as a JSON array.
+    Column("job_ids", Text, nullable=False),
+    _epoch("created_at"),
+    Index("ix_submission_keys_created_at", "created_at"),
+)
+
 #: The tables holding the fleet's data, parents before children (everything but the version).
 DATA_TABLES = (
     members,
@@ -176,4 +190,5 @@ DATA_TABLES = (
     settings,
     enrollment_codes,
     printer_credentials,
+    submission_keys,
 )

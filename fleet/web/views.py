@@ -476,7 +476,12 @@ def analyze() -> Page:
     preview = None
     if thumb is not None:
         preview = f"data:{thumb[1]};base64,{base64.b64encode(thumb[0]).decode('ascii')}"
-    return render("submit.html", **_submit_form(analysis=result, preview=preview, filename=upload.filename))
+    # The confirm step carries a key made now: a double click or a resent form queues the file once.
+    key = secrets.token_urlsafe(24)
+    return render(
+        "submit.html",
+        **_submit_form(analysis=result, preview=preview, filename=upload.filename, submission_key=key),
+    )
 
 
 @web.post("/submit/confirm")
@@ -497,6 +502,7 @@ def confirm_submit() -> Union[Page, BaseResponse]:
             copies=copies,
             material=request.form.get("material") or None,
             note=request.form.get("note", ""),
+            idempotency_key=request.form.get("submission_key") or None,
         )
     except Invalid as exc:
         return render("submit.html", 422, **_submit_form(**_form_error(exc)))

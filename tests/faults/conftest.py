@@ -138,8 +138,17 @@ class FleetProcess:
         except FileNotFoundError:
             return "(no log)"
 
-    def api(self, token: str, method: str, path: str, *, timeout: float = 30, **kw: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token}"}
+    def api(
+        self,
+        token: str,
+        method: str,
+        path: str,
+        *,
+        timeout: float = 30,
+        headers: Optional[dict[str, str]] = None,
+        **kw: Any,
+    ) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}", **(headers or {})}
         return requests.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=timeout, **kw)
 
 

@@ -2,9 +2,11 @@
 
 One test, 50 kills: a real ``crowdfab-fleet serve`` (SQLite, a real Mosquitto given as an external
 broker, so the broker outlives every fleet process) restarted after each kill; members submitting
-over HTTP from threads; four printers running the real node code over printers that print at once
-and count what they started. Then the fleet runs once more, the load stops, and everything settles.
-The seed is printed; set ``CROWDFAB_FAULT_SEED`` to replay a run's kill moments.
+over HTTP from threads, each submission with its own Idempotency-Key and sent again with it until
+the fleet answers (so every submission must exist exactly once); four printers running the real
+node code over printers that print at once and count what they started. Then the fleet runs once
+more, the load stops, and everything settles. The seed is printed; set ``CROWDFAB_FAULT_SEED`` to
+replay a run's kill moments.
 
 A shorter run does the same with the fleet's own managed broker, which now dies with it. Below
 them: the managed broker's fate when its fleet is killed (gone within seconds, taken over if one
@@ -44,17 +46,14 @@ TRANSIENT = {"submitted", "assigned", "printing", "paused", "unknown"}
 
 @dataclass
 class Ledger:
-    """What the members saw: jobs the fleet confirmed, and submissions whose answer was lost."""
+    """What the members sent and were told: each submission by its Idempotency-Key, with its jobs."""
 
     limit: int
-    confirmed: dict[int, int] = field(default_factory=dict)  # job id -> copies of its submission
-    unknown: int = 0
+    copies: dict[str, int] = field(default_factory=dict)  # key -> copies the submission asked for
+    answered: dict[str, list[int]] = field(default_factory=dict)  # key -> the jobs the fleet answered
+    resent: int = 0  # requests whose answer was lost, sent again with the same key
     refused: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def submitted(self) -> int:
-        return len(self.confirmed) + self.unknown + len(self.refused)
 
 
 def refused(exc: BaseException) -> bool:
@@ -73,40 +72,51 @@ def refused(exc: BaseException) -> bool:
     return False
 
 
-def submitter(fleet: FleetProcess, token: str, seed: int, ledger: Ledger, stop: threading.Event) -> None:
+def submitter(
+    fleet: FleetProcess,
+    token: str,
+    seed: int,
+    ledger: Ledger,
+    stop: threading.Event,
+    give_up: threading.Event,
+) -> None:
     rng = random.Random(seed)
     small = generate_box(8, 8, 0.4, origin=(60.0, 60.0))
     large = generate_box(50, 50, 60, origin=(60.0, 60.0))  # ~120 KB: a longer intake to be killed in
     while not stop.is_set():
-        with ledger.lock:
-            if ledger.submitted >= ledger.limit:
-                return
+        key = f"{seed}-{rng.getrandbits(64):016x}"
         # Mostly distinct files (a new blob each), sometimes one already stored.
         base = large if rng.random() < 0.3 else small
-        text = base if rng.random() < 0.2 else f"; submission {seed}-{rng.getrandbits(48):x}\n{base}"
+        text = base if rng.random() < 0.2 else f"; submission {key}\n{base}"
         copies = 2 if rng.random() < 0.15 else 1
-        try:
-            response = fleet.api(
-                token,
-                "POST",
-                "/jobs",
-                files={"file": ("part.gcode", text.encode())},
-                data={"copies": str(copies)},
-                timeout=10,
-            )
-        except requests.RequestException as exc:
-            if refused(exc):
-                stop.wait(0.05)  # nothing listened: nothing was submitted, try again
+        with ledger.lock:
+            if len(ledger.copies) >= ledger.limit:
+                return
+            ledger.copies[key] = copies
+        # Sent until the fleet answers, always with the submission's key: a retry never queues it twice.
+        while not give_up.is_set():
+            try:
+                response = fleet.api(
+                    token,
+                    "POST",
+                    "/jobs",
+                    files={"file": ("part.gcode", text.encode())},
+                    data={"copies": str(copies)},
+                    headers={"Idempotency-Key": f'"{key}"'},
+                    timeout=10,
+                )
+            except requests.RequestException as exc:
+                if not refused(exc):  # sent, and the fleet died (or stalled) before it answered
+                    with ledger.lock:
+                        ledger.resent += 1
+                give_up.wait(0.05)  # a fleet down or starting: send it again in a moment
                 continue
             with ledger.lock:
-                ledger.unknown += 1  # sent, and the fleet died before it answered
-            continue
-        with ledger.lock:
-            if response.status_code == 201:
-                for job in response.json()["jobs"]:
-                    ledger.confirmed[job["id"]] = copies
-            else:
-                ledger.refused.append(f"{response.status_code} {response.text[:200]}")
+                if response.status_code == 201:
+                    ledger.answered[key] = [job["id"] for job in response.json()["jobs"]]
+                else:
+                    ledger.refused.append(f"{response.status_code} {response.text[:200]}")
+            break
         stop.wait(rng.uniform(0.1, 0.5))
 
 
@@ -173,9 +183,14 @@ def kill_soak(
     printers: list[SimPrinter] = []
     ledger = Ledger(limit=max_submits)
     stop = threading.Event()
+    give_up = threading.Event()  # submitters stop resending (only when the test fails)
     threads = [
-        threading.Thread(target=submitter, args=(fleet, tokens["alice"], seed, ledger, stop), daemon=True),
-        threading.Thread(target=submitter, args=(fleet, tokens["bob"], seed + 1, ledger, stop), daemon=True),
+        threading.Thread(
+            target=submitter, args=(fleet, tokens["alice"], seed, ledger, stop, give_up), daemon=True
+        ),
+        threading.Thread(
+            target=submitter, args=(fleet, tokens["bob"], seed + 1, ledger, stop, give_up), daemon=True
+        ),
         threading.Thread(target=bed_clearer, args=(fleet, tokens["ada"], stop), daemon=True),
     ]
     try:
@@ -201,7 +216,8 @@ def kill_soak(
         fleet.start()
         stop.set()
         for thread in threads:
-            thread.join(15)
+            thread.join(60)  # a submission whose answer was lost is sent again to the running fleet
+        assert not any(thread.is_alive() for thread in threads), "a submitter got no answer in 60 s"
         # Settled: every job is done or waits in the queue; nothing is half-way on a printer.
         try:
             wait_until(
@@ -218,6 +234,7 @@ def kill_soak(
         states = job_states(fleet, tokens["ada"])
     finally:
         stop.set()
+        give_up.set()
         for sim in printers:
             sim.node.close(2)
         fleet.stop()
@@ -230,27 +247,32 @@ def kill_soak(
         f"{settled_at - killed_at:.1f} s; fleet start to first answer: median "
         f"{sorted(fleet.start_times)[runs // 2]:.2f} s, max {max(fleet.start_times):.2f} s "
         f"over {runs} starts; "
-        f"{len(ledger.confirmed)} jobs confirmed, {ledger.unknown} submissions unanswered, "
+        f"{len(ledger.answered)} submissions answered, {ledger.resent} sent again after a lost answer, "
         f"{len(report.jobs)} jobs stored, {sum(s == 'done' for s in states.values())} done, "
         f"{sum(len(v) for v in starts.values())} prints started; "
         f"{len(report.unreferenced_blobs)} unreferenced blobs"
     )
 
     assert not ledger.refused, f"submissions refused: {ledger.refused[:5]}"
-    lost = sorted(set(ledger.confirmed) - set(report.jobs))
-    assert not lost, f"jobs confirmed with 201 but missing: {lost}"
-    # A job nobody was told about can only come from a submission whose answer was lost.
-    extra = set(report.jobs) - set(ledger.confirmed)
-    assert len(extra) <= 2 * ledger.unknown, (
-        f"{len(extra)} unconfirmed jobs from {ledger.unknown} lost answers"
-    )
+    # Every submission exists exactly once: each was answered, with its copies as jobs of its own,
+    # and the store holds those jobs and no others (a lost answer's retry queued nothing twice).
+    unanswered = sorted(set(ledger.copies) - set(ledger.answered))
+    assert not unanswered, f"submissions never answered: {unanswered}"
+    wrong = {k: ids for k, ids in ledger.answered.items() if len(ids) != ledger.copies[k]}
+    assert not wrong, f"submissions answered with other than their copies: {wrong}"
+    answered = [job_id for ids in ledger.answered.values() for job_id in ids]
+    assert len(answered) == len(set(answered)), "two submissions were answered with the same job"
+    lost = sorted(set(answered) - set(report.jobs))
+    assert not lost, f"jobs answered with 201 but missing: {lost}"
+    extra = sorted(set(report.jobs) - set(answered))
+    assert not extra, f"jobs stored that no submission was answered with (queued twice): {extra}"
 
     twice = {job_id: who for job_id, who in starts.items() if len(who) > 1}
     assert not twice, f"jobs started more than once (job: printers): {twice}"
     assert not report.problems, "\n".join(report.problems[:20])
     assert not report.staging_files, f"staging files left behind: {report.staging_files}"
-    # An upload committed to the blob store whose job was never written: only from a lost answer.
-    assert len(report.unreferenced_blobs) <= ledger.unknown
+    # An upload stored before its job was written is the same blob its retry's jobs refer to.
+    assert not report.unreferenced_blobs, f"stored files no job refers to: {report.unreferenced_blobs}"
 
     for job_id, job in report.jobs.items():
         started_on = starts.get(job_id, [])

@@ -30,16 +30,17 @@ def test_a_version_2_database_gains_password_hashes_and_keeps_its_members(
         metadata.create_all(conn)
         # Version 2 had every table of today but no password column.
         conn.execute(text("ALTER TABLE members DROP COLUMN password_hash"))
+        conn.execute(text("DROP TABLE submission_keys"))  # version 4's
         conn.execute(insert(schema_version).values(version=2))
         conn.execute(
             text("INSERT INTO members (name, role, active, created_at) VALUES ('alice', 'member', true, :t)"),
             {"t": T0},
         )
 
-    assert migrate(engine) == SCHEMA_VERSION == 3
+    assert migrate(engine) == SCHEMA_VERSION >= 3
 
     with engine.connect() as conn:
-        assert current_version(conn) == 3
+        assert current_version(conn) == SCHEMA_VERSION
         rows = conn.execute(select(members.c.name, members.c.password_hash)).all()
     assert [tuple(r) for r in rows] == [("alice", None)]
     assert_same_as_fresh(engine, fresh_url, request)

@@ -101,6 +101,34 @@ def test_submitting_analyses_first_and_keeps_nothing_until_confirmed(browsers, f
     assert [j.material for j in jobs] == ["PLA", "PLA"]
 
 
+def submission_key_of(page: str) -> str:
+    found = re.search(r'name="submission_key" value="([^"]+)"', page)
+    assert found, "the checked file's page has no submission key"
+    return found.group(1)
+
+
+def test_a_confirm_sent_twice_with_its_forms_key_queues_the_file_once(browsers, fleet):
+    alice = browsers["alice"]
+    part = generate_box(30, 20, 5)
+    shown = alice.post("/submit", {"file": upload(part)}, content_type="multipart/form-data")
+    key = submission_key_of(shown.get_data(as_text=True))
+
+    first = submit(alice, part, copies="2", submission_key=key)
+    again = submit(alice, part, copies="2", submission_key=key)  # a double click, or the form resent
+
+    assert first.status_code == again.status_code == 303
+    assert again.headers["Location"] == first.headers["Location"]
+    assert len(fleet.service.my_jobs(alice.member)) == 2
+    # The same form sent with another file is refused, in the member's words, and queues nothing.
+    other = submit(alice, generate_box(10, 10, 5), copies="2", submission_key=key)
+    assert other.status_code == 422
+    assert "reload the submit page" in other.get_data(as_text=True)
+    assert len(fleet.service.my_jobs(alice.member)) == 2
+    # Each check of a file renders a new key: a new submission.
+    shown_again = alice.post("/submit", {"file": upload(part)}, content_type="multipart/form-data")
+    assert submission_key_of(shown_again.get_data(as_text=True)) != key
+
+
 def test_a_refused_file_shows_its_findings_and_no_confirm_button(browsers):
     unsafe = generate_box(extra_lines={7: "M502"})
     page = browsers["alice"].post("/submit", {"file": upload(unsafe)}, content_type="multipart/form-data")
