@@ -11,6 +11,8 @@ from .gcode import DEFAULT_RULES, SafetyRules
 
 #: The largest upload limit a manager can set: beyond it a single file would be a denial of service.
 MAX_UPLOAD_CEILING = 2 * 1024 * 1024 * 1024
+#: The longest fair-share half-life a lab may set: ten years (usage then barely fades at all).
+MAX_HALF_LIFE_S = 10 * 365 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,14 @@ class LabSettings:
             result = replace(result, max_copies=value)
         if "fair_share_half_life_s" in changes:
             value = changes["fair_share_half_life_s"]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 3600:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 3600 <= value <= MAX_HALF_LIFE_S
+            ):
                 raise Invalid(
-                    "fair_share_half_life_s must be a number of seconds, at least 3600",
+                    "fair_share_half_life_s must be a number of seconds, from 3600 (an hour) to "
+                    f"{MAX_HALF_LIFE_S:.0f} (ten years)",
                     field="fair_share_half_life_s",
                 )
             result = replace(result, fair_share_half_life_s=float(value))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
+from ..lab import MAX_HALF_LIFE_S
 from ..protocol import NodeState
 from ..states import JobState, PrinterState
 
@@ -272,7 +273,7 @@ SCHEMAS: dict[str, Any] = {
             "approval_required": {"type": "boolean"},
             "max_upload_bytes": {"type": "integer"},
             "max_copies": {"type": "integer"},
-            "fair_share_half_life_s": {"type": "number"},
+            "fair_share_half_life_s": {"type": "number", "minimum": 3600, "maximum": MAX_HALF_LIFE_S},
             "rules": {"type": "object"},
         },
     },

@@ -140,6 +140,11 @@ def test_settings_errors_name_the_option(api):
     assert response.status_code == 422 and response.get_json()["field"] == "max_upload_bytes"
     unknown = api["manager"].patch("/api/v1/settings", json={"colour": "blue"})
     assert unknown.status_code == 422 and "colour" in unknown.get_json()["message"]
+    for half_life in (60, 1e300):  # under an hour, or beyond any use (and out of JSON's reach as inf)
+        refused = api["manager"].patch("/api/v1/settings", json={"fair_share_half_life_s": half_life})
+        assert refused.status_code == 422 and refused.get_json()["field"] == "fair_share_half_life_s"
+    kept = api["manager"].patch("/api/v1/settings", json={"fair_share_half_life_s": 30 * 86400})
+    assert kept.status_code == 200 and kept.get_json()["fair_share_half_life_s"] == 30 * 86400
 
 
 def test_every_route_is_documented_and_every_documented_route_exists(app):
