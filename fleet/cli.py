@@ -129,6 +129,7 @@ def config_of(args: argparse.Namespace) -> FleetConfig:
         database_url=args.database_url or os.environ.get("CROWDFAB_DATABASE_URL"),
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", DEFAULT_PORT),
+        trusted_proxies=getattr(args, "trusted_proxies", 0),
     )
 
 
@@ -425,6 +426,7 @@ def ranged(
 positive_int = ranged(int, "a whole number", lambda v: v >= 1, "must be 1 or more")
 port_number = ranged(int, "a port number", lambda v: 0 <= v <= 65535, "a port is from 0 to 65535")
 positive_float = ranged(float, "a number", lambda v: v > 0, "must be more than 0")
+proxy_count = ranged(int, "a whole number", lambda v: 0 <= v <= 10, "must be from 0 to 10")
 fraction = ranged(float, "a number", lambda v: 0.0 <= v <= 1.0, "must be from 0 to 1")
 
 
@@ -484,6 +486,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--public-url",
         help="the fleet's URL as printers reach it, for job downloads (default: http://<public host>:<port>)",
+    )
+    serve.add_argument(
+        "--trusted-proxies",
+        type=proxy_count,
+        default=0,
+        metavar="N",
+        help="behind N reverse proxies that set X-Forwarded-For and X-Forwarded-Proto, take the client's "
+        "address and scheme from them (sign-in limits count per client, cookies follow HTTPS); default 0: "
+        "the headers are ignored, as anyone could send them",
     )
     serve.set_defaults(func=cmd_serve)
 

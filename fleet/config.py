@@ -25,6 +25,9 @@ class FleetConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     threads: int = 8
+    #: Reverse proxies in front of the fleet whose X-Forwarded-For/-Proto it believes (0: none, so a
+    #: client cannot pose as another address; set it to the number of proxies that add the headers).
+    trusted_proxies: int = 0
 
     @property
     def blob_dir(self) -> Path:

@@ -77,7 +77,11 @@ def make_server(fleet: Fleet) -> Any:
     live_clients = max(1, fleet.config.threads // 2)
     app = create_app(
         fleet.service,
-        {"SECRET_KEY": session_secret(fleet.config.data_dir), "CROWDFAB_LIVE_CLIENTS": live_clients},
+        {
+            "SECRET_KEY": session_secret(fleet.config.data_dir),
+            "CROWDFAB_LIVE_CLIENTS": live_clients,
+            "CROWDFAB_TRUSTED_PROXIES": fleet.config.trusted_proxies,
+        },
     )
     server = create_server(
         app,

@@ -224,3 +224,15 @@ def test_remote_job_submit_resends_a_lost_answer_with_its_key_and_queues_once(se
     )
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["jobs"][0]["id"] not in answered
+
+
+def test_serve_takes_the_number_of_trusted_proxies_and_refuses_nonsense(capsys):
+    from fleet.cli import build_parser, config_of
+
+    args = build_parser().parse_args(["serve", "--trusted-proxies", "1"])
+    assert config_of(args).trusted_proxies == 1
+    assert config_of(build_parser().parse_args(["serve"])).trusted_proxies == 0
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(["serve", "--trusted-proxies", "-1"])
+    assert refused.value.code == 2
+    assert "must be from 0 to 10" in capsys.readouterr().err

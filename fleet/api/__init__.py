@@ -7,6 +7,7 @@ from typing import Any, Callable, Optional
 
 from flask import Flask, Request, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from ..errors import FleetError, RateLimited
@@ -70,6 +71,11 @@ def create_app(service: FleetService, config: Optional[dict[str, Any]] = None) -
         enrollment=AttemptLimiter(conf["CROWDFAB_ENROLL_ATTEMPTS"], conf["CROWDFAB_ENROLL_WINDOW_S"]),
         tokens=AttemptLimiter(conf["CROWDFAB_TOKEN_ATTEMPTS"], conf["CROWDFAB_TOKEN_WINDOW_S"]),
     )
+    proxies = int(app.config.get("CROWDFAB_TRUSTED_PROXIES", 0))
+    if proxies > 0:
+        # The client's address (for the sign-in, enrollment and token limits) and scheme (for secure
+        # cookies) as the trusted proxies report them; without proxies the headers are ignored.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     app.register_blueprint(api)
     install_dashboard(app, service)
 
