@@ -50,6 +50,8 @@ MATERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 +._-]{0,31}$")
 MAX_NOTE = 500
 #: How long a submission's ``Idempotency-Key`` answers with the jobs it made (then it is forgotten).
 SUBMISSION_KEY_TTL_S = 24 * 3600.0
+#: Expired keys are swept by the first keyed submission after this long.
+SUBMISSION_KEY_SWEEP_S = 3600.0
 #: A key as the IETF httpapi draft's ``Idempotency-Key`` carries it: printable ASCII, 1 to 128 characters.
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x20-\x7e]{1,128}$")
 MAX_FILENAME = 120
@@ -218,6 +220,8 @@ class FleetService:
         self._live_lock = threading.Lock()
         #: Counters and latencies the fleet link and the dashboard keep (``/api/v1/metrics``).
         self.metrics = FleetMetrics()
+        #: When keyed submissions next sweep the expired keys (a fleet may run for months).
+        self._next_key_sweep = float("-inf")
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -451,6 +455,9 @@ class FleetService:
         lab = self.lab_settings()
         key = None if idempotency_key is None else check_idempotency_key(idempotency_key)
         now = self.clock()
+        if key is not None and now >= self._next_key_sweep:
+            self._next_key_sweep = now + SUBMISSION_KEY_SWEEP_S
+            self.store.remove_expired_submission_keys(now - SUBMISSION_KEY_TTL_S)
         if isinstance(copies, bool) or not isinstance(copies, int) or not 1 <= copies <= lab.max_copies:
             raise Invalid(
                 f"copies must be a whole number from 1 to {lab.max_copies}",

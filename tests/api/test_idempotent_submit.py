@@ -134,3 +134,13 @@ def test_a_key_expires_after_a_day_of_the_services_clock(api, fleet):
 
     now[0] += SUBMISSION_KEY_TTL_S + 1
     assert fleet.service.remove_expired_submission_keys() == 1
+
+
+def test_a_running_fleet_forgets_expired_keys_as_members_submit(api, fleet):
+    now = [1_800_000_000.0]
+    fleet.service.clock = lambda: now[0]
+    for n in range(3):
+        assert submit(api["alice"], f"old-{n}").status_code == 201
+    now[0] += SUBMISSION_KEY_TTL_S + 1  # a day later, with no restart in between
+    assert submit(api["alice"], "new").status_code == 201  # this submission sweeps the three
+    assert fleet.service.remove_expired_submission_keys() == 0
