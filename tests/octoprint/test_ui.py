@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -26,8 +27,9 @@ def octoprint() -> Iterator[OctoPrintServer]:
         server.stop()
 
 
-@pytest.fixture()
-def page(octoprint: OctoPrintServer) -> Iterator[Any]:
+@contextmanager
+def octoprint_page() -> Iterator[Any]:
+    """A desktop-sized page in Debian's chromium; the page's script errors collect in ``js_errors``."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with chromium() as browser:
         context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -40,6 +42,12 @@ def page(octoprint: OctoPrintServer) -> Iterator[Any]:
             yield page
         finally:
             context.close()
+
+
+@pytest.fixture()
+def page(octoprint: OctoPrintServer) -> Iterator[Any]:
+    with octoprint_page() as opened:
+        yield opened
 
 
 def log_in(page: Any, url: str, user: str = "admin") -> None:

@@ -9,13 +9,12 @@ import pytest
 
 from fleet.gcode.generate import generate_box
 from tests.e2e.test_fleet_octoprint import RunningFleet
-from tests.octoprint.test_ui import log_in
+from tests.octoprint.test_ui import log_in, octoprint_page
 from tests.octoprint_server import OctoPrintServer
-from tests.web.browser import ARTIFACTS, browser_unavailable, chromium
+from tests.web.browser import ARTIFACTS, browser_unavailable
 
 pytestmark = pytest.mark.skipif(browser_unavailable() is not None, reason=str(browser_unavailable()))
 
-UI_TIMEOUT_MS = 30_000
 FILENAME = "queue-me.gcode"
 
 
@@ -53,36 +52,25 @@ def test_a_file_goes_from_the_fablab_tab_to_the_fleet_queue(
     )
     assert seen.status_code == 204, seen.text
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with chromium() as browser:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(UI_TIMEOUT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            log_in(page, octoprint.url)
-            page.click("#tab_plugin_crowdfab_link a")
-            page.wait_for_selector("[data-test-id=crowdfab-queue-form]", state="visible")
-            page.wait_for_selector(f'#crowdfab-queue-file option[value="{FILENAME}"]', state="attached")
-            page.select_option("#crowdfab-queue-file", FILENAME)
-            copies = page.locator("#crowdfab-queue-copies")
-            assert copies.input_value() == "1", "one copy unless asked"
-            copies.fill("2")
-            page.fill("#crowdfab-queue-token", token)
-            send = page.locator("[data-test-id=crowdfab-queue-send]")
-            page.wait_for_function(
-                "() => !document.querySelector('[data-test-id=crowdfab-queue-send]').disabled"
-            )
-            send.click()
-            result = page.locator("[data-test-id=crowdfab-queue-result]")
-            result.wait_for(state="visible")
-            assert "The fleet queued it." in result.inner_text()
-            assert not page.locator("[data-test-id=crowdfab-queue-error]").is_visible()
-            page.screenshot(path=str(ARTIFACTS / "octoprint-send-to-queue.png"), full_page=True)
-        finally:
-            context.close()
-    assert not errors, errors
+    with octoprint_page() as page:
+        log_in(page, octoprint.url)
+        page.click("#tab_plugin_crowdfab_link a")
+        page.wait_for_selector("[data-test-id=crowdfab-queue-form]", state="visible")
+        page.wait_for_selector(f'#crowdfab-queue-file option[value="{FILENAME}"]', state="attached")
+        page.select_option("#crowdfab-queue-file", FILENAME)
+        copies = page.locator("#crowdfab-queue-copies")
+        assert copies.input_value() == "1", "one copy unless asked"
+        copies.fill("2")
+        page.fill("#crowdfab-queue-token", token)
+        send = page.locator("[data-test-id=crowdfab-queue-send]")
+        page.wait_for_function("() => !document.querySelector('[data-test-id=crowdfab-queue-send]').disabled")
+        send.click()
+        result = page.locator("[data-test-id=crowdfab-queue-result]")
+        result.wait_for(state="visible")
+        assert "The fleet queued it." in result.inner_text()
+        assert not page.locator("[data-test-id=crowdfab-queue-error]").is_visible()
+        page.screenshot(path=str(ARTIFACTS / "octoprint-send-to-queue.png"), full_page=True)
+    assert not page.js_errors, page.js_errors
 
     # The plugin itself refuses a copy count out of 1..50 before calling the fleet.
     for bad in (0, 51, "2", True):
@@ -113,47 +101,38 @@ def test_the_file_lists_action_sends_a_file_with_copies_and_material(
     assert uploaded.status_code == 201, uploaded.text
     octoprint.admin.post(f"{octoprint.url}/api/setup/wizard", json={"handled": ["file_check"]}, timeout=10)
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with chromium() as browser:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(UI_TIMEOUT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            log_in(page, octoprint.url)
-            # The action sits with OctoPrint's own buttons on the file's entry in the Files sidebar.
-            entry = page.locator("#files .gcode_files .entry.machinecode", has_text=name)
-            entry.wait_for(state="visible")
-            action = entry.locator("[data-test-id=crowdfab-file-send]")
-            assert action.is_visible(), "the action shows for a user who may queue files"
-            assert action.get_attribute("aria-label") == "Send to fablab queue"
-            assert entry.locator(".action-buttons .btn-files-print").count() == 1, "OctoPrint's own stay"
-            page.screenshot(path=str(ARTIFACTS / "octoprint-file-list-action.png"))
-            entry.screenshot(path=str(ARTIFACTS / "octoprint-file-list-entry.png"))
-            action.click()
+    with octoprint_page() as page:
+        log_in(page, octoprint.url)
+        # The action sits with OctoPrint's own buttons on the file's entry in the Files sidebar.
+        entry = page.locator("#files .gcode_files .entry.machinecode", has_text=name)
+        entry.wait_for(state="visible")
+        action = entry.locator("[data-test-id=crowdfab-file-send]")
+        assert action.is_visible(), "the action shows for a user who may queue files"
+        assert action.get_attribute("aria-label") == "Send to fablab queue"
+        assert entry.locator(".action-buttons .btn-files-print").count() == 1, "OctoPrint's own stay"
+        page.screenshot(path=str(ARTIFACTS / "octoprint-file-list-action.png"))
+        entry.screenshot(path=str(ARTIFACTS / "octoprint-file-list-entry.png"))
+        action.click()
 
-            dialog = page.locator("[data-test-id=crowdfab-send-dialog]")
-            dialog.wait_for(state="visible")
-            assert dialog.locator("[data-test-id=crowdfab-send-path]").inner_text() == name
-            confirm = dialog.locator("[data-test-id=crowdfab-send-confirm]")
-            assert confirm.is_disabled(), "no token yet"
-            page.fill("#crowdfab-send-copies", "3")
-            page.fill("#crowdfab-send-material", "PETG")
-            page.fill("#crowdfab-send-token", "cfm_not-a-real-token")
-            confirm.click()
-            # A refusal stays in the dialog, with the fleet's words.
-            refusal = dialog.locator("[data-test-id=crowdfab-send-error]")
-            refusal.wait_for(state="visible")
-            assert "The fleet refused it:" in refusal.inner_text() and "token" in refusal.inner_text()
-            page.fill("#crowdfab-send-token", token)
-            page.screenshot(path=str(ARTIFACTS / "octoprint-file-list-dialog.png"))
-            confirm.click()
-            dialog.wait_for(state="hidden")
-            page.locator(".ui-pnotify", has_text="Sent to the fablab queue").wait_for(state="visible")
-        finally:
-            context.close()
-    assert not errors, errors
+        dialog = page.locator("[data-test-id=crowdfab-send-dialog]")
+        dialog.wait_for(state="visible")
+        assert dialog.locator("[data-test-id=crowdfab-send-path]").inner_text() == name
+        confirm = dialog.locator("[data-test-id=crowdfab-send-confirm]")
+        assert confirm.is_disabled(), "no token yet"
+        page.fill("#crowdfab-send-copies", "3")
+        page.fill("#crowdfab-send-material", "PETG")
+        page.fill("#crowdfab-send-token", "cfm_not-a-real-token")
+        confirm.click()
+        # A refusal stays in the dialog, with the fleet's words.
+        refusal = dialog.locator("[data-test-id=crowdfab-send-error]")
+        refusal.wait_for(state="visible")
+        assert "The fleet refused it:" in refusal.inner_text() and "token" in refusal.inner_text()
+        page.fill("#crowdfab-send-token", token)
+        page.screenshot(path=str(ARTIFACTS / "octoprint-file-list-dialog.png"))
+        confirm.click()
+        dialog.wait_for(state="hidden")
+        page.locator(".ui-pnotify", has_text="Sent to the fablab queue").wait_for(state="visible")
+    assert not page.js_errors, page.js_errors
 
     mine = fleet.api(token, "GET", "/jobs/mine")
     assert mine.status_code == 200, mine.text
