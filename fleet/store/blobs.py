@@ -13,7 +13,6 @@ import hashlib
 import os
 import re
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -295,23 +294,6 @@ class BlobStore:
                 continue
             finally:
                 os.close(fd)
-        return removed
-
-    def remove_stale_staging(self, older_than: float = 24 * 3600.0, *, now: Optional[float] = None) -> int:
-        """Delete staging files left by a crash, older than ``older_than`` seconds; returns how many."""
-        now = time.time() if now is None else now
-        removed = 0
-        try:
-            entries = list(self.staging_dir.iterdir())
-        except FileNotFoundError:
-            return 0
-        for entry in entries:
-            try:
-                if now - entry.stat().st_mtime > older_than:
-                    entry.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                continue  # another process cleaned it or committed it
         return removed
 
     @staticmethod
