@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 # What a Raspberry Pi running only the plugin needs (OctoPrint brings Flask and requests itself).
 PLUGIN_REQUIRES = [
@@ -26,7 +26,8 @@ setup(
     long_description_content_type="text/markdown",
     license="AGPL-3.0-or-later",
     python_requires=">=3.9",
-    packages=find_packages(include=["fleet", "fleet.*", "octoprint_crowdfab", "octoprint_crowdfab.*"]),
+    # Namespace discovery: the folders of templates, static files and translations are package data.
+    packages=find_namespace_packages(include=["fleet", "fleet.*", "octoprint_crowdfab", "octoprint_crowdfab.*"]),
     include_package_data=True,
     zip_safe=False,
     install_requires=PLUGIN_REQUIRES,
