@@ -174,7 +174,15 @@ def test_a_job_goes_from_member_to_octoprint_and_back_as_done(managed_fleet):
         replies = lambda: [a for _, m in acks.messages if (a := p.decode_ack(m)).command_id == command.id]  # noqa: E731
         wait_until(lambda: len(replies()) >= 2, 10, "the node to answer the replayed dispatch")
         assert {a.status for a in replies()} == {p.AckStatus.ACCEPTED}
-        assert octoprint.admin.get(f"{octoprint.url}/api/job", timeout=10).json()["state"] == "Operational"
+        # The fleet hears "done" as OctoPrint enters "Finishing" (its end-of-print script still runs);
+        # once it is back to Operational, the second file has been printed once and is not printing again.
+        current = lambda: octoprint.admin.get(f"{octoprint.url}/api/job", timeout=10).json()  # noqa: E731
+        wait_until(lambda: current()["state"] == "Operational", 60, "OctoPrint to finish the second print")
+        assert current()["job"]["file"]["name"] == f"{second}-cube.gcode"
+        prints = octoprint.admin.get(
+            f"{octoprint.url}/api/files/local/crowdfab/{second}-cube.gcode", timeout=10
+        ).json()["prints"]
+        assert (prints["success"], prints["failure"]) == (1, 0)
         assert job_state(fleet, member, second) == "done"
 
         # A member queues a file from OctoPrint's own storage through the plugin's API.
