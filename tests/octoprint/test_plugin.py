@@ -163,5 +163,11 @@ def test_dispatched_job_prints_on_the_virtual_printer(octoprint: OctoPrintServer
 
     stored = octoprint.admin.get(f"{octoprint.url}/api/files/local/crowdfab/41-cube.gcode", timeout=5)
     assert stored.status_code == 200, "the file is kept in the crowdfab folder"
-    history = stored.json().get("prints", {})
-    assert history.get("success") == 1, json.dumps(history)
+
+    def history() -> dict:
+        answer = octoprint.admin.get(f"{octoprint.url}/api/files/local/crowdfab/41-cube.gcode", timeout=5)
+        return answer.json().get("prints") or {}
+
+    # OctoPrint records the print from its own PrintDone listener, which may come after our event.
+    wait_for(lambda: history().get("success") == 1, 15, "OctoPrint to record the print", 0.2)
+    assert history().get("failure", 0) == 0, json.dumps(history())
