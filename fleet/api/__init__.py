@@ -13,7 +13,7 @@ from werkzeug.routing import IntegerConverter
 from ..errors import FleetError, RateLimited
 from ..service import FleetService
 from ..web import install_dashboard
-from ..web.limiter import AttemptLimiter
+from ..web.limiter import StoredLimiter
 from .routes import ApiLimits, api
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 #: Room for the multipart envelope and form fields around an upload at the lab's size limit.
 MULTIPART_SLACK = 64 * 1024
 
-#: Failures per remote address before the API answers 429, and the window they are counted in.
+#: Failures per remote address before the API answers 429, and the window they are counted in
+#: (in the fleet's database: all fleet processes on it count together, and a restart forgets none).
 #: Codes and tokens are far too long to guess; the limits keep a misbehaving client from
 #: hammering the database, and leave room for a lab whose members share one address.
 LIMIT_DEFAULTS = {
@@ -68,8 +69,12 @@ def create_app(service: FleetService, config: Optional[dict[str, Any]] = None) -
     app.extensions["crowdfab.service"] = service
     conf = app.config
     app.extensions["crowdfab.api_limits"] = ApiLimits(
-        enrollment=AttemptLimiter(conf["CROWDFAB_ENROLL_ATTEMPTS"], conf["CROWDFAB_ENROLL_WINDOW_S"]),
-        tokens=AttemptLimiter(conf["CROWDFAB_TOKEN_ATTEMPTS"], conf["CROWDFAB_TOKEN_WINDOW_S"]),
+        enrollment=StoredLimiter(
+            service.store, "enroll", conf["CROWDFAB_ENROLL_ATTEMPTS"], conf["CROWDFAB_ENROLL_WINDOW_S"]
+        ),
+        tokens=StoredLimiter(
+            service.store, "token", conf["CROWDFAB_TOKEN_ATTEMPTS"], conf["CROWDFAB_TOKEN_WINDOW_S"]
+        ),
     )
     proxies = int(app.config.get("CROWDFAB_TRUSTED_PROXIES", 0))
     if proxies > 0:

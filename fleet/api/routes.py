@@ -15,7 +15,7 @@ from ..errors import Invalid, NotFound, RateLimited, Unauthorized
 from ..models import Member, Printer, Role
 from ..service import FleetService, check_idempotency_key
 from ..states import JobState
-from ..web.limiter import AttemptLimiter
+from ..web.limiter import StoredLimiter
 from .openapi import openapi_document
 from .serialize import (
     enrollment_json,
@@ -38,12 +38,12 @@ PRINTER_ENDPOINTS = {"api_v1.job_file"}
 
 @dataclass(frozen=True)
 class ApiLimits:
-    """Failed attempts the API counts per remote address, each with its own limit."""
+    """Failed attempts the API counts per remote address, each with its own limit (and scope)."""
 
     #: Wrong enrollment codes (``POST /printers/enroll``).
-    enrollment: AttemptLimiter
+    enrollment: StoredLimiter
     #: Bearer tokens (members' or printers') that did not authenticate.
-    tokens: AttemptLimiter
+    tokens: StoredLimiter
 
 
 def service() -> FleetService:
@@ -60,10 +60,11 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
-def refuse_while_limited(limiter: AttemptLimiter, what: str) -> None:
+def refuse_while_limited(limiter: StoredLimiter, what: str) -> None:
     """:class:`RateLimited` (429, with the wait) while this address has too many recent failures.
 
-    Checked before the attempt is looked at, so a guess made while limited tells nothing.
+    Checked before the attempt is looked at, so a guess made while limited tells nothing (and only
+    reads the database: a limited client adds no rows).
     """
     wait = limiter.wait_s(client_address())
     if wait > 0:

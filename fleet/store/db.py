@@ -5,6 +5,7 @@ Every public method is one transaction and returns the records of :mod:`fleet.mo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -75,6 +76,19 @@ class SubmissionKey:
     request_hash: str
     #: A key recorded before this moment has expired: sending it again makes a new submission.
     valid_after: float
+
+
+def attempt_key(key: str) -> str:
+    """``key`` as :data:`~fleet.store.schema.failed_attempts` stores it: itself when it is short and
+    printable, else ``sha256:`` and its hash (71 characters, which no key stored as itself can be)."""
+    if len(key) <= s.ATTEMPT_KEY_CHARS and key.isprintable():
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _check_scope(scope: str) -> None:
+    if not 0 < len(scope) <= 32:
+        raise ValueError(f"a failed-attempt scope has 1 to 32 characters, not {len(scope)}")
 
 
 def open_store(url: Optional[str], data_dir: Path, *, busy_timeout: float = 30.0) -> Store:
@@ -934,6 +948,53 @@ class Store:
                 select(exists().where(s.jobs.c.file_sha256 == sha256, s.jobs.c.state.not_in(terminal)))
             ).scalar_one()
 
+    # -- failed attempts (the sign-in, enrollment code and token limits) ------------------------
+
+    def add_failed_attempt(self, scope: str, key: str, *, now: float) -> None:
+        """Record that ``key`` failed once in ``scope`` at ``now`` (a long key is stored hashed)."""
+        _check_scope(scope)
+        with write_transaction(self._engine) as conn:
+            conn.execute(insert(s.failed_attempts).values(scope=scope, key=attempt_key(key), at=now))
+
+    def recent_failed_attempts(self, scope: str, key: str, *, since: float, limit: int) -> list[float]:
+        """When ``key``'s latest ``limit`` failures in ``scope`` later than ``since`` were, oldest first."""
+        _check_scope(scope)
+        attempts = s.failed_attempts.c
+        query = (
+            select(attempts.at)
+            .where(attempts.scope == scope, attempts.key == attempt_key(key), attempts.at > since)
+            .order_by(attempts.at.desc())
+            .limit(max(0, limit))
+        )
+        with read_transaction(self._engine) as conn:
+            found = [float(at) for at in conn.execute(query).scalars()]
+        return found[::-1]
+
+    def clear_failed_attempts(self, scope: str, key: str) -> int:
+        """Forget ``key``'s failures in ``scope``; returns how many there were.
+
+        Looks first (a read never waits for writers): a key with no failures, the usual case of a
+        success, costs no write transaction.
+        """
+        _check_scope(scope)
+        attempts = s.failed_attempts.c
+        mine = and_(attempts.scope == scope, attempts.key == attempt_key(key))
+        with read_transaction(self._engine) as conn:
+            if not conn.execute(select(exists().where(mine))).scalar_one():
+                return 0
+        with write_transaction(self._engine) as conn:
+            return conn.execute(delete(s.failed_attempts).where(mine)).rowcount
+
+    def prune_failed_attempts(self, scope: str, *, before: float) -> int:
+        """Forget every failure in ``scope`` older than ``before``; returns how many there were."""
+        _check_scope(scope)
+        attempts = s.failed_attempts.c
+        with write_transaction(self._engine) as conn:
+            result = conn.execute(
+                delete(s.failed_attempts).where(attempts.scope == scope, attempts.at < before)
+            )
+            return result.rowcount
+
     # -- settings -------------------------------------------------------------------------------
 
     def get_setting(self, key: str, default: Any = None) -> Any:
@@ -1021,4 +1082,4 @@ class Store:
         )
 
 
-__all__ = ["PRINTER_CHANGES", "UNSET", "ApiToken", "Store", "open_store"]
+__all__ = ["PRINTER_CHANGES", "UNSET", "ApiToken", "Store", "attempt_key", "open_store"]

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Callable, Optional
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Double,
     ForeignKey,
@@ -96,8 +97,27 @@ def _add_submission_keys(conn: Connection) -> None:
     keys.create(conn)
 
 
+def _add_failed_attempts(conn: Connection) -> None:
+    """4 → 5: failed sign-ins, enrollment codes and tokens, counted in the database (not per process)."""
+    attempts = Table(
+        "failed_attempts",
+        MetaData(),
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("scope", String(32), nullable=False),
+        Column("key", String(71), nullable=False),
+        Column("at", Double(asdecimal=False), nullable=False),
+        Index("ix_failed_attempts_scope_key_at", "scope", "key", "at"),
+    )
+    attempts.create(conn)
+
+
 #: UPGRADES[N] upgrades a database from version N to N+1.
-UPGRADES: Mapping[int, Step] = {1: _add_enrollment, 2: _add_member_passwords, 3: _add_submission_keys}
+UPGRADES: Mapping[int, Step] = {
+    1: _add_enrollment,
+    2: _add_member_passwords,
+    3: _add_submission_keys,
+    4: _add_failed_attempts,
+}
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).
 _PG_LOCK_KEY = 0x43726F7764466162

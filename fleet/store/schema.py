@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 
 #: The version this code writes and understands.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -179,6 +179,24 @@ submission_keys = Table(
     Index("ix_submission_keys_created_at", "created_at"),
 )
 
+#: A failed attempt's key up to this many characters is stored as it is; a longer one (or one with
+#: characters that are not printable) as ``sha256:`` and its hash, so the column stays small whatever
+#: a client sends (see :func:`fleet.store.db.attempt_key`).
+ATTEMPT_KEY_CHARS = 64
+
+failed_attempts = Table(
+    "failed_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    # Which limit counts it: "signin", "enroll", "token" (each limiter has its own scope).
+    Column("scope", String(32), nullable=False),
+    # Who failed: a remote address, or a name and an address; bounded (``sha256:`` + 64 hex digits).
+    Column("key", String(71), nullable=False),
+    # Wall-clock time (shared by every fleet process on the database).
+    _epoch("at"),
+    Index("ix_failed_attempts_scope_key_at", "scope", "key", "at"),
+)
+
 #: The tables holding the fleet's data, parents before children (everything but the version).
 DATA_TABLES = (
     members,
@@ -191,4 +209,5 @@ DATA_TABLES = (
     enrollment_codes,
     printer_credentials,
     submission_keys,
+    failed_attempts,
 )

@@ -20,7 +20,7 @@ from .dashboard import Dashboard, fleet_snapshot
 from .events import LiveHub
 from .i18n import Catalogue
 from .keys import session_secret
-from .limiter import AttemptLimiter
+from .limiter import StoredLimiter
 from .views import web
 
 __all__ = ["install_dashboard", "session_secret"]
@@ -54,7 +54,10 @@ def install_dashboard(app: Flask, service: FleetService) -> Dashboard:
     config = app.config
     board = Dashboard(
         catalogue=Catalogue.load(),
-        limiter=AttemptLimiter(config["CROWDFAB_SIGNIN_ATTEMPTS"], config["CROWDFAB_SIGNIN_WINDOW_S"]),
+        # Counted in the fleet's database: every process on it counts together, across restarts.
+        limiter=StoredLimiter(
+            service.store, "signin", config["CROWDFAB_SIGNIN_ATTEMPTS"], config["CROWDFAB_SIGNIN_WINDOW_S"]
+        ),
         hub=LiveHub(
             lambda: fleet_snapshot(service),
             interval_s=config["CROWDFAB_LIVE_INTERVAL_S"],

@@ -9,13 +9,13 @@ from ..service import FleetService
 from .cards import card
 from .events import LiveHub, Snapshot
 from .i18n import Catalogue
-from .limiter import AttemptLimiter
+from .limiter import StoredLimiter
 
 
 @dataclass
 class Dashboard:
     catalogue: Catalogue
-    limiter: AttemptLimiter
+    limiter: StoredLimiter
     hub: LiveHub
     #: A live-update stream ends after this long and the browser reconnects (threads are not held forever).
     stream_lifetime_s: float = 600.0

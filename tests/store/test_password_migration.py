@@ -31,6 +31,7 @@ def test_a_version_2_database_gains_password_hashes_and_keeps_its_members(
         # Version 2 had every table of today but no password column.
         conn.execute(text("ALTER TABLE members DROP COLUMN password_hash"))
         conn.execute(text("DROP TABLE submission_keys"))  # version 4's
+        conn.execute(text("DROP TABLE failed_attempts"))  # version 5's
         conn.execute(insert(schema_version).values(version=2))
         conn.execute(
             text("INSERT INTO members (name, role, active, created_at) VALUES ('alice', 'member', true, :t)"),

@@ -101,15 +101,16 @@ def test_a_version_3_database_gains_submission_keys_and_keeps_its_jobs(
     with write_transaction(engine) as conn:
         metadata.create_all(conn)
         conn.execute(text("DROP TABLE submission_keys"))  # version 3 had every other table of today
+        conn.execute(text("DROP TABLE failed_attempts"))  # but version 5's
         conn.execute(insert(schema_version).values(version=3))
         conn.execute(
             text("INSERT INTO members (name, role, active, created_at) VALUES ('alice', 'member', true, :t)"),
             {"t": T0},
         )
 
-    assert migrate(engine) == SCHEMA_VERSION == 4
+    assert migrate(engine) == SCHEMA_VERSION >= 4
 
     with engine.connect() as conn:
-        assert current_version(conn) == 4
+        assert current_version(conn) == SCHEMA_VERSION
         assert conn.execute(select(func.count()).select_from(submission_keys)).scalar_one() == 0
     assert_same_as_fresh(engine, fresh_url, request)

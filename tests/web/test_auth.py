@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-from fleet.web.limiter import AttemptLimiter
-
 from .conftest import PASSWORD, Browser, csrf_of
 
 
@@ -89,28 +85,6 @@ def test_too_many_failures_pause_sign_in_for_that_name(app, people):
     assert "Too many attempts" in refused.get_data(as_text=True)
     # Another name from the same address is not held up.
     assert browser.sign_in("bob").status_code == 303
-
-
-def test_the_limiter_forgets_failures_after_its_window():
-    now = [0.0]
-    limiter = AttemptLimiter(3, 60.0, clock=lambda: now[0])
-    for _ in range(3):
-        limiter.failed("k")
-    assert limiter.wait_s("k") == pytest.approx(60.0)
-    now[0] = 30.0
-    assert limiter.wait_s("k") == pytest.approx(30.0)
-    now[0] = 60.5
-    assert limiter.wait_s("k") == 0.0
-    limiter.failed("k")
-    limiter.succeeded("k")
-    assert limiter.wait_s("k") == 0.0
-
-
-def test_the_limiter_stays_bounded():
-    limiter = AttemptLimiter(2, 60.0, max_keys=10, clock=lambda: 0.0)
-    for i in range(100):
-        limiter.failed(i)
-    assert len(limiter._failures) <= 10
 
 
 def test_a_member_sets_their_password_through_the_api_and_old_sessions_end(clients, app, fleet):
