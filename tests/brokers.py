@@ -35,6 +35,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Callable, Optional, Union
 
+from fleet.broker import _die_with_parent
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_SUB = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
 MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
@@ -283,8 +285,12 @@ class TestBroker(OutsideClients):
         """Start (or start again, on the same port) and wait until the port accepts connections."""
         assert self.pid is None, "the test broker is already running"
         with open(self.log_path, "ab") as out:
+            # It dies with the test run even if a test fails before closing it: no broker outlives pytest.
             self._proc = subprocess.Popen(
-                [self._mosquitto, "-c", str(self.dir / "mosquitto.conf")], stdout=out, stderr=out
+                [self._mosquitto, "-c", str(self.dir / "mosquitto.conf")],
+                stdout=out,
+                stderr=out,
+                preexec_fn=_die_with_parent(),
             )
         proc = self._proc
 

@@ -42,7 +42,11 @@ class RunningFleet:
         self.process = subprocess.Popen(
             args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        wait_until(self._up, 30, "the fleet to answer")
+        try:
+            wait_until(self._up, 30, "the fleet to answer")
+        except BaseException:
+            self.stop()  # a fleet that never answered is not left running (nor its broker)
+            raise
 
     def _up(self) -> bool:
         if self.process.poll() is not None:
@@ -230,7 +234,11 @@ def test_a_job_goes_from_member_to_octoprint_and_back_as_done(managed_fleet):
 def test_a_broker_outage_mid_print_loses_nothing_and_prints_nothing_twice(tmp_path):
     broker = TestBroker(tmp_path / "broker")
     broker.start()
-    fleet = RunningFleet(tmp_path / "fleet", mqtt_url=broker.url)
+    try:
+        fleet = RunningFleet(tmp_path / "fleet", mqtt_url=broker.url)
+    except BaseException:
+        broker.close()
+        raise
     octoprint = None
     try:
         manager = fleet.cli("member", "add", "ada", "--role", "manager")["token"]

@@ -131,7 +131,13 @@ def run_network_cut(
     octo_link = NetProxy("127.0.0.1", broker.port).start()
     octo: Optional[CutOctoPrint] = None
     http_link = NetProxy().start()  # aimed at the fleet once its port is known
-    fleet = RunningFleet(work / "fleet", mqtt_url=broker.url, extra_args=("--public-url", http_link.url))
+    try:
+        fleet = RunningFleet(work / "fleet", mqtt_url=broker.url, extra_args=("--public-url", http_link.url))
+    except BaseException:  # the fleet never came up: close what was started for it
+        for link in (octo_link, mqtt_link, http_link):
+            link.close()
+        broker.close()
+        raise
     http_link.aim("127.0.0.1", fleet.port)
     cut = SimulatedAgent(work / "cut", "Cut", keepalive_s=keepalive_s)
     bystander = SimulatedAgent(work / "bystander", "Bystander", keepalive_s=keepalive_s)

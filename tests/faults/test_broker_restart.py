@@ -35,7 +35,11 @@ def iso_seconds(text: str | None) -> float:
 def test_every_printer_is_back_within_10_s_of_the_broker_and_every_job_ends_once(tmp_path):
     broker = TestBroker(tmp_path / "broker")
     broker.start()
-    fleet = RunningFleet(tmp_path / "fleet", mqtt_url=broker.url)
+    try:
+        fleet = RunningFleet(tmp_path / "fleet", mqtt_url=broker.url)
+    except BaseException:
+        broker.close()
+        raise
     agents: list[SimulatedAgent] = []
     try:
         manager = fleet.cli("member", "add", "ada", "--role", "manager")["token"]
