@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.store.backends import BACKEND_PARAMS, REQUIRE_POSTGRES, PostgresServer, sqlite_url
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -86,3 +88,32 @@ def clients(app, fleet) -> dict[str, Client]:
         member, token = fleet.service.add_member(name, role)
         out[name] = Client(http, token, member.id)
     return out
+
+
+# -- databases on both backends (tests/store and the tests that share a database) --------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """The PostgreSQL server on this machine; its tests are skipped (with the reason) if it is absent."""
+    server = PostgresServer()
+    reason = server.unavailable_reason()
+    if reason is not None:
+        server.close()
+        if REQUIRE_POSTGRES:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no tables at all (a new PostgreSQL database for each test)."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)

@@ -28,7 +28,6 @@ from fleet.store.schema import failed_attempts
 from fleet.web import DEFAULTS as WEB_DEFAULTS
 from fleet.web.limiter import StoredLimiter, key_text
 
-from ..store.backends import REQUIRE_POSTGRES, PostgresServer, sqlite_url
 from .conftest import CAPS, PASSWORD, StrictClock, csrf_of
 
 ENROLL = "/api/v1/printers/enroll"
@@ -42,34 +41,9 @@ KINDS = {
 T0 = 1_700_000_000.0
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    reason = server.unavailable_reason()
-    if reason is not None:
-        server.close()
-        if REQUIRE_POSTGRES:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    yield server
-    server.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database the test's processes share: a SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path)
-        return
-    server: PostgresServer = request.getfixturevalue("pg_server")
-    url = server.create_database()
-    yield url
-    server.drop_database(url)
-
-
 @pytest.fixture
-def store(database_url: str, tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(database_url, tmp_path / "data")
+def store(fresh_url: str, tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(fresh_url, tmp_path / "data")
     yield opened
     opened.close()
 
@@ -257,10 +231,10 @@ def assert_refused(response: Any, kind: str, window_s: float) -> None:
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_failures_spread_over_processes_count_together_and_outlive_a_restart(
-    database_url: str, tmp_path: Path, kind: str
+    fresh_url: str, tmp_path: Path, kind: str
 ) -> None:
     attempts, window_s, allowed = KINDS[kind]
-    first, second = Process(database_url, tmp_path / "one"), Process(database_url, tmp_path / "two")
+    first, second = Process(fresh_url, tmp_path / "one"), Process(fresh_url, tmp_path / "two")
     try:
         alice, token = first.service.add_member("alice", Role.MEMBER)
         first.service.set_password(alice, alice.id, PASSWORD)
@@ -282,15 +256,15 @@ def test_failures_spread_over_processes_count_together_and_outlive_a_restart(
         first.close()
         second.close()
 
-    restarted = Process(database_url, tmp_path / "three")
+    restarted = Process(fresh_url, tmp_path / "three")
     try:
         assert_refused(restarted.attempt(kind, ATTACKER, good=True, token=token), kind, window_s)
     finally:
         restarted.close()
 
 
-def test_a_sign_in_with_a_huge_name_is_stored_bounded(database_url: str, tmp_path: Path) -> None:
-    process = Process(database_url, tmp_path / "one")
+def test_a_sign_in_with_a_huge_name_is_stored_bounded(fresh_url: str, tmp_path: Path) -> None:
+    process = Process(fresh_url, tmp_path / "one")
     try:
         http = process.client(ATTACKER)
         csrf = csrf_of(http.get("/signin").get_data(as_text=True))

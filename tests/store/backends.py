@@ -1,7 +1,8 @@
 """Databases for the store tests: a SQLite file, or a throwaway database on a PostgreSQL server.
 
 Reusable beyond the store's tests: :class:`PostgresServer` creates and drops databases, and
-:func:`truncate` empties the fleet's tables between tests.
+:func:`truncate` empties the fleet's tables between tests. The fixtures ``pg_server`` and
+``fresh_url`` (in ``tests/conftest.py``) give any test an empty database on either backend.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Optional
 
+import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -92,3 +94,7 @@ def truncate(engine: Engine) -> None:
     with engine.begin() as conn:
         for table in reversed(DATA_TABLES):
             conn.execute(table.delete())
+
+
+#: Parameters for a fixture that runs its tests on each backend.
+BACKEND_PARAMS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]

@@ -12,24 +12,8 @@ from fleet.store import BlobStore, Store, open_store
 from fleet.store.engine import make_engine
 from fleet.store.migrations import migrate
 
-from .backends import REQUIRE_POSTGRES, PostgresServer, sqlite_url, truncate
+from .backends import BACKEND_PARAMS, PostgresServer, sqlite_url, truncate
 from .helpers import T0
-
-BACKEND_PARAMS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    """The PostgreSQL server on this machine; its tests are skipped (with the reason) if it is absent."""
-    server = PostgresServer()
-    reason = server.unavailable_reason()
-    if reason is not None:
-        server.close()
-        if REQUIRE_POSTGRES:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="session")
@@ -56,18 +40,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     finally:
         engine.dispose()
     return url
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database with no tables at all (a new PostgreSQL database for each test)."""
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path)
-        return
-    server: PostgresServer = request.getfixturevalue("pg_server")
-    url = server.create_database()
-    yield url
-    server.drop_database(url)
 
 
 @pytest.fixture
