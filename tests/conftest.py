@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.brokers import TestBroker
 from tests.store.backends import BACKEND_PARAMS, REQUIRE_POSTGRES, PostgresServer, sqlite_url
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,3 +118,13 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     url = server.create_database()
     yield url
     server.drop_database(url)
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[TestBroker]:
+    """A private Mosquitto (anonymous access) on a free port, closed after the test whatever happens;
+    it outlives every fleet process the test starts."""
+    broker = TestBroker(tmp_path / "broker")
+    broker.start()
+    yield broker
+    broker.close()

@@ -18,7 +18,7 @@ import yaml
 
 from fleet import protocol as p
 from fleet.gcode.generate import generate_box
-from tests.brokers import OutsideClients, TestBroker, free_port, wait_until
+from tests.brokers import OutsideClients, free_port, wait_until
 from tests.octoprint_server import OctoPrintServer
 
 FLEET = str(Path(sys.executable).parent / "crowdfab-fleet")
@@ -231,14 +231,9 @@ def test_a_job_goes_from_member_to_octoprint_and_back_as_done(managed_fleet):
         octoprint.stop()
 
 
-def test_a_broker_outage_mid_print_loses_nothing_and_prints_nothing_twice(tmp_path):
-    broker = TestBroker(tmp_path / "broker")
-    broker.start()
-    try:
-        fleet = RunningFleet(tmp_path / "fleet", mqtt_url=broker.url)
-    except BaseException:
-        broker.close()
-        raise
+def test_a_broker_outage_mid_print_loses_nothing_and_prints_nothing_twice(tmp_path, mosquitto):
+    broker = mosquitto
+    fleet = RunningFleet(tmp_path / "fleet", mqtt_url=broker.url)
     octoprint = None
     try:
         manager = fleet.cli("member", "add", "ada", "--role", "manager")["token"]
@@ -281,4 +276,3 @@ def test_a_broker_outage_mid_print_loses_nothing_and_prints_nothing_twice(tmp_pa
         if octoprint is not None:
             octoprint.stop()
         fleet.stop()
-        broker.close()

@@ -33,7 +33,7 @@ from fleet.node.enroll import enroll
 from fleet.protocol import Capabilities
 from fleet.server import Fleet
 from fleet.states import JOB_TRANSITIONS, JobState
-from tests.brokers import TestBroker, free_port, wait_until
+from tests.brokers import free_port, wait_until
 
 FLEET = str(Path(sys.executable).parent / "crowdfab-fleet")
 VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 200, "max_y": 200, "max_z": 200}
@@ -384,12 +384,3 @@ def make_fleet() -> Iterator[Callable[..., FleetProcess]]:
     yield make
     for fleet in made:
         fleet.stop()
-
-
-@pytest.fixture
-def fault_broker(tmp_path: Path) -> Iterator[TestBroker]:
-    """A private Mosquitto (anonymous access) that outlives every fleet process of a test."""
-    broker = TestBroker(tmp_path / "broker")
-    broker.start()
-    yield broker
-    broker.close()

@@ -12,7 +12,7 @@ import math
 import time
 
 from fleet import protocol as p
-from tests.brokers import TestBroker, wait_until
+from tests.brokers import wait_until
 from tests.e2e.agents import SimulatedAgent, slow_part
 from tests.e2e.test_fleet_octoprint import RunningFleet, job_state, submit
 
@@ -32,14 +32,9 @@ def iso_seconds(text: str | None) -> float:
     return datetime.fromisoformat(text).timestamp() if text else float("-inf")
 
 
-def test_every_printer_is_back_within_10_s_of_the_broker_and_every_job_ends_once(tmp_path):
-    broker = TestBroker(tmp_path / "broker")
-    broker.start()
-    try:
-        fleet = RunningFleet(tmp_path / "fleet", mqtt_url=broker.url)
-    except BaseException:
-        broker.close()
-        raise
+def test_every_printer_is_back_within_10_s_of_the_broker_and_every_job_ends_once(tmp_path, mosquitto):
+    broker = mosquitto
+    fleet = RunningFleet(tmp_path / "fleet", mqtt_url=broker.url)
     agents: list[SimulatedAgent] = []
     try:
         manager = fleet.cli("member", "add", "ada", "--role", "manager")["token"]
@@ -127,4 +122,3 @@ def test_every_printer_is_back_within_10_s_of_the_broker_and_every_job_ends_once
         for agent in agents:
             agent.stop()
         fleet.stop()
-        broker.close()

@@ -79,12 +79,12 @@ def staging_files(files: Path) -> list[str]:
 
 
 def test_an_upload_larger_than_the_free_space_is_refused_cleanly_and_works_once_space_is_freed(
-    tmp_path: Path, fault_broker: TestBroker, make_fleet: Callable[..., FleetProcess]
+    tmp_path: Path, mosquitto: TestBroker, make_fleet: Callable[..., FleetProcess]
 ) -> None:
     data_dir = tmp_path / "fleet"
     tokens = prepare_data_dir(data_dir, {"ada": Role.MANAGER, "alice": Role.MEMBER})
     with small_disk(data_dir / "files", "4m") as files:
-        fleet = make_fleet(data_dir, mqtt_url=fault_broker.url)
+        fleet = make_fleet(data_dir, mqtt_url=mosquitto.url)
         fleet.start()
         try:
             alice, ada = tokens["alice"], tokens["ada"]
@@ -122,11 +122,11 @@ def test_an_upload_larger_than_the_free_space_is_refused_cleanly_and_works_once_
 
 
 def test_a_full_disk_under_the_database_is_a_clear_error_and_leaves_it_intact(
-    tmp_path: Path, fault_broker: TestBroker, make_fleet: Callable[..., FleetProcess]
+    tmp_path: Path, mosquitto: TestBroker, make_fleet: Callable[..., FleetProcess]
 ) -> None:
     with small_disk(tmp_path / "fleet", "16m") as data_dir:
         tokens = prepare_data_dir(data_dir, {"ada": Role.MANAGER, "alice": Role.MEMBER})
-        fleet = make_fleet(data_dir, mqtt_url=fault_broker.url)
+        fleet = make_fleet(data_dir, mqtt_url=mosquitto.url)
         fleet.start()
         try:
             alice, ada = tokens["alice"], tokens["ada"]

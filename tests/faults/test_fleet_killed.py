@@ -153,9 +153,9 @@ def half_way(fleet: FleetProcess, token: str, printers: list[SimPrinter]) -> str
 
 
 def test_fifty_kills_lose_no_job_print_none_twice_and_keep_the_store_whole(
-    tmp_path: Path, fault_broker: TestBroker, make_fleet: MakeFleet
+    tmp_path: Path, mosquitto: TestBroker, make_fleet: MakeFleet
 ) -> None:
-    kill_soak(make_fleet, tmp_path, KILLS, max_submits=MAX_SUBMITS, mqtt_url=fault_broker.url)
+    kill_soak(make_fleet, tmp_path, KILLS, max_submits=MAX_SUBMITS, mqtt_url=mosquitto.url)
 
 
 def test_kills_that_take_the_managed_broker_down_too_lose_nothing(
@@ -287,7 +287,7 @@ def kill_soak(
 
 
 def test_a_start_removes_the_uploads_a_killed_fleet_left_half_written(
-    tmp_path: Path, fault_broker: TestBroker, make_fleet: MakeFleet
+    tmp_path: Path, mosquitto: TestBroker, make_fleet: MakeFleet
 ) -> None:
     data_dir = tmp_path / "fleet"
     prepare_data_dir(data_dir, {"ada": Role.MANAGER})
@@ -299,7 +299,7 @@ def test_a_start_removes_the_uploads_a_killed_fleet_left_half_written(
     live = BlobStore(data_dir / "files")
     with live.staging(max_bytes=1024) as staged:
         staged.write(b"G28\n")
-        fleet = make_fleet(data_dir, mqtt_url=fault_broker.url)
+        fleet = make_fleet(data_dir, mqtt_url=mosquitto.url)
         fleet.start()
         try:
             assert sorted(p.name for p in staging.iterdir()) == [staged.path.name]
