@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
 from fleet.models import Member, Role
 from fleet.store import BlobStore, Store, open_store
@@ -40,6 +41,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     finally:
         engine.dispose()
     return url
+
+
+@pytest.fixture
+def engine(fresh_url: str) -> Iterator[Engine]:
+    """An engine on :func:`fresh_url`'s empty database (for building a database by hand)."""
+    made = make_engine(fresh_url)
+    yield made
+    made.dispose()
 
 
 @pytest.fixture

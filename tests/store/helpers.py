@@ -6,10 +6,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
+from sqlalchemy import insert, text
+from sqlalchemy.engine import Connection
+
 from fleet.geometry import Box
 from fleet.models import Job, Printer
 from fleet.states import JobState, PrinterState
 from fleet.store import Store
+from fleet.store.schema import metadata, schema_version
 
 #: A fixed clock: tests pass ``now`` explicitly.
 T0 = 1_700_000_000.0
@@ -73,3 +77,23 @@ def race(workers: int, work: Callable[[int], T]) -> list[T]:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(run, index) for index in range(workers)]
         return [future.result(timeout=RACE_TIMEOUT) for future in futures]
+
+
+#: What each schema version added to the one before, as the SQL that takes it off again.
+ADDED_IN_VERSION = {
+    3: ["ALTER TABLE members DROP COLUMN password_hash"],
+    4: ["DROP TABLE submission_keys"],
+    5: ["DROP TABLE failed_attempts"],
+}
+
+
+def create_version(conn: Connection, version: int) -> None:
+    """Make an empty database into one of schema ``version`` (2 or later): today's tables, with what
+    later versions added taken off, newest first."""
+    assert version >= min(ADDED_IN_VERSION) - 1, f"version {version} is built by hand"
+    metadata.create_all(conn)
+    for added in sorted(ADDED_IN_VERSION, reverse=True):
+        if added > version:
+            for statement in ADDED_IN_VERSION[added]:
+                conn.execute(text(statement))
+    conn.execute(insert(schema_version).values(version=version))

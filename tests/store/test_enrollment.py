@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Engine
@@ -80,13 +78,6 @@ def test_revoked_credentials_no_longer_sign_in(store: Store) -> None:
     assert store.active_credentials() == []
     creds = store.credentials("mini")
     assert creds is not None and creds.revoked_at == T0 + 20 and not creds.active
-
-
-@pytest.fixture
-def engine(fresh_url: str) -> Iterator[Engine]:
-    made = make_engine(fresh_url)
-    yield made
-    made.dispose()
 
 
 def describe(engine: Engine) -> dict[str, object]:

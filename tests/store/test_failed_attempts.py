@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
 from fleet.store import Store, open_store
 from fleet.store.db import attempt_key
-from fleet.store.engine import make_engine, write_transaction
+from fleet.store.engine import write_transaction
 from fleet.store.migrations import current_version, migrate
-from fleet.store.schema import ATTEMPT_KEY_CHARS, SCHEMA_VERSION, failed_attempts, metadata, schema_version
+from fleet.store.schema import ATTEMPT_KEY_CHARS, SCHEMA_VERSION, failed_attempts
 
-from .helpers import T0, race
+from .helpers import T0, create_version, race
 from .test_enrollment import assert_same_as_fresh
 
 
@@ -118,20 +117,11 @@ def test_failures_recorded_at_once_are_all_counted(store: Store) -> None:
     assert store.recent_failed_attempts("token", "10.0.0.1", since=0, limit=100) == [T0 + i for i in range(8)]
 
 
-@pytest.fixture
-def engine(fresh_url: str) -> Iterator[Engine]:
-    made = make_engine(fresh_url)
-    yield made
-    made.dispose()
-
-
 def test_a_version_4_database_gains_failed_attempts_and_keeps_its_members(
     engine: Engine, fresh_url: str, data_dir: Path, request: pytest.FixtureRequest
 ) -> None:
     with write_transaction(engine) as conn:
-        metadata.create_all(conn)
-        conn.execute(text("DROP TABLE failed_attempts"))  # version 4 had every other table of today
-        conn.execute(insert(schema_version).values(version=4))
+        create_version(conn, 4)  # every table of today's but failed_attempts
         conn.execute(
             text("INSERT INTO members (name, role, active, created_at) VALUES ('alice', 'member', true, :t)"),
             {"t": T0},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,10 @@ from sqlalchemy.engine import Connection, Engine
 from fleet.errors import Invalid
 from fleet.models import Role
 from fleet.store import SchemaTooNew, Store, open_store
-from fleet.store.engine import make_engine
 from fleet.store.migrations import current_version, migrate
 from fleet.store.schema import DATA_TABLES, SCHEMA_VERSION, schema_version
 
 from .helpers import T0, race
-
-
-@pytest.fixture
-def engine(fresh_url: str) -> Iterator[Engine]:
-    made = make_engine(fresh_url)
-    yield made
-    made.dispose()
 
 
 def version_of(engine: Engine) -> int | None:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
 from fleet.errors import Invalid
 from fleet.models import Role
 from fleet.store import Store, SubmissionKey
-from fleet.store.engine import make_engine, write_transaction
+from fleet.store.engine import write_transaction
 from fleet.store.migrations import current_version, migrate
-from fleet.store.schema import SCHEMA_VERSION, jobs, metadata, schema_version, submission_keys
+from fleet.store.schema import SCHEMA_VERSION, jobs, submission_keys
 
-from .helpers import SHA_B, T0, race, submit
+from .helpers import SHA_B, T0, create_version, race, submit
 from .test_enrollment import assert_same_as_fresh
 
 DAY = 24 * 3600.0
@@ -88,21 +86,11 @@ def test_racing_requests_with_one_key_make_one_set_of_jobs(store: Store) -> None
     assert job_count(store) == 2
 
 
-@pytest.fixture
-def engine(fresh_url: str) -> Iterator[Engine]:
-    made = make_engine(fresh_url)
-    yield made
-    made.dispose()
-
-
 def test_a_version_3_database_gains_submission_keys_and_keeps_its_jobs(
     engine: Engine, fresh_url: str, request: pytest.FixtureRequest
 ) -> None:
     with write_transaction(engine) as conn:
-        metadata.create_all(conn)
-        conn.execute(text("DROP TABLE submission_keys"))  # version 3 had every other table of today
-        conn.execute(text("DROP TABLE failed_attempts"))  # but version 5's
-        conn.execute(insert(schema_version).values(version=3))
+        create_version(conn, 3)  # no submission keys yet
         conn.execute(
             text("INSERT INTO members (name, role, active, created_at) VALUES ('alice', 'member', true, :t)"),
             {"t": T0},
