@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
-import subprocess
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from fleet.gcode.generate import generate_box
 from fleet.models import Role
 from tests.brokers import TestBroker
+from tests.disks import small_disk
 
 from .conftest import FleetProcess, check_store, prepare_data_dir
 
@@ -30,27 +26,6 @@ MiB = 1024 * 1024
 #: A real part padded with comment lines to about 2.4 MiB: accepted by the lab, bigger than the room left.
 LARGE = (generate_box(20, 20, 2, origin=(60.0, 60.0)) + ("; " + "x" * 78 + "\n") * 30_000).encode()
 SMALL = generate_box(8, 8, 0.4, origin=(60.0, 60.0)).encode()
-
-
-@contextmanager
-def small_disk(mountpoint: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of ``size`` at ``mountpoint``; the test is skipped where mounting is not allowed."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("a full disk needs a small tmpfs, and mounting one needs root and mount(8)")
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}), so no disk can be filled")
-    try:
-        yield mountpoint
-    finally:
-        # Lazily: a process killed by a failed test may still hold a file there.
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
 def fill(folder: Path, leave: int = 0) -> Path:

@@ -6,8 +6,6 @@ import errno
 import hashlib
 import io
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 
 from fleet.errors import Invalid, NotFound, TooLarge, Unavailable
 from fleet.store import BlobInfo, BlobStore
+from tests.disks import small_disk
 
 KiB = 1024
 
@@ -161,23 +160,9 @@ def test_another_io_error_says_what_it_was(blobs: BlobStore) -> None:
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 64 KiB filesystem, to fill up for real."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tiny tmpfs needs root and mount(8); the simulated disk-full test still runs")
-    mountpoint = tmp_path / "tiny"
-    mountpoint.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    """A real 64 KiB filesystem, to fill up for real (the simulated disk-full test runs anywhere)."""
+    with small_disk(tmp_path / "tiny", "64k") as mountpoint:
         yield mountpoint
-    finally:
-        subprocess.run(["umount", str(mountpoint)], check=True)
 
 
 def test_a_really_full_disk_leaves_nothing(tiny_disk: Path) -> None:
