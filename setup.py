@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from setuptools import find_namespace_packages, setup
 
-# What a Raspberry Pi running only the plugin needs (OctoPrint brings Flask and requests itself).
-PLUGIN_REQUIRES = [
+# The base install: what a Raspberry Pi running the OctoPrint plugin or the headless agent
+# (``crowdfab-agent``: a USB printer with no OctoPrint) imports at run time. No server packages here.
+NODE_REQUIRES = [
     "paho-mqtt>=2.0,<3",
+    "pyserial>=3.5",
     "requests>=2.28",
 ]
 
-# The central fleet service.
+# The central fleet service (``crowdfab-fleet serve``), on top of the base install. One a line, sorted.
 FLEET_REQUIRES = [
     "flask>=3.0.3,<4",
     "sqlalchemy>=2.0,<3",
     "waitress>=3.0",
-    "pyserial>=3.5",
 ]
 
 setup(
@@ -30,7 +31,7 @@ setup(
     packages=find_namespace_packages(include=["fleet", "fleet.*", "octoprint_crowdfab", "octoprint_crowdfab.*"]),
     include_package_data=True,
     zip_safe=False,
-    install_requires=PLUGIN_REQUIRES,
+    install_requires=NODE_REQUIRES,
     extras_require={
         "fleet": FLEET_REQUIRES,
         "postgres": FLEET_REQUIRES + ["psycopg[binary]>=3.1"],
