@@ -7,18 +7,18 @@ Exit codes: 0 success; 1 the fleet refused the request (invalid file, not allowe
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import os
 import sys
-import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Optional, TypeVar
 
 from . import __version__
+from .client import FleetClient, FleetRequestError
 from .config import DEFAULT_PORT, FleetConfig, default_data_dir
 from .errors import FleetError, NotFound, Unavailable
+from .http_protocol import MY_JOBS, QUEUE, JobSubmission, job_cancel_path
 from .models import Role
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -71,49 +71,6 @@ class ProgressReader:
         data = self.stream.read(size)
         self.progress.advance(len(data))
         return data
-
-
-class MultipartUpload:
-    """A multipart/form-data body read from disk as it is sent, with a known length (no chunking)."""
-
-    def __init__(self, path: Path, fields: dict[str, str], progress: Progress) -> None:
-        self.boundary = uuid.uuid4().hex
-        head = b""
-        for name, value in fields.items():
-            head += (
-                f'--{self.boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-            ).encode()
-        safe_name = "".join(ch if ch.isprintable() and ch not in '"\\' else "_" for ch in path.name)
-        head += (
-            f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe_name}"\r\n'
-            "Content-Type: text/x.gcode\r\n\r\n"
-        ).encode()
-        tail = f"\r\n--{self.boundary}--\r\n".encode()
-        self.length = len(head) + path.stat().st_size + len(tail)
-        self._head = io.BytesIO(head)
-        self._file = path.open("rb")
-        self._tail = io.BytesIO(tail)
-        self.progress = progress
-
-    @property
-    def content_type(self) -> str:
-        return f"multipart/form-data; boundary={self.boundary}"
-
-    def __len__(self) -> int:
-        return self.length
-
-    def read(self, size: int = -1) -> bytes:
-        size = 256 * 1024 if size is None or size < 0 else size
-        for part in (self._head, self._file, self._tail):
-            data = part.read(size)
-            if data:
-                if part is self._file:
-                    self.progress.advance(len(data))
-                return data
-        return b""
-
-    def close(self) -> None:
-        self._file.close()
 
 
 def emit(data: Any, as_json: bool, text: Callable[[], str]) -> None:
@@ -235,33 +192,23 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return EXIT_REFUSED if analysis.refused else EXIT_OK
 
 
-def remote(args: argparse.Namespace) -> Optional[tuple[str, str]]:
+def remote(args: argparse.Namespace) -> Optional[FleetClient]:
+    """The fleet ``--fleet`` (or ``$CROWDFAB_FLEET_URL``) names, as the member whose token is given."""
     url = args.fleet or os.environ.get("CROWDFAB_FLEET_URL")
     if not url:
         return None
     token = args.token or os.environ.get("CROWDFAB_TOKEN")
     if not token:
         raise CliError("--fleet needs a member's API token: --token or CROWDFAB_TOKEN", EXIT_USAGE)
-    return url.rstrip("/"), token
-
-
-def http(method: str, url: str, token: str, **kwargs: Any) -> Any:
-    import requests
-
-    headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
     try:
-        response = requests.request(method, url, headers=headers, timeout=(10, 600), **kwargs)
-    except requests.RequestException as exc:
-        raise CliError(f"cannot reach the fleet at {url}: {exc}", EXIT_UNREACHABLE) from exc
-    try:
-        data = response.json()
-    except ValueError:
-        data = {"message": response.text[:200]}
-    if response.status_code >= 500:
-        raise CliError(f"the fleet failed ({response.status_code}): {data.get('message')}", EXIT_UNREACHABLE)
-    if response.status_code >= 400:
-        raise CliError(f"refused ({response.status_code}): {data.get('message')}", EXIT_REFUSED)
-    return data
+        return FleetClient(url, token)
+    except FleetRequestError as exc:
+        raise CliError(exc.message, EXIT_USAGE) from exc
+
+
+def refused_or_unreachable(exc: FleetRequestError) -> CliError:
+    """A refusal (4xx) exits 1; no answer, or a fleet that failed, exits 3."""
+    return CliError(exc.message, EXIT_REFUSED if exc.status is not None else EXIT_UNREACHABLE)
 
 
 def local_member(fleet: Any, name: Optional[str]):  # type: ignore[no-untyped-def]
@@ -279,29 +226,6 @@ def job_line(job: dict[str, Any]) -> str:
     return f"{job['id']:>5}  {job['state']:<18} {job.get('filename', ''):<32} {why}"
 
 
-def connection_lost(exc: CliError) -> bool:
-    """True when the request failed for want of a connection (none made, or dropped before the answer)."""
-    import requests
-
-    return isinstance(exc.__cause__, requests.ConnectionError)
-
-
-def upload_job(url: str, token: str, path: Path, fields: dict[str, str], key: str, progress: Progress) -> Any:
-    """Send one submission (``POST /api/v1/jobs``) with its ``Idempotency-Key``; the fleet's answer."""
-    upload = MultipartUpload(path, fields, progress)
-    try:
-        return http(
-            "POST",
-            f"{url}/api/v1/jobs",
-            token,
-            data=upload,
-            headers={"Content-Type": upload.content_type, "Idempotency-Key": f'"{key}"'},
-        )
-    finally:
-        upload.close()
-        progress.finish()
-
-
 def cmd_job_submit(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
@@ -309,22 +233,23 @@ def cmd_job_submit(args: argparse.Namespace) -> int:
     progress = Progress(
         path.stat().st_size, "uploading", enabled=None if args.progress is None else args.progress
     )
-    target = remote(args)
-    if target:
-        url, token = target
-        fields = {"copies": str(args.copies), "note": args.note}
-        if args.material:
-            fields["material"] = args.material
-        # One key for this submission: a retry after a dropped connection cannot queue it twice.
-        key = uuid.uuid4().hex
-        try:
-            data = upload_job(url, token, path, fields, key, progress)
-        except CliError as exc:
-            if not connection_lost(exc):
-                raise
+    client = remote(args)
+    if client:
+        form = JobSubmission(copies=args.copies, material=args.material, note=args.note)
+
+        def again(exc: FleetRequestError) -> None:
+            nonlocal progress
+            progress.finish()
             sys.stderr.write(f"{exc}\nsending it again with the same Idempotency-Key\n")
             progress = Progress(path.stat().st_size, "uploading", enabled=progress.enabled)
-            data = upload_job(url, token, path, fields, key, progress)
+
+        try:
+            # One key for this submission (the client's): a retry after a lost answer cannot queue it twice.
+            data = client.submit_job(path, form, on_bytes=lambda n: progress.advance(n), on_retry=again)
+        except FleetRequestError as exc:
+            raise refused_or_unreachable(exc) from exc
+        finally:
+            progress.finish()
     else:
         from .api.serialize import job_json
 
@@ -353,11 +278,13 @@ def cmd_job_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_job_list(args: argparse.Namespace) -> int:
-    target = remote(args)
-    if target:
-        url, token = target
-        jobs = http("GET", f"{url}/api/v1/{'queue' if args.queue else 'jobs/mine'}", token)
-        jobs = jobs.get("queue", jobs.get("jobs", []))
+    client = remote(args)
+    if client:
+        try:
+            answer = client.request_json("get", QUEUE if args.queue else MY_JOBS)
+        except FleetRequestError as exc:
+            raise refused_or_unreachable(exc) from exc
+        jobs = answer.get("queue", answer.get("jobs", []))
     else:
         from .api.serialize import explanation_json, job_json
 
@@ -386,10 +313,12 @@ def cmd_job_list(args: argparse.Namespace) -> int:
 
 
 def cmd_job_cancel(args: argparse.Namespace) -> int:
-    target = remote(args)
-    if target:
-        url, token = target
-        job = http("POST", f"{url}/api/v1/jobs/{args.job_id}/cancel", token, json={"reason": args.reason})
+    client = remote(args)
+    if client:
+        try:
+            job = client.request_json("post", job_cancel_path(args.job_id), json={"reason": args.reason})
+        except FleetRequestError as exc:
+            raise refused_or_unreachable(exc) from exc
     else:
         from .api.serialize import job_json
 

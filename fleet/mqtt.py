@@ -12,15 +12,16 @@ import logging
 import random
 import ssl
 import threading
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
-from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from .errors import Invalid
+from .http_protocol import BrokerAddress
+
+__all__ = ["BrokerAddress", "Delivery", "MqttLink"]
 
 log = logging.getLogger(__name__)
 
@@ -32,80 +33,6 @@ Handler = Callable[[str, bytes], None]
 MAX_BACKOFF_S = 5.0
 #: Each link scales both of its backoff bounds by a random factor within 1 ± this.
 BACKOFF_SPREAD = 0.2
-
-_SCHEMES = {"mqtt": (False, 1883), "mqtts": (True, 8883)}
-
-
-@dataclass(frozen=True)
-class BrokerAddress:
-    """Where the broker is and how to log in; the password never appears in repr or logs."""
-
-    host: str
-    port: int = 1883
-    username: Optional[str] = None
-    password: Optional[str] = field(default=None, repr=False)
-    tls: bool = False
-    ca_file: Optional[str] = None
-
-    @classmethod
-    def from_url(cls, url: str) -> BrokerAddress:
-        """``mqtt://user:pass@host:1883`` or ``mqtts://host:8883?ca_file=/path/ca.pem``."""
-
-        def bad(what: str) -> Invalid:
-            return Invalid(f"bad MQTT URL: {what} (expected mqtt://user:pass@host:1883)", field="mqtt_url")
-
-        try:
-            parts = urlsplit(url.strip())
-        except ValueError as exc:
-            raise bad(str(exc)) from None
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise bad(f"bad port: {exc}") from None
-        if port == 0:
-            raise bad("bad port: 0")
-        if parts.scheme not in _SCHEMES:
-            raise bad(f"scheme must be mqtt or mqtts, not {parts.scheme!r}")
-        if not parts.hostname:
-            raise bad("no host")
-        if parts.path not in ("", "/"):
-            raise bad(f"unexpected path {parts.path!r}")
-        if parts.fragment:
-            raise bad("unexpected #fragment")
-        ca_file = None
-        if parts.query:
-            try:
-                query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=True)
-            except ValueError:
-                raise bad(f"cannot read the query {parts.query!r}") from None
-            unknown = sorted(set(query) - {"ca_file"})
-            if unknown:
-                raise bad(f"unknown option {unknown[0]!r} (only ca_file is understood)")
-            ca_file = query["ca_file"][-1] or None
-        tls, default_port = _SCHEMES[parts.scheme]
-        if ca_file is not None and not tls:
-            raise bad("ca_file needs the mqtts scheme")
-        username = unquote(parts.username) if parts.username else None
-        password = unquote(parts.password) if parts.password is not None else None
-        if password is not None and username is None:
-            raise bad("a password without a username")
-        return cls(
-            host=parts.hostname,
-            port=port if port is not None else default_port,
-            username=username,
-            password=password,
-            tls=tls,
-            ca_file=ca_file,
-        )
-
-    def redacted(self) -> str:
-        """The address as a URL for logs, with the password masked."""
-        scheme = "mqtts" if self.tls else "mqtt"
-        login = ""
-        if self.username is not None:
-            login = quote(self.username, safe="") + (":***" if self.password is not None else "") + "@"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{login}{host}:{self.port}"
 
 
 class Delivery:

@@ -17,7 +17,7 @@ from octoprint.access import ADMIN_GROUP, USER_GROUP
 from octoprint.access.permissions import Permissions
 
 from .adapter import LOCAL, ChangeCallback, OctoPrintPrinter, forward_print_event
-from .enroll import Enrollment, FleetRequestError, queue_file
+from .enroll import EnrollmentAnswer, FleetRequestError, queue_file
 from .runtime import PluginConfig, Runtime
 
 
@@ -68,13 +68,11 @@ class CrowdFabPlugin(
 
         threading.Thread(target=swap, name="crowdfab-restart", daemon=True).start()
 
-    def _save_enrollment(self, enrollment: Enrollment) -> None:
-        m = enrollment.mqtt
+    def _save_enrollment(self, enrollment: EnrollmentAnswer) -> None:
         self._settings.set(["printer_id"], enrollment.printer_id)
         self._settings.set(["printer_token"], enrollment.token)
         self._settings.set(["enroll_code"], "")
-        mqtt = {"host": m.host, "port": m.port, "username": m.username, "password": m.password, "tls": m.tls}
-        self._settings.set(["mqtt"], mqtt)
+        self._settings.set(["mqtt"], enrollment.mqtt.to_json())
         self._settings.save()
 
     def _node(self) -> Any:

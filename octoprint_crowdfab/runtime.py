@@ -18,7 +18,7 @@ from fleet.geometry import Box
 from fleet.node import NodeSettings, PrinterNode, PrinterPort
 from fleet.protocol import Capabilities
 
-from .enroll import Enrollment, FleetRequestError, MqttCredentials, enroll
+from .enroll import BrokerAddress, EnrollmentAnswer, FleetRequestError, enroll
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class PluginConfig:
     enroll_code: str = ""
     printer_id: str = ""
     printer_token: str = ""
-    mqtt: Optional[MqttCredentials] = None
+    mqtt: Optional[BrokerAddress] = None
     auto_accept: bool = True
     accept_timeout_s: float = 300.0
     material: Optional[str] = None
@@ -64,7 +64,7 @@ class PluginConfig:
             enroll_code=get(["enroll_code"]) or "",
             printer_id=get(["printer_id"]) or "",
             printer_token=get(["printer_token"]) or "",
-            mqtt=MqttCredentials(
+            mqtt=BrokerAddress(
                 host,
                 int(mqtt.get("port") or 1883),
                 mqtt.get("username"),
@@ -90,12 +90,6 @@ class PluginConfig:
         return Capabilities(self.volume, self.nozzle_diameter, self.material)
 
 
-def _mqtt(raw: dict[str, Any]) -> MqttCredentials:
-    port = int(raw.get("port") or 1883)
-    tls = bool(raw.get("tls"))
-    return MqttCredentials(str(raw["host"]), port, raw.get("username"), raw.get("password"), tls)
-
-
 NodeFactory = Callable[[PluginConfig, PrinterPort, Path, Callable[[bool], None]], PrinterNode]
 
 
@@ -103,20 +97,17 @@ def build_mqtt_node(
     config: PluginConfig, printer: PrinterPort, journal: Path, on_link_change: Callable[[bool], None]
 ) -> PrinterNode:
     """The production node: a real MQTT link to the broker the fleet named at enrollment."""
-    from fleet.mqtt import BrokerAddress
     from fleet.node import build_node
 
     assert config.mqtt is not None
-    m = config.mqtt
     settings = NodeSettings(
         auto_accept=config.auto_accept,
         accept_timeout_s=config.accept_timeout_s,
         capabilities=config.capabilities,
     )
-    address = BrokerAddress(m.host, m.port, m.username, m.password, m.tls)
     return build_node(
         config.printer_id,
-        address,
+        config.mqtt,
         printer,
         journal,
         config.printer_token,
@@ -134,7 +125,7 @@ class Runtime:
         config: PluginConfig,
         printer: PrinterPort,
         data_folder: Path,
-        save_enrollment: Callable[[Enrollment], None],
+        save_enrollment: Callable[[EnrollmentAnswer], None],
         *,
         printer_name: str = "OctoPrint",
         node_factory: NodeFactory = build_mqtt_node,

@@ -187,7 +187,7 @@ def test_remote_job_submit_streams_with_a_progress_bar(served_fleet, tmp_path):
         env=env,
         timeout=60,
     )
-    assert unreachable.returncode == 3 and "cannot reach" in unreachable.stderr
+    assert unreachable.returncode == 3 and "could not reach the fleet" in unreachable.stderr
 
 
 def test_remote_job_submit_resends_a_lost_answer_with_its_key_and_queues_once(served_fleet, tmp_path):

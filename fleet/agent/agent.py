@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..node import NodeSettings, PrinterError, PrinterNode, build_node
-from ..node.enroll import Enrollment, FleetRequestError, MqttCredentials, enroll
+from ..node.enroll import BrokerAddress, EnrollmentAnswer, FleetRequestError, enroll
 from ..protocol import Capabilities
 from ..serial.streamer import StreamerConfig
 from .printer import SerialPrinter
@@ -57,7 +57,7 @@ class AgentConfig:
     streamer: StreamerConfig = field(default_factory=StreamerConfig)
 
 
-def load_credentials(data_dir: Path) -> Optional[Enrollment]:
+def load_credentials(data_dir: Path) -> Optional[EnrollmentAnswer]:
     """The enrollment saved in ``data_dir``, or None when there is none."""
     path = data_dir / CREDENTIALS_FILE
     try:
@@ -70,15 +70,15 @@ def load_credentials(data_dir: Path) -> Optional[Enrollment]:
         ) from exc
     try:
         m = raw["mqtt"]
-        mqtt = MqttCredentials(
+        mqtt = BrokerAddress(
             str(m["host"]), int(m["port"]), m.get("username"), m.get("password"), bool(m["tls"])
         )
-        return Enrollment(str(raw["printer_id"]), str(raw["token"]), mqtt)
+        return EnrollmentAnswer(str(raw["printer_id"]), str(raw["token"]), mqtt)
     except (KeyError, TypeError, ValueError) as exc:
         raise AgentError(f"{path} lacks {exc}; remove it and enroll again", Problem.NOT_ENROLLED) from exc
 
 
-def save_credentials(data_dir: Path, enrollment: Enrollment) -> Path:
+def save_credentials(data_dir: Path, enrollment: EnrollmentAnswer) -> Path:
     """Write the enrollment readable by its owner only (0600), replacing any earlier one."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / CREDENTIALS_FILE
@@ -103,7 +103,7 @@ def save_credentials(data_dir: Path, enrollment: Enrollment) -> Path:
     return path
 
 
-Enroller = Callable[[str, str, str, dict[str, Any]], Enrollment]
+Enroller = Callable[[str, str, str, dict[str, Any]], EnrollmentAnswer]
 
 
 class Agent:
@@ -122,7 +122,7 @@ class Agent:
         )
         self._enroller = enroller
         self._node: Optional[PrinterNode] = None
-        self.enrollment: Optional[Enrollment] = None
+        self.enrollment: Optional[EnrollmentAnswer] = None
 
     @property
     def node(self) -> Optional[PrinterNode]:
@@ -169,7 +169,7 @@ class Agent:
             node.close(timeout)
         self.printer.close()
 
-    def _enroll(self) -> Enrollment:
+    def _enroll(self) -> EnrollmentAnswer:
         c = self.config
         if not (c.fleet_url and c.enroll_code):
             raise AgentError(
@@ -194,10 +194,7 @@ class Agent:
         log.info("enrolled with %s as printer %s", c.fleet_url, enrollment.printer_id)
         return enrollment
 
-    def _build_node(self, enrollment: Enrollment) -> PrinterNode:
-        from ..mqtt import BrokerAddress
-
-        m = enrollment.mqtt
+    def _build_node(self, enrollment: EnrollmentAnswer) -> PrinterNode:
         settings = NodeSettings(
             auto_accept=self.config.auto_accept,
             accept_timeout_s=self.config.accept_timeout_s,
@@ -205,7 +202,7 @@ class Agent:
         )
         return build_node(
             enrollment.printer_id,
-            BrokerAddress(m.host, m.port, m.username, m.password, m.tls),
+            enrollment.mqtt,
             self.printer,
             self.config.data_dir / JOURNAL_FILE,
             enrollment.token,

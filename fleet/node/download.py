@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Protocol
+from urllib.parse import urlsplit
 
 import requests
 
+from ..client import DownloadError, FleetClient, FleetRequestError
 from ..protocol import JobRef
 
-
-class DownloadError(Exception):
-    """The file could not be fetched or is not the file the fleet described; the message says which."""
+__all__ = ["DownloadError", "Fetcher", "HttpFetcher"]
 
 
 class Fetcher(Protocol):
@@ -23,7 +20,7 @@ class Fetcher(Protocol):
 
 
 class HttpFetcher:
-    """Downloads job files with the printer's bearer token."""
+    """Downloads job files with the printer's bearer token, from the URL the dispatch command names."""
 
     def __init__(
         self,
@@ -42,43 +39,19 @@ class HttpFetcher:
         self.session = session or requests.Session()
 
     def fetch(self, job: JobRef, dest_dir: Path) -> Path:
-        if job.size > self.max_bytes:
-            limit = self.max_bytes
-            raise DownloadError(f"file of {job.size} bytes is over this printer's {limit}-byte limit")
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f"job-{job.job_id}-", suffix=".part", dir=dest_dir)
-        path = Path(name)
+        parts = urlsplit(job.url)
         try:
-            digest = hashlib.sha256()
-            size = 0
-            with os.fdopen(fd, "wb") as out, self._get(job.url) as response:
-                for chunk in response.iter_content(self.chunk_size):
-                    size += len(chunk)
-                    if size > job.size:
-                        raise DownloadError(f"server sent more than the announced {job.size} bytes")
-                    digest.update(chunk)
-                    out.write(chunk)
-            if size != job.size:
-                raise DownloadError(f"got {size} bytes, the fleet announced {job.size}")
-            if digest.hexdigest() != job.sha256:
-                raise DownloadError("sha256 of the downloaded file does not match the fleet's")
-            return path
-        except requests.RequestException as exc:
-            path.unlink(missing_ok=True)
-            raise DownloadError(f"download failed: {exc}") from None
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-
-    def _get(self, url: str) -> requests.Response:
-        response = self.session.get(
-            url,
-            headers={"Authorization": f"Bearer {self.token}"},
-            stream=True,
-            timeout=self.timeout,
-            allow_redirects=False,
+            client = FleetClient(
+                f"{parts.scheme}://{parts.netloc}", self.token, timeout=self.timeout, session=self.session
+            )
+        except FleetRequestError as exc:
+            raise DownloadError(f"the job's file URL is not one this printer fetches: {exc}") from None
+        return client.download(
+            job.url,
+            dest_dir,
+            size=job.size,
+            sha256=job.sha256,
+            max_bytes=self.max_bytes,
+            prefix=f"job-{job.job_id}-",
+            chunk_size=self.chunk_size,
         )
-        if response.status_code != 200:
-            response.close()
-            raise DownloadError(f"fleet answered HTTP {response.status_code} for the job file")
-        return response

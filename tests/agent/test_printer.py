@@ -118,9 +118,9 @@ def test_a_missing_device_is_a_printer_error(tmp_path):
 
 def test_credentials_are_saved_for_the_owner_only(tmp_path):
     from fleet.agent import load_credentials, save_credentials
-    from fleet.node.enroll import Enrollment, MqttCredentials
+    from fleet.node.enroll import BrokerAddress, EnrollmentAnswer
 
-    enrollment = Enrollment("mini-1", "cfp_secret", MqttCredentials("127.0.0.1", 18830, "mini-1", "pw"))
+    enrollment = EnrollmentAnswer("mini-1", "cfp_secret", BrokerAddress("127.0.0.1", 18830, "mini-1", "pw"))
     path = save_credentials(tmp_path, enrollment)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_credentials(tmp_path) == enrollment

@@ -24,7 +24,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from fleet.config import FleetConfig
 from fleet.models import Role
-from fleet.node.enroll import Enrollment, enroll
+from fleet.node.enroll import EnrollmentAnswer, enroll
 from fleet.server import FleetRuntime, LinkOptions
 
 from ..brokers import HOST, OutsideClients, free_port
@@ -65,7 +65,7 @@ class LiveFleet:
         assert response.status_code == 201, response.text
         return str(response.json()["code"])
 
-    def enroll(self, name: str, code: Optional[str] = None) -> Enrollment:
+    def enroll(self, name: str, code: Optional[str] = None) -> EnrollmentAnswer:
         """Enroll a printer the way a node does; its broker login is the one the fleet issued."""
         return enroll(self.url, code or self.new_code(), name, CAPABILITIES)
 

@@ -17,7 +17,7 @@ import pytest
 
 from fleet.mqtt import BrokerAddress
 from fleet.node import PrinterNode, build_node
-from fleet.node.enroll import Enrollment
+from fleet.node.enroll import EnrollmentAnswer
 from fleet.protocol import Channel, NodeState, Status, encode_status, node_client_id, topic, wildcard
 
 from ..brokers import wait_until
@@ -192,7 +192,9 @@ def test_a_printer_cannot_knock_another_off_by_taking_its_client_id(
             node.close()
 
 
-def run_node(enrollment: Enrollment, folder: Path, on_link_change: Callable[[bool], None]) -> PrinterNode:
+def run_node(
+    enrollment: EnrollmentAnswer, folder: Path, on_link_change: Callable[[bool], None]
+) -> PrinterNode:
     """A printer's node as the agent and the plugin build it, on a stand-in printer."""
     folder.mkdir(parents=True)
     address = BrokerAddress(

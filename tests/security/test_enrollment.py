@@ -16,7 +16,7 @@ from typing import Union
 
 import pytest
 
-from fleet.node.enroll import Enrollment, FleetRequestError
+from fleet.node.enroll import EnrollmentAnswer, FleetRequestError
 from fleet.protocol import Channel, NodeState, Status, encode_status, topic
 from fleet.service import INVALID_CODE
 
@@ -54,16 +54,16 @@ def test_a_code_enrolls_one_printer_once(live_fleet: LiveFleet) -> None:
     assert live_fleet.broker_users() == [live_fleet.fleet_login()[0], "lab-mk4"]
 
 
-def race(live_fleet: LiveFleet, code: str, racers: int) -> list[Union[Enrollment, FleetRequestError]]:
+def race(live_fleet: LiveFleet, code: str, racers: int) -> list[Union[EnrollmentAnswer, FleetRequestError]]:
     """``racers`` threads released at one instant, each enrolling a printer with ``code``."""
     start = threading.Barrier(racers)
-    results: list[Union[Enrollment, FleetRequestError]] = []
+    results: list[Union[EnrollmentAnswer, FleetRequestError]] = []
     lock = threading.Lock()
 
     def enroll(n: int) -> None:
         start.wait()
         try:
-            outcome: Union[Enrollment, FleetRequestError] = live_fleet.enroll(f"racer {n}", code)
+            outcome: Union[EnrollmentAnswer, FleetRequestError] = live_fleet.enroll(f"racer {n}", code)
         except FleetRequestError as exc:
             outcome = exc
         with lock:
@@ -81,7 +81,7 @@ def test_racing_enrollments_with_one_code_make_one_printer(live_fleet: LiveFleet
     racers, rounds = 3, 3  # 6 refused attempts: under the 10 an address may fail before a 429
     for round_no in range(rounds):
         results = race(live_fleet, live_fleet.new_code(), racers)
-        winners = [r for r in results if isinstance(r, Enrollment)]
+        winners = [r for r in results if isinstance(r, EnrollmentAnswer)]
         losers = [r for r in results if isinstance(r, FleetRequestError)]
         assert len(results) == racers and len(winners) == 1, f"round {round_no}: {results}"
         assert all(r.status == 401 and INVALID_CODE in str(r) for r in losers)
@@ -95,7 +95,7 @@ def test_printers_enrolling_at_once_can_all_log_in(live_fleet: LiveFleet) -> Non
     rewrites must neither lose a printer nor leave a half-written file behind."""
     codes = [live_fleet.new_code() for _ in range(6)]
     start = threading.Barrier(len(codes))
-    enrolled: dict[int, Enrollment] = {}
+    enrolled: dict[int, EnrollmentAnswer] = {}
 
     def join(n: int) -> None:
         start.wait()
