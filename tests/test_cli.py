@@ -226,6 +226,42 @@ def test_remote_job_submit_resends_a_lost_answer_with_its_key_and_queues_once(se
     assert json.loads(again.stdout)["jobs"][0]["id"] not in answered
 
 
+def test_remote_list_and_cancel_go_through_the_client_and_exit_codes_say_who_failed(served_fleet, tmp_path):
+    url, data_dir = served_fleet
+    token = json.loads(run("member", "add", "ada", "--json", data_dir=data_dir, check=True).stdout)["token"]
+    part = tmp_path / "part.gcode"
+    part.write_text(PART)
+    env = {**os.environ, "CROWDFAB_TOKEN": token, "CROWDFAB_FLEET_URL": url}
+
+    def fleet(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([FLEET, *args], capture_output=True, text=True, env=env, timeout=120)
+
+    job_id = json.loads(fleet("job", "submit", str(part), "--json").stdout)["jobs"][0]["id"]
+    assert [j["id"] for j in json.loads(fleet("job", "list", "--json").stdout)] == [job_id]
+    assert [j["id"] for j in json.loads(fleet("job", "list", "--queue", "--json").stdout)] == [job_id]
+    cancelled = fleet("job", "cancel", str(job_id), "--reason", "wrong file", "--json")
+    assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["state"] == "cancelled"
+    missing = fleet("job", "cancel", "99999")
+    assert missing.returncode == 1 and "HTTP 404" in missing.stderr
+    misspelt = fleet("job", "list", "--fleet", "fleet.lab:8080")
+    assert misspelt.returncode == 2 and "http://" in misspelt.stderr
+
+
+def test_every_path_of_the_http_contract_is_in_the_fleets_own_document(served_fleet):
+    from fleet import http_protocol as h
+
+    url, _ = served_fleet
+    document = requests.get(f"{url}{h.OPENAPI}", timeout=30).json()
+    prefix = document["servers"][0]["url"]
+    documented = {prefix + path for path in document["paths"]}
+    used = [h.HEALTH, h.ENROLL, h.JOBS, h.MY_JOBS, h.QUEUE, h.job_cancel_path(7), h.job_file_path("p-1", 7)]
+    templates = {
+        h.job_cancel_path(7): f"{h.JOBS}/{{job_id}}/cancel",
+        h.job_file_path("p-1", 7): f"{h.API_PREFIX}/printers/{{printer_id}}/jobs/{{job_id}}/file",
+    }
+    assert [templates.get(path, path) for path in used if templates.get(path, path) not in documented] == []
+
+
 def test_serve_takes_the_number_of_trusted_proxies_and_refuses_nonsense(capsys):
     from fleet.cli import build_parser, config_of
 
