@@ -211,6 +211,14 @@ def refused_or_unreachable(exc: FleetRequestError) -> CliError:
     return CliError(exc.message, EXIT_REFUSED if exc.status is not None else EXIT_UNREACHABLE)
 
 
+def ask(client: FleetClient, method: str, path: str, **kwargs: Any) -> Any:
+    """One call to the fleet; its failure as the exit code it means."""
+    try:
+        return client.request_json(method, path, **kwargs)
+    except FleetRequestError as exc:
+        raise refused_or_unreachable(exc) from exc
+
+
 def local_member(fleet: Any, name: Optional[str]):  # type: ignore[no-untyped-def]
     if not name:
         raise CliError("name the member with --member NAME (or use --fleet URL --token TOKEN)", EXIT_USAGE)
@@ -280,10 +288,7 @@ def cmd_job_submit(args: argparse.Namespace) -> int:
 def cmd_job_list(args: argparse.Namespace) -> int:
     client = remote(args)
     if client:
-        try:
-            answer = client.request_json("get", QUEUE if args.queue else MY_JOBS)
-        except FleetRequestError as exc:
-            raise refused_or_unreachable(exc) from exc
+        answer = ask(client, "get", QUEUE if args.queue else MY_JOBS)
         jobs = answer.get("queue", answer.get("jobs", []))
     else:
         from .api.serialize import explanation_json, job_json
@@ -315,10 +320,7 @@ def cmd_job_list(args: argparse.Namespace) -> int:
 def cmd_job_cancel(args: argparse.Namespace) -> int:
     client = remote(args)
     if client:
-        try:
-            job = client.request_json("post", job_cancel_path(args.job_id), json={"reason": args.reason})
-        except FleetRequestError as exc:
-            raise refused_or_unreachable(exc) from exc
+        job = ask(client, "post", job_cancel_path(args.job_id), json={"reason": args.reason})
     else:
         from .api.serialize import job_json
 

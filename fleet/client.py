@@ -87,8 +87,20 @@ class FleetClient:
         self.retries = retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self._own_session = session is None
         self.session = session or requests.Session()
         self._sleep = sleep
+
+    def close(self) -> None:
+        """Close the connections this client opened (a session given to it stays the giver's)."""
+        if self._own_session:
+            self.session.close()
+
+    def __enter__(self) -> FleetClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def url(self, path: str) -> str:
         """An API path (from :mod:`fleet.http_protocol`) on this fleet."""

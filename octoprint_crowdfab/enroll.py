@@ -38,7 +38,7 @@ def queue_file(
     when a try got no answer (or a server failure): the fleet queues it once either way.
     """
     # One more try at most: an OctoPrint request is waiting on this call.
-    client = FleetClient(fleet_url, member_token, timeout=timeout, retries=1, session=session)
-    return client.submit_job(
-        path, JobSubmission(copies=copies, material=material), filename=filename, key=idempotency_key
-    )
+    with FleetClient(fleet_url, member_token, timeout=timeout, retries=1, session=session) as client:
+        return client.submit_job(
+            path, JobSubmission(copies=copies, material=material), filename=filename, key=idempotency_key
+        )

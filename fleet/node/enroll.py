@@ -29,4 +29,5 @@ def enroll(
     session: Optional[requests.Session] = None,
 ) -> EnrollmentAnswer:
     """Trade an enrollment code for this printer's id, HTTP token and broker credentials."""
-    return FleetClient(fleet_url, timeout=timeout, session=session).enroll(code, name, capabilities)
+    with FleetClient(fleet_url, timeout=timeout, session=session) as client:
+        return client.enroll(code, name, capabilities)
