@@ -145,7 +145,9 @@ def read_blocks(stream: BinaryIO, *, max_block: int = MAX_BLOCK) -> Iterator[Blo
                 raise _error(
                     f"{where} declares {declared} bytes, more than the {max_block} bytes any block may hold"
                 )
-        params = _read_exact(stream, 6 if block_type is BlockType.THUMBNAIL else 2, f"the parameters of {where}")
+        params = _read_exact(
+            stream, 6 if block_type is BlockType.THUMBNAIL else 2, f"the parameters of {where}"
+        )
         payload = _read_exact(stream, stored, f"the data of {where}")
         if checksum is Checksum.CRC32:
             (crc,) = struct.unpack("<I", _read_exact(stream, 4, f"the checksum of {where}"))

@@ -144,7 +144,7 @@ class StagedBlob:
                 else:
                     stream = io.BufferedReader(Prefixed(head, stream))
             else:
-                stream = _Capped(stream, self._max_bytes)
+                stream = cast(BinaryIO, _Capped(stream, self._max_bytes))
             try:
                 plain = open_plain(stream, plate=plate)
             except OSError as exc:
@@ -158,7 +158,7 @@ class StagedBlob:
     def _spool(self, head: bytes, stream: BinaryIO) -> BinaryIO:
         """The whole upload in an unnamed file beside the staging file (gone once closed)."""
         try:
-            spool = cast(BinaryIO, tempfile.TemporaryFile(dir=self._blobs.staging_dir))
+            spool = cast(BinaryIO, tempfile.TemporaryFile(dir=self._blobs.staging_dir))  # noqa: SIM115 (closed by _unpacked)
             spool.write(head)
             size = len(head)
             while chunk := stream.read(self._blobs.chunk_size):

@@ -25,7 +25,7 @@ def three_mf(plates: dict[int, bytes]) -> bytes:
         z.writestr("3D/3dmodel.model", "<model/>")
         for n, gcode in plates.items():
             z.writestr(f"Metadata/plate_{n}.gcode", gcode)
-            z.writestr(f"Metadata/plate_{n}.gcode.md5", hashlib.md5(gcode).hexdigest())
+            z.writestr(f"Metadata/plate_{n}.gcode.md5", hashlib.md5(gcode, usedforsecurity=False).hexdigest())
     return buffer.getvalue()
 
 

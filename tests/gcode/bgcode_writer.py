@@ -51,7 +51,9 @@ def heatshrink_compress(data: bytes, window_bits: int, lookahead_bits: int) -> b
                 if i - start > window:
                     break
                 length = 0
-                while length < longest and i + length < len(data) and data[start + length] == data[i + length]:
+                while (
+                    length < longest and i + length < len(data) and data[start + length] == data[i + length]
+                ):
                     length += 1
                 if length > best_len:
                     best_len, best_dist = length, i - start

@@ -100,7 +100,14 @@ def test_meatpack_puts_spaces_back_in_g_lines_only() -> None:
     assert meatpack.unpack(meatpack_pack(b"M104 S200\n", comments=False)) == b"M104 S200\n"
 
 
-@pytest.mark.parametrize(("fmt", "tag"), [(ThumbnailFormat.PNG, "thumbnail"), (ThumbnailFormat.JPG, "thumbnail_JPG"), (ThumbnailFormat.QOI, "thumbnail_QOI")])
+@pytest.mark.parametrize(
+    ("fmt", "tag"),
+    [
+        (ThumbnailFormat.PNG, "thumbnail"),
+        (ThumbnailFormat.JPG, "thumbnail_JPG"),
+        (ThumbnailFormat.QOI, "thumbnail_QOI"),
+    ],
+)
 def test_thumbnails_of_each_format_reach_the_analysis(fmt: ThumbnailFormat, tag: str) -> None:
     image = bytes(range(256)) * 3
     data = write(Spec(SAMPLE, compression=Compression.DEFLATE, thumbnails=[Thumb(fmt, 32, 24, image)]))
@@ -117,8 +124,11 @@ def test_metadata_becomes_the_comments_the_header_parser_reads() -> None:
         compression=Compression.HEATSHRINK_11_4,
         producer="PrusaSlicer 2.7.4",
         printer={"printer_model": "MK4", "filament_type": "ASA", "nozzle_diameter": "0.6"},
-        print_meta={"filament used [mm]": "123.45", "filament used [g]": "0.37",
-                    "estimated printing time (normal mode)": "1h 2m 3s"},
+        print_meta={
+            "filament used [mm]": "123.45",
+            "filament used [g]": "0.37",
+            "estimated printing time (normal mode)": "1h 2m 3s",
+        },
         slicer={"layer_height": "0.25", "filament_diameter": "1.75"},
     )
     analysis = analyze_stream(io.BytesIO(write(spec)))
@@ -129,14 +139,18 @@ def test_metadata_becomes_the_comments_the_header_parser_reads() -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.binary(max_size=3000) | st.text("GX0123456789. \n;MEF", max_size=3000).map(str.encode),
-       window=st.sampled_from([11, 12]))
+@given(
+    data=st.binary(max_size=3000) | st.text("GX0123456789. \n;MEF", max_size=3000).map(str.encode),
+    window=st.sampled_from([11, 12]),
+)
 def test_heatshrink_round_trips_any_bytes(data: bytes, window: int) -> None:
     packed = heatshrink_compress(data, window, 4)
     assert heatshrink.decompress(packed, window_bits=window, lookahead_bits=4, size=len(data)) == data
 
 
-_WORD = st.tuples(st.sampled_from("XYZEF"), st.decimals(-999, 999, places=3).map(lambda d: f"{d.normalize():f}"))
+_WORD = st.tuples(
+    st.sampled_from("XYZEF"), st.decimals(-999, 999, places=3).map(lambda d: f"{d.normalize():f}")
+)
 _G_LINE = st.builds(
     lambda n, words: " ".join([f"G{n}"] + [f"{k}{v}" for k, v in words]),
     st.sampled_from([0, 1, 2, 3, 28, 92]),
@@ -147,9 +161,11 @@ _COMMENT = st.text("abc xyz:=0123456789", max_size=30).map(lambda t: "; " + t)
 
 
 @settings(max_examples=80, deadline=None)
-@given(lines=st.lists(_G_LINE | _OTHER | _COMMENT, min_size=1, max_size=60),
-       encoding=st.sampled_from([GcodeEncoding.MEATPACK, GcodeEncoding.MEATPACK_COMMENTS]),
-       compression=st.sampled_from(list(Compression)))
+@given(
+    lines=st.lists(_G_LINE | _OTHER | _COMMENT, min_size=1, max_size=60),
+    encoding=st.sampled_from([GcodeEncoding.MEATPACK, GcodeEncoding.MEATPACK_COMMENTS]),
+    compression=st.sampled_from(list(Compression)),
+)
 def test_meatpack_files_round_trip_to_the_same_commands(
     lines: list[str], encoding: GcodeEncoding, compression: Compression
 ) -> None:
@@ -186,16 +202,59 @@ DAMAGED = [
     ("unknown-type", HEADER + struct.pack("<HHI", 42, 0, 0), "unknown type 42"),
     ("oversized", HEADER + struct.pack("<HHII", 1, 1, 0x7FFFFFFF, 100), "more than the"),
     ("oversized-stored", HEADER + struct.pack("<HHI", 1, 0, 0xFFFFFFFF), "more than the"),
-    ("bomb", HEADER + block(BlockType.GCODE, b"", compression=Compression.DEFLATE, params=GCODE_PARAMS,
-                            stored=zlib.compress(b"G1 X1\n" * 1000)), "does not expand to its declared 0 bytes"),
-    ("bad-deflate", HEADER + block(BlockType.GCODE, b"G28\n", compression=Compression.DEFLATE,
-                                   params=GCODE_PARAMS, stored=b"not deflate"), "deflate data of block 1 is corrupt"),
-    ("bad-heatshrink", HEADER + block(BlockType.GCODE, b"G28\n" * 10, compression=Compression.HEATSHRINK_12_4,
-                                      params=GCODE_PARAMS, stored=b"\x00\x00\x00"), "heatshrink data of block 1"),
-    ("unknown-encoding", HEADER + block(BlockType.GCODE, b"G28\n", params=struct.pack("<H", 5)), "unknown encoding 5"),
-    ("unknown-image", HEADER + block(BlockType.THUMBNAIL, b"x", params=struct.pack("<HHH", 9, 1, 1)), "image format 9"),
-    ("metadata-after-gcode", HEADER + block(BlockType.GCODE, b"G28\n", params=GCODE_PARAMS)
-     + block(BlockType.PRINTER_METADATA, b"a=b\n"), "after the G-code"),
+    (
+        "bomb",
+        HEADER
+        + block(
+            BlockType.GCODE,
+            b"",
+            compression=Compression.DEFLATE,
+            params=GCODE_PARAMS,
+            stored=zlib.compress(b"G1 X1\n" * 1000),
+        ),
+        "does not expand to its declared 0 bytes",
+    ),
+    (
+        "bad-deflate",
+        HEADER
+        + block(
+            BlockType.GCODE,
+            b"G28\n",
+            compression=Compression.DEFLATE,
+            params=GCODE_PARAMS,
+            stored=b"not deflate",
+        ),
+        "deflate data of block 1 is corrupt",
+    ),
+    (
+        "bad-heatshrink",
+        HEADER
+        + block(
+            BlockType.GCODE,
+            b"G28\n" * 10,
+            compression=Compression.HEATSHRINK_12_4,
+            params=GCODE_PARAMS,
+            stored=b"\x00\x00\x00",
+        ),
+        "heatshrink data of block 1",
+    ),
+    (
+        "unknown-encoding",
+        HEADER + block(BlockType.GCODE, b"G28\n", params=struct.pack("<H", 5)),
+        "unknown encoding 5",
+    ),
+    (
+        "unknown-image",
+        HEADER + block(BlockType.THUMBNAIL, b"x", params=struct.pack("<HHH", 9, 1, 1)),
+        "image format 9",
+    ),
+    (
+        "metadata-after-gcode",
+        HEADER
+        + block(BlockType.GCODE, b"G28\n", params=GCODE_PARAMS)
+        + block(BlockType.PRINTER_METADATA, b"a=b\n"),
+        "after the G-code",
+    ),
 ]
 
 

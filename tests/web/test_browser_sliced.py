@@ -25,7 +25,13 @@ def test_a_member_uploads_a_bgcode_through_the_form(site, browser, sample_gcode)
     page.get_by_role("button", name="Check the file").click()
     page.get_by_role("button", name="Submit to the queue").wait_for()
     found = page.locator("#analysis").inner_text()
-    for figure in ("32 min", "1.0 m · 3 g", "PETG", "17.6 × 17.6 × 18.1 mm", "X 40–170, Y -2–102, Z 0.2–18.1"):
+    for figure in (
+        "32 min",
+        "1.0 m \u00b7 3 g",
+        "PETG",
+        "17.6 \u00d7 17.6 \u00d7 18.1 mm",
+        "X 40\u2013170, Y -2\u2013102, Z 0.2\u201318.1",
+    ):
         assert figure in found, found
     page.get_by_role("button", name="Submit to the queue").click()
     page.wait_for_url(re.compile(r"/queue(#job-\d+)?$"))

@@ -18,7 +18,9 @@ def test_the_file_input_offers_binary_gcode_and_3mf(browsers):
 def test_a_bgcode_is_analysed_then_queued_with_the_slicers_figures(browsers, fleet, sample_gcode):
     alice = browsers["alice"]
     binary = (sample_gcode / f"{TWIN}.bgcode").read_bytes()
-    shown = alice.post("/submit", {"file": (io.BytesIO(binary), "cube.bgcode")}, content_type="multipart/form-data")
+    shown = alice.post(
+        "/submit", {"file": (io.BytesIO(binary), "cube.bgcode")}, content_type="multipart/form-data"
+    )
     page = shown.get_data(as_text=True)
     assert shown.status_code == 200, page
     assert "cube.bgcode" in page and "PETG" in page
