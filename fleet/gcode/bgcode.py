@@ -89,6 +89,11 @@ def _error(message: str) -> Invalid:
 
 def _read_exact(stream: BinaryIO, size: int, what: str) -> bytes:
     data = stream.read(size)
+    while len(data) < size:  # a raw stream may answer in parts
+        more = stream.read(size - len(data))
+        if not more:
+            break
+        data += more
     if len(data) != size:
         raise _error(f"it ends in the middle of {what} (truncated: {len(data)} of {size} bytes)")
     return data

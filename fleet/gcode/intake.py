@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Optional, cast
 
 from ..errors import Invalid, TooLarge
 from . import bgcode, threemf
@@ -111,9 +111,11 @@ def open_plain(
         stream.seek(start)
     else:
         head = stream.read(4)
-        stream = io.BufferedReader(Prefixed(head, stream), CHUNK_SIZE)
+        # Unbuffered, so a plain upload is never read further than its reader asks.
+        stream = cast(BinaryIO, Prefixed(head, stream))
     if head.startswith(bgcode.MAGIC):
-        return Decoded(_ChunkReader(bgcode.to_text(stream, max_block=max_block)), 256 * 1024)
+        blocks = bgcode.to_text(io.BufferedReader(cast(io.RawIOBase, stream)), max_block=max_block)
+        return Decoded(_ChunkReader(blocks), 256 * 1024)
     if head.startswith(b"PK\x03\x04"):
         if not can_seek:
             raise ValueError("a 3MF archive can only be read from a seekable stream")

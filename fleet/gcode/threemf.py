@@ -12,7 +12,7 @@ import hashlib
 import io
 import re
 import zipfile
-from typing import BinaryIO, Optional
+from typing import IO, BinaryIO, Optional
 
 from ..errors import Invalid
 
@@ -35,7 +35,11 @@ class PlateReader(io.RawIOBase):
         super().__init__()
         self._archive = archive
         self._name = name
-        self._entry = archive.open(name)
+        self._entry: Optional[IO[bytes]] = None
+        try:
+            self._entry = archive.open(name)
+        except Exception as exc:  # a damaged local header: as for the directory above
+            raise _damaged(f"{name} cannot be opened ({exc})") from None
         self._md5 = md5
         self._hash = hashlib.md5(usedforsecurity=False)
 
@@ -43,6 +47,8 @@ class PlateReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._entry is None:
+            raise ValueError("read from a closed plate")
         try:
             data = self._entry.read(len(buffer))
         except Exception as exc:  # zipfile fails in many ways on damaged input (bad CRC, method, sizes)
@@ -56,7 +62,9 @@ class PlateReader(io.RawIOBase):
         return len(data)
 
     def close(self) -> None:
-        self._entry.close()
+        if self._entry is not None:
+            self._entry.close()
+            self._entry = None
         self._archive.close()
         super().close()
 

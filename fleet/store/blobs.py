@@ -142,7 +142,7 @@ class StagedBlob:
                     spool = self._spool(head, stream)
                     stream = spool
                 else:
-                    stream = io.BufferedReader(Prefixed(head, stream))
+                    stream = cast(BinaryIO, Prefixed(head, stream))
             else:
                 stream = cast(BinaryIO, _Capped(stream, self._max_bytes))
             try:

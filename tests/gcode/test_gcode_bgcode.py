@@ -287,3 +287,34 @@ def test_block_size_limit_is_a_parameter() -> None:
     data = write(Spec(SAMPLE * 100, block_size=10_000))
     with pytest.raises(Invalid, match="more than the 1000 bytes"):
         b"".join(bgcode.to_text(io.BytesIO(data), max_block=1000))
+
+
+UNCHECKED = [
+    write(
+        Spec(SAMPLE * 5, compression=c, encoding=GcodeEncoding.MEATPACK_COMMENTS, crc=False, block_size=200)
+    )
+    for c in Compression
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    which=st.integers(0, len(UNCHECKED) - 1),
+    changes=st.lists(st.tuples(st.integers(10, 10_000), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.none() | st.integers(10, 10_000),
+)
+def test_damage_without_a_crc_is_refused_or_decoded_never_a_crash(
+    which: int, changes: list[tuple[int, int]], cut: int | None
+) -> None:
+    """With no CRC to catch it, damage reaches the decompressors and MeatPack: they refuse it with
+    :class:`Invalid` or decode something bounded, and never fail in another way."""
+    data = bytearray(UNCHECKED[which])
+    for at, value in changes:
+        data[at % len(data)] = value
+    damaged = bytes(data[:cut])
+    try:
+        text = decode(damaged)
+    except Invalid as exc:
+        assert "binary G-code" in exc.message
+        return
+    assert len(text) < 20 * len(damaged) + 4096

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleet.errors import Invalid, TooLarge
 from fleet.gcode import analyze_stream
@@ -136,3 +138,28 @@ def test_refused_uploads_leave_nothing_behind(tmp_path: Path, seekable: bool) ->
             staged.write_from(io.BytesIO(data) if seekable else _Unseekable(data))  # type: ignore[arg-type]
         assert list(blobs.staging_dir.iterdir()) == []
         assert list(blobs.stored()) == []
+
+
+ARCHIVE = archive({1: PLATE * 30})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    changes=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.none() | st.integers(0, 10_000),
+)
+def test_damaged_archives_are_refused_or_read_never_a_crash(
+    changes: list[tuple[int, int]], cut: int | None
+) -> None:
+    data = bytearray(ARCHIVE)
+    for at, value in changes:
+        data[at % len(data)] = value
+    damaged = bytes(data[:cut])
+    if not damaged.startswith(b"PK\x03\x04"):
+        return  # no longer an archive: the text checks take it from here
+    try:
+        text = plain(damaged)
+    except Invalid as exc:
+        assert exc.message
+        return
+    assert text == PLATE * 30  # what the CRC and the MD5 let through is the plate itself
