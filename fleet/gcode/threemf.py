@@ -1,8 +1,9 @@
 """Sliced 3MF archives (``.gcode.3mf``, from PrusaSlicer, BambuStudio and OrcaSlicer): pick a plate's G-code.
 
 Such an archive is a ZIP holding ``Metadata/plate_<n>.gcode`` for each sliced plate, often with a
-``.md5`` beside it. One plate is taken as it is; with several, the member names one. The chosen
-G-code is streamed out of the archive (never unpacked whole) and checked against the archive's
+``.md5`` beside it. One plate is taken as it is; with several, ``plate`` names one (the upload
+forms do not send it yet, so until they do the error names the plates and asks for a one-plate
+export). The chosen G-code is streamed out of the archive (never unpacked whole) and checked against the archive's
 CRC and the slicer's MD5 as it is read. Pure code over seekable streams.
 """
 
@@ -17,7 +18,11 @@ from typing import IO, BinaryIO, Optional
 from ..errors import Invalid
 
 _PLATE_RE = re.compile(r"Metadata/plate_(\d{1,4})\.gcode")
-_HOW = "choose one with the 'plate' field (for example plate=1), or export just that plate from the slicer"
+#: Until the upload forms carry a plate number, a member chooses by exporting that plate alone.
+_HOW = (
+    "a job prints one plate, so export the plate you want on its own (OrcaSlicer and BambuStudio: "
+    "File > Export > Export plate sliced file; PrusaSlicer: slice that plate and export its G-code)"
+)
 
 
 def _damaged(detail: str) -> Invalid:
@@ -98,7 +103,7 @@ def open_plate(stream: BinaryIO, plate: Optional[int] = None) -> PlateReader:
             if len(found) > 1:
                 raise Invalid(
                     f"this 3MF file holds G-code for {len(found)} plates ({listed}): {_HOW}",
-                    field="plate",
+                    field="file",
                     details={"plates": list(found)},
                 )
             plate = next(iter(found))

@@ -150,7 +150,11 @@ class StagedBlob:
             except OSError as exc:
                 self.discard()
                 raise _storage_error(exc, self._blobs.root) from exc
-            yield plain
+            try:
+                yield plain
+            finally:
+                if plain is not stream:  # a decoder or an open archive; the upload itself stays open
+                    plain.close()
         finally:
             if spool is not None:
                 spool.close()

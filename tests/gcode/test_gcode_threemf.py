@@ -60,8 +60,8 @@ def test_several_plates_ask_which() -> None:
     data = archive({1: PLATE, 2: PLATE.replace(b"X20", b"X30"), 3: PLATE})
     with pytest.raises(Invalid) as info:
         plain(data)
-    assert "3 plates (1, 2 and 3)" in info.value.message and "plate=1" in info.value.message
-    assert info.value.field == "plate" and info.value.details == {"plates": [1, 2, 3]}
+    assert "3 plates (1, 2 and 3)" in info.value.message and "Export plate sliced file" in info.value.message
+    assert info.value.field == "file" and info.value.details == {"plates": [1, 2, 3]}
     assert b"X30" in plain(data, plate=2)
     with pytest.raises(Invalid, match="no plate 7; it holds plates 1, 2 and 3"):
         plain(data, plate=7)
