@@ -3,8 +3,8 @@
 Such an archive is a ZIP holding ``Metadata/plate_<n>.gcode`` for each sliced plate, often with a
 ``.md5`` beside it. One plate is taken as it is; with several, ``plate`` names one (the upload
 forms do not send it yet, so until they do the error names the plates and asks for a one-plate
-export). The chosen G-code is streamed out of the archive (never unpacked whole) and checked against the archive's
-CRC and the slicer's MD5 as it is read. Pure code over seekable streams.
+export). The chosen G-code is streamed out of the archive (never unpacked whole) and checked
+against the archive's CRC and the slicer's MD5 as it is read. Pure code over seekable streams.
 """
 
 from __future__ import annotations
