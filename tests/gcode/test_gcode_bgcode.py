@@ -318,3 +318,17 @@ def test_damage_without_a_crc_is_refused_or_decoded_never_a_crash(
         assert "binary G-code" in exc.message
         return
     assert len(text) < 20 * len(damaged) + 4096
+
+
+def test_json_metadata_is_read_and_unknown_metadata_encodings_are_named() -> None:
+    gcode_block = block(BlockType.GCODE, b"G28\n", params=GCODE_PARAMS)
+    as_json = block(BlockType.PRINTER_METADATA, b'{"filament_type": "PETG"}', params=struct.pack("<H", 1))
+    assert b"; filament_type = PETG\n" in decode(HEADER + as_json + gcode_block)
+    for params, payload, says in (
+        (struct.pack("<H", 1), b"[1, 2]", "does not hold an object"),
+        (struct.pack("<H", 1), b"{not json", "does not hold an object"),
+        (struct.pack("<H", 3), b"a=b\n", "unknown encoding 3"),
+    ):
+        bad = block(BlockType.PRINTER_METADATA, payload, params=params)
+        with pytest.raises(Invalid, match=says):
+            decode(HEADER + bad + gcode_block)
