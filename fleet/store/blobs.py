@@ -142,7 +142,7 @@ class StagedBlob:
                     spool = self._spool(head, stream)
                     stream = spool
                 else:
-                    stream = cast(BinaryIO, Prefixed(head, stream))
+                    stream = cast(BinaryIO, _Capped(cast(BinaryIO, Prefixed(head, stream)), self._max_bytes))
             else:
                 stream = cast(BinaryIO, _Capped(stream, self._max_bytes))
             try:
@@ -251,29 +251,34 @@ class StagedBlob:
 
 
 class _Capped(io.RawIOBase):
-    """A seekable upload that may not yield more than ``limit`` bytes (a container is read past
-    its own size limits only through this)."""
+    """An upload that may not yield more than ``limit`` bytes: a container's own sizes are not
+    trusted to bound how much of it is read. Seekable when the upload is (a ZIP needs that)."""
 
     def __init__(self, stream: BinaryIO, limit: int) -> None:
         super().__init__()
         self._stream = stream
         self._limit = limit
+        self._seekable = seekable(stream)
+        self._count = 0
 
     def readable(self) -> bool:
         return True
 
     def seekable(self) -> bool:
-        return True
+        return self._seekable
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if not self._seekable:
+            raise io.UnsupportedOperation("seek")
         return self._stream.seek(offset, whence)
 
     def tell(self) -> int:
-        return self._stream.tell()
+        return self._stream.tell() if self._seekable else self._count
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         data = self._stream.read(len(buffer))
-        if self._stream.tell() > self._limit:
+        self._count += len(data)
+        if (self._stream.tell() if self._seekable else self._count) > self._limit:
             raise TooLarge(
                 f"the file is larger than the limit of {_describe_size(self._limit)}",
                 details={"max_bytes": self._limit},

@@ -249,6 +249,11 @@ DAMAGED = [
         "image format 9",
     ),
     (
+        "repeated-metadata",
+        HEADER + block(BlockType.PRINT_METADATA, b"a=b\n") + block(BlockType.PRINT_METADATA, b"a=b\n"),
+        "a second print metadata block",
+    ),
+    (
         "metadata-after-gcode",
         HEADER
         + block(BlockType.GCODE, b"G28\n", params=GCODE_PARAMS)
