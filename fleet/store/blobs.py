@@ -163,18 +163,25 @@ class StagedBlob:
         """The whole upload in an unnamed file beside the staging file (gone once closed)."""
         try:
             spool = cast(BinaryIO, tempfile.TemporaryFile(dir=self._blobs.staging_dir))  # noqa: SIM115 (closed by _unpacked)
+        except OSError as exc:
+            self.discard()
+            raise _storage_error(exc, self._blobs.root) from exc
+        try:
             spool.write(head)
             size = len(head)
             while chunk := stream.read(self._blobs.chunk_size):
                 size += len(chunk)
                 if size > self._max_bytes:
-                    spool.close()
                     raise self._too_large()
                 spool.write(chunk)
             spool.seek(0)
         except OSError as exc:
+            spool.close()
             self.discard()
             raise _storage_error(exc, self._blobs.root) from exc
+        except BaseException:
+            spool.close()
+            raise
         return spool
 
     def _too_large(self) -> TooLarge:
