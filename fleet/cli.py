@@ -467,14 +467,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="analyse a G-code file and print the result as JSON",
         description="Analyse a G-code file with the lab's rules (exit 1 when the lab would refuse it).",
     )
-    analyze.add_argument("file", help="the G-code file")
+    analyze.add_argument("file", help="the G-code file (.gcode, .bgcode or a one-plate .gcode.3mf)")
     analyze.add_argument("--material", help="check temperatures against this material instead of the file's")
     analyze.set_defaults(func=cmd_analyze)
 
     job = sub.add_parser("job", help="submit, list and cancel jobs", description="Work with print jobs.")
     job_sub = job.add_subparsers(dest="job_command", metavar="ACTION")
     submit = job_sub.add_parser("submit", parents=[common, client], help="submit a G-code file to the queue")
-    submit.add_argument("file", help="the G-code file")
+    submit.add_argument("file", help="the G-code file (.gcode, .bgcode or a one-plate .gcode.3mf)")
     submit.add_argument("--copies", type=positive_int, default=1, help="how many copies (default 1)")
     submit.add_argument("--material", help="the material to print with (default: the file's)")
     submit.add_argument("--note", default="", help="a note for the lab's managers")

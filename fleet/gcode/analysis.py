@@ -32,7 +32,7 @@ from ..errors import Invalid, TooLarge
 from ..geometry import Box
 from . import materials
 from .header import LAYER, LAYER_END, MODEL_FEATURE, OTHER_FEATURE, CommentReader
-from .intake import LineReader, size_text
+from .intake import Decoded, LineReader, open_plain, size_text
 from .moves import arc_center, arc_extremes, arc_sweep, move_time, split_command
 from .results import Analysis
 from .safety import DEFAULT_RULES, SafetyRules, SafetyScan
@@ -80,7 +80,10 @@ def analyze_stream(
     if max_bytes is not None and total_size is not None and total_size > max_bytes:
         # Fail before reading a byte; LineReader enforces the same limit on streams of unknown size.
         raise TooLarge(f"the file is larger than this lab's limit of {size_text(max_bytes)}", field="file")
-    reader = LineReader(stream, max_bytes=max_bytes, max_line=rules.max_line_length, total_size=total_size)
+    plain = open_plain(stream)
+    if isinstance(plain, Decoded):  # a .bgcode or .gcode.3mf: its size on disk says nothing about the text
+        total_size = None
+    reader = LineReader(plain, max_bytes=max_bytes, max_line=rules.max_line_length, total_size=total_size)
     comments = CommentReader(ThumbnailCollector())
     safety = SafetyScan(rules)
     motion = _scan(reader, comments, safety)

@@ -1,12 +1,18 @@
-"""The edge where bytes come in: refuse what is not G-code, and stream the rest as lines."""
+"""The edge where bytes come in: unpack what slicers package, refuse what is not G-code, stream lines.
+
+Binary G-code (``.bgcode``) and sliced 3MF archives (``.gcode.3mf``) are turned into plain text here
+(:func:`open_plain`), so what is stored, analysed and sent to printers is always text G-code.
+"""
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Optional, cast
 
 from ..errors import Invalid, TooLarge
+from . import bgcode, threemf
 
 CHUNK_SIZE = 128 * 1024
 _EXPORT = "export the model from your slicer as plain-text G-code (.gcode)"
@@ -17,7 +23,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "a JPEG image"),
     (b"GIF87a", "a GIF image"),
     (b"GIF89a", "a GIF image"),
-    (b"PK\x03\x04", "a ZIP archive (a 3MF project or a UFP package?)"),
+    (b"PK\x03\x04", "a ZIP archive (a UFP package?)"),
     (b"\x1f\x8b", "a gzip-compressed file"),
     (b"%PDF", "a PDF document"),
 )
@@ -30,15 +36,100 @@ def size_text(n: int) -> str:
     return f"{n} bytes"
 
 
+class _ChunkReader(io.RawIOBase):
+    """A binary reader over an iterator of byte strings (the decoded text of a container)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._rest:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._rest = chunk
+        n = min(len(buffer), len(self._rest))
+        buffer[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
+        return n
+
+
+class Prefixed(io.RawIOBase):
+    """``head`` followed by the rest of ``stream``: a peek at a stream that cannot seek back."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        super().__init__()
+        self._head = head
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class Decoded(io.BufferedReader):
+    """The plain text decoded from a container (:func:`open_plain`), read as it is decoded."""
+
+
+def seekable(stream: BinaryIO) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def is_container(head: bytes) -> bool:
+    """True when the first bytes are a binary G-code file or a ZIP (a sliced 3MF) to unpack."""
+    return head.startswith(bgcode.MAGIC) or head.startswith(b"PK\x03\x04")
+
+
+def open_plain(
+    stream: BinaryIO, *, plate: Optional[int] = None, max_block: int = bgcode.MAX_BLOCK
+) -> BinaryIO:
+    """A reader of the plain-text G-code in ``stream``: the stream itself when it is text already,
+    else the decoded ``.bgcode`` or the chosen plate of a ``.gcode.3mf`` (which needs a seekable
+    stream). Decoding happens as the reader is read, so callers bound the output as they read.
+    """
+    can_seek = seekable(stream)
+    if can_seek:
+        start = stream.tell()
+        head = stream.read(4)
+        stream.seek(start)
+    else:
+        head = stream.read(4)
+        # Unbuffered, so a plain upload is never read further than its reader asks.
+        stream = cast(BinaryIO, Prefixed(head, stream))
+    if head.startswith(bgcode.MAGIC):
+        blocks = bgcode.to_text(io.BufferedReader(cast(io.RawIOBase, stream)), max_block=max_block)
+        return Decoded(_ChunkReader(blocks), 256 * 1024)
+    if head.startswith(b"PK\x03\x04"):
+        if not can_seek:
+            raise ValueError("a 3MF archive can only be read from a seekable stream")
+        inner = Decoded(threemf.open_plate(stream, plate), 256 * 1024)
+        if inner.peek(4)[:4].startswith(bgcode.MAGIC):  # a plate sliced as binary G-code
+            return Decoded(_ChunkReader(bgcode.to_text(inner, max_block=max_block)), 256 * 1024)
+        return inner
+    return stream
+
+
 def sniff(head: bytes, total_size: Optional[int] = None) -> None:
     """Raise :class:`Invalid` when the first bytes show the file is not plain-text G-code."""
     if head.startswith(b"GCDE"):
-        raise Invalid(
-            "this is a binary G-code file (.bgcode), which the fleet cannot check or print: "
-            "export plain-text G-code instead (in PrusaSlicer, untick 'Supports binary G-code' "
-            "in Printer Settings → General)",
-            field="file",
-        )
+        raise Invalid("this binary G-code file must be decoded first (open_plain)", field="file")
     for magic, what in _MAGIC:
         if head.startswith(magic):
             raise Invalid(f"this file is {what}, not G-code: {_EXPORT}", field="file")

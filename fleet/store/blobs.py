@@ -2,7 +2,9 @@
 
 An upload is streamed into a staging file under ``root/tmp`` (the same filesystem, so moving it
 into place is atomic), hashed as it goes and capped at a size; only a committed upload becomes a
-blob. A failure of any kind leaves nothing half-written behind.
+blob. A failure of any kind leaves nothing half-written behind. What slicers package (binary
+G-code, a sliced 3MF) is stored as the plain-text G-code it holds, which every printer can print;
+the limit applies to that text.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import io
 import os
 import re
 import tempfile
@@ -17,9 +20,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Optional, cast
 
 from ..errors import InsufficientStorage, Invalid, NotFound, TooLarge, Unavailable
+from ..gcode.intake import Decoded, Prefixed, open_plain, seekable
 
 MiB = 1024 * 1024
 
@@ -95,10 +99,7 @@ class StagedBlob:
         file = self._writable()
         if self._size + len(data) > self._max_bytes:
             self.discard()
-            raise TooLarge(
-                f"the file is larger than the limit of {_describe_size(self._max_bytes)}",
-                details={"max_bytes": self._max_bytes},
-            )
+            raise self._too_large()
         try:
             file.write(data)
         except OSError as exc:
@@ -107,9 +108,89 @@ class StagedBlob:
         self._hash.update(data)
         self._size += len(data)
 
-    def write_from(self, stream: BinaryIO, *, chunk_size: Optional[int] = None) -> int:
-        """Copy ``stream`` to its end; returns the bytes copied. Errors as :meth:`write`."""
+    def write_from(
+        self, stream: BinaryIO, *, chunk_size: Optional[int] = None, plate: Optional[int] = None
+    ) -> int:
+        """Copy ``stream`` to its end, as plain G-code (see :func:`fleet.gcode.intake.open_plain`;
+        ``plate`` picks a plate of a 3MF); returns the bytes written. Errors as :meth:`write`, and
+        :class:`Invalid` for a damaged container (the staging file is gone then too).
+        """
         chunk_size = chunk_size or self._blobs.chunk_size
+        try:
+            with self._unpacked(stream, plate) as source:
+                try:
+                    return self._copy(source, chunk_size)
+                except TooLarge as exc:
+                    if not isinstance(source, Decoded):
+                        raise
+                    raise TooLarge(
+                        f"the G-code this file holds is larger than the limit of "
+                        f"{_describe_size(self._max_bytes)} once unpacked",
+                        details=exc.details,
+                    ) from None
+        except (Invalid, TooLarge):
+            self.discard()
+            raise
+
+    @contextmanager
+    def _unpacked(self, stream: BinaryIO, plate: Optional[int]) -> Iterator[BinaryIO]:
+        spool: Optional[BinaryIO] = None
+        try:
+            if not seekable(stream):
+                head = stream.read(4)
+                if head.startswith(b"PK\x03\x04"):  # a ZIP is read from its end: keep it aside first
+                    spool = self._spool(head, stream)
+                    stream = spool
+                else:
+                    stream = cast(BinaryIO, _Capped(cast(BinaryIO, Prefixed(head, stream)), self._max_bytes))
+            else:
+                stream = cast(BinaryIO, _Capped(stream, self._max_bytes))
+            try:
+                plain = open_plain(stream, plate=plate)
+            except OSError as exc:
+                self.discard()
+                raise _storage_error(exc, self._blobs.root) from exc
+            try:
+                yield plain
+            finally:
+                if plain is not stream:  # a decoder or an open archive; the upload itself stays open
+                    plain.close()
+        finally:
+            if spool is not None:
+                spool.close()
+
+    def _spool(self, head: bytes, stream: BinaryIO) -> BinaryIO:
+        """The whole upload in an unnamed file beside the staging file (gone once closed)."""
+        try:
+            spool = cast(BinaryIO, tempfile.TemporaryFile(dir=self._blobs.staging_dir))  # noqa: SIM115 (closed by _unpacked)
+        except OSError as exc:
+            self.discard()
+            raise _storage_error(exc, self._blobs.root) from exc
+        try:
+            spool.write(head)
+            size = len(head)
+            while chunk := stream.read(self._blobs.chunk_size):
+                size += len(chunk)
+                if size > self._max_bytes:
+                    raise self._too_large()
+                spool.write(chunk)
+            spool.seek(0)
+        except OSError as exc:
+            spool.close()
+            self.discard()
+            raise _storage_error(exc, self._blobs.root) from exc
+        except BaseException:
+            spool.close()
+            raise
+        return spool
+
+    def _too_large(self) -> TooLarge:
+        return TooLarge(
+            f"the file is larger than the limit of {_describe_size(self._max_bytes)}",
+            details={"max_bytes": self._max_bytes},
+        )
+
+    def _copy(self, stream: BinaryIO, chunk_size: int) -> int:
         copied = 0
         while True:
             # Never read more than one byte past the limit: that byte is enough to refuse.
@@ -174,6 +255,43 @@ class StagedBlob:
             state = "committed" if self._committed is not None else "discarded"
             raise RuntimeError(f"this upload was already {state}")
         return self._file
+
+
+class _Capped(io.RawIOBase):
+    """An upload that may not yield more than ``limit`` bytes: a container's own sizes are not
+    trusted to bound how much of it is read. Seekable when the upload is (a ZIP needs that)."""
+
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
+        super().__init__()
+        self._stream = stream
+        self._limit = limit
+        self._seekable = seekable(stream)
+        self._count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._seekable
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if not self._seekable:
+            raise io.UnsupportedOperation("seek")
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell() if self._seekable else self._count
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._stream.read(len(buffer))
+        self._count += len(data)
+        if (self._stream.tell() if self._seekable else self._count) > self._limit:
+            raise TooLarge(
+                f"the file is larger than the limit of {_describe_size(self._limit)}",
+                details={"max_bytes": self._limit},
+            )
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _fsync_directory(path: Path) -> None:

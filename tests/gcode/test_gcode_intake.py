@@ -36,7 +36,7 @@ def binary_stl(triangles: int = 2) -> bytes:
         (JPEG, ["JPEG image", "plain-text G-code"]),
         (ASCII_STL, ["STL model", "slice it"]),
         (binary_stl(), ["STL model", "slice it"]),
-        (BGCODE, ["binary G-code", ".bgcode", "plain-text G-code"]),
+        (BGCODE, ["binary G-code", "damaged", "CRC32"]),
         (ZIP_3MF, ["ZIP archive", "3MF"]),
         (b"", ["no G-code commands"]),
         (b"\n\n   \r\n", ["no G-code commands"]),
