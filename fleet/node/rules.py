@@ -64,11 +64,18 @@ def _clamp(progress: Optional[float]) -> Optional[float]:
     return None if progress is None else min(100.0, max(0.0, float(progress)))
 
 
+_SLICED_SUFFIXES = (".gcode.3mf", ".3mf", ".bgcode", ".gcode", ".gco", ".g")
+
+
 def stored_name(job_id: int, filename: str) -> str:
     """A safe file name for a fleet job on the printer: the job id, then the sender's name, cleaned."""
     stem = filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
-    if stem.lower().endswith(".gcode"):
-        stem = stem[: -len(".gcode")]
+    # The fleet sends plain G-code whatever the member uploaded (a .bgcode or a sliced .3mf is decoded
+    # at intake), so the sender's extension goes and ".gcode" takes its place.
+    for suffix in _SLICED_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "job"
     return f"{job_id}-{stem[:80]}.gcode"
 
