@@ -119,3 +119,23 @@ class LiveStatus:
     #: When the fleet received it.
     last_seen: float
     message: str = ""
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs a listing shows: each condition that is not None must hold."""
+
+    states: Optional[frozenset[JobState]] = None
+    member_id: Optional[int] = None
+    #: Submitted at or after, epoch seconds.
+    since: Optional[float] = None
+    #: Submitted before, epoch seconds.
+    until: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a job listing in id order; ``next_after`` (the last id) asks for the next, None at the end."""
+
+    jobs: list[Job]
+    next_after: Optional[int]
