@@ -135,7 +135,7 @@ class JobFilter:
 
 @dataclass(frozen=True)
 class JobPage:
-    """One page of a job listing in id order; ``next_after`` (the last id) asks for the next, None at the end."""
+    """One page of a job listing in id order; ``next_after`` (its last id) asks for the next, or is None."""
 
     jobs: list[Job]
     next_after: Optional[int]

@@ -31,7 +31,9 @@ IDEMPOTENCY_KEY = {
     ),
     "schema": {"type": "string", "minLength": 1, "maxLength": 130},
 }
-IMAGE = {"content": {mime: {} for mime in ("image/png", "image/jpeg", "image/qoi", "application/octet-stream")}}
+IMAGE: dict[str, Any] = {
+    "content": {mime: {} for mime in ("image/png", "image/jpeg", "image/qoi", "application/octet-stream")}
+}
 
 
 def unquote_sf_string(raw: str) -> str:
@@ -290,5 +292,3 @@ def set_priority(job_id: int) -> Response:
     service().require_manager(me())  # who may, before what they sent
     priority = body(shape.Priority).priority
     return jsonify(job_json(service().set_priority(me(), job_id, priority)))
-
-

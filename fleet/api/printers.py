@@ -5,8 +5,18 @@ from __future__ import annotations
 from flask import Response, jsonify, send_file
 
 from ..errors import Unauthorized
-from .blueprint import PRINTER_TOKEN, PUBLIC, body, client_address, limits, me, refuse_while_limited
-from .blueprint import service, spec, this_printer
+from .blueprint import (
+    PRINTER_TOKEN,
+    PUBLIC,
+    body,
+    client_address,
+    limits,
+    me,
+    refuse_while_limited,
+    service,
+    spec,
+    this_printer,
+)
 from .shapes import printers as shape
 
 PRINTER = "/printers/<printer_id>"
@@ -14,7 +24,10 @@ PRINTER = "/printers/<printer_id>"
 #: The job file: bytes as uploaded, with their hash in a header.
 GCODE_FILE = {
     "headers": {
-        "X-Content-SHA256": {"description": "SHA-256 of the body, lowercase hex", "schema": {"type": "string"}},
+        "X-Content-SHA256": {
+            "description": "SHA-256 of the body, lowercase hex",
+            "schema": {"type": "string"},
+        },
         "Content-Length": {"schema": {"type": "integer"}},
     },
     "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},

@@ -9,6 +9,7 @@ document cannot drift apart: a route is documented by being declared.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional, TypeVar, Union
 
@@ -71,7 +72,12 @@ class Operation:
     def path_parameters(self) -> list[dict[str, Any]]:
         found = re.findall(r"<(?:([a-z]+):)?([a-z_]+)>", self.rule)
         return [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "integer" if kind else "string"}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer" if kind else "string"},
+            }
             for kind, name in found
         ]
 
@@ -141,7 +147,7 @@ class ApiSpec:
 
     @staticmethod
     def _operation(
-        op: Operation, refs: dict[tuple[type[BaseModel], JsonSchemaMode], Any], schemas: dict[str, Any]
+        op: Operation, refs: Mapping[tuple[Any, JsonSchemaMode], Any], schemas: dict[str, Any]
     ) -> dict[str, Any]:
         if isinstance(op.answer, type):
             answer: dict[str, Any] = {
@@ -173,7 +179,10 @@ class ApiSpec:
                         "schema": {
                             "type": "object",
                             "required": ["file", *form.get("required", [])],
-                            "properties": {"file": {"type": "string", "format": "binary"}, **form["properties"]},
+                            "properties": {
+                                "file": {"type": "string", "format": "binary"},
+                                **form["properties"],
+                            },
                         }
                     }
                 },
@@ -188,7 +197,7 @@ def query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
     required = set(schema.get("required", []))
     params = []
     for name, prop in schema["properties"].items():
-        prop = {k: v for k, v in prop.items() if k != "title"}
+        prop = {k: v for k, v in prop.items() if k != "title" and not (k == "default" and v is None)}
         param: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": prop}
         if "description" in prop:
             param["description"] = prop["description"]

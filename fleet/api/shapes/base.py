@@ -12,12 +12,24 @@ import json
 from datetime import datetime, timezone
 from typing import Annotated, Any, ClassVar, Optional, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from ...errors import Invalid
 from ... import geometry
+from ...errors import Invalid
 
 In = TypeVar("In", bound="InputModel")
+T = TypeVar("T")
 
 
 def iso(ts: Optional[float]) -> Optional[str]:
@@ -39,6 +51,32 @@ Timestamp = Annotated[
     PlainSerializer(_iso_text, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
+
+
+class _NeverNull:
+    """Drops ``null`` from a field's JSON Schema: None in Python is "absent", never null on the wire."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        found = handler(schema)
+        kept = [s for s in found.get("anyOf", ()) if s != {"type": "null"}]
+        if len(kept) == 1:
+            found = {**{k: v for k, v in found.items() if k != "anyOf"}, **kept[0]}
+        if found.get("default", 0) is None:  # absent is no value either
+            del found["default"]
+        return found
+
+
+def _refuse_null(value: Any, info: ValidationInfo) -> Any:
+    if value is None:
+        raise Invalid(f"{info.field_name} must not be null (leave it out instead)", field=info.field_name)
+    return value
+
+
+#: A field a body may leave out (None in Python) but never sends as null: a partial update's fields,
+#: or what another member's job hides.
+Maybe = Annotated[Optional[T], _NeverNull(), BeforeValidator(_refuse_null)]
 
 
 class InputModel(BaseModel):
@@ -100,7 +138,9 @@ class Error(OutputModel):
     """The one error body every failure answers with."""
 
     error: str
-    message: Annotated[str, WithJsonSchema({"type": "string", "description": "What was wrong and what to do"})]
+    message: Annotated[
+        str, WithJsonSchema({"type": "string", "description": "What was wrong and what to do"})
+    ]
     field: Optional[str] = None
     details: Any = None
 

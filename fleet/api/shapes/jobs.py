@@ -14,7 +14,7 @@ from ...gcode import results
 from ...scheduler import Explanation as Explained
 from ...scheduler import WaitReason
 from ...states import JobState
-from .base import Box, InputModel, OutputModel, Timestamp
+from .base import Box, InputModel, Maybe, OutputModel, Timestamp
 
 #: Jobs in one page of a listing unless the request asks for another number, and the most it may ask.
 DEFAULT_PAGE = 100
@@ -115,8 +115,6 @@ class Explanation(OutputModel):
 class Event(OutputModel):
     """One step of a job's history."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-
     at: Timestamp
     from_state: Optional[JobState] = Field(alias="from")
     to: JobState
@@ -125,8 +123,14 @@ class Event(OutputModel):
 
     @classmethod
     def of(cls, event: models.JobEvent) -> Event:
-        return cls(
-            at=event.at, from_state=event.from_state, to=event.to_state, actor=event.actor, reason=event.reason
+        return cls.model_validate(
+            {
+                "at": event.at,
+                "from": event.from_state,
+                "to": event.to_state,
+                "actor": event.actor,
+                "reason": event.reason,
+            }
         )
 
 
@@ -135,7 +139,7 @@ class Job(OutputModel):
 
     id: int
     member_id: int
-    member_name: str = Field(default=None, description="In the queue")
+    member_name: Maybe[str] = Field(default=None, description="In the queue")
     state: JobState
     priority: int
     material: Optional[str]
@@ -145,13 +149,13 @@ class Job(OutputModel):
     started_at: Optional[Timestamp]
     finished_at: Optional[Timestamp]
     estimated_time_s: Optional[float]
-    filename: str = Field(default=None)
-    note: str = Field(default=None)
-    size_bytes: int = Field(default=None)
-    file_sha256: str = Field(default=None)
-    analysis: Analysis = Field(default=None)
+    filename: Maybe[str] = None
+    note: Maybe[str] = None
+    size_bytes: Maybe[int] = None
+    file_sha256: Maybe[str] = None
+    analysis: Maybe[Analysis] = None
     explanation: Optional[Explanation] = Field(default=None, description="Waiting jobs, in the queue")
-    history: list[Event] = Field(default=None, description="Oldest first; in the answer for one job")
+    history: Maybe[list[Event]] = Field(default=None, description="Oldest first; in the answer for one job")
 
     omittable: ClassVar[frozenset[str]] = frozenset(
         {"member_name", "filename", "note", "size_bytes", "file_sha256", "analysis", "explanation", "history"}
@@ -305,8 +309,8 @@ class JobsQuery(MyJobsQuery):
         "member_id": "member_id must be a whole number of at most 18 digits",
     }
 
-    member_id: Optional[int] = Field(
-        default=None, gt=-(10**18), lt=10**18, description="Managers: any member; members: their own"
+    member_id: Maybe[Annotated[int, Field(gt=-(10**18), lt=10**18)]] = Field(
+        default=None, description="Managers: any member; members: their own"
     )
 
 
@@ -325,7 +329,7 @@ class AnalyzeForm(InputModel):
 
     model_config = ConfigDict(strict=False, extra="ignore", frozen=True)
 
-    material: str = Field(default=None, description="Overrides the file's; such as PLA")
+    material: Maybe[str] = Field(default=None, description="Overrides the file's; such as PLA")
 
 
 class SubmitForm(AnalyzeForm):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
-from ...gcode import SafetyRules
 from ... import lab
-from .base import InputModel, OutputModel
+from ...gcode import SafetyRules
+from .base import InputModel, Maybe, OutputModel
 
 
 class MaterialLimits(OutputModel):
@@ -54,16 +54,18 @@ class SettingsChanges(InputModel):
         "approval_required": "approval_required must be true or false",
         "max_upload_bytes": f"max_upload_bytes must be a whole number from 1 to {lab.MAX_UPLOAD_CEILING}",
         "max_copies": "max_copies must be a whole number from 1 to 500",
-        "fair_share_half_life_s": "fair_share_half_life_s must be a number of seconds, from 3600 (an hour) to "
-        f"{lab.MAX_HALF_LIFE_S:.0f} (ten years)",
+        "fair_share_half_life_s": (
+            "fair_share_half_life_s must be a number of seconds, from 3600 (an hour) to "
+            f"{lab.MAX_HALF_LIFE_S:.0f} (ten years)"
+        ),
         "rules": "rules must be a JSON object",
     }
 
-    approval_required: bool = Field(default=None)
-    max_upload_bytes: int = Field(default=None, ge=1, le=lab.MAX_UPLOAD_CEILING)
-    max_copies: int = Field(default=None, ge=1, le=500)
-    fair_share_half_life_s: float = Field(default=None, ge=3600, le=lab.MAX_HALF_LIFE_S)
-    rules: dict[str, Any] = Field(
+    approval_required: Maybe[bool] = None
+    max_upload_bytes: Maybe[Annotated[int, Field(ge=1, le=lab.MAX_UPLOAD_CEILING)]] = None
+    max_copies: Maybe[Annotated[int, Field(ge=1, le=500)]] = None
+    fair_share_half_life_s: Maybe[Annotated[float, Field(ge=3600, le=lab.MAX_HALF_LIFE_S)]] = None
+    rules: Maybe[dict[str, Any]] = Field(
         default=None, description="Some of the rules' options (see Rules); the others are kept"
     )
 

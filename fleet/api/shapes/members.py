@@ -9,7 +9,7 @@ from pydantic import BeforeValidator, Field
 from ... import models
 from ...errors import Invalid
 from ...service import MAX_PASSWORD, MIN_PASSWORD, NAME_RE
-from .base import InputModel, OutputModel, Timestamp
+from .base import InputModel, Maybe, OutputModel, Timestamp
 
 
 class Member(OutputModel):
@@ -90,10 +90,9 @@ class MemberChanges(InputModel):
         "active": "active must be true or false",
     }
 
-    # A default that is no valid value: absent means "leave as it is", and null is refused.
-    role: RoleField = Field(default=None)
+    role: Maybe[RoleField] = None
     requires_approval: Optional[bool] = None
-    active: bool = Field(default=None)
+    active: Maybe[bool] = None
 
 
 class NewPassword(InputModel):

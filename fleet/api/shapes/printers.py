@@ -11,7 +11,7 @@ from ...errors import Invalid
 from ...protocol import NodeState
 from ...service import PRINTER_ID_RE, Enrollment, FleetService, check_material
 from ...states import PrinterState
-from .base import Box, InputModel, OutputModel, Timestamp, Volume
+from .base import Box, InputModel, Maybe, OutputModel, Timestamp, Volume
 
 #: How long an enrollment code may live: a minute to thirty days.
 MIN_CODE_TTL_S = 60.0
@@ -132,7 +132,7 @@ class NewPrinter(InputModel):
     noun: ClassVar[str] = "printer field"
 
     id: PrinterId
-    name: PrinterName = Field(default=None, description="The id when absent")
+    name: Maybe[PrinterName] = Field(default=None, description="The id when absent")
     volume: Volume
     nozzle_diameter: Nozzle = 0.4
     material: Material = None
@@ -144,13 +144,12 @@ class PrinterChanges(InputModel):
 
     noun: ClassVar[str] = "printer field"
 
-    # Defaults that are no valid value: absent means "leave as it is".
-    name: PrinterName = Field(default=None)
+    name: Maybe[PrinterName] = None
     material: Material = None
-    nozzle_diameter: Nozzle = Field(default=None)
-    volume: Volume = Field(default=None)
-    restricted: Annotated[bool, _flag("restricted")] = Field(default=None)
-    maintenance: Annotated[bool, _flag("maintenance")] = Field(default=None)
+    nozzle_diameter: Maybe[Nozzle] = None
+    volume: Maybe[Volume] = None
+    restricted: Maybe[Annotated[bool, _flag("restricted")]] = None
+    maintenance: Maybe[Annotated[bool, _flag("maintenance")]] = None
 
 
 class Capabilities(InputModel):
