@@ -15,6 +15,7 @@ FLEET_REQUIRES = [
     "flask>=3.0.3,<4",
     "sqlalchemy>=2.0,<3",
     "waitress>=3.0",
+    "pydantic>=2.5,<3",
     "pyserial>=3.5",
 ]
 

@@ -356,8 +356,17 @@ def cmd_job_list(args: argparse.Namespace) -> int:
     target = remote(args)
     if target:
         url, token = target
-        jobs = http("GET", f"{url}/api/v1/{'queue' if args.queue else 'jobs/mine'}", token)
-        jobs = jobs.get("queue", jobs.get("jobs", []))
+        if args.queue:
+            jobs = http("GET", f"{url}/api/v1/queue", token).get("queue", [])
+        else:  # a page at a time, to the last
+            jobs, cursor = [], None
+            while True:
+                asked = {"cursor": cursor} if cursor else {}
+                page = http("GET", f"{url}/api/v1/jobs/mine", token, params=asked)
+                jobs += page.get("jobs", [])
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
     else:
         from .api.serialize import explanation_json, job_json
 
