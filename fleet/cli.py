@@ -361,7 +361,7 @@ def cmd_job_list(args: argparse.Namespace) -> int:
         else:  # a page at a time, to the last
             jobs, cursor = [], None
             while True:
-                asked = {"cursor": cursor} if cursor else {}
+                asked: dict[str, str] = {"cursor": cursor} if cursor else {}
                 page = http("GET", f"{url}/api/v1/jobs/mine", token, params=asked)
                 jobs += page.get("jobs", [])
                 cursor = page.get("next_cursor")

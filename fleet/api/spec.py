@@ -8,6 +8,7 @@ document cannot drift apart: a route is documented by being declared.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -90,6 +91,8 @@ class ApiSpec:
     title: str
     description: str
     operations: list[Operation] = field(default_factory=list)
+    #: The document, once built, with the number of operations it describes.
+    _built: Optional[tuple[int, dict[str, Any]]] = field(default=None, repr=False)
 
     def route(
         self,
@@ -112,6 +115,12 @@ class ApiSpec:
         return {f"{self.blueprint.name}.{op.view}" for op in self.operations}
 
     def document(self) -> dict[str, Any]:
+        """The OpenAPI document; built once (routes are all registered at import), a copy each call."""
+        if self._built is None or self._built[0] != len(self.operations):
+            self._built = (len(self.operations), self._build())
+        return copy.deepcopy(self._built[1])
+
+    def _build(self) -> dict[str, Any]:
         models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Error, "serialization")]
         for op in self.operations:
             if isinstance(op.answer, type):

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ... import lab
 from ...gcode import SafetyRules
+from ...models import LabSettingsChanges
 from .base import InputModel, Maybe, OutputModel
 
 
@@ -68,6 +69,15 @@ class SettingsChanges(InputModel):
     rules: Maybe[dict[str, Any]] = Field(
         default=None, description="Some of the rules' options (see Rules); the others are kept"
     )
+
+    def value(self) -> LabSettingsChanges:
+        return LabSettingsChanges(
+            approval_required=self.approval_required,
+            max_upload_bytes=self.max_upload_bytes,
+            max_copies=self.max_copies,
+            fair_share_half_life_s=self.fair_share_half_life_s,
+            rules=self.rules,
+        )
 
 
 class Histogram(OutputModel):

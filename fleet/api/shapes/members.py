@@ -94,6 +94,10 @@ class MemberChanges(InputModel):
     requires_approval: Optional[bool] = None
     active: Maybe[bool] = None
 
+    def value(self) -> models.MemberChanges:
+        asked = self.requires_approval if "requires_approval" in self.model_fields_set else models.KEEP
+        return models.MemberChanges(role=self.role, requires_approval=asked, active=self.active)
+
 
 class NewPassword(InputModel):
     """``PUT /members/{id}/password``."""

@@ -138,6 +138,10 @@ class NewPrinter(InputModel):
     material: Material = None
     restricted: Annotated[bool, _flag("restricted")] = False
 
+    def value(self) -> models.NewPrinter:
+        spec = models.PrinterSpec(self.volume.to_box(), self.nozzle_diameter, self.material)
+        return models.NewPrinter(self.id, self.name or self.id, spec, self.restricted)
+
 
 class PrinterChanges(InputModel):
     """``PATCH /printers/{id}``: only the fields named change; ``maintenance`` takes it out of the pool."""
@@ -151,6 +155,16 @@ class PrinterChanges(InputModel):
     restricted: Maybe[Annotated[bool, _flag("restricted")]] = None
     maintenance: Maybe[Annotated[bool, _flag("maintenance")]] = None
 
+    def value(self) -> models.PrinterChanges:
+        return models.PrinterChanges(
+            name=self.name,
+            material=self.material if "material" in self.model_fields_set else models.KEEP,
+            nozzle_diameter=self.nozzle_diameter,
+            volume=None if self.volume is None else self.volume.to_box(),
+            restricted=self.restricted,
+            maintenance=self.maintenance,
+        )
+
 
 class Capabilities(InputModel):
     """What an enrolling node says its printer can do."""
@@ -160,6 +174,9 @@ class Capabilities(InputModel):
     volume: Volume
     nozzle_diameter: Nozzle = 0.4
     material: Annotated[Optional[str], _material("capabilities.material")] = None
+
+    def value(self) -> models.PrinterSpec:
+        return models.PrinterSpec(self.volume.to_box(), self.nozzle_diameter, self.material)
 
 
 def _capabilities(value: Any) -> Any:
@@ -179,6 +196,9 @@ class Enroll(InputModel):
     name: PrinterName
     capabilities: Annotated[Capabilities, BeforeValidator(_capabilities)]
     code: str = Field(description="The code a manager made, such as 7KQP-M2XD-9HWC")
+
+    def value(self) -> models.EnrollRequest:
+        return models.EnrollRequest(self.code, self.name, self.capabilities.value())
 
 
 class MqttLogin(OutputModel):
