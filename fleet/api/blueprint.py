@@ -124,5 +124,5 @@ def body(model: type[Body]) -> Body:
 
 
 def query(model: type[Body]) -> Body:
-    """The request's query string checked into ``model``."""
-    return model.parse(request.args.to_dict())
+    """The request's query string checked into ``model``; an empty parameter counts as absent."""
+    return model.parse({key: value for key, value in request.args.items() if value != ""})

@@ -98,6 +98,7 @@ def test_filters_by_state_member_and_time(api, fleet):
         return [j["id"] for j in response.get_json()["jobs"]]
 
     assert ids(f"member_id={bob}") == bobs
+    assert ids("member_id=&state=&limit=") == january + february + bobs  # empty: as if absent
     assert ids("state=awaiting_approval") == february
     assert ids("state=queued,awaiting_approval&limit=500") == january + february + bobs
     assert ids(f"member_id={alice}&since=2026-01-15T00:00:00Z") == february
