@@ -288,8 +288,17 @@ def cmd_job_submit(args: argparse.Namespace) -> int:
 def cmd_job_list(args: argparse.Namespace) -> int:
     client = remote(args)
     if client:
-        answer = ask(client, "get", QUEUE if args.queue else MY_JOBS)
-        jobs = answer.get("queue", answer.get("jobs", []))
+        if args.queue:
+            jobs = ask(client, "get", QUEUE).get("queue", [])
+        else:  # a page at a time, to the last
+            jobs, cursor = [], None
+            while True:
+                asked: dict[str, str] = {"cursor": cursor} if cursor else {}
+                page = ask(client, "get", MY_JOBS, params=asked)
+                jobs += page.get("jobs", [])
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
     else:
         from .api.serialize import explanation_json, job_json
 

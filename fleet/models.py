@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from .geometry import Box
 from .states import JobState, PrinterState
@@ -119,3 +120,97 @@ class LiveStatus:
     #: When the fleet received it.
     last_seen: float
     message: str = ""
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs a listing shows: each condition that is not None must hold."""
+
+    states: Optional[frozenset[JobState]] = None
+    member_id: Optional[int] = None
+    #: Submitted at or after, epoch seconds.
+    since: Optional[float] = None
+    #: Submitted before, epoch seconds.
+    until: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a job listing in id order; ``next_after`` (its last id) asks for the next, or is None."""
+
+    jobs: list[Job]
+    next_after: Optional[int]
+
+
+# -- what requests ask for, checked at the HTTP edge (fleet.api.shapes) and given to the service --
+
+
+class Keep(Enum):
+    """A partial update's "leave this as it is", where None is itself a value one may set."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+@dataclass(frozen=True)
+class PrinterSpec:
+    """What a printer can print, as a manager registers it or its node enrolls it."""
+
+    volume: Box
+    nozzle_diameter: float = 0.4
+    #: Upper-case, such as PLA; None when no material is loaded.
+    material: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class NewPrinter:
+    """A printer a manager registers by hand."""
+
+    id: str
+    name: str
+    spec: PrinterSpec
+    restricted: bool = False
+
+
+@dataclass(frozen=True)
+class PrinterChanges:
+    """A printer's fields to change; None (KEEP for material, which may be cleared) leaves one as it is."""
+
+    name: Optional[str] = None
+    material: Union[Optional[str], Keep] = KEEP
+    nozzle_diameter: Optional[float] = None
+    volume: Optional[Box] = None
+    restricted: Optional[bool] = None
+    #: True takes the printer out of the pool, False puts it back.
+    maintenance: Optional[bool] = None
+
+
+@dataclass(frozen=True)
+class EnrollRequest:
+    """A node asking to enroll its printer with a manager's code."""
+
+    code: str
+    name: str
+    spec: PrinterSpec
+
+
+@dataclass(frozen=True)
+class MemberChanges:
+    """A member's fields to change; None (KEEP for requires_approval: None follows the lab) keeps one."""
+
+    role: Optional[Role] = None
+    requires_approval: Union[Optional[bool], Keep] = KEEP
+    active: Optional[bool] = None
+
+
+@dataclass(frozen=True)
+class LabSettingsChanges:
+    """The lab settings to change; None leaves one as it is. ``rules`` names only the options to change."""
+
+    approval_required: Optional[bool] = None
+    max_upload_bytes: Optional[int] = None
+    max_copies: Optional[int] = None
+    fair_share_half_life_s: Optional[float] = None
+    rules: Optional[Mapping[str, Any]] = None

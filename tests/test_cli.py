@@ -190,6 +190,40 @@ def test_remote_job_submit_streams_with_a_progress_bar(served_fleet, tmp_path):
     assert unreachable.returncode == 3 and "could not reach the fleet" in unreachable.stderr
 
 
+def test_remote_job_list_follows_every_page(served_fleet):
+    from fleet.config import FleetConfig
+    from fleet.server import Fleet
+    from fleet.states import JobState
+
+    url, data_dir = served_fleet
+    token = json.loads(run("member", "add", "ada", "--json", data_dir=data_dir, check=True).stdout)["token"]
+    fleet = Fleet.open(FleetConfig(data_dir=data_dir))  # beside the server: more jobs than one page holds
+    try:
+        member = fleet.store.get_member_by_name("ada")
+        made = fleet.store.create_jobs(
+            member.id,
+            count=150,
+            state=JobState.QUEUED,
+            file_sha256="ab" * 32,
+            filename="part.gcode",
+            size_bytes=10,
+            material="PLA",
+            note="",
+            analysis={},
+            actor=f"member:{member.id}",
+            reason="submitted",
+            now=1_767_225_600.0,
+        )
+    finally:
+        fleet.close()
+    env = {**os.environ, "CROWDFAB_TOKEN": token}
+    listed = subprocess.run(
+        [FLEET, "job", "list", "--fleet", url, "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [job["id"] for job in json.loads(listed.stdout)] == [job.id for job in made]
+
+
 def test_remote_job_submit_resends_a_lost_answer_with_its_key_and_queues_once(served_fleet, tmp_path):
     url, data_dir = served_fleet
     token = json.loads(run("member", "add", "ada", "--json", data_dir=data_dir, check=True).stdout)["token"]

@@ -176,6 +176,8 @@ def test_hostile_bodies_get_a_clear_documented_error(
         "/jobs/9223372036854775808/cancel",
         "/members/" + "1" * 25 + "/printers/lab-printer",
         "/jobs?member_id=" + "7" * 25,
+        "/jobs?cursor=" + "9" * 25,
+        "/jobs/mine?limit=" + "9" * 25,
     ],
 )
 def test_numbers_beyond_the_database_are_refused_not_crashed_on(tmp_path: Path, path: str) -> None:

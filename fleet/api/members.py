@@ -1,0 +1,105 @@
+"""/api/v1 members: add and change them, their tokens, passwords and printer grants."""
+
+from __future__ import annotations
+
+from flask import Response, jsonify
+
+from .blueprint import body, me, service, spec
+from .shapes import members as shape
+
+MEMBER = "/members/<int:member_id>"
+GRANT = MEMBER + "/printers/<printer_id>"
+
+
+@spec.route("GET", "/members", "All members (managers)", shape.Members, errors=(401, 403))
+def list_members() -> Response:
+    return jsonify(members=[shape.Member.of(m).to_json() for m in service().list_members(me())])
+
+
+@spec.route(
+    "POST",
+    "/members",
+    "Add a member (managers); the response holds its API token, shown only this once",
+    shape.NewMemberAnswer,
+    status=201,
+    answer_text="Created",
+    errors=(401, 403, 409, 422),
+    body=shape.NewMember,
+)
+def create_member() -> tuple[Response, int]:
+    service().require_manager(me())  # who may, before what they sent
+    new = body(shape.NewMember)
+    member, token = service().create_member(me(), new.name, new.role, requires_approval=new.requires_approval)
+    return jsonify(shape.NewMemberAnswer(**shape.Member.of(member).model_dump(), token=token).to_json()), 201
+
+
+@spec.route(
+    "GET",
+    MEMBER,
+    "A member and the printers granted to it (itself, or managers)",
+    shape.MemberWithPrinters,
+    errors=(401, 403, 404),
+)
+def get_member(member_id: int) -> Response:
+    svc = service()
+    member = shape.Member.of(svc.get_member(me(), member_id))
+    printers = sorted(svc.grants_for(me(), member_id))
+    return jsonify(shape.MemberWithPrinters(**member.model_dump(), printers=printers).to_json())
+
+
+@spec.route(
+    "PATCH",
+    MEMBER,
+    "Change a member's role, approval setting or active flag (managers)",
+    shape.Member,
+    errors=(401, 403, 404, 409, 422),
+    body=shape.MemberChanges,
+)
+def update_member(member_id: int) -> Response:
+    service().require_manager(me())  # who may, before what they sent
+    changes = body(shape.MemberChanges).changes()
+    return jsonify(shape.Member.of(service().update_member(me(), member_id, changes)).to_json())
+
+
+@spec.route(
+    "POST",
+    MEMBER + "/token",
+    "Revoke a member's tokens and issue a new one (itself, or managers)",
+    shape.Token,
+    errors=(401, 403, 404),
+)
+def reissue_token(member_id: int) -> Response:
+    return jsonify(shape.Token(token=service().new_token_for(me(), member_id)).to_json())
+
+
+@spec.route(
+    "PUT",
+    MEMBER + "/password",
+    "Set the password a member signs in to the dashboard with (itself, or managers)",
+    None,
+    status=204,
+    answer_text="The password is set; the member's other dashboard sessions end",
+    errors=(401, 403, 404, 422),
+    body=shape.NewPassword,
+)
+def set_password(member_id: int) -> tuple[str, int]:
+    if member_id != me().id:
+        service().require_manager(me())  # who may, before what they sent
+    service().set_password(me(), member_id, body(shape.NewPassword).password)
+    return "", 204
+
+
+@spec.route("PUT", GRANT, "Grant a printer to a member (managers)", shape.Grants, errors=(401, 403, 404))
+def grant_printer(member_id: int, printer_id: str) -> Response:
+    svc = service()
+    svc.grant(me(), member_id, printer_id)
+    return jsonify(shape.Grants(printers=sorted(svc.grants_for(me(), member_id))).to_json())
+
+
+@spec.route(
+    "DELETE", GRANT, "Withdraw a printer from a member (managers)", shape.Grants, errors=(401, 403, 404)
+)
+def revoke_printer(member_id: int, printer_id: str) -> Response:
+    svc = service()
+    svc.revoke_grant(me(), member_id, printer_id)
+    return jsonify(shape.Grants(printers=sorted(svc.grants_for(me(), member_id))).to_json())

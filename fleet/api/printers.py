@@ -1,0 +1,156 @@
+"""/api/v1 printers: register, read and change them, enroll a node, its job file downloads."""
+
+from __future__ import annotations
+
+from flask import Response, jsonify, send_file
+
+from ..errors import Unauthorized
+from .blueprint import (
+    PRINTER_TOKEN,
+    PUBLIC,
+    body,
+    client_address,
+    limits,
+    me,
+    refuse_while_limited,
+    service,
+    spec,
+    this_printer,
+)
+from .shapes import printers as shape
+
+PRINTER = "/printers/<printer_id>"
+
+#: The job file: bytes as uploaded, with their hash in a header.
+GCODE_FILE = {
+    "headers": {
+        "X-Content-SHA256": {
+            "description": "SHA-256 of the body, lowercase hex",
+            "schema": {"type": "string"},
+        },
+        "Content-Length": {"schema": {"type": "integer"}},
+    },
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
+
+
+@spec.route("GET", "/printers", "All printers", shape.Printers, errors=(401,))
+def list_printers() -> Response:
+    svc = service()
+    return jsonify(printers=[shape.Printer.of(p, svc.live(p.id)).to_json() for p in svc.list_printers()])
+
+
+@spec.route(
+    "POST",
+    "/printers",
+    "Register a printer (managers)",
+    shape.Printer,
+    status=201,
+    answer_text="Created",
+    errors=(401, 403, 409, 422),
+    body=shape.NewPrinter,
+)
+def add_printer() -> tuple[Response, int]:
+    service().require_manager(me())  # who may, before what they sent
+    new = body(shape.NewPrinter)
+    return jsonify(shape.Printer.of(service().add_printer(me(), new.changes())).to_json()), 201
+
+
+@spec.route("GET", PRINTER, "A printer", shape.Printer, errors=(401, 404))
+def get_printer(printer_id: str) -> Response:
+    svc = service()
+    return jsonify(shape.Printer.of(svc.get_printer(printer_id), svc.live(printer_id)).to_json())
+
+
+@spec.route(
+    "PATCH",
+    PRINTER,
+    "Change a printer: name, material, nozzle, volume, restricted, maintenance (managers)",
+    shape.Printer,
+    errors=(401, 403, 404, 409, 422),
+    body=shape.PrinterChanges,
+)
+def update_printer(printer_id: str) -> Response:
+    service().require_manager(me())  # who may, before what they sent
+    changes = body(shape.PrinterChanges).changes()
+    return jsonify(shape.Printer.of(service().update_printer(me(), printer_id, changes)).to_json())
+
+
+@spec.route(
+    "POST",
+    PRINTER + "/bed-cleared",
+    "Confirm the printer's plate is clear (a manager, or the member whose print was on it)",
+    shape.Printer,
+    errors=(401, 403, 404, 409),
+)
+def bed_cleared(printer_id: str) -> Response:
+    return jsonify(shape.Printer.of(service().confirm_bed_cleared(me(), printer_id)).to_json())
+
+
+@spec.route(
+    "POST",
+    PRINTER + "/revoke",
+    "Revoke an enrolled printer's credentials (managers): it can no longer connect or download; a job it "
+    "held becomes unknown and the printer goes into maintenance",
+    shape.Printer,
+    errors=(401, 403, 404, 409),
+)
+def revoke_printer_credentials(printer_id: str) -> Response:
+    return jsonify(shape.Printer.of(service().revoke_printer(me(), printer_id)).to_json())
+
+
+@spec.route(
+    "GET",
+    PRINTER + "/jobs/<int:job_id>/file",
+    "Download a dispatched job's G-code (printer token only; only the printer the job is on)",
+    GCODE_FILE,
+    answer_text="The file, as uploaded",
+    errors=(401, 403, 404),
+    security=PRINTER_TOKEN,
+)
+def job_file(printer_id: str, job_id: int) -> Response:
+    job, path = service().job_file(this_printer(), printer_id, job_id)
+    response = send_file(path, mimetype="application/octet-stream", conditional=False, etag=False)
+    response.headers["X-Content-SHA256"] = job.file_sha256
+    return response
+
+
+@spec.route(
+    "POST",
+    "/enroll-codes",
+    "Make a single-use code for enrolling one printer (managers); only its hash is kept",
+    shape.EnrollCode,
+    status=201,
+    answer_text="Created",
+    errors=(401, 403, 422),
+    body=shape.NewEnrollCode,
+    body_required=False,
+)
+def create_enroll_code() -> tuple[Response, int]:
+    service().require_manager(me())  # who may, before what they sent
+    ttl_s = body(shape.NewEnrollCode).ttl_s
+    code, expires_at = service().create_enrollment_code(me(), ttl_s)
+    return jsonify(shape.EnrollCode(code=code, expires_at=expires_at).to_json()), 201
+
+
+@spec.route(
+    "POST",
+    "/printers/enroll",
+    "Enroll a printer with a manager's code (no member token: the code is the proof)",
+    shape.EnrollmentAnswer,
+    status=201,
+    answer_text="Enrolled",
+    errors=(401, 422, 503),
+    body=shape.Enroll,
+    security=PUBLIC,
+)
+def enroll_printer() -> tuple[Response, int]:
+    limiter = limits().enrollment
+    refuse_while_limited(limiter, "wrong enrollment codes")
+    asked = body(shape.Enroll)
+    try:
+        enrollment = service().enroll(asked.code, asked.name, asked.capabilities.changes())
+    except Unauthorized:
+        limiter.failed(client_address())
+        raise
+    return jsonify(shape.EnrollmentAnswer.of(enrollment).to_json()), 201

@@ -1,0 +1,100 @@
+"""The lab as a whole: its settings and G-code rules, the fleet's metrics, liveness."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field
+
+from ... import lab
+from ...gcode import SafetyRules
+from ...models import LabSettingsChanges
+from .base import InputModel, Maybe, OutputModel
+
+
+class MaterialLimits(OutputModel):
+    hotend_max_c: float
+    bed_max_c: float
+
+
+class Rules(OutputModel):
+    """The lab's G-code rules: what a file may not (or should not) do."""
+
+    refused_commands: list[str]
+    warning_commands: list[str]
+    material_limits: dict[str, MaterialLimits] = Field(description="Material family → its temperature limits")
+    max_hotend_c: float
+    max_bed_c: float
+    z_tolerance_mm: float
+    max_line_length: int
+
+    @classmethod
+    def of(cls, rules: SafetyRules) -> Rules:
+        return cls.model_validate(rules.to_dict())
+
+
+class LabSettings(OutputModel):
+    """The lab's settings and G-code rules."""
+
+    approval_required: bool
+    max_upload_bytes: int
+    max_copies: int
+    fair_share_half_life_s: float
+    rules: Rules
+
+    @classmethod
+    def of(cls, settings: lab.LabSettings) -> LabSettings:
+        return cls.model_validate(settings.to_dict())
+
+
+class SettingsChanges(InputModel):
+    """``PATCH /settings``: a partial object changes only what it names (``rules`` too, option by option)."""
+
+    noun: ClassVar[str] = "setting"
+    messages: ClassVar[dict[str, str]] = {
+        "approval_required": "approval_required must be true or false",
+        "max_upload_bytes": f"max_upload_bytes must be a whole number from 1 to {lab.MAX_UPLOAD_CEILING}",
+        "max_copies": "max_copies must be a whole number from 1 to 500",
+        "fair_share_half_life_s": (
+            "fair_share_half_life_s must be a number of seconds, from 3600 (an hour) to "
+            f"{lab.MAX_HALF_LIFE_S:.0f} (ten years)"
+        ),
+        "rules": "rules must be a JSON object",
+    }
+
+    approval_required: Maybe[bool] = None
+    max_upload_bytes: Maybe[Annotated[int, Field(ge=1, le=lab.MAX_UPLOAD_CEILING)]] = None
+    max_copies: Maybe[Annotated[int, Field(ge=1, le=500)]] = None
+    fair_share_half_life_s: Maybe[Annotated[float, Field(ge=3600, le=lab.MAX_HALF_LIFE_S)]] = None
+    rules: Maybe[dict[str, Any]] = Field(
+        default=None, description="Some of the rules' options (see Rules); the others are kept"
+    )
+
+    def value(self) -> LabSettingsChanges:
+        return LabSettingsChanges(
+            approval_required=self.approval_required,
+            max_upload_bytes=self.max_upload_bytes,
+            max_copies=self.max_copies,
+            fair_share_half_life_s=self.fair_share_half_life_s,
+            rules=self.rules,
+        )
+
+
+class Histogram(OutputModel):
+    bounds_s: list[float]
+    counts: list[int] = Field(description="One count per bound, then one for anything above the last")
+    count: int
+    sum_s: float
+
+
+class Metrics(OutputModel):
+    """The fleet's counters and latency histograms since it started."""
+
+    at: float = Field(description="When this was read, epoch seconds")
+    started_at: float
+    counters: dict[str, int]
+    histograms: dict[str, Histogram]
+
+
+class Health(OutputModel):
+    status: str

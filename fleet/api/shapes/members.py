@@ -1,0 +1,121 @@
+"""Members: who they are, what a manager sends to add or change one, tokens and passwords."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Optional
+
+from pydantic import BeforeValidator, Field
+
+from ... import models
+from ...errors import Invalid
+from ...service import MAX_PASSWORD, MIN_PASSWORD, NAME_RE
+from .base import InputModel, Maybe, OutputModel, Timestamp
+
+
+class Member(OutputModel):
+    id: int
+    name: str
+    role: models.Role
+    requires_approval: Optional[bool] = Field(
+        description="None follows the lab's setting; true or false overrides it for this member"
+    )
+    active: bool
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, member: models.Member) -> Member:
+        return cls(
+            id=member.id,
+            name=member.name,
+            role=member.role,
+            requires_approval=member.requires_approval,
+            active=member.active,
+            created_at=member.created_at,
+        )
+
+
+class MemberWithPrinters(Member):
+    """A member and the restricted printers granted to it."""
+
+    printers: list[str]
+
+
+class NewMemberAnswer(Member):
+    """A new member with its API token, shown only this once."""
+
+    token: str
+
+
+def _member_name(value: Any) -> Any:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise Invalid(
+            "name must be 1-64 characters: letters, digits, '.', '_', '@' or '-', starting with a letter "
+            "or digit",
+            field="name",
+        )
+    return value
+
+
+def _role(value: Any) -> Any:
+    try:
+        return models.Role(value)
+    except ValueError:
+        raise Invalid("role must be 'member' or 'manager'", field="role") from None
+
+
+#: A member's name: what they sign in with, so no spaces or slashes.
+MemberName = Annotated[str, Field(pattern=NAME_RE.pattern), BeforeValidator(_member_name)]
+RoleField = Annotated[models.Role, BeforeValidator(_role)]
+
+
+class NewMember(InputModel):
+    """``POST /members``."""
+
+    noun: ClassVar[str] = "member field"
+    messages: ClassVar[dict[str, str]] = {
+        "requires_approval": "requires_approval must be true, false or null",
+    }
+
+    name: MemberName
+    role: RoleField = models.Role.MEMBER
+    requires_approval: Optional[bool] = None
+
+
+class MemberChanges(InputModel):
+    """``PATCH /members/{id}``: only the fields named change."""
+
+    noun: ClassVar[str] = "member field"
+    messages: ClassVar[dict[str, str]] = {
+        "requires_approval": "requires_approval must be true, false or null (follow the lab)",
+        "active": "active must be true or false",
+    }
+
+    role: Maybe[RoleField] = None
+    requires_approval: Optional[bool] = None
+    active: Maybe[bool] = None
+
+    def value(self) -> models.MemberChanges:
+        asked = self.requires_approval if "requires_approval" in self.model_fields_set else models.KEEP
+        return models.MemberChanges(role=self.role, requires_approval=asked, active=self.active)
+
+
+class NewPassword(InputModel):
+    """``PUT /members/{id}/password``."""
+
+    messages: ClassVar[dict[str, str]] = {
+        "password": f"password must be text of {MIN_PASSWORD} to {MAX_PASSWORD} characters",
+    }
+
+    password: str = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
+
+
+class Token(OutputModel):
+    token: str
+
+
+class Grants(OutputModel):
+    printers: list[str]
+
+
+class Members(OutputModel):
+    members: list[Member]

@@ -1,0 +1,244 @@
+"""Printers: the fleet's record, the node's live report, registering, changing and enrolling one."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Optional
+
+from pydantic import BeforeValidator, Field
+
+from ... import models
+from ...errors import Invalid
+from ...protocol import NodeState
+from ...service import PRINTER_ID_RE, Enrollment, FleetService, check_material
+from ...states import PrinterState
+from .base import Box, InputModel, Maybe, OutputModel, Timestamp, Volume
+
+#: How long an enrollment code may live: a minute to thirty days.
+MIN_CODE_TTL_S = 60.0
+MAX_CODE_TTL_S = 30 * 86400.0
+
+
+class Temperature(OutputModel):
+    actual: Optional[float]
+    target: Optional[float]
+
+
+class LiveStatus(OutputModel):
+    """What the printer's node last reported; only while the fleet has heard from it since it started."""
+
+    node_state: NodeState = Field(
+        description="The state as the node sees it (the printer's state is the fleet's view)"
+    )
+    temperatures: dict[str, Temperature] = Field(description="Heater name (tool0, bed …) → °C")
+    progress: Optional[float] = Field(description="0-100, of the current job")
+    eta: Optional[Timestamp] = Field(description="Expected end of the current job")
+    job_id: Optional[int]
+    last_seen: Timestamp
+    message: str
+
+    @classmethod
+    def of(cls, live: models.LiveStatus) -> LiveStatus:
+        return cls(
+            node_state=NodeState(live.node_state),
+            temperatures={
+                name: Temperature(actual=actual, target=target)
+                for name, (actual, target) in live.temperatures.items()
+            },
+            progress=live.progress,
+            eta=live.eta,
+            job_id=live.job_id,
+            last_seen=live.last_seen,
+            message=live.message,
+        )
+
+
+class Printer(OutputModel):
+    id: str
+    name: str
+    state: PrinterState
+    volume: Box
+    nozzle_diameter: float
+    material: Optional[str]
+    restricted: bool
+    current_job_id: Optional[int]
+    last_seen: Optional[Timestamp]
+    live: Optional[LiveStatus] = Field(default=None, description="Only in answers that read it")
+
+    omittable: ClassVar[frozenset[str]] = frozenset({"live"})
+
+    @classmethod
+    def of(cls, printer: models.Printer, live: Optional[models.LiveStatus] = None) -> Printer:
+        extra = {} if live is None else {"live": LiveStatus.of(live)}
+        return cls(
+            id=printer.id,
+            name=printer.name,
+            state=printer.state,
+            volume=Box.of(printer.volume),
+            nozzle_diameter=printer.nozzle_diameter,
+            material=printer.material,
+            restricted=printer.restricted,
+            current_job_id=printer.current_job_id,
+            last_seen=printer.last_seen,
+            **extra,
+        )
+
+
+class Printers(OutputModel):
+    printers: list[Printer]
+
+
+def _printer_name(value: Any) -> Any:
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= 80:
+        raise Invalid("name must be text of 1 to 80 characters", field="name")
+    return value.strip()
+
+
+def _printer_id(value: Any) -> Any:
+    if not isinstance(value, str) or not PRINTER_ID_RE.match(value):
+        raise Invalid(
+            "id must be 1-48 lowercase letters, digits or '-', starting with a letter or digit", field="id"
+        )
+    return value
+
+
+def _nozzle(value: Any) -> Any:
+    return FleetService.check_nozzle(value)
+
+
+def _material(field: str) -> BeforeValidator:
+    return BeforeValidator(lambda value: check_material(value, field))
+
+
+def _flag(field: str) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise Invalid(f"{field} must be true or false", field=field)
+        return value
+
+    return BeforeValidator(check)
+
+
+PrinterName = Annotated[str, Field(min_length=1, max_length=80), BeforeValidator(_printer_name)]
+PrinterId = Annotated[str, Field(pattern=PRINTER_ID_RE.pattern), BeforeValidator(_printer_id)]
+Nozzle = Annotated[float, Field(ge=0.05, le=3.0, description="mm"), BeforeValidator(_nozzle)]
+Material = Annotated[
+    Optional[str], Field(description="Such as PLA, PETG or ABS; stored upper-case"), _material("material")
+]
+
+
+class NewPrinter(InputModel):
+    """``POST /printers``: a printer a manager registers by hand."""
+
+    noun: ClassVar[str] = "printer field"
+
+    id: PrinterId
+    name: Maybe[PrinterName] = Field(default=None, description="The id when absent")
+    volume: Volume
+    nozzle_diameter: Nozzle = 0.4
+    material: Material = None
+    restricted: Annotated[bool, _flag("restricted")] = False
+
+    def value(self) -> models.NewPrinter:
+        spec = models.PrinterSpec(self.volume.to_box(), self.nozzle_diameter, self.material)
+        return models.NewPrinter(self.id, self.name or self.id, spec, self.restricted)
+
+
+class PrinterChanges(InputModel):
+    """``PATCH /printers/{id}``: only the fields named change; ``maintenance`` takes it out of the pool."""
+
+    noun: ClassVar[str] = "printer field"
+
+    name: Maybe[PrinterName] = None
+    material: Material = None
+    nozzle_diameter: Maybe[Nozzle] = None
+    volume: Maybe[Volume] = None
+    restricted: Maybe[Annotated[bool, _flag("restricted")]] = None
+    maintenance: Maybe[Annotated[bool, _flag("maintenance")]] = None
+
+    def value(self) -> models.PrinterChanges:
+        return models.PrinterChanges(
+            name=self.name,
+            material=self.material if "material" in self.model_fields_set else models.KEEP,
+            nozzle_diameter=self.nozzle_diameter,
+            volume=None if self.volume is None else self.volume.to_box(),
+            restricted=self.restricted,
+            maintenance=self.maintenance,
+        )
+
+
+class Capabilities(InputModel):
+    """What an enrolling node says its printer can do."""
+
+    noun: ClassVar[str] = "capability"
+
+    volume: Volume
+    nozzle_diameter: Nozzle = 0.4
+    material: Annotated[Optional[str], _material("capabilities.material")] = None
+
+    def value(self) -> models.PrinterSpec:
+        return models.PrinterSpec(self.volume.to_box(), self.nozzle_diameter, self.material)
+
+
+def _capabilities(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise Invalid(
+            "capabilities must be an object with volume, nozzle_diameter and material", field="capabilities"
+        )
+    unknown = sorted(set(value) - set(Capabilities.model_fields))
+    if unknown:
+        raise Invalid(f"unknown capability: {unknown[0]}", field=f"capabilities.{unknown[0]}")
+    return Capabilities.parse(value)
+
+
+class Enroll(InputModel):
+    """``POST /printers/enroll``: a node spends a manager's code (checked last: the code is the proof)."""
+
+    name: PrinterName
+    capabilities: Annotated[Capabilities, BeforeValidator(_capabilities)]
+    code: str = Field(description="The code a manager made, such as 7KQP-M2XD-9HWC")
+
+    def value(self) -> models.EnrollRequest:
+        return models.EnrollRequest(self.code, self.name, self.capabilities.value())
+
+
+class MqttLogin(OutputModel):
+    host: str
+    port: int
+    username: str = Field(description="The printer id")
+    password: str
+    tls: bool
+
+
+class EnrollmentAnswer(OutputModel):
+    """A new printer's secrets, shown only this once: the node keeps them."""
+
+    printer_id: str
+    token: str = Field(description="The printer's HTTP token (job file downloads)")
+    mqtt: MqttLogin
+
+    @classmethod
+    def of(cls, enrollment: Enrollment) -> EnrollmentAnswer:
+        return cls(
+            printer_id=enrollment.printer.id,
+            token=enrollment.token,
+            mqtt=MqttLogin(
+                host=enrollment.mqtt.host,
+                port=enrollment.mqtt.port,
+                username=enrollment.mqtt_username,
+                password=enrollment.mqtt_password,
+                tls=enrollment.mqtt.tls,
+            ),
+        )
+
+
+class NewEnrollCode(InputModel):
+    """``POST /enroll-codes``: how long the code lives."""
+
+    messages: ClassVar[dict[str, str]] = {"ttl_s": "ttl_s must be from 60 seconds to 30 days"}
+
+    ttl_s: float = Field(default=86400.0, ge=MIN_CODE_TTL_S, le=MAX_CODE_TTL_S)
+
+
+class EnrollCode(OutputModel):
+    code: str = Field(description="Such as 7KQP-M2XD-9HWC")
+    expires_at: Timestamp

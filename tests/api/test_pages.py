@@ -1,0 +1,128 @@
+"""Job listings through /api/v1 a page at a time: cursors, the page size and its cap, filters."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleet.api.shapes.jobs import DEFAULT_PAGE, MAX_PAGE
+from fleet.states import JobState
+
+from .test_printers_members import submit
+
+SHA = "ab" * 32
+
+
+def add_jobs(fleet, member_id: int, count: int, *, at: float = 1_767_225_600.0, state=JobState.QUEUED):
+    """Jobs straight into the store: hundreds of them without analysing a file each."""
+    jobs = fleet.store.create_jobs(
+        member_id,
+        count=count,
+        state=state,
+        file_sha256=SHA,
+        filename="part.gcode",
+        size_bytes=10,
+        material="PLA",
+        note="",
+        analysis={"estimated_time_s": 60.0},
+        actor=f"member:{member_id}",
+        reason="submitted",
+        now=at,
+    )
+    return [j.id for j in jobs]
+
+
+def follow(client, url: str) -> tuple[list[int], int]:
+    """Every id a listing gives, page after page, and how many pages it took."""
+    ids: list[int] = []
+    pages = 0
+    cursor = None
+    while True:
+        sep = "&" if "?" in url else "?"
+        response = client.get(url + (f"{sep}cursor={cursor}" if cursor else ""))
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        ids += [j["id"] for j in body["jobs"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return ids, pages
+
+
+def test_a_long_history_comes_in_default_pages_each_job_once(api, fleet):
+    ids = add_jobs(fleet, api["alice"].member_id, DEFAULT_PAGE + 5)
+    first = api["manager"].get("/api/v1/jobs").get_json()
+    assert len(first["jobs"]) == DEFAULT_PAGE and first["next_cursor"]
+    seen, pages = follow(api["manager"], "/api/v1/jobs")
+    assert seen == sorted(ids) and pages == 2
+    mine, _ = follow(api["alice"], "/api/v1/jobs/mine?limit=40")
+    assert mine == sorted(ids)
+
+
+@pytest.mark.parametrize("limit", ["0", str(MAX_PAGE + 1), "ten", "-3"])
+def test_page_sizes_beyond_the_cap_are_refused(api, limit):
+    response = api["manager"].get(f"/api/v1/jobs?limit={limit}")
+    assert response.status_code == 422 and response.get_json()["field"] == "limit"
+    assert str(MAX_PAGE) in response.get_json()["message"]
+
+
+def test_the_largest_page_is_allowed(api, fleet):
+    add_jobs(fleet, api["alice"].member_id, 3)
+    body = api["manager"].get(f"/api/v1/jobs?limit={MAX_PAGE}").get_json()
+    assert len(body["jobs"]) == 3 and body["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("cursor=abc", "cursor"),
+        ("cursor=-1", "cursor"),
+        ("since=yesterday", "since"),
+        ("state=lost", "state"),
+    ],
+)
+def test_bad_queries_name_the_parameter(api, query, field):
+    response = api["manager"].get(f"/api/v1/jobs?{query}")
+    assert response.status_code == 422 and response.get_json()["field"] == field
+
+
+def test_filters_by_state_member_and_time(api, fleet):
+    alice, bob = api["alice"].member_id, api["bob"].member_id
+    january = add_jobs(fleet, alice, 2, at=1_767_225_600.0)  # 2026-01-01
+    february = add_jobs(fleet, alice, 1, at=1_769_904_000.0, state=JobState.AWAITING_APPROVAL)  # 2026-02-01
+    bobs = add_jobs(fleet, bob, 2, at=1_769_904_000.0)
+    manager = api["manager"]
+
+    def ids(query: str) -> list[int]:
+        response = manager.get(f"/api/v1/jobs?{query}")
+        assert response.status_code == 200, response.get_json()
+        return [j["id"] for j in response.get_json()["jobs"]]
+
+    assert ids(f"member_id={bob}") == bobs
+    assert ids("member_id=&state=&limit=") == january + february + bobs  # empty: as if absent
+    assert ids("state=awaiting_approval") == february
+    assert ids("state=queued,awaiting_approval&limit=500") == january + february + bobs
+    assert ids(f"member_id={alice}&since=2026-01-15T00:00:00Z") == february
+    assert ids("until=2026-01-15T00:00:00%2B00:00") == january
+    assert ids("since=2026-01-01T00:00:00&until=2026-01-01T00:00:01") == january  # no zone: UTC
+    mine = api["alice"].get("/api/v1/jobs/mine?state=queued").get_json()["jobs"]
+    assert [j["id"] for j in mine] == january
+
+
+def test_members_list_only_their_own_jobs(api, fleet):
+    add_jobs(fleet, api["bob"].member_id, 1)
+    alice = api["alice"]
+    assert alice.get("/api/v1/jobs").status_code == 403
+    assert alice.get(f"/api/v1/jobs?member_id={api['bob'].member_id}").status_code == 403
+    own = alice.get(f"/api/v1/jobs?member_id={alice.member_id}")
+    assert own.status_code == 200 and own.get_json() == {"jobs": [], "next_cursor": None}
+
+
+def test_a_page_of_my_jobs_explains_the_waiting_ones(api):
+    first = submit(api["alice"])
+    second = submit(api["alice"])
+    page = api["alice"].get("/api/v1/jobs/mine?limit=1").get_json()
+    assert [j["id"] for j in page["jobs"]] == [first]
+    assert page["jobs"][0]["explanation"]["position"] == 1
+    rest = api["alice"].get(f"/api/v1/jobs/mine?limit=1&cursor={page['next_cursor']}").get_json()
+    assert [j["id"] for j in rest["jobs"]] == [second] and rest["next_cursor"] is None
+    assert rest["jobs"][0]["explanation"]["position"] == 2
