@@ -9,7 +9,7 @@ property tests compare it with the rule's plain definition, one job at a time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from operator import add
+from operator import add, neg
 
 from ..errors import Invalid
 from .model import DEFAULTS, ID, MEMBER, PRIORITY, SUBMITTED, JobInfo, SchedulerParams
@@ -50,8 +50,9 @@ def queue_order(
     usage: Mapping[int, float],
     now: float,
     params: SchedulerParams = DEFAULTS,
-) -> list[int]:
-    """Indexes of ``jobs`` in queue order. One job goes before another when, rule by rule:
+) -> Iterator[int]:
+    """Indexes of ``jobs`` in queue order. The fair-share rule: one job goes before another when
+
 
     1. its effective priority is higher (:func:`effective_priority`: a manager's priority, plus what
        waiting adds);
@@ -65,19 +66,18 @@ def queue_order(
     over and over, charging each pick to its member. Faster: within one priority level a member's
     usage only grows along their own jobs, oldest first, so each job's "usage before it" is known
     from their earlier jobs alone, and one stable sort by it (of jobs already oldest first) gives
-    rules 2 and 3 together. Charges must not be negative.
+    rules 2 and 3 together. Charges must not be negative. Lazy, level by level: the dispatch loop
+    reads only the head.
     """
     members = list(map(MEMBER, jobs))
     spent = {member: float(used) for member, used in usage.items()}
     before = [0.0] * len(jobs)
-    order: list[int] = []
     for level in _levels(jobs, now, params):  # rule 1; each level's jobs oldest first (rule 3)
         for i in level:
             member = members[i]
             used = before[i] = spent.get(member, 0.0)
             spent[member] = used + charge[i]
-        order += sorted(level, key=before.__getitem__)  # rule 2; stable, so ties stay oldest first
-    return order
+        yield from sorted(level, key=before.__getitem__)  # rule 2; stable, so ties stay oldest first
 
 
 def _levels(jobs: Sequence[JobInfo], now: float, params: SchedulerParams) -> list[list[int]]:
@@ -95,7 +95,7 @@ def _levels(jobs: Sequence[JobInfo], now: float, params: SchedulerParams) -> lis
     if any(priorities):
         levels = list(map(add, levels, map(priorities.__getitem__, by_age)))
     # Stable, so each level keeps its jobs oldest first; without manager priorities already in order.
-    ranked = sorted(range(len(by_age)), key=[-level for level in levels].__getitem__)
+    ranked = sorted(range(len(by_age)), key=list(map(neg, levels)).__getitem__)
     ladder = list(map(levels.__getitem__, ranked))
     ranked = list(map(by_age.__getitem__, ranked))
     groups = []

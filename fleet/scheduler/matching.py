@@ -11,7 +11,7 @@ import bisect
 import math
 from collections.abc import Mapping, Sequence
 from itertools import repeat
-from operator import and_, attrgetter, itemgetter
+from operator import and_, attrgetter
 
 from ..errors import Invalid
 from ..geometry import Box
@@ -167,26 +167,21 @@ class Fleet:
     def _fit_masks(self, boxes: list[Box | None]) -> list[int]:
         """The volumes each box fits, as bit masks: bisections over each side's limits, per distinct box.
 
-        Boxes are told apart by object first, then by value; only the distinct values get a tuple
-        (zip reuses its tuple whenever nobody keeps it), so a pass leaves nothing per job behind.
+        Column by column, in C-level map() calls, and without a tuple per box: a pass leaves nothing
+        per job behind for the garbage collector to walk.
         """
         ids = list(map(id, boxes))
         by_id: dict[int, Box] = dict(zip(ids, boxes))  # type: ignore[arg-type]
         if id(None) in by_id:
             by_id[id(None)] = _ANYWHERE
         unique = list(by_id.values())
-        sides = [list(map(side, unique)) for side in _SIDE_GETTERS]
-        distinct = list(dict.fromkeys(zip(*sides)))
         masks: list[int] | None = None
-        for axis in range(6):
+        for axis, side in enumerate(_SIDE_GETTERS):
             thresholds, side_masks = self._sides[axis]
             search = bisect.bisect_right if axis < 3 else bisect.bisect_left
-            column = map(
-                side_masks.__getitem__, map(search, repeat(thresholds), map(itemgetter(axis), distinct))
-            )
+            column = map(side_masks.__getitem__, map(search, repeat(thresholds), map(side, unique)))
             masks = list(column) if masks is None else list(map(and_, masks, column))
-        of_value = dict(zip(distinct, masks or []))
-        of_id = dict(zip(by_id, map(of_value.__getitem__, zip(*sides))))
+        of_id = dict(zip(by_id, masks or []))
         return list(map(of_id.__getitem__, ids))
 
     def _work_out(self, fit: int, nozzle: float | None, material: str | None, member: int | None) -> int:

@@ -43,8 +43,11 @@ def plan(
     fleet = Fleet(printers, grants, params)
     run = Pass(fleet, jobs, now)
     order = queue_order(run.queued, run.charge, usage, now, params)
-    looked = run.dispatch(order)
-    run.order = order if explain else looked
+    if explain:
+        run.order = list(order)
+        run.dispatch(run.order)
+    else:
+        run.order = run.dispatch(order)
     ids = run.ids
     assigned = run.assigned
     assignments = tuple((ids[i], fleet.printers[assigned[i]].id) for i in run.order if i in assigned)
