@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .planning import Pass
 
 #: A box's six sides, as one value: equal boxes give equal keys without hashing a Box (Python code).
-SIDES = attrgetter("min_x", "min_y", "min_z", "max_x", "max_y", "max_z")
+_SIDES = attrgetter("min_x", "min_y", "min_z", "max_x", "max_y", "max_z")
 
 
 class Explanation(tuple):  # type: ignore[type-arg]
@@ -256,7 +256,7 @@ class Explanations(Mapping[int, Explanation]):
 
     def _needs(self, job: JobInfo) -> str:
         bounds = job.bounds
-        key = (None if bounds is None else SIDES(bounds), job.nozzle_diameter, job.material)
+        key = (None if bounds is None else _SIDES(bounds), job.nozzle_diameter, job.material)
         known = self._needs_of.get(key)
         if known is None:
             known = self._needs_of[key] = wording.needs(job)
@@ -271,7 +271,7 @@ class Explanations(Mapping[int, Explanation]):
 
     def _incompatible(self, job: JobInfo) -> tuple[WaitReason, str]:
         bounds = job.bounds
-        key = (None if bounds is None else SIDES(bounds), job.nozzle_diameter, job.material, job.member_id)
+        key = (None if bounds is None else _SIDES(bounds), job.nozzle_diameter, job.material, job.member_id)
         known = self._why_not.get(key)
         if known is None:
             known = self._why_not[key] = wording.incompatible(job, self._run.fleet)

@@ -139,7 +139,7 @@ class Fleet:
         masks.reverse()
         return [limit for limit, _ in limits], masks
 
-    def compat_all(self, jobs: Sequence[JobInfo], members: list[int] | None = None) -> list[int]:
+    def compat_all(self, jobs: Sequence[JobInfo]) -> list[int]:
         """The compat id of each job.
 
         Hot, and written to allocate little: a pass over 20,000 jobs runs in C-level ``map`` calls over
@@ -150,9 +150,7 @@ class Fleet:
         fits = self._fit_masks(list(map(BOUNDS, jobs)))
         nozzles = list(map(NOZZLE, jobs))
         materials = list(map(MATERIAL, jobs))
-        if members is None:
-            members = list(map(MEMBER, jobs))
-        granted_only: list[int | None] = list(map(granted.get, members))
+        granted_only: list[int | None] = list(map(granted.get, map(MEMBER, jobs)))
         # zip twice rather than keep a tuple per job: zip reuses its tuple when nobody holds it, so
         # this allocates almost nothing for the garbage collector to walk.
         distinct: dict[tuple[int, float | None, str | None, int | None], int] = {}
