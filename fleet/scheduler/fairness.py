@@ -3,7 +3,7 @@
 :func:`queue_order` is the rule, in one place; the dispatch loop, the estimates and every explanation
 follow the order it gives. :func:`effective_priority` and :func:`decayed_usage` are the two figures it
 weighs. To change a rule, change :func:`queue_order` (or the aging in :func:`levels_gained`); the
-property tests compare it with the rule's plain definition, one job at a time.
+property tests (tests/test_scheduler_fairness.py) compare it with the plain definition, one job at a time.
 """
 
 from __future__ import annotations
