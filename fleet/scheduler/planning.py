@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from ..errors import Invalid
 from ..states import DISPATCHABLE, JobState
@@ -45,7 +45,7 @@ def plan(
     order = queue_order(run.queued, run.charge, usage, now, params)
     if explain:
         run.order = list(order)
-        run.dispatch(run.order)
+        run.dispatch(iter(run.order))
     else:
         run.order = run.dispatch(order)
     ids = run.ids
@@ -145,7 +145,7 @@ class Pass:
             for classes in fleet.compat_classes
         ]
 
-    def dispatch(self, order: Iterable[int]) -> list[int]:
+    def dispatch(self, order: Iterator[int]) -> list[int]:
         """Hand the idle printers to jobs in ``order``; return the jobs looked at (the head of ``order``).
 
         Stops once every idle printer is taken or fits no job left. Each job takes the idle printer
@@ -164,8 +164,11 @@ class Pass:
         left = sum(len(ranks) for pool, ranks in enumerate(idle) if wanted[pool])
         compat = self.compat
         looked: list[int] = []
-        for i in order:
-            if not left:
+        # Checked before the first job is read too: the order is lazy, and with no printer to hand
+        # out (the usual case for the dispatch loop) it is never worked out at all.
+        while left:
+            i = next(order, None)
+            if i is None:
                 break
             looked.append(i)
             candidates = idle_pools[compat[i]]
