@@ -2,12 +2,14 @@
 
 Run: ``.venv/bin/python bench/scheduler.py [--runs N]``. Three figures per size: the dispatch loop's
 pass (``explain=False``), a full pass (order, estimates, reasons ready), and a full pass that also
-builds every explanation's message.
+builds every explanation's message. The last column counts the garbage collections a pass
+triggers (the pass never pauses the collector, so it must not leave much behind for it to walk).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import statistics
 import sys
@@ -137,6 +139,23 @@ def timings(run: Callable[[], object], runs: int) -> tuple[float, float]:
     return statistics.median(samples), samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
 
 
+def collections(run: Callable[[], object]) -> int:
+    """Garbage collections (any generation) started during one run, from a clean young generation."""
+    started = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        run()
+    finally:
+        gc.callbacks.remove(count)
+    return len(started)
+
+
 def calibration_ms() -> float:
     """A fixed pure-Python loop (sum of a million ints): how fast this machine runs Python right now."""
     return min(timings(lambda: sum(range(1_000_000)), 5))
@@ -150,7 +169,10 @@ def main() -> None:
     print(f"calibration loop: {calibration_ms():.1f} ms (machine speed right now; lower is faster)")
     #: Medians of the acceptance size (500 printers, 20,000 jobs, shared bounds), for the summary.
     target: dict[str, float] = {}
-    print(f"{'printers':>8} {'jobs':>7} {'pass':<28} {'median ms':>10} {'p95 ms':>8} {'/ target':>9}")
+    print(
+        f"{'printers':>8} {'jobs':>7} {'pass':<28} {'median ms':>10} {'p95 ms':>8} {'/ target':>9}"
+        f" {'gc runs':>8}"
+    )
     for printer_count, job_count, unique in sizes:
         printers, jobs, usage, grants = build(printer_count, job_count, unique_bounds=unique)
         queued = sum(1 for j in jobs if j.state is JobState.QUEUED)
@@ -168,8 +190,10 @@ def main() -> None:
             ratio = median / TARGET_MS
             if (printer_count, job_count, unique) == (500, 20_000, False):
                 target[name] = median
+            gcs = collections(run)
             print(
-                f"{printer_count:>8} {queued:>7} {name:<28} {median:>10.1f} {p95:>8.1f} {ratio:>8.2f}x{label}"
+                f"{printer_count:>8} {queued:>7} {name:<28} {median:>10.1f} {p95:>8.1f} {ratio:>8.2f}x"
+                f" {gcs:>8}{label}"
             )
     dispatch, full, every = (
         target["dispatch (explain=False)"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import math
 import random
 from collections.abc import Sequence
@@ -800,3 +801,31 @@ def test_fast_path_with_priorities_and_aging_levels() -> None:
     assert fast.assignments == full.assignments and len(fast.assignments) == 3
     assert fast.order == full.order[: len(fast.order)]
     assert list(full.order) == reference_order((printers, jobs, usage, {}, NOW, params))
+
+
+def test_a_pass_leaves_little_for_the_garbage_collector() -> None:
+    """A pass runs with the collector on (it must not pause it for every thread of the server), so it
+    must not leave an object per job behind: each would be walked by the collections it triggers."""
+    printers = [printer(f"p{n}", PrinterState.IDLE if n % 4 else PrinterState.PRINTING) for n in range(40)]
+    printers = [p if p.state is PrinterState.IDLE else busy(p.id, NOW + HOUR) for p in printers]
+    # Each job has its own Box object, as jobs read from the store do; 50 distinct sizes.
+    jobs = [job(n, member=n % 97, size=(10 + n % 50, 20, 5), seconds=600.0 + n % 7) for n in range(1, 10_001)]
+    started: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    for explain in (False, True):
+        gc.collect()
+        gc.callbacks.append(count)
+        try:
+            result = run(printers, jobs, explain=explain)
+            if explain:
+                result.explanations[result.order[0]]  # the estimates: a walk over the whole queue
+        finally:
+            gc.callbacks.remove(count)
+        assert gc.isenabled()
+        # One object left per job would start a collection every 700 jobs (about 14 here).
+        assert len(started) <= 4, f"explain={explain}: {len(started)} collections"
+        started.clear()

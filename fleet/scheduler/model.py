@@ -1,0 +1,111 @@
+"""What the scheduler is told (printers, jobs, parameters) and what a plan says (assignments, reasons)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from operator import attrgetter
+from typing import TYPE_CHECKING
+
+from ..errors import Invalid
+from ..geometry import Box
+from ..states import JobState, PrinterState
+
+if TYPE_CHECKING:
+    from .explain import Explanation
+
+#: Field getters, read with map() over whole lists in the hot code (one C call a job, no tuple).
+ID = attrgetter("id")
+MEMBER = attrgetter("member_id")
+PRIORITY = attrgetter("priority")
+SECONDS = attrgetter("estimated_seconds")
+SUBMITTED = attrgetter("submitted_at")
+BOUNDS = attrgetter("bounds")
+NOZZLE = attrgetter("nozzle_diameter")
+MATERIAL = attrgetter("material")
+
+
+@dataclass(frozen=True)
+class PrinterInfo:
+    """What the scheduler knows about one printer."""
+
+    id: str
+    state: PrinterState
+    #: Build volume in printer coordinates.
+    volume: Box
+    nozzle_diameter: float
+    #: Loaded material, e.g. "PLA"; None (unknown) matches no job that names a material.
+    material: str | None
+    #: Restricted printers only take jobs of members granted to them.
+    restricted: bool = False
+    #: When a busy printer is expected to be free (epoch seconds); used for estimates only.
+    busy_until: float | None = None
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What the scheduler knows about one job."""
+
+    id: int
+    member_id: int
+    state: JobState
+    submitted_at: float
+    estimated_seconds: float
+    #: Extent of the print in printer coordinates; None (unknown) fits anywhere.
+    bounds: Box | None = None
+    #: None means any nozzle.
+    nozzle_diameter: float | None = None
+    #: None means any material.
+    material: str | None = None
+    #: A manager may raise (or lower) it.
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class SchedulerParams:
+    #: A waiting job gains one priority level per this much waiting, so nothing waits forever.
+    aging_seconds: float = 6 * 3600
+    nozzle_tolerance: float = 0.01
+    #: Millimetres a print may stick out of the build volume on any side.
+    bounds_tolerance: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.aging_seconds > 0:
+            raise Invalid("aging_seconds must be positive (math.inf turns aging off)", field="aging_seconds")
+        if not self.nozzle_tolerance >= 0:
+            raise Invalid("nozzle_tolerance must not be negative", field="nozzle_tolerance")
+        if not self.bounds_tolerance >= 0:
+            raise Invalid("bounds_tolerance must not be negative", field="bounds_tolerance")
+
+
+class WaitReason(str, Enum):
+    #: Dispatched in this plan.
+    NEXT = "next"
+    #: Not yet checked; it joins the queue after validation.
+    SUBMITTED = "submitted"
+    AWAITING_APPROVAL = "awaiting_approval"
+    #: A compatible printer is free, but jobs ahead in line take it first.
+    FAIR_SHARE = "fair_share"
+    #: Compatible printers exist and all are busy.
+    NO_PRINTER_FREE = "no_printer_free"
+    #: Compatible printers exist, but none is working (offline, error, maintenance) or has an estimate.
+    PRINTERS_UNAVAILABLE = "printers_unavailable"
+    #: Printers could take it, but none has its material loaded; a manager can load it.
+    MATERIAL_NOT_LOADED = "material_not_loaded"
+    #: No printer in the fleet could ever take it (too big, nozzle, not granted).
+    NO_COMPATIBLE_PRINTER = "no_compatible_printer"
+
+
+@dataclass(frozen=True)
+class Plan:
+    #: (job_id, printer_id) pairs to dispatch now, in queue order.
+    assignments: tuple[tuple[int, str], ...]
+    #: One for every QUEUED, AWAITING_APPROVAL and SUBMITTED job passed in.
+    explanations: Mapping[int, Explanation]
+    #: Queued job ids in queue order.
+    order: tuple[int, ...]
+
+
+#: The parameters a pass uses unless told otherwise.
+DEFAULTS = SchedulerParams()

@@ -1,0 +1,215 @@
+"""One planning pass: the queue order walked over the printers' expected availability.
+
+The pass dispatches each job that reaches an idle printer, and (for the explanations) estimates when
+every other job would start, by the same rules: each job takes the compatible printer free first,
+and among idle ones the printer other jobs want least. Pure: no I/O, no clock, no process-wide state.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+
+from ..errors import Invalid
+from ..states import DISPATCHABLE, JobState
+from .explain import Explanation, Explanations
+from .fairness import queue_order
+from .matching import Fleet
+from .model import DEFAULTS, ID, SECONDS, JobInfo, Plan, PrinterInfo, SchedulerParams
+
+
+def plan(
+    printers: Sequence[PrinterInfo],
+    jobs: Sequence[JobInfo],
+    *,
+    usage: Mapping[int, float],
+    grants: Mapping[int, frozenset[str]],
+    now: float,
+    params: SchedulerParams = DEFAULTS,
+    explain: bool = True,
+) -> Plan:
+    """Decide which queued jobs go to which idle printers now, and explain every waiting job.
+
+    ``usage`` is each member's recent printer-seconds (see :func:`decayed_usage`); ``grants`` maps a
+    member to the restricted printers they may use.
+
+    With ``explain=False`` (the dispatch loop's fast path) ``order`` holds only the head of the queue
+    the pass looked at (until every idle printer was taken or fit no job left), and ``explanations``
+    is empty. The assignments are the same either way. Explanations are built when read; the first
+    read walks the whole queue for the estimates. Reading them all (``values()``, ``items()``) builds
+    them in one go, and each message is worded only when it is read.
+    """
+    fleet = Fleet(printers, grants, params)
+    run = Pass(fleet, jobs, now)
+    order = queue_order(run.queued, run.charge, usage, now, params)
+    if explain:
+        run.order = list(order)
+        run.dispatch(iter(run.order))
+    else:
+        run.order = run.dispatch(order)
+    ids = run.ids
+    assigned = run.assigned
+    assignments = tuple((ids[i], fleet.printers[assigned[i]].id) for i in run.order if i in assigned)
+    explanations: Mapping[int, Explanation] = Explanations(run, jobs) if explain else {}
+    return Plan(
+        assignments=assignments, explanations=explanations, order=tuple(map(ids.__getitem__, run.order))
+    )
+
+
+class Pass:
+    """One scheduling pass over the queued jobs: who takes which printer, and when each would start."""
+
+    def __init__(self, fleet: Fleet, jobs: Sequence[JobInfo], now: float) -> None:
+        self.fleet = fleet
+        self.now = now
+        # Hot code: each field is read once, with map() over a getter, into plain lists indexed in the
+        # order the jobs came; only lists of indexes are sorted, and nothing is permuted.
+        self.queued = arrived = [j for j in jobs if j.state is JobState.QUEUED]
+        self.ids = ids = list(map(ID, arrived))
+        if len(set(ids)) != len(ids):
+            twice = sorted(job_id for job_id, n in Counter(ids).items() if n > 1)
+            raise Invalid(f"jobs listed twice: {twice}", field="jobs")
+        self.compat = fleet.compat_all(arrived)
+
+        printers = fleet.printers
+        #: When each printer is expected to be free; None when nobody knows (offline, error...).
+        self.available: list[float | None] = [
+            now if p.state in DISPATCHABLE else (None if p.busy_until is None else max(now, p.busy_until))
+            for p in printers
+        ]
+        self._rank_printers()
+        self._pool_printers()
+        seconds = list(map(SECONDS, arrived))
+        if seconds and min(seconds) < 0.0:
+            seconds = [s if s > 0.0 else 0.0 for s in seconds]
+        #: Printer-seconds each job takes (never negative).
+        self.seconds = seconds
+        pools = self.compat_pools
+        # A job no working printer can take gets no slot, so it does not count against its member.
+        stuck = {c for c in self.jobs_per_compat if not pools[c]}
+        #: What each job adds to its member's usage in the queue order (see fairness.queue_order).
+        self.charge = [0.0 if c in stuck else s for s, c in zip(seconds, self.compat)] if stuck else seconds
+        #: Job indexes in queue order: all of them, or the head that dispatch looked at.
+        self.order: list[int] = []
+        #: Job index -> printer index, for the jobs dispatched now.
+        self.assigned: dict[int, int] = {}
+
+    def _rank_printers(self) -> None:
+        """Least wanted printers first, so a job leaves the printers others need most."""
+        fleet = self.fleet
+        self.jobs_per_compat = jobs_per_compat = Counter(self.compat)
+        demand = [0] * len(fleet.class_printers)
+        for compat, count in jobs_per_compat.items():
+            for c in fleet.compat_classes[compat]:
+                demand[c] += count
+        class_of = [0] * len(fleet.printers)
+        for c, members in enumerate(fleet.class_printers):
+            for p in members:
+                class_of[p] = c
+        # Printers are sorted by id already, and sorted() is stable.
+        self.by_rank = sorted(range(len(fleet.printers)), key=lambda p: demand[class_of[p]])
+        self.rank = [0] * len(self.by_rank)
+        for r, p in enumerate(self.by_rank):
+            self.rank[p] = r
+
+    def _pool_printers(self) -> None:
+        """Merge classes that fit exactly the same compats: the walk then looks at fewer heaps."""
+        fleet = self.fleet
+        compats_of_class: dict[int, list[int]] = {}
+        for compat in sorted(set(self.compat)):
+            for c in fleet.compat_classes[compat]:
+                compats_of_class.setdefault(c, []).append(compat)
+        pool_ids: dict[tuple[int, ...], int] = {}
+        pool_of_class: dict[int, int] = {}
+        self.pools: list[list[tuple[float, int]]] = []
+        count = len(fleet.printers)
+        for c, compats in compats_of_class.items():
+            entries = []
+            for p in fleet.class_printers[c]:
+                at = self.available[p]
+                if at is not None:
+                    idle = fleet.printers[p].state in DISPATCHABLE
+                    entries.append((at, self.rank[p] if idle else self.rank[p] + count))
+            if not entries:
+                continue
+            pool = pool_ids.setdefault(tuple(compats), len(pool_ids))
+            if pool == len(self.pools):
+                self.pools.append([])
+            self.pools[pool].extend(entries)
+            pool_of_class[c] = pool
+        for heap in self.pools:
+            heapq.heapify(heap)
+        self.compat_pools = [
+            tuple(sorted({pool_of_class[c] for c in classes if c in pool_of_class}))
+            for classes in fleet.compat_classes
+        ]
+
+    def dispatch(self, order: Iterator[int]) -> list[int]:
+        """Hand the idle printers to jobs in ``order``; return the jobs looked at (the head of ``order``).
+
+        Stops once every idle printer is taken or fits no job left. Each job takes the idle printer
+        of least rank among those it fits: the choice :meth:`walk` makes, as idle printers sort first.
+        """
+        count = len(self.fleet.printers)
+        idle: list[list[int]] = []
+        for heap in self.pools:
+            idle.append(sorted((key for _, key in heap if key < count), reverse=True))
+        idle_pools = [tuple(pool for pool in pools if idle[pool]) for pools in self.compat_pools]
+        #: How many jobs not yet looked at fit each pool: at zero, its idle printers stay idle.
+        wanted = [0] * len(idle)
+        for fit, jobs in self.jobs_per_compat.items():
+            for pool in idle_pools[fit]:
+                wanted[pool] += jobs
+        left = sum(len(ranks) for pool, ranks in enumerate(idle) if wanted[pool])
+        compat = self.compat
+        looked: list[int] = []
+        # Checked before the first job is read too: the order is lazy, and with no printer to hand
+        # out (the usual case for the dispatch loop) it is never worked out at all.
+        while left:
+            i = next(order, None)
+            if i is None:
+                break
+            looked.append(i)
+            candidates = idle_pools[compat[i]]
+            best = count
+            chosen: list[int] | None = None
+            for pool in candidates:
+                ranks = idle[pool]
+                if ranks and ranks[-1] < best:
+                    best = ranks[-1]
+                    chosen = ranks
+            if chosen is not None:
+                chosen.pop()
+                self.assigned[i] = self.by_rank[best]
+                left -= 1
+            for pool in candidates:
+                wanted[pool] -= 1
+                if not wanted[pool]:
+                    left -= len(idle[pool])
+        return looked
+
+    def walk(self) -> list[float | None]:
+        """Estimated starts along the whole order: each job takes the compatible printer free first."""
+        count = len(self.fleet.printers)
+        pools = [list(heap) for heap in self.pools]
+        compat_pools = self.compat_pools
+        compat = self.compat
+        seconds = self.seconds
+        start: list[float | None] = [None] * len(seconds)
+        replace = heapq.heapreplace
+        for i in self.order:
+            candidates = compat_pools[compat[i]]
+            if not candidates:
+                continue
+            heap = pools[candidates[0]]
+            best = heap[0]
+            for pool in candidates[1:]:
+                top = pools[pool][0]
+                if top < best:
+                    best = top
+                    heap = pools[pool]
+            at, key = best
+            start[i] = at
+            replace(heap, (at + seconds[i], key if key >= count else key + count))
+        return start

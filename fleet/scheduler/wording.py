@@ -1,0 +1,108 @@
+"""The sentences of the explanations: what a member reads about why their job waits.
+
+Plain functions of plain values, kept apart from the pass so the wording can change without touching
+the rules. Each is called once per distinct case (the explanations cache them), not once per job.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from .matching import Fleet, nozzle_fits, volume_fits
+from .model import JobInfo, WaitReason
+
+TIMES = "\u00d7"
+
+
+def incompatible(job: JobInfo, fleet: Fleet) -> tuple[WaitReason, str]:
+    """Why no printer fits ``job``: the first requirement, in this order, that rules out every printer."""
+    params = fleet.params
+    candidates = [p for p in fleet.printers if volume_fits(p.volume, job.bounds, params.bounds_tolerance)]
+    if not candidates:
+        return WaitReason.NO_COMPATIBLE_PRINTER, f"no printer in the fleet is big enough for {size(job)}"
+    nozzle = job.nozzle_diameter
+    candidates = [p for p in candidates if nozzle_fits(p.nozzle_diameter, nozzle, params.nozzle_tolerance)]
+    if not candidates:
+        where = "big enough for it" if job.bounds is not None else "in the fleet"
+        return WaitReason.NO_COMPATIBLE_PRINTER, f"no printer {where} has a {nozzle:g} mm nozzle"
+    granted = fleet.grants.get(job.member_id, frozenset())
+    candidates = [p for p in candidates if not p.restricted or p.id in granted]
+    if not candidates:
+        return (
+            WaitReason.NO_COMPATIBLE_PRINTER,
+            "only restricted printers can print it, and you have not been granted any of them; "
+            "ask a manager for access",
+        )
+    # Only the material is left: the one requirement a manager can meet by loading a spool.
+    return (
+        WaitReason.MATERIAL_NOT_LOADED,
+        f"{count(len(candidates), 'printer')} could print it, but none has {job.material} loaded; "
+        f"it waits until a manager loads {job.material}",
+    )
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def mm(value: float) -> str:
+    return f"{round(value, 1):g}"
+
+
+def size(job: JobInfo) -> str:
+    if job.bounds is None:
+        return "it"
+    return TIMES.join(mm(v) for v in job.bounds.size) + " mm"
+
+
+def needs(job: JobInfo) -> str:
+    """What the job asks of a printer: 'that fits 200x180x40 mm with PLA and a 0.4 mm nozzle'."""
+    text = f"that fits {size(job)}" if job.bounds is not None else "that can print it"
+    extras = []
+    if job.material is not None:
+        extras.append(job.material)
+    if job.nozzle_diameter is not None:
+        extras.append(f"a {job.nozzle_diameter:g} mm nozzle")
+    if extras:
+        text += " with " + " and ".join(extras)
+    return text
+
+
+def states(fleet: Fleet, printer_indexes: list[int]) -> str:
+    counts = Counter(fleet.printers[p].state.value.replace("_", " ") for p in printer_indexes)
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+
+
+def busy(fleet: Fleet, printer_indexes: list[int], available: list[float | None]) -> str:
+    """'2 compatible printers, both busy' or '3 compatible printers: 2 busy, 1 offline'."""
+    total = len(printer_indexes)
+    away = [p for p in printer_indexes if available[p] is None]
+    head = count(total, "compatible printer")
+    if not away:
+        return f"{head}, {'busy' if total == 1 else 'both busy' if total == 2 else 'all busy'}"
+    return f"{head}: {total - len(away)} busy, {states(fleet, away)}"
+
+
+def expected(start: float | None, now: float) -> str:
+    if start is None:
+        return "no estimate yet"
+    wait = start - now
+    if wait < 60:
+        return "expected to start any moment"
+    return f"expected to start in about {duration(wait)}"
+
+
+def duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

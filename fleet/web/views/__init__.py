@@ -1,0 +1,13 @@
+"""The dashboard's pages, one module per area of the site, all on one blueprint (``web``).
+
+:mod:`.base` holds the blueprint and what every page shares (the signed-in member, texts, rendering,
+the error pages); importing an area's module adds its routes, so each is imported here, before the
+blueprint is registered.
+"""
+
+from __future__ import annotations
+
+from . import account, history, jobs, live, manage, printers, submit
+from .base import web
+
+__all__ = ["account", "history", "jobs", "live", "manage", "printers", "submit", "web"]

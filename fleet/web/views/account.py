@@ -1,0 +1,89 @@
+"""Signing in and out, the page's language, and a member's own account."""
+
+from __future__ import annotations
+
+import math
+from typing import Union
+
+from flask import flash, g, redirect, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from ...errors import Invalid, Unauthorized
+from .base import LANG_COOKIE, Page, back, dashboard, me, render, safe_next, service, t, web
+
+
+@web.route("/signin", methods=["GET", "POST"])
+def sign_in() -> Union[Page, BaseResponse]:
+    target = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if g.member is not None:
+            return redirect(target)
+        return render("signin.html", title=t("signin.title"), next=target, name="")
+    name = request.form.get("name", "").strip()
+    key = (name.lower(), request.remote_addr)
+    limiter = dashboard().limiter
+    wait = limiter.wait_s(key)
+    if wait > 0:
+        error = t("signin.too_many", minutes=max(1, math.ceil(wait / 60)))
+        page, status = render(
+            "signin.html", 429, title=t("signin.title"), next=target, name=name, error=error
+        )
+        return page, status, {"Retry-After": str(math.ceil(wait))}
+    try:
+        member = service().sign_in(name, request.form.get("password", ""))
+    except Unauthorized:
+        limiter.failed(key)
+        error = t("signin.wrong")
+        return render("signin.html", 401, title=t("signin.title"), next=target, name=name, error=error)
+    limiter.succeeded(key)
+    session.clear()  # a fresh session (and CSRF token) for the signed-in member
+    session["member_id"] = member.id
+    session["stamp"] = service().password_stamp(member.id)
+    return redirect(target, 303)
+
+
+@web.post("/signout")
+def sign_out() -> BaseResponse:
+    session.clear()
+    return redirect(url_for("web.sign_in"), 303)
+
+
+@web.post("/language")
+def language() -> BaseResponse:
+    chosen = request.form.get("lang", "")
+    response = back("/")
+    if chosen in dashboard().catalogue.languages:
+        response.set_cookie(
+            LANG_COOKIE, chosen, max_age=365 * 86400, samesite="Lax", httponly=True, secure=request.is_secure
+        )
+    return response
+
+
+@web.route("/account", methods=["GET", "POST"])
+def account() -> Union[Page, BaseResponse]:
+    if request.method == "GET":
+        return render("account.html", title=t("account.title"))
+    current, new, again = (request.form.get(k, "") for k in ("current", "password", "again"))
+    key = (me().name.lower(), request.remote_addr)
+    limiter = dashboard().limiter
+    error = None
+    if limiter.wait_s(key) > 0:
+        error = t("signin.too_many", minutes=max(1, math.ceil(limiter.wait_s(key) / 60)))
+    elif new != again:
+        error = t("account.mismatch")
+    else:
+        try:
+            service().sign_in(me().name, current)
+        except Unauthorized:
+            limiter.failed(key)
+            error = t("account.wrong_current")
+    if error is None:
+        try:
+            service().set_password(me(), me().id, new)
+        except Invalid:
+            error = t("account.too_short")
+    if error is not None:
+        return render("account.html", 422, title=t("account.title"), error=error)
+    session["stamp"] = service().password_stamp(me().id)
+    flash(t("account.changed"), "ok")
+    return redirect(url_for("web.account"), 303)

@@ -1,0 +1,85 @@
+"""The queue and each job's page, with what members and managers may do to a job."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from flask import Response, abort, flash, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from ...errors import NotFound
+from ...models import Member, Role
+from ...states import CANCELLABLE, JobState
+from ..cards import thumbnail
+from .base import Page, back, me, render, service, t, viewer_context, web
+
+
+@web.get("/queue")
+def queue() -> Page:
+    entries = service().queue(me())
+    context = {"entries": entries, **viewer_context()}
+    if request.args.get("part") == "list":
+        return render("_queue_list.html", **context)
+    return render("queue.html", title=t("queue.title"), page="queue", **context)
+
+
+@web.get("/jobs/<int:job_id>")
+def job(job_id: int) -> Page:
+    svc = service()
+    found = svc.get_job(me(), job_id)
+    history = svc.job_history(me(), job_id)
+    explanation = None
+    if found.state in (JobState.SUBMITTED, JobState.AWAITING_APPROVAL, JobState.QUEUED):
+        explanation = next((e.explanation for e in svc.queue(me()) if e.job.id == job_id), None)
+    manager = me().role is Role.MANAGER
+    actions = []
+    if manager and found.state is JobState.AWAITING_APPROVAL:
+        actions += ["approve", "reject"]
+    if found.state is JobState.PRINTING:
+        actions.append("pause")
+    if found.state is JobState.PAUSED:
+        actions.append("resume")
+    if found.state in CANCELLABLE:
+        actions.append("cancel")
+    return render(
+        "job.html",
+        title=t("job.title", id=job_id),
+        page="queue",
+        job=found,
+        history=history,
+        explanation=explanation,
+        actions=actions,
+        has_thumbnail=thumbnail(found) is not None,
+        **viewer_context(),
+    )
+
+
+@web.get("/jobs/<int:job_id>/thumbnail")
+def job_thumbnail(job_id: int) -> Response:
+    found = thumbnail(service().get_job(me(), job_id))
+    if found is None:
+        raise NotFound(f"job {job_id}'s file has no preview image", key="no_thumbnail")
+    data, mime = found
+    return Response(data, mimetype=mime, headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _job_actions() -> dict[str, Callable[[Member, int], Any]]:
+    svc = service()
+    reason = request.form.get("reason", "")
+    return {
+        "approve": svc.approve_job,
+        "reject": lambda actor, job_id: svc.reject_job(actor, job_id, reason),
+        "pause": svc.pause_job,
+        "resume": svc.resume_job,
+        "cancel": lambda actor, job_id: svc.cancel_job(actor, job_id, reason),
+    }
+
+
+@web.post("/jobs/<int:job_id>/<action>")
+def job_action(job_id: int, action: str) -> BaseResponse:
+    act = _job_actions().get(action)
+    if act is None:
+        abort(404)
+    act(me(), job_id)
+    flash(t(f"flash.{action}", id=job_id), "ok")
+    return back(url_for("web.job", job_id=job_id))

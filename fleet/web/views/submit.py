@@ -1,0 +1,87 @@
+"""Submitting a print: analyse the upload and show it, then queue it on confirmation."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from typing import Any, BinaryIO, Union, cast
+
+from flask import flash, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from ...errors import Invalid
+from ...service import check_material
+from ..cards import best_thumbnail
+from .base import MATERIALS, Page, form_error, me, render, service, t, web
+
+
+def _submit_form(**extra: Any) -> dict[str, Any]:
+    lab = service().lab_settings()
+    form = {
+        "material": request.form.get("material", ""),
+        "copies": request.form.get("copies", "1"),
+        "note": request.form.get("note", ""),
+    }
+    return {
+        "title": t("submit.title"),
+        "page": "submit",
+        "materials": MATERIALS,
+        "max_copies": lab.max_copies,
+        "form": form,
+        **extra,
+    }
+
+
+@web.get("/submit")
+def submit() -> Page:
+    return render("submit.html", **_submit_form())
+
+
+@web.post("/submit")
+def analyze() -> Page:
+    """The first step: analyse the upload and show it; nothing is kept."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return render("submit.html", 422, **_submit_form(error=t("submit.no_file")))
+    try:
+        material = check_material(request.form.get("material"))
+        result = service().analyze_upload(cast(BinaryIO, upload.stream), material=material).to_dict()
+    except Invalid as exc:
+        return render("submit.html", 422, **_submit_form(**form_error(exc)))
+    thumb = best_thumbnail(result.get("thumbnails") or [])
+    preview = None
+    if thumb is not None:
+        preview = f"data:{thumb[1]};base64,{base64.b64encode(thumb[0]).decode('ascii')}"
+    # The confirm step carries a key made now: a double click or a resent form queues the file once.
+    key = secrets.token_urlsafe(24)
+    return render(
+        "submit.html",
+        **_submit_form(analysis=result, preview=preview, filename=upload.filename, submission_key=key),
+    )
+
+
+@web.post("/submit/confirm")
+def confirm_submit() -> Union[Page, BaseResponse]:
+    """The second step: the browser sends the same file again with the member's choices."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return render("submit.html", 422, **_submit_form(error=t("submit.no_file")))
+    try:
+        copies = int(request.form.get("copies", "1") or "1")
+    except ValueError:
+        return render("submit.html", 422, **_submit_form(error=t("submit.bad_copies")))
+    try:
+        submission = service().submit_job(
+            me(),
+            cast(BinaryIO, upload.stream),
+            filename=upload.filename,
+            copies=copies,
+            material=request.form.get("material") or None,
+            note=request.form.get("note", ""),
+            idempotency_key=request.form.get("submission_key") or None,
+        )
+    except Invalid as exc:
+        return render("submit.html", 422, **_submit_form(**form_error(exc)))
+    ids = ", ".join(f"#{j.id}" for j in submission.jobs)
+    flash(t("flash.submitted", ids=ids), "ok")
+    return redirect(url_for("web.queue") + f"#job-{submission.jobs[0].id}", 303)
