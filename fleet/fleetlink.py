@@ -1,4 +1,4 @@
-"""The fleet's end of the MQTT link: what nodes report goes into the store, jobs go out to the printers.
+"""The fleet's end of the MQTT link: what nodes report goes to the services, jobs go out to printers.
 
 One :class:`FleetLink` per fleet process. Messages arrive on the link's thread (``handle``); the
 dispatch loop runs on the link's own thread (``tick``); both take one lock, so the store sees one
@@ -50,9 +50,11 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional, Protocol
 
 from . import protocol as p
+from .app import FleetApp
+from .app.checks import check_material, check_nozzle, check_volume
+from .app.dispatch import estimate
 from .errors import FleetError, Invalid, NotFound
 from .models import Job, LiveStatus, Printer
-from .service import FleetService, check_material
 from .states import BUSY, JobState, PrinterState
 
 log = logging.getLogger(__name__)
@@ -148,7 +150,7 @@ class FleetLink:
 
     def __init__(
         self,
-        service: FleetService,
+        app: FleetApp,
         link: Link,
         *,
         base_url: str,
@@ -165,7 +167,7 @@ class FleetLink:
         log_interval_s: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.service = service
+        self.app = app
         self.link = link
         self.base_url = base_url.rstrip("/")
         self.ack_timeout_s = ack_timeout_s
@@ -209,9 +211,9 @@ class FleetLink:
         """Subscribe, take over what a previous process left assigned, and start the dispatch loop."""
         now = self.clock()
         self._started_at = now
-        self.service.on_printer_command(self.send_command)
-        self.service.on_work_available(self.request_dispatch)
-        self.service.on_credentials_changed(self.recheck_statuses)
+        self.app.hooks.on_printer_command(self.send_command)
+        self.app.hooks.on_work_available(self.request_dispatch)
+        self.app.hooks.on_credentials_changed(self.recheck_statuses)
         with self._lock:
             self._recover(now)
         # Status is taken at QoS 0: each one replaces the last and the broker keeps the latest
@@ -280,8 +282,8 @@ class FleetLink:
                 avoid = set(self._cooldown)
             seen = self._seen_since_written(now)
         if seen:
-            self.service.store.touch_printers(seen)
-            self.service.metrics.count("status.seen_writes")
+            self.app.reports.touch(seen)
+            self.app.metrics.count("status.seen_writes")
         if due:
             self._dispatch(now, avoid)
 
@@ -306,21 +308,21 @@ class FleetLink:
         # the printers must not wait for it. Claims are safe on their own (the store's
         # transactions); the lock is taken again to record and send each command.
         started = time.perf_counter()
-        assigned = self.service.dispatch_pass(avoid=avoid)
-        self.service.metrics.observe("dispatch.pass_s", time.perf_counter() - started)
+        assigned = self.app.dispatcher.dispatch_pass(avoid=avoid)
+        self.app.metrics.observe("dispatch.pass_s", time.perf_counter() - started)
         with self._lock:
             for job_id, printer_id in assigned:
                 self._send_dispatch(job_id, printer_id, now)
 
     def _send_dispatch(self, job_id: int, printer_id: str, now: float) -> None:
-        job = self.service.store.get_job(job_id)
+        job = self.app.reports.job(job_id)
         if job.state is not JobState.ASSIGNED or job.printer_id != printer_id:
             return  # cancelled or settled between the pass and now (it ran without the lock)
         command = self._dispatch_command(job, printer_id)
         self._dispatches[job_id] = Dispatch(job_id, printer_id, command, command.expires_at, now)
         self._reported.pop(printer_id, None)
         self._publish(printer_id, command)
-        self.service.metrics.count("dispatch.sent")
+        self.app.metrics.count("dispatch.sent")
         log.info("job %d dispatched to printer %s (command %s)", job_id, printer_id, command.id)
 
     def _dispatch_command(self, job: Job, printer_id: str, assigned_at: Optional[float] = None) -> p.Command:
@@ -338,7 +340,7 @@ class FleetLink:
             sha256=job.file_sha256,
             size=job.size_bytes,
             filename=job.filename,
-            estimated_s=FleetService.estimate(job) or None,
+            estimated_s=estimate(job) or None,
         )
         return p.Command(
             id=uuid.uuid5(_DISPATCH_IDS, f"{job.id}/{printer_id}/{assigned_at!r}").hex,
@@ -350,7 +352,7 @@ class FleetLink:
         )
 
     def _follow_up(self, dispatch: Dispatch, now: float) -> None:
-        job = self.service.store.get_job(dispatch.job_id)
+        job = self.app.reports.job(dispatch.job_id)
         if job.state is JobState.UNKNOWN and job.printer_id == dispatch.printer_id:
             self._follow_up_question(dispatch, now)
             return
@@ -380,7 +382,7 @@ class FleetLink:
         ):
             self._dispatches[dispatch.job_id] = replace(dispatch, sent_at=now, sends=dispatch.sends + 1)
             self._publish(dispatch.printer_id, dispatch.command)
-            self.service.metrics.count("dispatch.resent")
+            self.app.metrics.count("dispatch.resent")
             log.info(
                 "job %d: no ack from %s; command %s sent again",
                 job.id,
@@ -397,33 +399,28 @@ class FleetLink:
     def _unknown(self, job: Job, reason: str) -> None:
         if job.printer_id is not None:
             self._reported.pop(job.printer_id, None)
-        try:
-            self.service.store.transition_job(
-                job.id, JobState.UNKNOWN, actor="system", reason=reason, now=self.clock()
-            )
-        except FleetError as exc:
-            log.info("job %d: %s", job.id, exc)
+        self.app.reports.job_unreachable(job.id, "system", reason)
 
     def _give_back(self, dispatch: Dispatch, reason: str, now: float) -> None:
         self._dispatches.pop(dispatch.job_id, None)
         self._reported.pop(dispatch.printer_id, None)
         self._cooldown[(dispatch.job_id, dispatch.printer_id)] = now + self.decline_cooldown_s
-        if self.service.requeue_assignment(dispatch.job_id, dispatch.printer_id, reason):
+        if self.app.reports.requeue_assignment(dispatch.job_id, dispatch.printer_id, reason):
             log.info("job %d back in the queue: %s", dispatch.job_id, reason)
         self._dispatch_wanted = True
 
     def _mark_silent(self, now: float) -> None:
         if self.offline_after_s is None:
             return
-        for printer in self.service.list_printers():
+        for printer in self.app.printers.list_printers():
             if printer.state in (PrinterState.OFFLINE, PrinterState.MAINTENANCE):
                 continue
             heard = self._heard.get(printer.id, self._started_at)
             if now - heard >= self.offline_after_s:
                 log.warning("printer %s silent for %.0f s: offline", printer.id, now - heard)
                 self._reported.pop(printer.id, None)
-                self.service.printer_offline(printer.id, "printer silent, outcome unknown")
-                self.service.clear_live(printer.id)
+                self.app.reports.printer_offline(printer.id, "printer silent, outcome unknown")
+                self.app.reports.clear_live(printer.id)
 
     def _recover(self, now: float) -> None:
         """Take over the assignments a previous process left: each one's command is sent again, as it was.
@@ -434,7 +431,7 @@ class FleetLink:
         is never given to another. A printer that does not answer at all has ``ack_timeout_s``, or
         the rest of the lease, whichever is longer.
         """
-        for job in self.service.store.list_jobs(states={JobState.ASSIGNED}):
+        for job in self.app.reports.jobs_in({JobState.ASSIGNED}):
             if job.printer_id is None:
                 continue
             expires_at = max(job.updated_at + self.lease_s, now + self.ack_timeout_s)
@@ -470,7 +467,7 @@ class FleetLink:
         except p.ProtocolError as exc:
             self._log.warning("topic", now, "dropped a message: %s", exc.message)
             return
-        metrics = self.service.metrics
+        metrics = self.app.metrics
         try:
             with self._lock:
                 self._handle(printer_id, channel, payload, now)
@@ -503,12 +500,12 @@ class FleetLink:
                 if self._unchanged(printer_id, reported, status, now):
                     self._heard[printer_id] = now
                     self._set_live(printer_id, status, now)
-                    self.service.metrics.observe("status.lag_s", self.clock() - status.ts)
+                    self.app.metrics.observe("status.lag_s", self.clock() - status.ts)
                     return
         else:
             # Whatever else a node says (availability, events, acks) may change what its status means.
             self._reported.pop(printer_id, None)
-        printer, revoked = self.service.store.printer_and_revoked(printer_id)
+        printer, revoked = self.app.reports.printer_and_revoked(printer_id)
         if revoked:
             raise Invalid(f"printer {printer_id}'s credentials are revoked")
         if channel is p.Channel.STATUS:
@@ -528,11 +525,11 @@ class FleetLink:
             return
         log.info("printer %s went offline", printer.id)
         self._heard.pop(printer.id, None)
-        self.service.clear_live(printer.id)
+        self.app.reports.clear_live(printer.id)
         for job_id, dispatch in list(self._dispatches.items()):
             if dispatch.printer_id == printer.id:
                 del self._dispatches[job_id]
-        self.service.printer_offline(printer.id)
+        self.app.reports.printer_offline(printer.id)
 
     def _unchanged(self, printer_id: str, reported: Reported, status: p.Status, now: float) -> bool:
         """Whether a status may skip the store: it says what the printer's last one said, which was
@@ -552,7 +549,7 @@ class FleetLink:
         )
 
     def _set_live(self, printer_id: str, status: p.Status, now: float) -> None:
-        self.service.set_live(
+        self.app.reports.set_live(
             printer_id,
             LiveStatus(
                 node_state=status.state.value,
@@ -568,7 +565,7 @@ class FleetLink:
     def _on_status(self, printer: Printer, status: p.Status, now: float) -> None:
         self._heard[printer.id] = now
         self._set_live(printer.id, status, now)
-        self.service.metrics.count("status.store_checks")
+        self.app.metrics.count("status.store_checks")
         printer = self._settle_held_job(printer, status)
         changes = self._capability_changes(printer, status.capabilities, now)
         target = printer_state_for(status.state, printer)
@@ -577,26 +574,24 @@ class FleetLink:
         if changes:
             changes["last_seen"] = now
             self._seen_written[printer.id] = now
-            self.service.store.update_printer(printer.id, **changes)
-            self.service.metrics.count("status.printer_writes")
-        if changes.get("state") is PrinterState.IDLE:
-            self.request_dispatch()
+            self.app.reports.record_status(printer.id, changes)
+            self.app.metrics.count("status.printer_writes")
         recheck_at = now + self.status_recheck_s * (0.5 + 0.5 * self._jitter.random())
         self._reported[printer.id] = Reported(status.state, status.job_id, status.capabilities, recheck_at)
         # From the node's clock to the fleet's: meaningful when both keep time (NTP), as they do here.
-        self.service.metrics.observe("status.lag_s", self.clock() - status.ts)
+        self.app.metrics.observe("status.lag_s", self.clock() - status.ts)
 
     def _settle_held_job(self, printer: Printer, status: p.Status) -> Printer:
         """What the node prints settles a job the fleet lost track of (unknown) or has not seen start."""
         if printer.current_job_id is None:
             return printer
-        job = self.service.store.get_job(printer.current_job_id)
+        job = self.app.reports.job(printer.current_job_id)
         running = status.state in (p.NodeState.PRINTING, p.NodeState.PAUSED) and status.job_id == job.id
         if running and job.state in (JobState.ASSIGNED, JobState.UNKNOWN):
             target = JobState.PAUSED if status.state is p.NodeState.PAUSED else JobState.PRINTING
             if job.state is JobState.ASSIGNED:
                 target = JobState.PRINTING  # a job is started before it can be paused
-            self.service.printer_job_event(
+            self.app.reports.printer_job_event(
                 printer.id, job.id, target, f"printer {printer.id} reports it {target.value}"
             )
             self._dispatches.pop(job.id, None)
@@ -607,10 +602,8 @@ class FleetLink:
                 return printer
             # The node is back and not running it: the outcome stays for its events or a manager to
             # settle, and someone has to look at the plate before the printer takes more work.
-            self.service.store.release_printer(
-                printer.id, PrinterState.AWAITING_BED_CLEAR, expect_job_id=job.id
-            )
-        return self.service.get_printer(printer.id)
+            self.app.reports.back_without_job(printer.id, job.id)
+        return self.app.printers.get_printer(printer.id)
 
     def _ask_about_held_unknowns(self) -> None:
         """Ask again about each unknown, never-started job a printer heard from since the start holds.
@@ -618,11 +611,11 @@ class FleetLink:
         A printer that is back but idle sends no status to ask at; its silence must not leave the
         job unknown when one question settles it.
         """
-        for job in self.service.store.list_jobs(states={JobState.UNKNOWN}):
+        for job in self.app.reports.jobs_in({JobState.UNKNOWN}):
             printer_id = job.printer_id
             if job.started_at is not None or printer_id is None or printer_id not in self._heard:
                 continue
-            if self.service.get_printer(printer_id).current_job_id == job.id:
+            if self.app.printers.get_printer(printer_id).current_job_id == job.id:
                 self._ask_again(job, printer_id)
 
     def _ask_again(self, job: Job, printer_id: str) -> None:
@@ -638,10 +631,10 @@ class FleetLink:
         if job.id in self._dispatches or now - self._asked.get(job.id, float("-inf")) < self.ack_timeout_s:
             return
         self._asked[job.id] = now
-        assigned = [e.at for e in self.service.store.job_events(job.id) if e.to_state is JobState.ASSIGNED]
-        if not assigned:
+        assigned_at = self.app.reports.assigned_at(job.id)
+        if assigned_at is None:
             return
-        command = self._dispatch_command(job, printer_id, assigned[-1])
+        command = self._dispatch_command(job, printer_id, assigned_at)
         dispatch = Dispatch(
             job.id, printer_id, command, now + self.ack_timeout_s, now, self.resend_limit + 1, recovered=True
         )
@@ -657,9 +650,9 @@ class FleetLink:
                 if material != printer.material:
                     changes["material"] = material
             if caps.nozzle_diameter is not None and caps.nozzle_diameter != printer.nozzle_diameter:
-                changes["nozzle_diameter"] = FleetService.check_nozzle(caps.nozzle_diameter)
+                changes["nozzle_diameter"] = check_nozzle(caps.nozzle_diameter)
             if caps.volume is not None and caps.volume != printer.volume:
-                changes["volume"] = FleetService.check_volume(caps.volume.to_dict())
+                changes["volume"] = check_volume(caps.volume.to_dict())
         except Invalid as exc:
             self._log.warning(
                 f"caps:{printer.id}", now, "ignored capabilities of %s: %s", printer.id, exc.message
@@ -669,9 +662,7 @@ class FleetLink:
 
     def _on_event(self, printer: Printer, event: p.Event) -> None:
         if event.type is p.EventType.BED_CLEARED:
-            if printer.state is PrinterState.AWAITING_BED_CLEAR and printer.current_job_id is None:
-                self.service.store.update_printer(printer.id, state=PrinterState.IDLE)
-                self.request_dispatch()
+            self.app.printers.node_cleared_bed(printer.id)  # the printers service asks for a dispatch
             return
         if event.type is p.EventType.ERROR:
             log.warning("printer %s reports an error: %s", printer.id, event.message)
@@ -680,7 +671,7 @@ class FleetLink:
             raise p.ProtocolError(f"a {event.type.value} event needs its job_id")
         target = EVENT_TARGETS[event.type]
         reason = event.message.strip()[:200] or f"printer {printer.id}: {event.type.value.replace('_', ' ')}"
-        if self.service.printer_job_event(printer.id, event.job_id, target, reason):
+        if self.app.reports.printer_job_event(printer.id, event.job_id, target, reason):
             log.info("job %d: %s on printer %s", event.job_id, event.type.value, printer.id)
         if target is not JobState.PAUSED:
             self._dispatches.pop(event.job_id, None)

@@ -10,10 +10,11 @@ from typing import Any, BinaryIO, Optional, cast
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_file
 
+from ..app import FleetApp
+from ..app.intake import check_idempotency_key
 from ..auth import parse_bearer
 from ..errors import Invalid, NotFound, RateLimited, Unauthorized
 from ..models import Member, Printer, Role
-from ..service import FleetService, check_idempotency_key
 from ..states import JobState
 from ..web.limiter import StoredLimiter
 from .openapi import openapi_document
@@ -46,8 +47,8 @@ class ApiLimits:
     tokens: StoredLimiter
 
 
-def service() -> FleetService:
-    svc: FleetService = current_app.extensions["crowdfab.service"]
+def service() -> FleetApp:
+    svc: FleetApp = current_app.extensions["crowdfab.service"]
     return svc
 
 
@@ -96,9 +97,9 @@ def authenticate() -> None:
         refuse_while_limited(limiter, "requests with an invalid API token")
     try:
         if request.endpoint in PRINTER_ENDPOINTS:
-            g.printer = service().authenticate_printer(token)
+            g.printer = service().enrollment.authenticate_printer(token)
         else:
-            g.member = service().authenticate(token)
+            g.member = service().identity.authenticate(token)
     except Unauthorized:
         # A success never clears the count: one valid token must not buy an address more guesses.
         if token is not None:
@@ -153,7 +154,7 @@ def openapi() -> Response:
 
 @api.get("/metrics")
 def metrics() -> Response:
-    service().require_manager(me())
+    service().identity.require_manager(me())
     return jsonify(service().metrics.snapshot())
 
 
@@ -204,7 +205,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
     upload = request.files.get("file")
     if upload is None:
         raise Invalid("send the G-code as a multipart form field named 'file'", field="file")
-    submission = service().submit_job(
+    submission = service().intake.submit_job(
         me(),
         cast(BinaryIO, upload.stream),  # a file-like of bytes (werkzeug types it as IO[bytes])
         filename=upload.filename,
@@ -225,7 +226,7 @@ def analyze() -> Response:
     upload = request.files.get("file")
     if upload is None:
         raise Invalid("send the G-code as a multipart form field named 'file'", field="file")
-    analysis = service().analyze_upload(
+    analysis = service().intake.analyze_upload(
         cast(BinaryIO, upload.stream), material=request.form.get("material") or None
     )
     return jsonify(analysis.to_dict())
@@ -234,7 +235,7 @@ def analyze() -> Response:
 @api.get("/jobs")
 def list_jobs() -> Response:
     member_id = request.args.get("member_id")
-    jobs = service().list_jobs(
+    jobs = service().jobs.list_jobs(
         me(), states=states_param(), member_id=int_field(member_id, "member_id", 0) if member_id else None
     )
     return jsonify(jobs=[job_json(j, me()) for j in jobs])
@@ -243,8 +244,8 @@ def list_jobs() -> Response:
 @api.get("/jobs/mine")
 def my_jobs() -> Response:
     svc = service()
-    jobs = svc.my_jobs(me(), states=states_param())
-    waiting = {e.job.id: e.explanation for e in svc.queue(me())}
+    jobs = svc.jobs.my_jobs(me(), states=states_param())
+    waiting = {e.job.id: e.explanation for e in svc.dispatcher.queue(me())}
     out = []
     for job in jobs:
         body = job_json(job, me())
@@ -256,7 +257,7 @@ def my_jobs() -> Response:
 
 @api.get("/queue")
 def queue() -> Response:
-    entries = service().queue(me())
+    entries = service().dispatcher.queue(me())
     return jsonify(
         queue=[
             {
@@ -271,15 +272,15 @@ def queue() -> Response:
 @api.get("/jobs/<int:job_id>")
 def get_job(job_id: int) -> Response:
     svc = service()
-    job = svc.get_job(me(), job_id)
+    job = svc.jobs.get_job(me(), job_id)
     body = job_json(job, me())
-    body["history"] = [event_json(e) for e in svc.job_history(me(), job_id)]
+    body["history"] = [event_json(e) for e in svc.jobs.job_history(me(), job_id)]
     return jsonify(body)
 
 
 @api.get("/jobs/<int:job_id>/thumbnail")
 def job_thumbnail(job_id: int) -> Response:
-    job = service().get_job(me(), job_id)
+    job = service().jobs.get_job(me(), job_id)
     thumbs = job.analysis.get("thumbnails") or []
     if not thumbs:
         raise NotFound(f"job {job_id}'s file has no embedded thumbnail")
@@ -293,29 +294,29 @@ def job_thumbnail(job_id: int) -> Response:
 @api.post("/jobs/<int:job_id>/cancel")
 def cancel_job(job_id: int) -> Response:
     reason = json_body().get("reason", "")
-    job = service().cancel_job(me(), job_id, reason if isinstance(reason, str) else "")
+    job = service().jobs.cancel_job(me(), job_id, reason if isinstance(reason, str) else "")
     return jsonify(job_json(job, me()))
 
 
 @api.post("/jobs/<int:job_id>/pause")
 def pause_job(job_id: int) -> tuple[Response, int]:
-    return jsonify(job_json(service().pause_job(me(), job_id), me())), 202
+    return jsonify(job_json(service().jobs.pause_job(me(), job_id), me())), 202
 
 
 @api.post("/jobs/<int:job_id>/resume")
 def resume_job(job_id: int) -> tuple[Response, int]:
-    return jsonify(job_json(service().resume_job(me(), job_id), me())), 202
+    return jsonify(job_json(service().jobs.resume_job(me(), job_id), me())), 202
 
 
 @api.post("/jobs/<int:job_id>/approve")
 def approve_job(job_id: int) -> Response:
-    return jsonify(job_json(service().approve_job(me(), job_id), me()))
+    return jsonify(job_json(service().jobs.approve_job(me(), job_id), me()))
 
 
 @api.post("/jobs/<int:job_id>/reject")
 def reject_job(job_id: int) -> Response:
     reason = json_body().get("reason", "")
-    job = service().reject_job(me(), job_id, reason if isinstance(reason, str) else "")
+    job = service().jobs.reject_job(me(), job_id, reason if isinstance(reason, str) else "")
     return jsonify(job_json(job, me()))
 
 
@@ -324,7 +325,7 @@ def set_priority(job_id: int) -> Response:
     body = json_body()
     if "priority" not in body:
         raise Invalid('send {"priority": N}', field="priority")
-    return jsonify(job_json(service().set_priority(me(), job_id, body["priority"]), me()))
+    return jsonify(job_json(service().jobs.set_priority(me(), job_id, body["priority"]), me()))
 
 
 # -- printers -------------------------------------------------------------------------------------
@@ -333,38 +334,38 @@ def set_priority(job_id: int) -> Response:
 @api.get("/printers")
 def list_printers() -> Response:
     svc = service()
-    return jsonify(printers=[printer_json(p, svc.live(p.id)) for p in svc.list_printers()])
+    return jsonify(printers=[printer_json(p, svc.reports.live(p.id)) for p in svc.printers.list_printers()])
 
 
 @api.post("/printers")
 def add_printer() -> tuple[Response, int]:
-    return jsonify(printer_json(service().add_printer(me(), json_body()))), 201
+    return jsonify(printer_json(service().printers.add_printer(me(), json_body()))), 201
 
 
 @api.get("/printers/<printer_id>")
 def get_printer(printer_id: str) -> Response:
     svc = service()
-    return jsonify(printer_json(svc.get_printer(printer_id), svc.live(printer_id)))
+    return jsonify(printer_json(svc.printers.get_printer(printer_id), svc.reports.live(printer_id)))
 
 
 @api.patch("/printers/<printer_id>")
 def update_printer(printer_id: str) -> Response:
-    return jsonify(printer_json(service().update_printer(me(), printer_id, json_body())))
+    return jsonify(printer_json(service().printers.update_printer(me(), printer_id, json_body())))
 
 
 @api.post("/printers/<printer_id>/bed-cleared")
 def bed_cleared(printer_id: str) -> Response:
-    return jsonify(printer_json(service().confirm_bed_cleared(me(), printer_id)))
+    return jsonify(printer_json(service().printers.confirm_bed_cleared(me(), printer_id)))
 
 
 @api.post("/printers/<printer_id>/revoke")
 def revoke_printer_credentials(printer_id: str) -> Response:
-    return jsonify(printer_json(service().revoke_printer(me(), printer_id)))
+    return jsonify(printer_json(service().enrollment.revoke_printer(me(), printer_id)))
 
 
 @api.get("/printers/<printer_id>/jobs/<int:job_id>/file")
 def job_file(printer_id: str, job_id: int) -> Response:
-    job, path = service().job_file(this_printer(), printer_id, job_id)
+    job, path = service().enrollment.job_file(this_printer(), printer_id, job_id)
     response = send_file(path, mimetype="application/octet-stream", conditional=False, etag=False)
     response.headers["X-Content-SHA256"] = job.file_sha256
     return response
@@ -376,7 +377,7 @@ def job_file(printer_id: str, job_id: int) -> Response:
 @api.post("/enroll-codes")
 def create_enroll_code() -> tuple[Response, int]:
     ttl = json_body().get("ttl_s", 86400)
-    code, expires_at = service().create_enrollment_code(me(), ttl)
+    code, expires_at = service().enrollment.create_enrollment_code(me(), ttl)
     return jsonify(code=code, expires_at=iso(expires_at)), 201
 
 
@@ -386,7 +387,7 @@ def enroll_printer() -> tuple[Response, int]:
     refuse_while_limited(limiter, "wrong enrollment codes")
     body = json_body()
     try:
-        enrollment = service().enroll(body.get("code"), body.get("name"), body.get("capabilities"))
+        enrollment = service().enrollment.enroll(body.get("code"), body.get("name"), body.get("capabilities"))
     except Unauthorized:
         limiter.failed(client_address())
         raise
@@ -398,7 +399,7 @@ def enroll_printer() -> tuple[Response, int]:
 
 @api.get("/members")
 def list_members() -> Response:
-    return jsonify(members=[member_json(m) for m in service().list_members(me())])
+    return jsonify(members=[member_json(m) for m in service().members.list_members(me())])
 
 
 @api.post("/members")
@@ -411,45 +412,47 @@ def create_member() -> tuple[Response, int]:
     approval = body.get("requires_approval")
     if approval is not None and not isinstance(approval, bool):
         raise Invalid("requires_approval must be true, false or null", field="requires_approval")
-    member, token = service().create_member(me(), body.get("name", ""), role, requires_approval=approval)
+    member, token = service().members.create_member(
+        me(), body.get("name", ""), role, requires_approval=approval
+    )
     return jsonify({**member_json(member), "token": token}), 201
 
 
 @api.get("/members/<int:member_id>")
 def get_member(member_id: int) -> Response:
     svc = service()
-    member = svc.get_member(me(), member_id)
-    return jsonify({**member_json(member), "printers": sorted(svc.grants_for(me(), member_id))})
+    member = svc.members.get_member(me(), member_id)
+    return jsonify({**member_json(member), "printers": sorted(svc.members.grants_for(me(), member_id))})
 
 
 @api.patch("/members/<int:member_id>")
 def update_member(member_id: int) -> Response:
-    return jsonify(member_json(service().update_member(me(), member_id, json_body())))
+    return jsonify(member_json(service().members.update_member(me(), member_id, json_body())))
 
 
 @api.post("/members/<int:member_id>/token")
 def reissue_token(member_id: int) -> Response:
-    return jsonify(token=service().new_token_for(me(), member_id))
+    return jsonify(token=service().members.new_token_for(me(), member_id))
 
 
 @api.put("/members/<int:member_id>/password")
 def set_password(member_id: int) -> tuple[str, int]:
-    service().set_password(me(), member_id, json_body().get("password"))
+    service().identity.set_password(me(), member_id, json_body().get("password"))
     return "", 204
 
 
 @api.put("/members/<int:member_id>/printers/<printer_id>")
 def grant_printer(member_id: int, printer_id: str) -> Response:
     svc = service()
-    svc.grant(me(), member_id, printer_id)
-    return jsonify(printers=sorted(svc.grants_for(me(), member_id)))
+    svc.members.grant(me(), member_id, printer_id)
+    return jsonify(printers=sorted(svc.members.grants_for(me(), member_id)))
 
 
 @api.delete("/members/<int:member_id>/printers/<printer_id>")
 def revoke_printer(member_id: int, printer_id: str) -> Response:
     svc = service()
-    svc.revoke_grant(me(), member_id, printer_id)
-    return jsonify(printers=sorted(svc.grants_for(me(), member_id)))
+    svc.members.revoke_grant(me(), member_id, printer_id)
+    return jsonify(printers=sorted(svc.members.grants_for(me(), member_id)))
 
 
 # -- lab settings ---------------------------------------------------------------------------------
@@ -457,9 +460,9 @@ def revoke_printer(member_id: int, printer_id: str) -> Response:
 
 @api.get("/settings")
 def get_settings() -> Response:
-    return jsonify(service().lab_settings().to_dict())
+    return jsonify(service().lab.settings().to_dict())
 
 
 @api.patch("/settings")
 def update_settings() -> Response:
-    return jsonify(service().update_lab_settings(me(), json_body()).to_dict())
+    return jsonify(service().lab.update(me(), json_body()).to_dict())

@@ -6,10 +6,10 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from ..app.enrollment import Enrollment
 from ..errors import Invalid
 from ..models import Job, JobEvent, LiveStatus, Member, Printer, Role
 from ..scheduler import Explanation
-from ..service import Enrollment
 
 
 def parse_json_object(data: bytes) -> dict[str, Any]:

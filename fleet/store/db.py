@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, Invalid, NotFound
 from ..models import EnrollmentCode, Job, JobEvent, Member, Printer, PrinterCredentials, Role
-from ..states import TERMINAL, JobState, PrinterState, check_job_transition
+from ..states import TERMINAL, JobState, PrinterState, check_job_transition, check_printer_transition
 from . import rows
 from . import schema as s
 from .blobs import is_sha256_hex
@@ -323,8 +323,15 @@ class Store:
         capabilities: dict[str, Any] = json.loads(value)
         return capabilities
 
-    def update_printer(self, printer_id: str, **changes: Any) -> Printer:
-        """Change some of a printer's fields (see :data:`PRINTER_CHANGES`)."""
+    def update_printer(
+        self, printer_id: str, *, expect: Optional[Collection[PrinterState]] = None, **changes: Any
+    ) -> Printer:
+        """Change some of a printer's fields (see :data:`PRINTER_CHANGES`).
+
+        A new ``state`` must be a move :data:`~fleet.states.PRINTER_TRANSITIONS` allows, from the
+        state found in this transaction, and (with ``expect``) from one of those: :class:`Conflict`
+        otherwise, and nothing changes.
+        """
         unknown = sorted(set(changes) - PRINTER_CHANGES)
         if unknown:
             raise TypeError(f"update_printer() cannot change {', '.join(unknown)}")
@@ -336,7 +343,11 @@ class Store:
         if "capabilities" in values:
             values["capabilities"] = rows.dumps(dict(values["capabilities"]))
         with write_transaction(self._engine) as conn:
-            self._printer(conn, printer_id)
+            current = self._printer(conn, printer_id, lock="state" in values or expect is not None)
+            if expect is not None and current.state not in expect:
+                raise self._printer_not_in(current, expect)
+            if "state" in values:
+                check_printer_transition(current.state, PrinterState(values["state"]))
             if values:
                 conn.execute(update(s.printers).where(s.printers.c.id == printer_id).values(values))
             return self._printer(conn, printer_id)
@@ -375,6 +386,7 @@ class Store:
                     f"printer {printer_id!r} holds job {current.current_job_id}, not job {expect_job_id}",
                     details={"current_job_id": current.current_job_id},
                 )
+            check_printer_transition(current.state, PrinterState(state))
             conn.execute(
                 update(s.printers)
                 .where(s.printers.c.id == printer_id)
@@ -823,6 +835,7 @@ class Store:
                     raise TypeError(f"printer_changes cannot set {', '.join(unknown)}")
                 columns = dict(changes)
                 if "state" in columns:
+                    check_printer_transition(printer.state, PrinterState(columns["state"]))
                     columns["state"] = PrinterState(columns["state"]).value
                 conn.execute(update(s.printers).where(s.printers.c.id == printer.id).values(columns))
             return self._job(conn, job_id)
@@ -1028,6 +1041,14 @@ class Store:
     @staticmethod
     def _name_taken(name: str) -> Conflict:
         return Conflict(f"the member name {name!r} is already taken; choose another", field="name")
+
+    @staticmethod
+    def _printer_not_in(printer: Printer, expect: Collection[PrinterState]) -> Conflict:
+        wanted = " or ".join(sorted(PrinterState(state).value for state in expect))
+        return Conflict(
+            f"printer {printer.id} is {printer.state.value}, expected {wanted}",
+            details={"state": printer.state.value, "expected": sorted(PrinterState(x).value for x in expect)},
+        )
 
     @staticmethod
     def _no_printer(printer_id: str) -> NotFound:

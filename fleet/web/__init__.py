@@ -15,7 +15,7 @@ import secrets
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 
-from ..service import FleetService
+from ..app import FleetApp
 from .dashboard import Dashboard, fleet_snapshot
 from .events import LiveHub
 from .i18n import Catalogue
@@ -42,7 +42,7 @@ class DashboardSessions(SecureCookieSessionInterface):
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 
 
-def install_dashboard(app: Flask, service: FleetService) -> Dashboard:
+def install_dashboard(app: Flask, service: FleetApp) -> Dashboard:
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
     if not app.secret_key:

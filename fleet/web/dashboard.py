@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ..service import FleetService
+from ..app import FleetApp
 from .cards import card
 from .events import LiveHub, Snapshot
 from .i18n import Catalogue
@@ -25,7 +25,7 @@ class Dashboard:
     busy_retry_ms: int = 30_000
 
 
-def fleet_snapshot(service: FleetService) -> Snapshot:
+def fleet_snapshot(service: FleetApp) -> Snapshot:
     """Every printer card, and a short signature that changes whenever the queue does."""
-    signature = hashlib.sha256(repr(service.queue_signature()).encode("ascii")).hexdigest()[:16]
-    return {"printers": {e.printer.id: card(e) for e in service.printer_board()}, "queue": signature}
+    signature = hashlib.sha256(repr(service.board.queue_signature()).encode("ascii")).hexdigest()[:16]
+    return {"printers": {e.printer.id: card(e) for e in service.board.printer_board()}, "queue": signature}

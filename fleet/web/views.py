@@ -27,9 +27,10 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..app import FleetApp
+from ..app.checks import check_material
 from ..errors import FleetError, Invalid, NotFound, Unauthorized
 from ..models import Member, Role
-from ..service import FleetService, check_material
 from ..states import CANCELLABLE, JobState
 from .cards import best_thumbnail, card, thumbnail
 from .dashboard import Dashboard
@@ -56,8 +57,8 @@ CODE_TTLS = {"1h": 3600, "1d": 86400, "7d": 7 * 86400}
 Page = Union[str, BaseResponse, tuple[str, int], tuple[str, int, dict[str, str]]]
 
 
-def service() -> FleetService:
-    svc: FleetService = current_app.extensions["crowdfab.service"]
+def service() -> FleetApp:
+    svc: FleetApp = current_app.extensions["crowdfab.service"]
     return svc
 
 
@@ -111,7 +112,7 @@ def load_session() -> Optional[BaseResponse]:
     member_id, stamp = session.get("member_id"), session.get("stamp")
     if isinstance(member_id, int) and isinstance(stamp, str):
         try:
-            g.member = service().session_member(member_id, stamp)
+            g.member = service().identity.session_member(member_id, stamp)
         except Unauthorized:
             session.clear()
     if request.method == "POST":
@@ -242,7 +243,7 @@ def sign_in() -> Union[Page, BaseResponse]:
         )
         return page, status, {"Retry-After": str(math.ceil(wait))}
     try:
-        member = service().sign_in(name, request.form.get("password", ""))
+        member = service().identity.sign_in(name, request.form.get("password", ""))
     except Unauthorized:
         limiter.failed(key)
         error = t("signin.wrong")
@@ -250,7 +251,7 @@ def sign_in() -> Union[Page, BaseResponse]:
     limiter.succeeded(key)
     session.clear()  # a fresh session (and CSRF token) for the signed-in member
     session["member_id"] = member.id
-    session["stamp"] = service().password_stamp(member.id)
+    session["stamp"] = service().identity.password_stamp(member.id)
     return redirect(target, 303)
 
 
@@ -285,18 +286,18 @@ def account() -> Union[Page, BaseResponse]:
         error = t("account.mismatch")
     else:
         try:
-            service().sign_in(me().name, current)
+            service().identity.sign_in(me().name, current)
         except Unauthorized:
             limiter.failed(key)
             error = t("account.wrong_current")
     if error is None:
         try:
-            service().set_password(me(), me().id, new)
+            service().identity.set_password(me(), me().id, new)
         except Invalid:
             error = t("account.too_short")
     if error is not None:
         return render("account.html", 422, title=t("account.title"), error=error)
-    session["stamp"] = service().password_stamp(me().id)
+    session["stamp"] = service().identity.password_stamp(me().id)
     flash(t("account.changed"), "ok")
     return redirect(url_for("web.account"), 303)
 
@@ -310,7 +311,7 @@ def viewer_context() -> dict[str, Any]:
 
 @web.get("/")
 def printers() -> Page:
-    cards = [card(entry) for entry in service().printer_board()]
+    cards = [card(entry) for entry in service().board.printer_board()]
     return render(
         "printers.html", title=t("printers.title"), page="printers", cards=cards, **viewer_context()
     )
@@ -318,7 +319,7 @@ def printers() -> Page:
 
 @web.get("/printers/<printer_id>")
 def printer(printer_id: str) -> Page:
-    entry = next((e for e in service().printer_board() if e.printer.id == printer_id), None)
+    entry = next((e for e in service().board.printer_board() if e.printer.id == printer_id), None)
     if entry is None:
         raise NotFound(f"there is no printer with id {printer_id!r}", field="printer_id")
     if request.args.get("part") == "card":
@@ -337,14 +338,16 @@ def printer(printer_id: str) -> Page:
 
 @web.post("/printers/<printer_id>/bed-cleared")
 def bed_cleared(printer_id: str) -> BaseResponse:
-    cleared = service().confirm_bed_cleared(me(), printer_id)
+    cleared = service().printers.confirm_bed_cleared(me(), printer_id)
     flash(t("flash.bed_cleared", name=cleared.name), "ok")
     return back("/")
 
 
 @web.post("/printers/<printer_id>/material")
 def set_material(printer_id: str) -> BaseResponse:
-    updated = service().update_printer(me(), printer_id, {"material": request.form.get("material", "")})
+    updated = service().printers.update_printer(
+        me(), printer_id, {"material": request.form.get("material", "")}
+    )
     flash(t("flash.material", name=updated.name, material=updated.material or "—"), "ok")
     return back(url_for("web.printer", printer_id=printer_id))
 
@@ -352,7 +355,7 @@ def set_material(printer_id: str) -> BaseResponse:
 @web.post("/enroll-code")
 def enroll_code() -> Page:
     ttl = CODE_TTLS.get(request.form.get("ttl", ""), CODE_TTLS["1d"])
-    code, expires_at = service().create_enrollment_code(me(), ttl)
+    code, expires_at = service().enrollment.create_enrollment_code(me(), ttl)
     # Shown on this page only: never put into a redirect or the (readable) session cookie.
     return render("code.html", title=t("code.title"), page="printers", code=code, expires_at=expires_at)
 
@@ -362,7 +365,7 @@ def enroll_code() -> Page:
 
 @web.get("/queue")
 def queue() -> Page:
-    entries = service().queue(me())
+    entries = service().dispatcher.queue(me())
     context = {"entries": entries, **viewer_context()}
     if request.args.get("part") == "list":
         return render("_queue_list.html", **context)
@@ -372,11 +375,11 @@ def queue() -> Page:
 @web.get("/jobs/<int:job_id>")
 def job(job_id: int) -> Page:
     svc = service()
-    found = svc.get_job(me(), job_id)
-    history = svc.job_history(me(), job_id)
+    found = svc.jobs.get_job(me(), job_id)
+    history = svc.jobs.job_history(me(), job_id)
     explanation = None
     if found.state in (JobState.SUBMITTED, JobState.AWAITING_APPROVAL, JobState.QUEUED):
-        explanation = next((e.explanation for e in svc.queue(me()) if e.job.id == job_id), None)
+        explanation = next((e.explanation for e in svc.dispatcher.queue(me()) if e.job.id == job_id), None)
     manager = me().role is Role.MANAGER
     actions = []
     if manager and found.state is JobState.AWAITING_APPROVAL:
@@ -402,7 +405,7 @@ def job(job_id: int) -> Page:
 
 @web.get("/jobs/<int:job_id>/thumbnail")
 def job_thumbnail(job_id: int) -> Response:
-    found = thumbnail(service().get_job(me(), job_id))
+    found = thumbnail(service().jobs.get_job(me(), job_id))
     if found is None:
         raise NotFound(f"job {job_id}'s file has no preview image", key="no_thumbnail")
     data, mime = found
@@ -413,11 +416,11 @@ def _job_actions() -> dict[str, Callable[[Member, int], Any]]:
     svc = service()
     reason = request.form.get("reason", "")
     return {
-        "approve": svc.approve_job,
-        "reject": lambda actor, job_id: svc.reject_job(actor, job_id, reason),
-        "pause": svc.pause_job,
-        "resume": svc.resume_job,
-        "cancel": lambda actor, job_id: svc.cancel_job(actor, job_id, reason),
+        "approve": svc.jobs.approve_job,
+        "reject": lambda actor, job_id: svc.jobs.reject_job(actor, job_id, reason),
+        "pause": svc.jobs.pause_job,
+        "resume": svc.jobs.resume_job,
+        "cancel": lambda actor, job_id: svc.jobs.cancel_job(actor, job_id, reason),
     }
 
 
@@ -435,7 +438,7 @@ def job_action(job_id: int, action: str) -> BaseResponse:
 
 
 def _submit_form(**extra: Any) -> dict[str, Any]:
-    lab = service().lab_settings()
+    lab = service().lab.settings()
     form = {
         "material": request.form.get("material", ""),
         "copies": request.form.get("copies", "1"),
@@ -469,7 +472,7 @@ def analyze() -> Page:
         return render("submit.html", 422, **_submit_form(error=t("submit.no_file")))
     try:
         material = check_material(request.form.get("material"))
-        result = service().analyze_upload(cast(BinaryIO, upload.stream), material=material).to_dict()
+        result = service().intake.analyze_upload(cast(BinaryIO, upload.stream), material=material).to_dict()
     except Invalid as exc:
         return render("submit.html", 422, **_submit_form(**_form_error(exc)))
     thumb = best_thumbnail(result.get("thumbnails") or [])
@@ -495,7 +498,7 @@ def confirm_submit() -> Union[Page, BaseResponse]:
     except ValueError:
         return render("submit.html", 422, **_submit_form(error=t("submit.bad_copies")))
     try:
-        submission = service().submit_job(
+        submission = service().intake.submit_job(
             me(),
             cast(BinaryIO, upload.stream),
             filename=upload.filename,
@@ -519,9 +522,9 @@ def stats() -> Page:
     svc = service()
     manager = me().role is Role.MANAGER
     figures = compute(
-        svc.print_history(me()),
-        svc.list_printers(),
-        svc.member_names(me()),
+        svc.board.print_history(me()),
+        svc.printers.list_printers(),
+        svc.members.member_names(me()),
         now=svc.clock(),
         only_member=None if manager else me().id,
     )
@@ -546,9 +549,9 @@ def day_label(epoch: float) -> str:
 @web.get("/members")
 def members() -> Page:
     svc = service()
-    people = svc.list_members(me())  # managers only: anyone else gets 403 here
-    grants = svc.all_grants(me())
-    printers = sorted(svc.list_printers(), key=lambda p: (p.name.lower(), p.id))
+    people = svc.members.list_members(me())  # managers only: anyone else gets 403 here
+    grants = svc.members.all_grants(me())
+    printers = sorted(svc.printers.list_printers(), key=lambda p: (p.name.lower(), p.id))
     return render(
         "members.html",
         title=t("members.title"),
@@ -563,17 +566,17 @@ def members() -> Page:
 @web.post("/members/<int:member_id>/grants")
 def member_grants(member_id: int) -> BaseResponse:
     svc = service()
-    svc.require_manager(me())
-    member = svc.get_member(me(), member_id)
+    svc.identity.require_manager(me())
+    member = svc.members.get_member(me(), member_id)
     wanted = set(request.form.getlist("printer"))
-    held = svc.grants_for(me(), member_id)
-    for printer in svc.list_printers():
+    held = svc.members.grants_for(me(), member_id)
+    for printer in svc.printers.list_printers():
         if not printer.restricted:
             continue
         if printer.id in wanted and printer.id not in held:
-            svc.grant(me(), member_id, printer.id)
+            svc.members.grant(me(), member_id, printer.id)
         elif printer.id not in wanted and printer.id in held:
-            svc.revoke_grant(me(), member_id, printer.id)
+            svc.members.revoke_grant(me(), member_id, printer.id)
     flash(t("flash.grants", name=member.name), "ok")
     return redirect(url_for("web.members") + f"#member-{member_id}", 303)
 
@@ -613,18 +616,18 @@ def _settings_changes() -> dict[str, Any]:
 @web.route("/settings", methods=["GET", "POST"])
 def settings() -> Union[Page, BaseResponse]:
     svc = service()
-    svc.require_manager(me())
+    svc.identity.require_manager(me())
     if request.method == "GET":
-        return render("settings.html", title=t("settings.title"), page="settings", lab=svc.lab_settings())
+        return render("settings.html", title=t("settings.title"), page="settings", lab=svc.lab.settings())
     try:
-        svc.update_lab_settings(me(), _settings_changes())
+        svc.lab.update(me(), _settings_changes())
     except Invalid as exc:
         return render(
             "settings.html",
             422,
             title=t("settings.title"),
             page="settings",
-            lab=svc.lab_settings(),
+            lab=svc.lab.settings(),
             form=request.form,
             error_field=exc.field,
             **_form_error(exc),
