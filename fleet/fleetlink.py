@@ -30,13 +30,7 @@ A printer in maintenance keeps that state whatever its node says. Only ``availab
 (the node's last will) makes a held job ``unknown``; ``disconnected`` does not, because the node is
 still there and will report what happened.
 
-Dispatches: each assignment the scheduler makes is sent as a ``dispatch`` command with a lease.
-Without an ack it is re-sent with the same command id (up to ``resend_limit`` times, within the
-lease); ``accepted`` waits for ``job_started``; ``pending`` (the owner is asked) waits until the
-lease ends; ``declined``/``failed`` or an expired lease put the job back in the queue and keep that
-printer from being offered that job again for ``decline_cooldown_s``. Dispatches live in memory; a
-command's id is derived from its assignment, so after a restart each assigned job's command is sent
-again, the same, and its printer's answer settles it (see ``_recover``).
+Dispatch commands, their leases, re-sends and answers are followed by :mod:`fleet.dispatches`.
 """
 
 from __future__ import annotations
@@ -46,21 +40,17 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
 from . import protocol as p
 from .app import FleetApp
-from .app.checks import check_material, check_nozzle, check_volume
-from .app.dispatch import estimate
+from .dispatches import Dispatch, Dispatches
 from .errors import FleetError, Invalid, NotFound
-from .models import Job, LiveStatus, Printer
+from .models import LiveStatus, Printer
 from .states import BUSY, JobState, PrinterState
 
 log = logging.getLogger(__name__)
-
-#: Namespace of dispatch command ids, which are derived from the assignment they carry out.
-_DISPATCH_IDS = uuid.UUID("5b0f3c1e-8d7a-4e2b-9c61-2f4e8a9d7c30")
 
 #: What a job event means for the job.
 EVENT_TARGETS = {
@@ -98,23 +88,6 @@ def printer_state_for(node: p.NodeState, printer: Printer) -> Optional[PrinterSt
             return printer.state if printer.state is PrinterState.AWAITING_BED_CLEAR else PrinterState.IDLE
         return None if printer.state in BUSY else PrinterState.AWAITING_BED_CLEAR
     return _DIRECT[node]
-
-
-@dataclass(frozen=True)
-class Dispatch:
-    """A dispatch command waiting for its printer's answer."""
-
-    job_id: int
-    printer_id: str
-    #: None: there is no command to send again.
-    command: Optional[p.Command]
-    expires_at: float
-    sent_at: float
-    sends: int = 1
-    answer: Optional[p.AckStatus] = None
-    answered_at: Optional[float] = None
-    #: Taken over from a previous process, which may have sent the command under another id.
-    recovered: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,13 +145,9 @@ class FleetLink:
         self.base_url = base_url.rstrip("/")
         self.ack_timeout_s = ack_timeout_s
         self.lease_s = lease_s
-        self.resend_limit = resend_limit
         self.dispatch_interval_s = dispatch_interval_s
         #: A printer not heard from for this long is offline; None trusts the broker's last will alone.
         self.offline_after_s = offline_after_s
-        #: After ``accepted``, how long the printer has to report ``job_started`` (downloading included).
-        self.start_timeout_s = start_timeout_s
-        self.decline_cooldown_s = decline_cooldown_s
         self.seen_write_interval_s = seen_write_interval_s
         #: A status that says what the printer's last one said is checked against the store about this
         #: often (see :meth:`_unchanged`); anything this link learns about the printer checks it at once.
@@ -189,11 +158,20 @@ class FleetLink:
         self.clock = clock
         self._log = RateLimitedLog(log_interval_s)
         self._lock = threading.RLock()
-        self._dispatches: dict[int, Dispatch] = {}
-        #: When each job was last asked about again after its printer came back (see :meth:`_ask_again`).
-        self._asked: dict[int, float] = {}
+        self.dispatches = Dispatches(
+            app,
+            self._publish,
+            base_url=self.base_url,
+            ack_timeout_s=ack_timeout_s,
+            lease_s=lease_s,
+            resend_limit=resend_limit,
+            start_timeout_s=start_timeout_s,
+            decline_cooldown_s=decline_cooldown_s,
+            clock=clock,
+            printer_news=self._forget_reported,
+            want_dispatch=self._want_dispatch,
+        )
         self._next_question = float("-inf")
-        self._cooldown: dict[tuple[int, str], float] = {}
         self._heard: dict[str, float] = {}
         self._seen_written: dict[str, float] = {}
         self._reported: dict[str, Reported] = {}
@@ -215,7 +193,7 @@ class FleetLink:
         self.app.hooks.on_work_available(self.request_dispatch)
         self.app.hooks.on_credentials_changed(self.recheck_statuses)
         with self._lock:
-            self._recover(now)
+            self.dispatches.recover(now)
         # Status is taken at QoS 0: each one replaces the last and the broker keeps the latest
         # (retained), sent again on every subscribe. So the fleet owes the broker no acknowledgement
         # per status, statuses never wait behind the broker's in-flight window, and none are queued
@@ -260,7 +238,13 @@ class FleetLink:
     def outstanding(self) -> dict[int, Dispatch]:
         """The dispatches waiting for an answer, by job id."""
         with self._lock:
-            return dict(self._dispatches)
+            return dict(self.dispatches.waiting)
+
+    def _forget_reported(self, printer_id: str) -> None:
+        self._reported.pop(printer_id, None)
+
+    def _want_dispatch(self) -> None:
+        self._dispatch_wanted = True
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -268,18 +252,16 @@ class FleetLink:
         """One round: re-send or give up unanswered dispatches, mark silent printers, dispatch."""
         now = self.clock() if now is None else now
         with self._lock:
-            for dispatch in list(self._dispatches.values()):
-                self._follow_up(dispatch, now)
+            self.dispatches.follow_up(now)
             if now >= self._next_question:
                 self._next_question = now + self.ack_timeout_s
-                self._ask_about_held_unknowns()
+                self.dispatches.ask_about_held_unknowns(self._heard)
             self._mark_silent(now)
             due = self._dispatch_wanted or now >= self._next_dispatch
             if due:
                 self._dispatch_wanted = False
                 self._next_dispatch = now + self.dispatch_interval_s
-                self._cooldown = {pair: until for pair, until in self._cooldown.items() if until > now}
-                avoid = set(self._cooldown)
+                avoid = self.dispatches.cooling(now)
             seen = self._seen_since_written(now)
         if seen:
             self.app.reports.touch(seen)
@@ -312,102 +294,7 @@ class FleetLink:
         self.app.metrics.observe("dispatch.pass_s", time.perf_counter() - started)
         with self._lock:
             for job_id, printer_id in assigned:
-                self._send_dispatch(job_id, printer_id, now)
-
-    def _send_dispatch(self, job_id: int, printer_id: str, now: float) -> None:
-        job = self.app.reports.job(job_id)
-        if job.state is not JobState.ASSIGNED or job.printer_id != printer_id:
-            return  # cancelled or settled between the pass and now (it ran without the lock)
-        command = self._dispatch_command(job, printer_id)
-        self._dispatches[job_id] = Dispatch(job_id, printer_id, command, command.expires_at, now)
-        self._reported.pop(printer_id, None)
-        self._publish(printer_id, command)
-        self.app.metrics.count("dispatch.sent")
-        log.info("job %d dispatched to printer %s (command %s)", job_id, printer_id, command.id)
-
-    def _dispatch_command(self, job: Job, printer_id: str, assigned_at: Optional[float] = None) -> p.Command:
-        """The dispatch command of a job's assignment, the same whenever it is built.
-
-        Its id and times come from the assignment as stored (the job, the printer, when it was
-        assigned: by default the job's last change, which an assigned job's assignment is), so a
-        fleet that restarts sends the very command it may have sent before: a node that took it
-        answers again and acts on nothing twice.
-        """
-        assigned_at = job.updated_at if assigned_at is None else assigned_at
-        ref = p.JobRef(
-            job_id=job.id,
-            url=f"{self.base_url}/api/v1/printers/{printer_id}/jobs/{job.id}/file",
-            sha256=job.file_sha256,
-            size=job.size_bytes,
-            filename=job.filename,
-            estimated_s=estimate(job) or None,
-        )
-        return p.Command(
-            id=uuid.uuid5(_DISPATCH_IDS, f"{job.id}/{printer_id}/{assigned_at!r}").hex,
-            type=p.CommandType.DISPATCH,
-            issued_at=assigned_at,
-            expires_at=assigned_at + self.lease_s,
-            job_id=job.id,
-            job=ref,
-        )
-
-    def _follow_up(self, dispatch: Dispatch, now: float) -> None:
-        job = self.app.reports.job(dispatch.job_id)
-        if job.state is JobState.UNKNOWN and job.printer_id == dispatch.printer_id:
-            self._follow_up_question(dispatch, now)
-            return
-        if job.state is not JobState.ASSIGNED or job.printer_id != dispatch.printer_id:
-            self._dispatches.pop(dispatch.job_id, None)  # started, cancelled or settled meanwhile
-            return
-        if dispatch.answer in (p.AckStatus.ACCEPTED, p.AckStatus.DONE):
-            assert dispatch.answered_at is not None
-            if now - dispatch.answered_at >= self.start_timeout_s:
-                self._dispatches.pop(dispatch.job_id, None)
-                self._unknown(
-                    job, f"printer {dispatch.printer_id} accepted the job but never reported starting"
-                )
-            return
-        if now >= dispatch.expires_at:
-            if dispatch.answer is p.AckStatus.PENDING:
-                why = "asked its owner, who did not answer in time"
-            else:
-                why = f"did not answer within {self.lease_s:g} s"
-            self._give_back(dispatch, f"printer {dispatch.printer_id} {why}", now)
-            return
-        if (
-            dispatch.answer is None
-            and dispatch.command is not None
-            and now - dispatch.sent_at >= self.ack_timeout_s
-            and dispatch.sends <= self.resend_limit
-        ):
-            self._dispatches[dispatch.job_id] = replace(dispatch, sent_at=now, sends=dispatch.sends + 1)
-            self._publish(dispatch.printer_id, dispatch.command)
-            self.app.metrics.count("dispatch.resent")
-            log.info(
-                "job %d: no ack from %s; command %s sent again",
-                job.id,
-                dispatch.printer_id,
-                dispatch.command.id,
-            )
-
-    def _follow_up_question(self, dispatch: Dispatch, now: float) -> None:
-        """A job asked about again (see :meth:`_ask_again`): an acceptance leaves it to the printer's
-        events; without an answer it is asked again at a later status."""
-        if dispatch.answer in (p.AckStatus.ACCEPTED, p.AckStatus.DONE) or now >= dispatch.expires_at:
-            self._dispatches.pop(dispatch.job_id, None)
-
-    def _unknown(self, job: Job, reason: str) -> None:
-        if job.printer_id is not None:
-            self._reported.pop(job.printer_id, None)
-        self.app.reports.job_unreachable(job.id, "system", reason)
-
-    def _give_back(self, dispatch: Dispatch, reason: str, now: float) -> None:
-        self._dispatches.pop(dispatch.job_id, None)
-        self._reported.pop(dispatch.printer_id, None)
-        self._cooldown[(dispatch.job_id, dispatch.printer_id)] = now + self.decline_cooldown_s
-        if self.app.reports.requeue_assignment(dispatch.job_id, dispatch.printer_id, reason):
-            log.info("job %d back in the queue: %s", dispatch.job_id, reason)
-        self._dispatch_wanted = True
+                self.dispatches.send(job_id, printer_id, now)
 
     def _mark_silent(self, now: float) -> None:
         if self.offline_after_s is None:
@@ -422,25 +309,6 @@ class FleetLink:
                 self.app.reports.printer_offline(printer.id, "printer silent, outcome unknown")
                 self.app.reports.clear_live(printer.id)
 
-    def _recover(self, now: float) -> None:
-        """Take over the assignments a previous process left: each one's command is sent again, as it was.
-
-        A node that took it answers again (and what it reported meanwhile arrives through the fleet's
-        lasting broker session); one that never got it takes it, or declines it once its lease is over.
-        Either way the printer answers before the job can go back to the queue, so a job a printer took
-        is never given to another. A printer that does not answer at all has ``ack_timeout_s``, or
-        the rest of the lease, whichever is longer.
-        """
-        for job in self.app.reports.jobs_in({JobState.ASSIGNED}):
-            if job.printer_id is None:
-                continue
-            expires_at = max(job.updated_at + self.lease_s, now + self.ack_timeout_s)
-            command = self._dispatch_command(job, job.printer_id)
-            self._dispatches[job.id] = Dispatch(
-                job.id, job.printer_id, command, expires_at, now, recovered=True
-            )
-            self._publish(job.printer_id, command)
-
     # -- commands people give -------------------------------------------------------------------
 
     def send_command(self, printer_id: str, command_type: p.CommandType, job_id: Optional[int]) -> None:
@@ -449,7 +317,7 @@ class FleetLink:
         command = p.Command(uuid.uuid4().hex, command_type, now, now + self.lease_s, job_id=job_id)
         with self._lock:
             if command_type is p.CommandType.CANCEL and job_id is not None:
-                self._dispatches.pop(job_id, None)
+                self.dispatches.forget(job_id)
             self._reported.pop(printer_id, None)
             self._publish(printer_id, command)
         log.info("%s sent to printer %s (job %s)", command_type.value, printer_id, job_id)
@@ -517,7 +385,7 @@ class FleetLink:
             self._on_event(printer, p.decode_event(payload))
         elif channel is p.Channel.ACK:
             self._heard[printer_id] = now
-            self._on_ack(printer, p.decode_ack(payload), now)
+            self.dispatches.on_ack(printer, p.decode_ack(payload), now)
 
     def _on_availability(self, printer: Printer, online: bool, now: float) -> None:
         if online:
@@ -526,9 +394,7 @@ class FleetLink:
         log.info("printer %s went offline", printer.id)
         self._heard.pop(printer.id, None)
         self.app.reports.clear_live(printer.id)
-        for job_id, dispatch in list(self._dispatches.items()):
-            if dispatch.printer_id == printer.id:
-                del self._dispatches[job_id]
+        self.dispatches.forget_printer(printer.id)
         self.app.reports.printer_offline(printer.id)
 
     def _unchanged(self, printer_id: str, reported: Reported, status: p.Status, now: float) -> bool:
@@ -594,71 +460,25 @@ class FleetLink:
             self.app.reports.printer_job_event(
                 printer.id, job.id, target, f"printer {printer.id} reports it {target.value}"
             )
-            self._dispatches.pop(job.id, None)
+            self.dispatches.forget(job.id)
         elif job.state is JobState.UNKNOWN and not running:
             if job.started_at is None:
                 # The printer keeps the job until it says whether it took it.
-                self._ask_again(job, printer.id)
+                self.dispatches.ask_again(job, printer.id)
                 return printer
             # The node is back and not running it: the outcome stays for its events or a manager to
             # settle, and someone has to look at the plate before the printer takes more work.
             self.app.reports.back_without_job(printer.id, job.id)
         return self.app.printers.get_printer(printer.id)
 
-    def _ask_about_held_unknowns(self) -> None:
-        """Ask again about each unknown, never-started job a printer heard from since the start holds.
-
-        A printer that is back but idle sends no status to ask at; its silence must not leave the
-        job unknown when one question settles it.
-        """
-        for job in self.app.reports.jobs_in({JobState.UNKNOWN}):
-            printer_id = job.printer_id
-            if job.started_at is not None or printer_id is None or printer_id not in self._heard:
-                continue
-            if self.app.printers.get_printer(printer_id).current_job_id == job.id:
-                self._ask_again(job, printer_id)
-
-    def _ask_again(self, job: Job, printer_id: str) -> None:
-        """Send a job that went unknown before it started its dispatch command again, the same.
-
-        The printer that is back answers from its journal: ``accepted`` if it took the job (its
-        events then settle it), or ``declined`` if the command never reached it (now expired), and
-        the job goes back to the queue. A printer that does not answer (it may not be connected
-        yet: its status can be an old retained one) is asked again at a later status, at most once
-        per ``ack_timeout_s``.
-        """
-        now = self.clock()
-        if job.id in self._dispatches or now - self._asked.get(job.id, float("-inf")) < self.ack_timeout_s:
-            return
-        self._asked[job.id] = now
-        assigned_at = self.app.reports.assigned_at(job.id)
-        if assigned_at is None:
-            return
-        command = self._dispatch_command(job, printer_id, assigned_at)
-        dispatch = Dispatch(
-            job.id, printer_id, command, now + self.ack_timeout_s, now, self.resend_limit + 1, recovered=True
-        )
-        self._dispatches[job.id] = dispatch
-        self._publish(printer_id, command)
-        log.info("job %d: printer %s is back; asked again whether it took the job", job.id, printer_id)
-
     def _capability_changes(self, printer: Printer, caps: p.Capabilities, now: float) -> dict[str, object]:
-        changes: dict[str, object] = {}
         try:
-            if caps.material is not None:
-                material = check_material(caps.material, "capabilities.material")
-                if material != printer.material:
-                    changes["material"] = material
-            if caps.nozzle_diameter is not None and caps.nozzle_diameter != printer.nozzle_diameter:
-                changes["nozzle_diameter"] = check_nozzle(caps.nozzle_diameter)
-            if caps.volume is not None and caps.volume != printer.volume:
-                changes["volume"] = check_volume(caps.volume.to_dict())
+            return self.app.reports.capability_changes(printer, caps)
         except Invalid as exc:
             self._log.warning(
                 f"caps:{printer.id}", now, "ignored capabilities of %s: %s", printer.id, exc.message
             )
             return {}
-        return changes
 
     def _on_event(self, printer: Printer, event: p.Event) -> None:
         if event.type is p.EventType.BED_CLEARED:
@@ -674,38 +494,4 @@ class FleetLink:
         if self.app.reports.printer_job_event(printer.id, event.job_id, target, reason):
             log.info("job %d: %s on printer %s", event.job_id, event.type.value, printer.id)
         if target is not JobState.PAUSED:
-            self._dispatches.pop(event.job_id, None)
-
-    def _on_ack(self, printer: Printer, ack: p.Ack, now: float) -> None:
-        dispatch = next(
-            (d for d in self._dispatches.values() if d.command and d.command.id == ack.command_id), None
-        )
-        if dispatch is None and ack.job_id is not None:
-            adopted = self._dispatches.get(ack.job_id)
-            dispatch = adopted if adopted is not None and adopted.recovered else None
-        if dispatch is None:
-            log.info(
-                "ack %s (%s) from %s: %s", ack.command_id, ack.status.value, printer.id, ack.reason or "-"
-            )
-            return
-        if dispatch.printer_id != printer.id:
-            raise Invalid(
-                f"command {ack.command_id} was sent to printer {dispatch.printer_id}, not {printer.id}"
-            )
-        if ack.status in (p.AckStatus.DECLINED, p.AckStatus.FAILED):
-            word = "declined" if ack.status is p.AckStatus.DECLINED else "could not take"
-            reason = f"printer {printer.id} {word} the job" + (f": {ack.reason[:200]}" if ack.reason else "")
-            self._give_back(dispatch, reason, now)
-        elif dispatch.answer is not ack.status and dispatch.answer not in (
-            p.AckStatus.ACCEPTED,
-            p.AckStatus.DONE,
-        ):
-            expires_at = dispatch.expires_at
-            if ack.status is p.AckStatus.PENDING:
-                # The owner is asked: hold the job as long as the node says they have (it answers
-                # ``declined`` itself at that deadline), and an ack's trip more.
-                within = self.lease_s if ack.answer_within_s is None else ack.answer_within_s
-                expires_at = max(expires_at, now + within + self.ack_timeout_s)
-            self._dispatches[dispatch.job_id] = replace(
-                dispatch, answer=ack.status, answered_at=now, expires_at=expires_at
-            )
+            self.dispatches.forget(event.job_id)

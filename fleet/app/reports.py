@@ -14,8 +14,10 @@ from typing import Any, Optional
 
 from ..errors import Conflict, Forbidden, Invalid
 from ..models import Job, LiveStatus, Printer
+from ..protocol import Capabilities
 from ..states import TERMINAL, JobState, PrinterState, freed_printer_state
 from .base import Context
+from .checks import check_material, check_nozzle, check_volume
 
 #: A printer is held by these jobs until it reports how they ended.
 HELD = frozenset({JobState.ASSIGNED, JobState.PRINTING, JobState.PAUSED})
@@ -70,6 +72,20 @@ class PrinterReports:
     def touch(self, seen: Mapping[str, float]) -> None:
         """Record when printers were last heard from (``{printer id: when}``), in one write."""
         self.store.touch_printers(seen)
+
+    @staticmethod
+    def capability_changes(printer: Printer, caps: Capabilities) -> dict[str, Any]:
+        """What a node's reported capabilities change on its printer; :class:`Invalid` names a bad one."""
+        changes: dict[str, Any] = {}
+        if caps.material is not None:
+            material = check_material(caps.material, "capabilities.material")
+            if material != printer.material:
+                changes["material"] = material
+        if caps.nozzle_diameter is not None and caps.nozzle_diameter != printer.nozzle_diameter:
+            changes["nozzle_diameter"] = check_nozzle(caps.nozzle_diameter)
+        if caps.volume is not None and caps.volume != printer.volume:
+            changes["volume"] = check_volume(caps.volume.to_dict())
+        return changes
 
     def record_status(self, printer_id: str, changes: Mapping[str, Any]) -> Printer:
         """A status changed a printer's state or capabilities (``state``, ``material``, ``volume`` ...).
