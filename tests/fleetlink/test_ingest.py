@@ -154,3 +154,32 @@ def test_bad_messages_are_dropped_and_rate_limited(service, fleetlink, link, clo
         link.deliver(p.topic("mk4", p.Channel.STATUS), b"[]")
     assert "2 more like it not logged" in caplog.text
     assert service.printers.get_printer("mk4").state is S.IDLE
+
+
+def test_the_nodes_bed_cleared_frees_a_waiting_printer_and_dispatches_to_it(service, fleetlink, link, clock):
+    """The node's button and the dashboard's take one path: only a waiting printer becomes idle."""
+    add_printer(service, "mk4")
+    first, second = queue_job(service), queue_job(service)
+    fleetlink.tick(T0)
+    node = Node(link, "mk4", clock)
+    node.event(p.EventType.JOB_STARTED, first)
+    node.event(p.EventType.JOB_DONE, first)
+    fleetlink.tick(T0 + 1)
+    assert service.store.get_job(second).state is JobState.QUEUED  # not onto a full plate
+    changes: list[str] = []
+    service.hooks.on_change(lambda change: changes.append(change.kind))
+
+    node.event(p.EventType.BED_CLEARED, None)
+
+    assert service.printers.get_printer("mk4").state is S.IDLE
+    assert "printer" in changes
+    fleetlink.tick(T0 + 2)  # the printers service asked for a dispatch pass
+    assert service.store.get_job(second).state is JobState.ASSIGNED
+    assert link.commands("mk4")[-1].job_id == second
+
+
+@pytest.mark.parametrize("state", [S.PRINTING, S.IDLE, S.MAINTENANCE, S.OFFLINE])
+def test_a_bed_cleared_from_a_printer_not_waiting_changes_nothing(service, fleetlink, link, clock, state):
+    add_printer(service, "mk4", state)
+    Node(link, "mk4", clock).event(p.EventType.BED_CLEARED, None)
+    assert service.printers.get_printer("mk4").state is state
