@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable, Optional
 
 from ..errors import Forbidden
@@ -27,22 +28,21 @@ LAB_SETTINGS_KEY = "lab"
 CommandHook = Callable[[str, CommandType, Optional[int]], None]
 
 
+class ChangeKind(str, Enum):
+    #: A printer's record changed (state, job, fields), or it was added or removed.
+    PRINTER = "printer"
+    #: Only what its node last reported (temperatures, progress), which is in memory.
+    LIVE = "live"
+    #: The waiting jobs changed (one submitted, approved, assigned, cancelled, re-prioritised).
+    QUEUE = "queue"
+
+
 @dataclass(frozen=True)
 class Change:
-    """What moved, for whoever shows the fleet live (the dashboard): no payload, readers look again.
+    """What moved, for whoever shows the fleet live (the dashboard): no payload, readers look again."""
 
-    ``printer``: a printer's record changed (state, job, fields), or it was added or removed.
-    ``live``: only what its node last reported (temperatures, progress), which is in memory.
-    ``queue``: the waiting jobs changed (one submitted, approved, assigned, cancelled, re-prioritised).
-    """
-
-    kind: str
+    kind: ChangeKind
     printer_id: Optional[str] = None
-
-
-PRINTER = "printer"
-LIVE = "live"
-QUEUE = "queue"
 
 
 def actor_of(member: Member) -> str:
@@ -123,13 +123,13 @@ class Context:
         notify(self.hooks.credentials)
 
     def printer_changed(self, printer_id: str) -> None:
-        notify(self.hooks.changes, Change(PRINTER, printer_id))
+        notify(self.hooks.changes, Change(ChangeKind.PRINTER, printer_id))
 
     def live_changed(self, printer_id: str) -> None:
-        notify(self.hooks.changes, Change(LIVE, printer_id))
+        notify(self.hooks.changes, Change(ChangeKind.LIVE, printer_id))
 
     def queue_changed(self) -> None:
-        notify(self.hooks.changes, Change(QUEUE))
+        notify(self.hooks.changes, Change(ChangeKind.QUEUE))
 
     def job_changed(self, job: Job) -> None:
         """A job moved: the queue may look different, and so may the printer that held it."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..app import FleetApp
-from ..app.base import LIVE, PRINTER, QUEUE, Change
+from ..app.base import Change, ChangeKind
 from ..app.board import PrinterBoard
 from .cards import card
 from .events import LiveHub, Pending, Snapshot
@@ -80,11 +80,11 @@ class FleetFeed:
         """Feed ``hub`` the change notes of this process's services."""
 
         def note(change: Change) -> None:
-            if change.kind == PRINTER and change.printer_id is not None:
+            if change.kind is ChangeKind.PRINTER and change.printer_id is not None:
                 hub.mark(printers=(change.printer_id,))
-            elif change.kind == LIVE and change.printer_id is not None:
+            elif change.kind is ChangeKind.LIVE and change.printer_id is not None:
                 hub.mark(live=(change.printer_id,))
-            elif change.kind == QUEUE:
+            elif change.kind is ChangeKind.QUEUE:
                 hub.mark(queue=True)
 
         self.app.hooks.on_change(note)

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from fleet import protocol as p
+from fleet.app.base import Change, ChangeKind
 from fleet.fleetlink import printer_state_for
 from fleet.geometry import Box
 from fleet.models import Printer
@@ -166,13 +167,13 @@ def test_the_nodes_bed_cleared_frees_a_waiting_printer_and_dispatches_to_it(serv
     node.event(p.EventType.JOB_DONE, first)
     fleetlink.tick(T0 + 1)
     assert service.store.get_job(second).state is JobState.QUEUED  # not onto a full plate
-    changes: list[str] = []
-    service.hooks.on_change(lambda change: changes.append(change.kind))
+    changes: list[Change] = []
+    service.hooks.on_change(changes.append)
 
     node.event(p.EventType.BED_CLEARED, None)
 
     assert service.printers.get_printer("mk4").state is S.IDLE
-    assert "printer" in changes
+    assert Change(ChangeKind.PRINTER, "mk4") in changes
     fleetlink.tick(T0 + 2)  # the printers service asked for a dispatch pass
     assert service.store.get_job(second).state is JobState.ASSIGNED
     assert link.commands("mk4")[-1].job_id == second
