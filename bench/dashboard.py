@@ -51,7 +51,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
 def drive(fleet: Fleet, ids: list[str], stop: threading.Event) -> None:
     """Every printer's status changes once a second, spread evenly over the second."""
-    svc = fleet.service
+    svc = fleet.app
     step = 1.0 / len(ids)
     rng = random.Random(7)
     next_at = time.monotonic()
@@ -59,7 +59,9 @@ def drive(fleet: Fleet, ids: list[str], stop: threading.Event) -> None:
         for printer_id in ids:
             now = time.time()
             temps = {"hotend": (200 + rng.random() * 20, 215.0), "bed": (58 + rng.random() * 4, 60.0)}
-            svc.set_live(printer_id, LiveStatus("idle", temps, None, None, None, now, message=f"t={now:.3f}"))
+            svc.reports.set_live(
+                printer_id, LiveStatus("idle", temps, None, None, None, now, message=f"t={now:.3f}")
+            )
             next_at += step
             if stop.wait(max(0.0, next_at - time.monotonic())):
                 return
@@ -81,12 +83,14 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         fleet = Fleet.open(FleetConfig(data_dir=Path(tmp) / "data", port=0, threads=6))
-        svc = fleet.service
-        manager, _ = svc.add_member("manager", Role.MANAGER)
-        svc.set_password(manager, manager.id, PASSWORD)
+        svc = fleet.app
+        manager, _ = svc.members.add_member("manager", Role.MANAGER)
+        svc.identity.set_password(manager, manager.id, PASSWORD)
         ids = [f"p{i:03d}" for i in range(args.printers)]
         for printer_id in ids:
-            svc.add_printer(manager, {"id": printer_id, "name": f"Printer {printer_id}", "volume": VOLUME})
+            svc.printers.add_printer(
+                manager, {"id": printer_id, "name": f"Printer {printer_id}", "volume": VOLUME}
+            )
         stop = threading.Event()
         driver = threading.Thread(target=drive, args=(fleet, ids, stop), daemon=True)
         driver.start()

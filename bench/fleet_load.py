@@ -523,25 +523,25 @@ class Setup:
 
 def enroll(data_dir: Path, n: int, mqtt_port: int) -> Setup:
     """A fresh fleet's data: a manager, a member and ``n`` enrolled printers (through the service)."""
+    from fleet.app import MqttEndpoint
     from fleet.config import FleetConfig
     from fleet.gcode.generate import generate_box
     from fleet.models import Role
     from fleet.server import Fleet
-    from fleet.service import MqttEndpoint
 
     fleet = Fleet.open(FleetConfig(data_dir=data_dir))
     try:
-        service = fleet.service
+        service = fleet.app
         # Enrollment hands nodes the broker's address: the one serve will run.
-        service.node_mqtt = MqttEndpoint("127.0.0.1", mqtt_port)
-        manager, manager_token = service.add_member("manager", Role.MANAGER)
-        service.set_password(manager, manager.id, PASSWORD)
-        _, member_token = service.add_member("maker", Role.MEMBER)
+        service.enrollment.node_mqtt = MqttEndpoint("127.0.0.1", mqtt_port)
+        manager, manager_token = service.members.add_member("manager", Role.MANAGER)
+        service.identity.set_password(manager, manager.id, PASSWORD)
+        _, member_token = service.members.add_member("maker", Role.MEMBER)
         caps = {"volume": VOLUME, "nozzle_diameter": 0.4, "material": "PLA"}
         printers = []
         for i in range(n):
-            code, _ = service.create_enrollment_code(None)
-            enrollment = service.enroll(code, f"bench-{i:04d}", caps)
+            code, _ = service.enrollment.create_enrollment_code(None)
+            enrollment = service.enrollment.enroll(code, f"bench-{i:04d}", caps)
             printers.append(Credentials(enrollment.printer.id, enrollment.mqtt_password, enrollment.token))
     finally:
         fleet.close()

@@ -123,7 +123,7 @@ def cmd_enroll_code(args: argparse.Namespace) -> int:
 
     fleet = open_fleet(args)
     try:
-        code, expires_at = fleet.service.create_enrollment_code(None, ttl_s=args.ttl * 3600.0)
+        code, expires_at = fleet.app.enrollment.create_enrollment_code(None, ttl_s=args.ttl * 3600.0)
     finally:
         fleet.close()
     emit(
@@ -141,7 +141,7 @@ def cmd_member_add(args: argparse.Namespace) -> int:
     fleet = open_fleet(args)
     try:
         approval = {"yes": True, "no": False, "lab": None}[args.requires_approval]
-        member, token = fleet.service.add_member(args.name, Role(args.role), requires_approval=approval)
+        member, token = fleet.app.members.add_member(args.name, Role(args.role), requires_approval=approval)
     finally:
         fleet.close()
     emit(
@@ -184,7 +184,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.database_url or (data_dir / "fleet.db").exists():
         fleet = open_fleet(args)  # the lab's own rules apply
         try:
-            rules = fleet.service.lab_settings().rules
+            rules = fleet.app.lab.settings().rules
         finally:
             fleet.close()
     analysis = analyze_path(path, rules=rules, material=args.material)
@@ -265,7 +265,7 @@ def cmd_job_submit(args: argparse.Namespace) -> int:
         try:
             member = local_member(fleet, args.member)
             with path.open("rb") as f:
-                submission = fleet.service.submit_job(
+                submission = fleet.app.intake.submit_job(
                     member,
                     ProgressReader(f, progress),
                     filename=path.name,
@@ -308,13 +308,13 @@ def cmd_job_list(args: argparse.Namespace) -> int:
             if args.queue:
                 jobs = [
                     {**job_json(e.job, member), "explanation": explanation_json(e.explanation)}
-                    for e in fleet.service.queue(member)
+                    for e in fleet.app.dispatcher.queue(member)
                 ]
             else:
-                waiting = {e.job.id: e.explanation for e in fleet.service.queue(member)}
+                waiting = {e.job.id: e.explanation for e in fleet.app.dispatcher.queue(member)}
                 jobs = [
                     {**job_json(j, member), "explanation": explanation_json(waiting.get(j.id))}
-                    for j in fleet.service.my_jobs(member)
+                    for j in fleet.app.jobs.my_jobs(member)
                 ]
         finally:
             fleet.close()
@@ -336,7 +336,7 @@ def cmd_job_cancel(args: argparse.Namespace) -> int:
         fleet = open_fleet(args)
         try:
             member = local_member(fleet, args.member)
-            job = job_json(fleet.service.cancel_job(member, args.job_id, args.reason), member)
+            job = job_json(fleet.app.jobs.cancel_job(member, args.job_id, args.reason), member)
         finally:
             fleet.close()
     emit(job, args.json, lambda: f"job {job['id']} is {job['state']}")

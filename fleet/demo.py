@@ -23,6 +23,8 @@ from types import FrameType
 from typing import Any, Callable, Optional, TextIO
 
 from .agent import Agent, AgentConfig
+from .app import FleetApp
+from .app.enrollment import slugify
 from .config import FleetConfig
 from .gcode.generate import generate_box
 from .geometry import Box
@@ -30,7 +32,6 @@ from .models import Member, Role
 from .protocol import Capabilities
 from .serial.simulator import SimulatedFirmware, SimulatorOptions
 from .server import FleetRuntime, LinkOptions
-from .service import FleetService, slugify
 from .states import TERMINAL, JobState, PrinterState
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class LabPeople:
 
     def __init__(
         self,
-        service: FleetService,
+        service: FleetApp,
         manager: Member,
         *,
         clear_after_s: float = 3.0,
@@ -110,22 +111,23 @@ class LabPeople:
         done = []
         now = self.clock()
         waiting_plates = {
-            p.id for p in self.service.list_printers() if p.state is PrinterState.AWAITING_BED_CLEAR
+            p.id for p in self.service.printers.list_printers() if p.state is PrinterState.AWAITING_BED_CLEAR
         }
         waiting_jobs = {
-            j.id for j in self.service.list_jobs(self.manager, states=frozenset({JobState.AWAITING_APPROVAL}))
+            j.id
+            for j in self.service.jobs.list_jobs(self.manager, states=frozenset({JobState.AWAITING_APPROVAL}))
         }
         for key in list(self._noticed):
             if key not in waiting_plates and key not in waiting_jobs:
                 del self._noticed[key]
         for printer_id in sorted(waiting_plates):
             if now - self._noticed.setdefault(printer_id, now) >= self.clear_after_s:
-                self.service.confirm_bed_cleared(self.manager, printer_id)
+                self.service.printers.confirm_bed_cleared(self.manager, printer_id)
                 done.append(f"{self.manager.name} cleared the bed of {printer_id}")
                 break  # one plate at a time, as one person walks from printer to printer
         for job_id in sorted(waiting_jobs):
             if now - self._noticed.setdefault(job_id, now) >= self.approve_after_s:
-                self.service.approve_job(self.manager, job_id)
+                self.service.jobs.approve_job(self.manager, job_id)
                 done.append(f"{self.manager.name} approved job {job_id}")
         return done
 
@@ -165,11 +167,11 @@ class StatusBoard:
         self.out.flush()
 
 
-def printer_lines(service: FleetService, manager: Member) -> dict[str, tuple[str, str]]:
+def printer_lines(service: FleetApp, manager: Member) -> dict[str, tuple[str, str]]:
     lines = {}
-    for printer in service.list_printers():
-        live = service.live(printer.id)
-        job = service.get_job(manager, printer.current_job_id) if printer.current_job_id else None
+    for printer in service.printers.list_printers():
+        live = service.reports.live(printer.id)
+        job = service.jobs.get_job(manager, printer.current_job_id) if printer.current_job_id else None
         progress = live.progress if live is not None and live.progress is not None else None
         what = f"job {job.id:>2} {job.filename:<16}" if job else " " * 23
         pct = f"{progress:5.1f}%" if progress is not None and job else ""
@@ -186,13 +188,13 @@ def demo_password(name: str) -> str:
     return f"{name}-demo-pass"
 
 
-def seed_people(service: FleetService) -> dict[str, tuple[Member, str]]:
+def seed_people(service: FleetApp) -> dict[str, tuple[Member, str]]:
     people = {
-        name: service.add_member(name, role, requires_approval=name in NEEDS_APPROVAL)
+        name: service.members.add_member(name, role, requires_approval=name in NEEDS_APPROVAL)
         for name, role in MEMBERS.items()
     }
     for member, _ in people.values():
-        service.set_password(member, member.id, demo_password(member.name))
+        service.identity.set_password(member, member.id, demo_password(member.name))
     return people
 
 
@@ -208,7 +210,7 @@ def start_printers(
         firmware = SimulatedFirmware(SimulatorOptions(speedup=speedup, seed=len(firmwares)))
         firmwares.append(firmware)
         device = firmware.start()
-        code, _ = fleet.service.create_enrollment_code(None)
+        code, _ = fleet.app.enrollment.create_enrollment_code(None)
         x, y, z = spec.volume
         agent = Agent(
             AgentConfig(
@@ -225,19 +227,19 @@ def start_printers(
         agents.append(agent)
 
 
-def seed_lab(service: FleetService, people: dict[str, tuple[Member, str]]) -> list[int]:
+def seed_lab(service: FleetApp, people: dict[str, tuple[Member, str]]) -> list[int]:
     """Restrict the large printer, grant it, and queue the sample jobs; returns their ids."""
     manager = people["ada"][0]
     for spec in PRINTERS:
         if spec.restricted:
-            service.update_printer(manager, spec.id, {"restricted": True})
+            service.printers.update_printer(manager, spec.id, {"restricted": True})
     for who, names in GRANTS.items():
         for name in names:
-            service.grant(manager, people[who][0].id, slugify(name))
+            service.members.grant(manager, people[who][0].id, slugify(name))
     ids = []
     for sample in JOBS:
         text = generate_box(origin=(20.0, 20.0), **sample.options)
-        submission = service.submit_job(
+        submission = service.intake.submit_job(
             people[sample.member][0], io.BytesIO(text.encode()), filename=sample.filename
         )
         ids += [job.id for job in submission.jobs]
@@ -285,7 +287,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     code = 0
     try:
         fleet.start()
-        service = fleet.service
+        service = fleet.app
         people = seed_people(service)
         manager = people["ada"][0]
         start_printers(fleet, data_dir, args.speedup, firmwares, agents)
@@ -316,7 +318,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def run_lab(
-    service: FleetService,
+    service: FleetApp,
     manager: Member,
     job_ids: list[int],
     stop: threading.Event,
@@ -332,7 +334,7 @@ def run_lab(
         board.show(printer_lines(service, manager))
         if not args.until_done:
             continue
-        states = {service.get_job(manager, i).state for i in job_ids}
+        states = {service.jobs.get_job(manager, i).state for i in job_ids}
         if states == {JobState.DONE}:
             board.note(f"all {len(job_ids)} sample jobs are done")
             return 0

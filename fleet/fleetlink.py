@@ -1,4 +1,4 @@
-"""The fleet's end of the MQTT link: what nodes report goes into the store, jobs go out to the printers.
+"""The fleet's end of the MQTT link: what nodes report goes to the services, jobs go out to printers.
 
 One :class:`FleetLink` per fleet process. Messages arrive on the link's thread (``handle``); the
 dispatch loop runs on the link's own thread (``tick``); both take one lock, so the store sees one
@@ -30,13 +30,7 @@ A printer in maintenance keeps that state whatever its node says. Only ``availab
 (the node's last will) makes a held job ``unknown``; ``disconnected`` does not, because the node is
 still there and will report what happened.
 
-Dispatches: each assignment the scheduler makes is sent as a ``dispatch`` command with a lease.
-Without an ack it is re-sent with the same command id (up to ``resend_limit`` times, within the
-lease); ``accepted`` waits for ``job_started``; ``pending`` (the owner is asked) waits until the
-lease ends; ``declined``/``failed`` or an expired lease put the job back in the queue and keep that
-printer from being offered that job again for ``decline_cooldown_s``. Dispatches live in memory; a
-command's id is derived from its assignment, so after a restart each assigned job's command is sent
-again, the same, and its printer's answer settles it (see ``_recover``).
+Dispatch commands, their leases, re-sends and answers are followed by :mod:`fleet.dispatches`.
 """
 
 from __future__ import annotations
@@ -46,19 +40,17 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
 from . import protocol as p
+from .app import FleetApp
+from .dispatches import Dispatch, Dispatches
 from .errors import FleetError, Invalid, NotFound
-from .models import Job, LiveStatus, Printer
-from .service import FleetService, check_material
+from .models import LiveStatus, Printer
 from .states import BUSY, JobState, PrinterState
 
 log = logging.getLogger(__name__)
-
-#: Namespace of dispatch command ids, which are derived from the assignment they carry out.
-_DISPATCH_IDS = uuid.UUID("5b0f3c1e-8d7a-4e2b-9c61-2f4e8a9d7c30")
 
 #: What a job event means for the job.
 EVENT_TARGETS = {
@@ -99,23 +91,6 @@ def printer_state_for(node: p.NodeState, printer: Printer) -> Optional[PrinterSt
 
 
 @dataclass(frozen=True)
-class Dispatch:
-    """A dispatch command waiting for its printer's answer."""
-
-    job_id: int
-    printer_id: str
-    #: None: there is no command to send again.
-    command: Optional[p.Command]
-    expires_at: float
-    sent_at: float
-    sends: int = 1
-    answer: Optional[p.AckStatus] = None
-    answered_at: Optional[float] = None
-    #: Taken over from a previous process, which may have sent the command under another id.
-    recovered: bool = False
-
-
-@dataclass(frozen=True)
 class Reported:
     """What a printer's last status handled in full said, and when the store was checked for it."""
 
@@ -148,7 +123,7 @@ class FleetLink:
 
     def __init__(
         self,
-        service: FleetService,
+        app: FleetApp,
         link: Link,
         *,
         base_url: str,
@@ -165,18 +140,14 @@ class FleetLink:
         log_interval_s: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.service = service
+        self.app = app
         self.link = link
         self.base_url = base_url.rstrip("/")
         self.ack_timeout_s = ack_timeout_s
         self.lease_s = lease_s
-        self.resend_limit = resend_limit
         self.dispatch_interval_s = dispatch_interval_s
         #: A printer not heard from for this long is offline; None trusts the broker's last will alone.
         self.offline_after_s = offline_after_s
-        #: After ``accepted``, how long the printer has to report ``job_started`` (downloading included).
-        self.start_timeout_s = start_timeout_s
-        self.decline_cooldown_s = decline_cooldown_s
         self.seen_write_interval_s = seen_write_interval_s
         #: A status that says what the printer's last one said is checked against the store about this
         #: often (see :meth:`_unchanged`); anything this link learns about the printer checks it at once.
@@ -187,11 +158,20 @@ class FleetLink:
         self.clock = clock
         self._log = RateLimitedLog(log_interval_s)
         self._lock = threading.RLock()
-        self._dispatches: dict[int, Dispatch] = {}
-        #: When each job was last asked about again after its printer came back (see :meth:`_ask_again`).
-        self._asked: dict[int, float] = {}
+        self.dispatches = Dispatches(
+            app,
+            self._publish,
+            base_url=self.base_url,
+            ack_timeout_s=ack_timeout_s,
+            lease_s=lease_s,
+            resend_limit=resend_limit,
+            start_timeout_s=start_timeout_s,
+            decline_cooldown_s=decline_cooldown_s,
+            clock=clock,
+            printer_news=self._forget_reported,
+            want_dispatch=self._want_dispatch,
+        )
         self._next_question = float("-inf")
-        self._cooldown: dict[tuple[int, str], float] = {}
         self._heard: dict[str, float] = {}
         self._seen_written: dict[str, float] = {}
         self._reported: dict[str, Reported] = {}
@@ -209,11 +189,11 @@ class FleetLink:
         """Subscribe, take over what a previous process left assigned, and start the dispatch loop."""
         now = self.clock()
         self._started_at = now
-        self.service.on_printer_command(self.send_command)
-        self.service.on_work_available(self.request_dispatch)
-        self.service.on_credentials_changed(self.recheck_statuses)
+        self.app.hooks.on_printer_command(self.send_command)
+        self.app.hooks.on_work_available(self.request_dispatch)
+        self.app.hooks.on_credentials_changed(self.recheck_statuses)
         with self._lock:
-            self._recover(now)
+            self.dispatches.recover(now)
         # Status is taken at QoS 0: each one replaces the last and the broker keeps the latest
         # (retained), sent again on every subscribe. So the fleet owes the broker no acknowledgement
         # per status, statuses never wait behind the broker's in-flight window, and none are queued
@@ -258,7 +238,13 @@ class FleetLink:
     def outstanding(self) -> dict[int, Dispatch]:
         """The dispatches waiting for an answer, by job id."""
         with self._lock:
-            return dict(self._dispatches)
+            return dict(self.dispatches.waiting)
+
+    def _forget_reported(self, printer_id: str) -> None:
+        self._reported.pop(printer_id, None)
+
+    def _want_dispatch(self) -> None:
+        self._dispatch_wanted = True
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -266,22 +252,20 @@ class FleetLink:
         """One round: re-send or give up unanswered dispatches, mark silent printers, dispatch."""
         now = self.clock() if now is None else now
         with self._lock:
-            for dispatch in list(self._dispatches.values()):
-                self._follow_up(dispatch, now)
+            self.dispatches.follow_up(now)
             if now >= self._next_question:
                 self._next_question = now + self.ack_timeout_s
-                self._ask_about_held_unknowns()
+                self.dispatches.ask_about_held_unknowns(self._heard)
             self._mark_silent(now)
             due = self._dispatch_wanted or now >= self._next_dispatch
             if due:
                 self._dispatch_wanted = False
                 self._next_dispatch = now + self.dispatch_interval_s
-                self._cooldown = {pair: until for pair, until in self._cooldown.items() if until > now}
-                avoid = set(self._cooldown)
+                avoid = self.dispatches.cooling(now)
             seen = self._seen_since_written(now)
         if seen:
-            self.service.store.touch_printers(seen)
-            self.service.metrics.count("status.seen_writes")
+            self.app.reports.touch(seen)
+            self.app.metrics.count("status.seen_writes")
         if due:
             self._dispatch(now, avoid)
 
@@ -306,143 +290,24 @@ class FleetLink:
         # the printers must not wait for it. Claims are safe on their own (the store's
         # transactions); the lock is taken again to record and send each command.
         started = time.perf_counter()
-        assigned = self.service.dispatch_pass(avoid=avoid)
-        self.service.metrics.observe("dispatch.pass_s", time.perf_counter() - started)
+        assigned = self.app.dispatcher.dispatch_pass(avoid=avoid)
+        self.app.metrics.observe("dispatch.pass_s", time.perf_counter() - started)
         with self._lock:
             for job_id, printer_id in assigned:
-                self._send_dispatch(job_id, printer_id, now)
-
-    def _send_dispatch(self, job_id: int, printer_id: str, now: float) -> None:
-        job = self.service.store.get_job(job_id)
-        if job.state is not JobState.ASSIGNED or job.printer_id != printer_id:
-            return  # cancelled or settled between the pass and now (it ran without the lock)
-        command = self._dispatch_command(job, printer_id)
-        self._dispatches[job_id] = Dispatch(job_id, printer_id, command, command.expires_at, now)
-        self._reported.pop(printer_id, None)
-        self._publish(printer_id, command)
-        self.service.metrics.count("dispatch.sent")
-        log.info("job %d dispatched to printer %s (command %s)", job_id, printer_id, command.id)
-
-    def _dispatch_command(self, job: Job, printer_id: str, assigned_at: Optional[float] = None) -> p.Command:
-        """The dispatch command of a job's assignment, the same whenever it is built.
-
-        Its id and times come from the assignment as stored (the job, the printer, when it was
-        assigned: by default the job's last change, which an assigned job's assignment is), so a
-        fleet that restarts sends the very command it may have sent before: a node that took it
-        answers again and acts on nothing twice.
-        """
-        assigned_at = job.updated_at if assigned_at is None else assigned_at
-        ref = p.JobRef(
-            job_id=job.id,
-            url=f"{self.base_url}/api/v1/printers/{printer_id}/jobs/{job.id}/file",
-            sha256=job.file_sha256,
-            size=job.size_bytes,
-            filename=job.filename,
-            estimated_s=FleetService.estimate(job) or None,
-        )
-        return p.Command(
-            id=uuid.uuid5(_DISPATCH_IDS, f"{job.id}/{printer_id}/{assigned_at!r}").hex,
-            type=p.CommandType.DISPATCH,
-            issued_at=assigned_at,
-            expires_at=assigned_at + self.lease_s,
-            job_id=job.id,
-            job=ref,
-        )
-
-    def _follow_up(self, dispatch: Dispatch, now: float) -> None:
-        job = self.service.store.get_job(dispatch.job_id)
-        if job.state is JobState.UNKNOWN and job.printer_id == dispatch.printer_id:
-            self._follow_up_question(dispatch, now)
-            return
-        if job.state is not JobState.ASSIGNED or job.printer_id != dispatch.printer_id:
-            self._dispatches.pop(dispatch.job_id, None)  # started, cancelled or settled meanwhile
-            return
-        if dispatch.answer in (p.AckStatus.ACCEPTED, p.AckStatus.DONE):
-            assert dispatch.answered_at is not None
-            if now - dispatch.answered_at >= self.start_timeout_s:
-                self._dispatches.pop(dispatch.job_id, None)
-                self._unknown(
-                    job, f"printer {dispatch.printer_id} accepted the job but never reported starting"
-                )
-            return
-        if now >= dispatch.expires_at:
-            if dispatch.answer is p.AckStatus.PENDING:
-                why = "asked its owner, who did not answer in time"
-            else:
-                why = f"did not answer within {self.lease_s:g} s"
-            self._give_back(dispatch, f"printer {dispatch.printer_id} {why}", now)
-            return
-        if (
-            dispatch.answer is None
-            and dispatch.command is not None
-            and now - dispatch.sent_at >= self.ack_timeout_s
-            and dispatch.sends <= self.resend_limit
-        ):
-            self._dispatches[dispatch.job_id] = replace(dispatch, sent_at=now, sends=dispatch.sends + 1)
-            self._publish(dispatch.printer_id, dispatch.command)
-            self.service.metrics.count("dispatch.resent")
-            log.info(
-                "job %d: no ack from %s; command %s sent again",
-                job.id,
-                dispatch.printer_id,
-                dispatch.command.id,
-            )
-
-    def _follow_up_question(self, dispatch: Dispatch, now: float) -> None:
-        """A job asked about again (see :meth:`_ask_again`): an acceptance leaves it to the printer's
-        events; without an answer it is asked again at a later status."""
-        if dispatch.answer in (p.AckStatus.ACCEPTED, p.AckStatus.DONE) or now >= dispatch.expires_at:
-            self._dispatches.pop(dispatch.job_id, None)
-
-    def _unknown(self, job: Job, reason: str) -> None:
-        if job.printer_id is not None:
-            self._reported.pop(job.printer_id, None)
-        try:
-            self.service.store.transition_job(
-                job.id, JobState.UNKNOWN, actor="system", reason=reason, now=self.clock()
-            )
-        except FleetError as exc:
-            log.info("job %d: %s", job.id, exc)
-
-    def _give_back(self, dispatch: Dispatch, reason: str, now: float) -> None:
-        self._dispatches.pop(dispatch.job_id, None)
-        self._reported.pop(dispatch.printer_id, None)
-        self._cooldown[(dispatch.job_id, dispatch.printer_id)] = now + self.decline_cooldown_s
-        if self.service.requeue_assignment(dispatch.job_id, dispatch.printer_id, reason):
-            log.info("job %d back in the queue: %s", dispatch.job_id, reason)
-        self._dispatch_wanted = True
+                self.dispatches.send(job_id, printer_id, now)
 
     def _mark_silent(self, now: float) -> None:
         if self.offline_after_s is None:
             return
-        for printer in self.service.list_printers():
+        for printer in self.app.printers.list_printers():
             if printer.state in (PrinterState.OFFLINE, PrinterState.MAINTENANCE):
                 continue
             heard = self._heard.get(printer.id, self._started_at)
             if now - heard >= self.offline_after_s:
                 log.warning("printer %s silent for %.0f s: offline", printer.id, now - heard)
                 self._reported.pop(printer.id, None)
-                self.service.printer_offline(printer.id, "printer silent, outcome unknown")
-                self.service.clear_live(printer.id)
-
-    def _recover(self, now: float) -> None:
-        """Take over the assignments a previous process left: each one's command is sent again, as it was.
-
-        A node that took it answers again (and what it reported meanwhile arrives through the fleet's
-        lasting broker session); one that never got it takes it, or declines it once its lease is over.
-        Either way the printer answers before the job can go back to the queue, so a job a printer took
-        is never given to another. A printer that does not answer at all has ``ack_timeout_s``, or
-        the rest of the lease, whichever is longer.
-        """
-        for job in self.service.store.list_jobs(states={JobState.ASSIGNED}):
-            if job.printer_id is None:
-                continue
-            expires_at = max(job.updated_at + self.lease_s, now + self.ack_timeout_s)
-            command = self._dispatch_command(job, job.printer_id)
-            self._dispatches[job.id] = Dispatch(
-                job.id, job.printer_id, command, expires_at, now, recovered=True
-            )
-            self._publish(job.printer_id, command)
+                self.app.reports.printer_offline(printer.id, "printer silent, outcome unknown")
+                self.app.reports.clear_live(printer.id)
 
     # -- commands people give -------------------------------------------------------------------
 
@@ -452,7 +317,7 @@ class FleetLink:
         command = p.Command(uuid.uuid4().hex, command_type, now, now + self.lease_s, job_id=job_id)
         with self._lock:
             if command_type is p.CommandType.CANCEL and job_id is not None:
-                self._dispatches.pop(job_id, None)
+                self.dispatches.forget(job_id)
             self._reported.pop(printer_id, None)
             self._publish(printer_id, command)
         log.info("%s sent to printer %s (job %s)", command_type.value, printer_id, job_id)
@@ -470,7 +335,7 @@ class FleetLink:
         except p.ProtocolError as exc:
             self._log.warning("topic", now, "dropped a message: %s", exc.message)
             return
-        metrics = self.service.metrics
+        metrics = self.app.metrics
         try:
             with self._lock:
                 self._handle(printer_id, channel, payload, now)
@@ -503,12 +368,12 @@ class FleetLink:
                 if self._unchanged(printer_id, reported, status, now):
                     self._heard[printer_id] = now
                     self._set_live(printer_id, status, now)
-                    self.service.metrics.observe("status.lag_s", self.clock() - status.ts)
+                    self.app.metrics.observe("status.lag_s", self.clock() - status.ts)
                     return
         else:
             # Whatever else a node says (availability, events, acks) may change what its status means.
             self._reported.pop(printer_id, None)
-        printer, revoked = self.service.store.printer_and_revoked(printer_id)
+        printer, revoked = self.app.reports.printer_and_revoked(printer_id)
         if revoked:
             raise Invalid(f"printer {printer_id}'s credentials are revoked")
         if channel is p.Channel.STATUS:
@@ -520,7 +385,7 @@ class FleetLink:
             self._on_event(printer, p.decode_event(payload))
         elif channel is p.Channel.ACK:
             self._heard[printer_id] = now
-            self._on_ack(printer, p.decode_ack(payload), now)
+            self.dispatches.on_ack(printer, p.decode_ack(payload), now)
 
     def _on_availability(self, printer: Printer, online: bool, now: float) -> None:
         if online:
@@ -528,11 +393,9 @@ class FleetLink:
             return
         log.info("printer %s went offline", printer.id)
         self._heard.pop(printer.id, None)
-        self.service.clear_live(printer.id)
-        for job_id, dispatch in list(self._dispatches.items()):
-            if dispatch.printer_id == printer.id:
-                del self._dispatches[job_id]
-        self.service.printer_offline(printer.id)
+        self.app.reports.clear_live(printer.id)
+        self.dispatches.forget_printer(printer.id)
+        self.app.reports.printer_offline(printer.id)
 
     def _unchanged(self, printer_id: str, reported: Reported, status: p.Status, now: float) -> bool:
         """Whether a status may skip the store: it says what the printer's last one said, which was
@@ -552,7 +415,7 @@ class FleetLink:
         )
 
     def _set_live(self, printer_id: str, status: p.Status, now: float) -> None:
-        self.service.set_live(
+        self.app.reports.set_live(
             printer_id,
             LiveStatus(
                 node_state=status.state.value,
@@ -568,7 +431,7 @@ class FleetLink:
     def _on_status(self, printer: Printer, status: p.Status, now: float) -> None:
         self._heard[printer.id] = now
         self._set_live(printer.id, status, now)
-        self.service.metrics.count("status.store_checks")
+        self.app.metrics.count("status.store_checks")
         printer = self._settle_held_job(printer, status)
         changes = self._capability_changes(printer, status.capabilities, now)
         target = printer_state_for(status.state, printer)
@@ -577,101 +440,49 @@ class FleetLink:
         if changes:
             changes["last_seen"] = now
             self._seen_written[printer.id] = now
-            self.service.store.update_printer(printer.id, **changes)
-            self.service.metrics.count("status.printer_writes")
-        if changes.get("state") is PrinterState.IDLE:
-            self.request_dispatch()
+            self.app.reports.record_status(printer.id, changes)
+            self.app.metrics.count("status.printer_writes")
         recheck_at = now + self.status_recheck_s * (0.5 + 0.5 * self._jitter.random())
         self._reported[printer.id] = Reported(status.state, status.job_id, status.capabilities, recheck_at)
         # From the node's clock to the fleet's: meaningful when both keep time (NTP), as they do here.
-        self.service.metrics.observe("status.lag_s", self.clock() - status.ts)
+        self.app.metrics.observe("status.lag_s", self.clock() - status.ts)
 
     def _settle_held_job(self, printer: Printer, status: p.Status) -> Printer:
         """What the node prints settles a job the fleet lost track of (unknown) or has not seen start."""
         if printer.current_job_id is None:
             return printer
-        job = self.service.store.get_job(printer.current_job_id)
+        job = self.app.reports.job(printer.current_job_id)
         running = status.state in (p.NodeState.PRINTING, p.NodeState.PAUSED) and status.job_id == job.id
         if running and job.state in (JobState.ASSIGNED, JobState.UNKNOWN):
             target = JobState.PAUSED if status.state is p.NodeState.PAUSED else JobState.PRINTING
             if job.state is JobState.ASSIGNED:
                 target = JobState.PRINTING  # a job is started before it can be paused
-            self.service.printer_job_event(
+            self.app.reports.printer_job_event(
                 printer.id, job.id, target, f"printer {printer.id} reports it {target.value}"
             )
-            self._dispatches.pop(job.id, None)
+            self.dispatches.forget(job.id)
         elif job.state is JobState.UNKNOWN and not running:
             if job.started_at is None:
                 # The printer keeps the job until it says whether it took it.
-                self._ask_again(job, printer.id)
+                self.dispatches.ask_again(job, printer.id)
                 return printer
             # The node is back and not running it: the outcome stays for its events or a manager to
             # settle, and someone has to look at the plate before the printer takes more work.
-            self.service.store.release_printer(
-                printer.id, PrinterState.AWAITING_BED_CLEAR, expect_job_id=job.id
-            )
-        return self.service.get_printer(printer.id)
-
-    def _ask_about_held_unknowns(self) -> None:
-        """Ask again about each unknown, never-started job a printer heard from since the start holds.
-
-        A printer that is back but idle sends no status to ask at; its silence must not leave the
-        job unknown when one question settles it.
-        """
-        for job in self.service.store.list_jobs(states={JobState.UNKNOWN}):
-            printer_id = job.printer_id
-            if job.started_at is not None or printer_id is None or printer_id not in self._heard:
-                continue
-            if self.service.get_printer(printer_id).current_job_id == job.id:
-                self._ask_again(job, printer_id)
-
-    def _ask_again(self, job: Job, printer_id: str) -> None:
-        """Send a job that went unknown before it started its dispatch command again, the same.
-
-        The printer that is back answers from its journal: ``accepted`` if it took the job (its
-        events then settle it), or ``declined`` if the command never reached it (now expired), and
-        the job goes back to the queue. A printer that does not answer (it may not be connected
-        yet: its status can be an old retained one) is asked again at a later status, at most once
-        per ``ack_timeout_s``.
-        """
-        now = self.clock()
-        if job.id in self._dispatches or now - self._asked.get(job.id, float("-inf")) < self.ack_timeout_s:
-            return
-        self._asked[job.id] = now
-        assigned = [e.at for e in self.service.store.job_events(job.id) if e.to_state is JobState.ASSIGNED]
-        if not assigned:
-            return
-        command = self._dispatch_command(job, printer_id, assigned[-1])
-        dispatch = Dispatch(
-            job.id, printer_id, command, now + self.ack_timeout_s, now, self.resend_limit + 1, recovered=True
-        )
-        self._dispatches[job.id] = dispatch
-        self._publish(printer_id, command)
-        log.info("job %d: printer %s is back; asked again whether it took the job", job.id, printer_id)
+            self.app.reports.back_without_job(printer.id, job.id)
+        return self.app.printers.get_printer(printer.id)
 
     def _capability_changes(self, printer: Printer, caps: p.Capabilities, now: float) -> dict[str, object]:
-        changes: dict[str, object] = {}
         try:
-            if caps.material is not None:
-                material = check_material(caps.material, "capabilities.material")
-                if material != printer.material:
-                    changes["material"] = material
-            if caps.nozzle_diameter is not None and caps.nozzle_diameter != printer.nozzle_diameter:
-                changes["nozzle_diameter"] = FleetService.check_nozzle(caps.nozzle_diameter)
-            if caps.volume is not None and caps.volume != printer.volume:
-                changes["volume"] = FleetService.check_volume(caps.volume.to_dict())
+            return self.app.reports.capability_changes(printer, caps)
         except Invalid as exc:
             self._log.warning(
                 f"caps:{printer.id}", now, "ignored capabilities of %s: %s", printer.id, exc.message
             )
             return {}
-        return changes
 
     def _on_event(self, printer: Printer, event: p.Event) -> None:
         if event.type is p.EventType.BED_CLEARED:
-            if printer.state is PrinterState.AWAITING_BED_CLEAR and printer.current_job_id is None:
-                self.service.store.update_printer(printer.id, state=PrinterState.IDLE)
-                self.request_dispatch()
+            self.app.printers.node_cleared_bed(printer.id)  # the printers service asks for a dispatch
             return
         if event.type is p.EventType.ERROR:
             log.warning("printer %s reports an error: %s", printer.id, event.message)
@@ -680,41 +491,7 @@ class FleetLink:
             raise p.ProtocolError(f"a {event.type.value} event needs its job_id")
         target = EVENT_TARGETS[event.type]
         reason = event.message.strip()[:200] or f"printer {printer.id}: {event.type.value.replace('_', ' ')}"
-        if self.service.printer_job_event(printer.id, event.job_id, target, reason):
+        if self.app.reports.printer_job_event(printer.id, event.job_id, target, reason):
             log.info("job %d: %s on printer %s", event.job_id, event.type.value, printer.id)
         if target is not JobState.PAUSED:
-            self._dispatches.pop(event.job_id, None)
-
-    def _on_ack(self, printer: Printer, ack: p.Ack, now: float) -> None:
-        dispatch = next(
-            (d for d in self._dispatches.values() if d.command and d.command.id == ack.command_id), None
-        )
-        if dispatch is None and ack.job_id is not None:
-            adopted = self._dispatches.get(ack.job_id)
-            dispatch = adopted if adopted is not None and adopted.recovered else None
-        if dispatch is None:
-            log.info(
-                "ack %s (%s) from %s: %s", ack.command_id, ack.status.value, printer.id, ack.reason or "-"
-            )
-            return
-        if dispatch.printer_id != printer.id:
-            raise Invalid(
-                f"command {ack.command_id} was sent to printer {dispatch.printer_id}, not {printer.id}"
-            )
-        if ack.status in (p.AckStatus.DECLINED, p.AckStatus.FAILED):
-            word = "declined" if ack.status is p.AckStatus.DECLINED else "could not take"
-            reason = f"printer {printer.id} {word} the job" + (f": {ack.reason[:200]}" if ack.reason else "")
-            self._give_back(dispatch, reason, now)
-        elif dispatch.answer is not ack.status and dispatch.answer not in (
-            p.AckStatus.ACCEPTED,
-            p.AckStatus.DONE,
-        ):
-            expires_at = dispatch.expires_at
-            if ack.status is p.AckStatus.PENDING:
-                # The owner is asked: hold the job as long as the node says they have (it answers
-                # ``declined`` itself at that deadline), and an ack's trip more.
-                within = self.lease_s if ack.answer_within_s is None else ack.answer_within_s
-                expires_at = max(expires_at, now + within + self.ack_timeout_s)
-            self._dispatches[dispatch.job_id] = replace(
-                dispatch, answer=ack.status, answered_at=now, expires_at=expires_at
-            )
+            self.dispatches.forget(event.job_id)

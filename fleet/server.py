@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from .app import FleetApp, build
+from .app.enrollment import MqttEndpoint
 from .config import FleetConfig
 from .lab import MAX_UPLOAD_CEILING
-from .service import FleetService, MqttEndpoint
 from .store import BlobStore, Store, open_store
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class Fleet:
     config: FleetConfig
     store: Store
     blobs: BlobStore
-    service: FleetService
+    app: FleetApp
 
     @classmethod
     def open(cls, config: FleetConfig) -> Fleet:
@@ -60,7 +61,7 @@ class Fleet:
         os.chmod(config.data_dir, 0o700)
         store = open_store(config.database_url, config.data_dir)
         blobs = BlobStore(config.blob_dir)
-        return cls(config, store, blobs, FleetService(store, blobs))
+        return cls(config, store, blobs, build(store, blobs))
 
     def close(self) -> None:
         self.store.close()
@@ -76,7 +77,7 @@ def make_server(fleet: Fleet) -> Any:
     # Each open dashboard holds one of waitress's threads for its live updates: leave most for requests.
     live_clients = max(1, fleet.config.threads // 2)
     app = create_app(
-        fleet.service,
+        fleet.app,
         {
             "SECRET_KEY": session_secret(fleet.config.data_dir),
             "CROWDFAB_LIVE_CLIENTS": live_clients,
@@ -90,7 +91,7 @@ def make_server(fleet: Fleet) -> Any:
         threads=fleet.config.threads,
         # Waitress reads a whole body (spooling it to a temporary file) before the app sees it: at the
         # lab's limit, an oversized or endless upload is cut off there rather than at the ceiling.
-        max_request_body_size=min(body_limit(fleet.service), MAX_UPLOAD_CEILING) + 1,
+        max_request_body_size=min(body_limit(fleet.app), MAX_UPLOAD_CEILING) + 1,
         ident="crowdfab",
         # Lets a live-update stream notice that its browser went away, freeing the thread it holds.
         channel_request_lookahead=5,
@@ -192,9 +193,9 @@ class FleetRuntime:
         self._stops: list[Callable[[], None]] = []
 
     @property
-    def service(self) -> FleetService:
+    def app(self) -> FleetApp:
         assert self.fleet is not None, "start() the runtime first"
-        return self.fleet.service
+        return self.fleet.app
 
     def start(self) -> None:
         try:
@@ -217,16 +218,16 @@ class FleetRuntime:
         abandoned = fleet.blobs.remove_abandoned_staging()
         if abandoned:
             log.info("removed %d unfinished upload(s) left by an earlier run", abandoned)
-        orphans = fleet.service.remove_orphan_blobs()
+        orphans = fleet.app.intake.remove_orphan_blobs()
         if orphans:
             log.info("removed %d stored file(s) no job refers to (uploads cut off by a stop)", orphans)
-        expired = fleet.service.remove_expired_submission_keys()
+        expired = fleet.app.intake.remove_expired_submission_keys()
         if expired:
             log.info("forgot %d submission idempotency key(s) older than a day", expired)
         node_host = public_host(config, options)
         if options.mqtt_url is not None:
             address = BrokerAddress.from_url(options.mqtt_url)
-            fleet.service.node_mqtt = MqttEndpoint(
+            fleet.app.enrollment.node_mqtt = MqttEndpoint(
                 options.mqtt_public_host or address.host, address.port, address.tls
             )
         else:
@@ -237,14 +238,14 @@ class FleetRuntime:
                 port=self.mqtt_port,
                 host=config.host,
                 fleet_user=BrokerUser(FLEET_MQTT_USER, hash_password(password)),
-                users=fleet.service.broker_users,
+                users=fleet.app.enrollment.broker_users,
             )
             broker.start()
             self._stops.append(broker.stop)
-            fleet.service.on_credentials_changed(broker.reload)
+            fleet.app.hooks.on_credentials_changed(broker.reload)
             local = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host  # noqa: S104
             address = BrokerAddress(local, self.mqtt_port, FLEET_MQTT_USER, password)
-            fleet.service.node_mqtt = MqttEndpoint(node_host, self.mqtt_port, False)
+            fleet.app.enrollment.node_mqtt = MqttEndpoint(node_host, self.mqtt_port, False)
         server = make_server(fleet)
         thread = threading.Thread(target=server.run, name="crowdfab-http", daemon=True)
         thread.start()
@@ -269,7 +270,7 @@ class FleetRuntime:
         # A lasting session: nothing a printer reports while the fleet is down is lost to it.
         mqtt = MqttLink(fleet_client_id(config.data_dir), address, clean_session=False)
         link = FleetLink(
-            fleet.service,
+            fleet.app,
             mqtt,
             base_url=self.base_url,
             dispatch_interval_s=options.dispatch_interval_s,
@@ -300,7 +301,7 @@ def serve(config: FleetConfig, options: LinkOptions = LinkOptions()) -> None:
     runtime = FleetRuntime(config, options)
     runtime.start()
     try:
-        nodes = runtime.service.node_mqtt
+        nodes = runtime.app.enrollment.node_mqtt
         assert nodes is not None  # set by start(), managed broker or not
         print(
             f"CrowdFab fleet serving the dashboard on {runtime.url}/ and the API on {runtime.url}/api/v1 "

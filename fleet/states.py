@@ -86,3 +86,49 @@ class PrinterState(str, Enum):
 DISPATCHABLE = frozenset({PrinterState.IDLE})
 #: These printers hold a job.
 BUSY = frozenset({PrinterState.ASSIGNED, PrinterState.PRINTING, PrinterState.PAUSED})
+
+#: Every state a printer reports or is put in may follow most others (a node tells what the printer
+#: does, and the fleet follows it), so the table names what must never happen: work is handed only to
+#: an idle printer, and a printer in maintenance comes back only through a manager (idle) or a new
+#: enrollment (offline, until its node speaks). A write that repeats the current state is no move.
+PRINTER_TRANSITIONS: dict[PrinterState, frozenset[PrinterState]] = {
+    PrinterState.OFFLINE: frozenset(
+        {
+            PrinterState.IDLE,
+            PrinterState.PRINTING,
+            PrinterState.PAUSED,
+            PrinterState.AWAITING_BED_CLEAR,
+            PrinterState.ERROR,
+            PrinterState.MAINTENANCE,
+        }
+    ),
+    # Only the scheduler's claim takes an idle printer to assigned.
+    PrinterState.IDLE: frozenset(set(PrinterState) - {PrinterState.IDLE}),
+    PrinterState.ASSIGNED: frozenset(set(PrinterState) - {PrinterState.ASSIGNED}),
+    PrinterState.PRINTING: frozenset(set(PrinterState) - {PrinterState.PRINTING, PrinterState.ASSIGNED}),
+    PrinterState.PAUSED: frozenset(set(PrinterState) - {PrinterState.PAUSED, PrinterState.ASSIGNED}),
+    # Idle once the plate is confirmed clear (see the printers service); never straight to work.
+    PrinterState.AWAITING_BED_CLEAR: frozenset(
+        set(PrinterState) - {PrinterState.AWAITING_BED_CLEAR, PrinterState.ASSIGNED}
+    ),
+    PrinterState.ERROR: frozenset(set(PrinterState) - {PrinterState.ERROR, PrinterState.ASSIGNED}),
+    PrinterState.MAINTENANCE: frozenset({PrinterState.IDLE, PrinterState.OFFLINE}),
+}
+
+
+def check_printer_transition(current: PrinterState, target: PrinterState) -> None:
+    """Raise :class:`Conflict` unless a printer may move from ``current`` to ``target`` (same: no move)."""
+    if target is not current and target not in PRINTER_TRANSITIONS[current]:
+        raise Conflict(
+            f"a printer that is {current.value} cannot become {target.value}",
+            details={"from": current.value, "to": target.value},
+        )
+
+
+#: A printer that lets go of its job stays in these states (nobody is at it, or a manager took it out).
+KEEPS_STATE_WHEN_FREED = frozenset({PrinterState.OFFLINE, PrinterState.MAINTENANCE})
+
+
+def freed_printer_state(current: PrinterState, wanted: PrinterState) -> PrinterState:
+    """A printer's state once its job ends or goes back: ``wanted``, unless offline or in maintenance."""
+    return current if current in KEEPS_STATE_WHEN_FREED else wanted

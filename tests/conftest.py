@@ -73,7 +73,7 @@ def fleet(tmp_path: Path) -> Iterator[object]:
 def app(fleet):
     from fleet.api import create_app
 
-    application = create_app(fleet.service)
+    application = create_app(fleet.app)
     application.testing = True
     return application
 
@@ -86,7 +86,7 @@ def clients(app, fleet) -> dict[str, Client]:
     http = app.test_client()
     out = {"anonymous": Client(http, None)}
     for name, role in (("manager", Role.MANAGER), ("alice", Role.MEMBER), ("bob", Role.MEMBER)):
-        member, token = fleet.service.add_member(name, role)
+        member, token = fleet.app.members.add_member(name, role)
         out[name] = Client(http, token, member.id)
     return out
 

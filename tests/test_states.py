@@ -1,4 +1,4 @@
-"""The job state machine: every pair of states is either an allowed transition or a Conflict."""
+"""The job and printer state machines: every pair of states is either an allowed transition or a Conflict."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from fleet.states import (
     CANCELLABLE,
     JOB_TRANSITIONS,
     PENDING,
+    PRINTER_TRANSITIONS,
     TERMINAL,
     JobState,
+    PrinterState,
     check_job_transition,
+    check_printer_transition,
+    freed_printer_state,
 )
 
 ALLOWED = {
@@ -65,3 +69,56 @@ def test_terminal_states_have_no_way_out_and_every_other_state_can_end():
             assert not JOB_TRANSITIONS[state]
         else:
             assert JobState.CANCELLED in JOB_TRANSITIONS[state]
+
+
+PRINTER_ALLOWED = {
+    (PrinterState.IDLE, PrinterState.ASSIGNED),  # the scheduler's claim
+    (PrinterState.ASSIGNED, PrinterState.PRINTING),
+    (PrinterState.ASSIGNED, PrinterState.IDLE),  # a refused dispatch
+    (PrinterState.PRINTING, PrinterState.AWAITING_BED_CLEAR),
+    (PrinterState.AWAITING_BED_CLEAR, PrinterState.IDLE),  # the plate is clear
+    (PrinterState.OFFLINE, PrinterState.PRINTING),  # back, and it never stopped
+    (PrinterState.ERROR, PrinterState.OFFLINE),
+    (PrinterState.PRINTING, PrinterState.MAINTENANCE),  # credentials revoked
+    (PrinterState.MAINTENANCE, PrinterState.IDLE),  # a manager puts it back
+    (PrinterState.MAINTENANCE, PrinterState.OFFLINE),
+}
+PRINTER_FORBIDDEN = {
+    (PrinterState.AWAITING_BED_CLEAR, PrinterState.ASSIGNED),  # never onto a full plate
+    (PrinterState.OFFLINE, PrinterState.ASSIGNED),
+    (PrinterState.PRINTING, PrinterState.ASSIGNED),
+    (PrinterState.ERROR, PrinterState.ASSIGNED),
+    (PrinterState.MAINTENANCE, PrinterState.PRINTING),  # only a manager ends maintenance
+    (PrinterState.MAINTENANCE, PrinterState.AWAITING_BED_CLEAR),
+    (PrinterState.MAINTENANCE, PrinterState.ASSIGNED),
+}
+
+
+@pytest.mark.parametrize(("current", "target"), sorted(PRINTER_ALLOWED))
+def test_allowed_printer_transitions(current, target):
+    check_printer_transition(current, target)
+
+
+@pytest.mark.parametrize(("current", "target"), sorted(PRINTER_FORBIDDEN))
+def test_forbidden_printer_transitions_are_conflicts_naming_both_states(current, target):
+    with pytest.raises(Conflict) as caught:
+        check_printer_transition(current, target)
+    assert current.value in caught.value.message and target.value in caught.value.message
+
+
+def test_every_printer_state_has_a_row_and_only_idle_leads_to_work():
+    assert set(PRINTER_TRANSITIONS) == set(PrinterState)
+    for state in PrinterState:
+        check_printer_transition(state, state)  # the same state again is no move
+    assert {s for s, targets in PRINTER_TRANSITIONS.items() if PrinterState.ASSIGNED in targets} == {
+        PrinterState.IDLE
+    }
+
+
+def test_a_freed_printer_offline_or_in_maintenance_stays_so():
+    assert (
+        freed_printer_state(PrinterState.PRINTING, PrinterState.AWAITING_BED_CLEAR)
+        is PrinterState.AWAITING_BED_CLEAR
+    )
+    assert freed_printer_state(PrinterState.OFFLINE, PrinterState.IDLE) is PrinterState.OFFLINE
+    assert freed_printer_state(PrinterState.MAINTENANCE, PrinterState.IDLE) is PrinterState.MAINTENANCE

@@ -10,8 +10,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from ..app import FleetApp
 from ..errors import FleetError, RateLimited
-from ..service import FleetService
 from ..web import install_dashboard
 from ..web.limiter import StoredLimiter
 from .routes import ApiLimits, api
@@ -33,9 +33,9 @@ LIMIT_DEFAULTS = {
 }
 
 
-def body_limit(service: FleetService) -> int:
+def body_limit(service: FleetApp) -> int:
     """The largest request body the fleet takes now: the lab's upload limit and the multipart envelope."""
-    return service.lab_settings().max_upload_bytes + MULTIPART_SLACK
+    return service.lab.settings().max_upload_bytes + MULTIPART_SLACK
 
 
 class FleetRequest(Request):
@@ -43,7 +43,7 @@ class FleetRequest(Request):
 
     @property
     def max_content_length(self) -> Optional[int]:  # type: ignore[override]
-        svc: FleetService = current_app.extensions["crowdfab.service"]
+        svc: FleetApp = current_app.extensions["crowdfab.service"]
         return body_limit(svc)
 
 
@@ -57,7 +57,7 @@ class StoredId(IntegerConverter):
     regex = r"\d{1,18}"
 
 
-def create_app(service: FleetService, config: Optional[dict[str, Any]] = None) -> Flask:
+def create_app(service: FleetApp, config: Optional[dict[str, Any]] = None) -> Flask:
     app = Flask(__name__)
     app.request_class = FleetRequest
     # Before any route is added: an id in a URL is one the database can hold, or no route matches (404).

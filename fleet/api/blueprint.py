@@ -12,10 +12,10 @@ from typing import Optional, TypeVar
 
 from flask import Blueprint, current_app, g, request
 
+from ..app import FleetApp
 from ..auth import parse_bearer
 from ..errors import Invalid, RateLimited, Unauthorized
 from ..models import Member, Printer
-from ..service import FleetService
 from ..web.limiter import StoredLimiter
 from .shapes.base import InputModel, parse_json_object
 from .spec import ApiSpec
@@ -44,8 +44,8 @@ class ApiLimits:
     tokens: StoredLimiter
 
 
-def service() -> FleetService:
-    svc: FleetService = current_app.extensions["crowdfab.service"]
+def service() -> FleetApp:
+    svc: FleetApp = current_app.extensions["crowdfab.service"]
     return svc
 
 
@@ -103,9 +103,9 @@ def authenticate() -> None:
         refuse_while_limited(limiter, "requests with an invalid API token")
     try:
         if security == PRINTER_TOKEN:
-            g.printer = service().authenticate_printer(token)
+            g.printer = service().enrollment.authenticate_printer(token)
         else:
-            g.member = service().authenticate(token)
+            g.member = service().identity.authenticate(token)
     except Unauthorized:
         # A success never clears the count: one valid token must not buy an address more guesses.
         if token is not None:

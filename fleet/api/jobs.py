@@ -7,10 +7,10 @@ from typing import Any, BinaryIO, Optional, cast
 
 from flask import Response, jsonify, request, send_file
 
+from ..app.intake import check_idempotency_key
 from ..errors import Invalid, NotFound
 from ..gcode.results import Thumbnail
 from ..models import JobFilter
-from ..service import check_idempotency_key
 from ..store.pages import job_page
 from .blueprint import body, me, query, service, spec
 from .shapes import jobs as shape
@@ -96,7 +96,7 @@ def job_json(job: Any, **extra: Any) -> dict[str, Any]:
 def submit_job() -> tuple[Response, int, dict[str, str]]:
     stream = uploaded_file()
     form = shape.SubmitForm.parse(request.form.to_dict())
-    submission = service().submit_job(
+    submission = service().intake.submit_job(
         me(),
         stream,
         filename=request.files["file"].filename,
@@ -123,7 +123,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
 def analyze() -> Response:
     stream = uploaded_file()
     form = shape.AnalyzeForm.parse(request.form.to_dict())
-    analysis = service().analyze_upload(stream, material=form.material or None)
+    analysis = service().intake.analyze_upload(stream, material=form.material or None)
     return jsonify(shape.Analysis.of(analysis).to_json())
 
 
@@ -144,7 +144,7 @@ def page_of(where: JobFilter, asked: shape.MyJobsQuery) -> tuple[list[Any], Opti
 def list_jobs() -> Response:
     asked = query(shape.JobsQuery)
     if asked.member_id != me().id:
-        service().require_manager(me())
+        service().identity.require_manager(me())
     jobs, cursor = page_of(asked.job_filter(asked.member_id), asked)
     return jsonify(jobs=[job_json(j) for j in jobs], next_cursor=cursor)
 
@@ -160,7 +160,7 @@ def list_jobs() -> Response:
 def my_jobs() -> Response:
     asked = query(shape.MyJobsQuery)
     jobs, cursor = page_of(asked.job_filter(me().id), asked)
-    waiting = {e.job.id: e.explanation for e in service().queue(me())} if jobs else {}
+    waiting = {e.job.id: e.explanation for e in service().dispatcher.queue(me())} if jobs else {}
     out = []
     for job in jobs:
         if job.id in waiting:
@@ -178,7 +178,7 @@ def my_jobs() -> Response:
     errors=(401,),
 )
 def queue() -> Response:
-    entries = service().queue(me())
+    entries = service().dispatcher.queue(me())
     return jsonify(
         queue=[
             job_json(e.job, member_name=e.member_name, explanation=shape.Explanation.of(e.explanation))
@@ -190,8 +190,8 @@ def queue() -> Response:
 @spec.route("GET", JOB, "A job with its history", shape.Job, errors=(401, 403, 404))
 def get_job(job_id: int) -> Response:
     svc = service()
-    job = svc.get_job(me(), job_id)
-    return jsonify(job_json(job, history=[shape.Event.of(e) for e in svc.job_history(me(), job_id)]))
+    job = svc.jobs.get_job(me(), job_id)
+    return jsonify(job_json(job, history=[shape.Event.of(e) for e in svc.jobs.job_history(me(), job_id)]))
 
 
 @spec.route(
@@ -203,7 +203,7 @@ def get_job(job_id: int) -> Response:
     errors=(401, 403, 404),
 )
 def job_thumbnail(job_id: int) -> Response:
-    job = service().get_job(me(), job_id)
+    job = service().jobs.get_job(me(), job_id)
     thumbs = job.analysis.get("thumbnails") or []
     if not thumbs:
         raise NotFound(f"job {job_id}'s file has no embedded thumbnail")
@@ -225,7 +225,7 @@ def job_thumbnail(job_id: int) -> Response:
 )
 def cancel_job(job_id: int) -> Response:
     reason = body(shape.Reason).reason
-    return jsonify(job_json(service().cancel_job(me(), job_id, reason)))
+    return jsonify(job_json(service().jobs.cancel_job(me(), job_id, reason)))
 
 
 @spec.route(
@@ -239,7 +239,7 @@ def cancel_job(job_id: int) -> Response:
     errors=(401, 403, 404, 409, 503),
 )
 def pause_job(job_id: int) -> tuple[Response, int]:
-    return jsonify(job_json(service().pause_job(me(), job_id))), 202
+    return jsonify(job_json(service().jobs.pause_job(me(), job_id))), 202
 
 
 @spec.route(
@@ -252,7 +252,7 @@ def pause_job(job_id: int) -> tuple[Response, int]:
     errors=(401, 403, 404, 409, 503),
 )
 def resume_job(job_id: int) -> tuple[Response, int]:
-    return jsonify(job_json(service().resume_job(me(), job_id))), 202
+    return jsonify(job_json(service().jobs.resume_job(me(), job_id))), 202
 
 
 @spec.route(
@@ -263,7 +263,7 @@ def resume_job(job_id: int) -> tuple[Response, int]:
     errors=(401, 403, 404, 409),
 )
 def approve_job(job_id: int) -> Response:
-    return jsonify(job_json(service().approve_job(me(), job_id)))
+    return jsonify(job_json(service().jobs.approve_job(me(), job_id)))
 
 
 @spec.route(
@@ -277,7 +277,7 @@ def approve_job(job_id: int) -> Response:
 )
 def reject_job(job_id: int) -> Response:
     reason = body(shape.Reason).reason
-    return jsonify(job_json(service().reject_job(me(), job_id, reason)))
+    return jsonify(job_json(service().jobs.reject_job(me(), job_id, reason)))
 
 
 @spec.route(
@@ -289,6 +289,6 @@ def reject_job(job_id: int) -> Response:
     body=shape.Priority,
 )
 def set_priority(job_id: int) -> Response:
-    service().require_manager(me())  # who may, before what they sent
+    service().identity.require_manager(me())  # who may, before what they sent
     priority = body(shape.Priority).priority
-    return jsonify(job_json(service().set_priority(me(), job_id, priority)))
+    return jsonify(job_json(service().jobs.set_priority(me(), job_id, priority)))

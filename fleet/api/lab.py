@@ -30,7 +30,7 @@ def openapi() -> Response:
     errors=(401, 403),
 )
 def metrics() -> Response:
-    service().require_manager(me())
+    service().identity.require_manager(me())
     return jsonify(shape.Metrics.model_validate(service().metrics.snapshot()).to_json())
 
 
@@ -41,7 +41,7 @@ def whoami() -> Response:
 
 @spec.route("GET", "/settings", "The lab's settings and G-code rules", shape.LabSettings, errors=(401,))
 def get_settings() -> Response:
-    return jsonify(shape.LabSettings.of(service().lab_settings()).to_json())
+    return jsonify(shape.LabSettings.of(service().lab.settings()).to_json())
 
 
 @spec.route(
@@ -53,6 +53,6 @@ def get_settings() -> Response:
     body=shape.SettingsChanges,
 )
 def update_settings() -> Response:
-    service().require_manager(me())  # who may, before what they sent
+    service().identity.require_manager(me())  # who may, before what they sent
     changes = body(shape.SettingsChanges).changes()
-    return jsonify(shape.LabSettings.of(service().update_lab_settings(me(), changes)).to_json())
+    return jsonify(shape.LabSettings.of(service().lab.update(me(), changes)).to_json())

@@ -13,7 +13,7 @@ GRANT = MEMBER + "/printers/<printer_id>"
 
 @spec.route("GET", "/members", "All members (managers)", shape.Members, errors=(401, 403))
 def list_members() -> Response:
-    return jsonify(members=[shape.Member.of(m).to_json() for m in service().list_members(me())])
+    return jsonify(members=[shape.Member.of(m).to_json() for m in service().members.list_members(me())])
 
 
 @spec.route(
@@ -27,9 +27,11 @@ def list_members() -> Response:
     body=shape.NewMember,
 )
 def create_member() -> tuple[Response, int]:
-    service().require_manager(me())  # who may, before what they sent
+    service().identity.require_manager(me())  # who may, before what they sent
     new = body(shape.NewMember)
-    member, token = service().create_member(me(), new.name, new.role, requires_approval=new.requires_approval)
+    member, token = service().members.create_member(
+        me(), new.name, new.role, requires_approval=new.requires_approval
+    )
     return jsonify(shape.NewMemberAnswer(**shape.Member.of(member).model_dump(), token=token).to_json()), 201
 
 
@@ -42,8 +44,8 @@ def create_member() -> tuple[Response, int]:
 )
 def get_member(member_id: int) -> Response:
     svc = service()
-    member = shape.Member.of(svc.get_member(me(), member_id))
-    printers = sorted(svc.grants_for(me(), member_id))
+    member = shape.Member.of(svc.members.get_member(me(), member_id))
+    printers = sorted(svc.members.grants_for(me(), member_id))
     return jsonify(shape.MemberWithPrinters(**member.model_dump(), printers=printers).to_json())
 
 
@@ -56,9 +58,9 @@ def get_member(member_id: int) -> Response:
     body=shape.MemberChanges,
 )
 def update_member(member_id: int) -> Response:
-    service().require_manager(me())  # who may, before what they sent
+    service().identity.require_manager(me())  # who may, before what they sent
     changes = body(shape.MemberChanges).changes()
-    return jsonify(shape.Member.of(service().update_member(me(), member_id, changes)).to_json())
+    return jsonify(shape.Member.of(service().members.update_member(me(), member_id, changes)).to_json())
 
 
 @spec.route(
@@ -69,7 +71,7 @@ def update_member(member_id: int) -> Response:
     errors=(401, 403, 404),
 )
 def reissue_token(member_id: int) -> Response:
-    return jsonify(shape.Token(token=service().new_token_for(me(), member_id)).to_json())
+    return jsonify(shape.Token(token=service().members.new_token_for(me(), member_id)).to_json())
 
 
 @spec.route(
@@ -84,16 +86,16 @@ def reissue_token(member_id: int) -> Response:
 )
 def set_password(member_id: int) -> tuple[str, int]:
     if member_id != me().id:
-        service().require_manager(me())  # who may, before what they sent
-    service().set_password(me(), member_id, body(shape.NewPassword).password)
+        service().identity.require_manager(me())  # who may, before what they sent
+    service().identity.set_password(me(), member_id, body(shape.NewPassword).password)
     return "", 204
 
 
 @spec.route("PUT", GRANT, "Grant a printer to a member (managers)", shape.Grants, errors=(401, 403, 404))
 def grant_printer(member_id: int, printer_id: str) -> Response:
     svc = service()
-    svc.grant(me(), member_id, printer_id)
-    return jsonify(shape.Grants(printers=sorted(svc.grants_for(me(), member_id))).to_json())
+    svc.members.grant(me(), member_id, printer_id)
+    return jsonify(shape.Grants(printers=sorted(svc.members.grants_for(me(), member_id))).to_json())
 
 
 @spec.route(
@@ -101,5 +103,5 @@ def grant_printer(member_id: int, printer_id: str) -> Response:
 )
 def revoke_printer(member_id: int, printer_id: str) -> Response:
     svc = service()
-    svc.revoke_grant(me(), member_id, printer_id)
-    return jsonify(shape.Grants(printers=sorted(svc.grants_for(me(), member_id))).to_json())
+    svc.members.revoke_grant(me(), member_id, printer_id)
+    return jsonify(shape.Grants(printers=sorted(svc.members.grants_for(me(), member_id))).to_json())

@@ -37,7 +37,9 @@ GCODE_FILE = {
 @spec.route("GET", "/printers", "All printers", shape.Printers, errors=(401,))
 def list_printers() -> Response:
     svc = service()
-    return jsonify(printers=[shape.Printer.of(p, svc.live(p.id)).to_json() for p in svc.list_printers()])
+    return jsonify(
+        printers=[shape.Printer.of(p, svc.reports.live(p.id)).to_json() for p in svc.printers.list_printers()]
+    )
 
 
 @spec.route(
@@ -51,15 +53,17 @@ def list_printers() -> Response:
     body=shape.NewPrinter,
 )
 def add_printer() -> tuple[Response, int]:
-    service().require_manager(me())  # who may, before what they sent
+    service().identity.require_manager(me())  # who may, before what they sent
     new = body(shape.NewPrinter)
-    return jsonify(shape.Printer.of(service().add_printer(me(), new.changes())).to_json()), 201
+    return jsonify(shape.Printer.of(service().printers.add_printer(me(), new.changes())).to_json()), 201
 
 
 @spec.route("GET", PRINTER, "A printer", shape.Printer, errors=(401, 404))
 def get_printer(printer_id: str) -> Response:
     svc = service()
-    return jsonify(shape.Printer.of(svc.get_printer(printer_id), svc.live(printer_id)).to_json())
+    return jsonify(
+        shape.Printer.of(svc.printers.get_printer(printer_id), svc.reports.live(printer_id)).to_json()
+    )
 
 
 @spec.route(
@@ -71,9 +75,9 @@ def get_printer(printer_id: str) -> Response:
     body=shape.PrinterChanges,
 )
 def update_printer(printer_id: str) -> Response:
-    service().require_manager(me())  # who may, before what they sent
+    service().identity.require_manager(me())  # who may, before what they sent
     changes = body(shape.PrinterChanges).changes()
-    return jsonify(shape.Printer.of(service().update_printer(me(), printer_id, changes)).to_json())
+    return jsonify(shape.Printer.of(service().printers.update_printer(me(), printer_id, changes)).to_json())
 
 
 @spec.route(
@@ -84,7 +88,7 @@ def update_printer(printer_id: str) -> Response:
     errors=(401, 403, 404, 409),
 )
 def bed_cleared(printer_id: str) -> Response:
-    return jsonify(shape.Printer.of(service().confirm_bed_cleared(me(), printer_id)).to_json())
+    return jsonify(shape.Printer.of(service().printers.confirm_bed_cleared(me(), printer_id)).to_json())
 
 
 @spec.route(
@@ -96,7 +100,7 @@ def bed_cleared(printer_id: str) -> Response:
     errors=(401, 403, 404, 409),
 )
 def revoke_printer_credentials(printer_id: str) -> Response:
-    return jsonify(shape.Printer.of(service().revoke_printer(me(), printer_id)).to_json())
+    return jsonify(shape.Printer.of(service().enrollment.revoke_printer(me(), printer_id)).to_json())
 
 
 @spec.route(
@@ -109,7 +113,7 @@ def revoke_printer_credentials(printer_id: str) -> Response:
     security=PRINTER_TOKEN,
 )
 def job_file(printer_id: str, job_id: int) -> Response:
-    job, path = service().job_file(this_printer(), printer_id, job_id)
+    job, path = service().enrollment.job_file(this_printer(), printer_id, job_id)
     response = send_file(path, mimetype="application/octet-stream", conditional=False, etag=False)
     response.headers["X-Content-SHA256"] = job.file_sha256
     return response
@@ -127,9 +131,9 @@ def job_file(printer_id: str, job_id: int) -> Response:
     body_required=False,
 )
 def create_enroll_code() -> tuple[Response, int]:
-    service().require_manager(me())  # who may, before what they sent
+    service().identity.require_manager(me())  # who may, before what they sent
     ttl_s = body(shape.NewEnrollCode).ttl_s
-    code, expires_at = service().create_enrollment_code(me(), ttl_s)
+    code, expires_at = service().enrollment.create_enrollment_code(me(), ttl_s)
     return jsonify(shape.EnrollCode(code=code, expires_at=expires_at).to_json()), 201
 
 
@@ -149,7 +153,7 @@ def enroll_printer() -> tuple[Response, int]:
     refuse_while_limited(limiter, "wrong enrollment codes")
     asked = body(shape.Enroll)
     try:
-        enrollment = service().enroll(asked.code, asked.name, asked.capabilities.changes())
+        enrollment = service().enrollment.enroll(asked.code, asked.name, asked.capabilities.changes())
     except Unauthorized:
         limiter.failed(client_address())
         raise

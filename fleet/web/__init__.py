@@ -15,8 +15,8 @@ import secrets
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 
-from ..service import FleetService
-from .dashboard import Dashboard, fleet_snapshot
+from ..app import FleetApp
+from .dashboard import Dashboard, FleetFeed
 from .events import LiveHub
 from .i18n import Catalogue
 from .keys import session_secret
@@ -28,6 +28,8 @@ __all__ = ["install_dashboard", "session_secret"]
 DEFAULTS = {
     "CROWDFAB_LIVE_CLIENTS": 4,
     "CROWDFAB_LIVE_INTERVAL_S": 0.5,
+    #: A full snapshot this often, for changes made by another fleet process on the same database.
+    "CROWDFAB_LIVE_RESYNC_S": 30.0,
     "CROWDFAB_LIVE_STREAM_S": 600.0,
     "CROWDFAB_LIVE_HEARTBEAT_S": 15.0,
     "CROWDFAB_SIGNIN_ATTEMPTS": 5,
@@ -42,7 +44,7 @@ class DashboardSessions(SecureCookieSessionInterface):
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 
 
-def install_dashboard(app: Flask, service: FleetService) -> Dashboard:
+def install_dashboard(app: Flask, service: FleetApp) -> Dashboard:
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
     if not app.secret_key:
@@ -52,6 +54,7 @@ def install_dashboard(app: Flask, service: FleetService) -> Dashboard:
     )
     app.session_interface = DashboardSessions()
     config = app.config
+    feed = FleetFeed(service)
     board = Dashboard(
         catalogue=Catalogue.load(),
         # Counted in the fleet's database: every process on it counts together, across restarts.
@@ -59,13 +62,16 @@ def install_dashboard(app: Flask, service: FleetService) -> Dashboard:
             service.store, "signin", config["CROWDFAB_SIGNIN_ATTEMPTS"], config["CROWDFAB_SIGNIN_WINDOW_S"]
         ),
         hub=LiveHub(
-            lambda: fleet_snapshot(service),
+            feed.snapshot,
+            refresh=feed.refresh,
             interval_s=config["CROWDFAB_LIVE_INTERVAL_S"],
+            resync_s=config["CROWDFAB_LIVE_RESYNC_S"],
             max_clients=config["CROWDFAB_LIVE_CLIENTS"],
         ),
         stream_lifetime_s=config["CROWDFAB_LIVE_STREAM_S"],
         heartbeat_s=config["CROWDFAB_LIVE_HEARTBEAT_S"],
     )
+    feed.follow(board.hub)
     app.extensions["crowdfab.dashboard"] = board
     app.register_blueprint(web)
     return board

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any, Optional
 
+from ..app.board import PrinterBoard
 from ..models import Job, Member, Role
-from ..service import PrinterBoard
 from ..states import PrinterState
 
 #: Formats a browser can show (QOI thumbnails are left out).

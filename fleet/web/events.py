@@ -1,11 +1,18 @@
 """Live updates for the dashboard: one producer snapshots the fleet, every browser gets the changes.
 
-The producer thread runs only while somebody listens. It takes a snapshot every ``interval_s``
-(printers and a signature of the queue), compares it with the last one and puts what changed on
-each subscriber's queue, encoded once, so a hundred open dashboards cost one snapshot and one
-encoding, not a hundred. A snapshot that takes longer than half the interval (a very large fleet)
+The producer thread runs only while somebody listens. It puts what changed since its last snapshot
+on each subscriber's queue, encoded once, so a hundred open dashboards cost one snapshot and one
+encoding, not a hundred. A subscriber whose queue fills up (a stalled browser) is dropped; its
+browser reconnects.
+
+Given a ``refresh``, the hub is driven by change notes (:meth:`LiveHub.mark`, which the fleet's
+change hooks call): it reads again only what a note names, at most once per ``interval_s`` (notes in
+between are gathered into one refresh), and nothing at all while nothing changes. Every
+``resync_s`` it takes a full snapshot anyway, for changes no hook of this process saw (another
+fleet process on the same database). Without a ``refresh`` it takes a full snapshot every
+``interval_s``. Either way, a pass that takes longer than half the interval (a very large fleet)
 spaces the next one out, so the producer never takes more than half of a core from the printers'
-traffic. A subscriber whose queue fills up (a stalled browser) is dropped; its browser reconnects.
+traffic.
 """
 
 from __future__ import annotations
@@ -17,8 +24,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 log = logging.getLogger(__name__)
@@ -57,6 +64,22 @@ def changes(before: Optional[Snapshot], after: Snapshot) -> list[Message]:
     return out
 
 
+@dataclass
+class Pending:
+    """What the change notes since the last pass named: printers whose record or live view changed."""
+
+    printers: set[str] = field(default_factory=set)
+    live: set[str] = field(default_factory=set)
+    queue: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.printers or self.live or self.queue)
+
+
+#: Refreshes the last snapshot with what a :class:`Pending` names, returning the new snapshot.
+Refresh = Callable[[Snapshot, Pending], Snapshot]
+
+
 class Subscription:
     """One browser's share of the updates; ``None`` on its queue means it was dropped."""
 
@@ -78,16 +101,25 @@ class LiveHub:
         interval_s: float = 0.5,
         max_clients: int = 4,
         queue_size: int = 32,
+        refresh: Optional[Refresh] = None,
+        resync_s: float = 30.0,
     ) -> None:
         self.snapshot = snapshot
+        self.refresh = refresh
         self.interval_s = interval_s
+        self.resync_s = resync_s
         self.max_clients = max_clients
         self.queue_size = queue_size
         self._subscribers: list[Subscription] = []
         self._last: Optional[Snapshot] = None
+        self._pending = Pending()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        #: Full snapshots taken, and refreshes of what notes named (``/api/v1/metrics`` need not know).
+        self.snapshots = 0
+        self.refreshes = 0
 
     @property
     def clients(self) -> int:
@@ -111,6 +143,20 @@ class LiveHub:
                 self._thread.start()
             return sub
 
+    def mark(self, printers: Iterable[str] = (), live: Iterable[str] = (), queue: bool = False) -> None:
+        """Note that printers' records (``printers``), their live views (``live``) or the queue changed.
+
+        Cheap, and safe from any thread; ignored while nobody listens (a producer that starts takes
+        a full snapshot).
+        """
+        with self._lock:
+            if self._thread is None:
+                return
+            self._pending.printers.update(printers)
+            self._pending.live.update(live)
+            self._pending.queue = self._pending.queue or queue
+        self._wake.set()
+
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
             if sub in self._subscribers:
@@ -124,34 +170,53 @@ class LiveHub:
                 self._drop(sub)
             self._subscribers.clear()
             self._stop.set()
+            self._wake.set()
         if thread is not None:
             thread.join(5)
 
     def _run(self) -> None:
+        next_resync = float("-inf")
         while not self._stop.is_set():
             started = time.monotonic()
+            with self._lock:
+                pending, self._pending = self._pending, Pending()
+                last = self._last
+            current: Optional[Snapshot] = None
             try:
-                current = self.snapshot()
+                if self.refresh is None or last is None or started >= next_resync:
+                    next_resync = started + self.resync_s
+                    current = self.snapshot()
+                    self.snapshots += 1
+                elif pending:
+                    current = self.refresh(last, pending)
+                    self.refreshes += 1
             except Exception:
                 log.exception("the dashboard could not take a snapshot of the fleet")
-                current = None
             with self._lock:
                 if not self._subscribers or threading.current_thread() is not self._thread:
                     if threading.current_thread() is self._thread:
                         self._thread = None
                     return
                 if current is not None:
-                    for message in changes(self._last, current):
-                        message.encode()  # here, once, rather than in each browser's thread
-                        for sub in list(self._subscribers):
-                            try:
-                                sub.queue.put_nowait(message)
-                            except queue.Full:
-                                self._subscribers.remove(sub)
-                                self._drop(sub)
-                    self._last = current
+                    self._publish(current)
             took = time.monotonic() - started
             self._stop.wait(max(self.interval_s - took, took))
+            if self.refresh is not None:
+                # Driven: sleep until a note arrives (or the resync is due), then gather for one pass.
+                self._wake.wait(max(0.0, next_resync - time.monotonic()))
+                self._wake.clear()
+
+    def _publish(self, current: Snapshot) -> None:
+        """Queue what changed since the last snapshot for every subscriber (the lock is held)."""
+        for message in changes(self._last, current):
+            message.encode()  # here, once, rather than in each browser's thread
+            for sub in list(self._subscribers):
+                try:
+                    sub.queue.put_nowait(message)
+                except queue.Full:
+                    self._subscribers.remove(sub)
+                    self._drop(sub)
+        self._last = current
 
     @staticmethod
     def _drop(sub: Subscription) -> None:

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from fleet.service import INVALID_CODE, MqttEndpoint
+from fleet.app.enrollment import INVALID_CODE, MqttEndpoint
 from fleet.states import JobState
 
 from .test_printers_members import PART, submit
@@ -20,7 +20,7 @@ CAPS = {
 
 @pytest.fixture(autouse=True)
 def broker_address(fleet):
-    fleet.service.node_mqtt = MqttEndpoint("fleet.lab", 18830, False)
+    fleet.app.enrollment.node_mqtt = MqttEndpoint("fleet.lab", 18830, False)
 
 
 def enroll(api, name="Prusa MK4"):
@@ -51,15 +51,15 @@ def test_a_code_enrolls_once_and_the_answer_has_the_secrets(api, fleet):
         "/api/v1/printers/enroll", json={"code": code, "name": "x", "capabilities": CAPS}
     )
     assert again.status_code == 401 and again.get_json()["message"] == INVALID_CODE
-    [user] = fleet.service.broker_users()
+    [user] = fleet.app.enrollment.broker_users()
     assert user.username == "prusa-mk4" and body["mqtt"]["password"] not in user.password_hash
     assert user.password_hash.startswith("$7$")
     assert enroll(api)[1]["printer_id"] == "prusa-mk4-2"
 
 
 def test_an_expired_code_is_refused_like_an_unknown_one(api, fleet):
-    code, expires_at = fleet.service.create_enrollment_code(None, ttl_s=60)
-    fleet.service.clock = lambda: expires_at  # expired from that instant on
+    code, expires_at = fleet.app.enrollment.create_enrollment_code(None, ttl_s=60)
+    fleet.app.clock = lambda: expires_at  # expired from that instant on
     response = api["anonymous"].post(
         "/api/v1/printers/enroll", json={"code": code, "name": "x", "capabilities": CAPS}
     )
@@ -85,7 +85,7 @@ def test_tokens_do_not_cross_and_only_the_assigned_printer_downloads(api, fleet)
     job_id = submit(api["alice"])
     for printer in ("mk4", "mini"):
         fleet.store.update_printer(printer, state="idle")
-    [(job_id, holder)] = fleet.service.dispatch_pass()
+    [(job_id, holder)] = fleet.app.dispatcher.dispatch_pass()
     other = "mini" if holder == "mk4" else "mk4"
     tokens = {"mk4": mk4["token"], "mini": mini["token"]}
     url = f"/api/v1/printers/{holder}/jobs/{job_id}/file"
@@ -113,7 +113,7 @@ def test_tokens_do_not_cross_and_only_the_assigned_printer_downloads(api, fleet)
     assert revoked.status_code == 200 and revoked.get_json()["state"] == "maintenance"
     assert fleet.store.get_job(job_id).state is JobState.UNKNOWN
     assert api["anonymous"].get(url, headers=as_printer(api, tokens[holder])).status_code == 401
-    assert [u.username for u in fleet.service.broker_users()] == [other]
+    assert [u.username for u in fleet.app.enrollment.broker_users()] == [other]
     assert api["manager"].post(f"/api/v1/printers/{holder}/revoke").status_code == 409
     assert api["alice"].post(f"/api/v1/printers/{other}/revoke").status_code == 403
 
@@ -124,12 +124,14 @@ def test_pause_without_a_link_is_503_and_live_status_is_shown(api, fleet):
     enroll(api, "mk4")
     fleet.store.update_printer("mk4", state="idle")
     job_id = submit(api["alice"])
-    fleet.service.dispatch_pass()
+    fleet.app.dispatcher.dispatch_pass()
     fleet.store.transition_job(job_id, JobState.PRINTING, actor="printer:mk4", reason="started", now=1.0)
     assert api["alice"].post(f"/api/v1/jobs/{job_id}/pause").status_code == 503
     assert api["bob"].post(f"/api/v1/jobs/{job_id}/pause").status_code == 403
     assert api["alice"].post(f"/api/v1/jobs/{job_id}/resume").status_code == 409
-    fleet.service.set_live("mk4", LiveStatus("printing", {"tool0": (210.0, 215.0)}, 42.0, 2e9, job_id, 1.7e9))
+    fleet.app.reports.set_live(
+        "mk4", LiveStatus("printing", {"tool0": (210.0, 215.0)}, 42.0, 2e9, job_id, 1.7e9)
+    )
     live = api["alice"].get("/api/v1/printers/mk4").get_json()["live"]
     assert live["progress"] == 42.0 and live["temperatures"]["tool0"] == {"actual": 210.0, "target": 215.0}
 

@@ -8,7 +8,7 @@ from threading import Barrier
 
 import pytest
 
-from fleet.service import SUBMISSION_KEY_TTL_S
+from fleet.app.intake import SUBMISSION_KEY_TTL_S
 from tests.conftest import Client
 
 from .conftest import CheckedClient
@@ -26,7 +26,7 @@ def job_ids(response) -> list[int]:
 
 
 def all_jobs(fleet) -> list[int]:
-    return [job.id for job in fleet.service.store.list_jobs()]
+    return [job.id for job in fleet.app.store.list_jobs()]
 
 
 def test_the_same_key_and_request_answer_the_first_jobs_and_create_nothing(api, fleet):
@@ -118,7 +118,7 @@ def test_racing_requests_with_one_key_make_one_set_of_jobs(app, clients, fleet):
 
 def test_a_key_expires_after_a_day_of_the_services_clock(api, fleet):
     now = [1_800_000_000.0]
-    fleet.service.clock = lambda: now[0]
+    fleet.app.clock = lambda: now[0]
     first = submit(api["alice"], "daily")
 
     now[0] += SUBMISSION_KEY_TTL_S - 1
@@ -133,14 +133,14 @@ def test_a_key_expires_after_a_day_of_the_services_clock(api, fleet):
     assert submit(api["alice"], "daily", note="changed").status_code == 422
 
     now[0] += SUBMISSION_KEY_TTL_S + 1
-    assert fleet.service.remove_expired_submission_keys() == 1
+    assert fleet.app.intake.remove_expired_submission_keys() == 1
 
 
 def test_a_running_fleet_forgets_expired_keys_as_members_submit(api, fleet):
     now = [1_800_000_000.0]
-    fleet.service.clock = lambda: now[0]
+    fleet.app.clock = lambda: now[0]
     for n in range(3):
         assert submit(api["alice"], f"old-{n}").status_code == 201
     now[0] += SUBMISSION_KEY_TTL_S + 1  # a day later, with no restart in between
     assert submit(api["alice"], "new").status_code == 201  # this submission sweeps the three
-    assert fleet.service.remove_expired_submission_keys() == 0
+    assert fleet.app.intake.remove_expired_submission_keys() == 0

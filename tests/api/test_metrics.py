@@ -10,8 +10,8 @@ def test_only_managers_read_the_metrics(api):
 
 
 def test_metrics_show_what_was_counted(api, fleet):
-    fleet.service.metrics.count("mqtt.status", 3)
-    fleet.service.metrics.observe("status.lag_s", 0.012)
+    fleet.app.metrics.count("mqtt.status", 3)
+    fleet.app.metrics.observe("status.lag_s", 0.012)
     body = api["manager"].get("/api/v1/metrics").get_json()
     assert body["counters"]["mqtt.status"] == 3
     lag = body["histograms"]["status.lag_s"]

@@ -49,33 +49,33 @@ def test_printer_input_errors_name_the_field(api):
 def test_no_dispatch_until_the_bed_is_confirmed_clear(api, fleet):
     api["manager"].post("/api/v1/printers", json=MINI)
     first, second = submit(api["alice"]), submit(api["bob"])
-    assigned = fleet.service.dispatch_pass()
+    assigned = fleet.app.dispatcher.dispatch_pass()
     assert len(assigned) == 1 and assigned[0][1] == "mini-1"
     done_id = assigned[0][0]
     fleet.store.transition_job(done_id, JobState.PRINTING, actor="printer:mini-1", reason="started", now=1.0)
-    fleet.service.finish_job(done_id, JobState.DONE, actor="printer:mini-1", reason="print finished")
+    fleet.app.reports.finish_job(done_id, JobState.DONE, actor="printer:mini-1", reason="print finished")
     printer = api["alice"].get("/api/v1/printers/mini-1").get_json()
     assert printer["state"] == "awaiting_bed_clear"
-    assert fleet.service.dispatch_pass() == []  # the plate is not clear yet
+    assert fleet.app.dispatcher.dispatch_pass() == []  # the plate is not clear yet
     waiting = {first, second} - {done_id}
     owner, other = ("alice", "bob") if done_id == first else ("bob", "alice")
     assert api[other].post("/api/v1/printers/mini-1/bed-cleared").status_code == 403
     cleared = api[owner].post("/api/v1/printers/mini-1/bed-cleared")
     assert cleared.status_code == 200 and cleared.get_json()["state"] == "idle"
     assert api[owner].post("/api/v1/printers/mini-1/bed-cleared").status_code == 409
-    assert fleet.service.dispatch_pass() == [(waiting.pop(), "mini-1")]
+    assert fleet.app.dispatcher.dispatch_pass() == [(waiting.pop(), "mini-1")]
 
 
 def test_restricted_printers_take_only_granted_members(api, fleet):
     api["manager"].post("/api/v1/printers", json={**MINI, "restricted": True})
     job_id = submit(api["alice"])
-    assert fleet.service.dispatch_pass() == []
+    assert fleet.app.dispatcher.dispatch_pass() == []
     entry = api["alice"].get("/api/v1/queue").get_json()["queue"][0]
     assert entry["explanation"]["reason"] == "no_compatible_printer"
     assert api["alice"].put(f"/api/v1/members/{api['alice'].member_id}/printers/mini-1").status_code == 403
     granted = api["manager"].put(f"/api/v1/members/{api['alice'].member_id}/printers/mini-1")
     assert granted.status_code == 200 and granted.get_json()["printers"] == ["mini-1"]
-    assert fleet.service.dispatch_pass() == [(job_id, "mini-1")]
+    assert fleet.app.dispatcher.dispatch_pass() == [(job_id, "mini-1")]
 
 
 def test_members_admin_is_for_managers(api):

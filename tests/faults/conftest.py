@@ -156,7 +156,7 @@ def prepare_data_dir(data_dir: Path, members: dict[str, Role]) -> dict[str, str]
     """Create the fleet's database with these members (no server running); returns their tokens."""
     fleet = Fleet.open(FleetConfig(data_dir=data_dir))
     try:
-        return {name: fleet.service.add_member(name, role)[1] for name, role in members.items()}
+        return {name: fleet.app.members.add_member(name, role)[1] for name, role in members.items()}
     finally:
         fleet.close()
 
@@ -164,7 +164,7 @@ def prepare_data_dir(data_dir: Path, members: dict[str, Role]) -> dict[str, str]
 def enrollment_code(data_dir: Path) -> str:
     fleet = Fleet.open(FleetConfig(data_dir=data_dir))
     try:
-        return fleet.service.create_enrollment_code(None)[0]
+        return fleet.app.enrollment.create_enrollment_code(None)[0]
     finally:
         fleet.close()
 

@@ -10,10 +10,10 @@ from typing import Callable
 import pytest
 
 from fleet import protocol as p
+from fleet.app import FleetApp, build
 from fleet.fleetlink import FleetLink
 from fleet.geometry import Box
 from fleet.models import Printer, Role
-from fleet.service import FleetService
 from fleet.states import PrinterState
 from fleet.store import BlobStore, open_store
 
@@ -87,9 +87,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def service(tmp_path: Path, clock: Clock) -> Iterator[FleetService]:
+def service(tmp_path: Path, clock: Clock) -> Iterator[FleetApp]:
     store = open_store(None, tmp_path / "data")
-    yield FleetService(store, BlobStore(tmp_path / "files"), clock=clock)
+    yield build(store, BlobStore(tmp_path / "files"), clock=clock)
     store.close()
 
 
@@ -99,7 +99,7 @@ def link() -> FakeLink:
 
 
 @pytest.fixture
-def fleetlink(service: FleetService, link: FakeLink, clock: Clock) -> Iterator[FleetLink]:
+def fleetlink(service: FleetApp, link: FakeLink, clock: Clock) -> Iterator[FleetLink]:
     fl = FleetLink(
         service,
         link,
@@ -117,13 +117,13 @@ def fleetlink(service: FleetService, link: FakeLink, clock: Clock) -> Iterator[F
     fl.close()
 
 
-def add_printer(service: FleetService, printer_id: str, state: PrinterState = PrinterState.IDLE) -> Printer:
+def add_printer(service: FleetApp, printer_id: str, state: PrinterState = PrinterState.IDLE) -> Printer:
     return service.store.create_printer(
         Printer(printer_id, printer_id, state, Box.of_size(200, 200, 200), 0.4, "PLA", False, None, None, T0)
     )
 
 
-def queue_job(service: FleetService, member_name: str = "alice") -> int:
+def queue_job(service: FleetApp, member_name: str = "alice") -> int:
     store = service.store
     try:
         member = store.get_member_by_name(member_name)

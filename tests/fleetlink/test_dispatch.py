@@ -37,7 +37,7 @@ def test_declined_goes_back_and_is_offered_to_another_printer(service, fleetlink
     [command] = link.commands("mk4")
     add_printer(service, "mini")
     Node(link, "mk4", clock).ack(command, p.AckStatus.DECLINED, "owner said no")
-    assert service.get_printer("mk4").state is PrinterState.IDLE
+    assert service.printers.get_printer("mk4").state is PrinterState.IDLE
     assert "owner said no" in service.store.job_events(job_id)[-2].reason or any(
         "owner said no" in e.reason for e in service.store.job_events(job_id)
     )
@@ -73,7 +73,7 @@ def test_accepted_then_started_prints_and_duplicates_are_harmless(service, fleet
     node.event(p.EventType.JOB_STARTED, job_id)
     node.ack(command, p.AckStatus.DECLINED)  # a late, confused answer changes nothing
     assert service.store.get_job(job_id).state is JobState.PRINTING
-    assert service.get_printer("mk4").state is PrinterState.PRINTING
+    assert service.printers.get_printer("mk4").state is PrinterState.PRINTING
     assert fleetlink.outstanding() == {}
 
 
@@ -125,11 +125,11 @@ def test_people_commands_reach_the_printer(service, fleetlink, link, clock):
     fleetlink.tick(T0)
     Node(link, "mk4", clock).event(p.EventType.JOB_STARTED, job_id)
     member = service.store.get_member_by_name("alice")
-    service.pause_job(member, job_id)
-    service.cancel_job(member, job_id)
+    service.jobs.pause_job(member, job_id)
+    service.jobs.cancel_job(member, job_id)
     kinds = [(c.type, c.job_id) for c in link.commands("mk4")[1:]]
     assert kinds == [(p.CommandType.PAUSE, job_id), (p.CommandType.CANCEL, job_id)]
-    assert service.get_printer("mk4").state is PrinterState.AWAITING_BED_CLEAR
+    assert service.printers.get_printer("mk4").state is PrinterState.AWAITING_BED_CLEAR
     Node(link, "mk4", clock).event(p.EventType.JOB_CANCELLED, job_id)  # the node confirms: no-op
     assert service.store.get_job(job_id).state is JobState.CANCELLED
 
@@ -174,9 +174,9 @@ def test_a_printer_back_from_an_outage_is_asked_again_about_a_job_it_never_start
     node.availability(True)
     node.status(p.NodeState.IDLE)
     assert link.commands("p1") == [sent, sent]  # the same command: the node answers from its journal
-    assert service.get_printer("p1").current_job_id == job_id  # held until the printer says
+    assert service.printers.get_printer("p1").current_job_id == job_id  # held until the printer says
     node.ack(sent, p.AckStatus.DECLINED, "expired")
     assert service.store.get_job(job_id).state is JobState.QUEUED
-    assert service.get_printer("p1").state is PrinterState.IDLE
-    assert service.get_printer("p1").current_job_id is None
+    assert service.printers.get_printer("p1").state is PrinterState.IDLE
+    assert service.printers.get_printer("p1").current_job_id is None
     fl.close()

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from fleet import protocol as p
+from fleet.app.base import Change, ChangeKind
 from fleet.fleetlink import printer_state_for
 from fleet.geometry import Box
 from fleet.models import Printer
@@ -49,7 +50,7 @@ def test_status_updates_state_capabilities_and_live(service, fleetlink, link, cl
     node = Node(link, "mk4", clock)
     clock.now = T0 + 5
     node.status(N.IDLE, material="petg", nozzle_diameter=0.6, volume=Box.of_size(250, 210, 220))
-    got = service.get_printer("mk4")
+    got = service.printers.get_printer("mk4")
     assert (got.state, got.material, got.nozzle_diameter, got.volume, got.last_seen) == (
         S.IDLE,
         "PETG",
@@ -57,7 +58,7 @@ def test_status_updates_state_capabilities_and_live(service, fleetlink, link, cl
         Box.of_size(250, 210, 220),
         T0 + 5,
     )
-    live = service.live("mk4")
+    live = service.reports.live("mk4")
     assert live is not None and live.node_state == "idle" and live.last_seen == T0 + 5
 
 
@@ -69,14 +70,14 @@ def test_offline_makes_the_held_job_unknown_not_queued(service, fleetlink, link,
     node.event(p.EventType.JOB_STARTED, job_id)
     node.availability(False)
     assert service.store.get_job(job_id).state is JobState.UNKNOWN
-    got = service.get_printer("mk4")
+    got = service.printers.get_printer("mk4")
     assert got.state is S.OFFLINE and got.current_job_id == job_id
-    assert service.live("mk4") is None
+    assert service.reports.live("mk4") is None
     # Back online and still printing it: the outcome is known again.
     node.availability(True)
     node.status(N.PRINTING, job_id=job_id)
     assert service.store.get_job(job_id).state is JobState.PRINTING
-    assert service.get_printer("mk4").state is S.PRINTING
+    assert service.printers.get_printer("mk4").state is S.PRINTING
 
 
 def test_back_online_without_the_job_waits_for_a_person(service, fleetlink, link, clock):
@@ -88,7 +89,7 @@ def test_back_online_without_the_job_waits_for_a_person(service, fleetlink, link
     node.availability(False)
     node.status(N.IDLE)
     assert service.store.get_job(job_id).state is JobState.UNKNOWN
-    got = service.get_printer("mk4")
+    got = service.printers.get_printer("mk4")
     assert (got.state, got.current_job_id) == (S.AWAITING_BED_CLEAR, None)
     node.event(p.EventType.JOB_DONE, job_id)  # its journal catches up
     assert service.store.get_job(job_id).state is JobState.DONE
@@ -110,8 +111,8 @@ def test_events_drive_the_job_and_repeats_are_harmless(service, fleetlink, link,
         node.event(kind, job_id)  # delivered twice: at least once
         assert len(service.store.job_events(job_id)) == events
         assert service.store.get_job(job_id).state is job_state
-        assert service.get_printer("mk4").state is printer_state
-    assert service.get_printer("mk4").current_job_id is None
+        assert service.printers.get_printer("mk4").state is printer_state
+    assert service.printers.get_printer("mk4").current_job_id is None
 
 
 @pytest.mark.parametrize(
@@ -125,7 +126,7 @@ def test_failed_and_cancelled_leave_the_bed_to_clear(service, fleetlink, link, c
     Node(link, "mk4", clock).event(p.EventType.JOB_STARTED, job_id)
     Node(link, "mk4", clock).event(kind, job_id)
     assert service.store.get_job(job_id).state is outcome
-    assert service.get_printer("mk4").state is S.AWAITING_BED_CLEAR
+    assert service.printers.get_printer("mk4").state is S.AWAITING_BED_CLEAR
 
 
 def test_an_event_from_another_printer_is_refused(service, fleetlink, link, clock, caplog):
@@ -153,4 +154,33 @@ def test_bad_messages_are_dropped_and_rate_limited(service, fleetlink, link, clo
     with caplog.at_level(logging.WARNING):
         link.deliver(p.topic("mk4", p.Channel.STATUS), b"[]")
     assert "2 more like it not logged" in caplog.text
-    assert service.get_printer("mk4").state is S.IDLE
+    assert service.printers.get_printer("mk4").state is S.IDLE
+
+
+def test_the_nodes_bed_cleared_frees_a_waiting_printer_and_dispatches_to_it(service, fleetlink, link, clock):
+    """The node's button and the dashboard's take one path: only a waiting printer becomes idle."""
+    add_printer(service, "mk4")
+    first, second = queue_job(service), queue_job(service)
+    fleetlink.tick(T0)
+    node = Node(link, "mk4", clock)
+    node.event(p.EventType.JOB_STARTED, first)
+    node.event(p.EventType.JOB_DONE, first)
+    fleetlink.tick(T0 + 1)
+    assert service.store.get_job(second).state is JobState.QUEUED  # not onto a full plate
+    changes: list[Change] = []
+    service.hooks.on_change(changes.append)
+
+    node.event(p.EventType.BED_CLEARED, None)
+
+    assert service.printers.get_printer("mk4").state is S.IDLE
+    assert Change(ChangeKind.PRINTER, "mk4") in changes
+    fleetlink.tick(T0 + 2)  # the printers service asked for a dispatch pass
+    assert service.store.get_job(second).state is JobState.ASSIGNED
+    assert link.commands("mk4")[-1].job_id == second
+
+
+@pytest.mark.parametrize("state", [S.PRINTING, S.IDLE, S.MAINTENANCE, S.OFFLINE])
+def test_a_bed_cleared_from_a_printer_not_waiting_changes_nothing(service, fleetlink, link, clock, state):
+    add_printer(service, "mk4", state)
+    Node(link, "mk4", clock).event(p.EventType.BED_CLEARED, None)
+    assert service.printers.get_printer("mk4").state is state

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fleet import protocol as p
+from fleet.app.enrollment import MqttEndpoint
 from fleet.models import Role
-from fleet.service import MqttEndpoint
 from fleet.states import PrinterState as S
 
 from .conftest import T0, Node, add_printer
@@ -20,12 +20,12 @@ def test_a_repeated_status_updates_the_live_view_without_the_store(service, flee
     add_printer(service, "mk4", S.OFFLINE)
     node = Node(link, "mk4", clock)
     node.status(N.IDLE)
-    assert service.get_printer("mk4").state is S.IDLE
+    assert service.printers.get_printer("mk4").state is S.IDLE
     for second in range(1, 6):
         clock.now = T0 + second
         node.status(N.IDLE)
     assert checks(service) == 1
-    live = service.live("mk4")
+    live = service.reports.live("mk4")
     assert live is not None and live.last_seen == T0 + 5
     assert service.metrics.counter("mqtt.status") == 6
 
@@ -35,9 +35,9 @@ def test_a_status_that_says_something_new_is_checked_in_full(service, fleetlink,
     node = Node(link, "mk4", clock)
     node.status(N.IDLE)
     node.status(N.ERROR)
-    assert service.get_printer("mk4").state is S.ERROR
+    assert service.printers.get_printer("mk4").state is S.ERROR
     node.status(N.IDLE, material="PETG")
-    assert service.get_printer("mk4").material == "PETG"
+    assert service.printers.get_printer("mk4").material == "PETG"
     assert checks(service) == 3
 
 
@@ -46,11 +46,11 @@ def test_after_an_outage_the_same_status_puts_the_printer_back(service, fleetlin
     node = Node(link, "mk4", clock)
     node.status(N.IDLE)
     node.availability(False)
-    assert service.get_printer("mk4").state is S.OFFLINE
+    assert service.printers.get_printer("mk4").state is S.OFFLINE
     node.availability(True)
     clock.now = T0 + 1
     node.status(N.IDLE)
-    assert service.get_printer("mk4").state is S.IDLE
+    assert service.printers.get_printer("mk4").state is S.IDLE
 
 
 def test_a_change_made_elsewhere_is_caught_by_the_recheck(service, fleetlink, link, clock):
@@ -61,25 +61,25 @@ def test_a_change_made_elsewhere_is_caught_by_the_recheck(service, fleetlink, li
     service.store.update_printer("mk4", state=S.OFFLINE)
     clock.now = T0 + fleetlink.status_recheck_s / 4
     node.status(N.IDLE)
-    assert service.get_printer("mk4").state is S.OFFLINE  # not yet: within the recheck interval
+    assert service.printers.get_printer("mk4").state is S.OFFLINE  # not yet: within the recheck interval
     clock.now = T0 + fleetlink.status_recheck_s
     node.status(N.IDLE)
-    assert service.get_printer("mk4").state is S.IDLE
+    assert service.printers.get_printer("mk4").state is S.IDLE
 
 
 def test_a_revoked_printer_is_not_heard_even_with_the_same_status(service, fleetlink, link, clock):
-    service.node_mqtt = MqttEndpoint("broker.example", 1883)
-    manager, _ = service.add_member("boss", Role.MANAGER)
-    code, _ = service.create_enrollment_code(manager)
+    service.enrollment.node_mqtt = MqttEndpoint("broker.example", 1883)
+    manager, _ = service.members.add_member("boss", Role.MANAGER)
+    code, _ = service.enrollment.create_enrollment_code(manager)
     volume = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 200, "max_y": 200, "max_z": 200}
-    printer_id = service.enroll(code, "Mini", {"volume": volume}).printer.id
+    printer_id = service.enrollment.enroll(code, "Mini", {"volume": volume}).printer.id
     node = Node(link, printer_id, clock)
     node.status(N.IDLE)
-    assert service.live(printer_id) is not None
-    service.revoke_printer(manager, printer_id)
+    assert service.reports.live(printer_id) is not None
+    service.enrollment.revoke_printer(manager, printer_id)
     clock.now = T0 + 1
     node.status(N.IDLE)
-    assert service.live(printer_id) is None
+    assert service.reports.live(printer_id) is None
     assert service.metrics.counter("mqtt.dropped") == 1
 
 
@@ -94,10 +94,10 @@ def test_last_seen_goes_to_the_store_in_one_write_per_interval(service, fleetlin
         Node(link, name, clock).status(N.IDLE)
     fleetlink.tick(T0 + 7)
     assert service.metrics.counter("status.seen_writes") == writes  # not due yet
-    assert service.get_printer("a").last_seen == T0
+    assert service.printers.get_printer("a").last_seen == T0
     fleetlink.tick(T0 + fleetlink.seen_write_interval_s)
     assert service.metrics.counter("status.seen_writes") == writes + 1
-    assert [service.get_printer(n).last_seen for n in ("a", "b", "c")] == [T0 + 7, T0 + 7, T0]
+    assert [service.printers.get_printer(n).last_seen for n in ("a", "b", "c")] == [T0 + 7, T0 + 7, T0]
 
 
 def test_status_lag_is_measured_from_the_node_clock(service, fleetlink, link, clock):

@@ -49,12 +49,12 @@ class LiveFleet:
         self.runtime.start()
         self.url = self.runtime.url
         self.mqtt_port = self.runtime.mqtt_port
-        _, self.manager_token = self.runtime.service.add_member("ada", Role.MANAGER)
+        _, self.manager_token = self.runtime.app.members.add_member("ada", Role.MANAGER)
         self.outside = OutsideClients(HOST, self.mqtt_port)
 
     @property
     def service(self) -> Any:
-        return self.runtime.service
+        return self.runtime.app
 
     def api(self, method: str, path: str, token: Optional[str] = None, **kw: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {token or self.manager_token}"}

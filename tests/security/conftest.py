@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from fleet.app import FleetApp
+from fleet.app.enrollment import MqttEndpoint
 from fleet.config import FleetConfig
 from fleet.models import Job, Member, Printer, Role
 from fleet.server import Fleet
-from fleet.service import FleetService, MqttEndpoint
 from fleet.states import JobState, PrinterState
 from fleet.store import schema
 
@@ -73,8 +74,8 @@ class StrictClock:
 def open_fleet(data_dir: Path) -> Fleet:
     """A fleet on ``data_dir`` that can enroll printers (it names a broker; none needs to run)."""
     fleet = Fleet.open(FleetConfig(data_dir=data_dir, port=0))
-    fleet.service.node_mqtt = MqttEndpoint("fleet.test", 18830, False)
-    fleet.service.clock = StrictClock()
+    fleet.app.enrollment.node_mqtt = MqttEndpoint("fleet.test", 18830, False)
+    fleet.app.clock = StrictClock()
     return fleet
 
 
@@ -145,29 +146,29 @@ class World:
     _serial: int = 0
 
     @property
-    def service(self) -> FleetService:
-        return self.fleet.service
+    def service(self) -> FleetApp:
+        return self.fleet.app
 
     def unique(self, prefix: str) -> str:
         self._serial += 1
         return f"{prefix}-{self._serial}"
 
     def member(self, role: Role = Role.MEMBER, *, password: bool = False) -> tuple[Member, str]:
-        member, token = self.service.add_member(self.unique("m"), role)
+        member, token = self.service.members.add_member(self.unique("m"), role)
         if password:
-            self.service.set_password(member, member.id, PASSWORD)
+            self.service.identity.set_password(member, member.id, PASSWORD)
         return member, token
 
     def printer(self, *, restricted: bool = False) -> Printer:
-        return self.service.add_printer(
+        return self.service.printers.add_printer(
             self.people["manager"],
             {"id": self.unique("p"), "volume": VOLUME, "material": "PLA", "restricted": restricted},
         )
 
     def enrolled(self) -> tuple[Printer, str]:
         """A printer enrolled with a code, idle, and its HTTP token."""
-        code, _ = self.service.create_enrollment_code(None)
-        enrollment = self.service.enroll(code, self.unique("node"), CAPS)
+        code, _ = self.service.enrollment.create_enrollment_code(None)
+        enrollment = self.service.enrollment.enroll(code, self.unique("node"), CAPS)
         printer = self.service.store.update_printer(enrollment.printer.id, state=PrinterState.IDLE)
         return printer, enrollment.token
 
@@ -177,7 +178,7 @@ class World:
         if state is JobState.AWAITING_APPROVAL:
             member = self.service.store.update_member(member.id, requires_approval=True)
         try:
-            [job] = self.service.submit_job(member, io.BytesIO(content), filename="part.gcode").jobs
+            [job] = self.service.intake.submit_job(member, io.BytesIO(content), filename="part.gcode").jobs
         finally:
             if state is JobState.AWAITING_APPROVAL:
                 self.service.store.update_member(member.id, requires_approval=None)
@@ -195,7 +196,7 @@ class World:
             JobState.DONE: [JobState.PRINTING, JobState.DONE],
         }[state]
         for step in steps:
-            self.service.printer_job_event(printer.id, job.id, step, "reported by the test printer")
+            self.service.reports.printer_job_event(printer.id, job.id, step, "reported by the test printer")
         return self.service.store.get_job(job.id)
 
     def plate_of_alice(self) -> Printer:
@@ -208,9 +209,9 @@ class World:
         alices = self.job(JobState.QUEUED, owner="alice")
         bobs = self.job(JobState.QUEUED, owner="bob")
         self.run(bobs, printer, JobState.DONE)
-        self.service.confirm_bed_cleared(self.people["manager"], printer.id)
+        self.service.printers.confirm_bed_cleared(self.people["manager"], printer.id)
         self.run(alices, printer, JobState.DONE)
-        cleared = self.service.get_printer(printer.id)
+        cleared = self.service.printers.get_printer(printer.id)
         assert cleared.state is PrinterState.AWAITING_BED_CLEAR
         return cleared
 
@@ -231,14 +232,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     from fleet.api import create_app
 
     fleet = open_fleet(tmp_path_factory.mktemp("world") / "data")
-    app = create_app(fleet.service, {"TESTING": True, **NO_LIMITS})
+    app = create_app(fleet.app, {"TESTING": True, **NO_LIMITS})
     people, tokens = {}, {}
     for name, role in (("manager", Role.MANAGER), ("alice", Role.MEMBER), ("bob", Role.MEMBER)):
-        member, token = fleet.service.add_member(name, role)
-        fleet.service.set_password(member, member.id, PASSWORD)
+        member, token = fleet.app.members.add_member(name, role)
+        fleet.app.identity.set_password(member, member.id, PASSWORD)
         people[name], tokens[name] = member, token
     built = World(fleet, app, people, tokens, {})
-    fleet.service.on_printer_command(lambda p, c, j: built.commands.append((p, c.value, j)))
+    fleet.app.hooks.on_printer_command(lambda p, c, j: built.commands.append((p, c.value, j)))
     for role in ("printer", "other_printer"):
         built.printers[role], built.tokens[role] = built.enrolled()
     yield built

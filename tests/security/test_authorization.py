@@ -141,7 +141,7 @@ def dispatched(world: World) -> dict[str, Any]:
 
 def grant_to_alice(world: World) -> dict[str, Any]:
     target = world.printer(restricted=True)
-    world.service.grant(world.people["manager"], world.people["alice"].id, target.id)
+    world.service.members.grant(world.people["manager"], world.people["alice"].id, target.id)
     return {"member": world.people["alice"].id, "printer": target.id}
 
 
@@ -185,7 +185,7 @@ def form(make: Callable[[World, dict[str, Any]], dict[str, Any]]) -> Send:
 
 def settings_form(world: World, ctx: dict[str, Any]) -> dict[str, Any]:
     """The settings form as the page fills it in: the current values, unchanged."""
-    lab = world.service.lab_settings().to_dict()
+    lab = world.service.lab.settings().to_dict()
     limits = lab["rules"]["material_limits"]
     data: dict[str, Any] = {
         "max_upload_bytes": str(lab["max_upload_bytes"]),
@@ -321,7 +321,7 @@ TABLE: tuple[Row, ...] = (
         "POST",
         f"{API}/printers/enroll",
         public(201),
-        setup=fresh(lambda w: {"code": w.service.create_enrollment_code(None)[0]}),
+        setup=fresh(lambda w: {"code": w.service.enrollment.create_enrollment_code(None)[0]}),
         send=json_body(lambda w, c: {"code": c["code"], "name": w.unique("node"), "capabilities": CAPS}),
         changes=True,
         note="a valid code is the only proof",
@@ -578,8 +578,8 @@ def test_a_deactivated_member_and_a_revoked_printer_are_shut_out(world: World) -
     assert browser.http.get("/queue").status_code == 200
 
     boss = world.people["manager"]
-    world.service.update_member(boss, member.id, {"active": False})
-    world.service.revoke_printer(boss, printer.id)
+    world.service.members.update_member(boss, member.id, {"active": False})
+    world.service.enrollment.revoke_printer(boss, printer.id)
 
     assert api.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert api.get(file_url, headers={"Authorization": f"Bearer {printer_token}"}).status_code == 401
@@ -590,5 +590,5 @@ def test_a_deactivated_member_and_a_revoked_printer_are_shut_out(world: World) -
 def test_the_printer_board_names_the_plate_by_the_last_print(world: World) -> None:
     """The card offers "bed cleared" to the member the service lets clear it: alice, not bob."""
     plate = world.plate_of_alice()
-    [entry] = [e for e in world.service.printer_board() if e.printer.id == plate.id]
+    [entry] = [e for e in world.service.board.printer_board() if e.printer.id == plate.id]
     assert entry.plate_owner == world.people["alice"].id

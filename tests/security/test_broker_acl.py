@@ -95,7 +95,9 @@ def test_a_printer_speaks_only_for_itself_and_reads_only_its_own_commands(live_f
         assert attacker.publish(topic(a.printer_id, Channel.STATUS), status("barrier from A")) == 0
         fleet_side.wait_for(lambda t, p: b"barrier from A" in p, timeout=10)
         wait_until(
-            lambda: live_fleet.service.live(a.printer_id) is not None, 10, "the fleet to take A's status"
+            lambda: live_fleet.service.reports.live(a.printer_id) is not None,
+            10,
+            "the fleet to take A's status",
         )
         fleet_cmd = b'{"v":1,"id":"c1","type":"bed_cleared","issued_at":1,"expires_at":9e9}'
         live_fleet.outside.pub(topic(b.printer_id, Channel.CMD), fleet_cmd, fleet_user, fleet_password)
@@ -109,7 +111,7 @@ def test_a_printer_speaks_only_for_itself_and_reads_only_its_own_commands(live_f
         assert [p for _, p in fleet_side.messages] == [b_status, status("barrier from A")]
         assert [p for _, p in b_commands.messages] == [fleet_cmd]
         assert set(attacker.received()) == {(topic(a.printer_id, Channel.CMD), fleet_cmd)}
-        live_b = live_fleet.service.live(b.printer_id)
+        live_b = live_fleet.service.reports.live(b.printer_id)
         assert live_b is not None and live_b.node_state == "idle" and live_b.message == "B's own status"
         # Nor did the broker keep a forged retained message for a later subscriber.
         later = live_fleet.outside.sub(

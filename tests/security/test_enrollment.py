@@ -16,9 +16,9 @@ from typing import Union
 
 import pytest
 
+from fleet.app.enrollment import INVALID_CODE
 from fleet.node.enroll import EnrollmentAnswer, FleetRequestError
 from fleet.protocol import Channel, NodeState, Status, encode_status, topic
-from fleet.service import INVALID_CODE
 
 from ..brokers import wait_until
 from ._broker_setup import BAD_LOGIN, NOT_AUTHORIZED, LiveFleet, Outsider, login
@@ -168,7 +168,9 @@ def test_a_revoked_printer_is_shut_out_and_its_open_connection_closed(live_fleet
         kept_status = encode_status(Status(state=NodeState.IDLE, ts=time.time(), message="still here"))
         assert other.publish(topic(kept.printer_id, Channel.STATUS), kept_status) == 0
         wait_until(
-            lambda: live_fleet.service.live(kept.printer_id) is not None, 10, "the kept printer's status"
+            lambda: live_fleet.service.reports.live(kept.printer_id) is not None,
+            10,
+            "the kept printer's status",
         )
         assert other.disconnects == []
         assert (

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from fleet.app.enrollment import normalize_code
 from fleet.config import FleetConfig
 from fleet.models import Role
 from fleet.mqtt import BrokerAddress, MqttLink
 from fleet.node.enroll import enroll
 from fleet.server import FleetRuntime, LinkOptions, fleet_mqtt_password
-from fleet.service import normalize_code
 from fleet.web import session_secret
 
 from .conftest import CAPS, PASSWORD, csrf_of
@@ -84,7 +84,7 @@ def test_no_secret_reaches_a_log_line(runtime: FleetRuntime, capfd: pytest.Captu
     secrets["fleet's broker password"] = fleet_mqtt_password(config.data_dir)
     secrets["session key"] = session_secret(config.data_dir).decode("ascii")
 
-    _, boss_token = runtime.service.add_member("boss", Role.MANAGER)
+    _, boss_token = runtime.app.members.add_member("boss", Role.MANAGER)
     secrets["manager's token"] = boss_token
     as_boss = {"Authorization": f"Bearer {boss_token}"}
 

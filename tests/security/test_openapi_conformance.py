@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 
 from fleet.api import create_app
 from fleet.api.openapi import openapi_document
+from fleet.app.enrollment import MqttEndpoint
 from fleet.config import FleetConfig
 from fleet.gcode.generate import generate_box
 from fleet.models import Role
 from fleet.server import Fleet
-from fleet.service import MqttEndpoint
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis 4.32+ needs Python 3.11 or newer")
 
@@ -64,12 +64,12 @@ class Lab:
 
 def make_lab(data_dir: Path) -> Lab:
     fleet = Fleet.open(FleetConfig(data_dir=data_dir))
-    service = fleet.service
-    service.node_mqtt = MqttEndpoint("fleet.lab", 18830, False)
-    manager, manager_token = service.add_member("ada", Role.MANAGER)
-    member, member_token = service.add_member("bob", Role.MEMBER)
-    other, _ = service.add_member("cy", Role.MEMBER)
-    printer = service.add_printer(
+    service = fleet.app
+    service.enrollment.node_mqtt = MqttEndpoint("fleet.lab", 18830, False)
+    manager, manager_token = service.members.add_member("ada", Role.MANAGER)
+    member, member_token = service.members.add_member("bob", Role.MEMBER)
+    other, _ = service.members.add_member("cy", Role.MEMBER)
+    printer = service.printers.add_printer(
         manager,
         {
             "id": "lab-printer",
@@ -77,8 +77,8 @@ def make_lab(data_dir: Path) -> Lab:
         },
     )
     part = generate_box(10, 10, 0.6, origin=(40.0, 40.0)).encode()
-    job = service.submit_job(member, io.BytesIO(part), filename="part.gcode").jobs[0]
-    service.submit_job(other, io.BytesIO(part), filename="other.gcode")
+    job = service.intake.submit_job(member, io.BytesIO(part), filename="part.gcode").jobs[0]
+    service.intake.submit_job(other, io.BytesIO(part), filename="other.gcode")
     app = create_app(service, {"SECRET_KEY": "x" * 32})
     app.testing = False  # errors go through the fleet's handlers, as in production
     known = {"job_id": job.id, "member_id": other.id, "printer_id": printer.id}

@@ -53,9 +53,9 @@ def assert_limited(response: requests.Response, what: str, window_s: float) -> N
 
 
 def test_sign_in_attempts_are_limited_per_name_and_address(live_server: LiveServer) -> None:
-    service = live_server.fleet.service
-    member, _ = service.add_member("alice", Role.MEMBER)
-    service.set_password(member, member.id, PASSWORD)
+    service = live_server.fleet.app
+    member, _ = service.members.add_member("alice", Role.MEMBER)
+    service.identity.set_password(member, member.id, PASSWORD)
     attempts = WEB_DEFAULTS["CROWDFAB_SIGNIN_ATTEMPTS"]
 
     def sign_in(browser: requests.Session, password: str) -> requests.Response:
@@ -79,9 +79,9 @@ def test_sign_in_attempts_are_limited_per_name_and_address(live_server: LiveServ
 
 
 def test_wrong_enrollment_codes_are_limited_per_address(live_server: LiveServer) -> None:
-    service = live_server.fleet.service
+    service = live_server.fleet.app
     attempts, window = LIMIT_DEFAULTS["CROWDFAB_ENROLL_ATTEMPTS"], LIMIT_DEFAULTS["CROWDFAB_ENROLL_WINDOW_S"]
-    code, _ = service.create_enrollment_code(None)
+    code, _ = service.enrollment.create_enrollment_code(None)
     attacker = client(ATTACKER)
     for n in range(attempts):
         guess = {"code": f"2222-3333-{n + 4444}", "name": "guess", "capabilities": CAPS}
@@ -98,9 +98,11 @@ def test_wrong_enrollment_codes_are_limited_per_address(live_server: LiveServer)
 
 
 def test_failed_bearer_tokens_are_limited_per_address(live_server: LiveServer) -> None:
-    service = live_server.fleet.service
-    _, token = service.add_member("alice", Role.MEMBER)
-    printer_token = service.enroll(service.create_enrollment_code(None)[0], "MK4", CAPS).token
+    service = live_server.fleet.app
+    _, token = service.members.add_member("alice", Role.MEMBER)
+    printer_token = service.enrollment.enroll(
+        service.enrollment.create_enrollment_code(None)[0], "MK4", CAPS
+    ).token
     attempts, window = LIMIT_DEFAULTS["CROWDFAB_TOKEN_ATTEMPTS"], LIMIT_DEFAULTS["CROWDFAB_TOKEN_WINDOW_S"]
     me, file = f"{live_server.url}/api/v1/me", f"{live_server.url}/api/v1/printers/mk4/jobs/1/file"
     attacker = client(ATTACKER)
@@ -134,7 +136,7 @@ def test_failed_bearer_tokens_are_limited_per_address(live_server: LiveServer) -
 def test_an_address_may_try_again_once_its_window_has_passed(small_fleet: Any, kind: str) -> None:
     """With a short window (the config keys the lab can set), the limit lifts by itself."""
     app = create_app(
-        small_fleet.service,
+        small_fleet.app,
         {
             "CROWDFAB_TOKEN_ATTEMPTS": 2,
             "CROWDFAB_TOKEN_WINDOW_S": 1.0,
@@ -143,13 +145,13 @@ def test_an_address_may_try_again_once_its_window_has_passed(small_fleet: Any, k
         },
     )
     http = app.test_client()
-    _, token = small_fleet.service.add_member("alice", Role.MEMBER)
+    _, token = small_fleet.app.members.add_member("alice", Role.MEMBER)
 
     def attempt(good: bool) -> int:
         if kind == "token":
             header = {"Authorization": f"Bearer {token if good else 'cfm_wrong'}"}
             return int(http.get("/api/v1/me", headers=header).status_code)
-        code = small_fleet.service.create_enrollment_code(None)[0] if good else "2222-2222-2222"
+        code = small_fleet.app.enrollment.create_enrollment_code(None)[0] if good else "2222-2222-2222"
         return int(http.post(ENROLL, json={"code": code, "name": "MK4", "capabilities": CAPS}).status_code)
 
     assert [attempt(False), attempt(False)] == [401, 401]

@@ -17,11 +17,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from fleet.api import LIMIT_DEFAULTS, create_app
+from fleet.app import FleetApp, build
+from fleet.app.enrollment import MqttEndpoint
 from fleet.config import FleetConfig
 from fleet.errors import Unavailable
 from fleet.models import Role
 from fleet.server import Fleet, free_port
-from fleet.service import FleetService, MqttEndpoint
 from fleet.store import BlobStore, Store, open_store
 from fleet.store.engine import make_engine
 from fleet.store.schema import failed_attempts
@@ -187,13 +188,13 @@ class Process:
 
     def __init__(self, database_url: str, data_dir: Path) -> None:
         self.fleet = Fleet.open(FleetConfig(data_dir=data_dir, database_url=database_url))
-        self.fleet.service.node_mqtt = MqttEndpoint("fleet.test", 18830, False)
-        self.fleet.service.clock = StrictClock()
-        self.app = create_app(self.fleet.service, {"SECRET_KEY": "k" * 32})
+        self.fleet.app.enrollment.node_mqtt = MqttEndpoint("fleet.test", 18830, False)
+        self.fleet.app.clock = StrictClock()
+        self.app = create_app(self.fleet.app, {"SECRET_KEY": "k" * 32})
 
     @property
-    def service(self) -> FleetService:
-        return self.fleet.service
+    def service(self) -> FleetApp:
+        return self.fleet.app
 
     def client(self, address: str) -> FlaskClient:
         http = self.app.test_client()
@@ -207,7 +208,9 @@ class Process:
             sent = token if good else f"cfm_guess{n}"
             return http.get("/api/v1/me", headers={"Authorization": f"Bearer {sent}"})
         if kind == "enroll":
-            code = self.service.create_enrollment_code(None)[0] if good else f"2222-3333-{n + 4444}"
+            code = (
+                self.service.enrollment.create_enrollment_code(None)[0] if good else f"2222-3333-{n + 4444}"
+            )
             return http.post(ENROLL, json={"code": code, "name": "MK4", "capabilities": CAPS})
         csrf = csrf_of(http.get("/signin").get_data(as_text=True))
         form = {"name": "alice", "password": PASSWORD if good else "not the password", "csrf": csrf}
@@ -236,8 +239,8 @@ def test_failures_spread_over_processes_count_together_and_outlive_a_restart(
     attempts, window_s, allowed = KINDS[kind]
     first, second = Process(fresh_url, tmp_path / "one"), Process(fresh_url, tmp_path / "two")
     try:
-        alice, token = first.service.add_member("alice", Role.MEMBER)
-        first.service.set_password(alice, alice.id, PASSWORD)
+        alice, token = first.service.members.add_member("alice", Role.MEMBER)
+        first.service.identity.set_password(alice, alice.id, PASSWORD)
 
         # Taking turns: neither process sees the limit's worth of failures by itself.
         for n in range(attempts):
@@ -306,7 +309,7 @@ def test_the_limiter_answers_unavailable_when_the_database_cannot_be_reached(
 
 
 def test_attempts_without_a_database_are_the_usual_503(unreachable_store: Store, tmp_path: Path) -> None:
-    service = FleetService(unreachable_store, BlobStore(tmp_path / "files"))
+    service = build(unreachable_store, BlobStore(tmp_path / "files"))
     app = create_app(service, {"SECRET_KEY": "k" * 32})
     http = app.test_client()
 

@@ -12,7 +12,7 @@ PROXY = "10.0.0.2"  # the address the fleet sees: the reverse proxy's
 
 def limited_app(fleet, proxies: int):
     app = create_app(
-        fleet.service,
+        fleet.app,
         {"CROWDFAB_TOKEN_ATTEMPTS": 3, "CROWDFAB_TOKEN_WINDOW_S": 300.0, "CROWDFAB_TRUSTED_PROXIES": proxies},
     )
     app.testing = True
@@ -45,7 +45,7 @@ def test_behind_a_trusted_proxy_each_client_is_counted_on_its_own(fleet) -> None
 def test_the_scheme_is_taken_from_the_proxy_only_when_trusted(fleet, proxies: int) -> None:
     """Behind a TLS-terminating proxy the session cookie is marked Secure; a client's header alone
     does not decide it."""
-    app = create_app(fleet.service, {"CROWDFAB_TRUSTED_PROXIES": proxies, "SECRET_KEY": "k" * 32})
+    app = create_app(fleet.app, {"CROWDFAB_TRUSTED_PROXIES": proxies, "SECRET_KEY": "k" * 32})
     client = app.test_client()
     response = client.get(
         "/signin", headers={"X-Forwarded-Proto": "https"}, environ_base={"REMOTE_ADDR": PROXY}

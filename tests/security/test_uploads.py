@@ -32,8 +32,8 @@ MiB = 1024 * KiB
 
 
 def people(fleet: Fleet) -> tuple[Member, str, Member]:
-    manager, _ = fleet.service.add_member("manager", Role.MANAGER)
-    alice, token = fleet.service.add_member("alice", Role.MEMBER)
+    manager, _ = fleet.app.members.add_member("manager", Role.MANAGER)
+    alice, token = fleet.app.members.add_member("alice", Role.MEMBER)
     return alice, token, manager
 
 
@@ -42,7 +42,7 @@ def set_limit(fleet: Fleet, manager: Member, max_bytes: int, server: LiveServer 
 
     A server learns the limit from the next request it serves: with ``server``, one is made.
     """
-    fleet.service.update_lab_settings(manager, {"max_upload_bytes": max_bytes})
+    fleet.app.lab.update(manager, {"max_upload_bytes": max_bytes})
     if server is not None:
         assert requests.get(f"{server.url}/api/v1/health", timeout=10).status_code == 200
 
@@ -70,7 +70,7 @@ def snapshot(fleet: Fleet) -> Any:
 def api(small_fleet: Fleet) -> Any:
     from fleet.api import create_app
 
-    app = create_app(small_fleet.service, {"TESTING": True})
+    app = create_app(small_fleet.app, {"TESTING": True})
     _, token, manager = people(small_fleet)
     return app, token, manager
 
@@ -130,9 +130,9 @@ def test_hostile_names_through_the_dashboard_and_the_real_server(live_server: Li
 
     from fleet.api import create_app
 
-    member, _ = fleet.service.add_member("bob", Role.MEMBER)
-    fleet.service.set_password(member, member.id, "correct horse battery")
-    browser = Browser(create_app(fleet.service)).signed_in("bob")
+    member, _ = fleet.app.members.add_member("bob", Role.MEMBER)
+    fleet.app.identity.set_password(member, member.id, "correct horse battery")
+    browser = Browser(create_app(fleet.app)).signed_in("bob")
     for sent, kept in NAMES:
         response = browser.post(
             "/submit/confirm", {"file": (io.BytesIO(GCODE + b"; " + kept.encode() + b"\n"), sent)}
@@ -166,10 +166,10 @@ def test_the_dashboard_refuses_an_oversized_file_and_keeps_nothing(small_fleet: 
     from fleet.api import create_app
 
     _, _, manager = people(small_fleet)
-    member, _ = small_fleet.service.add_member("bob", Role.MEMBER)
-    small_fleet.service.set_password(member, member.id, "correct horse battery")
+    member, _ = small_fleet.app.members.add_member("bob", Role.MEMBER)
+    small_fleet.app.identity.set_password(member, member.id, "correct horse battery")
     set_limit(small_fleet, manager, 64 * KiB)
-    browser = Browser(create_app(small_fleet.service)).signed_in("bob")
+    browser = Browser(create_app(small_fleet.app)).signed_in("bob")
     before = snapshot(small_fleet)
     big = GCODE + b";" * (80 * KiB)
     for url in ("/submit", "/submit/confirm"):
@@ -273,7 +273,7 @@ def test_an_endless_chunked_body_is_cut_off_at_the_labs_limit(live_server: LiveS
 def test_the_servers_cut_off_follows_the_labs_setting(live_server: LiveServer) -> None:
     fleet = live_server.fleet
     _, token, manager = people(fleet)
-    _, manager_token = fleet.service.add_member("boss", Role.MANAGER)
+    _, manager_token = fleet.app.members.add_member("boss", Role.MANAGER)
     set_limit(fleet, manager, 64 * KiB, live_server)
     url = f"{live_server.url}/api/v1"
     member = {"Authorization": f"Bearer {token}"}
@@ -352,16 +352,16 @@ def test_a_megabyte_line_costs_little_memory(small_fleet: Fleet, max_line: int) 
 
     _, _, manager = people(small_fleet)
     alice = small_fleet.store.get_member_by_name("alice")
-    small_fleet.service.update_lab_settings(manager, {"rules": {"max_line_length": max_line}})
+    small_fleet.app.lab.update(manager, {"rules": {"max_line_length": max_line}})
     content = GCODE + b"; " + b"note " * (MiB // 5) + b"\n" + GCODE
     before = snapshot(small_fleet)
     tracemalloc.start()
     try:
         if max_line < MiB:
             with pytest.raises(Invalid, match="line 5 is longer than 64 KiB"):
-                small_fleet.service.submit_job(alice, io.BytesIO(content), filename="long.gcode")
+                small_fleet.app.intake.submit_job(alice, io.BytesIO(content), filename="long.gcode")
         else:
-            small_fleet.service.submit_job(alice, io.BytesIO(content), filename="long.gcode")
+            small_fleet.app.intake.submit_job(alice, io.BytesIO(content), filename="long.gcode")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -390,9 +390,9 @@ def test_a_file_name_with_markup_is_shown_as_text(small_fleet: Fleet) -> None:
     """The name a member's browser sends is shown on the analysis and job pages, escaped."""
     from fleet.api import create_app
 
-    member, _ = small_fleet.service.add_member("bob", Role.MEMBER)
-    small_fleet.service.set_password(member, member.id, "correct horse battery")
-    browser = Browser(create_app(small_fleet.service)).signed_in("bob")
+    member, _ = small_fleet.app.members.add_member("bob", Role.MEMBER)
+    small_fleet.app.identity.set_password(member, member.id, "correct horse battery")
+    browser = Browser(create_app(small_fleet.app)).signed_in("bob")
     name = '<img src=x onerror="alert(1)">.gcode'
     page = browser.post("/submit", {"file": (io.BytesIO(GCODE), name)}).get_data(as_text=True)
     assert "<img src=x" not in page and "&lt;img src=x" in page

@@ -7,10 +7,10 @@ import pytest
 from fleet.errors import Conflict, NotFound
 from fleet.geometry import Box
 from fleet.models import Member, Role
-from fleet.states import PrinterState
+from fleet.states import JobState, PrinterState
 from fleet.store import Store
 
-from .helpers import T0, make_printer
+from .helpers import T0, make_printer, submit
 
 
 def test_create_and_read_back(store: Store) -> None:
@@ -127,3 +127,41 @@ def test_settings_round_trip_as_json(store: Store) -> None:
     store.set_setting("approval", {"required": False})
     assert store.get_setting("approval") == {"required": False}
     assert store.get_setting("max_upload_mib") == 50
+
+
+def test_a_state_the_table_forbids_is_refused_and_nothing_changes(store: Store) -> None:
+    store.create_printer(make_printer("mini-1", state=PrinterState.MAINTENANCE))
+
+    with pytest.raises(Conflict, match="maintenance cannot become printing"):
+        store.update_printer("mini-1", state=PrinterState.PRINTING, material="PETG")
+    assert store.get_printer("mini-1") == make_printer("mini-1", state=PrinterState.MAINTENANCE)
+    with pytest.raises(Conflict, match="maintenance cannot become awaiting_bed_clear"):
+        store.release_printer("mini-1", PrinterState.AWAITING_BED_CLEAR)
+    assert store.update_printer("mini-1", state=PrinterState.IDLE).state is PrinterState.IDLE
+
+
+def test_update_with_expect_moves_only_from_those_states(store: Store) -> None:
+    store.create_printer(make_printer("mini-1", state=PrinterState.PRINTING))
+
+    with pytest.raises(Conflict, match="mini-1 is printing, expected awaiting_bed_clear"):
+        store.update_printer("mini-1", expect={PrinterState.AWAITING_BED_CLEAR}, state=PrinterState.IDLE)
+    assert store.get_printer("mini-1").state is PrinterState.PRINTING
+
+
+def test_a_job_move_whose_printer_move_is_forbidden_changes_neither(store: Store, member: Member) -> None:
+    store.create_printer(make_printer("mini-1"))
+    [job] = submit(store, member.id)
+    assert store.assign_job(job.id, "mini-1", actor="scheduler", now=T0)
+    store.update_printer("mini-1", state=PrinterState.AWAITING_BED_CLEAR)
+
+    with pytest.raises(Conflict, match="awaiting_bed_clear cannot become assigned"):
+        store.transition_job(
+            job.id,
+            JobState.PRINTING,
+            actor="printer:mini-1",
+            reason="",
+            now=T0 + 1,
+            printer_changes=lambda printer: {"state": PrinterState.ASSIGNED},
+        )
+    assert store.get_job(job.id).state is JobState.ASSIGNED
+    assert store.get_printer("mini-1").state is PrinterState.AWAITING_BED_CLEAR

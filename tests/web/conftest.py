@@ -47,8 +47,8 @@ def people(fleet) -> dict[str, Member]:
     """A manager and two members (alice, bob), each with PASSWORD."""
     out = {}
     for name, role in (("manager", Role.MANAGER), ("alice", Role.MEMBER), ("bob", Role.MEMBER)):
-        member, _ = fleet.service.add_member(name, role)
-        fleet.service.set_password(member, member.id, PASSWORD)
+        member, _ = fleet.app.members.add_member(name, role)
+        fleet.app.identity.set_password(member, member.id, PASSWORD)
         out[name] = member
     return out
 
@@ -66,6 +66,6 @@ def browsers(app, people) -> dict[str, Browser]:
 
 @pytest.fixture
 def printer(fleet, people):
-    return fleet.service.add_printer(
+    return fleet.app.printers.add_printer(
         people["manager"], {"id": "mk4", "name": "Prusa MK4", "volume": VOLUME, "material": "PLA"}
     )

@@ -12,13 +12,13 @@ from tests.web.conftest import VOLUME
 @pytest.fixture
 def vault(fleet, people):
     """A restricted printer beside the open one."""
-    return fleet.service.add_printer(
+    return fleet.app.printers.add_printer(
         people["manager"], {"id": "vault", "name": "Resin Vault", "volume": VOLUME, "restricted": True}
     )
 
 
 def grants_of(fleet, people, name):
-    return fleet.service.grants_for(people["manager"], people[name].id)
+    return fleet.app.members.grants_for(people["manager"], people[name].id)
 
 
 def test_managers_grant_and_withdraw_restricted_printers(browsers, fleet, people, printer, vault):
@@ -78,10 +78,10 @@ def test_managers_change_approval_and_a_bad_upload_limit_is_refused_by_name(brow
     page = manager.get("/settings").get_data(as_text=True)
     data = settings_form(page)
     assert "approval_required" not in data and "M502" in data["refused_commands"]
-    assert fleet.service.lab_settings().approval_required is False
+    assert fleet.app.lab.settings().approval_required is False
 
     assert manager.post("/settings", {**data, "approval_required": "on"}).status_code == 303
-    lab = fleet.service.lab_settings()
+    lab = fleet.app.lab.settings()
     assert lab.approval_required is True
     assert lab.rules.to_dict()["material_limits"]["PLA"] == {"hotend_max_c": 240, "bed_max_c": 70}
     assert "M502" in lab.rules.refused_commands  # unchanged fields round-trip as shown
@@ -95,7 +95,7 @@ def test_managers_change_approval_and_a_bad_upload_limit_is_refused_by_name(brow
     assert re.search(r'role="alert"[^>]*>[^<]*max_upload_bytes', text)
     assert re.search(r'id="max_upload_bytes"[^>]*aria-invalid="true"', text)
     assert 'value="lots"' in text  # what was typed stays in the form
-    after = fleet.service.lab_settings()
+    after = fleet.app.lab.settings()
     assert after == lab and "M777" not in after.rules.refused_commands  # nothing was saved
 
     assert manager.post("/settings", {**data, "max_upload_bytes": "0"}).status_code == 422
@@ -106,7 +106,7 @@ def test_managers_change_refused_commands_and_material_limits(browsers, fleet):
     data = settings_form(manager.get("/settings").get_data(as_text=True))
     data.update({"refused_commands": "M502, m500", "hotend.PLA": "230"})
     assert manager.post("/settings", data).status_code == 303
-    rules = fleet.service.lab_settings().rules
+    rules = fleet.app.lab.settings().rules
     assert rules.refused_commands == frozenset({"M502", "M500"})
     assert rules.material_limits["PLA"].hotend_max_c == 230
     bad = manager.post("/settings", {**data, "bed.PLA": "999"})
@@ -116,4 +116,4 @@ def test_managers_change_refused_commands_and_material_limits(browsers, fleet):
 def test_members_get_403_from_the_settings(browsers, fleet):
     assert browsers["alice"].get("/settings").status_code == 403
     assert browsers["alice"].post("/settings", {"approval_required": "on"}).status_code == 403
-    assert fleet.service.lab_settings().approval_required is False
+    assert fleet.app.lab.settings().approval_required is False

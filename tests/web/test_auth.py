@@ -117,7 +117,7 @@ def test_a_member_sets_their_password_through_the_api_and_old_sessions_end(clien
 
 
 def test_a_deactivated_member_is_signed_out(browsers, fleet, people):
-    fleet.service.update_member(people["manager"], people["alice"].id, {"active": False})
+    fleet.app.members.update_member(people["manager"], people["alice"].id, {"active": False})
     assert browsers["alice"].get("/").status_code == 302
     assert Browser(browsers["alice"].http).sign_in("alice").status_code == 401
 

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from fleet.app.enrollment import MqttEndpoint
 from fleet.config import FleetConfig
 from fleet.gcode.generate import generate_box
 from fleet.models import LiveStatus, Role
 from fleet.server import Fleet
-from fleet.service import MqttEndpoint
 from fleet.states import JobState
 
 from .browser import ARTIFACTS, axe_script, browser_unavailable, chromium, served
@@ -27,12 +27,12 @@ PHONE = {"width": 390, "height": 844}
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Iterator[tuple[Fleet, str]]:
     fleet = Fleet.open(FleetConfig(data_dir=tmp_path_factory.mktemp("web") / "data", port=0, threads=6))
-    svc = fleet.service
-    manager, _ = svc.add_member("manager", Role.MANAGER)
-    svc.set_password(manager, manager.id, PASSWORD)
-    alice, _ = svc.add_member("alice", Role.MEMBER)
-    svc.set_password(alice, alice.id, PASSWORD)
-    svc.add_printer(manager, {"id": "mk4", "name": "Prusa MK4", "volume": VOLUME, "material": "PLA"})
+    svc = fleet.app
+    manager, _ = svc.members.add_member("manager", Role.MANAGER)
+    svc.identity.set_password(manager, manager.id, PASSWORD)
+    alice, _ = svc.members.add_member("alice", Role.MEMBER)
+    svc.identity.set_password(alice, alice.id, PASSWORD)
+    svc.printers.add_printer(manager, {"id": "mk4", "name": "Prusa MK4", "volume": VOLUME, "material": "PLA"})
     with served(fleet) as url:
         yield fleet, url
     fleet.close()
@@ -67,12 +67,14 @@ def shoot(page, name: str) -> None:
 
 def test_a_member_submits_watches_the_printer_finish_live_and_clears_the_bed(site, browser, tmp_path):
     fleet, url = site
-    svc = fleet.service
+    svc = fleet.app
     alice = svc.store.get_member_by_name("alice")
-    first = svc.submit_job(alice, io.BytesIO(generate_box().encode()), filename="first.gcode").jobs[0].id
-    assert svc.dispatch_pass() == [(first, "mk4")]
-    svc.printer_job_event("mk4", first, JobState.PRINTING, "started")
-    svc.set_live(
+    first = (
+        svc.intake.submit_job(alice, io.BytesIO(generate_box().encode()), filename="first.gcode").jobs[0].id
+    )
+    assert svc.dispatcher.dispatch_pass() == [(first, "mk4")]
+    svc.reports.printer_job_event("mk4", first, JobState.PRINTING, "started")
+    svc.reports.set_live(
         "mk4", LiveStatus("printing", {"hotend": (215.0, 215.0)}, 37.0, svc.clock() + 900, first, svc.clock())
     )
 
@@ -104,7 +106,7 @@ def test_a_member_submits_watches_the_printer_finish_live_and_clears_the_bed(sit
     assert card.get_attribute("data-state") == "printing"
     page.wait_for_function("document.querySelector('[data-live-status]').textContent.startsWith('Live')")
     page.evaluate("window.notReloaded = true")
-    svc.finish_job(first, JobState.DONE, actor="printer:mk4", reason="finished")
+    svc.reports.finish_job(first, JobState.DONE, actor="printer:mk4", reason="finished")
     page.wait_for_selector('#printer-mk4[data-state="awaiting_bed_clear"]', timeout=10_000)
     assert card.locator('[data-field="state"]').inner_text() == "waiting for bed clear"
     assert page.evaluate("window.notReloaded") is True
@@ -116,7 +118,7 @@ def test_a_member_submits_watches_the_printer_finish_live_and_clears_the_bed(sit
     assert "Prusa MK4 is free for the next print." in page.locator(".flash").inner_text()
     page.wait_for_function("document.querySelector('[data-live-status]').textContent.startsWith('Live')")
     page.evaluate("window.notReloaded = true")
-    [(second, _)] = svc.dispatch_pass()
+    [(second, _)] = svc.dispatcher.dispatch_pass()
     page.wait_for_selector('#printer-mk4[data-state="assigned"]', timeout=10_000)
     assert f"#{second}" in card.locator('[data-field="job"]').inner_text()
     assert page.evaluate("window.notReloaded") is True
@@ -179,7 +181,7 @@ def wait_reading(page, printer_id: str, heater: str, value: str) -> None:
 
 def test_a_printer_enrolled_while_the_page_is_open_appears_live_with_compact_readings(site, browser):
     fleet, url = site
-    svc = fleet.service
+    svc = fleet.app
     manager = svc.store.get_member_by_name("manager")
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
@@ -188,14 +190,18 @@ def test_a_printer_enrolled_while_the_page_is_open_appears_live_with_compact_rea
     page.evaluate("window.notReloaded = true")
 
     # A printer spends an enrollment code (as the plugin does through the API) while the page is open.
-    code, _ = svc.create_enrollment_code(manager, 3600)
-    svc.node_mqtt = MqttEndpoint("127.0.0.1", 1883, False)  # where enrolled printers are told to connect
+    code, _ = svc.enrollment.create_enrollment_code(manager, 3600)
+    svc.enrollment.node_mqtt = MqttEndpoint(
+        "127.0.0.1", 1883, False
+    )  # where enrolled printers are told to connect
     try:
-        enrolled = svc.enroll(code, "Voron", {"volume": VOLUME, "nozzle_diameter": 0.4, "material": "ABS"})
+        enrolled = svc.enrollment.enroll(
+            code, "Voron", {"volume": VOLUME, "nozzle_diameter": 0.4, "material": "ABS"}
+        )
     finally:
-        svc.node_mqtt = None
+        svc.enrollment.node_mqtt = None
     assert enrolled.printer.id == "voron"
-    svc.set_live(
+    svc.reports.set_live(
         "voron",
         LiveStatus("idle", {"tool0": (212.4, 215.0), "bed": (99.6, 100.0)}, None, None, None, svc.clock()),
     )
@@ -211,7 +217,7 @@ def test_a_printer_enrolled_while_the_page_is_open_appears_live_with_compact_rea
         "bed 100/100°C",
     ]
     # Live numbers change in place, without rebuilding the card.
-    svc.set_live(
+    svc.reports.set_live(
         "voron",
         LiveStatus("idle", {"tool0": (180.0, 215.0), "bed": (99.6, 100.0)}, None, None, None, svc.clock()),
     )
@@ -220,11 +226,11 @@ def test_a_printer_enrolled_while_the_page_is_open_appears_live_with_compact_rea
 
     # A heater more: the readings are rebuilt, still nozzles first.
     heaters = {"tool0": (180.0, 215.0), "tool1": (150.0, 0.0), "bed": (99.6, 100.0)}
-    svc.set_live("voron", LiveStatus("idle", heaters, None, None, None, svc.clock()))
+    svc.reports.set_live("voron", LiveStatus("idle", heaters, None, None, None, svc.clock()))
     wait_reading(page, "voron", "tool1", "150/0°C")
     labels = [r.text_content().strip() for r in card.locator(".temp .reading-label").all()]
     assert labels == ["nozzle", "nozzle 2", "bed"]
-    svc.set_live(
+    svc.reports.set_live(
         "voron",
         LiveStatus("idle", {"tool0": (180.0, 215.0), "bed": (99.6, 100.0)}, None, None, None, svc.clock()),
     )
@@ -252,9 +258,9 @@ def test_a_printer_enrolled_while_the_page_is_open_appears_live_with_compact_rea
 
 def test_service_errors_read_in_french_on_french_pages(site, browser, tmp_path):
     fleet, url = site
-    svc = fleet.service
+    svc = fleet.app
     alice = svc.store.get_member_by_name("alice")
-    job_id = svc.submit_job(alice, io.BytesIO(generate_box().encode()), filename="fr.gcode").jobs[0].id
+    job_id = svc.intake.submit_job(alice, io.BytesIO(generate_box().encode()), filename="fr.gcode").jobs[0].id
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     sign_in(page, url, "alice")
@@ -268,7 +274,7 @@ def test_service_errors_read_in_french_on_french_pages(site, browser, tmp_path):
 
     # The job is cancelled elsewhere while its page is open: cancelling it again is refused, in French.
     page.goto(f"{url}/jobs/{job_id}")
-    svc.cancel_job(alice, job_id)
+    svc.jobs.cancel_job(alice, job_id)
     page.get_by_role("button", name="Annuler").click()
     error = page.locator("main .error")
     assert error.inner_text() == f"Le travail n°{job_id} est déjà annulé : il n'y a rien à annuler."

@@ -35,7 +35,7 @@ def test_a_member_uploads_a_bgcode_through_the_form(site, browser, sample_gcode)
         assert figure in found, found
     page.get_by_role("button", name="Submit to the queue").click()
     page.wait_for_url(re.compile(r"/queue(#job-\d+)?$"))
-    alice = fleet.service.store.get_member_by_name("alice")
-    [job] = [j for j in fleet.service.my_jobs(alice) if j.filename == f"{TWIN}.bgcode"]
+    alice = fleet.app.store.get_member_by_name("alice")
+    [job] = [j for j in fleet.app.jobs.my_jobs(alice) if j.filename == f"{TWIN}.bgcode"]
     assert job.material == "PETG" and job.analysis["filament_length_mm"] == 986.61
     page.close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from fleet.web.events import LiveHub, Message, changes, event_stream
+from fleet.models import LiveStatus
+from fleet.web.events import LiveHub, Message, Pending, changes, event_stream
 
 
 def snap(queue_sig: str = "q1", **states: str) -> dict:
@@ -141,3 +142,110 @@ def test_a_slow_snapshot_spaces_out_the_next():
 def test_a_message_is_encoded_once_for_all_browsers():
     message = Message("printers", {"changed": [{"id": "a"}], "removed": []})
     assert message.encode() is message.encode()
+
+
+class Refresher:
+    """A refresh function that records what each pass was told changed."""
+
+    def __init__(self) -> None:
+        self.seen: list[Pending] = []
+
+    def __call__(self, last: dict, pending: Pending) -> dict:
+        self.seen.append(pending)
+        printers = dict(last["printers"])
+        for pid in sorted(pending.printers | pending.live):
+            printers[pid] = {"id": pid, "state": "changed"}
+        return {"printers": printers, "queue": "q2" if pending.queue else last["queue"]}
+
+
+def test_a_driven_hub_reads_nothing_until_a_note_and_then_only_what_it_names():
+    source, refresh = Source(), Refresher()
+    hub = LiveHub(source, refresh=refresh, interval_s=0.01, resync_s=3600)
+    try:
+        sub = hub.subscribe()
+        assert sub is not None
+        assert sub.get(timeout=5).event == "printers" and sub.get(timeout=5).event == "queue"
+        time.sleep(0.2)  # twenty intervals: a polling hub would have taken twenty snapshots by now
+        assert (source.calls, refresh.seen) == (1, [])
+
+        hub.mark(printers=["b"], live=["a"], queue=True)
+        got = {sub.get(timeout=5).event: None for _ in range(2)}
+        assert set(got) == {"printers", "queue"}
+        assert source.calls == 1
+        assert [(p.printers, p.live, p.queue) for p in refresh.seen] == [({"b"}, {"a"}, True)]
+    finally:
+        hub.close()
+
+
+def test_notes_made_during_a_pass_are_gathered_into_the_next():
+    entered, release = threading.Event(), threading.Event()
+    seen: list[Pending] = []
+
+    def slow_refresh(last: dict, pending: Pending) -> dict:
+        seen.append(pending)
+        entered.set()
+        release.wait(5)
+        return last
+
+    hub = LiveHub(Source(), refresh=slow_refresh, interval_s=0.0, resync_s=3600)
+    try:
+        sub = hub.subscribe()
+        assert sub is not None and sub.get(timeout=5).event == "printers"
+        hub.mark(live=["a"])
+        assert entered.wait(5)
+        for pid in ("b", "c", "d"):
+            hub.mark(live=[pid])  # while the first refresh runs
+        entered.clear()
+        release.set()
+        assert entered.wait(5)
+        assert [p.live for p in seen] == [{"a"}, {"b", "c", "d"}]
+    finally:
+        release.set()
+        hub.close()
+
+
+def test_a_driven_hub_still_resyncs_for_changes_no_hook_saw():
+    source = Source()
+    hub = LiveHub(source, refresh=Refresher(), interval_s=0.01, resync_s=0.05)
+    try:
+        sub = hub.subscribe()
+        assert sub is not None and sub.get(timeout=5).event == "printers"
+        with source.lock:
+            source.value = snap(a="printing")  # another process's change: no note
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            message = sub.get(timeout=5)
+            if message.event == "printers" and message.data["changed"] == [{"id": "a", "state": "printing"}]:
+                break
+        else:
+            raise AssertionError("the resync never showed the change")
+    finally:
+        hub.close()
+
+
+def test_the_dashboard_hub_follows_the_services_hooks(fleet, app, people, printer):
+    """A live status and a manager's edit reach the stream through the hooks, without full snapshots."""
+    hub = app.extensions["crowdfab.dashboard"].hub
+    sub = hub.subscribe()
+    assert sub is not None
+    try:
+        first = sub.get(timeout=5)
+        assert first.event == "printers" and [c["id"] for c in first.data["changed"]] == ["mk4"]
+        snapshots = hub.snapshots
+        fleet.app.reports.set_live("mk4", LiveStatus("idle", {"bed": (60.0, 60.0)}, None, None, None, 1.0))
+        card = next_printer_card(sub)
+        assert card["temps"] == {"bed": [60.0, 60.0]}
+        fleet.app.printers.update_printer(people["manager"], "mk4", {"material": "PETG"})
+        card = next_printer_card(sub)
+        assert card["material"] == "PETG" and card["temps"] == {"bed": [60.0, 60.0]}
+        assert hub.snapshots == snapshots and hub.refreshes >= 2
+    finally:
+        hub.close()
+
+
+def next_printer_card(sub) -> dict:
+    while True:
+        message = sub.get(timeout=5)
+        if message.event == "printers":
+            [card] = message.data["changed"]
+            return card

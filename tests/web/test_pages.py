@@ -25,9 +25,9 @@ def submit(browser, text: str | None = None, **form) -> object:
 
 
 def test_a_cards_heaters_are_named_for_people_nozzles_first(browsers, fleet, printer):
-    svc = fleet.service
+    svc = fleet.app
     heaters = {"probe": (30.0, None), "bed": (60.0, 60.0), "tool2": (20.0, 0.0), "tool0": (215.0, 215.0)}
-    svc.set_live("mk4", LiveStatus("idle", heaters, None, None, None, svc.clock()))
+    svc.reports.set_live("mk4", LiveStatus("idle", heaters, None, None, None, svc.clock()))
     page = browsers["alice"].get("/").get_data(as_text=True)
     labels = re.findall(r'data-heater="([^"]+)"><span class="reading-label">([^<]+)</span>', page)
     assert labels == [("tool0", "nozzle"), ("tool2", "nozzle 3"), ("bed", "bed"), ("probe", "probe")]
@@ -35,13 +35,15 @@ def test_a_cards_heaters_are_named_for_people_nozzles_first(browsers, fleet, pri
 
 
 def test_printer_cards_show_state_job_progress_and_offline(browsers, fleet, people, printer):
-    svc = fleet.service
+    svc = fleet.app
     job_id = (
-        svc.submit_job(people["alice"], io.BytesIO(generate_box().encode()), filename="box.gcode").jobs[0].id
+        svc.intake.submit_job(people["alice"], io.BytesIO(generate_box().encode()), filename="box.gcode")
+        .jobs[0]
+        .id
     )
-    assert svc.dispatch_pass() == [(job_id, "mk4")]
-    svc.printer_job_event("mk4", job_id, JobState.PRINTING, "started")
-    svc.set_live(
+    assert svc.dispatcher.dispatch_pass() == [(job_id, "mk4")]
+    svc.reports.printer_job_event("mk4", job_id, JobState.PRINTING, "started")
+    svc.reports.set_live(
         "mk4",
         LiveStatus(
             "printing", {"hotend": (209.6, 210.0), "bed": (60.0, 60.0)}, 42.0, None, job_id, svc.clock()
@@ -55,19 +57,21 @@ def test_printer_cards_show_state_job_progress_and_offline(browsers, fleet, peop
     assert f"#{job_id}</a> · alice" in page
     assert "box.gcode" not in page  # another member's file name stays private
 
-    svc.printer_offline("mk4")
+    svc.reports.printer_offline("mk4")
     page = browsers["bob"].get("/").get_data(as_text=True)
     assert 'data-state="offline"' in page and ">offline<" in page
 
 
 def test_the_bed_clear_button_is_for_the_plate_owner_and_managers(browsers, fleet, people, printer):
-    svc = fleet.service
+    svc = fleet.app
     job_id = (
-        svc.submit_job(people["alice"], io.BytesIO(generate_box().encode()), filename="a.gcode").jobs[0].id
+        svc.intake.submit_job(people["alice"], io.BytesIO(generate_box().encode()), filename="a.gcode")
+        .jobs[0]
+        .id
     )
-    svc.dispatch_pass()
-    svc.printer_job_event("mk4", job_id, JobState.PRINTING, "started")
-    svc.printer_job_event("mk4", job_id, JobState.DONE, "finished")
+    svc.dispatcher.dispatch_pass()
+    svc.reports.printer_job_event("mk4", job_id, JobState.PRINTING, "started")
+    svc.reports.printer_job_event("mk4", job_id, JobState.DONE, "finished")
 
     bob_page = browsers["bob"].get("/").get_data(as_text=True)
     alice_page = browsers["alice"].get("/").get_data(as_text=True)
@@ -77,7 +81,7 @@ def test_the_bed_clear_button_is_for_the_plate_owner_and_managers(browsers, flee
     assert browsers["bob"].post("/printers/mk4/bed-cleared").status_code == 403
 
     assert browsers["alice"].post("/printers/mk4/bed-cleared", {"next": "/"}).status_code == 303
-    assert svc.get_printer("mk4").state is PrinterState.IDLE
+    assert svc.printers.get_printer("mk4").state is PrinterState.IDLE
 
 
 def test_submitting_analyses_first_and_keeps_nothing_until_confirmed(browsers, fleet, printer):
@@ -93,11 +97,11 @@ def test_submitting_analyses_first_and_keeps_nothing_until_confirmed(browsers, f
     assert "30.0 \u00d7 20.0 \u00d7 5.0 mm" in page
     assert 'id="confirm"' in page
     assert sorted(p.name for p in fleet.config.blob_dir.rglob("*") if p.is_file()) == blobs_before
-    assert fleet.service.my_jobs(alice.member) == []
+    assert fleet.app.jobs.my_jobs(alice.member) == []
 
     done = submit(alice, generate_box(30, 20, 5), copies="2", material="pla")
     assert done.status_code == 303 and done.headers["Location"].startswith("/queue#job-")
-    jobs = fleet.service.my_jobs(alice.member)
+    jobs = fleet.app.jobs.my_jobs(alice.member)
     assert [j.material for j in jobs] == ["PLA", "PLA"]
 
 
@@ -118,12 +122,12 @@ def test_a_confirm_sent_twice_with_its_forms_key_queues_the_file_once(browsers, 
 
     assert first.status_code == again.status_code == 303
     assert again.headers["Location"] == first.headers["Location"]
-    assert len(fleet.service.my_jobs(alice.member)) == 2
+    assert len(fleet.app.jobs.my_jobs(alice.member)) == 2
     # The same form sent with another file is refused, in the member's words, and queues nothing.
     other = submit(alice, generate_box(10, 10, 5), copies="2", submission_key=key)
     assert other.status_code == 422
     assert "reload the submit page" in other.get_data(as_text=True)
-    assert len(fleet.service.my_jobs(alice.member)) == 2
+    assert len(fleet.app.jobs.my_jobs(alice.member)) == 2
     # Each check of a file renders a new key: a new submission.
     shown_again = alice.post("/submit", {"file": upload(part)}, content_type="multipart/form-data")
     assert submission_key_of(shown_again.get_data(as_text=True)) != key
@@ -139,7 +143,7 @@ def test_a_refused_file_shows_its_findings_and_no_confirm_button(browsers):
 
 
 def test_the_queue_explains_each_job_and_marks_mine(browsers, fleet, people, printer):
-    fleet.service.update_printer(people["manager"], "mk4", {"maintenance": True})
+    fleet.app.printers.update_printer(people["manager"], "mk4", {"maintenance": True})
     submit(browsers["alice"])
     submit(browsers["bob"])
     page = browsers["alice"].get("/queue").get_data(as_text=True)
@@ -152,9 +156,9 @@ def test_the_queue_explains_each_job_and_marks_mine(browsers, fleet, people, pri
 
 
 def test_members_cannot_approve_and_managers_can(browsers, fleet, people, printer):
-    fleet.service.update_lab_settings(people["manager"], {"approval_required": True})
+    fleet.app.lab.update(people["manager"], {"approval_required": True})
     submit(browsers["alice"])
-    job = fleet.service.my_jobs(people["alice"])[0]
+    job = fleet.app.jobs.my_jobs(people["alice"])[0]
     assert job.state is JobState.AWAITING_APPROVAL
 
     assert browsers["alice"].post(f"/jobs/{job.id}/approve").status_code == 403
@@ -164,12 +168,12 @@ def test_members_cannot_approve_and_managers_can(browsers, fleet, people, printe
     assert f"/jobs/{job.id}/approve" in browsers["manager"].get("/queue").get_data(as_text=True)
 
     assert browsers["manager"].post(f"/jobs/{job.id}/approve").status_code == 303
-    assert fleet.service.get_job(people["manager"], job.id).state is JobState.QUEUED
+    assert fleet.app.jobs.get_job(people["manager"], job.id).state is JobState.QUEUED
 
 
 def test_another_members_job_is_not_shown(browsers, fleet, people):
     submit(browsers["alice"])
-    job = fleet.service.my_jobs(people["alice"])[0]
+    job = fleet.app.jobs.my_jobs(people["alice"])[0]
     assert browsers["alice"].get(f"/jobs/{job.id}").status_code == 200
     assert browsers["manager"].get(f"/jobs/{job.id}").status_code == 200
     refused = browsers["bob"].get(f"/jobs/{job.id}")
@@ -182,7 +186,7 @@ def test_another_members_job_is_not_shown(browsers, fleet, people):
 def test_managers_set_material_and_create_enrollment_codes(browsers, fleet, printer):
     assert browsers["alice"].post("/printers/mk4/material", {"material": "PETG"}).status_code == 403
     assert browsers["manager"].post("/printers/mk4/material", {"material": "petg"}).status_code == 303
-    assert fleet.service.get_printer("mk4").material == "PETG"
+    assert fleet.app.printers.get_printer("mk4").material == "PETG"
 
     assert browsers["alice"].post("/enroll-code", {"ttl": "1h"}).status_code == 403
     page = browsers["manager"].post("/enroll-code", {"ttl": "1h"}).get_data(as_text=True)

@@ -33,7 +33,7 @@ def test_a_bgcode_is_analysed_then_queued_with_the_slicers_figures(browsers, fle
         content_type="multipart/form-data",
     )
     assert done.status_code == 303
-    [job] = fleet.service.my_jobs(alice.member)
+    [job] = fleet.app.jobs.my_jobs(alice.member)
     assert job.material == "PETG" and job.analysis["estimated_time_s"] == 1926
     assert fleet.blobs.open(job.file_sha256).read() == (sample_gcode / f"{TWIN}.gcode").read_bytes()
 
@@ -45,4 +45,4 @@ def test_a_damaged_bgcode_shows_what_is_wrong(browsers, fleet, sample_gcode):
     )
     assert shown.status_code == 422
     assert "truncated" in shown.get_data(as_text=True)
-    assert fleet.service.my_jobs(browsers["alice"].member) == []
+    assert fleet.app.jobs.my_jobs(browsers["alice"].member) == []

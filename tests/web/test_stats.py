@@ -29,19 +29,19 @@ def run_job(svc, manager, member, *, size, start, end, outcome):
     """Submit a job, let the printer take it at ``start`` and end it at ``end`` with ``outcome``."""
     svc.clock.at = start
     box = generate_box(*size)
-    job = svc.submit_job(member, io.BytesIO(box.encode()), filename="box.gcode").jobs[0]
-    assert svc.dispatch_pass() == [(job.id, "mk4")]
-    svc.printer_job_event("mk4", job.id, JobState.PRINTING, "started")
+    job = svc.intake.submit_job(member, io.BytesIO(box.encode()), filename="box.gcode").jobs[0]
+    assert svc.dispatcher.dispatch_pass() == [(job.id, "mk4")]
+    svc.reports.printer_job_event("mk4", job.id, JobState.PRINTING, "started")
     svc.clock.at = end
-    svc.printer_job_event("mk4", job.id, outcome, "ended")
-    svc.confirm_bed_cleared(manager, "mk4")
-    return svc.get_job(manager, job.id)
+    svc.reports.printer_job_event("mk4", job.id, outcome, "ended")
+    svc.printers.confirm_bed_cleared(manager, "mk4")
+    return svc.jobs.get_job(manager, job.id)
 
 
 @pytest.fixture
 def history(fleet, people, printer):
     """alice: 2 h done and 1 h failed on day 0; bob: 3 h done from 23:00 on day 0 to 02:00 on day 1."""
-    svc = fleet.service
+    svc = fleet.app
     svc.clock = Clock(DAY0)
     m, alice, bob = people["manager"], people["alice"], people["bob"]
     done, failed = JobState.DONE, JobState.FAILED
@@ -63,11 +63,11 @@ def filament(jobs, key):
 
 
 def test_the_sums_per_member_and_per_printer(fleet, people, history):
-    svc = fleet.service
+    svc = fleet.app
     figures = compute(
-        svc.print_history(people["manager"]),
-        svc.list_printers(),
-        svc.member_names(people["manager"]),
+        svc.board.print_history(people["manager"]),
+        svc.printers.list_printers(),
+        svc.members.member_names(people["manager"]),
         now=NOW,
     )
     rows = {r.name: r for r in figures.members}

@@ -7,8 +7,9 @@ from typing import Annotated, Any, ClassVar, Optional
 from pydantic import BeforeValidator, Field
 
 from ... import models
+from ...app.checks import NAME_RE
+from ...app.identity import MAX_PASSWORD, MIN_PASSWORD
 from ...errors import Invalid
-from ...service import MAX_PASSWORD, MIN_PASSWORD, NAME_RE
 from .base import InputModel, Maybe, OutputModel, Timestamp
 
 

@@ -7,9 +7,10 @@ from typing import Annotated, Any, ClassVar, Optional
 from pydantic import BeforeValidator, Field
 
 from ... import models
+from ...app.checks import PRINTER_ID_RE, check_material, check_nozzle
+from ...app.enrollment import Enrollment
 from ...errors import Invalid
 from ...protocol import NodeState
-from ...service import PRINTER_ID_RE, Enrollment, FleetService, check_material
 from ...states import PrinterState
 from .base import Box, InputModel, Maybe, OutputModel, Timestamp, Volume
 
@@ -102,7 +103,7 @@ def _printer_id(value: Any) -> Any:
 
 
 def _nozzle(value: Any) -> Any:
-    return FleetService.check_nozzle(value)
+    return check_nozzle(value)
 
 
 def _material(field: str) -> BeforeValidator:

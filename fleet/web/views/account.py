@@ -30,7 +30,7 @@ def sign_in() -> Union[Page, BaseResponse]:
         )
         return page, status, {"Retry-After": str(math.ceil(wait))}
     try:
-        member = service().sign_in(name, request.form.get("password", ""))
+        member = service().identity.sign_in(name, request.form.get("password", ""))
     except Unauthorized:
         limiter.failed(key)
         error = t("signin.wrong")
@@ -38,7 +38,7 @@ def sign_in() -> Union[Page, BaseResponse]:
     limiter.succeeded(key)
     session.clear()  # a fresh session (and CSRF token) for the signed-in member
     session["member_id"] = member.id
-    session["stamp"] = service().password_stamp(member.id)
+    session["stamp"] = service().identity.password_stamp(member.id)
     return redirect(target, 303)
 
 
@@ -73,17 +73,17 @@ def account() -> Union[Page, BaseResponse]:
         error = t("account.mismatch")
     else:
         try:
-            service().sign_in(me().name, current)
+            service().identity.sign_in(me().name, current)
         except Unauthorized:
             limiter.failed(key)
             error = t("account.wrong_current")
     if error is None:
         try:
-            service().set_password(me(), me().id, new)
+            service().identity.set_password(me(), me().id, new)
         except Invalid:
             error = t("account.too_short")
     if error is not None:
         return render("account.html", 422, title=t("account.title"), error=error)
-    session["stamp"] = service().password_stamp(me().id)
+    session["stamp"] = service().identity.password_stamp(me().id)
     flash(t("account.changed"), "ok")
     return redirect(url_for("web.account"), 303)

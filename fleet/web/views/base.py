@@ -25,9 +25,9 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from ...app import FleetApp
 from ...errors import FleetError, Unauthorized
 from ...models import Member, Role
-from ...service import FleetService
 from ..dashboard import Dashboard
 from ..failures import Shown, describe
 
@@ -56,8 +56,8 @@ CODE_TTLS = {"1h": 3600, "1d": 86400, "7d": 7 * 86400}
 Page = Union[str, BaseResponse, tuple[str, int], tuple[str, int, dict[str, str]]]
 
 
-def service() -> FleetService:
-    svc: FleetService = current_app.extensions["crowdfab.service"]
+def service() -> FleetApp:
+    svc: FleetApp = current_app.extensions["crowdfab.service"]
     return svc
 
 
@@ -111,7 +111,7 @@ def load_session() -> Optional[BaseResponse]:
     member_id, stamp = session.get("member_id"), session.get("stamp")
     if isinstance(member_id, int) and isinstance(stamp, str):
         try:
-            g.member = service().session_member(member_id, stamp)
+            g.member = service().identity.session_member(member_id, stamp)
         except Unauthorized:
             session.clear()
     if request.method == "POST":

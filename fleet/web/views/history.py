@@ -14,9 +14,9 @@ def stats() -> Page:
     svc = service()
     manager = me().role is Role.MANAGER
     figures = compute(
-        svc.print_history(me()),
-        svc.list_printers(),
-        svc.member_names(me()),
+        svc.board.print_history(me()),
+        svc.printers.list_printers(),
+        svc.members.member_names(me()),
         now=svc.clock(),
         only_member=None if manager else me().id,
     )

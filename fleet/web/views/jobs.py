@@ -16,7 +16,7 @@ from .base import Page, back, me, render, service, t, viewer_context, web
 
 @web.get("/queue")
 def queue() -> Page:
-    entries = service().queue(me())
+    entries = service().dispatcher.queue(me())
     context = {"entries": entries, **viewer_context()}
     if request.args.get("part") == "list":
         return render("_queue_list.html", **context)
@@ -26,11 +26,11 @@ def queue() -> Page:
 @web.get("/jobs/<int:job_id>")
 def job(job_id: int) -> Page:
     svc = service()
-    found = svc.get_job(me(), job_id)
-    history = svc.job_history(me(), job_id)
+    found = svc.jobs.get_job(me(), job_id)
+    history = svc.jobs.job_history(me(), job_id)
     explanation = None
     if found.state in (JobState.SUBMITTED, JobState.AWAITING_APPROVAL, JobState.QUEUED):
-        explanation = next((e.explanation for e in svc.queue(me()) if e.job.id == job_id), None)
+        explanation = next((e.explanation for e in svc.dispatcher.queue(me()) if e.job.id == job_id), None)
     manager = me().role is Role.MANAGER
     actions = []
     if manager and found.state is JobState.AWAITING_APPROVAL:
@@ -56,7 +56,7 @@ def job(job_id: int) -> Page:
 
 @web.get("/jobs/<int:job_id>/thumbnail")
 def job_thumbnail(job_id: int) -> Response:
-    found = thumbnail(service().get_job(me(), job_id))
+    found = thumbnail(service().jobs.get_job(me(), job_id))
     if found is None:
         raise NotFound(f"job {job_id}'s file has no preview image", key="no_thumbnail")
     data, mime = found
@@ -67,11 +67,11 @@ def _job_actions() -> dict[str, Callable[[Member, int], Any]]:
     svc = service()
     reason = request.form.get("reason", "")
     return {
-        "approve": svc.approve_job,
-        "reject": lambda actor, job_id: svc.reject_job(actor, job_id, reason),
-        "pause": svc.pause_job,
-        "resume": svc.resume_job,
-        "cancel": lambda actor, job_id: svc.cancel_job(actor, job_id, reason),
+        "approve": svc.jobs.approve_job,
+        "reject": lambda actor, job_id: svc.jobs.reject_job(actor, job_id, reason),
+        "pause": svc.jobs.pause_job,
+        "resume": svc.jobs.resume_job,
+        "cancel": lambda actor, job_id: svc.jobs.cancel_job(actor, job_id, reason),
     }
 
 

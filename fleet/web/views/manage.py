@@ -15,9 +15,9 @@ from .base import Page, form_error, me, render, service, t, web
 @web.get("/members")
 def members() -> Page:
     svc = service()
-    people = svc.list_members(me())  # managers only: anyone else gets 403 here
-    grants = svc.all_grants(me())
-    printers = sorted(svc.list_printers(), key=lambda p: (p.name.lower(), p.id))
+    people = svc.members.list_members(me())  # managers only: anyone else gets 403 here
+    grants = svc.members.all_grants(me())
+    printers = sorted(svc.printers.list_printers(), key=lambda p: (p.name.lower(), p.id))
     return render(
         "members.html",
         title=t("members.title"),
@@ -32,17 +32,17 @@ def members() -> Page:
 @web.post("/members/<int:member_id>/grants")
 def member_grants(member_id: int) -> BaseResponse:
     svc = service()
-    svc.require_manager(me())
-    member = svc.get_member(me(), member_id)
+    svc.identity.require_manager(me())
+    member = svc.members.get_member(me(), member_id)
     wanted = set(request.form.getlist("printer"))
-    held = svc.grants_for(me(), member_id)
-    for printer in svc.list_printers():
+    held = svc.members.grants_for(me(), member_id)
+    for printer in svc.printers.list_printers():
         if not printer.restricted:
             continue
         if printer.id in wanted and printer.id not in held:
-            svc.grant(me(), member_id, printer.id)
+            svc.members.grant(me(), member_id, printer.id)
         elif printer.id not in wanted and printer.id in held:
-            svc.revoke_grant(me(), member_id, printer.id)
+            svc.members.revoke_grant(me(), member_id, printer.id)
     flash(t("flash.grants", name=member.name), "ok")
     return redirect(url_for("web.members") + f"#member-{member_id}", 303)
 
@@ -82,18 +82,18 @@ def _settings_changes() -> dict[str, Any]:
 @web.route("/settings", methods=["GET", "POST"])
 def settings() -> Union[Page, BaseResponse]:
     svc = service()
-    svc.require_manager(me())
+    svc.identity.require_manager(me())
     if request.method == "GET":
-        return render("settings.html", title=t("settings.title"), page="settings", lab=svc.lab_settings())
+        return render("settings.html", title=t("settings.title"), page="settings", lab=svc.lab.settings())
     try:
-        svc.update_lab_settings(me(), _settings_changes())
+        svc.lab.update(me(), _settings_changes())
     except Invalid as exc:
         return render(
             "settings.html",
             422,
             title=t("settings.title"),
             page="settings",
-            lab=svc.lab_settings(),
+            lab=svc.lab.settings(),
             form=request.form,
             error_field=exc.field,
             **form_error(exc),

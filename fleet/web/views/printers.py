@@ -12,7 +12,7 @@ from .base import CODE_TTLS, Page, back, me, render, service, t, viewer_context,
 
 @web.get("/")
 def printers() -> Page:
-    cards = [card(entry) for entry in service().printer_board()]
+    cards = [card(entry) for entry in service().board.printer_board()]
     return render(
         "printers.html", title=t("printers.title"), page="printers", cards=cards, **viewer_context()
     )
@@ -20,7 +20,7 @@ def printers() -> Page:
 
 @web.get("/printers/<printer_id>")
 def printer(printer_id: str) -> Page:
-    entry = next((e for e in service().printer_board() if e.printer.id == printer_id), None)
+    entry = next((e for e in service().board.printer_board() if e.printer.id == printer_id), None)
     if entry is None:
         raise NotFound(f"there is no printer with id {printer_id!r}", field="printer_id")
     if request.args.get("part") == "card":
@@ -39,14 +39,16 @@ def printer(printer_id: str) -> Page:
 
 @web.post("/printers/<printer_id>/bed-cleared")
 def bed_cleared(printer_id: str) -> BaseResponse:
-    cleared = service().confirm_bed_cleared(me(), printer_id)
+    cleared = service().printers.confirm_bed_cleared(me(), printer_id)
     flash(t("flash.bed_cleared", name=cleared.name), "ok")
     return back("/")
 
 
 @web.post("/printers/<printer_id>/material")
 def set_material(printer_id: str) -> BaseResponse:
-    updated = service().update_printer(me(), printer_id, {"material": request.form.get("material", "")})
+    updated = service().printers.update_printer(
+        me(), printer_id, {"material": request.form.get("material", "")}
+    )
     flash(t("flash.material", name=updated.name, material=updated.material or "—"), "ok")
     return back(url_for("web.printer", printer_id=printer_id))
 
@@ -54,6 +56,6 @@ def set_material(printer_id: str) -> BaseResponse:
 @web.post("/enroll-code")
 def enroll_code() -> Page:
     ttl = CODE_TTLS.get(request.form.get("ttl", ""), CODE_TTLS["1d"])
-    code, expires_at = service().create_enrollment_code(me(), ttl)
+    code, expires_at = service().enrollment.create_enrollment_code(me(), ttl)
     # Shown on this page only: never put into a redirect or the (readable) session cookie.
     return render("code.html", title=t("code.title"), page="printers", code=code, expires_at=expires_at)

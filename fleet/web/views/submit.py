@@ -9,14 +9,14 @@ from typing import Any, BinaryIO, Union, cast
 from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from ...app.checks import check_material
 from ...errors import Invalid
-from ...service import check_material
 from ..cards import best_thumbnail
 from .base import MATERIALS, Page, form_error, me, render, service, t, web
 
 
 def _submit_form(**extra: Any) -> dict[str, Any]:
-    lab = service().lab_settings()
+    lab = service().lab.settings()
     form = {
         "material": request.form.get("material", ""),
         "copies": request.form.get("copies", "1"),
@@ -45,7 +45,7 @@ def analyze() -> Page:
         return render("submit.html", 422, **_submit_form(error=t("submit.no_file")))
     try:
         material = check_material(request.form.get("material"))
-        result = service().analyze_upload(cast(BinaryIO, upload.stream), material=material).to_dict()
+        result = service().intake.analyze_upload(cast(BinaryIO, upload.stream), material=material).to_dict()
     except Invalid as exc:
         return render("submit.html", 422, **_submit_form(**form_error(exc)))
     thumb = best_thumbnail(result.get("thumbnails") or [])
@@ -71,7 +71,7 @@ def confirm_submit() -> Union[Page, BaseResponse]:
     except ValueError:
         return render("submit.html", 422, **_submit_form(error=t("submit.bad_copies")))
     try:
-        submission = service().submit_job(
+        submission = service().intake.submit_job(
             me(),
             cast(BinaryIO, upload.stream),
             filename=upload.filename,

@@ -1,0 +1,113 @@
+"""The fleet's application service, one concern a module, wired together by :func:`build`.
+
+Who may do what, and the rules that tie the store, the analysis and the scheduler together. The
+HTTP API, the dashboard, the CLI and the MQTT link all call a :class:`FleetApp`'s parts:
+
+=============  ===========================================  =====================================
+part           module                                       what
+=============  ===========================================  =====================================
+identity       :mod:`~fleet.app.identity`                   tokens, passwords, dashboard sessions
+members        :mod:`~fleet.app.members`                    members, their tokens and grants
+lab            :mod:`~fleet.app.settings`                   the lab's settings
+intake         :mod:`~fleet.app.intake`                     uploads becoming jobs
+jobs           :mod:`~fleet.app.jobs`                       what people do to jobs
+printers       :mod:`~fleet.app.printers`                   printers, and clearing a plate
+enrollment     :mod:`~fleet.app.enrollment`                 codes, enrollment, credentials
+reports        :mod:`~fleet.app.reports`                    what printers report; the live status
+dispatcher     :mod:`~fleet.app.dispatch`                   the scheduler's adapter
+board          :mod:`~fleet.app.board`                      the dashboard's read models
+=============  ===========================================  =====================================
+
+All of them share one :class:`~fleet.app.base.Context` (store, blobs, clock, metrics, hooks).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from ..metrics import FleetMetrics
+from ..store import BlobStore, Store
+from .base import Context, Hooks
+from .board import Board
+from .dispatch import Dispatcher
+from .enrollment import Enrollments, MqttEndpoint, PasswordHasher
+from .identity import Identity
+from .intake import Intake
+from .jobs import Jobs
+from .members import Members
+from .printers import Printers
+from .reports import PrinterReports
+from .settings import LabAdmin
+
+__all__ = ["FleetApp", "MqttEndpoint", "build"]
+
+
+@dataclass
+class FleetApp:
+    """Every operation of the fleet, by concern; built once per process by :func:`build`."""
+
+    ctx: Context
+    identity: Identity
+    members: Members
+    lab: LabAdmin
+    intake: Intake
+    jobs: Jobs
+    printers: Printers
+    enrollment: Enrollments
+    reports: PrinterReports
+    dispatcher: Dispatcher
+    board: Board
+
+    @property
+    def store(self) -> Store:
+        return self.ctx.store
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self.ctx.blobs
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.ctx.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        """Every part reads the time through the context, so a new clock reaches them all."""
+        self.ctx.clock = clock
+
+    @property
+    def hooks(self) -> Hooks:
+        return self.ctx.hooks
+
+    @property
+    def metrics(self) -> FleetMetrics:
+        return self.ctx.metrics
+
+
+def build(
+    store: Store,
+    blobs: BlobStore,
+    *,
+    clock: Callable[[], float] = time.time,
+    node_mqtt: Optional[MqttEndpoint] = None,
+    password_hasher: Optional[PasswordHasher] = None,
+) -> FleetApp:
+    """The fleet's services on one store: the one place that knows which needs which."""
+    ctx = Context(store, blobs, clock=clock)
+    reports = PrinterReports(ctx)
+    printers = Printers(ctx)
+    return FleetApp(
+        ctx=ctx,
+        identity=Identity(ctx),
+        members=Members(ctx),
+        lab=LabAdmin(ctx),
+        intake=Intake(ctx),
+        jobs=Jobs(ctx),
+        printers=printers,
+        enrollment=Enrollments(ctx, reports, node_mqtt=node_mqtt, password_hasher=password_hasher),
+        reports=reports,
+        dispatcher=Dispatcher(ctx),
+        board=Board(ctx, printers, reports),
+    )

@@ -1,0 +1,78 @@
+"""The dashboard's read models: the printer board, the queue's signature, the lab's print history."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Optional
+
+from ..errors import NotFound
+from ..models import Job, LiveStatus, Member, Printer
+from ..states import ACTIVE, PENDING, PrinterState
+from .base import Context
+from .printers import Printers
+from .reports import PrinterReports
+
+
+@dataclass(frozen=True)
+class PrinterBoard:
+    """One printer as the dashboard shows it: its record, what its node last said, and its job."""
+
+    printer: Printer
+    live: Optional[LiveStatus]
+    job: Optional[Job]
+    #: The name of the member whose job the printer holds.
+    member_name: Optional[str]
+    #: Waiting for a bed clear: the member whose print is on the plate (they, or a manager, clear it).
+    plate_owner: Optional[int]
+
+
+class Board:
+    """Read-only views any signed-in member may see; each is a few queries, whatever the lab's size."""
+
+    def __init__(self, ctx: Context, printers: Printers, reports: PrinterReports) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.printers = printers
+        self.reports = reports
+
+    def printer_board(self, only: Optional[Collection[str]] = None) -> list[PrinterBoard]:
+        """Every printer (or those in ``only``) with its live status and current job, in name order."""
+        if only is None:
+            printers = self.store.list_printers()
+        else:
+            printers = []
+            for printer_id in only:
+                try:
+                    printers.append(self.store.get_printer(printer_id))
+                except NotFound:
+                    continue  # removed meanwhile: the caller sees it missing
+        printers.sort(key=lambda p: (p.name.lower(), p.id))
+        active = {j.id: j for j in self.store.list_jobs(states=ACTIVE)} if printers else {}
+        names = {m.id: m.name for m in self.store.list_members()} if printers else {}
+        board = []
+        for p in printers:
+            job = active.get(p.current_job_id) if p.current_job_id is not None else None
+            owner = None
+            if p.state is PrinterState.AWAITING_BED_CLEAR:
+                owner = self.printers.plate_owner(p.id)
+            member_name = names.get(job.member_id) if job is not None else None
+            board.append(PrinterBoard(p, self.reports.live(p.id), job, member_name, owner))
+        return board
+
+    def queue_signature(self) -> tuple[tuple[int, str, int], ...]:
+        """What changes whenever the queue does: the waiting jobs, their states and priorities."""
+        return tuple((j.id, j.state.value, j.priority) for j in self.store.list_jobs(states=PENDING))
+
+    def print_history(self, actor: Member, *, since: float = 0.0) -> list[Job]:
+        """Every job that reached a printer and did not end before ``since``, for the lab's statistics.
+
+        Any member may ask (a member's page shows only their own row beside the lab's totals);
+        jobs still printing come with ``finished_at`` None.
+        """
+        del actor  # signed in is enough: the caller decides which rows a person sees
+        return [
+            j
+            for j in self.store.list_jobs()
+            if j.started_at is not None and (j.finished_at is None or j.finished_at >= since)
+        ]

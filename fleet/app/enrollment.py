@@ -1,0 +1,223 @@
+"""Printers joining the fleet with a one-time code, their credentials, and taking them away again."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ..auth import TOKEN_PREFIX, hash_token
+from ..errors import Conflict, Forbidden, Invalid, Unauthorized, Unavailable
+from ..models import Job, Member, Printer
+from ..states import ACTIVE, PrinterState
+from .base import Context, actor_of, require_manager
+from .checks import check_material, check_nozzle, check_printer_name, check_volume
+from .identity import PRINTER_TOKEN_PREFIX
+from .reports import PrinterReports
+
+if TYPE_CHECKING:
+    from ..broker import BrokerUser
+
+log = logging.getLogger(__name__)
+
+#: Enrollment codes: 32 symbols that survive being read aloud or copied by hand (no 0/O, no 1/I).
+CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+#: 12 symbols of 5 bits: 60 bits, shown as three groups of four.
+CODE_LENGTH = 12
+CODE_GROUP = 4
+INVALID_CODE = "this enrollment code is not valid (unknown, used or expired): ask a manager for a new one"
+
+#: Hashes a broker password into Mosquitto's password-file format.
+PasswordHasher = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class MqttEndpoint:
+    """The broker address nodes are told to use (which may differ from the one the fleet uses)."""
+
+    host: str
+    port: int
+    tls: bool = False
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """A newly enrolled printer and its secrets: shown once, stored only hashed."""
+
+    printer: Printer
+    token: str
+    mqtt_username: str
+    mqtt_password: str
+    mqtt: MqttEndpoint
+
+
+def new_enrollment_code() -> str:
+    """A fresh code such as ``7KQP-M2XD-9HWC``: 60 random bits a person can type."""
+    symbols = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    return "-".join(symbols[i : i + CODE_GROUP] for i in range(0, CODE_LENGTH, CODE_GROUP))
+
+
+def normalize_code(text: str) -> Optional[str]:
+    """A typed code without spaces or dashes, upper-cased; None if it cannot be a code at all."""
+    cleaned = "".join(ch for ch in text.upper() if ch not in " -\t")
+    if len(cleaned) != CODE_LENGTH or any(ch not in CODE_ALPHABET for ch in cleaned):
+        return None
+    return cleaned
+
+
+def slugify(name: str, *, limit: int = 40) -> str:
+    """A printer id from a display name: lowercase ASCII letters, digits and single dashes."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii").lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:limit].strip("-")
+    return slug or "printer"
+
+
+def _default_hasher(password: str) -> str:
+    from ..broker import hash_password  # the broker module only where a password is hashed
+
+    return hash_password(password)
+
+
+class Enrollments:
+    """Codes, enrollment and printer credentials; ``node_mqtt`` is where enrolled nodes connect."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        reports: PrinterReports,
+        *,
+        node_mqtt: Optional[MqttEndpoint] = None,
+        password_hasher: Optional[PasswordHasher] = None,
+    ) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.reports = reports
+        #: Where enrolled nodes connect; None while the fleet runs without a broker.
+        self.node_mqtt = node_mqtt
+        self._hash_password = password_hasher or _default_hasher
+
+    def create_enrollment_code(self, actor: Optional[Member], ttl_s: float = 86400.0) -> tuple[str, float]:
+        """A single-use code for enrolling one printer, and when it expires; only its hash is kept.
+
+        ``actor`` None is the console (the data dir's owner), which needs no manager.
+        """
+        if actor is not None:
+            require_manager(actor)
+        if isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float)) or not 60 <= ttl_s <= 30 * 86400:
+            raise Invalid("ttl_s must be from 60 seconds to 30 days", field="ttl_s")
+        code = new_enrollment_code()
+        normalized = normalize_code(code)
+        assert normalized is not None
+        now = self.ctx.clock()
+        created = self.store.add_enrollment_code(
+            hash_token(normalized),
+            created_by=None if actor is None else actor.id,
+            now=now,
+            expires_at=now + ttl_s,
+        )
+        return code, created.expires_at
+
+    def enroll(self, code: Any, name: Any, capabilities: Any) -> Enrollment:
+        """Spend an enrollment code on a new printer; its token and broker password are returned once."""
+        display_name = check_printer_name(name)
+        if not isinstance(capabilities, dict):
+            raise Invalid(
+                "capabilities must be an object with volume, nozzle_diameter and material",
+                field="capabilities",
+            )
+        unknown = sorted(set(capabilities) - {"volume", "nozzle_diameter", "material"})
+        if unknown:
+            raise Invalid(f"unknown capability: {unknown[0]}", field=f"capabilities.{unknown[0]}")
+        volume = check_volume(capabilities.get("volume"))
+        nozzle = check_nozzle(capabilities.get("nozzle_diameter", 0.4))
+        material = check_material(capabilities.get("material"), "capabilities.material")
+        normalized = normalize_code(code) if isinstance(code, str) else None
+        if normalized is None:
+            raise Unauthorized(INVALID_CODE, field="code")
+        if self.node_mqtt is None:
+            raise Unavailable(
+                "this fleet runs without an MQTT broker, so a printer could not connect: start it with "
+                "'crowdfab-fleet serve' (managed broker) or --mqtt-url"
+            )
+        now = self.ctx.clock()
+        token = PRINTER_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        password = secrets.token_urlsafe(24)
+        printer_id = slugify(display_name)
+        if printer_id == "enroll":  # would shadow the route that enrolls printers
+            printer_id = "printer-enroll"
+        template = Printer(
+            id=printer_id,
+            name=display_name,
+            state=PrinterState.OFFLINE,  # until its node says otherwise
+            volume=volume,
+            nozzle_diameter=nozzle,
+            material=material,
+            restricted=False,
+            current_job_id=None,
+            last_seen=None,
+            created_at=now,
+        )
+        printer = self.store.enroll_printer(
+            hash_token(normalized),
+            template,
+            mqtt_password_hash=self._hash_password(password),
+            http_token_hash=hash_token(token),
+            now=now,
+        )
+        if printer is None:
+            raise Unauthorized(INVALID_CODE, field="code")
+        log.info("printer %s (%s) enrolled", printer.id, printer.name)
+        self.ctx.printer_changed(printer.id)
+        self.ctx.credentials_changed()
+        return Enrollment(printer, token, printer.id, password, self.node_mqtt)
+
+    def revoke_printer(self, actor: Member, printer_id: str) -> Printer:
+        """Withdraw an enrolled printer's credentials and take it out of the pool.
+
+        Its broker login and file downloads stop working; a job it held becomes unknown (a
+        manager settles it), and the printer stays in maintenance until it is enrolled again.
+        """
+        require_manager(actor)
+        if not self.store.revoke_credentials(printer_id, now=self.ctx.clock()):
+            raise Conflict(
+                f"printer {printer_id} has no active credentials (never enrolled, or already revoked)"
+            )
+        printer = self.store.get_printer(printer_id)
+        if printer.current_job_id is not None:
+            self.reports.job_unreachable(
+                printer.current_job_id, actor_of(actor), "the printer's credentials were revoked"
+            )
+        printer = self.store.release_printer(printer_id, PrinterState.MAINTENANCE)
+        self.reports.clear_live(printer_id)
+        self.ctx.printer_changed(printer_id)
+        log.info("printer %s: credentials revoked by %s", printer_id, actor_of(actor))
+        self.ctx.credentials_changed()
+        return printer
+
+    def broker_users(self) -> list[BrokerUser]:
+        """The managed broker's printer logins: every enrolled printer that is not revoked."""
+        from ..broker import BrokerUser
+
+        return [BrokerUser(c.printer_id, c.mqtt_password_hash) for c in self.store.active_credentials()]
+
+    def authenticate_printer(self, token: Optional[str]) -> Printer:
+        if not token:
+            raise Unauthorized("a printer signs in with its token: 'Authorization: Bearer <token>'")
+        if token.startswith(TOKEN_PREFIX):
+            raise Unauthorized("this is a member's API token; this endpoint is for enrolled printers")
+        printer = self.store.printer_for_token(hash_token(token))
+        if printer is None:
+            raise Unauthorized("this printer token is not valid (revoked, or the printer was enrolled again)")
+        return printer
+
+    def job_file(self, printer: Printer, printer_id: str, job_id: int) -> tuple[Job, str]:
+        """The job and the path of its file, for the printer it is dispatched to and no other."""
+        if printer.id != printer_id:
+            raise Forbidden(f"this token belongs to printer {printer.id}, not {printer_id}")
+        job = self.store.get_job(job_id)
+        if job.printer_id != printer.id or job.state not in ACTIVE:
+            raise Forbidden(f"job {job_id} is not dispatched to printer {printer.id}")
+        return job, str(self.ctx.blobs.path(job.file_sha256))

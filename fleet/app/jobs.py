@@ -1,0 +1,159 @@
+"""What people do to jobs: look at them, cancel, pause, resume, approve, reject, re-prioritise."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from ..errors import Conflict, Forbidden, Invalid, Unavailable
+from ..models import Job, JobEvent, Member, Printer, Role
+from ..protocol import CommandType
+from ..states import ACTIVE, CANCELLABLE, PENDING, JobState, PrinterState, freed_printer_state
+from .base import Context, actor_of, require_manager
+
+log = logging.getLogger(__name__)
+
+#: Jobs whose running print a member may pause or resume.
+PAUSABLE = frozenset({JobState.PRINTING})
+RESUMABLE = frozenset({JobState.PAUSED})
+
+
+class Jobs:
+    """A member acts on their own jobs, a manager on anyone's; the printer is told before the store."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+
+    def get_job(self, actor: Member, job_id: int) -> Job:
+        job = self.store.get_job(job_id)
+        if job.member_id != actor.id and actor.role is not Role.MANAGER:
+            raise Forbidden("this job belongs to another member", key="job_not_yours", params={"id": job_id})
+        return job
+
+    def job_history(self, actor: Member, job_id: int) -> list[JobEvent]:
+        self.get_job(actor, job_id)
+        return self.store.job_events(job_id)
+
+    def my_jobs(self, actor: Member, *, states: Optional[frozenset[JobState]] = None) -> list[Job]:
+        return self.store.list_jobs(member_id=actor.id, states=states)
+
+    def list_jobs(
+        self, actor: Member, *, states: Optional[frozenset[JobState]] = None, member_id: Optional[int] = None
+    ) -> list[Job]:
+        if member_id != actor.id:
+            require_manager(actor)
+        return self.store.list_jobs(states=states, member_id=member_id)
+
+    def blob_path(self, actor: Member, job_id: int) -> str:
+        job = self.get_job(actor, job_id)
+        return str(self.ctx.blobs.path(job.file_sha256))
+
+    def cancel_job(self, actor: Member, job_id: int, reason: str = "") -> Job:
+        job = self.get_job(actor, job_id)
+        if job.state not in CANCELLABLE:
+            raise Conflict(
+                f"job {job_id} is already {job.state.value}; there is nothing to cancel",
+                key="job_not_cancellable",
+                params={"id": job_id, "state": job.state.value},
+            )
+        why = reason.strip()[:200] or (
+            "cancelled by its member" if job.member_id == actor.id else "cancelled by a manager"
+        )
+        held = job.state in ACTIVE and job.printer_id is not None
+        freed: list[PrinterState] = []
+
+        def release(printer: Printer) -> Optional[dict[str, Any]]:
+            """A job a person cancelled while a printer held it: free the printer, for a person."""
+            if not held or printer.current_job_id != job.id:
+                return None  # the printer moved on already
+            # A dispatched job that never started left nothing on the plate; any other may have.
+            wanted = PrinterState.IDLE if job.state is JobState.ASSIGNED else PrinterState.AWAITING_BED_CLEAR
+            after = freed_printer_state(printer.state, wanted)
+            freed.append(after)
+            return {"state": after, "current_job_id": None}
+
+        if held:
+            # Told first, so the cancel reaches the node before any dispatch to the printer it frees.
+            assert job.printer_id is not None
+            if not self.ctx.tell_printer(job.printer_id, CommandType.CANCEL, job.id):
+                log.warning(
+                    "job %d was cancelled, but no link to printer %s is running", job.id, job.printer_id
+                )
+        cancelled = self.store.transition_job(
+            job_id,
+            JobState.CANCELLED,
+            actor=actor_of(actor),
+            reason=why,
+            now=self.ctx.clock(),
+            printer_changes=release,
+        )
+        self.ctx.job_changed(cancelled)
+        if freed == [PrinterState.IDLE]:
+            self.ctx.work_available()
+        return cancelled
+
+    def pause_job(self, actor: Member, job_id: int) -> Job:
+        """Ask the printer to pause a running job; the job becomes paused when the printer says so."""
+        return self._job_command(actor, job_id, CommandType.PAUSE, PAUSABLE)
+
+    def resume_job(self, actor: Member, job_id: int) -> Job:
+        """Ask the printer to resume a paused job."""
+        return self._job_command(actor, job_id, CommandType.RESUME, RESUMABLE)
+
+    def _job_command(
+        self, actor: Member, job_id: int, command: CommandType, allowed: frozenset[JobState]
+    ) -> Job:
+        job = self.get_job(actor, job_id)
+        if job.state not in allowed or job.printer_id is None:
+            wanted = " or ".join(sorted(s.value for s in allowed))
+            raise Conflict(
+                f"job {job_id} is {job.state.value}; only a {wanted} job can be told to {command.value}",
+                key=f"job_cannot_{command.value}",
+                params={"id": job_id, "state": job.state.value},
+            )
+        if not self.ctx.tell_printer(job.printer_id, command, job.id):
+            raise Unavailable(
+                "the fleet is not linked to its printers (no MQTT link is running); try again later",
+                key="no_printer_link",
+            )
+        return job
+
+    def approve_job(self, actor: Member, job_id: int) -> Job:
+        require_manager(actor)
+        approved = self.store.transition_job(
+            job_id,
+            JobState.QUEUED,
+            actor=actor_of(actor),
+            reason="approved by a manager",
+            now=self.ctx.clock(),
+            expect={JobState.AWAITING_APPROVAL},
+        )
+        self.ctx.job_changed(approved)
+        self.ctx.work_available()
+        return approved
+
+    def reject_job(self, actor: Member, job_id: int, reason: str = "") -> Job:
+        require_manager(actor)
+        why = "rejected by a manager" + (f": {reason.strip()[:200]}" if reason.strip() else "")
+        rejected = self.store.transition_job(
+            job_id,
+            JobState.CANCELLED,
+            actor=actor_of(actor),
+            reason=why,
+            now=self.ctx.clock(),
+            expect={JobState.AWAITING_APPROVAL},
+        )
+        self.ctx.job_changed(rejected)
+        return rejected
+
+    def set_priority(self, actor: Member, job_id: int, priority: Any) -> Job:
+        require_manager(actor)
+        if isinstance(priority, bool) or not isinstance(priority, int) or not -100 <= priority <= 100:
+            raise Invalid("priority must be a whole number from -100 to 100 (0 is normal)", field="priority")
+        job = self.store.get_job(job_id)
+        if job.state not in PENDING:
+            raise Conflict(f"job {job_id} is {job.state.value}: only a waiting job's priority can change")
+        changed = self.store.set_priority(job_id, priority, actor=actor_of(actor), now=self.ctx.clock())
+        self.ctx.job_changed(changed)
+        return changed

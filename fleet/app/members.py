@@ -1,0 +1,112 @@
+"""The lab's members: who they are, their API tokens, and the restricted printers granted to them."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..auth import hash_token, new_token
+from ..errors import Conflict, Invalid
+from ..models import Member, Role
+from .base import Context, require_manager
+from .checks import NAME_RE
+
+
+class Members:
+    """Adding, changing and granting members: a manager's work (a member may see and re-key themselves)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+
+    def add_member(
+        self, name: str, role: Role = Role.MEMBER, *, requires_approval: Optional[bool] = None
+    ) -> tuple[Member, str]:
+        """Create a member and return it with its API token: the only time the token is shown."""
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise Invalid(
+                "name must be 1-64 characters: letters, digits, '.', '_', '@' or '-', starting with a letter "
+                "or digit",
+                field="name",
+            )
+        now = self.ctx.clock()
+        member = self.store.create_member(name, role, requires_approval=requires_approval, now=now)
+        token = new_token()
+        self.store.add_token(member.id, hash_token(token), "initial", now=now)
+        return member, token
+
+    def create_member(
+        self, actor: Member, name: str, role: Role, *, requires_approval: Optional[bool] = None
+    ) -> tuple[Member, str]:
+        require_manager(actor)
+        return self.add_member(name, role, requires_approval=requires_approval)
+
+    def list_members(self, actor: Member) -> list[Member]:
+        require_manager(actor)
+        return self.store.list_members()
+
+    def get_member(self, actor: Member, member_id: int) -> Member:
+        if actor.id != member_id:
+            require_manager(actor)
+        return self.store.get_member(member_id)
+
+    def update_member(self, actor: Member, member_id: int, changes: dict[str, Any]) -> Member:
+        require_manager(actor)
+        kwargs: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key == "role":
+                try:
+                    kwargs["role"] = Role(value)
+                except ValueError:
+                    raise Invalid("role must be 'member' or 'manager'", field="role") from None
+            elif key == "requires_approval":
+                if value is not None and not isinstance(value, bool):
+                    raise Invalid(
+                        "requires_approval must be true, false or null (follow the lab)",
+                        field="requires_approval",
+                    )
+                kwargs["requires_approval"] = value
+            elif key == "active":
+                if not isinstance(value, bool):
+                    raise Invalid("active must be true or false", field="active")
+                kwargs["active"] = value
+            else:
+                raise Invalid(f"unknown member field: {key}", field=key)
+        if member_id == actor.id and (kwargs.get("role") is Role.MEMBER or kwargs.get("active") is False):
+            raise Conflict("a manager cannot demote or deactivate themselves; ask another manager")
+        return self.store.update_member(member_id, **kwargs)
+
+    def new_token_for(self, actor: Member, member_id: int) -> str:
+        """Revoke a member's tokens and issue a fresh one (a lost or leaked token)."""
+        if actor.id != member_id:
+            require_manager(actor)
+        self.store.get_member(member_id)
+        self.store.revoke_tokens(member_id)
+        token = new_token()
+        self.store.add_token(member_id, hash_token(token), "reissued", now=self.ctx.clock())
+        return token
+
+    def grant(self, actor: Member, member_id: int, printer_id: str) -> None:
+        require_manager(actor)
+        self.store.get_member(member_id)
+        self.store.get_printer(printer_id)
+        self.store.grant(member_id, printer_id)
+
+    def revoke_grant(self, actor: Member, member_id: int, printer_id: str) -> None:
+        require_manager(actor)
+        self.store.revoke_grant(member_id, printer_id)
+
+    def grants_for(self, actor: Member, member_id: int) -> frozenset[str]:
+        if actor.id != member_id:
+            require_manager(actor)
+        return self.store.grants_for(member_id)
+
+    def all_grants(self, actor: Member) -> dict[int, frozenset[str]]:
+        """Every member's granted printers (a manager's view)."""
+        require_manager(actor)
+        return self.store.grants()
+
+    def member_names(self, actor: Member) -> dict[int, str]:
+        """Members' names by id: every member's for a manager, only their own for anyone else."""
+        if actor.role is Role.MANAGER:
+            return {m.id: m.name for m in self.store.list_members()}
+        return {actor.id: actor.name}

@@ -1,0 +1,125 @@
+"""The lab's printers as a manager keeps them, and the one way a printer's plate is declared clear."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..errors import Conflict, Forbidden, Invalid
+from ..models import Member, Printer, Role
+from ..protocol import CommandType
+from ..states import PrinterState
+from .base import Context, require_manager
+from .checks import PRINTER_ID_RE, check_bool, check_material, check_nozzle, check_printer_name, check_volume
+
+
+class Printers:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+
+    def list_printers(self) -> list[Printer]:
+        return self.store.list_printers()
+
+    def get_printer(self, printer_id: str) -> Printer:
+        return self.store.get_printer(printer_id)
+
+    def add_printer(self, actor: Member, data: dict[str, Any]) -> Printer:
+        require_manager(actor)
+        printer_id = data.get("id")
+        if not isinstance(printer_id, str) or not PRINTER_ID_RE.match(printer_id):
+            raise Invalid(
+                "id must be 1-48 lowercase letters, digits or '-', starting with a letter or digit",
+                field="id",
+            )
+        printer = Printer(
+            id=printer_id,
+            name=check_printer_name(data.get("name", printer_id)),
+            state=PrinterState.IDLE,
+            volume=check_volume(data.get("volume")),
+            nozzle_diameter=check_nozzle(data.get("nozzle_diameter", 0.4)),
+            material=check_material(data.get("material")),
+            restricted=check_bool(data.get("restricted", False), "restricted"),
+            current_job_id=None,
+            last_seen=None,
+            created_at=self.ctx.clock(),
+        )
+        created = self.store.create_printer(printer)
+        self.ctx.printer_changed(created.id)
+        return created
+
+    def update_printer(self, actor: Member, printer_id: str, data: dict[str, Any]) -> Printer:
+        require_manager(actor)
+        printer = self.store.get_printer(printer_id)
+        changes: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "name":
+                changes["name"] = check_printer_name(value)
+            elif key == "material":
+                changes["material"] = check_material(value)
+            elif key == "nozzle_diameter":
+                changes["nozzle_diameter"] = check_nozzle(value)
+            elif key == "volume":
+                changes["volume"] = check_volume(value)
+            elif key == "restricted":
+                changes["restricted"] = check_bool(value, "restricted")
+            elif key == "maintenance":
+                down = check_bool(value, "maintenance")
+                if down and printer.state is not PrinterState.MAINTENANCE:
+                    if printer.current_job_id is not None:
+                        raise Conflict("this printer holds a job: cancel or finish it before maintenance")
+                    changes["state"] = PrinterState.MAINTENANCE
+                elif not down and printer.state is PrinterState.MAINTENANCE:
+                    changes["state"] = PrinterState.IDLE
+            else:
+                raise Invalid(f"unknown printer field: {key}", field=key)
+        updated = self.store.update_printer(printer_id, **changes)
+        self.ctx.printer_changed(printer_id)
+        if updated.state is PrinterState.IDLE and printer.state is not PrinterState.IDLE:
+            self.ctx.work_available()
+        return updated
+
+    def plate_owner(self, printer_id: str) -> Optional[int]:
+        """The member whose print is on a printer's plate: the job that ended there last.
+
+        By when it ended, not by job id: a job submitted earlier often prints later (priority,
+        fair share), and the plate holds the later print.
+        """
+        last = self.store.last_finished_job(printer_id)
+        return None if last is None else last.member_id
+
+    def confirm_bed_cleared(self, actor: Member, printer_id: str) -> Printer:
+        """A person at the printer confirms its plate is empty: it may take work again."""
+        printer = self.store.get_printer(printer_id)
+        if printer.state is not PrinterState.AWAITING_BED_CLEAR:
+            raise Conflict(
+                f"printer {printer_id} is {printer.state.value}, not waiting for its bed to be cleared",
+                key="bed_not_waiting",
+                params={"name": printer.name, "printer_state": printer.state.value},
+            )
+        if actor.role is not Role.MANAGER and self.plate_owner(printer_id) != actor.id:
+            raise Forbidden(
+                "only a manager or the member whose print is on the plate may clear it", key="bed_not_yours"
+            )
+        # Tell the node first: commands reach it in order on its topic, so a dispatch made as soon
+        # as the printer is idle cannot overtake the news that its plate is clear.
+        self.ctx.tell_printer(printer_id, CommandType.BED_CLEARED, None)
+        return self._clear_bed(printer_id)
+
+    def node_cleared_bed(self, printer_id: str) -> Optional[Printer]:
+        """A node reports its plate cleared (a person confirmed it there); None if it was not waiting."""
+        printer = self.store.get_printer(printer_id)
+        if printer.state is not PrinterState.AWAITING_BED_CLEAR or printer.current_job_id is not None:
+            return None
+        try:
+            return self._clear_bed(printer_id)
+        except Conflict:
+            return None  # cleared meanwhile (from the dashboard, or by a second report)
+
+    def _clear_bed(self, printer_id: str) -> Printer:
+        """The one move from a full plate to work: only from waiting for a bed clear, checked by the store."""
+        cleared = self.store.update_printer(
+            printer_id, expect={PrinterState.AWAITING_BED_CLEAR}, state=PrinterState.IDLE
+        )
+        self.ctx.printer_changed(printer_id)
+        self.ctx.work_available()
+        return cleared

@@ -1,0 +1,134 @@
+"""What every part of the store shares: the engine, and the lookups each transaction reuses."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from enum import Enum
+from typing import Any, Optional
+
+from sqlalchemy import Table, exists, insert, select
+from sqlalchemy.engine import Connection, Engine
+
+from ..errors import Conflict, NotFound
+from ..models import EnrollmentCode, Job, Member, Printer
+from ..states import JobState, PrinterState
+from . import rows
+from . import schema as s
+from .engine import is_tuned
+
+
+class _Lost(Exception):
+    """A claim lost a race half-way: its transaction must roll back."""
+
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+#: Default of optional arguments where None is a meaningful value ("leave it as it is").
+UNSET = _Unset.UNSET
+
+
+def _insert(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
+    """Insert a row and return its new integer id."""
+    key = conn.execute(insert(table).values(values)).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+class StoreBase:
+    """The engine and the helpers every aggregate's records use; :class:`~fleet.store.db.Store` joins them."""
+
+    def __init__(self, engine: Engine) -> None:
+        if not is_tuned(engine):
+            raise ValueError("a SQLite engine for Store must come from fleet.store.engine.make_engine()")
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    # -- helpers (each runs inside the caller's transaction) ------------------------------------
+
+    def _member(self, conn: Connection, member_id: int) -> Member:
+        row = conn.execute(select(s.members).where(s.members.c.id == member_id)).first()
+        if row is None:
+            raise NotFound(f"there is no member with id {member_id}", field="member_id")
+        return rows.member(row)
+
+    def _refuse_taken_name(self, conn: Connection, name: str) -> None:
+        if conn.execute(select(exists().where(s.members.c.name == name))).scalar_one():
+            raise self._name_taken(name)
+
+    @staticmethod
+    def _name_taken(name: str) -> Conflict:
+        return Conflict(f"the member name {name!r} is already taken; choose another", field="name")
+
+    @staticmethod
+    def _printer_not_in(printer: Printer, expect: Collection[PrinterState]) -> Conflict:
+        wanted = " or ".join(sorted(PrinterState(state).value for state in expect))
+        return Conflict(
+            f"printer {printer.id} is {printer.state.value}, expected {wanted}",
+            details={"state": printer.state.value, "expected": sorted(PrinterState(x).value for x in expect)},
+        )
+
+    @staticmethod
+    def _no_printer(printer_id: str) -> NotFound:
+        return NotFound(f"there is no printer with id {printer_id!r}", field="printer_id")
+
+    @staticmethod
+    def _enrollment_code(conn: Connection, code_hash: str) -> Optional[EnrollmentCode]:
+        row = conn.execute(
+            select(s.enrollment_codes).where(s.enrollment_codes.c.code_hash == code_hash)
+        ).first()
+        return None if row is None else rows.enrollment_code(row)
+
+    def _printer(self, conn: Connection, printer_id: str, *, lock: bool = False) -> Printer:
+        query = select(s.printers).where(s.printers.c.id == printer_id)
+        if lock:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise self._no_printer(printer_id)
+        return rows.printer(row)
+
+    def _job(self, conn: Connection, job_id: int, *, lock: bool = False) -> Job:
+        query = select(s.jobs).where(s.jobs.c.id == job_id)
+        if lock:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"there is no job with id {job_id}", field="job_id")
+        return rows.job(row)
+
+    @staticmethod
+    def _record_event(
+        conn: Connection,
+        job_id: int,
+        at: float,
+        from_state: Optional[JobState],
+        to_state: JobState,
+        actor: str,
+        reason: str,
+        data: Optional[Mapping[str, Any]],
+    ) -> None:
+        conn.execute(
+            insert(s.job_events).values(
+                job_id=job_id,
+                at=at,
+                from_state=None if from_state is None else from_state.value,
+                to_state=to_state.value,
+                actor=actor,
+                reason=reason,
+                data=rows.dumps(dict(data or {})),
+            )
+        )
