@@ -22,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fleet.config import FleetConfig
-from fleet.models import LiveStatus, Role
+from fleet.geometry import Box
+from fleet.models import LiveStatus, NewPrinter, PrinterSpec, Role
 from fleet.server import Fleet
 from tests.web.browser import browser_unavailable, chromium, served
 
@@ -88,9 +89,8 @@ def main() -> int:
         svc.identity.set_password(manager, manager.id, PASSWORD)
         ids = [f"p{i:03d}" for i in range(args.printers)]
         for printer_id in ids:
-            svc.printers.add_printer(
-                manager, {"id": printer_id, "name": f"Printer {printer_id}", "volume": VOLUME}
-            )
+            spec = PrinterSpec(Box.from_dict(VOLUME))
+            svc.printers.add_printer(manager, NewPrinter(printer_id, f"Printer {printer_id}", spec))
         stop = threading.Event()
         driver = threading.Thread(target=drive, args=(fleet, ids, stop), daemon=True)
         driver.start()

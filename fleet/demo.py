@@ -28,7 +28,7 @@ from .app.enrollment import slugify
 from .config import FleetConfig
 from .gcode.generate import generate_box
 from .geometry import Box
-from .models import Member, Role
+from .models import Member, PrinterChanges, Role
 from .protocol import Capabilities
 from .serial.simulator import SimulatedFirmware, SimulatorOptions
 from .server import FleetRuntime, LinkOptions
@@ -232,7 +232,7 @@ def seed_lab(service: FleetApp, people: dict[str, tuple[Member, str]]) -> list[i
     manager = people["ada"][0]
     for spec in PRINTERS:
         if spec.restricted:
-            service.printers.update_printer(manager, spec.id, {"restricted": True})
+            service.printers.update_printer(manager, spec.id, PrinterChanges(restricted=True))
     for who, names in GRANTS.items():
         for name in names:
             service.members.grant(manager, people[who][0].id, slugify(name))

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable, Optional, TypeVar
 
 from .config import DEFAULT_MAX_UPLOAD_BYTES
 from .errors import Invalid
 from .gcode import DEFAULT_RULES, SafetyRules
+from .models import LabSettingsChanges
 
 #: The largest upload limit a manager can set: beyond it a single file would be a denial of service.
 MAX_UPLOAD_CEILING = 2 * 1024 * 1024 * 1024
 #: The longest fair-share half-life a lab may set: ten years (usage then barely fades at all).
 MAX_HALF_LIFE_S = 10 * 365 * 86400.0
+#: The shortest: an hour (shorter forgets a print before the next one is queued).
+MIN_HALF_LIFE_S = 3600.0
+#: The most copies one submission may ask a manager to allow.
+MAX_COPIES = 500
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -34,53 +41,80 @@ class LabSettings:
             "rules": self.rules.to_dict(),
         }
 
-    def updated(self, changes: Any) -> LabSettings:
-        """These settings with ``changes`` (a partial JSON object) applied; errors name the field."""
-        if not isinstance(changes, dict):
-            raise Invalid("settings must be a JSON object")
-        unknown = sorted(set(changes) - set(self.to_dict()))
-        if unknown:
-            raise Invalid(f"unknown setting: {', '.join(unknown)}", field=unknown[0])
+    def updated(self, changes: LabSettingsChanges) -> LabSettings:
+        """These settings with ``changes`` applied (each value checked where it was read)."""
         result = self
-        if "approval_required" in changes:
-            value = changes["approval_required"]
-            if not isinstance(value, bool):
-                raise Invalid("approval_required must be true or false", field="approval_required")
-            result = replace(result, approval_required=value)
-        if "max_upload_bytes" in changes:
-            value = changes["max_upload_bytes"]
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_UPLOAD_CEILING:
-                raise Invalid(
-                    f"max_upload_bytes must be a whole number from 1 to {MAX_UPLOAD_CEILING}",
-                    field="max_upload_bytes",
-                )
-            result = replace(result, max_upload_bytes=value)
-        if "max_copies" in changes:
-            value = changes["max_copies"]
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 500:
-                raise Invalid("max_copies must be a whole number from 1 to 500", field="max_copies")
-            result = replace(result, max_copies=value)
-        if "fair_share_half_life_s" in changes:
-            value = changes["fair_share_half_life_s"]
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not 3600 <= value <= MAX_HALF_LIFE_S
-            ):
-                raise Invalid(
-                    "fair_share_half_life_s must be a number of seconds, from 3600 (an hour) to "
-                    f"{MAX_HALF_LIFE_S:.0f} (ten years)",
-                    field="fair_share_half_life_s",
-                )
-            result = replace(result, fair_share_half_life_s=float(value))
-        if "rules" in changes:
-            rules = changes["rules"]
-            if not isinstance(rules, dict):
-                raise Invalid("rules must be a JSON object", field="rules")
-            # A partial object changes only the options it names.
-            result = replace(result, rules=SafetyRules.from_dict({**result.rules.to_dict(), **rules}))
+        if changes.approval_required is not None:
+            result = replace(result, approval_required=changes.approval_required)
+        if changes.max_upload_bytes is not None:
+            result = replace(result, max_upload_bytes=changes.max_upload_bytes)
+        if changes.max_copies is not None:
+            result = replace(result, max_copies=changes.max_copies)
+        if changes.fair_share_half_life_s is not None:
+            result = replace(result, fair_share_half_life_s=float(changes.fair_share_half_life_s))
+        if changes.rules is not None:
+            # A partial object changes only the options it names; SafetyRules checks each one.
+            merged = {**result.rules.to_dict(), **changes.rules}
+            result = replace(result, rules=SafetyRules.from_dict(merged))
         return result
 
     @classmethod
     def from_dict(cls, data: Any) -> LabSettings:
-        return cls().updated(data or {})
+        """Settings as :meth:`to_dict` stored them, each value checked again (the row may be old)."""
+        if not isinstance(data, dict):
+            raise Invalid("settings must be a JSON object")
+        unknown = sorted(set(data) - set(cls().to_dict()))
+        if unknown:
+            raise Invalid(f"unknown setting: {', '.join(unknown)}", field=unknown[0])
+        rules = data.get("rules")
+        if rules is not None and not isinstance(rules, dict):
+            raise Invalid("rules must be a JSON object", field="rules")
+        approval = data.get("approval_required")
+        if approval is not None and not isinstance(approval, bool):
+            raise Invalid("approval_required must be true or false", field="approval_required")
+        return cls().updated(
+            LabSettingsChanges(
+                approval_required=approval,
+                max_upload_bytes=_checked(data, "max_upload_bytes", check_max_upload_bytes),
+                max_copies=_checked(data, "max_copies", check_max_copies),
+                fair_share_half_life_s=_checked(data, "fair_share_half_life_s", check_half_life),
+                rules=rules,
+            )
+        )
+
+
+def _checked(data: dict[str, Any], key: str, check: Callable[[Any], T]) -> Optional[T]:
+    return None if data.get(key) is None else check(data[key])
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_max_upload_bytes(value: Any) -> int:
+    if not _whole(value) or not 1 <= value <= MAX_UPLOAD_CEILING:
+        raise Invalid(
+            f"max_upload_bytes must be a whole number from 1 to {MAX_UPLOAD_CEILING}",
+            field="max_upload_bytes",
+        )
+    return int(value)
+
+
+def check_max_copies(value: Any) -> int:
+    if not _whole(value) or not 1 <= value <= MAX_COPIES:
+        raise Invalid(f"max_copies must be a whole number from 1 to {MAX_COPIES}", field="max_copies")
+    return int(value)
+
+
+def check_half_life(value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not MIN_HALF_LIFE_S <= value <= MAX_HALF_LIFE_S
+    ):
+        raise Invalid(
+            f"fair_share_half_life_s must be a number of seconds, from {MIN_HALF_LIFE_S:.0f} (an hour) to "
+            f"{MAX_HALF_LIFE_S:.0f} (ten years)",
+            field="fair_share_half_life_s",
+        )
+    return float(value)

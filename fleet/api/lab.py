@@ -54,5 +54,5 @@ def get_settings() -> Response:
 )
 def update_settings() -> Response:
     service().identity.require_manager(me())  # who may, before what they sent
-    changes = body(shape.SettingsChanges).changes()
+    changes = body(shape.SettingsChanges).value()
     return jsonify(shape.LabSettings.of(service().lab.update(me(), changes)).to_json())

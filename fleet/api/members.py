@@ -59,7 +59,7 @@ def get_member(member_id: int) -> Response:
 )
 def update_member(member_id: int) -> Response:
     service().identity.require_manager(me())  # who may, before what they sent
-    changes = body(shape.MemberChanges).changes()
+    changes = body(shape.MemberChanges).value()
     return jsonify(shape.Member.of(service().members.update_member(me(), member_id, changes)).to_json())
 
 

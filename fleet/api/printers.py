@@ -55,7 +55,7 @@ def list_printers() -> Response:
 def add_printer() -> tuple[Response, int]:
     service().identity.require_manager(me())  # who may, before what they sent
     new = body(shape.NewPrinter)
-    return jsonify(shape.Printer.of(service().printers.add_printer(me(), new.changes())).to_json()), 201
+    return jsonify(shape.Printer.of(service().printers.add_printer(me(), new.value())).to_json()), 201
 
 
 @spec.route("GET", PRINTER, "A printer", shape.Printer, errors=(401, 404))
@@ -76,7 +76,7 @@ def get_printer(printer_id: str) -> Response:
 )
 def update_printer(printer_id: str) -> Response:
     service().identity.require_manager(me())  # who may, before what they sent
-    changes = body(shape.PrinterChanges).changes()
+    changes = body(shape.PrinterChanges).value()
     return jsonify(shape.Printer.of(service().printers.update_printer(me(), printer_id, changes)).to_json())
 
 

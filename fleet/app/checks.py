@@ -1,4 +1,8 @@
-"""Checks of the values people and printers send, each naming the field that is wrong."""
+"""Checks of the values people and printers send, each naming the field that is wrong.
+
+Each lives here once: the API's request models (:mod:`fleet.api.shapes`) run them as validators,
+and the dashboard's forms and the MQTT ingest call them where they build the same typed values.
+"""
 
 from __future__ import annotations
 
@@ -40,13 +44,26 @@ def check_nozzle(value: Any) -> float:
     return float(value)
 
 
-def check_bool(value: Any, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise Invalid(f"{field} must be true or false", field=field)
-    return value
-
-
 def check_printer_name(value: Any) -> str:
     if not isinstance(value, str) or not 1 <= len(value.strip()) <= 80:
         raise Invalid("name must be text of 1 to 80 characters", field="name")
     return value.strip()
+
+
+def check_printer_id(value: Any) -> str:
+    if not isinstance(value, str) or not PRINTER_ID_RE.match(value):
+        raise Invalid(
+            "id must be 1-48 lowercase letters, digits or '-', starting with a letter or digit", field="id"
+        )
+    return value
+
+
+def check_member_name(value: Any) -> str:
+    """A member's name: what they sign in with, so no spaces or slashes."""
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise Invalid(
+            "name must be 1-64 characters: letters, digits, '.', '_', '@' or '-', starting with a letter "
+            "or digit",
+            field="name",
+        )
+    return value

@@ -22,6 +22,15 @@ WRONG_SIGN_IN = "wrong name or password"
 PRINTER_TOKEN_PREFIX = "cfp_"  # noqa: S105 (a prefix, not a secret)
 
 
+def check_password(value: Any) -> str:
+    """A new password's length: the API's body and the dashboard's form both check it here."""
+    if not isinstance(value, str) or not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
+        raise Invalid(
+            f"password must be text of {MIN_PASSWORD} to {MAX_PASSWORD} characters", field="password"
+        )
+    return value
+
+
 @functools.lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     """Checked against when a name is unknown, so a wrong name takes as long as a wrong password."""
@@ -49,14 +58,11 @@ class Identity:
     def require_manager(actor: Member) -> None:
         require_manager(actor)
 
-    def set_password(self, actor: Member, member_id: int, password: Any) -> None:
+    def set_password(self, actor: Member, member_id: int, password: str) -> None:
         """Set the password a member signs in to the dashboard with (the member, or a manager)."""
         if actor.id != member_id:
             require_manager(actor)
-        if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-            raise Invalid(
-                f"password must be text of {MIN_PASSWORD} to {MAX_PASSWORD} characters", field="password"
-            )
+        check_password(password)
         self.store.get_member(member_id)
         self.store.set_password_hash(member_id, generate_password_hash(password, method="scrypt"))
 

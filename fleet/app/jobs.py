@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
-from ..errors import Conflict, Forbidden, Invalid, Unavailable
+from ..errors import Conflict, Forbidden, Unavailable
 from ..models import Job, JobEvent, Member, Printer, Role
 from ..protocol import CommandType
 from ..states import ACTIVE, CANCELLABLE, PENDING, JobState, PrinterState, freed_printer_state
@@ -147,10 +147,9 @@ class Jobs:
         self.ctx.job_changed(rejected)
         return rejected
 
-    def set_priority(self, actor: Member, job_id: int, priority: Any) -> Job:
+    def set_priority(self, actor: Member, job_id: int, priority: int) -> Job:
+        """A waiting job's place among others: higher goes first (the API keeps it within -100 to 100)."""
         require_manager(actor)
-        if isinstance(priority, bool) or not isinstance(priority, int) or not -100 <= priority <= 100:
-            raise Invalid("priority must be a whole number from -100 to 100 (0 is normal)", field="priority")
         job = self.store.get_job(job_id)
         if job.state not in PENDING:
             raise Conflict(f"job {job_id} is {job.state.value}: only a waiting job's priority can change")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..auth import hash_token, new_token
-from ..errors import Conflict, Invalid
-from ..models import Member, Role
+from ..errors import Conflict
+from ..models import KEEP, Member, MemberChanges, Role
 from .base import Context, require_manager
-from .checks import NAME_RE
+from .checks import check_member_name
 
 
 class Members:
@@ -22,12 +22,7 @@ class Members:
         self, name: str, role: Role = Role.MEMBER, *, requires_approval: Optional[bool] = None
     ) -> tuple[Member, str]:
         """Create a member and return it with its API token: the only time the token is shown."""
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise Invalid(
-                "name must be 1-64 characters: letters, digits, '.', '_', '@' or '-', starting with a letter "
-                "or digit",
-                field="name",
-            )
+        check_member_name(name)
         now = self.ctx.clock()
         member = self.store.create_member(name, role, requires_approval=requires_approval, now=now)
         token = new_token()
@@ -49,30 +44,17 @@ class Members:
             require_manager(actor)
         return self.store.get_member(member_id)
 
-    def update_member(self, actor: Member, member_id: int, changes: dict[str, Any]) -> Member:
+    def update_member(self, actor: Member, member_id: int, changes: MemberChanges) -> Member:
         require_manager(actor)
-        kwargs: dict[str, Any] = {}
-        for key, value in changes.items():
-            if key == "role":
-                try:
-                    kwargs["role"] = Role(value)
-                except ValueError:
-                    raise Invalid("role must be 'member' or 'manager'", field="role") from None
-            elif key == "requires_approval":
-                if value is not None and not isinstance(value, bool):
-                    raise Invalid(
-                        "requires_approval must be true, false or null (follow the lab)",
-                        field="requires_approval",
-                    )
-                kwargs["requires_approval"] = value
-            elif key == "active":
-                if not isinstance(value, bool):
-                    raise Invalid("active must be true or false", field="active")
-                kwargs["active"] = value
-            else:
-                raise Invalid(f"unknown member field: {key}", field=key)
-        if member_id == actor.id and (kwargs.get("role") is Role.MEMBER or kwargs.get("active") is False):
+        if member_id == actor.id and (changes.role is Role.MEMBER or changes.active is False):
             raise Conflict("a manager cannot demote or deactivate themselves; ask another manager")
+        kwargs: dict[str, Any] = {}
+        if changes.role is not None:
+            kwargs["role"] = changes.role
+        if changes.requires_approval is not KEEP:
+            kwargs["requires_approval"] = changes.requires_approval
+        if changes.active is not None:
+            kwargs["active"] = changes.active
         return self.store.update_member(member_id, **kwargs)
 
     def new_token_for(self, actor: Member, member_id: int) -> str:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..errors import Conflict, Forbidden, Invalid
-from ..models import Member, Printer, Role
+from ..errors import Conflict, Forbidden
+from ..models import KEEP, Member, NewPrinter, Printer, PrinterChanges, Role
 from ..protocol import CommandType
 from ..states import PrinterState
 from .base import Context, require_manager
-from .checks import PRINTER_ID_RE, check_bool, check_material, check_nozzle, check_printer_name, check_volume
 
 
 class Printers:
@@ -23,22 +22,16 @@ class Printers:
     def get_printer(self, printer_id: str) -> Printer:
         return self.store.get_printer(printer_id)
 
-    def add_printer(self, actor: Member, data: dict[str, Any]) -> Printer:
+    def add_printer(self, actor: Member, new: NewPrinter) -> Printer:
         require_manager(actor)
-        printer_id = data.get("id")
-        if not isinstance(printer_id, str) or not PRINTER_ID_RE.match(printer_id):
-            raise Invalid(
-                "id must be 1-48 lowercase letters, digits or '-', starting with a letter or digit",
-                field="id",
-            )
         printer = Printer(
-            id=printer_id,
-            name=check_printer_name(data.get("name", printer_id)),
+            id=new.id,
+            name=new.name,
             state=PrinterState.IDLE,
-            volume=check_volume(data.get("volume")),
-            nozzle_diameter=check_nozzle(data.get("nozzle_diameter", 0.4)),
-            material=check_material(data.get("material")),
-            restricted=check_bool(data.get("restricted", False), "restricted"),
+            volume=new.spec.volume,
+            nozzle_diameter=new.spec.nozzle_diameter,
+            material=new.spec.material,
+            restricted=new.restricted,
             current_job_id=None,
             last_seen=None,
             created_at=self.ctx.clock(),
@@ -47,31 +40,26 @@ class Printers:
         self.ctx.printer_changed(created.id)
         return created
 
-    def update_printer(self, actor: Member, printer_id: str, data: dict[str, Any]) -> Printer:
+    def update_printer(self, actor: Member, printer_id: str, asked: PrinterChanges) -> Printer:
         require_manager(actor)
         printer = self.store.get_printer(printer_id)
         changes: dict[str, Any] = {}
-        for key, value in data.items():
-            if key == "name":
-                changes["name"] = check_printer_name(value)
-            elif key == "material":
-                changes["material"] = check_material(value)
-            elif key == "nozzle_diameter":
-                changes["nozzle_diameter"] = check_nozzle(value)
-            elif key == "volume":
-                changes["volume"] = check_volume(value)
-            elif key == "restricted":
-                changes["restricted"] = check_bool(value, "restricted")
-            elif key == "maintenance":
-                down = check_bool(value, "maintenance")
-                if down and printer.state is not PrinterState.MAINTENANCE:
-                    if printer.current_job_id is not None:
-                        raise Conflict("this printer holds a job: cancel or finish it before maintenance")
-                    changes["state"] = PrinterState.MAINTENANCE
-                elif not down and printer.state is PrinterState.MAINTENANCE:
-                    changes["state"] = PrinterState.IDLE
-            else:
-                raise Invalid(f"unknown printer field: {key}", field=key)
+        if asked.name is not None:
+            changes["name"] = asked.name
+        if asked.material is not KEEP:
+            changes["material"] = asked.material
+        if asked.nozzle_diameter is not None:
+            changes["nozzle_diameter"] = asked.nozzle_diameter
+        if asked.volume is not None:
+            changes["volume"] = asked.volume
+        if asked.restricted is not None:
+            changes["restricted"] = asked.restricted
+        if asked.maintenance is True and printer.state is not PrinterState.MAINTENANCE:
+            if printer.current_job_id is not None:
+                raise Conflict("this printer holds a job: cancel or finish it before maintenance")
+            changes["state"] = PrinterState.MAINTENANCE
+        elif asked.maintenance is False and printer.state is PrinterState.MAINTENANCE:
+            changes["state"] = PrinterState.IDLE
         updated = self.store.update_printer(printer_id, **changes)
         self.ctx.printer_changed(printer_id)
         if updated.state is PrinterState.IDLE and printer.state is not PrinterState.IDLE:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..lab import LabSettings
-from ..models import Member
+from ..models import LabSettingsChanges, Member
 from .base import LAB_SETTINGS_KEY, Context, require_manager
 
 
@@ -16,7 +14,7 @@ class LabAdmin:
     def settings(self) -> LabSettings:
         return self.ctx.lab_settings()
 
-    def update(self, actor: Member, changes: Any) -> LabSettings:
+    def update(self, actor: Member, changes: LabSettingsChanges) -> LabSettings:
         require_manager(actor)
         settings = self.ctx.lab_settings().updated(changes)
         self.ctx.store.set_setting(LAB_SETTINGS_KEY, settings.to_dict())

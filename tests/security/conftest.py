@@ -21,7 +21,8 @@ from sqlalchemy import select
 from fleet.app import FleetApp
 from fleet.app.enrollment import MqttEndpoint
 from fleet.config import FleetConfig
-from fleet.models import Job, Member, Printer, Role
+from fleet.geometry import Box
+from fleet.models import Job, Member, NewPrinter, Printer, PrinterSpec, Role
 from fleet.server import Fleet
 from fleet.states import JobState, PrinterState
 from fleet.store import schema
@@ -160,9 +161,10 @@ class World:
         return member, token
 
     def printer(self, *, restricted: bool = False) -> Printer:
+        printer_id = self.unique("p")
+        spec = PrinterSpec(Box.from_dict(VOLUME), material="PLA")
         return self.service.printers.add_printer(
-            self.people["manager"],
-            {"id": self.unique("p"), "volume": VOLUME, "material": "PLA", "restricted": restricted},
+            self.people["manager"], NewPrinter(printer_id, printer_id, spec, restricted)
         )
 
     def enrolled(self) -> tuple[Printer, str]:

@@ -29,7 +29,7 @@ from typing import Any, Callable, Union
 import pytest
 from werkzeug.exceptions import HTTPException
 
-from fleet.models import Role
+from fleet.models import MemberChanges, Role
 from fleet.states import JobState
 
 from .conftest import (
@@ -578,7 +578,7 @@ def test_a_deactivated_member_and_a_revoked_printer_are_shut_out(world: World) -
     assert browser.http.get("/queue").status_code == 200
 
     boss = world.people["manager"]
-    world.service.members.update_member(boss, member.id, {"active": False})
+    world.service.members.update_member(boss, member.id, MemberChanges(active=False))
     world.service.enrollment.revoke_printer(boss, printer.id)
 
     assert api.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401

@@ -23,7 +23,8 @@ from fleet.api.openapi import openapi_document
 from fleet.app.enrollment import MqttEndpoint
 from fleet.config import FleetConfig
 from fleet.gcode.generate import generate_box
-from fleet.models import Role
+from fleet.geometry import Box
+from fleet.models import NewPrinter, PrinterSpec, Role
 from fleet.server import Fleet
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis 4.32+ needs Python 3.11 or newer")
@@ -71,10 +72,7 @@ def make_lab(data_dir: Path) -> Lab:
     other, _ = service.members.add_member("cy", Role.MEMBER)
     printer = service.printers.add_printer(
         manager,
-        {
-            "id": "lab-printer",
-            "volume": {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 250, "max_y": 210, "max_z": 220},
-        },
+        NewPrinter("lab-printer", "lab-printer", PrinterSpec(Box(0, 0, 0, 250, 210, 220))),
     )
     part = generate_box(10, 10, 0.6, origin=(40.0, 40.0)).encode()
     job = service.intake.submit_job(member, io.BytesIO(part), filename="part.gcode").jobs[0]

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from fleet.models import Member, Role
+from fleet.models import LabSettingsChanges, Member, Role
 from fleet.server import Fleet
 
 from .conftest import GCODE, Browser, LiveServer, blob_files, db_state
@@ -42,7 +42,7 @@ def set_limit(fleet: Fleet, manager: Member, max_bytes: int, server: LiveServer 
 
     A server learns the limit from the next request it serves: with ``server``, one is made.
     """
-    fleet.app.lab.update(manager, {"max_upload_bytes": max_bytes})
+    fleet.app.lab.update(manager, LabSettingsChanges(max_upload_bytes=max_bytes))
     if server is not None:
         assert requests.get(f"{server.url}/api/v1/health", timeout=10).status_code == 200
 
@@ -352,7 +352,7 @@ def test_a_megabyte_line_costs_little_memory(small_fleet: Fleet, max_line: int) 
 
     _, _, manager = people(small_fleet)
     alice = small_fleet.store.get_member_by_name("alice")
-    small_fleet.app.lab.update(manager, {"rules": {"max_line_length": max_line}})
+    small_fleet.app.lab.update(manager, LabSettingsChanges(rules={"max_line_length": max_line}))
     content = GCODE + b"; " + b"note " * (MiB // 5) + b"\n" + GCODE
     before = snapshot(small_fleet)
     tracemalloc.start()

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from fleet.models import Member, Role
+from fleet.geometry import Box
+from fleet.models import Member, NewPrinter, PrinterSpec, Role
 
 PASSWORD = "correct horse battery"
 VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 200, "max_y": 200, "max_z": 200}
@@ -67,5 +68,5 @@ def browsers(app, people) -> dict[str, Browser]:
 @pytest.fixture
 def printer(fleet, people):
     return fleet.app.printers.add_printer(
-        people["manager"], {"id": "mk4", "name": "Prusa MK4", "volume": VOLUME, "material": "PLA"}
+        people["manager"], NewPrinter("mk4", "Prusa MK4", PrinterSpec(Box.from_dict(VOLUME), material="PLA"))
     )

@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from fleet.geometry import Box
+from fleet.models import NewPrinter, PrinterSpec
 from tests.web.conftest import VOLUME
 
 
@@ -13,7 +15,8 @@ from tests.web.conftest import VOLUME
 def vault(fleet, people):
     """A restricted printer beside the open one."""
     return fleet.app.printers.add_printer(
-        people["manager"], {"id": "vault", "name": "Resin Vault", "volume": VOLUME, "restricted": True}
+        people["manager"],
+        NewPrinter("vault", "Resin Vault", PrinterSpec(Box.from_dict(VOLUME)), restricted=True),
     )
 
 

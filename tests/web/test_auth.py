@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fleet.models import MemberChanges
+
 from .conftest import PASSWORD, Browser, csrf_of
 
 
@@ -117,7 +119,7 @@ def test_a_member_sets_their_password_through_the_api_and_old_sessions_end(clien
 
 
 def test_a_deactivated_member_is_signed_out(browsers, fleet, people):
-    fleet.app.members.update_member(people["manager"], people["alice"].id, {"active": False})
+    fleet.app.members.update_member(people["manager"], people["alice"].id, MemberChanges(active=False))
     assert browsers["alice"].get("/").status_code == 302
     assert Browser(browsers["alice"].http).sign_in("alice").status_code == 401
 

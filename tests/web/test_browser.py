@@ -11,7 +11,8 @@ import pytest
 from fleet.app.enrollment import MqttEndpoint
 from fleet.config import FleetConfig
 from fleet.gcode.generate import generate_box
-from fleet.models import LiveStatus, Role
+from fleet.geometry import Box
+from fleet.models import LiveStatus, NewPrinter, PrinterSpec, Role
 from fleet.server import Fleet
 from fleet.states import JobState
 
@@ -32,7 +33,9 @@ def site(tmp_path_factory) -> Iterator[tuple[Fleet, str]]:
     svc.identity.set_password(manager, manager.id, PASSWORD)
     alice, _ = svc.members.add_member("alice", Role.MEMBER)
     svc.identity.set_password(alice, alice.id, PASSWORD)
-    svc.printers.add_printer(manager, {"id": "mk4", "name": "Prusa MK4", "volume": VOLUME, "material": "PLA"})
+    svc.printers.add_printer(
+        manager, NewPrinter("mk4", "Prusa MK4", PrinterSpec(Box.from_dict(VOLUME), material="PLA"))
+    )
     with served(fleet) as url:
         yield fleet, url
     fleet.close()

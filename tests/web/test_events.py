@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from fleet.models import LiveStatus
+from fleet.models import LiveStatus, PrinterChanges
 from fleet.web.events import LiveHub, Message, Pending, changes, event_stream
 
 
@@ -235,7 +235,7 @@ def test_the_dashboard_hub_follows_the_services_hooks(fleet, app, people, printe
         fleet.app.reports.set_live("mk4", LiveStatus("idle", {"bed": (60.0, 60.0)}, None, None, None, 1.0))
         card = next_printer_card(sub)
         assert card["temps"] == {"bed": [60.0, 60.0]}
-        fleet.app.printers.update_printer(people["manager"], "mk4", {"material": "PETG"})
+        fleet.app.printers.update_printer(people["manager"], "mk4", PrinterChanges(material="PETG"))
         card = next_printer_card(sub)
         assert card["material"] == "PETG" and card["temps"] == {"bed": [60.0, 60.0]}
         assert hub.snapshots == snapshots and hub.refreshes >= 2

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from fleet.gcode.generate import generate_box
-from fleet.models import LiveStatus
+from fleet.models import LabSettingsChanges, LiveStatus, PrinterChanges
 from fleet.states import JobState, PrinterState
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "fleet" / "web" / "templates"
@@ -143,7 +143,7 @@ def test_a_refused_file_shows_its_findings_and_no_confirm_button(browsers):
 
 
 def test_the_queue_explains_each_job_and_marks_mine(browsers, fleet, people, printer):
-    fleet.app.printers.update_printer(people["manager"], "mk4", {"maintenance": True})
+    fleet.app.printers.update_printer(people["manager"], "mk4", PrinterChanges(maintenance=True))
     submit(browsers["alice"])
     submit(browsers["bob"])
     page = browsers["alice"].get("/queue").get_data(as_text=True)
@@ -156,7 +156,7 @@ def test_the_queue_explains_each_job_and_marks_mine(browsers, fleet, people, pri
 
 
 def test_members_cannot_approve_and_managers_can(browsers, fleet, people, printer):
-    fleet.app.lab.update(people["manager"], {"approval_required": True})
+    fleet.app.lab.update(people["manager"], LabSettingsChanges(approval_required=True))
     submit(browsers["alice"])
     job = fleet.app.jobs.my_jobs(people["alice"])[0]
     assert job.state is JobState.AWAITING_APPROVAL

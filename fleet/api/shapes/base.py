@@ -26,6 +26,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from ... import geometry
+from ...app.checks import check_volume
 from ...errors import Invalid
 
 In = TypeVar("In", bound="InputModel")
@@ -166,12 +167,7 @@ class Box(OutputModel):
 
 
 def _volume(value: Any) -> Any:
-    if value is None:
-        raise Invalid("volume is required: the build volume's min_x … max_z in mm", field="volume")
-    box = geometry.Box.from_dict(value, "volume")
-    if min(box.size) <= 0:
-        raise Invalid("volume must have a positive size on every axis", field="volume")
-    return Box.of(box)
+    return Box.of(check_volume(value))
 
 
 #: A printer's build volume in a request: every axis a finite number, min below max.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from ... import lab
 from ...gcode import SafetyRules
@@ -53,19 +53,24 @@ class SettingsChanges(InputModel):
     noun: ClassVar[str] = "setting"
     messages: ClassVar[dict[str, str]] = {
         "approval_required": "approval_required must be true or false",
-        "max_upload_bytes": f"max_upload_bytes must be a whole number from 1 to {lab.MAX_UPLOAD_CEILING}",
-        "max_copies": "max_copies must be a whole number from 1 to 500",
-        "fair_share_half_life_s": (
-            "fair_share_half_life_s must be a number of seconds, from 3600 (an hour) to "
-            f"{lab.MAX_HALF_LIFE_S:.0f} (ten years)"
-        ),
         "rules": "rules must be a JSON object",
     }
 
+    # The checks in fleet.lab run first (the dashboard's form runs them too); Field's bounds document them.
     approval_required: Maybe[bool] = None
-    max_upload_bytes: Maybe[Annotated[int, Field(ge=1, le=lab.MAX_UPLOAD_CEILING)]] = None
-    max_copies: Maybe[Annotated[int, Field(ge=1, le=500)]] = None
-    fair_share_half_life_s: Maybe[Annotated[float, Field(ge=3600, le=lab.MAX_HALF_LIFE_S)]] = None
+    max_upload_bytes: Maybe[
+        Annotated[int, Field(ge=1, le=lab.MAX_UPLOAD_CEILING), BeforeValidator(lab.check_max_upload_bytes)]
+    ] = None
+    max_copies: Maybe[
+        Annotated[int, Field(ge=1, le=lab.MAX_COPIES), BeforeValidator(lab.check_max_copies)]
+    ] = None
+    fair_share_half_life_s: Maybe[
+        Annotated[
+            float,
+            Field(ge=lab.MIN_HALF_LIFE_S, le=lab.MAX_HALF_LIFE_S),
+            BeforeValidator(lab.check_half_life),
+        ]
+    ] = None
     rules: Maybe[dict[str, Any]] = Field(
         default=None, description="Some of the rules' options (see Rules); the others are kept"
     )

@@ -7,8 +7,8 @@ from typing import Annotated, Any, ClassVar, Optional
 from pydantic import BeforeValidator, Field
 
 from ... import models
-from ...app.checks import NAME_RE
-from ...app.identity import MAX_PASSWORD, MIN_PASSWORD
+from ...app.checks import NAME_RE, check_member_name
+from ...app.identity import MAX_PASSWORD, MIN_PASSWORD, check_password
 from ...errors import Invalid
 from .base import InputModel, Maybe, OutputModel, Timestamp
 
@@ -47,16 +47,6 @@ class NewMemberAnswer(Member):
     token: str
 
 
-def _member_name(value: Any) -> Any:
-    if not isinstance(value, str) or not NAME_RE.match(value):
-        raise Invalid(
-            "name must be 1-64 characters: letters, digits, '.', '_', '@' or '-', starting with a letter "
-            "or digit",
-            field="name",
-        )
-    return value
-
-
 def _role(value: Any) -> Any:
     try:
         return models.Role(value)
@@ -65,7 +55,7 @@ def _role(value: Any) -> Any:
 
 
 #: A member's name: what they sign in with, so no spaces or slashes.
-MemberName = Annotated[str, Field(pattern=NAME_RE.pattern), BeforeValidator(_member_name)]
+MemberName = Annotated[str, Field(pattern=NAME_RE.pattern), BeforeValidator(check_member_name)]
 RoleField = Annotated[models.Role, BeforeValidator(_role)]
 
 
@@ -103,11 +93,9 @@ class MemberChanges(InputModel):
 class NewPassword(InputModel):
     """``PUT /members/{id}/password``."""
 
-    messages: ClassVar[dict[str, str]] = {
-        "password": f"password must be text of {MIN_PASSWORD} to {MAX_PASSWORD} characters",
-    }
-
-    password: str = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
+    password: Annotated[
+        str, Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD), BeforeValidator(check_password)
+    ]
 
 
 class Token(OutputModel):

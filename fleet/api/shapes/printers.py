@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Optional
 from pydantic import BeforeValidator, Field
 
 from ... import models
-from ...app.checks import PRINTER_ID_RE, check_material, check_nozzle
+from ...app.checks import PRINTER_ID_RE, check_material, check_nozzle, check_printer_id, check_printer_name
 from ...app.enrollment import Enrollment
 from ...errors import Invalid
 from ...protocol import NodeState
@@ -88,24 +88,6 @@ class Printers(OutputModel):
     printers: list[Printer]
 
 
-def _printer_name(value: Any) -> Any:
-    if not isinstance(value, str) or not 1 <= len(value.strip()) <= 80:
-        raise Invalid("name must be text of 1 to 80 characters", field="name")
-    return value.strip()
-
-
-def _printer_id(value: Any) -> Any:
-    if not isinstance(value, str) or not PRINTER_ID_RE.match(value):
-        raise Invalid(
-            "id must be 1-48 lowercase letters, digits or '-', starting with a letter or digit", field="id"
-        )
-    return value
-
-
-def _nozzle(value: Any) -> Any:
-    return check_nozzle(value)
-
-
 def _material(field: str) -> BeforeValidator:
     return BeforeValidator(lambda value: check_material(value, field))
 
@@ -119,9 +101,10 @@ def _flag(field: str) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-PrinterName = Annotated[str, Field(min_length=1, max_length=80), BeforeValidator(_printer_name)]
-PrinterId = Annotated[str, Field(pattern=PRINTER_ID_RE.pattern), BeforeValidator(_printer_id)]
-Nozzle = Annotated[float, Field(ge=0.05, le=3.0, description="mm"), BeforeValidator(_nozzle)]
+# The checks in fleet.app.checks run first; Field's bounds and patterns document them.
+PrinterName = Annotated[str, Field(min_length=1, max_length=80), BeforeValidator(check_printer_name)]
+PrinterId = Annotated[str, Field(pattern=PRINTER_ID_RE.pattern), BeforeValidator(check_printer_id)]
+Nozzle = Annotated[float, Field(ge=0.05, le=3.0, description="mm"), BeforeValidator(check_nozzle)]
 Material = Annotated[
     Optional[str], Field(description="Such as PLA, PETG or ABS; stored upper-case"), _material("material")
 ]

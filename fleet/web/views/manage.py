@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Union
 
 from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from ...errors import Invalid
+from ...lab import check_max_upload_bytes
+from ...models import LabSettingsChanges
 from .base import Page, form_error, me, render, service, t, web
 
 
@@ -63,7 +65,8 @@ def _number_or_text(value: str) -> Union[float, str]:
     return number if math.isfinite(number) else value
 
 
-def _settings_changes() -> dict[str, Any]:
+def _settings_changes() -> LabSettingsChanges:
+    """The settings form as the changes it asks for; the lab's own checks name a wrong field."""
     form = request.form
     refused = [c for c in form.get("refused_commands", "").replace(",", " ").split() if c]
     limits: dict[str, dict[str, Union[float, str]]] = {}
@@ -72,11 +75,11 @@ def _settings_changes() -> dict[str, Any]:
             "hotend_max_c": _number_or_text(form.get(f"hotend.{material}", "")),
             "bed_max_c": _number_or_text(form.get(f"bed.{material}", "")),
         }
-    return {
-        "approval_required": form.get("approval_required") == "on",
-        "max_upload_bytes": _whole_or_text(form.get("max_upload_bytes", "")),
-        "rules": {"refused_commands": refused, "material_limits": limits},
-    }
+    return LabSettingsChanges(
+        approval_required=form.get("approval_required") == "on",
+        max_upload_bytes=check_max_upload_bytes(_whole_or_text(form.get("max_upload_bytes", ""))),
+        rules={"refused_commands": refused, "material_limits": limits},
+    )
 
 
 @web.route("/settings", methods=["GET", "POST"])

@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import flash, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from ...app.checks import check_material
 from ...errors import NotFound
+from ...models import PrinterChanges
 from ..cards import card
 from .base import CODE_TTLS, Page, back, me, render, service, t, viewer_context, web
 
@@ -46,9 +48,9 @@ def bed_cleared(printer_id: str) -> BaseResponse:
 
 @web.post("/printers/<printer_id>/material")
 def set_material(printer_id: str) -> BaseResponse:
-    updated = service().printers.update_printer(
-        me(), printer_id, {"material": request.form.get("material", "")}
-    )
+    service().identity.require_manager(me())  # who may, before what they sent
+    material = check_material(request.form.get("material", ""))
+    updated = service().printers.update_printer(me(), printer_id, PrinterChanges(material=material))
     flash(t("flash.material", name=updated.name, material=updated.material or "—"), "ok")
     return back(url_for("web.printer", printer_id=printer_id))
 
