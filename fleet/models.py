@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional, Union
+from typing import Any, Generic, Optional, TypeVar, Union
 
 from .geometry import Box
 from .states import JobState, PrinterState
+
+T = TypeVar("T")
 
 
 class Role(str, Enum):
@@ -140,6 +142,17 @@ class JobPage:
 
     jobs: list[Job]
     next_after: Optional[int]
+
+
+K = TypeVar("K", int, str)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T, K]):
+    """One page of a listing in key order; ``next_after`` (its last key) asks for the next, or is None."""
+
+    items: list[T]
+    next_after: Optional[K]
 
 
 # -- what requests ask for, checked at the HTTP edge (fleet.api.shapes) and given to the service --

@@ -10,10 +10,10 @@ from flask import Response, jsonify, request, send_file
 from ..app.intake import check_idempotency_key
 from ..errors import Invalid, NotFound
 from ..gcode.results import Thumbnail
-from ..models import JobFilter
-from ..store.pages import job_page
+from ..models import Job, JobFilter
 from .blueprint import body, me, query, service, spec
 from .shapes import jobs as shape
+from .shapes.base import PageQuery, next_cursor
 
 JOB = "/jobs/<int:job_id>"
 
@@ -127,9 +127,9 @@ def analyze() -> Response:
     return jsonify(shape.Analysis.of(analysis).to_json())
 
 
-def page_of(where: JobFilter, asked: shape.MyJobsQuery) -> tuple[list[Any], Optional[str]]:
-    page = job_page(service().store.engine, where, after=asked.cursor, limit=asked.limit)
-    return page.jobs, None if page.next_after is None else str(page.next_after)
+def page_of(where: JobFilter, asked: shape.MyJobsQuery) -> tuple[list[Job], Optional[str]]:
+    page = service().jobs.jobs_page(me(), where, after=asked.cursor, limit=asked.limit)
+    return page.jobs, next_cursor(page.next_after)
 
 
 @spec.route(
@@ -143,8 +143,6 @@ def page_of(where: JobFilter, asked: shape.MyJobsQuery) -> tuple[list[Any], Opti
 )
 def list_jobs() -> Response:
     asked = query(shape.JobsQuery)
-    if asked.member_id != me().id:
-        service().identity.require_manager(me())
     jobs, cursor = page_of(asked.job_filter(asked.member_id), asked)
     return jsonify(jobs=[job_json(j) for j in jobs], next_cursor=cursor)
 
@@ -187,11 +185,36 @@ def queue() -> Response:
     )
 
 
-@spec.route("GET", JOB, "A job with its history", shape.Job, errors=(401, 403, 404))
+@spec.route("GET", JOB, "A job with the first page of its history", shape.Job, errors=(401, 403, 404))
 def get_job(job_id: int) -> Response:
     svc = service()
     job = svc.jobs.get_job(me(), job_id)
-    return jsonify(job_json(job, history=[shape.Event.of(e) for e in svc.jobs.job_history(me(), job_id)]))
+    history = svc.jobs.history_page(me(), job_id)
+    return jsonify(
+        job_json(
+            job,
+            history=[shape.Event.of(e) for e in history.items],
+            history_next_cursor=next_cursor(history.next_after),
+        )
+    )
+
+
+@spec.route(
+    "GET",
+    JOB + "/history",
+    "A job's history a page at a time, oldest first (its member, or managers)",
+    shape.History,
+    errors=(401, 403, 404, 422),
+    query=PageQuery,
+)
+def job_history(job_id: int) -> Response:
+    asked = query(PageQuery)
+    page = service().jobs.history_page(me(), job_id, after=asked.cursor, limit=asked.limit)
+    return jsonify(
+        shape.History(
+            events=[shape.Event.of(e) for e in page.items], next_cursor=next_cursor(page.next_after)
+        ).to_json()
+    )
 
 
 @spec.route(

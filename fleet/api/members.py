@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
-from .blueprint import body, me, service, spec
+from .blueprint import body, me, query, service, spec
 from .shapes import members as shape
+from .shapes.base import PageQuery, next_cursor
 
 MEMBER = "/members/<int:member_id>"
 GRANT = MEMBER + "/printers/<printer_id>"
 
 
-@spec.route("GET", "/members", "All members (managers)", shape.Members, errors=(401, 403))
+@spec.route(
+    "GET",
+    "/members",
+    "The members a page at a time, in id order (managers)",
+    shape.Members,
+    errors=(401, 403, 422),
+    query=PageQuery,
+)
 def list_members() -> Response:
-    return jsonify(members=[shape.Member.of(m).to_json() for m in service().members.list_members(me())])
+    service().identity.require_manager(me())  # who may, before what they sent
+    asked = query(PageQuery)
+    page = service().members.member_page(me(), after=asked.cursor, limit=asked.limit)
+    return jsonify(
+        members=[shape.Member.of(m).to_json() for m in page.items], next_cursor=next_cursor(page.next_after)
+    )
 
 
 @spec.route(

@@ -12,12 +12,14 @@ from .blueprint import (
     client_address,
     limits,
     me,
+    query,
     refuse_while_limited,
     service,
     spec,
     this_printer,
 )
 from .shapes import printers as shape
+from .shapes.base import next_cursor
 
 PRINTER = "/printers/<printer_id>"
 
@@ -34,11 +36,21 @@ GCODE_FILE = {
 }
 
 
-@spec.route("GET", "/printers", "All printers", shape.Printers, errors=(401,))
+@spec.route(
+    "GET",
+    "/printers",
+    "The printers a page at a time, in id order",
+    shape.Printers,
+    errors=(401, 422),
+    query=shape.PrintersQuery,
+)
 def list_printers() -> Response:
     svc = service()
+    asked = query(shape.PrintersQuery)
+    page = svc.printers.printer_page(after=asked.cursor, limit=asked.limit)
     return jsonify(
-        printers=[shape.Printer.of(p, svc.reports.live(p.id)).to_json() for p in svc.printers.list_printers()]
+        printers=[shape.Printer.of(p, svc.reports.live(p.id)).to_json() for p in page.items],
+        next_cursor=next_cursor(page.next_after),
     )
 
 

@@ -6,7 +6,7 @@ import logging
 from typing import Any, Optional
 
 from ..errors import Conflict, Forbidden, Unavailable
-from ..models import Job, JobEvent, Member, Printer, Role
+from ..models import Job, JobEvent, JobFilter, JobPage, Member, Page, Printer, Role
 from ..protocol import CommandType
 from ..states import ACTIVE, CANCELLABLE, PENDING, JobState, PrinterState, freed_printer_state
 from .base import Context, actor_of, require_manager
@@ -44,6 +44,21 @@ class Jobs:
         if member_id != actor.id:
             require_manager(actor)
         return self.store.list_jobs(states=states, member_id=member_id)
+
+    def jobs_page(
+        self, actor: Member, where: JobFilter, *, after: Optional[int] = None, limit: int = 100
+    ) -> JobPage:
+        """A page of the jobs ``where`` picks: a member may list their own, a manager anyone's."""
+        if where.member_id != actor.id:
+            require_manager(actor)
+        return self.store.job_page(where, after=after, limit=limit)
+
+    def history_page(
+        self, actor: Member, job_id: int, *, after: Optional[int] = None, limit: int = 100
+    ) -> Page[JobEvent, int]:
+        """A page of a job's history, oldest first (whoever may see the job)."""
+        self.get_job(actor, job_id)
+        return self.store.event_page(job_id, after=after, limit=limit)
 
     def blob_path(self, actor: Member, job_id: int) -> str:
         job = self.get_job(actor, job_id)

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 from ..auth import hash_token, new_token
 from ..errors import Conflict
-from ..models import KEEP, Member, MemberChanges, Role
+from ..models import KEEP, Member, MemberChanges, Page, Role
 from .base import Context, require_manager
 from .checks import check_member_name
 
@@ -38,6 +38,13 @@ class Members:
     def list_members(self, actor: Member) -> list[Member]:
         require_manager(actor)
         return self.store.list_members()
+
+    def member_page(
+        self, actor: Member, *, after: Optional[int] = None, limit: int = 100
+    ) -> Page[Member, int]:
+        """A page of the members in id order (managers)."""
+        require_manager(actor)
+        return self.store.member_page(after=after, limit=limit)
 
     def get_member(self, actor: Member, member_id: int) -> Member:
         if actor.id != member_id:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..errors import Conflict, Forbidden
-from ..models import KEEP, Member, NewPrinter, Printer, PrinterChanges, Role
+from ..models import KEEP, Member, NewPrinter, Page, Printer, PrinterChanges, Role
 from ..protocol import CommandType
 from ..states import PrinterState
 from .base import Context, require_manager
@@ -18,6 +18,10 @@ class Printers:
 
     def list_printers(self) -> list[Printer]:
         return self.store.list_printers()
+
+    def printer_page(self, *, after: Optional[str] = None, limit: int = 100) -> Page[Printer, str]:
+        """A page of the printers in id order (every member may see every printer)."""
+        return self.store.printer_page(after=after, limit=limit)
 
     def get_printer(self, printer_id: str) -> Printer:
         return self.store.get_printer(printer_id)

@@ -24,6 +24,7 @@ from .enrollment import EnrollmentRecords
 from .jobs import JobRecords, SubmissionKey
 from .members import ApiToken, MemberRecords
 from .migrations import migrate
+from .pages import PageRecords
 from .printers import PRINTER_CHANGES, PrinterRecords
 
 
@@ -55,7 +56,7 @@ def open_store(url: Optional[str], data_dir: Path, *, busy_timeout: float = 30.0
     return Store(engine)
 
 
-class Store(MemberRecords, PrinterRecords, EnrollmentRecords, JobRecords):
+class Store(MemberRecords, PrinterRecords, EnrollmentRecords, JobRecords, PageRecords):
     """The fleet's persistent state. Takes an engine from :func:`~fleet.store.engine.make_engine`."""
 
     # -- failed attempts (the sign-in, enrollment code and token limits) ------------------------

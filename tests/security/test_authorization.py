@@ -244,6 +244,7 @@ TABLE: tuple[Row, ...] = (
     Row("GET", f"{API}/jobs/mine", signed_in(200)),
     Row("GET", f"{API}/queue", signed_in(200)),
     Row("GET", f"{API}/jobs/{{job}}", owner(200), setup=cached("queued", job_in(JobState.QUEUED))),
+    Row("GET", f"{API}/jobs/{{job}}/history", owner(200), setup=cached("queued", job_in(JobState.QUEUED))),
     Row(
         "GET",
         f"{API}/jobs/{{job}}/thumbnail",

@@ -7,7 +7,6 @@ import pytest
 from fleet.models import JobFilter, Member, Role
 from fleet.states import JobState
 from fleet.store import Store
-from fleet.store.pages import job_page
 
 from .helpers import T0, submit
 
@@ -15,7 +14,7 @@ from .helpers import T0, submit
 def all_pages(store: Store, where: JobFilter, limit: int) -> list[list[int]]:
     pages, after = [], None
     while True:
-        page = job_page(store.engine, where, after=after, limit=limit)
+        page = store.job_page(where, after=after, limit=limit)
         pages.append([job.id for job in page.jobs])
         if page.next_after is None:
             return pages
@@ -38,9 +37,9 @@ def test_an_exact_fit_ends_without_an_empty_page(store: Store, member: Member) -
 
 def test_a_job_added_meanwhile_does_not_shift_the_pages(store: Store, member: Member) -> None:
     first = [job.id for job in submit(store, member.id, count=4)]
-    page = job_page(store.engine, JobFilter(), limit=2)
+    page = store.job_page(JobFilter(), limit=2)
     added = submit(store, member.id)[0].id
-    rest = job_page(store.engine, JobFilter(), after=page.next_after, limit=10)
+    rest = store.job_page(JobFilter(), after=page.next_after, limit=10)
     assert [j.id for j in page.jobs] + [j.id for j in rest.jobs] == [*first, added]
 
 
@@ -52,7 +51,7 @@ def test_filters_by_state_member_and_submission_time(store: Store, member: Membe
     bob = submit(store, other.id, now=T0 + 100)[0]
 
     def ids(**where: object) -> list[int]:
-        return [j.id for j in job_page(store.engine, JobFilter(**where), limit=50).jobs]  # type: ignore[arg-type]
+        return [j.id for j in store.job_page(JobFilter(**where), limit=50).jobs]  # type: ignore[arg-type]
 
     assert ids(member_id=other.id) == [bob.id]
     assert ids(states=frozenset({JobState.AWAITING_APPROVAL})) == [waiting.id]
@@ -63,4 +62,4 @@ def test_filters_by_state_member_and_submission_time(store: Store, member: Membe
 
 def test_a_page_holds_at_least_one_job(store: Store) -> None:
     with pytest.raises(ValueError):
-        job_page(store.engine, JobFilter(), limit=0)
+        store.job_page(JobFilter(), limit=0)

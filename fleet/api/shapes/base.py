@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Annotated, Any, ClassVar, Optional, TypeVar
+from typing import Annotated, Any, ClassVar, Optional, TypeVar, Union
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     GetJsonSchemaHandler,
     PlainSerializer,
     ValidationError,
@@ -119,6 +120,47 @@ def invalid_from(model: type[InputModel], exc: ValidationError) -> Invalid:
         text = error["msg"]
         message = f"{field}: {text[:1].lower()}{text[1:]}"
     return Invalid(message, field=field)
+
+
+#: Rows in one page of a listing unless the request asks for another number, and the most it may ask.
+DEFAULT_PAGE = 100
+MAX_PAGE = 500
+
+
+def _id_cursor(value: Any) -> Any:
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise Invalid("cursor must be the next_cursor of an earlier page, as it was sent", field="cursor")
+    return int(value)
+
+
+class PageLimit(InputModel):
+    """How many rows a page of a listing holds; a query string, so unknown parameters are ignored."""
+
+    model_config = ConfigDict(strict=False, extra="ignore", frozen=True)
+    messages: ClassVar[dict[str, str]] = {
+        "limit": f"limit must be a whole number from 1 to {MAX_PAGE}",
+    }
+
+    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE, description="Rows per page")
+
+
+#: Where a listing keyed by a number continues: an earlier page's ``next_cursor``.
+IdCursor = Annotated[
+    Optional[int],
+    BeforeValidator(_id_cursor),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]{1,18}$", "description": "From next_cursor"}),
+]
+
+
+class PageQuery(PageLimit):
+    """Which page of a listing in id order: ``limit`` rows after ``cursor``."""
+
+    cursor: IdCursor = None
+
+
+def next_cursor(after: Optional[Union[int, str]]) -> Optional[str]:
+    """A page's ``next_after`` as the ``next_cursor`` the API sends (None: the last page)."""
+    return None if after is None else str(after)
 
 
 class OutputModel(BaseModel):

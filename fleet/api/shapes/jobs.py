@@ -14,11 +14,9 @@ from ...gcode import results
 from ...scheduler import Explanation as Explained
 from ...scheduler import WaitReason
 from ...states import JobState
-from .base import Box, InputModel, Maybe, OutputModel, Timestamp
-
-#: Jobs in one page of a listing unless the request asks for another number, and the most it may ask.
-DEFAULT_PAGE = 100
-MAX_PAGE = 500
+from .base import DEFAULT_PAGE as DEFAULT_PAGE  # the page sizes, also where job listings' users look
+from .base import MAX_PAGE as MAX_PAGE
+from .base import Box, IdCursor, InputModel, Maybe, OutputModel, PageLimit, Timestamp
 
 
 class Finding(OutputModel):
@@ -155,10 +153,27 @@ class Job(OutputModel):
     file_sha256: Maybe[str] = None
     analysis: Maybe[Analysis] = None
     explanation: Optional[Explanation] = Field(default=None, description="Waiting jobs, in the queue")
-    history: Maybe[list[Event]] = Field(default=None, description="Oldest first; in the answer for one job")
+    history: Maybe[list[Event]] = Field(
+        default=None,
+        description="In the answer for one job: the first page of its history, oldest first",
+    )
+    history_next_cursor: Optional[str] = Field(
+        default=None,
+        description="With history: the cursor for GET /jobs/{id}/history's next page; null: that was all",
+    )
 
     omittable: ClassVar[frozenset[str]] = frozenset(
-        {"member_name", "filename", "note", "size_bytes", "file_sha256", "analysis", "explanation", "history"}
+        {
+            "member_name",
+            "filename",
+            "note",
+            "size_bytes",
+            "file_sha256",
+            "analysis",
+            "explanation",
+            "history",
+            "history_next_cursor",
+        }
     )
 
     @classmethod
@@ -206,6 +221,13 @@ class Jobs(OutputModel):
         return {"jobs": [j.to_json() for j in self.jobs], "next_cursor": self.next_cursor}
 
 
+class History(OutputModel):
+    """One page of a job's history, oldest first; ``next_cursor`` fetches the next (null on the last)."""
+
+    events: list[Event]
+    next_cursor: Optional[str] = Field(description="Send as ?cursor= for the next page; null: no more")
+
+
 class Queue(OutputModel):
     queue: list[Job]
 
@@ -248,12 +270,6 @@ def _states(value: Any) -> Any:
         raise Invalid(f"state must be one or more of: {allowed}", field="state") from None
 
 
-def _cursor(value: Any) -> Any:
-    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise Invalid("cursor must be the next_cursor of an earlier page, as it was sent", field="cursor")
-    return int(value)
-
-
 def _moment(field: str) -> BeforeValidator:
     def check(value: Any) -> Any:
         try:
@@ -267,13 +283,8 @@ def _moment(field: str) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-class MyJobsQuery(InputModel):
+class MyJobsQuery(PageLimit):
     """The query of a job listing: filters, and which page."""
-
-    model_config = ConfigDict(strict=False, extra="ignore", frozen=True)
-    messages: ClassVar[dict[str, str]] = {
-        "limit": f"limit must be a whole number from 1 to {MAX_PAGE}",
-    }
 
     state: Annotated[
         Optional[frozenset[JobState]],
@@ -292,12 +303,7 @@ class MyJobsQuery(InputModel):
         _moment("until"),
         WithJsonSchema({"type": "string", "format": "date-time", "description": "Submitted before"}),
     ] = None
-    cursor: Annotated[
-        Optional[int],
-        BeforeValidator(_cursor),
-        WithJsonSchema({"type": "string", "pattern": "^[0-9]{1,18}$", "description": "From next_cursor"}),
-    ] = None
-    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE, description="Jobs per page")
+    cursor: IdCursor = None
 
     def job_filter(self, member_id: Optional[int]) -> models.JobFilter:
         return models.JobFilter(states=self.state, member_id=member_id, since=self.since, until=self.until)

@@ -107,4 +107,7 @@ class Grants(OutputModel):
 
 
 class Members(OutputModel):
+    """One page of the members in id order; ``next_cursor`` fetches the next (null on the last page)."""
+
     members: list[Member]
+    next_cursor: Optional[str] = Field(description="Send as ?cursor= for the next page; null: no more")

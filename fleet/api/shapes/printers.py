@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Optional
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from ... import models
 from ...app.checks import PRINTER_ID_RE, check_material, check_nozzle, check_printer_id, check_printer_name
@@ -12,7 +12,7 @@ from ...app.enrollment import Enrollment
 from ...errors import Invalid
 from ...protocol import NodeState
 from ...states import PrinterState
-from .base import Box, InputModel, Maybe, OutputModel, Timestamp, Volume
+from .base import Box, InputModel, Maybe, OutputModel, PageLimit, Timestamp, Volume
 
 #: How long an enrollment code may live: a minute to thirty days.
 MIN_CODE_TTL_S = 60.0
@@ -85,7 +85,28 @@ class Printer(OutputModel):
 
 
 class Printers(OutputModel):
+    """One page of the printers in id order; ``next_cursor`` fetches the next (null on the last page)."""
+
     printers: list[Printer]
+    next_cursor: Optional[str] = Field(description="Send as ?cursor= for the next page; null: no more")
+
+
+def _printer_cursor(value: Any) -> Any:
+    if not isinstance(value, str) or not PRINTER_ID_RE.match(value):
+        raise Invalid("cursor must be the next_cursor of an earlier page, as it was sent", field="cursor")
+    return value
+
+
+class PrintersQuery(PageLimit):
+    """Which page of the printers: ``limit`` printers after ``cursor`` (a printer id, in id order)."""
+
+    cursor: Annotated[
+        Optional[str],
+        BeforeValidator(_printer_cursor),
+        WithJsonSchema(
+            {"type": "string", "pattern": PRINTER_ID_RE.pattern, "description": "From next_cursor"}
+        ),
+    ] = None
 
 
 def _material(field: str) -> BeforeValidator:
