@@ -1,10 +1,13 @@
-"""Job listings through /api/v1 a page at a time: cursors, the page size and its cap, filters."""
+"""Listings through /api/v1 a page at a time (jobs, printers, members, a job's history): cursors,
+the page size and its cap, filters."""
 
 from __future__ import annotations
 
 import pytest
 
 from fleet.api.shapes.jobs import DEFAULT_PAGE, MAX_PAGE
+from fleet.geometry import Box
+from fleet.models import NewPrinter, PrinterSpec
 from fleet.states import JobState
 
 from .test_printers_members import submit
@@ -126,3 +129,91 @@ def test_a_page_of_my_jobs_explains_the_waiting_ones(api):
     rest = api["alice"].get(f"/api/v1/jobs/mine?limit=1&cursor={page['next_cursor']}").get_json()
     assert [j["id"] for j in rest["jobs"]] == [second] and rest["next_cursor"] is None
     assert rest["jobs"][0]["explanation"]["position"] == 2
+
+
+def add_printers(fleet, manager_id: int, ids: list[str]) -> None:
+    manager = fleet.store.get_member(manager_id)
+    spec = PrinterSpec(Box(0, 0, 0, 180, 180, 180))
+    for printer_id in ids:
+        fleet.app.printers.add_printer(manager, NewPrinter(printer_id, printer_id.upper(), spec))
+
+
+def follow_key(client, url: str, key: str) -> tuple[list, int]:
+    """Every row a listing gives under ``key`` (its id), page after page, and how many pages it took."""
+    seen, pages, cursor = [], 0, None
+    while True:
+        sep = "&" if "?" in url else "?"
+        response = client.get(url + (f"{sep}cursor={cursor}" if cursor else ""))
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        seen += [row["id"] if "id" in row else (row["from"], row["to"], row["reason"]) for row in body[key]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return seen, pages
+
+
+def test_printers_come_in_pages_in_id_order_for_every_member(api, fleet):
+    ids = [f"p-{n:02d}" for n in range(7)]
+    add_printers(fleet, api["manager"].member_id, list(reversed(ids)))
+    first = api["alice"].get("/api/v1/printers?limit=3").get_json()
+    assert [p["id"] for p in first["printers"]] == ids[:3] and first["next_cursor"] == ids[2]
+    seen, pages = follow_key(api["alice"], "/api/v1/printers?limit=3", "printers")
+    assert seen == ids and pages == 3
+    whole = api["alice"].get("/api/v1/printers").get_json()
+    assert [p["id"] for p in whole["printers"]] == ids and whole["next_cursor"] is None
+
+
+def test_a_printer_added_meanwhile_never_shifts_a_page(api, fleet):
+    add_printers(fleet, api["manager"].member_id, ["b", "d", "f"])
+    first = api["alice"].get("/api/v1/printers?limit=2").get_json()
+    add_printers(fleet, api["manager"].member_id, ["a", "c"])  # both sort before the cursor
+    rest = api["alice"].get(f"/api/v1/printers?limit=2&cursor={first['next_cursor']}").get_json()
+    assert [p["id"] for p in first["printers"] + rest["printers"]] == ["b", "d", "f"]
+
+
+def test_members_come_in_pages_for_managers_only(api, fleet):
+    for n in range(5):
+        fleet.app.members.add_member(f"extra{n}")
+    everyone = [m.id for m in fleet.store.list_members()]
+    seen, pages = follow_key(api["manager"], "/api/v1/members?limit=2", "members")
+    assert seen == everyone and pages == (len(everyone) + 1) // 2
+    assert api["alice"].get("/api/v1/members?limit=2").status_code == 403
+    assert api["alice"].get("/api/v1/members?limit=nonsense").status_code == 403  # who, before what
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/api/v1/printers?cursor=../x", "cursor"),
+        ("/api/v1/printers?limit=0", "limit"),
+        ("/api/v1/members?cursor=x", "cursor"),
+        (f"/api/v1/members?limit={MAX_PAGE + 1}", "limit"),
+    ],
+)
+def test_bad_page_queries_name_the_parameter(api, url, field):
+    response = api["manager"].get(url)
+    assert response.status_code == 422 and response.get_json()["field"] == field
+
+
+def test_a_long_history_comes_in_pages_and_the_job_holds_the_first(api, fleet):
+    job_id = submit(api["alice"])
+    for n in range(DEFAULT_PAGE + 4):
+        fleet.store.set_priority(job_id, n % 7 - 3, actor="manager:1", now=1_767_225_600.0 + n)
+    every = [(e.from_state, e.to_state, e.reason) for e in fleet.store.job_events(job_id)]
+    job = api["alice"].get(f"/api/v1/jobs/{job_id}").get_json()
+    assert len(job["history"]) == DEFAULT_PAGE and job["history_next_cursor"]
+    rest = api["alice"].get(f"/api/v1/jobs/{job_id}/history?cursor={job['history_next_cursor']}").get_json()
+    assert len(job["history"]) + len(rest["events"]) == len(every) and rest["next_cursor"] is None
+    seen, pages = follow_key(api["alice"], f"/api/v1/jobs/{job_id}/history?limit=30", "events")
+    assert [(f, t, r) for f, t, r in seen] == [(f and f.value, t.value, r) for f, t, r in every]
+    assert pages == -(-len(every) // 30)
+    assert api["bob"].get(f"/api/v1/jobs/{job_id}/history").status_code == 403
+    assert api["manager"].get(f"/api/v1/jobs/{job_id}/history?limit=1").status_code == 200
+    assert api["alice"].get("/api/v1/jobs/999999/history").status_code == 404
+
+
+def test_a_short_history_says_there_is_no_more(api):
+    job_id = submit(api["alice"])
+    job = api["alice"].get(f"/api/v1/jobs/{job_id}").get_json()
+    assert [h["to"] for h in job["history"]] == ["submitted", "queued"] and job["history_next_cursor"] is None

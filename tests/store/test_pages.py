@@ -1,14 +1,15 @@
-"""Job listings a page at a time: keyset pages in id order, with filters, on both backends."""
+"""Listings a page at a time (jobs, printers, members, a job's history): keyset pages, on both backends."""
 
 from __future__ import annotations
 
 import pytest
 
+from fleet.errors import NotFound
 from fleet.models import JobFilter, Member, Role
 from fleet.states import JobState
 from fleet.store import Store
 
-from .helpers import T0, submit
+from .helpers import T0, make_printer, submit
 
 
 def all_pages(store: Store, where: JobFilter, limit: int) -> list[list[int]]:
@@ -63,3 +64,32 @@ def test_filters_by_state_member_and_submission_time(store: Store, member: Membe
 def test_a_page_holds_at_least_one_job(store: Store) -> None:
     with pytest.raises(ValueError):
         store.job_page(JobFilter(), limit=0)
+
+
+def test_printers_come_in_id_order_after_the_cursor(store: Store) -> None:
+    for printer_id in ("mk4-2", "mini-1", "mk4-1", "xl"):
+        store.create_printer(make_printer(printer_id))
+    first = store.printer_page(limit=2)
+    assert [p.id for p in first.items] == ["mini-1", "mk4-1"] and first.next_after == "mk4-1"
+    rest = store.printer_page(after=first.next_after, limit=2)
+    assert [p.id for p in rest.items] == ["mk4-2", "xl"] and rest.next_after is None
+
+
+def test_members_come_in_id_order_after_the_cursor(store: Store, member: Member) -> None:
+    others = [store.create_member(f"m{n}", Role.MEMBER, now=T0).id for n in range(3)]
+    first = store.member_page(limit=3)
+    assert [m.id for m in first.items] == [member.id, *others[:2]] and first.next_after == others[1]
+    rest = store.member_page(after=first.next_after, limit=3)
+    assert [m.id for m in rest.items] == others[2:] and rest.next_after is None
+
+
+def test_a_job_history_comes_in_pages_and_names_a_missing_job(store: Store, member: Member) -> None:
+    [job] = submit(store, member.id)
+    for n in range(4):
+        store.set_priority(job.id, n + 1, actor="manager:1", now=T0 + n)
+    every = store.job_events(job.id)
+    first = store.event_page(job.id, limit=3)
+    rest = store.event_page(job.id, after=first.next_after, limit=3)
+    assert first.items + rest.items == every and len(first.items) == 3 and rest.next_after is None
+    with pytest.raises(NotFound):
+        store.event_page(job.id + 1000)

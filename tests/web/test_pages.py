@@ -187,6 +187,12 @@ def test_managers_set_material_and_create_enrollment_codes(browsers, fleet, prin
     assert browsers["alice"].post("/printers/mk4/material", {"material": "PETG"}).status_code == 403
     assert browsers["manager"].post("/printers/mk4/material", {"material": "petg"}).status_code == 303
     assert fleet.app.printers.get_printer("mk4").material == "PETG"
+    # the form's value is checked where the API's is, and a member is refused before it is read
+    bad = browsers["manager"].post("/printers/mk4/material", {"material": "P/L\\A"})
+    assert bad.status_code == 422 and "The material must be a name such as PLA" in bad.get_data(as_text=True)
+    assert browsers["alice"].post("/printers/mk4/material", {"material": "P/L\\A"}).status_code == 403
+    assert browsers["manager"].post("/printers/mk4/material", {"material": ""}).status_code == 303
+    assert fleet.app.printers.get_printer("mk4").material is None
 
     assert browsers["alice"].post("/enroll-code", {"ttl": "1h"}).status_code == 403
     page = browsers["manager"].post("/enroll-code", {"ttl": "1h"}).get_data(as_text=True)
