@@ -736,16 +736,28 @@ class Submitter:
         self._thread.join(35)
 
 
+def all_printers(url: str, token: str) -> list[dict[str, Any]]:
+    """Every printer the fleet lists, following its pages."""
+    found: list[dict[str, Any]] = []
+    params: dict[str, str] = {"limit": "500"}
+    while True:
+        response = requests.get(
+            f"{url}/api/v1/printers", params=params, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        response.raise_for_status()
+        page = response.json()
+        found += page["printers"]
+        if page["next_cursor"] is None:
+            return found
+        params["cursor"] = page["next_cursor"]
+
+
 def wait_all_idle(url: str, token: str, n: int, timeout: float) -> float:
     """Wait until the fleet holds every printer idle (each has reported in); returns how long it took."""
     started = time.monotonic()
     idle = 0
     while time.monotonic() - started < timeout:
-        response = requests.get(
-            f"{url}/api/v1/printers", headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
-        response.raise_for_status()
-        idle = sum(1 for printer in response.json()["printers"] if printer["state"] == "idle")
+        idle = sum(1 for printer in all_printers(url, token) if printer["state"] == "idle")
         if idle >= n:
             return time.monotonic() - started
         time.sleep(0.5)
