@@ -16,7 +16,7 @@ MAX_UPLOAD_CEILING = 2 * 1024 * 1024 * 1024
 MAX_HALF_LIFE_S = 10 * 365 * 86400.0
 #: The shortest: an hour (shorter forgets a print before the next one is queued).
 MIN_HALF_LIFE_S = 3600.0
-#: The most copies one submission may ask a manager to allow.
+#: The highest max_copies (copies of a file one submission may ask for) a manager may set.
 MAX_COPIES = 500
 
 T = TypeVar("T")
