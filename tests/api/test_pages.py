@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from fleet.api.openapi import openapi_document
 from fleet.api.shapes.jobs import DEFAULT_PAGE, MAX_PAGE
 from fleet.geometry import Box
 from fleet.models import NewPrinter, PrinterSpec
@@ -217,3 +218,15 @@ def test_a_short_history_says_there_is_no_more(api):
     job_id = submit(api["alice"])
     job = api["alice"].get(f"/api/v1/jobs/{job_id}").get_json()
     assert [h["to"] for h in job["history"]] == ["submitted", "queued"] and job["history_next_cursor"] is None
+
+
+def test_every_paged_listing_documents_limit_and_cursor_and_answers_next_cursor():
+    document = openapi_document()
+    for path in ("/jobs", "/jobs/mine", "/printers", "/members", "/jobs/{job_id}/history"):
+        operation = document["paths"][path]["get"]
+        params = {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
+        assert {"limit", "cursor"} <= set(params), path
+        assert params["limit"]["schema"]["maximum"] == MAX_PAGE, path
+        answer = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        schema = document["components"]["schemas"][answer.rsplit("/", 1)[1]]
+        assert "next_cursor" in schema["required"], path
