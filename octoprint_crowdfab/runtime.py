@@ -220,6 +220,11 @@ class Runtime:
     def state(self) -> LinkState:
         return self._state
 
+    @property
+    def working(self) -> bool:
+        """Whether the background thread still runs (enrolling or retrying); after a refusal it has ended."""
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         if self.can_start:
             self._thread = threading.Thread(target=self._run, name="crowdfab-runtime", daemon=True)

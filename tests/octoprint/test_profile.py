@@ -66,7 +66,12 @@ def test_a_round_bed_and_two_heated_extruders() -> None:
     data["extruder"].update(count=2, nozzleDiameter=0.6)
     caps = capabilities_from_profile(data)
     assert caps.bed_shape is p.BedShape.CIRCULAR
-    assert (caps.heated_bed, caps.heated_chamber, caps.extruders, caps.nozzle_diameter) == (False, True, 2, 0.6)
+    assert (caps.heated_bed, caps.heated_chamber, caps.extruders, caps.nozzle_diameter) == (
+        False,
+        True,
+        2,
+        0.6,
+    )
 
 
 def test_the_plugin_settings_override_the_profile() -> None:
