@@ -175,7 +175,7 @@ class CrowdFabPlugin(
         ]
 
     def get_assets(self) -> dict[str, list[str]]:
-        return {"js": ["js/crowdfab.js", "js/crowdfab_wizard.js"], "css": ["css/crowdfab.css"]}
+        return {"js": ["js/crowdfab_link.js", "js/crowdfab.js"], "css": ["css/crowdfab.css"]}
 
     # -- first-run wizard ------------------------------------------------------------------------
 

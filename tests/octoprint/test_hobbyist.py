@@ -19,7 +19,7 @@ from fleet.node.enroll import enroll
 from tests.brokers import free_port, wait_until
 from tests.e2e.test_fleet_octoprint import RunningFleet, job_state, submit
 from tests.octoprint.test_ui import log_in, octoprint_page
-from tests.octoprint_server import OctoPrintServer
+from tests.octoprint_server import OctoPrintServer, wait_for
 from tests.web.browser import ARTIFACTS, browser_unavailable
 
 pytestmark = pytest.mark.skipif(browser_unavailable() is not None, reason=str(browser_unavailable()))
@@ -83,7 +83,7 @@ def test_two_config_keys_join_the_fleet_and_a_job_prints(lab: Lab) -> None:
     code = lab.code()
     octoprint = OctoPrintServer({"fleet_url": lab.fleet.url, "enroll_code": code}).start()
     try:
-        joined = wait_until(
+        joined = wait_for(
             lambda: (s := plugin_status(octoprint))["link"] == "online" and s, 60, "the plugin to join"
         )
         printer_id = joined["printer_id"]
@@ -164,7 +164,8 @@ def test_the_wizard_says_what_went_wrong_then_joins(lab: Lab) -> None:
             text = wizard_try(page, lab.fleet.url, lab.code())
             assert "Joined the fleet as" in text, text
             page.screenshot(path=str(ARTIFACTS / "octoprint-wizard-joined.png"))
-            page.click("#wizard_dialog .button-finish, #wizard_dialog .button-next")
+            page.click("#wizard_dialog .button-finish:visible")
+            page.wait_for_selector("#wizard_dialog", state="hidden")
             navbar_shows(page, "joined")
             page.screenshot(path=str(ARTIFACTS / "octoprint-wizard-navbar-joined.png"))
             assert not page.js_errors, page.js_errors
