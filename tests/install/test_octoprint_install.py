@@ -33,17 +33,20 @@ OFFLINE_CHECK = "Could not check crowdfab for updates due to a network error"
 
 
 @pytest.fixture(scope="session", params=sorted(LINES))
-def octoprint_line(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    """A clean environment with one OctoPrint line (and no CrowdFab yet)."""
-    yield make_env(tmp_path_factory.mktemp("venv") / f"octoprint-{request.param}", *LINES[request.param])
+def octoprint_line(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Env]]:
+    """A clean environment with one OctoPrint line (and no CrowdFab yet), and the line."""
+    line = request.param
+    yield line, make_env(tmp_path_factory.mktemp("venv") / f"octoprint-{line}", *LINES[line])
 
 
 def signed_in(octoprint: OctoPrintServer) -> requests.Session:
-    """A browser-like session: the index page is for signed-in users."""
+    """A browser-like session (the index page is for signed-in users), signed in by the admin's API key
+    (a passive login needs no CSRF token, which OctoPrint 1.11 asks of a login by password)."""
     session = requests.Session()
-    answer = session.post(
-        f"{octoprint.url}/api/login", json={"user": "admin", "pass": "admin-password"}, timeout=10
-    )
+    session.headers.update(octoprint.admin.headers)
+    answer = session.post(f"{octoprint.url}/api/login", json={"passive": True}, timeout=10)
     assert answer.status_code == 200, answer.text
     return session
 
@@ -81,20 +84,23 @@ def check_clean_without_it(octoprint: OctoPrintServer) -> None:
 
 @pytest.mark.parametrize("variant", ["wheel", "sdist"])
 def test_installed_from_an_archive_it_loads_and_uninstalls_clean(
-    built: Built, octoprint_line: Env, variant: str
+    built: Built, octoprint_line: tuple[str, Env], variant: str
 ) -> None:
+    line, env = octoprint_line
     archive: Path = getattr(built, variant)
-    run([octoprint_line.bin("python"), "-m", "pip", "install", "-q", str(archive)])
-    octoprint = OctoPrintServer({"fleet_url": ""}, venv_bin=Path(octoprint_line.bin("octoprint")).parent)
+    run([env.bin("python"), "-m", "pip", "install", "-q", str(archive)])
+    octoprint = OctoPrintServer({"fleet_url": ""}, venv_bin=Path(env.bin("octoprint")).parent)
     try:
         octoprint.start()
+        version = octoprint.admin.get(f"{octoprint.url}/api/version", timeout=10).json()["server"]
+        assert version.startswith(f"{line}."), f"OctoPrint {version} is not of the {line} line"
         check_loaded(octoprint)
         octoprint.stop(keep_basedir=True)
-        run([octoprint_line.bin("python"), "-m", "pip", "uninstall", "-y", "-q", "crowdfab"])
+        run([env.bin("python"), "-m", "pip", "uninstall", "-y", "-q", "crowdfab"])
         (octoprint.basedir / "logs" / "octoprint.log").unlink()
         octoprint.launch()
         check_clean_without_it(octoprint)
     finally:
         octoprint.stop()
         # The environment is shared: leave it without CrowdFab whatever happened.
-        run([octoprint_line.bin("python"), "-m", "pip", "uninstall", "-y", "-q", "crowdfab"])
+        run([env.bin("python"), "-m", "pip", "uninstall", "-y", "-q", "crowdfab"])
