@@ -149,6 +149,7 @@ def test_the_wizard_says_what_went_wrong_then_joins(lab: Lab) -> None:
             assert f"The fleet cannot be reached at {nowhere}" in text
             assert "could not reach the fleet" in text, "the details are shown too"
             page.screenshot(path=str(ARTIFACTS / "octoprint-wizard-unreachable.png"))
+            navbar_shows(page, "offline")  # the navbar polls every 15 s while the tab is hidden
 
             text = wizard_try(page, lab.fleet.url, "WRONG-CODE-0000")
             assert "refused the enrollment code: it is unknown, already used or expired" in text
