@@ -24,10 +24,9 @@ LINES = {
     "1.10": ("octoprint>=1.10,<1.11", "limits<4"),
     "1.11": ("octoprint>=1.11,<1.12",),
 }
-#: What OctoPrint logs about a plugin it could not load cleanly, or its templates.
-PLUGIN_WARNING = re.compile(
-    r"(WARNING|ERROR|CRITICAL).*crowdfab|crowdfab.*(not being autoescaped|incompatible)", re.I
-)
+#: What OctoPrint logs about a plugin it could not load cleanly, or about its templates (whoever logs it:
+#: OctoPrint's loader, or the plugin's own logger as the autoescape warning does), in either order.
+PLUGIN_WARNING = re.compile(r"(?=.*crowdfab)(?=.*(WARNING|ERROR|CRITICAL|not being autoescaped))", re.I)
 
 OFFLINE_CHECK = "Could not check crowdfab for updates due to a network error"
 
