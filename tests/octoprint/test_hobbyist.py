@@ -112,6 +112,31 @@ def test_two_config_keys_join_the_fleet_and_a_job_prints(lab: Lab) -> None:
         wait_until(
             lambda: lab.printer(printer_id)["volume"] == smaller, 30, "the fleet to hear the new volume"
         )
+
+        # ... and switches to another profile (a round delta): the fleet hears that one.
+        delta = {"id": "delta", "name": "Delta", "model": "Round", "volume": {"width": 180, "depth": 180}}
+        delta["volume"].update(height=300, formFactor="circular", origin="center")
+        added = octoprint.admin.post(
+            f"{octoprint.url}/api/printerprofiles", json={"profile": delta}, timeout=10
+        )
+        assert added.status_code == 200, added.text
+        connection = f"{octoprint.url}/api/connection"
+        closed = octoprint.admin.post(connection, json={"command": "disconnect"}, timeout=10)
+        assert closed.status_code == 204, closed.text
+        wait_until(
+            lambda: (
+                octoprint.admin.get(connection, timeout=5).json()["current"]["state"] in ("Closed", "Offline")
+            ),
+            20,
+            "OctoPrint to disconnect",
+        )
+        command = {"command": "connect", "port": "VIRTUAL", "printerProfile": "delta"}
+        switched = octoprint.admin.post(connection, json=command, timeout=10)
+        assert switched.status_code == 204, switched.text
+        round_bed = {"min_x": -90, "min_y": -90, "min_z": 0, "max_x": 90, "max_y": 90, "max_z": 300}
+        wait_until(
+            lambda: lab.printer(printer_id)["volume"] == round_bed, 30, "the fleet to hear the profile"
+        )
         assert "autoescaped" not in octoprint.log_text(), "OctoPrint warns about the plugin's templates"
     finally:
         octoprint.stop()
