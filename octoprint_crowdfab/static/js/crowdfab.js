@@ -1,7 +1,9 @@
 /*
- * CrowdFab in OctoPrint's UI: the "Fablab" tab (fleet link, fleet job, pending community job, sending a
- * file to the fleet's queue), a "Send to fablab queue" action on every file of OctoPrint's file list with
- * its dialog, and the plugin's settings page. One view model serves them all.
+ * CrowdFab in OctoPrint's UI: the navbar's link indicator, the "Fablab" tab (fleet link, fleet job,
+ * pending community job, sending a file to the fleet's queue), a "Send to fablab queue" action on every
+ * file of OctoPrint's file list with its dialog, and the plugin's settings page. One view model serves
+ * them all, so the file is longer than the others: they share one status poll and one set of
+ * permissions. What the link's states mean, and the wizard, are in crowdfab_link.js.
  */
 $(function () {
     "use strict";
