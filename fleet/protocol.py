@@ -156,11 +156,43 @@ class Temperature:
     target: Optional[float]
 
 
+class BedShape(str, Enum):
+    """The print bed's outline: a round bed reaches only the circle inside its volume's box."""
+
+    RECTANGULAR = "rectangular"
+    CIRCULAR = "circular"
+
+
+#: More extruders than this on one printer is a malformed status, not a printer.
+MAX_EXTRUDERS = 16
+
+
 @dataclass(frozen=True)
 class Capabilities:
+    """What a printer can print. The fields after ``material`` are optional on the wire (a node that
+    does not know them leaves them out, and a fleet that does not use them yet ignores them)."""
+
     volume: Optional[Box] = None
     nozzle_diameter: Optional[float] = None
     material: Optional[str] = None
+    bed_shape: Optional[BedShape] = None
+    heated_bed: Optional[bool] = None
+    heated_chamber: Optional[bool] = None
+    extruders: Optional[int] = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``capabilities`` object of a status: the three first keys always, the others when known."""
+        data: dict[str, Any] = {
+            "volume": _box(self.volume),
+            "nozzle_diameter": self.nozzle_diameter,
+            "material": self.material,
+        }
+        if self.bed_shape is not None:
+            data["bed_shape"] = self.bed_shape.value
+        for key in ("heated_bed", "heated_chamber", "extruders"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        return data
 
 
 @dataclass(frozen=True)
@@ -244,11 +276,7 @@ def encode_status(status: Status) -> bytes:
             "progress": status.progress,
             "job_id": status.job_id,
             "eta": status.eta,
-            "capabilities": {
-                "volume": _box(status.capabilities.volume),
-                "nozzle_diameter": status.capabilities.nozzle_diameter,
-                "material": status.capabilities.material,
-            },
+            "capabilities": status.capabilities.to_json(),
             "message": status.message,
         }
     )
@@ -411,8 +439,35 @@ def decode_status(payload: bytes) -> Status:
         progress=progress,
         job_id=_int(data, "job_id", optional=True),
         eta=_time(data, "eta", optional=True),
-        capabilities=Capabilities(volume, _num(caps, "nozzle_diameter", optional=True), material),
+        capabilities=_capabilities(caps, volume, material),
         message=_str(data, "message", default=""),
+    )
+
+
+def _capabilities(caps: dict[str, Any], volume: Optional[Box], material: Optional[str]) -> Capabilities:
+    """The status's capabilities; the optional keys are checked only when present."""
+    shape = caps.get("bed_shape")
+    if shape is not None and shape not in {s.value for s in BedShape}:
+        raise ProtocolError(f"capabilities.bed_shape must be one of: {', '.join(s.value for s in BedShape)}")
+    flags: dict[str, Optional[bool]] = {}
+    for key in ("heated_bed", "heated_chamber"):
+        value = caps.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise ProtocolError(f"capabilities.{key} must be true or false")
+        flags[key] = value
+    extruders = caps.get("extruders")
+    if extruders is not None and (
+        isinstance(extruders, bool) or not isinstance(extruders, int) or not 1 <= extruders <= MAX_EXTRUDERS
+    ):
+        raise ProtocolError(f"capabilities.extruders must be a whole number from 1 to {MAX_EXTRUDERS}")
+    return Capabilities(
+        volume,
+        _num(caps, "nozzle_diameter", optional=True),
+        material,
+        bed_shape=None if shape is None else BedShape(shape),
+        heated_bed=flags["heated_bed"],
+        heated_chamber=flags["heated_chamber"],
+        extruders=extruders,
     )
 
 

@@ -1,7 +1,8 @@
 """CrowdFab's OctoPrint plugin: joins this printer to a community print fleet.
 
-Glue only: each mixin method hands over to plain objects (``adapter``, ``runtime``, ``enroll``) that
-are given OctoPrint's ``_printer``, ``_file_manager`` and ``_settings``.
+Glue only: each mixin method hands over to plain objects (``adapter``, ``runtime``, ``enroll``,
+``profile``, ``update``) that are given OctoPrint's ``_printer``, ``_file_manager``, ``_settings`` and
+the current printer profile.
 """
 
 from __future__ import annotations
@@ -15,10 +16,22 @@ import octoprint.plugin
 from flask_babel import gettext
 from octoprint.access import ADMIN_GROUP, USER_GROUP
 from octoprint.access.permissions import Permissions
+from octoprint.events import Events
 
 from .adapter import LOCAL, ChangeCallback, OctoPrintPrinter, forward_print_event
 from .enroll import EnrollmentAnswer, FleetRequestError, queue_file
 from .runtime import PluginConfig, Runtime
+from .update import UPDATE_DEFAULTS, update_information
+
+#: OctoPrint events after which the printer profile in use may say something new.
+PROFILE_EVENTS = {
+    Events.PRINTER_PROFILE_MODIFIED,
+    Events.PRINTER_PROFILE_ADDED,
+    Events.PRINTER_PROFILE_DELETED,
+    Events.CONNECTED,
+}
+#: Bumped when the wizard asks something new, so those who saw the old one see it again.
+WIZARD_VERSION = 1
 
 
 class CrowdFabPlugin(
@@ -29,11 +42,17 @@ class CrowdFabPlugin(
     octoprint.plugin.SimpleApiPlugin,
     octoprint.plugin.TemplatePlugin,
     octoprint.plugin.AssetPlugin,
+    octoprint.plugin.WizardPlugin,
 ):
     def __init__(self) -> None:
         self._runtime: Optional[Runtime] = None
         self._port: Optional[OctoPrintPrinter] = None
         self._lock = threading.Lock()
+        self._swap_lock = threading.Lock()
+        #: Restarts asked for, and the one the current runtime serves: until they match, the status
+        #: says "starting" rather than what the replaced runtime last saw.
+        self._wanted = 0
+        self._serving = 0
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -51,22 +70,42 @@ class CrowdFabPlugin(
     def _restart(self) -> None:
         """Replace the runtime with one for the current settings, off OctoPrint's thread."""
 
+        with self._lock:
+            self._wanted += 1
+            generation = self._wanted
+
         def swap() -> None:
-            config = PluginConfig.from_settings(self._settings.get)
-            runtime = Runtime(
-                config,
-                self._port,
-                Path(self.get_plugin_data_folder()),
-                self._save_enrollment,
-                printer_name=self._settings.global_get(["appearance", "name"]) or "OctoPrint",
-            )
-            with self._lock:
-                old, self._runtime = self._runtime, runtime
-            if old is not None:
-                old.close()
-            runtime.start()
+            with self._swap_lock:  # one swap at a time: a runtime is closed before the next starts
+                if generation < self._wanted:
+                    return  # a later restart will read the settings anyway
+                runtime = Runtime(
+                    self._config(),
+                    self._port,
+                    Path(self.get_plugin_data_folder()),
+                    self._save_enrollment,
+                    printer_name=self._settings.global_get(["appearance", "name"]) or "OctoPrint",
+                )
+                with self._lock:
+                    old, self._runtime = self._runtime, runtime
+                if old is not None:
+                    old.close()
+                with self._lock:
+                    self._serving = generation
+                runtime.start()
 
         threading.Thread(target=swap, name="crowdfab-restart", daemon=True).start()
+
+    def _config(self) -> PluginConfig:
+        profile = self._printer_profile_manager.get_current_or_default()
+        return PluginConfig.from_settings(self._settings.get, profile if isinstance(profile, dict) else None)
+
+    def _profile_may_have_changed(self) -> None:
+        """Tell the fleet of new capabilities: a new runtime's node announces them as it connects."""
+        runtime = self._runtime
+        if runtime is None or self._config().capabilities == runtime.config.capabilities:
+            return
+        self._logger.info("the printer profile changed what this printer can print: telling the fleet")
+        self._restart()
 
     def _save_enrollment(self, enrollment: EnrollmentAnswer) -> None:
         self._settings.set(["printer_id"], enrollment.printer_id)
@@ -96,9 +135,11 @@ class CrowdFabPlugin(
             "auto_accept": True,
             "accept_timeout_s": 300,
             "material": "PLA",
+            # None: what OctoPrint's printer profile says (these only override it).
             "volume": None,
-            "nozzle_diameter": 0.4,
+            "nozzle_diameter": None,
             "mqtt_keepalive_s": 30,
+            "software_update": dict(UPDATE_DEFAULTS),
         }
 
     def get_settings_restricted_paths(self) -> dict[str, Any]:
@@ -119,21 +160,43 @@ class CrowdFabPlugin(
 
     # -- user interface --------------------------------------------------------------------------
 
+    def is_template_autoescaped(self) -> bool:
+        return True
+
     def get_template_configs(self) -> list[dict[str, Any]]:
-        # One view model binds them all: the tab (link, jobs, queueing), the settings page and the dialog
-        # behind the file list's "Send to fablab queue" action.
+        # One view model binds them all: the navbar indicator, the tab (link, jobs, queueing), the settings
+        # page and the dialog behind the file list's "Send to fablab queue" action; the wizard has its own.
         return [
+            {"type": "navbar", "custom_bindings": True},
             {"type": "tab", "name": gettext("Fablab"), "custom_bindings": True},
             {"type": "settings", "name": gettext("CrowdFab"), "custom_bindings": True},
             {"type": "generic", "template": "crowdfab_send_dialog.jinja2", "custom_bindings": True},
+            {"type": "wizard", "name": gettext("Community fleet"), "custom_bindings": True},
         ]
 
     def get_assets(self) -> dict[str, list[str]]:
-        return {"js": ["js/crowdfab.js"], "css": ["css/crowdfab.css"]}
+        return {"js": ["js/crowdfab_link.js", "js/crowdfab.js"], "css": ["css/crowdfab.css"]}
+
+    # -- first-run wizard ------------------------------------------------------------------------
+
+    def is_wizard_required(self) -> bool:
+        """Asked until the printer is enrolled or given a fleet URL and a code some other way."""
+        config = PluginConfig.from_settings(self._settings.get)
+        return not config.enrolled and not (config.fleet_url and config.enroll_code)
+
+    def get_wizard_version(self) -> int:
+        return WIZARD_VERSION
+
+    # -- software update -------------------------------------------------------------------------
+
+    def get_update_information(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return update_information(self._settings.get(["software_update"]) or {}, self._plugin_version)
 
     # -- events ----------------------------------------------------------------------------------
 
     def on_event(self, event: str, payload: Any) -> None:
+        if event in PROFILE_EVENTS:
+            self._profile_may_have_changed()
         node = self._node()
         if node is not None:
             forward_print_event(node, event, payload)
@@ -168,9 +231,12 @@ class CrowdFabPlugin(
     def on_api_get(self, request: Any) -> Any:
         if not Permissions.PLUGIN_CROWDFAB_QUEUE.can() and not Permissions.PLUGIN_CROWDFAB_ADMIN.can():
             flask.abort(403)
-        runtime = self._runtime
+        with self._lock:
+            runtime = self._runtime if self._serving == self._wanted else None
         if runtime is None:
-            return flask.jsonify(link="starting", error="", printer_id=None, job=None, pending_offer=None)
+            return flask.jsonify(
+                link="starting", error="", problem="", printer_id=None, job=None, pending_offer=None
+            )
         return flask.jsonify(runtime.status())
 
     def on_api_command(self, command: str, data: dict[str, Any]) -> Any:
@@ -183,7 +249,7 @@ class CrowdFabPlugin(
         if command == "enroll":
             for key in ("fleet_url", "enroll_code"):
                 if isinstance(data.get(key), str) and data[key]:
-                    self._settings.set([key], data[key])
+                    self._settings.set([key], data[key].strip())
             self._settings.set(["printer_id"], "")
             self._settings.set(["printer_token"], "")
             self._settings.save()
@@ -227,8 +293,16 @@ class CrowdFabPlugin(
 
 
 __plugin_name__ = "CrowdFab"
+__plugin_description__ = (
+    "Lends this printer to a community print fleet (a fablab's shared queue): joins with the fleet's "
+    "address and a one-time code, prints the fleet's jobs, and sends your files to its queue."
+)
+__plugin_author__ = "The CrowdFab contributors"
+__plugin_url__ = UPDATE_DEFAULTS["project_url"]
+__plugin_license__ = "AGPL-3.0-or-later"
 __plugin_pythoncompat__ = ">=3.9,<4"
 __plugin_implementation__ = CrowdFabPlugin()
 __plugin_hooks__ = {
     "octoprint.access.permissions": __plugin_implementation__.get_additional_permissions,
+    "octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information,
 }

@@ -1,13 +1,17 @@
 """The plugin's life cycle as a plain object: enroll when needed, run the node, report how the link is.
 
-Nothing here blocks OctoPrint: enrollment and connecting happen on a background thread that retries
-until it succeeds or the plugin shuts down.
+Nothing here blocks OctoPrint: enrollment and connecting happen on a background thread. A fleet that
+cannot be reached is tried again, less and less often (30 s, doubling, at most every 10 min); a fleet
+that refuses (a wrong or used code, a printer it cannot take) is not asked again until the user changes
+something, since asking again could only get the same answer. Either way the status says why, in the
+fleet's own words plus a ``problem`` the user interface explains.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -19,6 +23,7 @@ from fleet.node import NodeSettings, PrinterNode, PrinterPort
 from fleet.protocol import Capabilities
 
 from .enroll import BrokerAddress, EnrollmentAnswer, FleetRequestError, enroll
+from .profile import capabilities_from_profile
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +34,44 @@ class LinkState(str, Enum):
     CONNECTING = "connecting"
     ONLINE = "online"
     OFFLINE = "offline"
+    #: The fleet could not be reached to enroll (or answered with a server error): tried again later.
+    UNREACHABLE = "unreachable"
+    #: The fleet refused to enroll this printer: nothing is tried until the settings change.
+    REFUSED = "refused"
     #: Enrolled, but the node could not be built (the message says why).
     BROKEN = "broken"
+
+
+class Problem(str, Enum):
+    """Why the printer is not in the fleet, for the user interface to explain in the user's language."""
+
+    NONE = ""
+    #: No fleet URL or no enrollment code: the wizard or the settings ask for them.
+    NOT_SET_UP = "not_set_up"
+    UNREACHABLE = "unreachable"
+    #: The code is unknown, already used or expired.
+    CODE = "code"
+    #: The fleet has a printer of that name already.
+    NAME = "name"
+    #: Any other refusal: the fleet's words say what (for example a build volume it cannot take).
+    REFUSED = "refused"
+    NODE = "node"
+
+
+#: Seconds between enrollment tries while the fleet cannot be reached: the first wait, and the longest.
+RETRY_FIRST_S = 30.0
+RETRY_MAX_S = 600.0
+
+
+def problem_of(exc: FleetRequestError) -> Problem:
+    """What a failed enrollment means for the user: a refusal by its HTTP status, else unreachable."""
+    if exc.status is None:
+        return Problem.UNREACHABLE
+    if exc.status == 401:
+        return Problem.CODE
+    if exc.status == 409:
+        return Problem.NAME
+    return Problem.REFUSED
 
 
 @dataclass(frozen=True)
@@ -43,13 +84,18 @@ class PluginConfig:
     auto_accept: bool = True
     accept_timeout_s: float = 300.0
     material: Optional[str] = None
+    #: The plugin's overrides of what the printer profile says (None: the profile's).
     volume: Optional[Box] = None
     nozzle_diameter: Optional[float] = None
     #: Seconds between MQTT keepalives: the fleet learns of a vanished printer after 1.5 times this.
     keepalive_s: int = 30
+    #: OctoPrint's printer profile as plain dict (see :mod:`.profile`).
+    profile: Optional[dict[str, Any]] = None
 
     @classmethod
-    def from_settings(cls, get: Callable[[list[str]], Any]) -> PluginConfig:
+    def from_settings(
+        cls, get: Callable[[list[str]], Any], profile: Optional[dict[str, Any]] = None
+    ) -> PluginConfig:
         """Read the plugin's settings through ``get([key, ...])`` (OctoPrint's ``_settings.get``)."""
         mqtt = get(["mqtt"]) or {}
         host = mqtt.get("host")
@@ -79,6 +125,7 @@ class PluginConfig:
             volume=volume,
             nozzle_diameter=float(get(["nozzle_diameter"])) if get(["nozzle_diameter"]) else None,
             keepalive_s=max(5, min(300, int(get(["mqtt_keepalive_s"]) or 30))),
+            profile=profile,
         )
 
     @property
@@ -87,7 +134,13 @@ class PluginConfig:
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(self.volume, self.nozzle_diameter, self.material)
+        """The printer profile's capabilities with the plugin's own settings over them."""
+        return capabilities_from_profile(
+            self.profile,
+            material=self.material,
+            volume_override=self.volume,
+            nozzle_override=self.nozzle_diameter,
+        )
 
 
 NodeFactory = Callable[[PluginConfig, PrinterPort, Path, Callable[[bool], None]], PrinterNode]
@@ -129,7 +182,9 @@ class Runtime:
         *,
         printer_name: str = "OctoPrint",
         node_factory: NodeFactory = build_mqtt_node,
-        retry_s: float = 30.0,
+        retry_s: float = RETRY_FIRST_S,
+        retry_max_s: float = RETRY_MAX_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self._printer = printer
@@ -138,18 +193,40 @@ class Runtime:
         self._printer_name = printer_name
         self._node_factory = node_factory
         self._retry_s = retry_s
+        self._retry_max_s = retry_max_s
+        self._clock = clock
+        #: Enrollment tries made, and when the next one is due (epoch seconds) while unreachable.
+        self.attempts = 0
+        self._next_try_at: Optional[float] = None
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._node: Optional[PrinterNode] = None
         self._state = LinkState.NOT_ENROLLED
+        if self.can_start:
+            self._state = LinkState.CONNECTING if config.enrolled else LinkState.ENROLLING
         self._error = ""
+        self._problem = Problem.NONE if self.can_start else Problem.NOT_SET_UP
 
     @property
     def node(self) -> Optional[PrinterNode]:
         return self._node
 
+    @property
+    def can_start(self) -> bool:
+        """Enrolled, or given what enrolling needs (a fleet URL and a code)."""
+        return self.config.enrolled or bool(self.config.fleet_url and self.config.enroll_code)
+
+    @property
+    def state(self) -> LinkState:
+        return self._state
+
+    @property
+    def working(self) -> bool:
+        """Whether the background thread still runs (enrolling or retrying); after a refusal it has ended."""
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
-        if self.config.enrolled or (self.config.fleet_url and self.config.enroll_code):
+        if self.can_start:
             self._thread = threading.Thread(target=self._run, name="crowdfab-runtime", daemon=True)
             self._thread.start()
 
@@ -170,6 +247,9 @@ class Runtime:
         return {
             "link": self._state.value,
             "error": self._error,
+            "problem": self._problem.value,
+            "fleet_url": self.config.fleet_url,
+            "next_try_at": self._next_try_at if self._state is LinkState.UNREACHABLE else None,
             "printer_id": self.config.printer_id or None,
             "job": None
             if job is None
@@ -186,14 +266,24 @@ class Runtime:
         }
 
     def _run(self) -> None:
+        wait = self._retry_s
         while not self.config.enrolled and not self._stop.is_set():
             self._state = LinkState.ENROLLING
+            self.attempts += 1
             try:
                 self._enroll()
             except FleetRequestError as exc:
-                self._error = str(exc)
-                log.error("enrolling with the fleet failed (retrying in %g s): %s", self._retry_s, exc)
-                self._stop.wait(self._retry_s)
+                self._error, self._problem = str(exc), problem_of(exc)
+                if self._problem is not Problem.UNREACHABLE:
+                    self._state = LinkState.REFUSED
+                    log.error("the fleet refused to enroll this printer (not retried): %s", exc)
+                    return
+                self._state = LinkState.UNREACHABLE
+                self._next_try_at = self._clock() + wait
+                log.error("enrolling with the fleet failed (retrying in %g s): %s", wait, exc)
+                self._stop.wait(wait)
+                wait = min(wait * 2, self._retry_max_s)
+        self._next_try_at = None
         if self._stop.is_set():
             return
         self._state = LinkState.CONNECTING
@@ -202,12 +292,16 @@ class Runtime:
             self._node.start()
         except Exception as exc:
             self._state, self._error = LinkState.BROKEN, f"could not start the fleet node: {exc}"
+            self._problem = Problem.NODE
             log.exception("could not start the fleet node")
 
     def _enroll(self) -> None:
         c = self.config
-        caps: dict[str, Any] = {"nozzle_diameter": c.nozzle_diameter, "material": c.material}
-        caps["volume"] = c.volume.to_dict() if c.volume else None
+        # Only what every fleet takes at enrollment; the node's first status carries the rest.
+        known = c.capabilities
+        caps: dict[str, Any] = {"volume": known.volume.to_dict() if known.volume else None}
+        caps["nozzle_diameter"] = known.nozzle_diameter or 0.4
+        caps["material"] = known.material
         enrollment = enroll(c.fleet_url, c.enroll_code, self._printer_name, caps)
         self._save_enrollment(enrollment)
         self.config = PluginConfig(
@@ -219,10 +313,10 @@ class Runtime:
                 "mqtt": enrollment.mqtt,
             }
         )
-        self._error = ""
+        self._error, self._problem = "", Problem.NONE
         log.info("enrolled with the fleet as printer %s", enrollment.printer_id)
 
     def _link_changed(self, up: bool) -> None:
         self._state = LinkState.ONLINE if up else LinkState.OFFLINE
         if up:
-            self._error = ""
+            self._error, self._problem = "", Problem.NONE

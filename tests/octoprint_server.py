@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 import requests
 import yaml
 
+from octoprint_crowdfab import WIZARD_VERSION
 from tests.brokers import free_port
 
 VENV_BIN = Path(sys.executable).parent
@@ -53,11 +54,17 @@ class OctoPrintServer:
         extra_plugins: Optional[dict[str, str]] = None,
         virtual_printer: Optional[dict[str, Any]] = None,
         start_timeout: float = 40.0,
+        wizard_seen: bool = True,
+        venv_bin: Path = VENV_BIN,
     ) -> None:
         self.plugin_settings = plugin_settings or {}
         self.extra_plugins = extra_plugins or {}
         self.virtual_printer = virtual_printer or FAST_VIRTUAL_PRINTER
         self.start_timeout = start_timeout
+        #: False: the plugin's first-run wizard greets an admin who signs in (when nothing is set up).
+        self.wizard_seen = wizard_seen
+        #: Where ``octoprint`` is: this environment's, or a clean one an install test made.
+        self.venv_bin = venv_bin
         self.basedir = Path(tempfile.mkdtemp(prefix="crowdfab-octoprint-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -84,7 +91,7 @@ class OctoPrintServer:
         log = (self.basedir / "serve.log").open("ab")
         self.process = subprocess.Popen(
             [
-                str(VENV_BIN / "octoprint"),
+                str(self.venv_bin / "octoprint"),
                 "serve",
                 "--iknowwhatimdoing",
                 "--basedir",
@@ -107,7 +114,8 @@ class OctoPrintServer:
             raise
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, *, keep_basedir: bool = False) -> None:
+        """Stop OctoPrint; its base directory goes too unless ``keep_basedir`` (to :meth:`launch` again)."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -116,7 +124,7 @@ class OctoPrintServer:
                 self.process.kill()
                 self.process.wait(timeout)
         self.process = None
-        if not os.environ.get("CROWDFAB_KEEP_OCTOPRINT"):
+        if not keep_basedir and not os.environ.get("CROWDFAB_KEEP_OCTOPRINT"):
             shutil.rmtree(self.basedir, ignore_errors=True)
 
     def log_text(self) -> str:
@@ -131,7 +139,10 @@ class OctoPrintServer:
                 "firstRun": False,
                 "onlineCheck": {"enabled": False},
                 "pluginBlacklist": {"enabled": False},
-                "seenWizards": {"corewizard": 4},
+                "seenWizards": {
+                    "corewizard": 4,
+                    **({"crowdfab": WIZARD_VERSION} if self.wizard_seen else {}),
+                },
             },
             "plugins": {
                 "virtual_printer": self.virtual_printer,
@@ -150,7 +161,7 @@ class OctoPrintServer:
                 (plugins / f"{name}.py").write_text(source)
 
     def _add_user(self, name: str, key: str, *, admin: bool, permissions: tuple[str, ...] = ()) -> None:
-        command = [str(VENV_BIN / "octoprint"), "--basedir", str(self.basedir), "user", "add", name]
+        command = [str(self.venv_bin / "octoprint"), "--basedir", str(self.basedir), "user", "add", name]
         command += ["--password", f"{name}-password"] + (["--admin"] if admin else [])
         for permission in permissions:
             command += ["--permission", permission]

@@ -171,3 +171,20 @@ def test_dispatched_job_prints_on_the_virtual_printer(octoprint: OctoPrintServer
     # OctoPrint records the print from its own PrintDone listener, which may come after our event.
     wait_for(lambda: history().get("success") == 1, 15, "OctoPrint to record the print", 0.2)
     assert history().get("failure", 0) == 0, json.dumps(history())
+
+
+def test_software_update_knows_the_plugin_and_stays_calm_off_line(octoprint: OctoPrintServer) -> None:
+    answer = octoprint.admin.get(f"{octoprint.url}/plugin/softwareupdate/check?targets=crowdfab", timeout=60)
+    assert answer.status_code == 200, answer.text
+    entry = answer.json()["information"]["crowdfab"]
+    assert entry["displayName"] == "CrowdFab" and not entry["disabled"]
+    # This machine has no network: the check says so and nothing else breaks.
+    assert entry["error"] in (None, "network"), entry
+
+
+def test_plugin_metadata_and_no_autoescape_warning(octoprint: OctoPrintServer) -> None:
+    import octoprint_crowdfab as plugin
+
+    assert plugin.__plugin_description__ and plugin.__plugin_license__ == "AGPL-3.0-or-later"
+    assert plugin.__plugin_url__.startswith("https://") and plugin.__plugin_author__
+    assert "not being autoescaped" not in octoprint.log_text()

@@ -57,7 +57,7 @@ def test_every_marked_string_has_a_french_text() -> None:
 
 def test_placeholders_survive_translation() -> None:
     for source, text in po_messages().items():
-        for name in ("%(id)s", "%(path)s", "%(file)s", "%(state)s"):
+        for name in ("%(id)s", "%(path)s", "%(file)s", "%(state)s", "%(url)s", "%(time)s"):
             assert (name in source) == (name in text), f"{name} in {source!r} vs {text!r}"
 
 

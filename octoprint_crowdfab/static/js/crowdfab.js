@@ -1,7 +1,9 @@
 /*
- * CrowdFab in OctoPrint's UI: the "Fablab" tab (fleet link, fleet job, pending community job, sending a
- * file to the fleet's queue), a "Send to fablab queue" action on every file of OctoPrint's file list with
- * its dialog, and the plugin's settings page. One view model serves them all.
+ * CrowdFab in OctoPrint's UI: the navbar's link indicator, the "Fablab" tab (fleet link, fleet job,
+ * pending community job, sending a file to the fleet's queue), a "Send to fablab queue" action on every
+ * file of OctoPrint's file list with its dialog, and the plugin's settings page. One view model serves
+ * them all, so the file is longer than the others: they share one status poll and one set of
+ * permissions. What the link's states mean, and the wizard, are in crowdfab_link.js.
  */
 $(function () {
     "use strict";
@@ -28,6 +30,7 @@ $(function () {
 
         self.link = ko.observable("");
         self.error = ko.observable("");
+        self.status = ko.observable({});
         self.printerId = ko.observable("");
         self.job = ko.observable(null);
         self.offer = ko.observable(null);
@@ -42,7 +45,28 @@ $(function () {
             online: gettext("online"),
             offline: gettext("offline"),
             broken: gettext("broken"),
+            unreachable: gettext("fleet unreachable"),
+            refused: gettext("refused"),
             starting: gettext("starting")
+        };
+        // The navbar's four words (and "not set up" before there is anything to try).
+        var NAVBAR = {
+            online: ["joined", "label-success"],
+            enrolling: ["connecting", "label-warning"],
+            connecting: ["connecting", "label-warning"],
+            starting: ["connecting", "label-warning"],
+            offline: ["offline", "label-important"],
+            unreachable: ["offline", "label-important"],
+            refused: ["refused", "label-important"],
+            broken: ["refused", "label-important"],
+            "not enrolled": ["not set up", ""]
+        };
+        var NAVBAR_TEXT = {
+            joined: gettext("joined"),
+            connecting: gettext("connecting"),
+            offline: gettext("offline"),
+            refused: gettext("refused"),
+            "not set up": gettext("not set up")
         };
         var PHASE_TEXT = {
             printing: gettext("printing"),
@@ -62,6 +86,8 @@ $(function () {
                     return "label-success";
                 case "offline":
                 case "broken":
+                case "unreachable":
+                case "refused":
                     return "label-important";
                 case "enrolling":
                 case "connecting":
@@ -70,6 +96,35 @@ $(function () {
                     return "";
             }
         });
+        self.problemText = ko.pureComputed(function () {
+            return window.CrowdFabLink.problemText(self.status());
+        });
+        function navbarEntry() {
+            return NAVBAR[self.link()] || ["connecting", "label-warning"];
+        }
+        self.navbarText = ko.pureComputed(function () {
+            return NAVBAR_TEXT[navbarEntry()[0]];
+        });
+        self.navbarClass = ko.pureComputed(function () {
+            return navbarEntry()[1];
+        });
+        // The fleet's own words on hover: what it answered last, else what the link is.
+        self.navbarTitle = ko.pureComputed(function () {
+            var parts = [_.sprintf(gettext("Community fleet: %(state)s"), {state: self.linkText()})];
+            if (self.problemText()) parts.push(self.problemText());
+            if (self.error()) parts.push(self.error());
+            return parts.join("\n");
+        });
+        self.showLinkDetails = function () {
+            new PNotify({
+                title: _.sprintf(gettext("Community fleet: %(state)s"), {state: _.escape(self.linkText())}),
+                text: [self.problemText(), self.error()].filter(Boolean).map(_.escape).join("<br>") ||
+                    _.escape(self.printerId() ? _.sprintf(gettext("Joined as %(id)s."), {id: self.printerId()}) : ""),
+                type: self.navbarClass() === "label-important" ? "error" : "info"
+            });
+            $("#tab_plugin_crowdfab_link a").tab("show");
+            return false;
+        };
         self.phaseText = function (phase) {
             return PHASE_TEXT[phase] || phase;
         };
@@ -139,6 +194,7 @@ $(function () {
         };
 
         self.fromStatus = function (status) {
+            self.status(status);
             self.link(status.link || "");
             self.error(status.error || "");
             self.printerId(status.printer_id || "");
@@ -493,6 +549,6 @@ $(function () {
     OCTOPRINT_VIEWMODELS.push({
         construct: CrowdFabViewModel,
         dependencies: ["loginStateViewModel", "accessViewModel", "settingsViewModel"],
-        elements: ["#tab_plugin_crowdfab", "#settings_plugin_crowdfab", DIALOG]
+        elements: ["#navbar_plugin_crowdfab", "#tab_plugin_crowdfab", "#settings_plugin_crowdfab", DIALOG]
     });
 });

@@ -1,0 +1,225 @@
+"""The README's hobbyist recipe against a real fleet (`crowdfab-fleet serve` with its Mosquitto), real
+OctoPrints on the virtual printer with their default printer profile, and chromium.
+
+Given only ``fleet_url`` and ``enroll_code`` (config keys, or the first-run wizard), a fresh OctoPrint joins,
+says so in its navbar, prints a member's job, and the fleet records it done. A wrong or used code and an
+unreachable fleet each show their own message in OctoPrint's UI, and a refusal is not asked again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleet.gcode.generate import generate_box
+from fleet.node.enroll import enroll
+from tests.brokers import free_port, wait_until
+from tests.e2e.test_fleet_octoprint import RunningFleet, job_state, submit
+from tests.octoprint.test_ui import log_in, octoprint_page
+from tests.octoprint_server import OctoPrintServer, wait_for
+from tests.web.browser import ARTIFACTS, browser_unavailable
+
+pytestmark = pytest.mark.skipif(browser_unavailable() is not None, reason=str(browser_unavailable()))
+
+DEFAULT_VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 200, "max_y": 200, "max_z": 200}
+
+
+class Lab:
+    """One fleet for the module, with a manager and a member."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.fleet = RunningFleet(data_dir)
+        self.manager = self.fleet.cli("member", "add", "ada", "--role", "manager")["token"]
+        self.member = self.fleet.cli("member", "add", "alice")["token"]
+
+    def code(self) -> str:
+        code: str = self.fleet.cli("enroll-code")["code"]
+        return code
+
+    def printer(self, printer_id: str) -> dict[str, Any]:
+        answer = self.fleet.api(self.manager, "GET", f"/printers/{printer_id}")
+        assert answer.status_code == 200, answer.text
+        printer: dict[str, Any] = answer.json()
+        return printer
+
+    def print_a_job(self, printer_id: str, name: str) -> None:
+        """A member's job reaches the printer and the fleet records it done."""
+        wait_until(lambda: self.printer(printer_id)["state"] == "idle", 60, f"{printer_id} to be idle")
+        job_id = submit(self.fleet, self.member, generate_box(10, 10, 0.6, origin=(50.0, 50.0)), name)
+        wait_until(lambda: job_state(self.fleet, self.member, job_id) == "done", 120, f"{name} to be done")
+        assert self.fleet.api(self.member, "GET", f"/jobs/{job_id}").json()["printer_id"] == printer_id
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    running = Lab(tmp_path_factory.mktemp("hobbyist") / "fleet")
+    try:
+        yield running
+    finally:
+        running.fleet.stop()
+
+
+def plugin_status(octoprint: OctoPrintServer) -> dict[str, Any]:
+    answer = octoprint.admin.get(f"{octoprint.url}/api/plugin/crowdfab", timeout=5)
+    assert answer.status_code == 200, answer.text
+    status: dict[str, Any] = answer.json()
+    return status
+
+
+def navbar_shows(page: Any, text: str, timeout_ms: int = 45_000) -> None:
+    page.wait_for_function(
+        "t => { const e = document.querySelector('[data-test-id=crowdfab-navbar-state]');"
+        " return e && e.offsetParent !== null && e.textContent.trim() === t; }",
+        arg=text,
+        timeout=timeout_ms,
+    )
+
+
+def test_two_config_keys_join_the_fleet_and_a_job_prints(lab: Lab) -> None:
+    """The README's recipe as written: a default profile and only fleet_url and enroll_code."""
+    code = lab.code()
+    octoprint = OctoPrintServer({"fleet_url": lab.fleet.url, "enroll_code": code}).start()
+    try:
+        joined = wait_for(
+            lambda: (s := plugin_status(octoprint))["link"] == "online" and s, 60, "the plugin to join"
+        )
+        printer_id = joined["printer_id"]
+        printer = lab.printer(printer_id)
+        assert printer["volume"] == DEFAULT_VOLUME, "the volume comes from OctoPrint's default profile"
+        assert printer["nozzle_diameter"] == 0.4
+
+        with octoprint_page() as page:
+            log_in(page, octoprint.url)
+            navbar_shows(page, "joined")
+            title = page.locator("[data-test-id=crowdfab-navbar]").get_attribute("title")
+            assert title is not None and "online" in title
+            page.screenshot(path=str(ARTIFACTS / "octoprint-navbar-joined.png"))
+            assert not page.js_errors, page.js_errors
+
+        lab.print_a_job(printer_id, "hobbyist-config.gcode")
+
+        # The owner makes the printer smaller in OctoPrint's profile: the fleet hears it.
+        changed = octoprint.admin.patch(
+            f"{octoprint.url}/api/printerprofiles/_default",
+            json={"profile": {"volume": {"width": 120, "depth": 130, "height": 90, "origin": "center"}}},
+            timeout=10,
+        )
+        assert changed.status_code == 200, changed.text
+        smaller = {"min_x": -60, "min_y": -65, "min_z": 0, "max_x": 60, "max_y": 65, "max_z": 90}
+        wait_until(
+            lambda: lab.printer(printer_id)["volume"] == smaller, 30, "the fleet to hear the new volume"
+        )
+
+        # ... and switches to another profile (a round delta): the fleet hears that one.
+        delta = {"id": "delta", "name": "Delta", "model": "Round", "volume": {"width": 180, "depth": 180}}
+        delta["volume"].update(height=300, formFactor="circular", origin="center")
+        added = octoprint.admin.post(
+            f"{octoprint.url}/api/printerprofiles", json={"profile": delta}, timeout=10
+        )
+        assert added.status_code == 200, added.text
+        connection = f"{octoprint.url}/api/connection"
+        closed = octoprint.admin.post(connection, json={"command": "disconnect"}, timeout=10)
+        assert closed.status_code == 204, closed.text
+        wait_until(
+            lambda: (
+                octoprint.admin.get(connection, timeout=5).json()["current"]["state"] in ("Closed", "Offline")
+            ),
+            20,
+            "OctoPrint to disconnect",
+        )
+        command = {"command": "connect", "port": "VIRTUAL", "printerProfile": "delta"}
+        switched = octoprint.admin.post(connection, json=command, timeout=10)
+        assert switched.status_code == 204, switched.text
+        round_bed = {"min_x": -90, "min_y": -90, "min_z": 0, "max_x": 90, "max_y": 90, "max_z": 300}
+        wait_until(
+            lambda: lab.printer(printer_id)["volume"] == round_bed, 30, "the fleet to hear the profile"
+        )
+        assert "autoescaped" not in octoprint.log_text(), "OctoPrint warns about the plugin's templates"
+    finally:
+        octoprint.stop()
+
+
+def wizard_try(page: Any, url: str, code: str) -> str:
+    """Fill the wizard's two fields, press "Join the fleet" and wait for its verdict."""
+    page.fill("#crowdfab-wizard-url", url)
+    page.fill("#crowdfab-wizard-code", code)
+    page.click("[data-test-id=crowdfab-wizard-join]")
+    result = page.locator("[data-test-id=crowdfab-wizard-result]")
+    page.wait_for_function(
+        "() => { const e = document.querySelector('[data-test-id=crowdfab-wizard-result]');"
+        " return e && !e.classList.contains('alert-info') && e.offsetParent !== null; }",
+        timeout=45_000,
+    )
+    text: str = result.inner_text()
+    return text
+
+
+def test_the_wizard_says_what_went_wrong_then_joins(lab: Lab) -> None:
+    used = lab.code()
+    enroll(lab.fleet.url, used, "first", {"volume": DEFAULT_VOLUME})  # another printer spent it
+    octoprint = OctoPrintServer({}, wizard_seen=False).start()  # nothing set: the wizard greets the admin
+    try:
+        with octoprint_page() as page:
+            log_in(page, octoprint.url)
+            page.wait_for_selector("#wizard_dialog", state="visible")
+            page.click("#wizard_plugin_crowdfab_link a")
+            page.locator("#crowdfab-wizard-url").wait_for(state="visible")
+            navbar_shows(page, "not set up")
+
+            nowhere = f"http://127.0.0.1:{free_port()}"
+            text = wizard_try(page, nowhere, "ABCD-EFGH-IJKL")
+            assert f"The fleet cannot be reached at {nowhere}" in text
+            assert "could not reach the fleet" in text, "the details are shown too"
+            page.screenshot(path=str(ARTIFACTS / "octoprint-wizard-unreachable.png"))
+            navbar_shows(page, "offline")  # the navbar polls every 15 s while the tab is hidden
+
+            text = wizard_try(page, lab.fleet.url, "WRONG-CODE-0000")
+            assert "refused the enrollment code: it is unknown, already used or expired" in text
+            assert "this enrollment code is not valid" in text, "the fleet's own words"
+            page.screenshot(path=str(ARTIFACTS / "octoprint-wizard-wrong-code.png"))
+
+            text = wizard_try(page, lab.fleet.url, used)
+            assert "refused the enrollment code" in text
+            page.screenshot(path=str(ARTIFACTS / "octoprint-wizard-used-code.png"))
+            # The navbar says so too, and the fleet's words are one click away.
+            navbar_shows(page, "refused")
+
+            text = wizard_try(page, lab.fleet.url, lab.code())
+            assert "Joined the fleet as" in text, text
+            page.screenshot(path=str(ARTIFACTS / "octoprint-wizard-joined.png"))
+            page.click("#wizard_dialog .button-finish:visible")
+            page.wait_for_selector("#wizard_dialog", state="hidden")
+            navbar_shows(page, "joined")
+            page.screenshot(path=str(ARTIFACTS / "octoprint-wizard-navbar-joined.png"))
+            assert not page.js_errors, page.js_errors
+
+        status = plugin_status(octoprint)
+        assert status["link"] == "online"
+        # Each refusal was asked once: one line each in the log, nothing retried.
+        assert octoprint.log_text().count("the fleet refused to enroll this printer") == 2
+        lab.print_a_job(status["printer_id"], "hobbyist-wizard.gcode")
+    finally:
+        octoprint.stop()
+
+
+def test_the_fablab_tab_and_navbar_explain_a_refused_code(lab: Lab) -> None:
+    octoprint = OctoPrintServer({"fleet_url": lab.fleet.url, "enroll_code": "NOPE-NOPE-NOPE"}).start()
+    try:
+        with octoprint_page() as page:
+            log_in(page, octoprint.url)
+            navbar_shows(page, "refused")
+            page.click("[data-test-id=crowdfab-navbar]")
+            notice = page.locator(".ui-pnotify").filter(has_text="enrollment code")
+            notice.first.wait_for(state="visible")
+            assert "this enrollment code is not valid" in notice.first.inner_text()
+            problem = page.locator("[data-test-id=crowdfab-problem]")
+            problem.wait_for(state="visible")
+            assert "Ask a fleet manager for a new code" in problem.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "octoprint-tab-refused-code.png"), full_page=True)
+            assert not page.js_errors, page.js_errors
+        assert octoprint.log_text().count("the fleet refused to enroll this printer") == 1
+    finally:
+        octoprint.stop()

@@ -1,0 +1,145 @@
+"""The plugin's runtime against a real HTTP server standing in for the fleet's enrollment endpoint: a
+refusal is asked once and explained, an unreachable fleet is tried again less and less often."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from octoprint_crowdfab.runtime import LinkState, PluginConfig, Problem, Runtime
+from octoprint_crowdfab.update import update_information
+from tests.brokers import free_port
+from tests.octoprint_server import wait_for
+
+
+class Fleet:
+    """Answers every enrollment with ``status`` and ``message``; counts the requests."""
+
+    def __init__(self) -> None:
+        self.status = 401
+        self.message = "this enrollment code is not valid (unknown, used or expired)"
+        self.bodies: list[dict[str, Any]] = []
+        fleet = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                fleet.bodies.append(json.loads(self.rfile.read(length)))
+                body = json.dumps({"message": fleet.message}).encode()
+                self.send_response(fleet.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def fleet() -> Iterator[Fleet]:
+    running = Fleet()
+    yield running
+    running.close()
+
+
+def runtime_for(url: str, tmp_path: Path, **kw: Any) -> Runtime:
+    profile = {"volume": {"width": 220, "depth": 220, "height": 250, "origin": "lowerleft"}}
+    config = PluginConfig(fleet_url=url, enroll_code="ABCD-EFGH", material="PLA", profile=profile)
+
+    def never(_: Any) -> None:
+        raise AssertionError("a refused enrollment must not be saved")
+
+    return Runtime(config, None, tmp_path, never, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("status", "problem"),
+    [(401, Problem.CODE), (409, Problem.NAME), (422, Problem.REFUSED), (403, Problem.REFUSED)],
+)
+def test_a_refusal_is_asked_once_and_explained(
+    fleet: Fleet, tmp_path: Path, status: int, problem: Problem
+) -> None:
+    fleet.status = status
+    runtime = runtime_for(fleet.url, tmp_path, retry_s=0.05)
+    runtime.start()
+    try:
+        wait_for(lambda: runtime.state is LinkState.REFUSED, 10, "the runtime to give up")
+        report = runtime.status()
+        assert report["link"] == "refused" and report["problem"] == problem.value
+        assert fleet.message in report["error"], "the fleet's own words are shown"
+        assert report["next_try_at"] is None
+        # Nothing is left to try again later: still the one request.
+        wait_for(lambda: not runtime.working, 5, "the runtime's thread to end")
+        assert len(fleet.bodies) == 1
+    finally:
+        runtime.close()
+    # The profile's volume went with the request, as the fleet's enrollment takes it.
+    caps = fleet.bodies[0]["capabilities"]
+    assert caps == {
+        "volume": {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 220, "max_y": 220, "max_z": 250},
+        "nozzle_diameter": 0.4,
+        "material": "PLA",
+    }
+
+
+def test_an_unreachable_fleet_is_tried_less_and_less_often(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    runtime = runtime_for(url, tmp_path, retry_s=0.2, retry_max_s=0.8)
+    runtime.start()
+    try:
+        wait_for(lambda: runtime.state is LinkState.UNREACHABLE, 10, "the first failed try")
+        report = runtime.status()
+        assert report["problem"] == "unreachable" and report["fleet_url"] == url
+        assert report["next_try_at"] is not None
+        assert "could not reach the fleet" in report["error"]
+        # Waits of 0.2, 0.4, 0.8, 0.8 s: four more tries take at least 2.2 s.
+        wait_for(lambda: runtime.attempts >= 5, 10, "five tries")
+    finally:
+        runtime.close()
+    assert runtime.attempts <= 6
+
+
+def test_a_fleet_failing_with_a_server_error_counts_as_unreachable(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.status = 503
+    runtime = runtime_for(fleet.url, tmp_path, retry_s=30)
+    runtime.start()
+    try:
+        wait_for(lambda: runtime.state is LinkState.UNREACHABLE, 10, "the failed try")
+        assert runtime.status()["problem"] == "unreachable"
+    finally:
+        runtime.close()
+
+
+def test_nothing_to_try_says_not_set_up(tmp_path: Path) -> None:
+    runtime = Runtime(PluginConfig(), None, tmp_path, lambda _: None)  # type: ignore[arg-type]
+    runtime.start()
+    assert runtime.status()["link"] == "not enrolled"
+    assert runtime.status()["problem"] == "not_set_up"
+
+
+def test_the_software_update_entry() -> None:
+    entry = update_information({}, "0.1.0")["crowdfab"]
+    assert entry["type"] == "github_release" and entry["current"] == "0.1.0"
+    assert entry["pip"].endswith("/archive/{target_version}.zip")
+    own = update_information({"check": "jsondata", "jsondata": "https://fab.example/v.json"}, "0.1.0")
+    assert own["crowdfab"]["type"] == "jsondata"
+    assert own["crowdfab"]["jsondata"] == "https://fab.example/v.json"
+    assert update_information({"check": "none"}, "0.1.0") == {}
+    assert update_information({"check": "jsondata"}, "0.1.0") == {}, "no URL: no broken entry"
+    assert update_information({"repository": "nobody"}, "0.1.0") == {}
