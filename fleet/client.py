@@ -29,7 +29,7 @@ from .http_protocol import (
     JobSubmission,
     quote_idempotency_key,
 )
-from .protocol import ProtocolError
+from .protocol import Capabilities, ProtocolError
 
 Timeout = tuple[float, float]
 
@@ -132,7 +132,7 @@ class FleetClient:
             raise FleetRequestError(f"the fleet's answer to {method.upper()} {path} is not JSON")
         return data
 
-    def enroll(self, code: str, name: str, capabilities: dict[str, Any]) -> EnrollmentAnswer:
+    def enroll(self, code: str, name: str, capabilities: Capabilities) -> EnrollmentAnswer:
         """Trade a one-time enrollment code for this printer's id, HTTP token and broker login.
 
         Sent once: the code is spent by the first request the fleet sees, so a retry could only fail.

@@ -21,7 +21,7 @@ from typing import Any, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .errors import Invalid
-from .protocol import PRINTER_ID_RE, ProtocolError
+from .protocol import PRINTER_ID_RE, Capabilities, ProtocolError, decode_capabilities, encode_capabilities
 
 API_VERSION = 1
 API_PREFIX = f"/api/v{API_VERSION}"
@@ -163,20 +163,26 @@ class BrokerAddress:
 
 @dataclass(frozen=True)
 class EnrollRequest:
-    """What a node sends to enroll: the one-time code, its name and capabilities (checked by the fleet)."""
+    """A node asking to enroll its printer: the manager's one-time code, a name, what it can print.
+
+    The node sends what its settings know (any capability may be missing); the fleet's typed edge
+    checks it (a volume is required there) and hands the service this same value.
+    """
 
     code: str
     name: str
-    capabilities: dict[str, Any]
+    capabilities: Capabilities
 
     def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "name": self.name, "capabilities": self.capabilities}
+        """The request body; capabilities the node does not know are left out, not sent as null."""
+        known = {k: v for k, v in encode_capabilities(self.capabilities).items() if v is not None}
+        return {"code": self.code, "name": self.name, "capabilities": known}
 
     @classmethod
     def from_json(cls, data: Any) -> EnrollRequest:
         if not isinstance(data, dict):
             raise ProtocolError("the enrollment request must be a JSON object")
-        capabilities = _typed(data, "capabilities", dict, "", "an object")
+        capabilities = decode_capabilities(data.get("capabilities"))
         return cls(code=_text(data, "code", ""), name=_text(data, "name", ""), capabilities=capabilities)
 
 

@@ -229,8 +229,30 @@ def _dump(body: dict[str, Any]) -> bytes:
     return json.dumps({"v": VERSION, **body}, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
-def _box(box: Optional[Box]) -> Optional[dict[str, float]]:
-    return box.to_dict() if box is not None else None
+def encode_capabilities(capabilities: Capabilities) -> dict[str, Any]:
+    """A printer's capabilities as JSON (in its status, and in its enrollment request over HTTP)."""
+    volume = capabilities.volume
+    return {
+        "volume": volume.to_dict() if volume is not None else None,
+        "nozzle_diameter": capabilities.nozzle_diameter,
+        "material": capabilities.material,
+    }
+
+
+def decode_capabilities(caps: Any) -> Capabilities:
+    """What a node says its printer can do; any field may be missing (null)."""
+    if not isinstance(caps, dict):
+        raise ProtocolError("capabilities must be an object", field="capabilities")
+    try:
+        volume = Box.from_dict(caps["volume"], "capabilities.volume") if caps.get("volume") else None
+    except Invalid as exc:
+        raise ProtocolError(exc.message) from None
+    material = caps.get("material")
+    if material is not None and (not isinstance(material, str) or len(material) > 32):
+        raise ProtocolError("capabilities.material must be a short string")
+    if material is not None:
+        _text(material, "capabilities.material")
+    return Capabilities(volume, _num(caps, "nozzle_diameter", optional=True), material)
 
 
 def encode_status(status: Status) -> bytes:
@@ -244,11 +266,7 @@ def encode_status(status: Status) -> bytes:
             "progress": status.progress,
             "job_id": status.job_id,
             "eta": status.eta,
-            "capabilities": {
-                "volume": _box(status.capabilities.volume),
-                "nozzle_diameter": status.capabilities.nozzle_diameter,
-                "material": status.capabilities.material,
-            },
+            "capabilities": encode_capabilities(status.capabilities),
             "message": status.message,
         }
     )
@@ -389,18 +407,6 @@ def decode_status(payload: bytes) -> Status:
         temps[_text(str(name)[:32], "temperatures")] = Temperature(
             _num(t, "actual", optional=True), _num(t, "target", optional=True)
         )
-    caps = data.get("capabilities") or {}
-    if not isinstance(caps, dict):
-        raise ProtocolError("capabilities must be an object")
-    try:
-        volume = Box.from_dict(caps["volume"], "capabilities.volume") if caps.get("volume") else None
-    except Invalid as exc:
-        raise ProtocolError(exc.message) from None
-    material = caps.get("material")
-    if material is not None and (not isinstance(material, str) or len(material) > 32):
-        raise ProtocolError("capabilities.material must be a short string")
-    if material is not None:
-        _text(material, "capabilities.material")
     progress = _num(data, "progress", optional=True)
     if progress is not None and not 0 <= progress <= 100:
         raise ProtocolError("progress must be from 0 to 100")
@@ -411,7 +417,7 @@ def decode_status(payload: bytes) -> Status:
         progress=progress,
         job_id=_int(data, "job_id", optional=True),
         eta=_time(data, "eta", optional=True),
-        capabilities=Capabilities(volume, _num(caps, "nozzle_diameter", optional=True), material),
+        capabilities=decode_capabilities(data.get("capabilities") or {}),
         message=_str(data, "message", default=""),
     )
 

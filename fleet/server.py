@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .app import FleetApp, build
-from .app.enrollment import MqttEndpoint
 from .config import FleetConfig
 from .lab import MAX_UPLOAD_CEILING
 from .store import BlobStore, Store, open_store
@@ -227,8 +226,8 @@ class FleetRuntime:
         node_host = public_host(config, options)
         if options.mqtt_url is not None:
             address = BrokerAddress.from_url(options.mqtt_url)
-            fleet.app.enrollment.node_mqtt = MqttEndpoint(
-                options.mqtt_public_host or address.host, address.port, address.tls
+            fleet.app.enrollment.node_mqtt = BrokerAddress(
+                options.mqtt_public_host or address.host, address.port, tls=address.tls
             )
         else:
             password = fleet_mqtt_password(config.data_dir)
@@ -245,7 +244,7 @@ class FleetRuntime:
             fleet.app.hooks.on_credentials_changed(broker.reload)
             local = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host  # noqa: S104
             address = BrokerAddress(local, self.mqtt_port, FLEET_MQTT_USER, password)
-            fleet.app.enrollment.node_mqtt = MqttEndpoint(node_host, self.mqtt_port, False)
+            fleet.app.enrollment.node_mqtt = BrokerAddress(node_host, self.mqtt_port)
         server = make_server(fleet)
         thread = threading.Thread(target=server.run, name="crowdfab-http", daemon=True)
         thread.start()

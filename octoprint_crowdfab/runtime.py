@@ -206,8 +206,7 @@ class Runtime:
 
     def _enroll(self) -> None:
         c = self.config
-        caps: dict[str, Any] = {"nozzle_diameter": c.nozzle_diameter, "material": c.material}
-        caps["volume"] = c.volume.to_dict() if c.volume else None
+        caps = Capabilities(c.volume, c.nozzle_diameter, c.material)
         enrollment = enroll(c.fleet_url, c.enroll_code, self._printer_name, caps)
         self._save_enrollment(enrollment)
         self.config = PluginConfig(
