@@ -10,6 +10,7 @@ from flask import Response, jsonify, request, send_file
 from ..app.intake import check_idempotency_key
 from ..errors import Invalid, NotFound
 from ..gcode.results import Thumbnail
+from ..gcode.threemf import choosing_plate
 from ..http_protocol import IDEMPOTENCY_KEY as IDEMPOTENCY_KEY_HEADER
 from ..http_protocol import job_path, unquote_idempotency_key
 from ..models import JobFilter
@@ -33,6 +34,8 @@ IDEMPOTENCY_KEY = {
     ),
     "schema": {"type": "string", "minLength": 1, "maxLength": 130},
 }
+#: How an API client chooses the plate of a sliced 3MF file with several.
+CHOOSE_PLATE = "send the form field plate with the number of the one to print (such as plate={plate})"
 IMAGE: dict[str, Any] = {
     "content": {mime: {} for mime in ("image/png", "image/jpeg", "image/qoi", "application/octet-stream")}
 }
@@ -72,15 +75,19 @@ def job_json(job: Any, **extra: Any) -> dict[str, Any]:
 def submit_job() -> tuple[Response, int, dict[str, str]]:
     stream = uploaded_file()
     form = shape.SubmitForm.parse(request.form.to_dict())
-    submission = service().intake.submit_job(
-        me(),
-        stream,
-        filename=request.files["file"].filename,
-        copies=form.copies,
-        material=form.material or None,
-        note=form.note,
-        idempotency_key=idempotency_key(),
-    )
+    try:
+        submission = service().intake.submit_job(
+            me(),
+            stream,
+            filename=request.files["file"].filename,
+            copies=form.copies,
+            material=form.material or None,
+            note=form.note,
+            idempotency_key=idempotency_key(),
+            plate=form.plate,
+        )
+    except Invalid as exc:
+        raise choosing_plate(exc, CHOOSE_PLATE) from None
     answer = shape.SubmissionAnswer(
         jobs=[shape.Job.of(j, me()) for j in submission.jobs],
         analysis=shape.Analysis.of(submission.analysis),
@@ -99,7 +106,10 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
 def analyze() -> Response:
     stream = uploaded_file()
     form = shape.AnalyzeForm.parse(request.form.to_dict())
-    analysis = service().intake.analyze_upload(stream, material=form.material or None)
+    try:
+        analysis = service().intake.analyze_upload(stream, material=form.material or None, plate=form.plate)
+    except Invalid as exc:
+        raise choosing_plate(exc, CHOOSE_PLATE) from None
     return jsonify(shape.Analysis.of(analysis).to_json())
 
 

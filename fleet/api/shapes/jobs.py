@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar, Optional
 from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from ... import models
+from ...app.intake import MAX_PLATE
 from ...errors import Invalid
 from ...gcode import results
 from ...scheduler import Explanation as Explained
@@ -324,12 +325,39 @@ def _whole_copies(value: Any) -> Any:
     return int(text)
 
 
+def _plate_number(value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    text = value.strip() if isinstance(value, str) else ""
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise Invalid(
+            "plate must be a whole number: the number of the plate to print in the sliced 3MF file",
+            field="plate",
+            key="plate_number",
+            params={"max": MAX_PLATE},
+        )
+    return int(text)
+
+
 class AnalyzeForm(InputModel):
     """The form fields beside the file of ``POST /analyze``."""
 
     model_config = ConfigDict(strict=False, extra="ignore", frozen=True)
 
     material: Maybe[str] = Field(default=None, description="Overrides the file's; such as PLA")
+    plate: Annotated[
+        Optional[int],
+        BeforeValidator(_plate_number),
+        WithJsonSchema(
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_PLATE,
+                "description": "For a sliced 3MF file (.gcode.3mf) with several plates: the plate to "
+                "print. Without it such a file is refused with 422, its details.plates naming the plates",
+            }
+        ),
+    ] = None
 
 
 class SubmitForm(AnalyzeForm):
