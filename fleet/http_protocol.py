@@ -220,11 +220,13 @@ class EnrollmentAnswer:
 
 @dataclass(frozen=True)
 class JobSubmission:
-    """The form fields of ``POST JOBS`` beside the file: how many copies, in what, and a note."""
+    """The form fields of ``POST JOBS`` beside the file: how many copies, in what, a note, and for a
+    sliced 3MF file with several plates, which plate."""
 
     copies: int = 1
     material: Optional[str] = None
     note: str = ""
+    plate: Optional[int] = None
 
     def form(self) -> dict[str, str]:
         fields = {"copies": str(self.copies)}
@@ -232,6 +234,8 @@ class JobSubmission:
             fields["material"] = self.material
         if self.note:
             fields["note"] = self.note
+        if self.plate is not None:
+            fields["plate"] = str(self.plate)
         return fields
 
 

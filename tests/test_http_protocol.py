@@ -91,6 +91,7 @@ def test_the_enrollment_request_round_trips_and_names_a_bad_field() -> None:
             h.JobSubmission(3, "PETG", "for the robot"),
             {"copies": "3", "material": "PETG", "note": "for the robot"},
         ),
+        (h.JobSubmission(plate=4), {"copies": "1", "plate": "4"}),
     ],
 )
 def test_the_submission_form(submission: h.JobSubmission, form: dict[str, str]) -> None:

@@ -7,9 +7,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..client import FleetRequestError
+from ..errors import FleetError
+from ..gcode.threemf import choosing_plate, several_plates
 from ..http_protocol import MY_JOBS, QUEUE, JobSubmission, job_cancel_path
 from .base import (
     EXIT_OK,
@@ -45,9 +47,25 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             rules = fleet.app.lab.settings().rules
         finally:
             fleet.close()
-    analysis = analyze_path(path, rules=rules, material=args.material)
+    try:
+        analysis = analyze_path(path, rules=rules, material=args.material, plate=args.plate)
+    except FleetError as exc:
+        raise choosing_plate(exc, CHOOSE_PLATE) from None
     print(json.dumps(analysis.to_dict(), indent=2))
     return EXIT_REFUSED if analysis.refused else EXIT_OK
+
+
+#: How the command line chooses the plate of a sliced 3MF file with several.
+CHOOSE_PLATE = "choose the one to print with --plate (such as --plate {plate})"
+
+
+def plate_refusal(exc: FleetRequestError, plate: Optional[int]) -> CliError:
+    """The fleet's refusal as the exit code it means; asking for a plate (none was given), it says how
+    to give one here rather than in the API's terms."""
+    plates = exc.details.get("plates") if isinstance(exc.details, dict) else None
+    if plate is None and exc.status is not None and isinstance(plates, list) and plates:
+        return CliError(f"the fleet answered: {several_plates(plates, CHOOSE_PLATE).message}", EXIT_REFUSED)
+    return refused_or_unreachable(exc)
 
 
 def job_line(job: dict[str, Any]) -> str:
@@ -65,7 +83,7 @@ def cmd_job_submit(args: argparse.Namespace) -> int:
     )
     client = remote(args)
     if client:
-        form = JobSubmission(copies=args.copies, material=args.material, note=args.note)
+        form = JobSubmission(copies=args.copies, material=args.material, note=args.note, plate=args.plate)
 
         def again(exc: FleetRequestError) -> None:
             nonlocal progress
@@ -77,7 +95,7 @@ def cmd_job_submit(args: argparse.Namespace) -> int:
             # One key for this submission (the client's): a retry after a lost answer cannot queue it twice.
             data = client.submit_job(path, form, on_bytes=lambda n: progress.advance(n), on_retry=again)
         except FleetRequestError as exc:
-            raise refused_or_unreachable(exc) from exc
+            raise plate_refusal(exc, args.plate) from exc
         finally:
             progress.finish()
     else:
@@ -87,14 +105,18 @@ def cmd_job_submit(args: argparse.Namespace) -> int:
         try:
             member = local_member(fleet, args.member)
             with path.open("rb") as f:
-                submission = fleet.app.intake.submit_job(
-                    member,
-                    ProgressReader(f, progress),
-                    filename=path.name,
-                    copies=args.copies,
-                    material=args.material,
-                    note=args.note,
-                )
+                try:
+                    submission = fleet.app.intake.submit_job(
+                        member,
+                        ProgressReader(f, progress),
+                        filename=path.name,
+                        copies=args.copies,
+                        material=args.material,
+                        note=args.note,
+                        plate=args.plate,
+                    )
+                except FleetError as exc:
+                    raise choosing_plate(exc, CHOOSE_PLATE) from None
             progress.finish()
             data = {
                 "jobs": [job_json(j, member) for j in submission.jobs],
@@ -165,6 +187,9 @@ def cmd_job_cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+PLATE_HELP = "for a sliced 3MF file (.gcode.3mf) with several plates: the plate to print"
+
+
 def add_job_commands(
     sub: Subcommands, common: argparse.ArgumentParser, client: argparse.ArgumentParser
 ) -> argparse.ArgumentParser:
@@ -175,14 +200,16 @@ def add_job_commands(
         help="analyse a G-code file and print the result as JSON",
         description="Analyse a G-code file with the lab's rules (exit 1 when the lab would refuse it).",
     )
-    analyze.add_argument("file", help="the G-code file (.gcode, .bgcode or a one-plate .gcode.3mf)")
+    analyze.add_argument("file", help="the G-code file (.gcode, .bgcode or .gcode.3mf)")
     analyze.add_argument("--material", help="check temperatures against this material instead of the file's")
+    analyze.add_argument("--plate", type=positive_int, metavar="N", help=PLATE_HELP)
     analyze.set_defaults(func=cmd_analyze)
 
     job = sub.add_parser("job", help="submit, list and cancel jobs", description="Work with print jobs.")
     job_sub = job.add_subparsers(dest="job_command", metavar="ACTION")
     submit = job_sub.add_parser("submit", parents=[common, client], help="submit a G-code file to the queue")
-    submit.add_argument("file", help="the G-code file (.gcode, .bgcode or a one-plate .gcode.3mf)")
+    submit.add_argument("file", help="the G-code file (.gcode, .bgcode or .gcode.3mf)")
+    submit.add_argument("--plate", type=positive_int, metavar="N", help=PLATE_HELP)
     submit.add_argument("--copies", type=positive_int, default=1, help="how many copies (default 1)")
     submit.add_argument("--material", help="the material to print with (default: the file's)")
     submit.add_argument("--note", default="", help="a note for the lab's managers")
