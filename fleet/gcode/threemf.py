@@ -42,7 +42,7 @@ def several_plates(found: Sequence[int], how: str = _HOW) -> Invalid:
         field="file",
         details={"plates": list(found)},
         key=SEVERAL_PLATES,
-        params={"count": len(found), "plates": listed},
+        params={"count": len(found), "plates": ", ".join(str(n) for n in found)},
     )
 
 
