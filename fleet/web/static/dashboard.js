@@ -212,10 +212,11 @@
       event.preventDefault();
       var section = document.getElementById("analysis");
       var button = event.submitter;
+      var body = new FormData(form);  /* before the section (which may hold the plate choice) is emptied */
       button.disabled = true;
       section.hidden = false;
       section.textContent = t("js.checking");
-      fetch(button.formAction || form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+      fetch(button.formAction || form.action, { method: "POST", body: body, credentials: "same-origin" })
         .then(function (response) { return response.text(); })
         .then(function (html) {
           var page = new DOMParser().parseFromString(html, "text/html");
