@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 
 from .app import FleetApp, build
 from .config import FleetConfig
+from .http_protocol import API_PREFIX
 from .lab import MAX_UPLOAD_CEILING
 from .store import BlobStore, Store, open_store
 
@@ -303,9 +304,9 @@ def serve(config: FleetConfig, options: LinkOptions = LinkOptions()) -> None:
         nodes = runtime.app.enrollment.node_mqtt
         assert nodes is not None  # set by start(), managed broker or not
         print(
-            f"CrowdFab fleet serving the dashboard on {runtime.url}/ and the API on {runtime.url}/api/v1 "
-            f"(data in {config.data_dir}); printers: MQTT {nodes.host}:{nodes.port}, "
-            f"files from {runtime.base_url}",
+            f"CrowdFab fleet serving the dashboard on {runtime.url}/ and the API on "
+            f"{runtime.url}{API_PREFIX} (data in {config.data_dir}); "
+            f"printers: MQTT {nodes.host}:{nodes.port}, files from {runtime.base_url}",
             flush=True,
         )
         threading.Event().wait()
