@@ -72,6 +72,21 @@ def check_plate(value: Any) -> Optional[int]:
     return value
 
 
+def plate_from_form(text: Any) -> Optional[int]:
+    """A form's ``plate`` field: empty is no choice, else the digits of a plate's number."""
+    if text is None or text == "":
+        return None
+    digits = text.strip() if isinstance(text, str) else ""
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
+        raise Invalid(
+            "plate must be a whole number: the number of the plate to print in the sliced 3MF file",
+            field="plate",
+            key="plate_number",
+            params={"max": MAX_PLATE},
+        )
+    return int(digits)
+
+
 def submission_hash(file_sha256: str, copies: int, material: Optional[str], note: str) -> str:
     """What a submission asked for, as one SHA-256: a retry with the same key must ask for the same."""
     asked = json.dumps([file_sha256, copies, material, note], separators=(",", ":"))

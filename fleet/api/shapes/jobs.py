@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar, Optional
 from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from ... import models
-from ...app.intake import MAX_PLATE
+from ...app.intake import MAX_PLATE, plate_from_form
 from ...errors import Invalid
 from ...gcode import results
 from ...scheduler import Explanation as Explained
@@ -325,20 +325,6 @@ def _whole_copies(value: Any) -> Any:
     return int(text)
 
 
-def _plate_number(value: Any) -> Any:
-    if value is None or value == "":
-        return None
-    text = value.strip() if isinstance(value, str) else ""
-    if not text.isascii() or not text.isdigit() or len(text) > 18:
-        raise Invalid(
-            "plate must be a whole number: the number of the plate to print in the sliced 3MF file",
-            field="plate",
-            key="plate_number",
-            params={"max": MAX_PLATE},
-        )
-    return int(text)
-
-
 class AnalyzeForm(InputModel):
     """The form fields beside the file of ``POST /analyze``."""
 
@@ -347,7 +333,7 @@ class AnalyzeForm(InputModel):
     material: Maybe[str] = Field(default=None, description="Overrides the file's; such as PLA")
     plate: Annotated[
         Optional[int],
-        BeforeValidator(_plate_number),
+        BeforeValidator(plate_from_form),
         WithJsonSchema(
             {
                 "type": "integer",

@@ -10,7 +10,7 @@ from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from ...app.checks import check_material
-from ...app.intake import MAX_PLATE
+from ...app.intake import MAX_PLATE, plate_from_form
 from ...errors import Invalid
 from ...gcode.threemf import SEVERAL_PLATES
 from ..cards import best_thumbnail
@@ -47,17 +47,7 @@ def _known_plates() -> list[int]:
 
 def _chosen_plate() -> Optional[int]:
     """The plate the member chose for a sliced 3MF with several, or None (the form offered no choice)."""
-    text = request.form.get("plate", "").strip()
-    if not text:
-        return None
-    if not text.isascii() or not text.isdigit() or len(text) > 4:
-        raise Invalid(
-            f"plate must be a plate's number, a whole number from 1 to {MAX_PLATE}",
-            field="plate",
-            key="plate_number",
-            params={"max": MAX_PLATE},
-        )
-    return int(text)
+    return plate_from_form(request.form.get("plate"))
 
 
 def _refused(exc: Invalid) -> Page:
