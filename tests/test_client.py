@@ -166,3 +166,11 @@ def test_unreachable_and_misspelt_fleets() -> None:
     with pytest.raises(FleetRequestError, match="could not reach the fleet") as failed:
         lost.request_json("get", JOBS)
     assert failed.value.status is None and sleeps == [], "a plain call is not retried"
+
+
+def test_capabilities_a_fleet_would_refuse_are_not_sent(server: Scripted) -> None:
+    from fleet.node.enroll import enroll
+
+    with pytest.raises(FleetRequestError, match=r"capabilities\.material") as refused:
+        enroll(server.url, "CODE", "Mini", {"material": 5})
+    assert refused.value.status == 422 and server.seen == []  # a refusal: trying again cannot help

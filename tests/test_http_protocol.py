@@ -165,3 +165,15 @@ def test_a_path_not_in_the_contract_is_not_documented(app: Any) -> None:
     document = app.test_client().get(h.OPENAPI).get_json()
     assert not _documented(document, "GET", f"{h.API_PREFIX}/printers/p-1/jobs/7/files")
     assert not _documented(document, "DELETE", h.ENROLL)
+
+
+def test_the_fleet_reads_the_request_the_node_sends() -> None:
+    """One definition: the fleet's enrollment shape turns the node's body into the same value."""
+    from fleet.api.shapes.printers import Enroll
+
+    sent = h.EnrollRequest(
+        "7KQP-M2XD-9HWC", "Prusa MK4", Capabilities(Box.of_size(250, 210, 220), 0.6, "PETG")
+    )
+    assert Enroll.parse(sent.to_json()).value() == sent
+    unknown = h.EnrollRequest("7KQP-M2XD-9HWC", "Mini", Capabilities(material="PLA"))
+    assert unknown.to_json()["capabilities"] == {"material": "PLA"}  # what the node does not know is left out
