@@ -523,9 +523,9 @@ class Setup:
 
 def enroll(data_dir: Path, n: int, mqtt_port: int) -> Setup:
     """A fresh fleet's data: a manager, a member and ``n`` enrolled printers (through the service)."""
-    from fleet.app import MqttEndpoint
     from fleet.config import FleetConfig
     from fleet.gcode.generate import generate_box
+    from fleet.http_protocol import BrokerAddress, EnrollRequest
     from fleet.models import Role
     from fleet.server import Fleet
 
@@ -533,7 +533,7 @@ def enroll(data_dir: Path, n: int, mqtt_port: int) -> Setup:
     try:
         service = fleet.app
         # Enrollment hands nodes the broker's address: the one serve will run.
-        service.enrollment.node_mqtt = MqttEndpoint("127.0.0.1", mqtt_port)
+        service.enrollment.node_mqtt = BrokerAddress("127.0.0.1", mqtt_port)
         manager, manager_token = service.members.add_member("manager", Role.MANAGER)
         service.identity.set_password(manager, manager.id, PASSWORD)
         _, member_token = service.members.add_member("maker", Role.MEMBER)
@@ -541,8 +541,9 @@ def enroll(data_dir: Path, n: int, mqtt_port: int) -> Setup:
         printers = []
         for i in range(n):
             code, _ = service.enrollment.create_enrollment_code(None)
-            enrollment = service.enrollment.enroll(code, f"bench-{i:04d}", caps)
-            printers.append(Credentials(enrollment.printer.id, enrollment.mqtt_password, enrollment.token))
+            asked = EnrollRequest.from_json({"code": code, "name": f"bench-{i:04d}", "capabilities": caps})
+            answer = service.enrollment.enroll(asked).answer
+            printers.append(Credentials(answer.printer_id, answer.mqtt.password or "", answer.token))
     finally:
         fleet.close()
     gcode = generate_box(20, 20, 1.0).encode()

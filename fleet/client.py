@@ -29,7 +29,7 @@ from .http_protocol import (
     JobSubmission,
     quote_idempotency_key,
 )
-from .protocol import ProtocolError
+from .protocol import Capabilities, ProtocolError
 
 Timeout = tuple[float, float]
 
@@ -41,10 +41,12 @@ class FleetRequestError(Exception):
     may be worth sending again.
     """
 
-    def __init__(self, message: str, status: Optional[int] = None) -> None:
+    def __init__(self, message: str, status: Optional[int] = None, details: Any = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        #: The ``details`` of the fleet's error answer (such as the plates of a sliced 3MF), if any.
+        self.details = details
 
 
 class DownloadError(Exception):
@@ -126,13 +128,15 @@ class FleetClient:
             message = data.get("message") if isinstance(data, dict) else None
             refused = response.status_code if 400 <= response.status_code < 500 else None
             raise FleetRequestError(
-                f"the fleet answered HTTP {response.status_code}: {message or response.reason}", refused
+                f"the fleet answered HTTP {response.status_code}: {message or response.reason}",
+                refused,
+                data.get("details") if isinstance(data, dict) else None,
             )
         if data is None:
             raise FleetRequestError(f"the fleet's answer to {method.upper()} {path} is not JSON")
         return data
 
-    def enroll(self, code: str, name: str, capabilities: dict[str, Any]) -> EnrollmentAnswer:
+    def enroll(self, code: str, name: str, capabilities: Capabilities) -> EnrollmentAnswer:
         """Trade a one-time enrollment code for this printer's id, HTTP token and broker login.
 
         Sent once: the code is spent by the first request the fleet sees, so a retry could only fail.

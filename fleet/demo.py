@@ -28,6 +28,7 @@ from .app.enrollment import slugify
 from .config import FleetConfig
 from .gcode.generate import generate_box
 from .geometry import Box
+from .http_protocol import API_PREFIX, OPENAPI, QUEUE
 from .models import Member, PrinterChanges, Role
 from .protocol import Capabilities
 from .serial.simulator import SimulatedFirmware, SimulatorOptions
@@ -293,10 +294,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         start_printers(fleet, data_dir, args.speedup, firmwares, agents)
         job_ids = seed_lab(service, people)
         print(f"CrowdFab demo: dashboard {fleet.url}/  (sign in as any member below)")
-        print(f"  fleet API {fleet.url}/api/v1 (document: {fleet.url}/api/v1/openapi.json)")
+        print(f"  fleet API {fleet.url}{API_PREFIX} (document: {fleet.url}{OPENAPI})")
         for name, (member, token) in people.items():
             print(f"  {member.role.value:<7} {name:<6} password {demo_password(name):<18} token {token}")
-        print(f'Try: curl -H "Authorization: Bearer {people["bob"][1]}" {fleet.url}/api/v1/queue')
+        print(f'Try: curl -H "Authorization: Bearer {people["bob"][1]}" {fleet.url}{QUEUE}')
         print(
             f"{len(job_ids)} sample jobs queued on {len(agents)} simulated printers. Ctrl-C stops the demo.\n"
         )

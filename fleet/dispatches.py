@@ -23,6 +23,7 @@ from . import protocol as p
 from .app import FleetApp
 from .app.dispatch import estimate
 from .errors import Invalid
+from .http_protocol import job_file_path
 from .models import Job, Printer
 from .states import JobState
 
@@ -123,7 +124,7 @@ class Dispatches:
         assigned_at = job.updated_at if assigned_at is None else assigned_at
         ref = p.JobRef(
             job_id=job.id,
-            url=f"{self.base_url}/api/v1/printers/{printer_id}/jobs/{job.id}/file",
+            url=self.base_url + job_file_path(printer_id, job.id),
             sha256=job.file_sha256,
             size=job.size_bytes,
             filename=job.filename,

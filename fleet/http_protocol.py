@@ -21,7 +21,7 @@ from typing import Any, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .errors import Invalid
-from .protocol import PRINTER_ID_RE, ProtocolError
+from .protocol import PRINTER_ID_RE, Capabilities, ProtocolError, decode_capabilities
 
 API_VERSION = 1
 API_PREFIX = f"/api/v{API_VERSION}"
@@ -163,20 +163,26 @@ class BrokerAddress:
 
 @dataclass(frozen=True)
 class EnrollRequest:
-    """What a node sends to enroll: the one-time code, its name and capabilities (checked by the fleet)."""
+    """A node asking to enroll its printer: the manager's one-time code, a name, what it can print.
+
+    The node sends what its settings know (any capability may be missing); the fleet's typed edge
+    checks it (a volume is required there) and hands the service this same value.
+    """
 
     code: str
     name: str
-    capabilities: dict[str, Any]
+    capabilities: Capabilities
 
     def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "name": self.name, "capabilities": self.capabilities}
+        """The request body; capabilities the node does not know are left out, not sent as null."""
+        known = {k: v for k, v in self.capabilities.to_json().items() if v is not None}
+        return {"code": self.code, "name": self.name, "capabilities": known}
 
     @classmethod
     def from_json(cls, data: Any) -> EnrollRequest:
         if not isinstance(data, dict):
             raise ProtocolError("the enrollment request must be a JSON object")
-        capabilities = _typed(data, "capabilities", dict, "", "an object")
+        capabilities = decode_capabilities(data.get("capabilities"))
         return cls(code=_text(data, "code", ""), name=_text(data, "name", ""), capabilities=capabilities)
 
 
@@ -214,11 +220,13 @@ class EnrollmentAnswer:
 
 @dataclass(frozen=True)
 class JobSubmission:
-    """The form fields of ``POST JOBS`` beside the file: how many copies, in what, and a note."""
+    """The form fields of ``POST JOBS`` beside the file: how many copies, in what, a note, and for a
+    sliced 3MF file with several plates, which plate."""
 
     copies: int = 1
     material: Optional[str] = None
     note: str = ""
+    plate: Optional[int] = None
 
     def form(self) -> dict[str, str]:
         fields = {"copies": str(self.copies)}
@@ -226,6 +234,8 @@ class JobSubmission:
             fields["material"] = self.material
         if self.note:
             fields["note"] = self.note
+        if self.plate is not None:
+            fields["plate"] = str(self.plate)
         return fields
 
 

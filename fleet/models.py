@@ -201,15 +201,6 @@ class PrinterChanges:
 
 
 @dataclass(frozen=True)
-class EnrollRequest:
-    """A node asking to enroll its printer with a manager's code."""
-
-    code: str
-    name: str
-    spec: PrinterSpec
-
-
-@dataclass(frozen=True)
 class MemberChanges:
     """A member's fields to change; None (KEEP for requires_approval: None follows the lab) keeps one."""
 

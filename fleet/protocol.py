@@ -183,7 +183,7 @@ class Capabilities:
     def to_json(self) -> dict[str, Any]:
         """The ``capabilities`` object of a status: the three first keys always, the others when known."""
         data: dict[str, Any] = {
-            "volume": _box(self.volume),
+            "volume": self.volume.to_dict() if self.volume is not None else None,
             "nozzle_diameter": self.nozzle_diameter,
             "material": self.material,
         }
@@ -261,8 +261,42 @@ def _dump(body: dict[str, Any]) -> bytes:
     return json.dumps({"v": VERSION, **body}, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
-def _box(box: Optional[Box]) -> Optional[dict[str, float]]:
-    return box.to_dict() if box is not None else None
+def decode_capabilities(caps: Any) -> Capabilities:
+    """What a node says its printer can do; any field may be missing (null)."""
+    if not isinstance(caps, dict):
+        raise ProtocolError("capabilities must be an object", field="capabilities")
+    try:
+        volume = Box.from_dict(caps["volume"], "capabilities.volume") if caps.get("volume") else None
+    except Invalid as exc:
+        raise ProtocolError(exc.message) from None
+    material = caps.get("material")
+    if material is not None and (not isinstance(material, str) or len(material) > 32):
+        raise ProtocolError("capabilities.material must be a short string")
+    if material is not None:
+        _text(material, "capabilities.material")
+    shape = caps.get("bed_shape")
+    if shape is not None and shape not in {s.value for s in BedShape}:
+        raise ProtocolError(f"capabilities.bed_shape must be one of: {', '.join(s.value for s in BedShape)}")
+    flags: dict[str, Optional[bool]] = {}
+    for key in ("heated_bed", "heated_chamber"):
+        value = caps.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise ProtocolError(f"capabilities.{key} must be true or false")
+        flags[key] = value
+    extruders = caps.get("extruders")
+    if extruders is not None and (
+        isinstance(extruders, bool) or not isinstance(extruders, int) or not 1 <= extruders <= MAX_EXTRUDERS
+    ):
+        raise ProtocolError(f"capabilities.extruders must be a whole number from 1 to {MAX_EXTRUDERS}")
+    return Capabilities(
+        volume,
+        _num(caps, "nozzle_diameter", optional=True),
+        material,
+        bed_shape=None if shape is None else BedShape(shape),
+        heated_bed=flags["heated_bed"],
+        heated_chamber=flags["heated_chamber"],
+        extruders=extruders,
+    )
 
 
 def encode_status(status: Status) -> bytes:
@@ -417,18 +451,6 @@ def decode_status(payload: bytes) -> Status:
         temps[_text(str(name)[:32], "temperatures")] = Temperature(
             _num(t, "actual", optional=True), _num(t, "target", optional=True)
         )
-    caps = data.get("capabilities") or {}
-    if not isinstance(caps, dict):
-        raise ProtocolError("capabilities must be an object")
-    try:
-        volume = Box.from_dict(caps["volume"], "capabilities.volume") if caps.get("volume") else None
-    except Invalid as exc:
-        raise ProtocolError(exc.message) from None
-    material = caps.get("material")
-    if material is not None and (not isinstance(material, str) or len(material) > 32):
-        raise ProtocolError("capabilities.material must be a short string")
-    if material is not None:
-        _text(material, "capabilities.material")
     progress = _num(data, "progress", optional=True)
     if progress is not None and not 0 <= progress <= 100:
         raise ProtocolError("progress must be from 0 to 100")
@@ -439,35 +461,8 @@ def decode_status(payload: bytes) -> Status:
         progress=progress,
         job_id=_int(data, "job_id", optional=True),
         eta=_time(data, "eta", optional=True),
-        capabilities=_capabilities(caps, volume, material),
+        capabilities=decode_capabilities(data.get("capabilities") or {}),
         message=_str(data, "message", default=""),
-    )
-
-
-def _capabilities(caps: dict[str, Any], volume: Optional[Box], material: Optional[str]) -> Capabilities:
-    """The status's capabilities; the optional keys are checked only when present."""
-    shape = caps.get("bed_shape")
-    if shape is not None and shape not in {s.value for s in BedShape}:
-        raise ProtocolError(f"capabilities.bed_shape must be one of: {', '.join(s.value for s in BedShape)}")
-    flags: dict[str, Optional[bool]] = {}
-    for key in ("heated_bed", "heated_chamber"):
-        value = caps.get(key)
-        if value is not None and not isinstance(value, bool):
-            raise ProtocolError(f"capabilities.{key} must be true or false")
-        flags[key] = value
-    extruders = caps.get("extruders")
-    if extruders is not None and (
-        isinstance(extruders, bool) or not isinstance(extruders, int) or not 1 <= extruders <= MAX_EXTRUDERS
-    ):
-        raise ProtocolError(f"capabilities.extruders must be a whole number from 1 to {MAX_EXTRUDERS}")
-    return Capabilities(
-        volume,
-        _num(caps, "nozzle_diameter", optional=True),
-        material,
-        bed_shape=None if shape is None else BedShape(shape),
-        heated_bed=flags["heated_bed"],
-        heated_chamber=flags["heated_chamber"],
-        extruders=extruders,
     )
 
 

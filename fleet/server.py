@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .app import FleetApp, build
-from .app.enrollment import MqttEndpoint
 from .config import FleetConfig
+from .http_protocol import API_PREFIX
 from .lab import MAX_UPLOAD_CEILING
 from .store import BlobStore, Store, open_store
 
@@ -227,8 +227,8 @@ class FleetRuntime:
         node_host = public_host(config, options)
         if options.mqtt_url is not None:
             address = BrokerAddress.from_url(options.mqtt_url)
-            fleet.app.enrollment.node_mqtt = MqttEndpoint(
-                options.mqtt_public_host or address.host, address.port, address.tls
+            fleet.app.enrollment.node_mqtt = BrokerAddress(
+                options.mqtt_public_host or address.host, address.port, tls=address.tls
             )
         else:
             password = fleet_mqtt_password(config.data_dir)
@@ -245,7 +245,7 @@ class FleetRuntime:
             fleet.app.hooks.on_credentials_changed(broker.reload)
             local = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host  # noqa: S104
             address = BrokerAddress(local, self.mqtt_port, FLEET_MQTT_USER, password)
-            fleet.app.enrollment.node_mqtt = MqttEndpoint(node_host, self.mqtt_port, False)
+            fleet.app.enrollment.node_mqtt = BrokerAddress(node_host, self.mqtt_port)
         server = make_server(fleet)
         thread = threading.Thread(target=server.run, name="crowdfab-http", daemon=True)
         thread.start()
@@ -304,9 +304,9 @@ def serve(config: FleetConfig, options: LinkOptions = LinkOptions()) -> None:
         nodes = runtime.app.enrollment.node_mqtt
         assert nodes is not None  # set by start(), managed broker or not
         print(
-            f"CrowdFab fleet serving the dashboard on {runtime.url}/ and the API on {runtime.url}/api/v1 "
-            f"(data in {config.data_dir}); printers: MQTT {nodes.host}:{nodes.port}, "
-            f"files from {runtime.base_url}",
+            f"CrowdFab fleet serving the dashboard on {runtime.url}/ and the API on "
+            f"{runtime.url}{API_PREFIX} (data in {config.data_dir}); "
+            f"printers: MQTT {nodes.host}:{nodes.port}, files from {runtime.base_url}",
             flush=True,
         )
         threading.Event().wait()

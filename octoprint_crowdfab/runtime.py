@@ -299,9 +299,7 @@ class Runtime:
         c = self.config
         # Only what every fleet takes at enrollment; the node's first status carries the rest.
         known = c.capabilities
-        caps: dict[str, Any] = {"volume": known.volume.to_dict() if known.volume else None}
-        caps["nozzle_diameter"] = known.nozzle_diameter or 0.4
-        caps["material"] = known.material
+        caps = Capabilities(known.volume, known.nozzle_diameter or 0.4, known.material)
         enrollment = enroll(c.fleet_url, c.enroll_code, self._printer_name, caps)
         self._save_enrollment(enrollment)
         self.config = PluginConfig(

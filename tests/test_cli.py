@@ -116,7 +116,8 @@ def served_fleet(tmp_path):
     port = free_port()
     data_dir = tmp_path / "fleet"
     proc = subprocess.Popen(
-        [FLEET, "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        # Its own broker port too: 18830, the default, may be taken by another fleet on this machine.
+        [FLEET, "serve", "--data-dir", str(data_dir), "--port", str(port), "--mqtt-port", str(free_port())],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

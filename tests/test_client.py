@@ -15,6 +15,7 @@ import pytest
 
 from fleet.client import FleetClient, FleetRequestError
 from fleet.http_protocol import ENROLL, IDEMPOTENCY_KEY, JOBS, JobSubmission
+from fleet.protocol import Capabilities
 
 ANSWER = {
     "printer_id": "p-1",
@@ -139,7 +140,7 @@ def test_enrolling_is_sent_once_even_when_the_fleet_fails(server: Scripted) -> N
     """The first request that reaches the fleet spends the code: sending it again could only fail."""
     server.script = [(503, {"message": "no broker"})]
     with pytest.raises(FleetRequestError, match="no broker") as failed:
-        client(server, []).enroll("CODE", "Mini", {"material": "PLA"})
+        client(server, []).enroll("CODE", "Mini", Capabilities(material="PLA"))
     assert len(server.seen) == 1 and failed.value.status is None
     assert json.loads(server.seen[0].body) == {
         "code": "CODE",
@@ -150,11 +151,11 @@ def test_enrolling_is_sent_once_even_when_the_fleet_fails(server: Scripted) -> N
 
 def test_enrolling_reads_the_answer_strictly(server: Scripted) -> None:
     server.script = [(201, ANSWER), (201, {**ANSWER, "printer_id": "Not An Id"})]
-    answer = client(server, []).enroll("CODE", "Mini", {})
+    answer = client(server, []).enroll("CODE", "Mini", Capabilities())
     assert answer.printer_id == "p-1" and answer.mqtt.password == "pw"
     assert server.seen[0].path == ENROLL
     with pytest.raises(FleetRequestError, match="printer_id"):
-        client(server, []).enroll("CODE", "Mini", {})
+        client(server, []).enroll("CODE", "Mini", Capabilities())
 
 
 def test_unreachable_and_misspelt_fleets() -> None:
@@ -165,3 +166,11 @@ def test_unreachable_and_misspelt_fleets() -> None:
     with pytest.raises(FleetRequestError, match="could not reach the fleet") as failed:
         lost.request_json("get", JOBS)
     assert failed.value.status is None and sleeps == [], "a plain call is not retried"
+
+
+def test_capabilities_a_fleet_would_refuse_are_not_sent(server: Scripted) -> None:
+    from fleet.node.enroll import enroll
+
+    with pytest.raises(FleetRequestError, match=r"capabilities\.material") as refused:
+        enroll(server.url, "CODE", "Mini", {"material": 5})
+    assert refused.value.status == 422 and server.seen == []  # a refusal: trying again cannot help

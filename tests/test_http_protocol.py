@@ -3,12 +3,14 @@ answer is refused naming its field (table-driven, like the MQTT protocol's tests
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from fleet import http_protocol as h
-from fleet.protocol import ProtocolError
+from fleet.geometry import Box
+from fleet.protocol import Capabilities, ProtocolError
 
 ANSWER = h.EnrollmentAnswer(
     "prusa-mk4", "cfp_secret", h.BrokerAddress("fleet.lab", 18830, "prusa-mk4", "pw", tls=True)
@@ -72,7 +74,9 @@ def test_an_answer_that_is_not_an_object_is_refused(data: Any) -> None:
 
 
 def test_the_enrollment_request_round_trips_and_names_a_bad_field() -> None:
-    request = h.EnrollRequest("7KQP-M2XD-9HWC", "Prusa MK4", {"material": "PLA"})
+    request = h.EnrollRequest(
+        "7KQP-M2XD-9HWC", "Prusa MK4", Capabilities(Box.of_size(180, 180, 180), 0.4, "PLA")
+    )
     assert h.EnrollRequest.from_json(request.to_json()) == request
     with pytest.raises(ProtocolError) as refused:
         h.EnrollRequest.from_json({"code": "x", "name": "n", "capabilities": []})
@@ -87,6 +91,7 @@ def test_the_enrollment_request_round_trips_and_names_a_bad_field() -> None:
             h.JobSubmission(3, "PETG", "for the robot"),
             {"copies": "3", "material": "PETG", "note": "for the robot"},
         ),
+        (h.JobSubmission(plate=4), {"copies": "1", "plate": "4"}),
     ],
 )
 def test_the_submission_form(submission: h.JobSubmission, form: dict[str, str]) -> None:
@@ -112,3 +117,63 @@ def test_paths() -> None:
     assert h.ENROLL == "/api/v1/printers/enroll"
     assert h.job_file_path("p-1", 7) == "/api/v1/printers/p-1/jobs/7/file"
     assert h.job_cancel_path(7) == "/api/v1/jobs/7/cancel"
+
+
+# -- the contract's paths are the ones the fleet serves ---------------------------------------------
+
+#: Every path a node, the plugin or the command line reaches, with the method it uses.
+NODE_FACING = [
+    ("GET", h.HEALTH),
+    ("GET", h.OPENAPI),
+    ("POST", h.ENROLL),
+    ("GET", h.job_file_path("p-1", 7)),
+    ("POST", h.JOBS),
+    ("GET", h.JOBS),
+    ("GET", h.MY_JOBS),
+    ("GET", h.QUEUE),
+    ("GET", h.job_path(7)),
+    ("POST", h.job_cancel_path(7)),
+]
+
+
+def _documented(document: dict[str, Any], method: str, path: str) -> bool:
+    """Whether the document has ``method path`` (templates such as ``/jobs/{job_id}`` match ids)."""
+    server = document["servers"][0]["url"]
+    if not path.startswith(server + "/"):
+        return False
+    rel = path[len(server) :]
+    for template, operations in document["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), rel) and method.lower() in operations:
+            return True
+    return False
+
+
+@pytest.mark.parametrize(("method", "path"), NODE_FACING)
+def test_each_node_facing_path_is_served_and_documented(app: Any, method: str, path: str) -> None:
+    """The route exists under that path (Flask routes it) and the served document describes it."""
+    served = app.test_client().get(h.OPENAPI)
+    assert served.status_code == 200
+    document = served.get_json()
+    assert document["servers"] == [{"url": h.API_PREFIX}]
+    assert _documented(document, method, path), f"{method} {path} is not in the served document"
+    rule, _ = app.url_map.bind("fleet.test").match(path, method=method, return_rule=True)
+    assert rule.rule.startswith(h.API_PREFIX + "/")
+
+
+def test_a_path_not_in_the_contract_is_not_documented(app: Any) -> None:
+    """The check above can fail: a misspelt path is neither served nor documented."""
+    document = app.test_client().get(h.OPENAPI).get_json()
+    assert not _documented(document, "GET", f"{h.API_PREFIX}/printers/p-1/jobs/7/files")
+    assert not _documented(document, "DELETE", h.ENROLL)
+
+
+def test_the_fleet_reads_the_request_the_node_sends() -> None:
+    """One definition: the fleet's enrollment shape turns the node's body into the same value."""
+    from fleet.api.shapes.printers import Enroll
+
+    sent = h.EnrollRequest(
+        "7KQP-M2XD-9HWC", "Prusa MK4", Capabilities(Box.of_size(250, 210, 220), 0.6, "PETG")
+    )
+    assert Enroll.parse(sent.to_json()).value() == sent
+    unknown = h.EnrollRequest("7KQP-M2XD-9HWC", "Mini", Capabilities(material="PLA"))
+    assert unknown.to_json()["capabilities"] == {"material": "PLA"}  # what the node does not know is left out

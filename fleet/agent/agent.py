@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..node import NodeSettings, PrinterError, PrinterNode, build_node
-from ..node.enroll import BrokerAddress, EnrollmentAnswer, FleetRequestError, enroll
-from ..protocol import Capabilities
+from ..node.enroll import EnrollmentAnswer, FleetRequestError, enroll
+from ..protocol import Capabilities, ProtocolError
 from ..serial.streamer import StreamerConfig
 from .printer import SerialPrinter
 
@@ -69,31 +69,16 @@ def load_credentials(data_dir: Path) -> Optional[EnrollmentAnswer]:
             f"cannot read {path}: {exc}; remove it and enroll again", Problem.NOT_ENROLLED
         ) from exc
     try:
-        m = raw["mqtt"]
-        mqtt = BrokerAddress(
-            str(m["host"]), int(m["port"]), m.get("username"), m.get("password"), bool(m["tls"])
-        )
-        return EnrollmentAnswer(str(raw["printer_id"]), str(raw["token"]), mqtt)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise AgentError(f"{path} lacks {exc}; remove it and enroll again", Problem.NOT_ENROLLED) from exc
+        return EnrollmentAnswer.from_json(raw)
+    except ProtocolError as exc:
+        raise AgentError(f"{path}: {exc.message}; remove it and enroll again", Problem.NOT_ENROLLED) from exc
 
 
 def save_credentials(data_dir: Path, enrollment: EnrollmentAnswer) -> Path:
     """Write the enrollment readable by its owner only (0600), replacing any earlier one."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / CREDENTIALS_FILE
-    m = enrollment.mqtt
-    data: dict[str, Any] = {
-        "printer_id": enrollment.printer_id,
-        "token": enrollment.token,
-        "mqtt": {
-            "host": m.host,
-            "port": m.port,
-            "username": m.username,
-            "password": m.password,
-            "tls": m.tls,
-        },
-    }
+    data = enrollment.to_json()
     partial = path.with_suffix(".tmp")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:

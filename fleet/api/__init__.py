@@ -12,6 +12,7 @@ from werkzeug.routing import IntegerConverter
 
 from ..app import FleetApp
 from ..errors import FleetError, RateLimited
+from ..http_protocol import OPENAPI
 from ..web import install_dashboard
 from ..web.limiter import StoredLimiter
 from .routes import ApiLimits, api
@@ -95,7 +96,7 @@ def create_app(service: FleetApp, config: Optional[dict[str, Any]] = None) -> Fl
     def http_error(error: HTTPException) -> tuple[Response, int]:
         status = error.code or 500
         messages = {
-            404: f"there is no {request.path} here; see /api/v1/openapi.json for what there is",
+            404: f"there is no {request.path} here; see {OPENAPI} for what there is",
             405: f"{request.method} is not allowed on {request.path}",
             413: "the upload is larger than the lab's limit; ask a manager, or slice with fewer details",
         }

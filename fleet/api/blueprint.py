@@ -15,12 +15,13 @@ from flask import Blueprint, current_app, g, request
 from ..app import FleetApp
 from ..auth import parse_bearer
 from ..errors import Invalid, RateLimited, Unauthorized
+from ..http_protocol import API_PREFIX
 from ..models import Member, Printer
 from ..web.limiter import StoredLimiter
 from .shapes.base import InputModel, parse_json_object
 from .spec import ApiSpec
 
-api = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+api = Blueprint("api_v1", __name__, url_prefix=API_PREFIX)
 spec = ApiSpec(
     api,
     title="CrowdFab fleet API",

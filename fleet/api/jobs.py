@@ -10,6 +10,9 @@ from flask import Response, jsonify, request, send_file
 from ..app.intake import check_idempotency_key
 from ..errors import Invalid, NotFound
 from ..gcode.results import Thumbnail
+from ..gcode.threemf import choosing_plate
+from ..http_protocol import IDEMPOTENCY_KEY as IDEMPOTENCY_KEY_HEADER
+from ..http_protocol import job_path, unquote_idempotency_key
 from ..models import Job, JobFilter
 from .blueprint import body, me, query, service, spec
 from .shapes import jobs as shape
@@ -19,7 +22,7 @@ JOB = "/jobs/<int:job_id>"
 
 #: The IETF httpapi draft's header: a retry of a submission whose answer was lost queues nothing twice.
 IDEMPOTENCY_KEY = {
-    "name": "Idempotency-Key",
+    "name": IDEMPOTENCY_KEY_HEADER,
     "in": "header",
     "required": False,
     "description": (
@@ -31,43 +34,19 @@ IDEMPOTENCY_KEY = {
     ),
     "schema": {"type": "string", "minLength": 1, "maxLength": 130},
 }
+#: How an API client chooses the plate of a sliced 3MF file with several.
+CHOOSE_PLATE = "send the form field plate with the number of the one to print (such as plate={plate})"
 IMAGE: dict[str, Any] = {
     "content": {mime: {} for mime in ("image/png", "image/jpeg", "image/qoi", "application/octet-stream")}
 }
 
 
-def unquote_sf_string(raw: str) -> str:
-    """The text of a Structured Field String (RFC 8941): ``"…"``, with only ``\\"`` and ``\\\\`` escaped."""
-    bad = Invalid(
-        'the Idempotency-Key header must be a quoted string ("…", escaping only \\" and \\\\) or a bare key',
-        field="Idempotency-Key",
-    )
-    if len(raw) < 2 or not raw.endswith('"'):
-        raise bad
-    out: list[str] = []
-    chars = iter(raw[1:-1])
-    for ch in chars:
-        if ch == "\\":
-            ch = next(chars, "")
-            if ch not in ('"', "\\"):
-                raise bad
-        elif ch == '"':
-            raise bad
-        out.append(ch)
-    return "".join(out)
-
-
 def idempotency_key() -> Optional[str]:
-    """The ``Idempotency-Key`` header's key, or None without one.
-
-    The httpapi draft makes it a Structured Field String (``"…"``); a bare token is taken as is.
-    """
-    raw = request.headers.get("Idempotency-Key")
+    """The key in the ``Idempotency-Key`` header (quoted or bare), or None without one."""
+    raw = request.headers.get(IDEMPOTENCY_KEY_HEADER)
     if raw is None:
         return None
-    if raw.startswith('"'):
-        raw = unquote_sf_string(raw)
-    return check_idempotency_key(raw)
+    return check_idempotency_key(unquote_idempotency_key(raw))
 
 
 def uploaded_file() -> BinaryIO:
@@ -96,20 +75,24 @@ def job_json(job: Any, **extra: Any) -> dict[str, Any]:
 def submit_job() -> tuple[Response, int, dict[str, str]]:
     stream = uploaded_file()
     form = shape.SubmitForm.parse(request.form.to_dict())
-    submission = service().intake.submit_job(
-        me(),
-        stream,
-        filename=request.files["file"].filename,
-        copies=form.copies,
-        material=form.material or None,
-        note=form.note,
-        idempotency_key=idempotency_key(),
-    )
+    try:
+        submission = service().intake.submit_job(
+            me(),
+            stream,
+            filename=request.files["file"].filename,
+            copies=form.copies,
+            material=form.material or None,
+            note=form.note,
+            idempotency_key=idempotency_key(),
+            plate=form.plate,
+        )
+    except Invalid as exc:
+        raise choosing_plate(exc, CHOOSE_PLATE) from None
     answer = shape.SubmissionAnswer(
         jobs=[shape.Job.of(j, me()) for j in submission.jobs],
         analysis=shape.Analysis.of(submission.analysis),
     )
-    return jsonify(answer.to_json()), 201, {"Location": f"/api/v1/jobs/{submission.jobs[0].id}"}
+    return jsonify(answer.to_json()), 201, {"Location": job_path(submission.jobs[0].id)}
 
 
 @spec.route(
@@ -123,7 +106,10 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
 def analyze() -> Response:
     stream = uploaded_file()
     form = shape.AnalyzeForm.parse(request.form.to_dict())
-    analysis = service().intake.analyze_upload(stream, material=form.material or None)
+    try:
+        analysis = service().intake.analyze_upload(stream, material=form.material or None, plate=form.plate)
+    except Invalid as exc:
+        raise choosing_plate(exc, CHOOSE_PLATE) from None
     return jsonify(shape.Analysis.of(analysis).to_json())
 
 

@@ -165,8 +165,8 @@ def enroll_printer() -> tuple[Response, int]:
     refuse_while_limited(limiter, "wrong enrollment codes")
     asked = body(shape.Enroll)
     try:
-        enrollment = service().enrollment.enroll(asked.code, asked.name, asked.capabilities.changes())
+        enrollment = service().enrollment.enroll(asked.value())
     except Unauthorized:
         limiter.failed(client_address())
         raise
-    return jsonify(shape.EnrollmentAnswer.of(enrollment).to_json()), 201
+    return jsonify(enrollment.answer.to_json()), 201

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from .. import __version__
+from ..http_protocol import API_PREFIX
 from .shapes.base import Error, InputModel, OutputModel
 
 JSON = "application/json"
@@ -138,7 +139,7 @@ class ApiSpec:
         return {
             "openapi": "3.1.0",
             "info": {"title": self.title, "version": __version__, "description": self.description},
-            "servers": [{"url": "/api/v1"}],
+            "servers": [{"url": API_PREFIX}],
             "security": [{"bearer": []}],
             "components": {
                 "securitySchemes": {

@@ -27,12 +27,13 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from ..http_protocol import BrokerAddress
 from ..metrics import FleetMetrics
 from ..store import BlobStore, Store
 from .base import Context, Hooks
 from .board import Board
 from .dispatch import Dispatcher
-from .enrollment import Enrollments, MqttEndpoint, PasswordHasher
+from .enrollment import Enrollments, PasswordHasher
 from .identity import Identity
 from .intake import Intake
 from .jobs import Jobs
@@ -41,7 +42,7 @@ from .printers import Printers
 from .reports import PrinterReports
 from .settings import LabAdmin
 
-__all__ = ["FleetApp", "MqttEndpoint", "build"]
+__all__ = ["FleetApp", "build"]
 
 
 @dataclass
@@ -91,7 +92,7 @@ def build(
     blobs: BlobStore,
     *,
     clock: Callable[[], float] = time.time,
-    node_mqtt: Optional[MqttEndpoint] = None,
+    node_mqtt: Optional[BrokerAddress] = None,
     password_hasher: Optional[PasswordHasher] = None,
 ) -> FleetApp:
     """The fleet's services on one store: the one place that knows which needs which."""

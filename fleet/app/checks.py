@@ -11,9 +11,9 @@ from typing import Any, Optional
 
 from ..errors import Invalid
 from ..geometry import Box
+from ..protocol import PRINTER_ID_RE as PRINTER_ID_RE  # the MQTT contract's, where topics are built
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-PRINTER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 MATERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 +._-]{0,31}$")
 
 

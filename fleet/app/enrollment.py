@@ -6,15 +6,15 @@ import logging
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..auth import TOKEN_PREFIX, hash_token
 from ..errors import Conflict, Forbidden, Invalid, Unauthorized, Unavailable
+from ..http_protocol import BrokerAddress, EnrollmentAnswer, EnrollRequest
 from ..models import Job, Member, Printer
 from ..states import ACTIVE, PrinterState
 from .base import Context, actor_of, require_manager
-from .checks import check_material, check_nozzle, check_printer_name, check_volume
 from .identity import PRINTER_TOKEN_PREFIX
 from .reports import PrinterReports
 
@@ -35,23 +35,11 @@ PasswordHasher = Callable[[str], str]
 
 
 @dataclass(frozen=True)
-class MqttEndpoint:
-    """The broker address nodes are told to use (which may differ from the one the fleet uses)."""
-
-    host: str
-    port: int
-    tls: bool = False
-
-
-@dataclass(frozen=True)
 class Enrollment:
-    """A newly enrolled printer and its secrets: shown once, stored only hashed."""
+    """A newly enrolled printer and the answer its node gets: secrets shown once, stored only hashed."""
 
     printer: Printer
-    token: str
-    mqtt_username: str
-    mqtt_password: str
-    mqtt: MqttEndpoint
+    answer: EnrollmentAnswer
 
 
 def new_enrollment_code() -> str:
@@ -89,13 +77,14 @@ class Enrollments:
         ctx: Context,
         reports: PrinterReports,
         *,
-        node_mqtt: Optional[MqttEndpoint] = None,
+        node_mqtt: Optional[BrokerAddress] = None,
         password_hasher: Optional[PasswordHasher] = None,
     ) -> None:
         self.ctx = ctx
         self.store = ctx.store
         self.reports = reports
-        #: Where enrolled nodes connect; None while the fleet runs without a broker.
+        #: Where enrolled nodes connect (host, port, TLS: each gets its own login); None while the fleet
+        #: runs without a broker.
         self.node_mqtt = node_mqtt
         self._hash_password = password_hasher or _default_hasher
 
@@ -120,21 +109,17 @@ class Enrollments:
         )
         return code, created.expires_at
 
-    def enroll(self, code: Any, name: Any, capabilities: Any) -> Enrollment:
-        """Spend an enrollment code on a new printer; its token and broker password are returned once."""
-        display_name = check_printer_name(name)
-        if not isinstance(capabilities, dict):
-            raise Invalid(
-                "capabilities must be an object with volume, nozzle_diameter and material",
-                field="capabilities",
-            )
-        unknown = sorted(set(capabilities) - {"volume", "nozzle_diameter", "material"})
-        if unknown:
-            raise Invalid(f"unknown capability: {unknown[0]}", field=f"capabilities.{unknown[0]}")
-        volume = check_volume(capabilities.get("volume"))
-        nozzle = check_nozzle(capabilities.get("nozzle_diameter", 0.4))
-        material = check_material(capabilities.get("material"), "capabilities.material")
-        normalized = normalize_code(code) if isinstance(code, str) else None
+    def enroll(self, request: EnrollRequest) -> Enrollment:
+        """Spend an enrollment code on a new printer; its token and broker password are returned once.
+
+        ``request`` comes checked from the HTTP edge (name, material and nozzle); the volume, which a
+        node may not know, is required here.
+        """
+        caps = request.capabilities
+        volume = caps.volume
+        if volume is None:
+            raise Invalid("volume is required: the build volume's min_x … max_z in mm", field="volume")
+        normalized = normalize_code(request.code)
         if normalized is None:
             raise Unauthorized(INVALID_CODE, field="code")
         if self.node_mqtt is None:
@@ -145,16 +130,16 @@ class Enrollments:
         now = self.ctx.clock()
         token = PRINTER_TOKEN_PREFIX + secrets.token_urlsafe(32)
         password = secrets.token_urlsafe(24)
-        printer_id = slugify(display_name)
+        printer_id = slugify(request.name)
         if printer_id == "enroll":  # would shadow the route that enrolls printers
             printer_id = "printer-enroll"
         template = Printer(
             id=printer_id,
-            name=display_name,
+            name=request.name,
             state=PrinterState.OFFLINE,  # until its node says otherwise
             volume=volume,
-            nozzle_diameter=nozzle,
-            material=material,
+            nozzle_diameter=0.4 if caps.nozzle_diameter is None else caps.nozzle_diameter,
+            material=caps.material,
             restricted=False,
             current_job_id=None,
             last_seen=None,
@@ -172,7 +157,8 @@ class Enrollments:
         log.info("printer %s (%s) enrolled", printer.id, printer.name)
         self.ctx.printer_changed(printer.id)
         self.ctx.credentials_changed()
-        return Enrollment(printer, token, printer.id, password, self.node_mqtt)
+        login = replace(self.node_mqtt, username=printer.id, password=password, ca_file=None)
+        return Enrollment(printer, EnrollmentAnswer(printer.id, token, login))
 
     def revoke_printer(self, actor: Member, printer_id: str) -> Printer:
         """Withdraw an enrolled printer's credentials and take it out of the pool.

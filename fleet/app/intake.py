@@ -18,6 +18,8 @@ from .base import Context, actor_of
 from .checks import check_material
 
 MAX_NOTE = 500
+#: Slicers number plates from 1; an archive names at most four digits (see :mod:`fleet.gcode.threemf`).
+MAX_PLATE = 9999
 MAX_FILENAME = 120
 #: How long a submission's ``Idempotency-Key`` answers with the jobs it made (then it is forgotten).
 SUBMISSION_KEY_TTL_S = 24 * 3600.0
@@ -56,6 +58,35 @@ def check_idempotency_key(value: Any, field: str = "Idempotency-Key") -> str:
     return value
 
 
+def check_plate(value: Any) -> Optional[int]:
+    """The plate of a sliced 3MF archive to print: None (the only one), or a whole number from 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PLATE:
+        raise Invalid(
+            f"plate must be a plate's number, a whole number from 1 to {MAX_PLATE}",
+            field="plate",
+            key="plate_number",
+            params={"max": MAX_PLATE},
+        )
+    return value
+
+
+def plate_from_form(text: Any) -> Optional[int]:
+    """A form's ``plate`` field: empty is no choice, else the digits of a plate's number."""
+    if text is None or text == "":
+        return None
+    digits = text.strip() if isinstance(text, str) else ""
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
+        raise Invalid(
+            "plate must be a whole number: the number of the plate to print in the sliced 3MF file",
+            field="plate",
+            key="plate_number",
+            params={"max": MAX_PLATE},
+        )
+    return int(digits)
+
+
 def submission_hash(file_sha256: str, copies: int, material: Optional[str], note: str) -> str:
     """What a submission asked for, as one SHA-256: a retry with the same key must ask for the same."""
     asked = json.dumps([file_sha256, copies, material, note], separators=(",", ":"))
@@ -72,11 +103,17 @@ class Intake:
         #: When keyed submissions next sweep the expired keys (a fleet may run for months).
         self._next_key_sweep = float("-inf")
 
-    def analyze_upload(self, stream: BinaryIO, *, material: Optional[str] = None) -> Analysis:
-        """Analyse a file without keeping it (the dashboard's preview before a member confirms)."""
+    def analyze_upload(
+        self, stream: BinaryIO, *, material: Optional[str] = None, plate: Optional[int] = None
+    ) -> Analysis:
+        """Analyse a file without keeping it (the dashboard's preview before a member confirms).
+
+        ``plate`` picks the plate of a sliced 3MF archive that holds several.
+        """
         lab = self.ctx.lab_settings()
+        plate = check_plate(plate)
         with self.blobs.staging(max_bytes=lab.max_upload_bytes) as staged:
-            staged.write_from(stream)
+            staged.write_from(stream, plate=plate)
             with staged.open() as written:
                 return analyze_stream(written, rules=lab.rules, material=material)
 
@@ -90,8 +127,12 @@ class Intake:
         material: Optional[str] = None,
         note: str = "",
         idempotency_key: Optional[str] = None,
+        plate: Optional[int] = None,
     ) -> Submission:
         """Analyse an upload and queue it; a refused file leaves nothing behind.
+
+        ``plate`` picks the plate of a sliced 3MF archive that holds several (what is stored, and
+        sent to the printer, is that plate's G-code).
 
         With ``idempotency_key``, a repeat of the same request within :data:`SUBMISSION_KEY_TTL_S`
         answers the jobs the first one made and creates nothing; the same key with another file,
@@ -119,9 +160,11 @@ class Intake:
                 params={"max": MAX_NOTE},
             )
         note = note.strip()
+        plate = check_plate(plate)
         claim: Optional[SubmissionKey] = None
         with self.blobs.staging(max_bytes=lab.max_upload_bytes) as staged:
-            staged.write_from(stream)
+            # The file's hash below is of the chosen plate's G-code: another plate is another request.
+            staged.write_from(stream, plate=plate)
             if key is not None:
                 asked = submission_hash(staged.sha256, copies, requested_material, note)
                 claim = SubmissionKey(key, asked, valid_after=now - SUBMISSION_KEY_TTL_S)

@@ -51,6 +51,7 @@ def analyze_path(
     rules: SafetyRules = DEFAULT_RULES,
     material: Optional[str] = None,
     max_bytes: Optional[int] = None,
+    plate: Optional[int] = None,
 ) -> Analysis:
     """Analyse the G-code file at ``path`` (see :func:`analyze_stream`)."""
     with open(path, "rb") as stream:
@@ -60,6 +61,7 @@ def analyze_path(
             material=material,
             max_bytes=max_bytes,
             total_size=os.fstat(stream.fileno()).st_size,
+            plate=plate,
         )
 
 
@@ -70,17 +72,19 @@ def analyze_stream(
     material: Optional[str] = None,
     max_bytes: Optional[int] = None,
     total_size: Optional[int] = None,
+    plate: Optional[int] = None,
 ) -> Analysis:
     """Analyse G-code read from a binary stream, in one pass with memory flat in the file's size.
 
-    ``material`` overrides the file's own for the temperature checks. Raises
+    ``material`` overrides the file's own for the temperature checks; ``plate`` picks the plate of a
+    sliced 3MF archive with several (see :mod:`fleet.gcode.threemf`). Raises
     :class:`fleet.errors.TooLarge` beyond ``max_bytes`` and :class:`fleet.errors.Invalid` when the
     stream is not plain-text G-code or holds no commands.
     """
     if max_bytes is not None and total_size is not None and total_size > max_bytes:
         # Fail before reading a byte; LineReader enforces the same limit on streams of unknown size.
         raise TooLarge(f"the file is larger than this lab's limit of {size_text(max_bytes)}", field="file")
-    plain = open_plain(stream)
+    plain = open_plain(stream, plate=plate)
     if isinstance(plain, Decoded):  # a .bgcode or .gcode.3mf: its size on disk says nothing about the text
         total_size = None
     reader = LineReader(plain, max_bytes=max_bytes, max_line=rules.max_line_length, total_size=total_size)

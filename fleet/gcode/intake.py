@@ -102,7 +102,8 @@ def open_plain(
 ) -> BinaryIO:
     """A reader of the plain-text G-code in ``stream``: the stream itself when it is text already,
     else the decoded ``.bgcode`` or the chosen plate of a ``.gcode.3mf`` (which needs a seekable
-    stream). Decoding happens as the reader is read, so callers bound the output as they read.
+    stream; a ``plate`` for any other file is :class:`Invalid`). Decoding happens as the reader is
+    read, so callers bound the output as they read.
     """
     can_seek = seekable(stream)
     if can_seek:
@@ -113,6 +114,12 @@ def open_plain(
         head = stream.read(4)
         # Unbuffered, so a plain upload is never read further than its reader asks.
         stream = cast(BinaryIO, Prefixed(head, stream))
+    if plate is not None and not head.startswith(b"PK\x03\x04"):
+        raise Invalid(
+            f"plate {plate} was asked for, but this file is not a sliced 3MF archive (.gcode.3mf), so it "
+            "has no plates to choose from: send it without a plate number",
+            field="plate",
+        )
     if head.startswith(bgcode.MAGIC):
         blocks = bgcode.to_text(io.BufferedReader(cast(io.RawIOBase, stream)), max_block=max_block)
         return Decoded(_ChunkReader(blocks), 256 * 1024)

@@ -1,10 +1,11 @@
 """Sliced 3MF archives (``.gcode.3mf``, from PrusaSlicer, BambuStudio and OrcaSlicer): pick a plate's G-code.
 
 Such an archive is a ZIP holding ``Metadata/plate_<n>.gcode`` for each sliced plate, often with a
-``.md5`` beside it. One plate is taken as it is; with several, ``plate`` names one (the upload
-forms do not send it yet, so until they do the error names the plates and asks for a one-plate
-export). The chosen G-code is streamed out of the archive (never unpacked whole) and checked
-against the archive's CRC and the slicer's MD5 as it is read. Pure code over seekable streams.
+``.md5`` beside it. One plate is taken as it is; with several, ``plate`` names one, and without it
+the refusal (:data:`SEVERAL_PLATES`) names the plates; each face that takes uploads (the API's form,
+the command line, the dashboard) says how to choose there (:func:`choosing_plate`). The chosen
+G-code is streamed out of the archive (never unpacked whole) and checked against the archive's CRC
+and the slicer's MD5 as it is read. Pure code over seekable streams.
 """
 
 from __future__ import annotations
@@ -13,16 +14,44 @@ import hashlib
 import io
 import re
 import zipfile
+from collections.abc import Sequence
 from typing import IO, BinaryIO, Optional
 
-from ..errors import Invalid
+from ..errors import FleetError, Invalid
 
 _PLATE_RE = re.compile(r"Metadata/plate_(\d{1,4})\.gcode")
-#: Until the upload forms carry a plate number, a member chooses by exporting that plate alone.
+#: The key (and ``details["plates"]``) of the refusal of an archive with several plates and no choice.
+SEVERAL_PLATES = "several_plates"
+#: How to choose where the place of the upload is not known: name the plate, or export it alone.
 _HOW = (
-    "a job prints one plate, so export the plate you want on its own (OrcaSlicer and BambuStudio: "
-    "File > Export > Export plate sliced file; PrusaSlicer: slice that plate and export its G-code)"
+    "a job prints one plate, so name the plate to print, or export the plate you want on its own "
+    "(OrcaSlicer and BambuStudio: File > Export > Export plate sliced file; PrusaSlicer: slice that "
+    "plate and export its G-code)"
 )
+
+
+def several_plates(found: Sequence[int], how: str = _HOW) -> Invalid:
+    """The refusal of an archive with several plates when none was chosen.
+
+    ``how`` says how to choose where the file was sent; ``{plate}`` in it becomes the first plate's
+    number, for an example.
+    """
+    listed = _and([str(n) for n in found])
+    return Invalid(
+        f"this 3MF file holds G-code for {len(found)} plates ({listed}): {how.format(plate=found[0])}",
+        field="file",
+        details={"plates": list(found)},
+        key=SEVERAL_PLATES,
+        params={"count": len(found), "plates": ", ".join(str(n) for n in found)},
+    )
+
+
+def choosing_plate(error: FleetError, how: str) -> FleetError:
+    """``error`` as it is, unless it asks which plate to print: then the same refusal, saying ``how``."""
+    found = error.details.get("plates") if isinstance(error.details, dict) else None
+    if error.key != SEVERAL_PLATES or not isinstance(found, list) or not found:
+        return error
+    return several_plates(found, how)
 
 
 def _damaged(detail: str) -> Invalid:
@@ -101,11 +130,7 @@ def open_plate(stream: BinaryIO, plate: Optional[int] = None) -> PlateReader:
         listed = _and([str(n) for n in found])
         if plate is None:
             if len(found) > 1:
-                raise Invalid(
-                    f"this 3MF file holds G-code for {len(found)} plates ({listed}): {_HOW}",
-                    field="file",
-                    details={"plates": list(found)},
-                )
+                raise several_plates(list(found))
             plate = next(iter(found))
         if plate not in found:
             raise Invalid(

@@ -6,7 +6,8 @@ import hashlib
 
 import pytest
 
-from fleet.app.enrollment import INVALID_CODE, MqttEndpoint
+from fleet.app.enrollment import INVALID_CODE
+from fleet.http_protocol import BrokerAddress
 from fleet.states import JobState
 
 from .test_printers_members import PART, submit
@@ -20,7 +21,7 @@ CAPS = {
 
 @pytest.fixture(autouse=True)
 def broker_address(fleet):
-    fleet.app.enrollment.node_mqtt = MqttEndpoint("fleet.lab", 18830, False)
+    fleet.app.enrollment.node_mqtt = BrokerAddress("fleet.lab", 18830, tls=False)
 
 
 def enroll(api, name="Prusa MK4"):

@@ -93,3 +93,82 @@ def test_the_lab_limit_applies_to_the_decoded_gcode(api, fleet, sample_gcode):
     assert response.status_code == 413
     assert "once unpacked" in response.get_json()["message"]
     assert stored_files(fleet) == [] and fleet.store.list_jobs() == []
+
+
+def two_plates(sample_gcode) -> tuple[bytes, bytes, bytes]:
+    """A 3MF archive with plates 1 (the cube) and 4 (the vase), and the G-code of each."""
+    cube = (sample_gcode / f"{TWIN}.gcode").read_bytes()
+    vase = (sample_gcode / "vase_prusaslicer.gcode").read_bytes()
+    return three_mf({1: cube, 4: vase}), cube, vase
+
+
+def test_the_plate_field_picks_one_plate_of_several(api, fleet, sample_gcode):
+    archive, cube, vase = two_plates(sample_gcode)
+    refused = upload(api["alice"], archive, "two.gcode.3mf")
+    assert refused.status_code == 422
+    body = refused.get_json()
+    assert body["details"] == {"plates": [1, 4]} and body["field"] == "file"
+    assert "2 plates (1 and 4)" in body["message"] and "form field plate" in body["message"]
+    assert "plate=1" in body["message"]
+
+    analysed = api["alice"].post(
+        "/api/v1/analyze",
+        data={"file": (io.BytesIO(archive), "two.gcode.3mf"), "plate": "4"},
+        content_type="multipart/form-data",
+    )
+    assert analysed.status_code == 200, analysed.get_json()
+    vase_alone = analyze(api["alice"], vase, "vase.gcode").get_json()
+    assert analysed.get_json() == vase_alone
+    assert stored_files(fleet) == []
+
+    queued = upload(api["alice"], archive, "two.gcode.3mf", plate=4)
+    assert queued.status_code == 201, queued.get_json()
+    assert queued.get_json()["analysis"] == vase_alone
+    [job] = fleet.store.list_jobs()
+    assert fleet.blobs.open(job.file_sha256).read() == vase  # the printer is sent that plate's G-code
+    first = upload(api["bob"], archive, "two.gcode.3mf", plate=1)
+    assert first.status_code == 201
+    assert first.get_json()["analysis"]["filament_length_mm"] == pytest.approx(986.61)
+    assert fleet.blobs.open(fleet.store.get_job(first.get_json()["jobs"][0]["id"]).file_sha256).read() == cube
+
+
+@pytest.mark.parametrize(
+    ("plate", "says"),
+    [
+        ("9", "has no plate 9; it holds plates 1 and 4"),
+        ("0", "plate must be a plate's number"),
+        ("two", "plate must be a whole number"),
+        ("-1", "plate must be a whole number"),
+    ],
+)
+def test_a_bad_plate_number_is_a_clear_422_that_keeps_nothing(api, fleet, sample_gcode, plate, says):
+    archive, _, _ = two_plates(sample_gcode)
+    for url in ("/api/v1/jobs", "/api/v1/analyze"):
+        form = {"file": (io.BytesIO(archive), "two.gcode.3mf"), "plate": plate}
+        refused = api["alice"].post(url, data=form, content_type="multipart/form-data")
+        assert refused.status_code == 422, refused.get_json()
+        assert says in refused.get_json()["message"] and refused.get_json()["field"] == "plate"
+    assert stored_files(fleet) == [] and fleet.store.list_jobs() == []
+    staging = fleet.blobs.staging_dir
+    assert not staging.exists() or list(staging.iterdir()) == []
+
+
+def test_a_plate_for_a_file_without_plates_is_refused(api, fleet, sample_gcode):
+    for name in (f"{TWIN}.gcode", f"{TWIN}.bgcode"):
+        refused = upload(api["alice"], (sample_gcode / name).read_bytes(), name, plate=1)
+        assert refused.status_code == 422
+        assert "not a sliced 3MF" in refused.get_json()["message"] and refused.get_json()["field"] == "plate"
+    assert stored_files(fleet) == [] and fleet.store.list_jobs() == []
+
+
+def test_the_document_describes_the_plate_field():
+    from fleet.api.openapi import openapi_document
+
+    document = openapi_document()
+    for path in ("/jobs", "/analyze"):
+        form = document["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        plate = form["properties"]["plate"]
+        assert (
+            plate["type"] == "integer" and plate["minimum"] == 1 and "details.plates" in plate["description"]
+        )
+        assert "plate" not in form["required"]

@@ -12,6 +12,8 @@ from fleet.api.openapi import openapi_document
 from fleet.api.shapes import jobs, lab, members, printers
 from fleet.errors import Invalid
 from fleet.geometry import Box
+from fleet.http_protocol import EnrollRequest
+from fleet.protocol import Capabilities
 
 VOLUME = {"min_x": 0, "min_y": -4, "min_z": 0, "max_x": 180, "max_y": 180, "max_z": 180}
 BOX = Box(0.0, -4.0, 0.0, 180.0, 180.0, 180.0)
@@ -37,7 +39,7 @@ SPEC = models.PrinterSpec(BOX, 0.4, None)
         (
             printers.Enroll,
             {"name": "Prusa MK4", "code": "7KQP-M2XD-9HWC", "capabilities": {"volume": VOLUME}},
-            models.EnrollRequest("7KQP-M2XD-9HWC", "Prusa MK4", SPEC),
+            EnrollRequest("7KQP-M2XD-9HWC", "Prusa MK4", Capabilities(BOX, 0.4, None)),
         ),
         (members.MemberChanges, {}, models.MemberChanges()),
         (members.MemberChanges, {"requires_approval": None}, models.MemberChanges(requires_approval=None)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fleet import protocol as p
-from fleet.app.enrollment import MqttEndpoint
+from fleet.http_protocol import BrokerAddress, EnrollRequest
 from fleet.models import Role
 from fleet.states import PrinterState as S
 
@@ -68,11 +68,12 @@ def test_a_change_made_elsewhere_is_caught_by_the_recheck(service, fleetlink, li
 
 
 def test_a_revoked_printer_is_not_heard_even_with_the_same_status(service, fleetlink, link, clock):
-    service.enrollment.node_mqtt = MqttEndpoint("broker.example", 1883)
+    service.enrollment.node_mqtt = BrokerAddress("broker.example", 1883)
     manager, _ = service.members.add_member("boss", Role.MANAGER)
     code, _ = service.enrollment.create_enrollment_code(manager)
     volume = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 200, "max_y": 200, "max_z": 200}
-    printer_id = service.enrollment.enroll(code, "Mini", {"volume": volume}).printer.id
+    asked = EnrollRequest.from_json({"code": code, "name": "Mini", "capabilities": {"volume": volume}})
+    printer_id = service.enrollment.enroll(asked).printer.id
     node = Node(link, printer_id, clock)
     node.status(N.IDLE)
     assert service.reports.live(printer_id) is not None

@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import select
 
 from fleet.app import FleetApp
-from fleet.app.enrollment import MqttEndpoint
 from fleet.config import FleetConfig
 from fleet.geometry import Box
+from fleet.http_protocol import BrokerAddress, EnrollRequest
 from fleet.models import Job, Member, NewPrinter, Printer, PrinterSpec, Role
 from fleet.server import Fleet
 from fleet.states import JobState, PrinterState
@@ -30,6 +30,13 @@ from fleet.store import schema
 PASSWORD = "correct horse battery"
 VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 200, "max_y": 200, "max_z": 200}
 CAPS = {"volume": VOLUME, "nozzle_diameter": 0.4, "material": "PLA"}
+
+
+def enroll_request(code: str, name: str) -> EnrollRequest:
+    """What a node with :data:`CAPS` sends to enroll as ``name``."""
+    return EnrollRequest.from_json({"code": code, "name": name, "capabilities": CAPS})
+
+
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 #: A few moves that pass the lab's checks.
 GCODE = b"G28\nG1 Z0.2 F1200\nG1 X10 Y10 E1\nG1 X20 Y20 E2\n"
@@ -75,7 +82,7 @@ class StrictClock:
 def open_fleet(data_dir: Path) -> Fleet:
     """A fleet on ``data_dir`` that can enroll printers (it names a broker; none needs to run)."""
     fleet = Fleet.open(FleetConfig(data_dir=data_dir, port=0))
-    fleet.app.enrollment.node_mqtt = MqttEndpoint("fleet.test", 18830, False)
+    fleet.app.enrollment.node_mqtt = BrokerAddress("fleet.test", 18830, tls=False)
     fleet.app.clock = StrictClock()
     return fleet
 
@@ -170,9 +177,9 @@ class World:
     def enrolled(self) -> tuple[Printer, str]:
         """A printer enrolled with a code, idle, and its HTTP token."""
         code, _ = self.service.enrollment.create_enrollment_code(None)
-        enrollment = self.service.enrollment.enroll(code, self.unique("node"), CAPS)
+        enrollment = self.service.enrollment.enroll(enroll_request(code, self.unique("node")))
         printer = self.service.store.update_printer(enrollment.printer.id, state=PrinterState.IDLE)
-        return printer, enrollment.token
+        return printer, enrollment.answer.token
 
     def job(self, state: JobState = JobState.QUEUED, *, owner: str = "alice", content: bytes = GCODE) -> Job:
         """A job of ``owner`` brought to ``state`` the way the fleet would bring it there."""

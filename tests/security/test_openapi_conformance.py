@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from fleet.api import create_app
 from fleet.api.openapi import openapi_document
-from fleet.app.enrollment import MqttEndpoint
 from fleet.config import FleetConfig
 from fleet.gcode.generate import generate_box
 from fleet.geometry import Box
+from fleet.http_protocol import BrokerAddress
 from fleet.models import NewPrinter, PrinterSpec, Role
 from fleet.server import Fleet
 
@@ -66,7 +66,7 @@ class Lab:
 def make_lab(data_dir: Path) -> Lab:
     fleet = Fleet.open(FleetConfig(data_dir=data_dir))
     service = fleet.app
-    service.enrollment.node_mqtt = MqttEndpoint("fleet.lab", 18830, False)
+    service.enrollment.node_mqtt = BrokerAddress("fleet.lab", 18830, tls=False)
     manager, manager_token = service.members.add_member("ada", Role.MANAGER)
     member, member_token = service.members.add_member("bob", Role.MEMBER)
     other, _ = service.members.add_member("cy", Role.MEMBER)

@@ -18,7 +18,7 @@ from fleet.models import Role
 from fleet.web import DEFAULTS as WEB_DEFAULTS
 
 from ..brokers import wait_until
-from .conftest import CAPS, PASSWORD, LiveServer, csrf_of, db_state
+from .conftest import CAPS, PASSWORD, LiveServer, csrf_of, db_state, enroll_request
 
 ENROLL = "/api/v1/printers/enroll"
 ATTACKER, NEIGHBOUR = "127.0.0.1", "127.0.0.2"
@@ -100,9 +100,8 @@ def test_wrong_enrollment_codes_are_limited_per_address(live_server: LiveServer)
 def test_failed_bearer_tokens_are_limited_per_address(live_server: LiveServer) -> None:
     service = live_server.fleet.app
     _, token = service.members.add_member("alice", Role.MEMBER)
-    printer_token = service.enrollment.enroll(
-        service.enrollment.create_enrollment_code(None)[0], "MK4", CAPS
-    ).token
+    code = service.enrollment.create_enrollment_code(None)[0]
+    printer_token = service.enrollment.enroll(enroll_request(code, "MK4")).answer.token
     attempts, window = LIMIT_DEFAULTS["CROWDFAB_TOKEN_ATTEMPTS"], LIMIT_DEFAULTS["CROWDFAB_TOKEN_WINDOW_S"]
     me, file = f"{live_server.url}/api/v1/me", f"{live_server.url}/api/v1/printers/mk4/jobs/1/file"
     attacker = client(ATTACKER)

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 
 from fleet.api import LIMIT_DEFAULTS, create_app
 from fleet.app import FleetApp, build
-from fleet.app.enrollment import MqttEndpoint
 from fleet.config import FleetConfig
 from fleet.errors import Unavailable
+from fleet.http_protocol import BrokerAddress
 from fleet.models import Role
 from fleet.server import Fleet, free_port
 from fleet.store import BlobStore, Store, open_store
@@ -188,7 +188,7 @@ class Process:
 
     def __init__(self, database_url: str, data_dir: Path) -> None:
         self.fleet = Fleet.open(FleetConfig(data_dir=data_dir, database_url=database_url))
-        self.fleet.app.enrollment.node_mqtt = MqttEndpoint("fleet.test", 18830, False)
+        self.fleet.app.enrollment.node_mqtt = BrokerAddress("fleet.test", 18830, tls=False)
         self.fleet.app.clock = StrictClock()
         self.app = create_app(self.fleet.app, {"SECRET_KEY": "k" * 32})
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from fleet.app.enrollment import MqttEndpoint
 from fleet.config import FleetConfig
 from fleet.gcode.generate import generate_box
 from fleet.geometry import Box
+from fleet.http_protocol import BrokerAddress, EnrollRequest
 from fleet.models import LiveStatus, NewPrinter, PrinterSpec, Role
 from fleet.server import Fleet
 from fleet.states import JobState
@@ -194,12 +194,11 @@ def test_a_printer_enrolled_while_the_page_is_open_appears_live_with_compact_rea
 
     # A printer spends an enrollment code (as the plugin does through the API) while the page is open.
     code, _ = svc.enrollment.create_enrollment_code(manager, 3600)
-    svc.enrollment.node_mqtt = MqttEndpoint(
-        "127.0.0.1", 1883, False
-    )  # where enrolled printers are told to connect
+    svc.enrollment.node_mqtt = BrokerAddress("127.0.0.1", 1883)  # where enrolled printers are told to connect
     try:
+        caps = {"volume": VOLUME, "nozzle_diameter": 0.4, "material": "ABS"}
         enrolled = svc.enrollment.enroll(
-            code, "Voron", {"volume": VOLUME, "nozzle_diameter": 0.4, "material": "ABS"}
+            EnrollRequest.from_json({"code": code, "name": "Voron", "capabilities": caps})
         )
     finally:
         svc.enrollment.node_mqtt = None

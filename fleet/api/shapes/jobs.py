@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar, Optional
 from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from ... import models
+from ...app.intake import MAX_PLATE, plate_from_form
 from ...errors import Invalid
 from ...gcode import results
 from ...scheduler import Explanation as Explained
@@ -336,6 +337,19 @@ class AnalyzeForm(InputModel):
     model_config = ConfigDict(strict=False, extra="ignore", frozen=True)
 
     material: Maybe[str] = Field(default=None, description="Overrides the file's; such as PLA")
+    plate: Annotated[
+        Optional[int],
+        BeforeValidator(plate_from_form),
+        WithJsonSchema(
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_PLATE,
+                "description": "For a sliced 3MF file (.gcode.3mf) with several plates: the plate to "
+                "print. Without it such a file is refused with 422, its details.plates naming the plates",
+            }
+        ),
+    ] = None
 
 
 class SubmitForm(AnalyzeForm):

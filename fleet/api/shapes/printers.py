@@ -6,11 +6,12 @@ from typing import Annotated, Any, ClassVar, Optional
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
+from ... import http_protocol as contract
 from ... import models
-from ...app.checks import PRINTER_ID_RE, check_material, check_nozzle, check_printer_id, check_printer_name
-from ...app.enrollment import Enrollment
+from ...app.checks import check_material, check_nozzle, check_printer_id, check_printer_name
 from ...errors import Invalid
-from ...protocol import NodeState
+from ...protocol import PRINTER_ID_RE, NodeState
+from ...protocol import Capabilities as ReportedCapabilities
 from ...states import PrinterState
 from .base import Box, InputModel, Maybe, OutputModel, PageLimit, Timestamp, Volume
 
@@ -180,8 +181,8 @@ class Capabilities(InputModel):
     nozzle_diameter: Nozzle = 0.4
     material: Annotated[Optional[str], _material("capabilities.material")] = None
 
-    def value(self) -> models.PrinterSpec:
-        return models.PrinterSpec(self.volume.to_box(), self.nozzle_diameter, self.material)
+    def value(self) -> ReportedCapabilities:
+        return ReportedCapabilities(self.volume.to_box(), self.nozzle_diameter, self.material)
 
 
 def _capabilities(value: Any) -> Any:
@@ -196,14 +197,17 @@ def _capabilities(value: Any) -> Any:
 
 
 class Enroll(InputModel):
-    """``POST /printers/enroll``: a node spends a manager's code (checked last: the code is the proof)."""
+    """``POST /printers/enroll``: a node spends a manager's code (checked last: the code is the proof).
+
+    Checks what the node sends and produces the contract's :class:`~fleet.http_protocol.EnrollRequest`.
+    """
 
     name: PrinterName
     capabilities: Annotated[Capabilities, BeforeValidator(_capabilities)]
     code: str = Field(description="The code a manager made, such as 7KQP-M2XD-9HWC")
 
-    def value(self) -> models.EnrollRequest:
-        return models.EnrollRequest(self.code, self.name, self.capabilities.value())
+    def value(self) -> contract.EnrollRequest:
+        return contract.EnrollRequest(self.code, self.name, self.capabilities.value())
 
 
 class MqttLogin(OutputModel):
@@ -215,25 +219,14 @@ class MqttLogin(OutputModel):
 
 
 class EnrollmentAnswer(OutputModel):
-    """A new printer's secrets, shown only this once: the node keeps them."""
+    """A new printer's secrets, shown only this once: the node keeps them.
+
+    Documents :class:`fleet.http_protocol.EnrollmentAnswer`, whose ``to_json()`` is the route's body.
+    """
 
     printer_id: str
     token: str = Field(description="The printer's HTTP token (job file downloads)")
     mqtt: MqttLogin
-
-    @classmethod
-    def of(cls, enrollment: Enrollment) -> EnrollmentAnswer:
-        return cls(
-            printer_id=enrollment.printer.id,
-            token=enrollment.token,
-            mqtt=MqttLogin(
-                host=enrollment.mqtt.host,
-                port=enrollment.mqtt.port,
-                username=enrollment.mqtt_username,
-                password=enrollment.mqtt_password,
-                tls=enrollment.mqtt.tls,
-            ),
-        )
 
 
 class NewEnrollCode(InputModel):

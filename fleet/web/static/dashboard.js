@@ -199,15 +199,24 @@
   function startSubmit() {
     var form = document.getElementById("submit-form");
     if (!form || !window.fetch || !window.DOMParser) { return; }
+    /* The plates offered are those of the file checked: another file has its own (or none). */
+    var file = document.getElementById("file");
+    if (file) {
+      file.addEventListener("change", function () {
+        var choice = document.getElementById("plate-choice");
+        if (choice) { choice.remove(); }
+      });
+    }
     form.addEventListener("submit", function (event) {
-      if (!event.submitter || event.submitter.id !== "analyze") { return; }
+      if (!event.submitter || !event.submitter.hasAttribute("data-analyze")) { return; }
       event.preventDefault();
       var section = document.getElementById("analysis");
       var button = event.submitter;
+      var body = new FormData(form);  /* before the section (which may hold the plate choice) is emptied */
       button.disabled = true;
       section.hidden = false;
       section.textContent = t("js.checking");
-      fetch(button.formAction || form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+      fetch(button.formAction || form.action, { method: "POST", body: body, credentials: "same-origin" })
         .then(function (response) { return response.text(); })
         .then(function (html) {
           var page = new DOMParser().parseFromString(html, "text/html");
@@ -221,8 +230,8 @@
           replacement.querySelectorAll(".nojs-only").forEach(function (node) { node.remove(); });
           section.replaceWith(replacement);
           replacement.hidden = !fresh || fresh.hidden;
-          var confirm = document.getElementById("confirm");
-          if (confirm) { confirm.focus(); }
+          var next = document.getElementById("confirm") || document.getElementById("plate");
+          if (next) { next.focus(); }
         })
         .catch(function () { section.textContent = t("js.check_failed"); })
         .then(function () { button.disabled = false; });

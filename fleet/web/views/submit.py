@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import secrets
-from typing import Any, BinaryIO, Union, cast
+from typing import Any, BinaryIO, Optional, Union, cast
 
 from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from ...app.checks import check_material
+from ...app.intake import MAX_PLATE, plate_from_form
 from ...errors import Invalid
+from ...gcode.threemf import SEVERAL_PLATES
 from ..cards import best_thumbnail
 from .base import MATERIALS, Page, form_error, me, render, service, t, web
 
@@ -21,6 +23,7 @@ def _submit_form(**extra: Any) -> dict[str, Any]:
         "material": request.form.get("material", ""),
         "copies": request.form.get("copies", "1"),
         "note": request.form.get("note", ""),
+        "plate": request.form.get("plate", ""),
     }
     return {
         "title": t("submit.title"),
@@ -28,8 +31,31 @@ def _submit_form(**extra: Any) -> dict[str, Any]:
         "materials": MATERIALS,
         "max_copies": lab.max_copies,
         "form": form,
+        "plates": _known_plates(),
         **extra,
     }
+
+
+def _known_plates() -> list[int]:
+    """The plates of the archive being submitted, as an earlier check of it named them (a hidden field).
+
+    Only offered as choices: the plate sent is checked against the file itself.
+    """
+    words = request.form.get("plates", "").split()
+    return [int(w) for w in words[:64] if w.isascii() and w.isdigit() and 1 <= int(w) <= MAX_PLATE]
+
+
+def _chosen_plate() -> Optional[int]:
+    """The plate the member chose for a sliced 3MF with several, or None (the form offered no choice)."""
+    return plate_from_form(request.form.get("plate"))
+
+
+def _refused(exc: Invalid) -> Page:
+    """The form again with what was wrong; asking for a plate, it offers the file's plates to choose from."""
+    extra = form_error(exc)
+    if exc.key == SEVERAL_PLATES and isinstance(exc.details, dict):
+        extra["plates"] = list(exc.details.get("plates") or [])
+    return render("submit.html", 422, **_submit_form(**extra))
 
 
 @web.get("/submit")
@@ -45,9 +71,11 @@ def analyze() -> Page:
         return render("submit.html", 422, **_submit_form(error=t("submit.no_file")))
     try:
         material = check_material(request.form.get("material"))
-        result = service().intake.analyze_upload(cast(BinaryIO, upload.stream), material=material).to_dict()
+        plate = _chosen_plate()
+        stream = cast(BinaryIO, upload.stream)
+        result = service().intake.analyze_upload(stream, material=material, plate=plate).to_dict()
     except Invalid as exc:
-        return render("submit.html", 422, **_submit_form(**form_error(exc)))
+        return _refused(exc)
     thumb = best_thumbnail(result.get("thumbnails") or [])
     preview = None
     if thumb is not None:
@@ -79,9 +107,10 @@ def confirm_submit() -> Union[Page, BaseResponse]:
             material=request.form.get("material") or None,
             note=request.form.get("note", ""),
             idempotency_key=request.form.get("submission_key") or None,
+            plate=_chosen_plate(),
         )
     except Invalid as exc:
-        return render("submit.html", 422, **_submit_form(**form_error(exc)))
+        return _refused(exc)
     ids = ", ".join(f"#{j.id}" for j in submission.jobs)
     flash(t("flash.submitted", ids=ids), "ok")
     return redirect(url_for("web.queue") + f"#job-{submission.jobs[0].id}", 303)

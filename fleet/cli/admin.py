@@ -1,0 +1,173 @@
+"""``crowdfab-fleet serve``, ``enroll-code`` and ``member``: running the fleet and administering its lab."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from ..config import DEFAULT_PORT
+from ..errors import Unavailable
+from ..models import Role
+from .base import (
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    CliError,
+    config_of,
+    emit,
+    open_fleet,
+    port_number,
+    positive_int,
+    proxy_count,
+)
+
+if TYPE_CHECKING:
+    from .base import Subcommands
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..server import LinkOptions, serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = LinkOptions(
+        mqtt_port=args.mqtt_port,
+        mqtt_url=args.mqtt_url or os.environ.get("CROWDFAB_MQTT_URL"),
+        mqtt_public_host=args.mqtt_public_host,
+        public_url=args.public_url,
+    )
+    try:
+        serve(config_of(args), options)
+    except Unavailable as exc:  # no broker to run or reach: the message says how to fix it
+        raise CliError(exc.message, EXIT_UNREACHABLE) from exc
+    return EXIT_OK
+
+
+def cmd_enroll_code(args: argparse.Namespace) -> int:
+    from ..api.serialize import iso
+
+    fleet = open_fleet(args)
+    try:
+        code, expires_at = fleet.app.enrollment.create_enrollment_code(None, ttl_s=args.ttl * 3600.0)
+    finally:
+        fleet.close()
+    emit(
+        {"code": code, "expires_at": iso(expires_at)},
+        args.json,
+        lambda: (
+            f"enrollment code (single use, valid until {iso(expires_at)}):\n{code}\n"
+            "enter it in the printer's CrowdFab settings to add it to the fleet"
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_member_add(args: argparse.Namespace) -> int:
+    fleet = open_fleet(args)
+    try:
+        approval = {"yes": True, "no": False, "lab": None}[args.requires_approval]
+        member, token = fleet.app.members.add_member(args.name, Role(args.role), requires_approval=approval)
+    finally:
+        fleet.close()
+    emit(
+        {"id": member.id, "name": member.name, "role": member.role.value, "token": token},
+        args.json,
+        lambda: (
+            f"{member.role.value} {member.name} added (id {member.id}).\n"
+            f"API token (shown only this once; keep it secret):\n{token}"
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_member_list(args: argparse.Namespace) -> int:
+    fleet = open_fleet(args)
+    try:
+        members = fleet.store.list_members()
+    finally:
+        fleet.close()
+    rows = [{"id": m.id, "name": m.name, "role": m.role.value, "active": m.active} for m in members]
+    emit(
+        rows,
+        args.json,
+        lambda: "\n".join(
+            [f"{'ID':>4}  {'NAME':<24} {'ROLE':<8} ACTIVE"]
+            + [f"{r['id']:>4}  {r['name']:<24} {r['role']:<8} {'yes' if r['active'] else 'no'}" for r in rows]
+        ),
+    )
+    return EXIT_OK
+
+
+def add_admin_commands(sub: Subcommands, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``serve``, ``enroll-code`` and the ``member`` group; the group's parser, for its own help."""
+    serve = sub.add_parser(
+        "serve", parents=[common], help="run the fleet service (API)", description="Run the fleet service."
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=port_number, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})"
+    )
+    serve.add_argument(
+        "--mqtt-port",
+        type=port_number,
+        default=18830,
+        help="port of the broker the fleet runs for its printers (default 18830, clear of a system broker "
+        "on 1883)",
+    )
+    serve.add_argument(
+        "--mqtt-url",
+        help="use this broker instead of running one, e.g. mqtt://fleet:secret@broker:1883 "
+        "($CROWDFAB_MQTT_URL); its accounts and ACLs are then yours to manage",
+    )
+    serve.add_argument(
+        "--mqtt-public-host",
+        help="the broker host printers connect to (default: --host, or this machine's name for 0.0.0.0)",
+    )
+    serve.add_argument(
+        "--public-url",
+        help="the fleet's URL as printers reach it, for job downloads (default: http://<public host>:<port>)",
+    )
+    serve.add_argument(
+        "--trusted-proxies",
+        type=proxy_count,
+        default=0,
+        metavar="N",
+        help="behind N reverse proxies that set X-Forwarded-For and X-Forwarded-Proto, take the client's "
+        "address and scheme from them (sign-in limits count per client, cookies follow HTTPS); default 0: "
+        "the headers are ignored, as anyone could send them",
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    enroll = sub.add_parser(
+        "enroll-code",
+        parents=[common],
+        help="make a single-use code for enrolling a printer",
+        description="Make a single-use code that enrolls one printer (its node asks for it).",
+    )
+    enroll.add_argument(
+        "--ttl",
+        type=positive_int,
+        default=24,
+        metavar="HOURS",
+        help="hours the code stays valid (default 24)",
+    )
+    enroll.set_defaults(func=cmd_enroll_code)
+
+    member = sub.add_parser("member", help="add and list members", description="Manage the lab's members.")
+    member_sub = member.add_subparsers(dest="member_command", metavar="ACTION")
+    add = member_sub.add_parser("add", parents=[common], help="add a member and print its API token once")
+    add.add_argument("name", help="the member's sign-in name")
+    add.add_argument(
+        "--role", choices=[r.value for r in Role], default="member", help="member (default) or manager"
+    )
+    add.add_argument(
+        "--requires-approval",
+        choices=["yes", "no", "lab"],
+        default="lab",
+        help="whether this member's jobs wait for a manager's approval (default: the lab's setting)",
+    )
+    add.set_defaults(func=cmd_member_add)
+    lst = member_sub.add_parser("list", parents=[common], help="list members")
+    lst.set_defaults(func=cmd_member_list)
+
+    return member
