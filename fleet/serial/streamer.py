@@ -6,10 +6,16 @@ firmware asked for again, queued commands (manual, housekeeping, pause and cance
 file. Every line is numbered and checksummed, housekeeping included, so a garbled ``M105`` is caught
 like any other line and the numbering never has gaps.
 
+How far ahead of the ``ok``s it sends is the :class:`~.learning.WindowPolicy`'s: a receive buffer
+the user gave, or one learned from ping-pong upwards (and remembered per printer).
+
 A lost ``ok`` (nothing but temperature reports for ``ok_timeout_s``, and no ``busy:``) is recovered
 by taking the oldest line as answered and sending a fresh numbered ``M105``: its ``ok T:...`` tells
 which lines are done, and a line that truly never arrived makes the firmware ask for it by number.
-A numbered line is sent twice only when the firmware asks for it.
+A firmware's ``wait`` (idle, nothing buffered) answers every line in flight at once. While the oldest
+line in flight heats, homes or levels, no ``ok`` is expected for up to ``slow_timeout_s``.
+A numbered line is sent twice only when the firmware asks for it; when the firmware's counter has run
+past the last line sent, ``M110`` renumbers and what it did not run goes again under new numbers.
 """
 
 from __future__ import annotations
@@ -18,106 +24,44 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import BinaryIO, Optional, Protocol
+from typing import Optional
 
 import serial
 
-from ..errors import Unavailable
-from .lineproto import ErrorClass, Reply, ReplyKind, parse_reply, strip_comment
+from .jobfile import BadGcodeFile, Job, check_file, peek_command
+from .learning import WindowPolicy, start_level
+from .lineproto import ErrorClass, Reply, ReplyKind, last_line_of, parse_reply, strip_comment
+from .stream_types import (
+    HOUSEKEEPING,
+    JOB_STATES,
+    MAX_REPLY_BYTES,
+    FirmwareInfo,
+    JobOutcome,
+    JobResult,
+    PrinterUnreachable,
+    StreamerConfig,
+    StreamerSnapshot,
+    StreamListener,
+    StreamState,
+)
 from .window import LineLedger, ResendAction
+from .window_memory import WindowMemory
 
-#: Commands the streamer sends for itself; a firmware's log of executed lines minus these is the file.
-HOUSEKEEPING = frozenset({"M105", "M110", "M115", "M155"})
-#: The longest reply line kept; a firmware's longest (a long M503 or M115 line) is a few hundred bytes.
-#: Past this, the bytes up to the next newline are noise on the line and are dropped.
-MAX_REPLY_BYTES = 4096
-
-
-@dataclass(frozen=True)
-class StreamerConfig:
-    """How to talk to one printer. Times are in seconds; the defaults suit a Marlin board on USB."""
-
-    rx_buffer_bytes: int = 128  # the firmware's receive buffer: the byte window without better reports
-    max_inflight: Optional[int] = None  # cap on lines in flight (1: ping-pong; None: from the window)
-    history: int = 1000  # lines kept for resends
-    ok_timeout_s: float = 10.0  # no ok and no busy this long: an ok was lost, recover it
-    connect_timeout_s: float = 10.0
-    temperature_interval_s: float = 2.0  # M155 S<n> if the firmware has AUTOREPORT_TEMP, else M105 polling
-    cancel_gcode: tuple[str, ...] = ("M104 S0", "M140 S0", "M107", "G91", "G1 Z5 F600", "G90", "M84")
-    pause_gcode: tuple[str, ...] = ()
-    resend_limit: int = 10  # the same line asked for more often in a row than this fails the job
-    max_timeouts: int = 5  # ok timeouts in a row with no answer at all before the printer counts as gone
-    hello_interval_s: float = 1.0  # how often connect() repeats its M110 while the board boots
-    snapshot_interval_s: float = 0.5  # how often listeners hear about progress during a job
-    read_timeout_s: float = 0.05  # pyserial's read timeout: how quickly the reader notices close()
+#: Commands that may run for minutes before their ok: heating, homing, levelling, dwelling, waiting.
+SLOW_COMMANDS = frozenset(
+    {"G4", "G26", "G28", "G29", "G33", "G34", "G35", "G76", "G80", "M0", "M1", "M48", "M109", "M116"}
+    | {"M190", "M191", "M226", "M303", "M400", "M600", "M701", "M702"}
+)
+#: A ``wait`` this long after the last line written means the firmware has answered all of them.
+WAIT_SETTLE_S = 0.5
 
 
-class StreamState(str, Enum):
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    IDLE = "idle"
-    PRINTING = "printing"
-    PAUSED = "paused"
-    CANCELLING = "cancelling"
-    ERROR = "error"
-
-
-#: States in which a job is under way.
-JOB_STATES = frozenset({StreamState.PRINTING, StreamState.PAUSED, StreamState.CANCELLING})
-
-
-@dataclass(frozen=True)
-class FirmwareInfo:
-    name: str
-    capabilities: Mapping[str, bool]
-    advanced_ok: bool  # from Cap:ADVANCED_OK or from the format of its oks
-
-
-@dataclass(frozen=True)
-class StreamerSnapshot:
-    state: StreamState
-    file: Optional[str]
-    sent_lines: int
-    total_lines: Optional[int]
-    bytes_done: int
-    total_bytes: int
-    progress_bytes: float  # 0-100
-    progress_time: Optional[float]  # 0-100, when the job came with per-line time estimates
-    temperatures: Mapping[str, tuple[Optional[float], Optional[float]]]
-    error: Optional[str]
-    resends: int
-    elapsed_s: float
-
-
-class JobOutcome(str, Enum):
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class JobResult:
-    outcome: JobOutcome
-    message: str
-    lines_sent: int
-    resends: int
-    elapsed_s: float
-
-
-class StreamListener(Protocol):
-    """Called from the streamer's threads: must return quickly and never block."""
-
-    def on_snapshot(self, snapshot: StreamerSnapshot) -> None: ...
-
-    def on_job_finished(self, result: JobResult) -> None: ...
-
-
-class PrinterUnreachable(Unavailable):
-    """The port could not be opened or the firmware did not answer."""
+def _code(command: str) -> str:
+    return command.split(" ", 1)[0].upper()
 
 
 class _Kind(str, Enum):
@@ -130,26 +74,6 @@ class _Outgoing:
     command: str
     kind: _Kind = _Kind.COMMAND
     done: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass
-class _Job:
-    path: Path
-    stream: BinaryIO
-    total_bytes: int
-    total_lines: Optional[int]
-    line_times: Optional[Sequence[float]]
-    total_time: float
-    started: float
-    pending: Optional[str] = None  # the next command of the file, read but not yet sent
-    pending_end: int = 0  # its byte offset in the file
-    eof: bool = False
-    sent_lines: int = 0
-    bytes_done: int = 0
-    time_done: float = 0.0
-    resends_at_start: int = 0
-    result: Optional[JobResult] = None
-    finished: threading.Event = field(default_factory=threading.Event)
 
 
 class SerialStreamer:
@@ -173,10 +97,11 @@ class SerialStreamer:
         self._closing = False
         self._state = StreamState.DISCONNECTED
         self._error: Optional[str] = None
+        self._policy = self._new_policy()
         self._ledger = self._new_ledger()
         self._outbox: deque[_Outgoing] = deque()
-        self._job: Optional[_Job] = None
-        self._last_job: Optional[_Job] = None
+        self._job: Optional[Job] = None
+        self._last_job: Optional[Job] = None
         self._temperatures: dict[str, tuple[Optional[float], Optional[float]]] = {}
         self._capabilities: dict[str, bool] = {}
         self._firmware: dict[str, str] = {}
@@ -188,14 +113,36 @@ class SerialStreamer:
         self._next_snapshot = 0.0
         self._fatal: list[str] = []
         self._events: list[Callable[[], None]] = []  # listener calls, made outside the lock
+        self._memory = WindowMemory(config.window_memory) if config.window_memory else None
+        self._remembered: Optional[int] = None
+        self._last_write = 0.0
+        self._last_heard = 0.0
+        self._firmware_name: Optional[str] = None
+
+    def _new_policy(self) -> WindowPolicy:
+        return WindowPolicy(
+            fixed_bytes=self.config.rx_buffer_bytes,
+            widen_after=self.config.widen_after,
+            max_lines=self.config.max_inflight,
+        )
 
     def _new_ledger(self) -> LineLedger:
-        return LineLedger(
-            rx_buffer_bytes=self.config.rx_buffer_bytes,
-            max_inflight=self.config.max_inflight,
-            history=self.config.history,
-            resend_limit=self.config.resend_limit,
-        )
+        ledger = LineLedger(history=self.config.history, resend_limit=self.config.resend_limit)
+        self._apply_window(ledger)
+        return ledger
+
+    def _apply_window(self, ledger: Optional[LineLedger] = None) -> None:
+        """Give the ledger the policy's current limits."""
+        ledger = ledger or self._ledger
+        window = self._policy.window()
+        ledger.rx_buffer_bytes = window.max_bytes
+        ledger.max_inflight = window.max_lines
+
+    @property
+    def window_bytes(self) -> Optional[int]:
+        """The receive buffer the streamer counts against now (None: one line in flight)."""
+        with self._cond:
+            return None if self._ledger.max_inflight == 1 else self._ledger.rx_buffer_bytes
 
     # --- public API ------------------------------------------------------------------------------
 
@@ -214,6 +161,7 @@ class SerialStreamer:
             self._closing = False
             self._error = None
             self._fatal = []
+            self._policy = self._new_policy()
             self._ledger = self._new_ledger()
             self._set_state(StreamState.CONNECTING)
             self._last_progress = time.monotonic()
@@ -256,6 +204,11 @@ class SerialStreamer:
                 capabilities=dict(self._capabilities),
                 advanced_ok=self._advanced_ok,
             )
+            remembered = self._memory.recall(self.port, info.name) if self._memory else None
+            self._remembered = remembered
+            self._policy.start(*start_level(info.name, info.advanced_ok, remembered))
+            self._apply_window()
+            self._firmware_name = info.name
         if self._autoreport:
             interval = max(1, round(self.config.temperature_interval_s))
             self._enqueue(f"M155 S{interval}").done.wait(max(0.0, deadline - time.monotonic()))
@@ -278,14 +231,14 @@ class SerialStreamer:
         G-code analysis), for ``progress_time``.
         """
         path = Path(path)
-        total_lines = _count_commands(path)
+        total_lines = check_file(path)
         stream = path.open("rb")
         with self._cond:
             if self._state is not StreamState.IDLE:
                 stream.close()
                 raise RuntimeError(f"cannot start a job while the streamer is {self._state.value}")
             now = time.monotonic()
-            self._job = _Job(
+            self._job = Job(
                 path=path,
                 stream=stream,
                 total_bytes=path.stat().st_size,
@@ -427,6 +380,7 @@ class SerialStreamer:
 
     def _on_reply(self, reply: Reply) -> None:
         now = time.monotonic()
+        self._last_heard = now
         if reply.temperatures:
             self._temperatures.update(reply.temperatures)
         kind = reply.kind
@@ -435,21 +389,34 @@ class SerialStreamer:
                 self._advanced_ok = True
             if reply.firmware:
                 self._firmware.update(reply.firmware)
+            was_full = self._ledger.full()
             for entry in self._ledger.acknowledge(reply):
                 if isinstance(entry.token, _Outgoing):
                     entry.token.done.set()
+                if self._state in JOB_STATES:
+                    self._policy.on_ok(was_full)
+            self._apply_window()
+            self._learned()
             self._last_progress = now
             self._timeouts = 0
         elif kind is ReplyKind.RESEND:
             self._last_progress = now
-            if reply.line is not None and self._state is not StreamState.ERROR:
-                decision = self._ledger.request_resend(reply.line)
-                if decision.action is ResendAction.FAILED:
-                    self._halt(decision.message)
+            if reply.line is not None:
+                self._resend(reply.line)
         elif kind is ReplyKind.BUSY:
             self._last_progress = now
             self._timeouts = 0
+        elif kind is ReplyKind.WAIT:
+            # Idle with nothing buffered: every line written well before this has been answered.
+            if self._ledger.in_flight and now - self._last_write > WAIT_SETTLE_S:
+                self._answer_all()
+            self._last_progress = now
         elif kind is ReplyKind.ERROR:
+            if reply.error is ErrorClass.LINE:
+                # Some firmwares name the last good line and never send the Resend (or the ok) after.
+                last = last_line_of(reply.message)
+                if last is not None:
+                    self._resend(last + 1)
             if reply.error is ErrorClass.FATAL:
                 self._fatal.append(reply.message)
                 self._halt("the firmware stopped: " + "; ".join(self._fatal))
@@ -465,6 +432,45 @@ class SerialStreamer:
         elif kind is ReplyKind.CAPABILITY and reply.capability is not None:
             name, enabled = reply.capability
             self._capabilities[name] = enabled
+
+    def _resend(self, line: int) -> None:
+        """Act on the firmware's request for ``line``: send it again, renumber, or give up."""
+        if self._state is StreamState.ERROR:
+            return
+        in_flight = self._ledger.in_flight
+        decision = self._ledger.request_resend(line)
+        if decision.action in (ResendAction.RESEND, ResendAction.RESYNC):
+            # A garbled line with several in flight: the receive buffer may be smaller than counted.
+            if self._policy.on_corruption(in_flight):
+                self._apply_window()
+        if decision.action is ResendAction.FAILED:
+            self._halt(decision.message)
+        elif decision.action is ResendAction.RESYNC:
+            redo = self._ledger.renumber()
+            for command, token in reversed(redo):
+                item = token if isinstance(token, _Outgoing) else _Outgoing(command)
+                self._outbox.appendleft(item)
+            self._outbox.appendleft(_Outgoing(f"M110 N{self._ledger.next_number}", _Kind.RESET))
+
+    def _answer_all(self) -> None:
+        while (entry := self._ledger.forget_oldest()) is not None:
+            if isinstance(entry.token, _Outgoing):
+                entry.token.done.set()
+
+    def _learned(self) -> None:
+        """Remember a window that held, once, for the next connection to this printer."""
+        held = self._policy.held_bytes
+        if self._memory is None or held is None or self.config.rx_buffer_bytes is not None:
+            return
+        if self._remembered is not None and held <= self._remembered:
+            return
+        self._remembered = held
+        name = self._firmware_name
+        if name is not None:
+            try:
+                self._memory.remember(self.port, name, held)
+            except OSError:
+                pass  # a read-only data dir costs only the learning next time
 
     def _halt(self, message: str) -> None:
         """Stop sending anything at once: the firmware is in trouble."""
@@ -515,6 +521,7 @@ class SerialStreamer:
                 if not ledger.fits(len(data)):
                     return
                 port.write(data)
+                self._last_write = time.monotonic()
                 ledger.sent(number, len(data))
                 continue
             if self._outbox:
@@ -531,12 +538,19 @@ class SerialStreamer:
                     number, data = ledger.number(item.command)
                 self._outbox.popleft()
                 port.write(data)
-                ledger.sent(number, len(data), asks_temperature=item.command == "M105", token=item)
+                self._last_write = time.monotonic()
+                ledger.sent(
+                    number,
+                    len(data),
+                    asks_temperature=item.command == "M105",
+                    token=item,
+                    slow=_code(item.command) in SLOW_COMMANDS,
+                )
                 continue
             job = self._job
             if job is None or self._state is not StreamState.PRINTING:
                 return
-            command = self._peek_file(job)
+            command = peek_command(job)
             if command is None:
                 return
             data = ledger.preview(command)
@@ -544,35 +558,29 @@ class SerialStreamer:
                 return
             number, data = ledger.number(command)
             port.write(data)
-            ledger.sent(number, len(data), asks_temperature=command.split(" ", 1)[0] == "M105")
+            self._last_write = time.monotonic()
+            code = _code(command)
+            ledger.sent(number, len(data), asks_temperature=code == "M105", slow=code in SLOW_COMMANDS)
             job.pending = None
             job.sent_lines += 1
             job.bytes_done = job.pending_end
             if job.line_times is not None and job.sent_lines <= len(job.line_times):
                 job.time_done += job.line_times[job.sent_lines - 1]
 
-    def _peek_file(self, job: _Job) -> Optional[str]:
-        """The file's next command, read ahead one line at a time (memory stays flat)."""
-        while job.pending is None and not job.eof:
-            raw = job.stream.readline()
-            if not raw:
-                job.eof = True
-                job.bytes_done = job.total_bytes
-                break
-            command = strip_comment(raw.decode("ascii", "replace"))
-            if command:
-                job.pending = command
-                job.pending_end = job.stream.tell()
-            else:
-                job.bytes_done = job.stream.tell()
-        return job.pending
-
     def _tick(self, now: float) -> None:
         """Timers: the ok timeout, temperature polling, the end of a job, progress reports."""
         if self._state in (StreamState.ERROR, StreamState.DISCONNECTED):
             return
         ledger = self._ledger
-        if ledger.in_flight and now - self._last_progress > self.config.ok_timeout_s:
+        if ledger.in_flight and ledger.oldest_slow:
+            # Heating, homing or levelling: reports and busy lines come, the ok only at the end.
+            if now - max(self._last_progress, self._last_heard) > self.config.slow_timeout_s:
+                self._halt(
+                    f"the printer on {self.port} has said nothing for {self.config.slow_timeout_s:g} s "
+                    "while heating, homing or levelling: check the printer's screen"
+                )
+                return
+        elif ledger.in_flight and now - self._last_progress > self.config.ok_timeout_s:
             self._timeouts += 1
             self._last_progress = now
             if self._timeouts > self.config.max_timeouts:
@@ -599,7 +607,7 @@ class SerialStreamer:
             if self._state is StreamState.CANCELLING:
                 self._finish_job(JobOutcome.CANCELLED, "cancelled; the cancel G-code ran")
                 return
-            if self._state is StreamState.PRINTING and self._peek_file(job) is None:
+            if self._state is StreamState.PRINTING and peek_command(job) is None:
                 self._finish_job(JobOutcome.DONE, f"printed {job.sent_lines} lines of {job.path.name}")
                 return
         if now >= self._next_snapshot and self._listener is not None:
@@ -608,7 +616,7 @@ class SerialStreamer:
 
     def _next_deadline(self, now: float) -> float:
         deadlines = [self.config.snapshot_interval_s]
-        if self._ledger.in_flight:
+        if self._ledger.in_flight and not self._ledger.oldest_slow:
             deadlines.append(self._last_progress + self.config.ok_timeout_s - now)
         if not self._autoreport and self._state is not StreamState.CONNECTING:
             deadlines.append(self._next_poll - now)
@@ -696,11 +704,6 @@ class SerialStreamer:
         return item
 
 
-def _count_commands(path: Path) -> int:
-    with path.open("rb") as stream:
-        return sum(1 for raw in stream if strip_comment(raw.decode("ascii", "replace")))
-
-
 @dataclass(frozen=True)
 class _ProgressListener:
     on_progress: Optional[Callable[[StreamerSnapshot], None]]
@@ -739,6 +742,7 @@ def stream_file(
 
 __all__ = [
     "HOUSEKEEPING",
+    "BadGcodeFile",
     "FirmwareInfo",
     "JobOutcome",
     "JobResult",
