@@ -54,7 +54,7 @@ from .window_memory import WindowMemory
 #: Commands that may run for minutes before their ok: heating, homing, levelling, dwelling, waiting.
 SLOW_COMMANDS = frozenset(
     {"G4", "G26", "G28", "G29", "G33", "G34", "G35", "G76", "G80", "M0", "M1", "M48", "M109", "M116"}
-    | {"M190", "M191", "M226", "M303", "M400", "M600", "M701", "M702"}
+    | {"M190", "M191", "M226", "M303", "M600", "M701", "M702"}
 )
 #: A ``wait`` this long after the last line written means the firmware has answered all of them.
 WAIT_SETTLE_S = 0.5
@@ -137,6 +137,12 @@ class SerialStreamer:
         window = self._policy.window()
         ledger.rx_buffer_bytes = window.max_bytes
         ledger.max_inflight = window.max_lines
+
+    @property
+    def learned_window(self) -> Optional[int]:
+        """The widest receive window that held so far (0: one line in flight; None: nothing yet)."""
+        with self._cond:
+            return self._policy.held_bytes
 
     @property
     def window_bytes(self) -> Optional[int]:
