@@ -66,7 +66,6 @@ class Job:
     finished: threading.Event = field(default_factory=threading.Event)
 
 
-
 def peek_command(job: Job) -> Optional[str]:
     """The file's next command, read ahead one line at a time (memory stays flat)."""
     while job.pending is None and not job.eof:

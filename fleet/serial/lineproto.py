@@ -133,6 +133,8 @@ _LINE_ERRORS = (
     "wrong checksum",
     "format error",
     "expected line",
+    "bad command checksum",  # RepRapFirmware
+    "bad line number",  # RepRapFirmware
 )
 #: Errors after which the firmware carries on: it refused one command.
 _COMMAND_ERRORS = (

@@ -36,6 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Optional
 
+from fleet.serial.dialects import dialect
 from fleet.serial.sim_core import (
     BUSY,
     KILLED,
@@ -43,6 +44,7 @@ from fleet.serial.sim_core import (
     THERMAL_RUNAWAY,
     UNKNOWN_COMMAND,
     Heater,
+    LineError,
     Motion,
     check_line,
     command_code,
@@ -65,6 +67,11 @@ _SILENT = frozenset(
     | {"M73", "M117", "M201", "M203", "M204", "M205", "M220", "M221", "M900", "M907", "T0", "G29", "G80"}
 )
 _MOVES = frozenset({"G0", "G1", "G2", "G3"})
+_ERROR_KINDS = {
+    LineError.CHECKSUM: "checksum",
+    LineError.LINE_NUMBER: "line_number",
+    LineError.NO_CHECKSUM: "no_checksum",
+}
 _WAITING = frozenset({"G4", "G28", "M109", "M190", "M400", "M114"})
 
 
@@ -86,6 +93,8 @@ class SimulatorOptions:
     heat_rate_c_per_s: float = 2.0
     autoreport_temperature: bool = True
     firmware_name: str = "Marlin 2.1.2 (CrowdFab simulator)"
+    #: A firmware family's reply forms (see fleet.serial.dialects); None: the simulator's own Marlin 2.
+    dialect: Optional[str] = None
     seed: int = 0
     log_path: Optional[Path] = None
 
@@ -98,6 +107,8 @@ class SimulatorOptions:
             raise ValueError(f"speedup must be > 0 (math.inf: moves take no time), got {self.speedup}")
         if self.baud is not None and self.baud <= 0:
             raise ValueError(f"baud must be positive or None, got {self.baud}")
+        if self.dialect is not None:
+            dialect(self.dialect)  # a ValueError naming the known ones
         if self.drop_ok_every is not None and self.drop_ok_every < 1:
             raise ValueError(f"drop_ok_every must be at least 1 or None, got {self.drop_ok_every}")
 
@@ -123,6 +134,10 @@ class SimulatedFirmware:
 
     def __init__(self, options: SimulatorOptions = SimulatorOptions()) -> None:
         self.options = options
+        self._dialect = dialect(options.dialect) if options.dialect else None
+        busy = self._dialect.busy if self._dialect else BUSY
+        self._busy_line = busy or ""
+        self._busy_interval = options.busy_interval_s if busy else 0.0
         self._rate = options.baud / 10.0 if options.baud else math.inf
         self._speedup = options.speedup
         self._rng = random.Random(options.seed)  # noqa: S311 (reproducible noise, not secrets)
@@ -172,7 +187,8 @@ class SimulatedFirmware:
         path = os.ttyname(self._slave)
         # Marlin's boot line, written before the path is handed out: it waits in the pty for whoever
         # opens it first (pyserial discards it on open, as it would a board's boot chatter).
-        self._emit("start", time.monotonic())
+        for line in self._dialect.boot if self._dialect else ("start",):
+            self._emit(line, time.monotonic())
         self._flush_due(math.inf)
         self._thread = threading.Thread(target=self._run, name=f"simulated-firmware {path}", daemon=True)
         self._thread.start()
@@ -328,8 +344,8 @@ class SimulatedFirmware:
 
     def _timers(self, until: float) -> None:
         while self._next_busy <= until:
-            self._emit(BUSY, self._next_busy)
-            self._next_busy += self.options.busy_interval_s
+            self._emit(self._busy_line, self._next_busy)
+            self._next_busy += self._busy_interval
         while self._next_heating_report <= until:
             at = self._next_heating_report
             self._emit(f" {temperature_report(self._hotend, self._bed, at)} W:?", at)
@@ -346,14 +362,21 @@ class SimulatedFirmware:
         return len(self._queue) < self.options.buffer_size and not self._waiting_on_head
 
     def _arrive(self, data: bytes, at: float) -> None:
-        """Bytes landing in the receive buffer at once: what does not fit is lost."""
-        held = 0 if self._reading() else len(self._rx)
-        room = max(0, self.options.rx_buffer_bytes - held)
-        self._rx += data[:room]
-        if not self._reading() and b"M112" in self._rx:
-            self._kill("M112 emergency stop", at)
-            return
-        self._parse(at)
+        """Bytes landing in the receive buffer at once, a line at a time: while the firmware reads,
+        a line passes through whole (it empties the buffer as bytes come); while it does not, what
+        does not fit is lost."""
+        while data and not self._killed and not self._closed:
+            end = _line_end(data)
+            piece, data = (data, b"") if end < 0 else (data[: end + 1], data[end + 1 :])
+            if self._reading():
+                self._rx += piece
+            else:
+                room = max(0, self.options.rx_buffer_bytes - len(self._rx))
+                self._rx += piece[:room]
+                if b"M112" in self._rx:
+                    self._kill("M112 emergency stop", at)
+                    return
+            self._parse(at)
 
     def _transfer(self, until: float) -> None:
         """Move the bytes that have crossed the line by ``until`` into the receive buffer (baud mode)."""
@@ -405,8 +428,12 @@ class SimulatedFirmware:
             text = bytes(flipped)
         received = check_line(text.decode("latin-1"), self._last_line)
         if received.error is not None:
-            self._emit(received.error.message(self._last_line), at)
-            self._emit(RESEND.format(line=self._last_line + 1), at)
+            if self._dialect is None:
+                self._emit(received.error.message(self._last_line), at)
+                self._emit(RESEND.format(line=self._last_line + 1), at)
+            else:
+                self._emit(self._dialect.error(_ERROR_KINDS[received.error], self._last_line), at)
+                self._emit(self._dialect.resend.format(line=self._last_line + 1), at)
             self._emit("ok", at)
             return
         if received.number is not None:
@@ -451,6 +478,11 @@ class SimulatedFirmware:
             "EMERGENCY_PARSER": 1,
             "AUTOREPORT_POS": 0,
         }
+        if self._dialect is not None:
+            own = {"AUTOREPORT_TEMP": caps["AUTOREPORT_TEMP"], "ADVANCED_OK": caps["ADVANCED_OK"]}
+            own.update(dict.fromkeys(self._dialect.capabilities, 1))
+            listed = [f"Cap:{name}:{value}" for name, value in own.items()]
+            return [self._dialect.firmware_line, *(listed if self._dialect.reports_capabilities else [])]
         first = (
             f"FIRMWARE_NAME:{self.options.firmware_name} PROTOCOL_VERSION:1.0"
             f" MACHINE_TYPE:{MACHINE_TYPE} EXTRUDER_COUNT:1"
@@ -498,7 +530,7 @@ class SimulatedFirmware:
             seconds = heater.seconds_to_reach(at)  # the heater's rate already includes the speedup
             self._next_heating_report = at + HEATING_REPORT_INTERVAL_S if seconds > 0 else math.inf
         self._head_end = at + seconds
-        interval = self.options.busy_interval_s
+        interval = self._busy_interval
         self._next_busy = at + interval if interval > 0 and seconds > interval else math.inf
 
     def _finish_head(self, at: float) -> None:

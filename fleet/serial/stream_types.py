@@ -106,5 +106,3 @@ class StreamListener(Protocol):
 
 class PrinterUnreachable(Unavailable):
     """The port could not be opened or the firmware did not answer."""
-
-

@@ -25,7 +25,9 @@ GCODE = Path(__file__).resolve().parents[2].parent / "shared" / "gcode"
 VASE = GCODE / "vase_prusaslicer.gcode"
 KINDS = ("resend", "missing_lineno", "checksum_mismatch")
 
-pytestmark = pytest.mark.skipif(not VASE.exists(), reason="the shared slicer files are not beside the checkout")
+pytestmark = pytest.mark.skipif(
+    not VASE.exists(), reason="the shared slicer files are not beside the checkout"
+)
 
 
 def every_few_hundred(total: int, step: int = 300) -> list[str]:
