@@ -49,7 +49,7 @@ def test_print_exits_1_with_the_firmwares_message_on_thermal_runaway(simulator, 
 def test_print_learns_the_window_and_remembers_it_per_printer(simulator, tmp_path):
     big = tmp_path / "big.gcode"
     big.write_text(generate_box(60, 60, 10.0, origin=(30.0, 30.0), infill=True))
-    firmware, device = simulator(speedup=float("inf"))
+    _, device = simulator(speedup=float("inf"))
     env = {"CROWDFAB_AGENT_DIR": str(tmp_path / "agent")}
     result = agent("print", "--port", device, str(big), env=env)
     assert result.returncode == 0, result.stderr
@@ -59,7 +59,7 @@ def test_print_learns_the_window_and_remembers_it_per_printer(simulator, tmp_pat
 
 
 def test_print_takes_a_known_rx_buffer_and_refuses_bad_ones(simulator, part):
-    firmware, device = simulator(speedup=float("inf"))
+    _, device = simulator(speedup=float("inf"))
     assert agent("print", "--port", device, "--rx-buffer", "256", str(part)).returncode == 0
     bad = agent("print", "--port", device, "--rx-buffer", "8", str(part))
     assert bad.returncode == 2 and "16 to 65536" in bad.stderr

@@ -155,6 +155,6 @@ def test_a_busy_board_with_a_small_buffer_is_learned_not_overrun(
 
 
 def test_a_known_buffer_is_used_as_given(firmware, streamer, write_gcode) -> None:
-    device, port = firmware(speedup=math.inf)
+    _, port = firmware(speedup=math.inf)
     host = streamer(port, StreamerConfig(rx_buffer_bytes=256, ok_timeout_s=0.5))
     assert host.window_bytes == 256
