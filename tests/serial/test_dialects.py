@@ -158,3 +158,19 @@ def test_a_known_buffer_is_used_as_given(firmware, streamer, write_gcode) -> Non
     _, port = firmware(speedup=math.inf)
     host = streamer(port, StreamerConfig(rx_buffer_bytes=256, ok_timeout_s=0.5))
     assert host.window_bytes == 256
+
+
+@pytest.mark.parametrize("name", ["rrf", "marlin2"], ids=["no-busy", "busy"])
+def test_a_long_heat_up_and_homing_never_count_as_silence(firmware, streamer, write_gcode, name: str) -> None:
+    # About 2 s of heating with only temperature reports (no busy on RepRapFirmware), against an ok
+    # timeout of 0.3 s that fails the job at the first miss for any other command.
+    lines = ["M104 S200", "M109 S200", "G28", "G1 X10 Y10 F3000", "G1 X20 E1"]
+    path = write_gcode(lines)
+    device, port = firmware(speedup=1.0, heat_rate_c_per_s=90.0, dialect=name, busy_interval_s=0.5)
+    host = streamer(port, replace(FAST, ok_timeout_s=0.3, max_timeouts=0, rx_buffer_bytes=128))
+    host.start_job(path)
+    result = host.wait_job(timeout=30)
+    assert result is not None and result.outcome is JobOutcome.DONE, result
+    assert result.elapsed_s > 1.5  # it did wait for the heater
+    assert device.wait_executed(len(lines), timeout=5)
+    assert file_commands(device.executed) == lines
