@@ -205,6 +205,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         corrupt_rate=args.corrupt_rate,
         drop_ok_every=args.drop_ok_every,
         thermal_runaway_at_line=args.thermal_runaway_at_line,
+        rx_buffer_bytes=args.sim_rx_buffer,
+        dialect=args.dialect,
     )
     stop = stop_on_signals()
     firmware = SimulatedFirmware(options)
@@ -298,6 +300,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--buffer-size", type=positive_int, default=4, help="command buffer slots (default 4)")
     sim.add_argument("--advanced-ok", action="store_true", help="answer 'ok N.. P.. B..' like ADVANCED_OK")
+    sim.add_argument(
+        "--rx-buffer",
+        dest="sim_rx_buffer",
+        type=rx_buffer_bytes,
+        default=128,
+        metavar="BYTES",
+        help="its serial receive buffer; bytes that do not fit while it is busy are lost (default 128)",
+    )
+    sim.add_argument(
+        "--dialect",
+        choices=["marlin2", "marlin1", "prusa", "rrf", "smoothie"],
+        help="answer in this firmware family's words (default: the simulator's own Marlin 2)",
+    )
     sim.add_argument(
         "--speedup",
         type=positive_float,
