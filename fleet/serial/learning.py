@@ -19,9 +19,6 @@ from typing import Optional
 #: Byte budgets tried in order after ping-pong (index 0 is ping-pong itself).
 LADDER: tuple[Optional[int], ...] = (None, 64, 128, 256, 512, 1024, 2048)
 
-#: Firmwares whose stock builds read USB without a small UART buffer (a hint where to start, on trial).
-_WIDE_FIRMWARES = ("reprapfirmware", "smoothieware", "klipper")
-
 
 @dataclass(frozen=True)
 class Window:
@@ -45,14 +42,11 @@ def start_level(firmware_name: str, advanced_ok: bool, remembered: Optional[int]
     """Where to start and whether that step is still on trial.
 
     A remembered size held before on this printer: start there, trusted. ADVANCED_OK is Marlin 1.1.9+
-    whose smallest stock receive buffer is 128 bytes (AVR); some USB-native firmwares take more.
-    Otherwise ping-pong.
+    whose smallest stock receive buffer is 128 bytes (AVR): start there, on trial. Otherwise ping-pong,
+    whatever the name says (a USB-native firmware may still sit behind a UART bridge).
     """
     if remembered is not None:
         return (level_for_bytes(remembered) if remembered > 0 else 0), False
-    name = firmware_name.lower()
-    if any(wide in name for wide in _WIDE_FIRMWARES):
-        return level_for_bytes(256), True
     if advanced_ok:
         return level_for_bytes(128), True
     return 0, False

@@ -362,21 +362,18 @@ class SimulatedFirmware:
         return len(self._queue) < self.options.buffer_size and not self._waiting_on_head
 
     def _arrive(self, data: bytes, at: float) -> None:
-        """Bytes landing in the receive buffer at once, a line at a time: while the firmware reads,
-        a line passes through whole (it empties the buffer as bytes come); while it does not, what
-        does not fit is lost."""
-        while data and not self._killed and not self._closed:
-            end = _line_end(data)
-            piece, data = (data, b"") if end < 0 else (data[: end + 1], data[end + 1 :])
-            if self._reading():
-                self._rx += piece
-            else:
-                room = max(0, self.options.rx_buffer_bytes - len(self._rx))
-                self._rx += piece[:room]
-                if b"M112" in self._rx:
-                    self._kill("M112 emergency stop", at)
-                    return
-            self._parse(at)
+        """Bytes landing in the receive buffer at once: what does not fit is lost. While the firmware
+        reads, its first line passes whole even if longer than the buffer (it drains as bytes come)."""
+        reading = self._reading()
+        held = 0 if reading else len(self._rx)
+        room = max(0, self.options.rx_buffer_bytes - held)
+        if reading and not self._rx:
+            room = max(room, _line_end(data) + 1)
+        self._rx += data[:room]
+        if not self._reading() and b"M112" in self._rx:
+            self._kill("M112 emergency stop", at)
+            return
+        self._parse(at)
 
     def _transfer(self, until: float) -> None:
         """Move the bytes that have crossed the line by ``until`` into the receive buffer (baud mode)."""

@@ -253,7 +253,11 @@ class StreamerCore:
                     "while heating, homing or levelling: check the printer's screen"
                 )
                 return
-        elif ledger.in_flight and now - self._last_progress > self.config.ok_timeout_s:
+        elif (
+            ledger.in_flight
+            and self._state is not StreamState.CONNECTING  # the handshake keeps its own deadline
+            and now - self._last_progress > self.config.ok_timeout_s
+        ):
             self._timeouts += 1
             self._last_progress = now
             if self._timeouts > self.config.max_timeouts:
