@@ -92,3 +92,23 @@ def test_benchy_prints_on_the_virtual_printer_with_errors(virtual_printer) -> No
     bridge, port = virtual_printer(simulated_errors=every_few_hundred(66000, 2000))
     print_file(port, benchy, StreamerConfig(), timeout=600)
     assert_executed_once_in_order(bridge, benchy)
+
+
+def test_a_firmware_reset_mid_print_fails_the_job_and_never_resumes(virtual_printer, write_gcode) -> None:
+    # Its debug command resets it as a power glitch would: "start" again, line numbers forgotten.
+    head = commands_of(VASE)[:300]
+    path = write_gcode([*head, "!!DEBUG:reset", *commands_of(VASE)[300:600]])
+    bridge, port = virtual_printer(simulated_errors=[])
+    host = SerialStreamer(port, 115200, config=StreamerConfig())
+    try:
+        host.connect()
+        host.start_job(path)
+        result = host.wait_job(timeout=60)
+    finally:
+        host.close()
+    assert result is not None and result.outcome is JobOutcome.FAILED
+    assert "restarted during the print" in result.message
+    assert bridge.wait_executed(len(head), timeout=5)
+    executed = file_commands(bridge.executed)
+    assert executed[: len(head)] == head
+    assert len(executed) <= len(head) + 8  # at most what was already in flight, nothing sent after
