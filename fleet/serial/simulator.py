@@ -2,7 +2,9 @@
 
 One thread runs the device: it ``select()``s on the pty and keeps a time model of everything else
 (the line rate in both directions, the receive buffer, the command queue, moves, heaters, timers),
-so it costs little Python per line.
+so it costs little Python per line. It stays one module of some 550 lines because that loop and the
+time model share every timer; its options, M115 reply and pure pieces live in ``sim_options.py`` and
+``sim_core.py``, reply wording per firmware family in ``dialects.py``.
 
 Choices worth knowing:
 
@@ -32,7 +34,6 @@ import tty
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from types import TracebackType
 from typing import IO, Optional
 
@@ -51,11 +52,11 @@ from fleet.serial.sim_core import (
     temperature_report,
     words,
 )
+from fleet.serial.sim_options import SimulatorOptions, capability_lines
 
 HOST_COMMANDS = frozenset({"M105", "M110", "M115", "M155"})
 """Host bookkeeping and polling: answered, but not recorded in ``SimulatedFirmware.executed``."""
 
-MACHINE_TYPE = "CrowdFab simulated printer"
 HEATING_REPORT_INTERVAL_S = 1.0
 _READ_CHUNK = 4096
 _WAKE_EARLY_S = 0.0001
@@ -73,44 +74,6 @@ _ERROR_KINDS = {
     LineError.NO_CHECKSUM: "no_checksum",
 }
 _WAITING = frozenset({"G4", "G28", "M109", "M190", "M400", "M114"})
-
-
-@dataclass(frozen=True)
-class SimulatorOptions:
-    """How the simulated printer and its serial line behave; the defaults are a stock Marlin on USB."""
-
-    buffer_size: int = 4
-    rx_buffer_bytes: int = 128
-    advanced_ok: bool = False
-    speedup: float = 1.0
-    baud: Optional[int] = None
-    usb_latency_s: float = 0.0
-    corrupt_rate: float = 0.0
-    drop_ok_every: Optional[int] = None
-    thermal_runaway_at_line: Optional[int] = None
-    disconnect_at_line: Optional[int] = None
-    busy_interval_s: float = 2.0
-    heat_rate_c_per_s: float = 2.0
-    autoreport_temperature: bool = True
-    firmware_name: str = "Marlin 2.1.2 (CrowdFab simulator)"
-    #: A firmware family's reply forms (see fleet.serial.dialects); None: the simulator's own Marlin 2.
-    dialect: Optional[str] = None
-    seed: int = 0
-    log_path: Optional[Path] = None
-
-    def __post_init__(self) -> None:
-        if self.buffer_size < 1:
-            raise ValueError(f"buffer_size must be at least 1, got {self.buffer_size}")
-        if self.rx_buffer_bytes < 1:
-            raise ValueError(f"rx_buffer_bytes must be at least 1, got {self.rx_buffer_bytes}")
-        if not self.speedup > 0:
-            raise ValueError(f"speedup must be > 0 (math.inf: moves take no time), got {self.speedup}")
-        if self.baud is not None and self.baud <= 0:
-            raise ValueError(f"baud must be positive or None, got {self.baud}")
-        if self.dialect is not None:
-            dialect(self.dialect)  # a ValueError naming the known ones
-        if self.drop_ok_every is not None and self.drop_ok_every < 1:
-            raise ValueError(f"drop_ok_every must be at least 1 or None, got {self.drop_ok_every}")
 
 
 class Reply(Enum):
@@ -132,7 +95,7 @@ class _Entry:
 class SimulatedFirmware:
     """A Marlin-like printer behind a pty: ``start()`` returns the device path a host opens."""
 
-    def __init__(self, options: SimulatorOptions = SimulatorOptions()) -> None:
+    def __init__(self, options: SimulatorOptions = SimulatorOptions()) -> None:  # noqa: B008 (frozen)
         self.options = options
         self._dialect = dialect(options.dialect) if options.dialect else None
         busy = self._dialect.busy if self._dialect else BUSY
@@ -455,7 +418,7 @@ class SimulatedFirmware:
                 self._last_line = int(words(command)["N"])
             self._ok(number, at, counted=False)
         elif code == "M115":
-            for line in self._capabilities():
+            for line in capability_lines(self.options, self._dialect):
                 self._emit(line, at)
             self._ok(number, at, counted=False)
         elif code == "M155" and self.options.autoreport_temperature:
@@ -465,26 +428,6 @@ class SimulatedFirmware:
         else:
             self._emit(UNKNOWN_COMMAND.format(command=command), at)
             self._ok(number, at, counted=False)
-
-    def _capabilities(self) -> list[str]:
-        caps = {
-            "AUTOREPORT_TEMP": int(self.options.autoreport_temperature),
-            "ADVANCED_OK": int(self.options.advanced_ok),
-            "EEPROM": 0,
-            "BUSY_PROTOCOL": 1,
-            "EMERGENCY_PARSER": 1,
-            "AUTOREPORT_POS": 0,
-        }
-        if self._dialect is not None:
-            own = {"AUTOREPORT_TEMP": caps["AUTOREPORT_TEMP"], "ADVANCED_OK": caps["ADVANCED_OK"]}
-            own.update(dict.fromkeys(self._dialect.capabilities, 1))
-            listed = [f"Cap:{name}:{value}" for name, value in own.items()]
-            return [self._dialect.firmware_line, *(listed if self._dialect.reports_capabilities else [])]
-        first = (
-            f"FIRMWARE_NAME:{self.options.firmware_name} PROTOCOL_VERSION:1.0"
-            f" MACHINE_TYPE:{MACHINE_TYPE} EXTRUDER_COUNT:1"
-        )
-        return [first, *(f"Cap:{name}:{value}" for name, value in caps.items())]
 
     # -- the queue and execution ----------------------------------------------------------------
 
@@ -610,3 +553,6 @@ def _line_end(buffer: bytes | bytearray) -> int:
     if lf < 0:
         return cr
     return lf if cr < 0 else min(lf, cr)
+
+
+__all__ = ["HOST_COMMANDS", "SimulatedFirmware", "SimulatorOptions"]
