@@ -269,6 +269,15 @@ class StreamerCore:
                 return
             ledger.forget_oldest()
             self._outbox.appendleft(_Outgoing("M105"))
+        job = self._job
+        # The end of a job first: a temperature poll queued now would keep it from ever looking idle.
+        if job is not None and ledger.idle and not self._outbox:
+            if self._state is StreamState.CANCELLING:
+                self._finish_job(JobOutcome.CANCELLED, "cancelled; the cancel G-code ran")
+                return
+            if self._state is StreamState.PRINTING and peek_command(job) is None:
+                self._finish_job(JobOutcome.DONE, f"printed {job.sent_lines} lines of {job.path.name}")
+                return
         if (
             self._state is not StreamState.CONNECTING
             and not self._autoreport
@@ -277,16 +286,8 @@ class StreamerCore:
         ):
             self._next_poll = now + self.config.temperature_interval_s
             self._outbox.append(_Outgoing("M105"))
-        job = self._job
         if job is None:
             return
-        if ledger.idle and not self._outbox:
-            if self._state is StreamState.CANCELLING:
-                self._finish_job(JobOutcome.CANCELLED, "cancelled; the cancel G-code ran")
-                return
-            if self._state is StreamState.PRINTING and peek_command(job) is None:
-                self._finish_job(JobOutcome.DONE, f"printed {job.sent_lines} lines of {job.path.name}")
-                return
         if now >= self._next_snapshot and self._listener is not None:
             self._next_snapshot = now + self.config.snapshot_interval_s
             self._emit_snapshot()
