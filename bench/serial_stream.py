@@ -1,5 +1,9 @@
 """How close the streamer gets to the serial line's own limit, beside Printrun's printcore and ping-pong.
 
+For each receive buffer (32, 64, 128 and 1,024 bytes) and baud rate, side by side: the buffer given
+(``--rx-buffer``), reported by ADVANCED_OK, and unknown (learned: the second run of the same printer,
+starting from what the first one remembered), against printcore and a one-line ping-pong host.
+
 One small-segment file (thousands of 0.1-0.3 mm G1 moves, from our own generator) goes to the
 simulated firmware at 115200 and 250000 baud with 1 ms of USB latency and moves that take no time,
 so the line is the only bottleneck. The limit is the file's framed bytes (``N.. cmd*cs\\n``) at 10
@@ -30,6 +34,7 @@ from fleet.serial.simulator import SimulatedFirmware, SimulatorOptions  # noqa: 
 from fleet.serial.streamer import HOUSEKEEPING, JobOutcome, SerialStreamer, StreamerConfig  # noqa: E402
 
 BAUDS = (115200, 250000)
+BUFFERS = (32, 64, 128, 1024)
 USB_LATENCY_S = 0.001
 CONFIG = StreamerConfig(ok_timeout_s=2.0, connect_timeout_s=10.0)
 
@@ -60,17 +65,25 @@ def _executed_file(device: SimulatedFirmware) -> list[str]:
     return [command for command in device.executed if command.split(" ", 1)[0] not in HOUSEKEEPING]
 
 
-def _device(baud: int, advanced_ok: bool = False) -> tuple[SimulatedFirmware, str]:
+def _device(baud: int, advanced_ok: bool = False, rx: int = 128) -> tuple[SimulatedFirmware, str]:
     options = SimulatorOptions(
-        baud=baud, usb_latency_s=USB_LATENCY_S, speedup=math.inf, advanced_ok=advanced_ok, buffer_size=4
+        baud=baud,
+        usb_latency_s=USB_LATENCY_S,
+        speedup=math.inf,
+        advanced_ok=advanced_ok,
+        buffer_size=4,
+        rx_buffer_bytes=rx,
     )
     device = SimulatedFirmware(options)
     return device, device.start()
 
 
-def run_streamer(name: str, path: Path, lines: list[str], baud: int, **kw: object) -> Run:
+def run_streamer(name: str, path: Path, lines: list[str], baud: int, rx: int = 128, **kw: object) -> Run:
     advanced_ok = bool(kw.pop("advanced_ok", False))
-    device, port = _device(baud, advanced_ok)
+    warm = bool(kw.pop("warm", False))
+    if warm:  # learn once on this "printer"; the measured run starts from what it remembered
+        run_streamer(name, path, lines[: len(lines) // 2], baud, rx, advanced_ok=advanced_ok, **kw)
+    device, port = _device(baud, advanced_ok, rx)
     try:
         host = SerialStreamer(port, baud, config=replace(CONFIG, **kw))  # type: ignore[arg-type]
         host.connect()
@@ -89,13 +102,13 @@ def run_streamer(name: str, path: Path, lines: list[str], baud: int, **kw: objec
         device.stop()
 
 
-def run_printcore(path: Path, lines: list[str], baud: int) -> Run:
+def run_printcore(path: Path, lines: list[str], baud: int, rx: int = 128) -> Run:
     try:
         from printrun.gcoder import LightGCode
         from printrun.printcore import printcore
     except ImportError:
         return Run("printcore", baud, None, False, "not installed: pip install --no-deps printrun")
-    device, port = _device(baud)
+    device, port = _device(baud, rx=rx)
     try:
         core = printcore(port, baud)
         try:
@@ -173,7 +186,8 @@ def check_simulator_timing(baud: int, lines: int = 300, length: int = 40) -> flo
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--lines", type=int, default=2000, help="number of small segments (default 2000)")
+    parser.add_argument("--lines", type=int, default=1500, help="number of small segments (default 1500)")
+    parser.add_argument("--buffers", default=",".join(map(str, BUFFERS)), help="receive buffers to try")
     args = parser.parse_args(argv)
     lines = small_segments(args.lines)
     with tempfile.TemporaryDirectory() as folder:
@@ -183,39 +197,55 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(
             f"{len(lines)} lines, {size} bytes framed; {USB_LATENCY_S * 1000:g} ms USB latency, moves instant"
         )
-        hosts: list[Callable[[int], Run]] = [
-            lambda b: run_streamer("streamer, plain ok", path, lines, b),
-            lambda b: run_streamer("streamer, ADVANCED_OK", path, lines, b, advanced_ok=True),
-            lambda b: run_printcore(path, lines, b),
-            lambda b: run_streamer("ping-pong (streamer)", path, lines, b, max_inflight=1),
+        memory = Path(folder) / "window.json"
+        hosts: list[Callable[[int, int], Run]] = [
+            lambda b, rx: run_streamer("streamer, given", path, lines, b, rx, rx_buffer_bytes=rx),
+            lambda b, rx: run_streamer("streamer, ADVANCED_OK", path, lines, b, rx, advanced_ok=True),
+            lambda b, rx: run_streamer(
+                "streamer, learned",
+                path,
+                lines,
+                b,
+                rx,
+                warm=True,
+                window_memory=memory.with_suffix(f".{b}.{rx}"),
+            ),
+            lambda b, rx: run_printcore(path, lines, b, rx),
+            lambda b, rx: run_streamer("ping-pong (streamer)", path, lines, b, rx, max_inflight=1),
         ]
+        buffers = [int(size) for size in args.buffers.split(",")]
         for baud in BAUDS:
             ratio = check_simulator_timing(baud)
             # Within 10%: the simulator may add a little per-reply scheduling delay, never speed.
             verdict = "ok" if 0.97 <= ratio <= 1.10 else "OFF: do not trust the figures below"
             print(f"simulator timing at {baud}: the line takes {ratio:.3f}x its theoretical time ({verdict})")
-        header = f"{'host':<24}{'baud':>8}{'seconds':>10}{'% of limit':>12}{'vs printcore':>14}  exact"
+        header = (
+            f"{'host':<24}{'rx':>6}{'baud':>8}{'seconds':>10}{'% of limit':>12}{'vs printcore':>14}  exact"
+        )
         print(header)
         print("-" * len(header))
         failures = 0
         for baud in BAUDS:
             limit = line_limit(lines, baud)
-            runs = []
-            for run in hosts:
-                runs.append(run(baud))
-                print(f"  ... {runs[-1].host} at {baud}: done", file=sys.stderr, flush=True)
-            core = next((r.seconds for r in runs if r.host == "printcore"), None)
-            print(f"{'line limit':<24}{baud:>8}{limit:>10.2f}{100.0:>11.1f}%{'':>14}  -")
-            for r in runs:
-                if r.seconds is None:
-                    print(f"{r.host:<24}{baud:>8}{'-':>10}{'-':>12}{'-':>14}  no  ({r.note})")
-                    failures += r.host.startswith("streamer")
-                    continue
-                share = 100.0 * limit / r.seconds
-                ratio = f"{core / r.seconds:.2f}x" if core else "-"
-                exact = "yes" if r.exact else "NO"
-                print(f"{r.host:<24}{baud:>8}{r.seconds:>10.2f}{share:>11.1f}%{ratio:>14}  {exact}")
-                failures += not r.exact
+            print(f"{'line limit':<24}{'':>6}{baud:>8}{limit:>10.2f}{100.0:>11.1f}%{'':>14}  -")
+            for rx in buffers:
+                runs = []
+                for run in hosts:
+                    runs.append(run(baud, rx))
+                    print(f"  ... {runs[-1].host} rx {rx} at {baud}: done", file=sys.stderr, flush=True)
+                core = next((r.seconds for r in runs if r.host == "printcore"), None)
+                for r in runs:
+                    if r.seconds is None:
+                        print(f"{r.host:<24}{rx:>6}{baud:>8}{'-':>10}{'-':>12}{'-':>14}  no  ({r.note})")
+                        failures += r.host.startswith("streamer")
+                        continue
+                    share = 100.0 * limit / r.seconds
+                    ratio = f"{core / r.seconds:.2f}x" if core else "-"
+                    exact = "yes" if r.exact else "NO"
+                    print(
+                        f"{r.host:<24}{rx:>6}{baud:>8}{r.seconds:>10.2f}{share:>11.1f}%{ratio:>14}  {exact}"
+                    )
+                    failures += not r.exact
     return 1 if failures else 0
 
 

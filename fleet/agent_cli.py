@@ -29,9 +29,28 @@ from .cli import (
 
 if TYPE_CHECKING:
     from .agent import Agent
-    from .serial.streamer import JobResult, StreamerSnapshot
+    from .serial.streamer import JobResult, StreamerConfig, StreamerSnapshot
 
 DEFAULT_BAUD = 115200
+
+
+def rx_buffer_bytes(text: str) -> int:
+    """A receive buffer size in bytes, 16 to 65536 (a board's RX_BUFFER_SIZE, e.g. 128)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes (e.g. 128)") from None
+    if not 16 <= value <= 65536:
+        raise argparse.ArgumentTypeError(f"{value} bytes: a receive buffer is 16 to 65536 bytes (e.g. 128)")
+    return value
+
+
+def streamer_config(rx_buffer: Optional[int], data_dir: Path) -> StreamerConfig:
+    """The streamer's settings from the command line: a known buffer, or learn and remember it."""
+    from .serial.stream_types import StreamerConfig
+    from .serial.window_memory import FILE_NAME
+
+    return StreamerConfig(rx_buffer_bytes=rx_buffer, window_memory=data_dir / FILE_NAME)
 
 
 def default_agent_dir() -> Path:
@@ -94,6 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         capabilities=Capabilities(volume, args.nozzle, args.material),
         auto_accept=not args.ask_first,
         keepalive_s=args.keepalive,
+        streamer=streamer_config(args.rx_buffer, Path(args.data_dir).expanduser()),
     )
     agent = Agent(config)
     stop = stop_on_signals()
@@ -139,14 +159,20 @@ class BarListener:
 
 
 def cmd_print(args: argparse.Namespace, poll_s: float = 0.2) -> int:
-    from .serial.streamer import JobOutcome, PrinterUnreachable, SerialStreamer
+    from .serial.streamer import BadGcodeFile, JobOutcome, PrinterUnreachable, SerialStreamer, check_file
 
     path = Path(args.file)
     if not path.is_file():
         return fail(f"no such G-code file: {path}", EXIT_USAGE)
+    try:
+        check_file(path)  # before the port opens: nothing reaches the printer from a bad file
+    except BadGcodeFile as exc:
+        return fail(f"refusing {path}: {exc}", EXIT_USAGE)
     bar = Progress(path.stat().st_size, path.name, args.progress)
     stop = stop_on_signals()
-    streamer = SerialStreamer(args.port, args.baud, listener=BarListener(bar) if bar.enabled else None)
+    config = streamer_config(args.rx_buffer, default_agent_dir())
+    listener = BarListener(bar) if bar.enabled else None
+    streamer = SerialStreamer(args.port, args.baud, config=config, listener=listener)
     try:
         try:
             streamer.connect()
@@ -179,6 +205,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         corrupt_rate=args.corrupt_rate,
         drop_ok_every=args.drop_ok_every,
         thermal_runaway_at_line=args.thermal_runaway_at_line,
+        rx_buffer_bytes=args.sim_rx_buffer,
+        dialect=args.dialect,
     )
     stop = stop_on_signals()
     firmware = SimulatedFirmware(options)
@@ -200,6 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
     serial.add_argument("--port", required=True, help="the printer's serial device, e.g. /dev/ttyUSB0")
     serial.add_argument(
         "--baud", type=positive_int, default=DEFAULT_BAUD, help=f"baud rate (default {DEFAULT_BAUD})"
+    )
+    env_rx = os.environ.get("CROWDFAB_AGENT_RX_BUFFER")
+    serial.add_argument(
+        "--rx-buffer",
+        type=rx_buffer_bytes,
+        default=rx_buffer_bytes(env_rx) if env_rx else None,
+        metavar="BYTES",
+        help="the board's serial receive buffer (Marlin's RX_BUFFER_SIZE), if you know it; default: "
+        "$CROWDFAB_AGENT_RX_BUFFER, else learned from one line in flight upwards and remembered",
     )
 
     parser = argparse.ArgumentParser(
@@ -263,6 +300,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--buffer-size", type=positive_int, default=4, help="command buffer slots (default 4)")
     sim.add_argument("--advanced-ok", action="store_true", help="answer 'ok N.. P.. B..' like ADVANCED_OK")
+    sim.add_argument(
+        "--rx-buffer",
+        dest="sim_rx_buffer",
+        type=rx_buffer_bytes,
+        default=128,
+        metavar="BYTES",
+        help="its serial receive buffer; bytes that do not fit while it is busy are lost (default 128)",
+    )
+    sim.add_argument(
+        "--dialect",
+        choices=["marlin2", "marlin1", "prusa", "rrf", "smoothie"],
+        help="answer in this firmware family's words (default: the simulator's own Marlin 2)",
+    )
     sim.add_argument(
         "--speedup",
         type=positive_float,

@@ -129,9 +129,13 @@ class SerialPrinter:
 
     @property
     def connected(self) -> bool:
-        """True while the port is open and the streamer has not given up on it."""
+        """True while the port is open and the streamer has not given up on it (the agent reconnects)."""
         streamer = self._streamer
-        return streamer is not None and streamer.snapshot().state is not StreamState.DISCONNECTED
+        # ERROR too: a USB device that went away (or a halted board) is opened afresh when it returns.
+        return streamer is not None and streamer.snapshot().state not in (
+            StreamState.DISCONNECTED,
+            StreamState.ERROR,
+        )
 
     def close(self) -> None:
         with self._lock:

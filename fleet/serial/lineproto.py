@@ -37,6 +37,22 @@ def frame(number: int, command: str) -> bytes:
     return body + b"*" + str(checksum(body)).encode() + b"\n"
 
 
+def unframe(data: bytes) -> str:
+    """The command of a line :func:`frame` made (no number, no checksum, no line ending)."""
+    text = data.decode("ascii", "replace").rstrip("\r\n")
+    body = text[: text.rfind("*")] if "*" in text else text
+    return body.split(" ", 1)[1] if body.startswith("N") and " " in body else body
+
+
+_LAST_LINE = re.compile(r"last\s*line\s*:?\s*(\d+)", re.IGNORECASE)
+
+
+def last_line_of(message: str) -> Optional[int]:
+    """The firmware's last accepted line number an error names (Marlin's ``Last Line: 12``), if any."""
+    match = _LAST_LINE.search(message)
+    return _line_number(match.group(1)) if match else None
+
+
 # --- Replies ---------------------------------------------------------------------------------------
 
 #: Heater readings as ``{"T0": (actual, target), "B": (actual, target)}``; a missing target is None.
@@ -117,6 +133,8 @@ _LINE_ERRORS = (
     "wrong checksum",
     "format error",
     "expected line",
+    "bad command checksum",  # RepRapFirmware
+    "bad line number",  # RepRapFirmware
 )
 #: Errors after which the firmware carries on: it refused one command.
 _COMMAND_ERRORS = (

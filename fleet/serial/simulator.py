@@ -2,7 +2,9 @@
 
 One thread runs the device: it ``select()``s on the pty and keeps a time model of everything else
 (the line rate in both directions, the receive buffer, the command queue, moves, heaters, timers),
-so it costs little Python per line.
+so it costs little Python per line. It stays one module of some 550 lines because that loop and the
+time model share every timer; its options, M115 reply and pure pieces live in ``sim_options.py`` and
+``sim_core.py``, reply wording per firmware family in ``dialects.py``.
 
 Choices worth knowing:
 
@@ -32,10 +34,10 @@ import tty
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from types import TracebackType
 from typing import IO, Optional
 
+from fleet.serial.dialects import dialect
 from fleet.serial.sim_core import (
     BUSY,
     KILLED,
@@ -43,17 +45,18 @@ from fleet.serial.sim_core import (
     THERMAL_RUNAWAY,
     UNKNOWN_COMMAND,
     Heater,
+    LineError,
     Motion,
     check_line,
     command_code,
     temperature_report,
     words,
 )
+from fleet.serial.sim_options import SimulatorOptions, capability_lines
 
 HOST_COMMANDS = frozenset({"M105", "M110", "M115", "M155"})
 """Host bookkeeping and polling: answered, but not recorded in ``SimulatedFirmware.executed``."""
 
-MACHINE_TYPE = "CrowdFab simulated printer"
 HEATING_REPORT_INTERVAL_S = 1.0
 _READ_CHUNK = 4096
 _WAKE_EARLY_S = 0.0001
@@ -65,41 +68,12 @@ _SILENT = frozenset(
     | {"M73", "M117", "M201", "M203", "M204", "M205", "M220", "M221", "M900", "M907", "T0", "G29", "G80"}
 )
 _MOVES = frozenset({"G0", "G1", "G2", "G3"})
+_ERROR_KINDS = {
+    LineError.CHECKSUM: "checksum",
+    LineError.LINE_NUMBER: "line_number",
+    LineError.NO_CHECKSUM: "no_checksum",
+}
 _WAITING = frozenset({"G4", "G28", "M109", "M190", "M400", "M114"})
-
-
-@dataclass(frozen=True)
-class SimulatorOptions:
-    """How the simulated printer and its serial line behave; the defaults are a stock Marlin on USB."""
-
-    buffer_size: int = 4
-    rx_buffer_bytes: int = 128
-    advanced_ok: bool = False
-    speedup: float = 1.0
-    baud: Optional[int] = None
-    usb_latency_s: float = 0.0
-    corrupt_rate: float = 0.0
-    drop_ok_every: Optional[int] = None
-    thermal_runaway_at_line: Optional[int] = None
-    disconnect_at_line: Optional[int] = None
-    busy_interval_s: float = 2.0
-    heat_rate_c_per_s: float = 2.0
-    autoreport_temperature: bool = True
-    firmware_name: str = "Marlin 2.1.2 (CrowdFab simulator)"
-    seed: int = 0
-    log_path: Optional[Path] = None
-
-    def __post_init__(self) -> None:
-        if self.buffer_size < 1:
-            raise ValueError(f"buffer_size must be at least 1, got {self.buffer_size}")
-        if self.rx_buffer_bytes < 1:
-            raise ValueError(f"rx_buffer_bytes must be at least 1, got {self.rx_buffer_bytes}")
-        if not self.speedup > 0:
-            raise ValueError(f"speedup must be > 0 (math.inf: moves take no time), got {self.speedup}")
-        if self.baud is not None and self.baud <= 0:
-            raise ValueError(f"baud must be positive or None, got {self.baud}")
-        if self.drop_ok_every is not None and self.drop_ok_every < 1:
-            raise ValueError(f"drop_ok_every must be at least 1 or None, got {self.drop_ok_every}")
 
 
 class Reply(Enum):
@@ -121,8 +95,12 @@ class _Entry:
 class SimulatedFirmware:
     """A Marlin-like printer behind a pty: ``start()`` returns the device path a host opens."""
 
-    def __init__(self, options: SimulatorOptions = SimulatorOptions()) -> None:
+    def __init__(self, options: SimulatorOptions = SimulatorOptions()) -> None:  # noqa: B008 (frozen)
         self.options = options
+        self._dialect = dialect(options.dialect) if options.dialect else None
+        busy = self._dialect.busy if self._dialect else BUSY
+        self._busy_line = busy or ""
+        self._busy_interval = options.busy_interval_s if busy else 0.0
         self._rate = options.baud / 10.0 if options.baud else math.inf
         self._speedup = options.speedup
         self._rng = random.Random(options.seed)  # noqa: S311 (reproducible noise, not secrets)
@@ -172,7 +150,8 @@ class SimulatedFirmware:
         path = os.ttyname(self._slave)
         # Marlin's boot line, written before the path is handed out: it waits in the pty for whoever
         # opens it first (pyserial discards it on open, as it would a board's boot chatter).
-        self._emit("start", time.monotonic())
+        for line in self._dialect.boot if self._dialect else ("start",):
+            self._emit(line, time.monotonic())
         self._flush_due(math.inf)
         self._thread = threading.Thread(target=self._run, name=f"simulated-firmware {path}", daemon=True)
         self._thread.start()
@@ -328,8 +307,8 @@ class SimulatedFirmware:
 
     def _timers(self, until: float) -> None:
         while self._next_busy <= until:
-            self._emit(BUSY, self._next_busy)
-            self._next_busy += self.options.busy_interval_s
+            self._emit(self._busy_line, self._next_busy)
+            self._next_busy += self._busy_interval
         while self._next_heating_report <= until:
             at = self._next_heating_report
             self._emit(f" {temperature_report(self._hotend, self._bed, at)} W:?", at)
@@ -346,9 +325,13 @@ class SimulatedFirmware:
         return len(self._queue) < self.options.buffer_size and not self._waiting_on_head
 
     def _arrive(self, data: bytes, at: float) -> None:
-        """Bytes landing in the receive buffer at once: what does not fit is lost."""
-        held = 0 if self._reading() else len(self._rx)
+        """Bytes landing in the receive buffer at once: what does not fit is lost. While the firmware
+        reads, its first line passes whole even if longer than the buffer (it drains as bytes come)."""
+        reading = self._reading()
+        held = 0 if reading else len(self._rx)
         room = max(0, self.options.rx_buffer_bytes - held)
+        if reading and not self._rx:
+            room = max(room, _line_end(data) + 1)
         self._rx += data[:room]
         if not self._reading() and b"M112" in self._rx:
             self._kill("M112 emergency stop", at)
@@ -405,8 +388,12 @@ class SimulatedFirmware:
             text = bytes(flipped)
         received = check_line(text.decode("latin-1"), self._last_line)
         if received.error is not None:
-            self._emit(received.error.message(self._last_line), at)
-            self._emit(RESEND.format(line=self._last_line + 1), at)
+            if self._dialect is None:
+                self._emit(received.error.message(self._last_line), at)
+                self._emit(RESEND.format(line=self._last_line + 1), at)
+            else:
+                self._emit(self._dialect.error(_ERROR_KINDS[received.error], self._last_line), at)
+                self._emit(self._dialect.resend.format(line=self._last_line + 1), at)
             self._emit("ok", at)
             return
         if received.number is not None:
@@ -431,7 +418,7 @@ class SimulatedFirmware:
                 self._last_line = int(words(command)["N"])
             self._ok(number, at, counted=False)
         elif code == "M115":
-            for line in self._capabilities():
+            for line in capability_lines(self.options, self._dialect):
                 self._emit(line, at)
             self._ok(number, at, counted=False)
         elif code == "M155" and self.options.autoreport_temperature:
@@ -441,21 +428,6 @@ class SimulatedFirmware:
         else:
             self._emit(UNKNOWN_COMMAND.format(command=command), at)
             self._ok(number, at, counted=False)
-
-    def _capabilities(self) -> list[str]:
-        caps = {
-            "AUTOREPORT_TEMP": int(self.options.autoreport_temperature),
-            "ADVANCED_OK": int(self.options.advanced_ok),
-            "EEPROM": 0,
-            "BUSY_PROTOCOL": 1,
-            "EMERGENCY_PARSER": 1,
-            "AUTOREPORT_POS": 0,
-        }
-        first = (
-            f"FIRMWARE_NAME:{self.options.firmware_name} PROTOCOL_VERSION:1.0"
-            f" MACHINE_TYPE:{MACHINE_TYPE} EXTRUDER_COUNT:1"
-        )
-        return [first, *(f"Cap:{name}:{value}" for name, value in caps.items())]
 
     # -- the queue and execution ----------------------------------------------------------------
 
@@ -498,7 +470,7 @@ class SimulatedFirmware:
             seconds = heater.seconds_to_reach(at)  # the heater's rate already includes the speedup
             self._next_heating_report = at + HEATING_REPORT_INTERVAL_S if seconds > 0 else math.inf
         self._head_end = at + seconds
-        interval = self.options.busy_interval_s
+        interval = self._busy_interval
         self._next_busy = at + interval if interval > 0 and seconds > interval else math.inf
 
     def _finish_head(self, at: float) -> None:
@@ -581,3 +553,6 @@ def _line_end(buffer: bytes | bytearray) -> int:
     if lf < 0:
         return cr
     return lf if cr < 0 else min(lf, cr)
+
+
+__all__ = ["HOST_COMMANDS", "SimulatedFirmware", "SimulatorOptions"]

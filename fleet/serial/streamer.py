@@ -6,10 +6,16 @@ firmware asked for again, queued commands (manual, housekeeping, pause and cance
 file. Every line is numbered and checksummed, housekeeping included, so a garbled ``M105`` is caught
 like any other line and the numbering never has gaps.
 
+How far ahead of the ``ok``s it sends is the :class:`~.learning.WindowPolicy`'s: a receive buffer
+the user gave, or one learned from ping-pong upwards (and remembered per printer).
+
 A lost ``ok`` (nothing but temperature reports for ``ok_timeout_s``, and no ``busy:``) is recovered
 by taking the oldest line as answered and sending a fresh numbered ``M105``: its ``ok T:...`` tells
 which lines are done, and a line that truly never arrived makes the firmware ask for it by number.
-A numbered line is sent twice only when the firmware asks for it.
+A firmware's ``wait`` (idle, nothing buffered) answers every line in flight at once. While the oldest
+line in flight heats, homes or levels, no ``ok`` is expected for up to ``slow_timeout_s``.
+A numbered line is sent twice only when the firmware asks for it; when the firmware's counter has run
+past the last line sent, ``M110`` renumbers and what it did not run goes again under new numbers.
 """
 
 from __future__ import annotations
@@ -17,142 +23,32 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Optional, Protocol
+from typing import Optional
 
 import serial
 
-from ..errors import Unavailable
-from .lineproto import ErrorClass, Reply, ReplyKind, parse_reply, strip_comment
-from .window import LineLedger, ResendAction
-
-#: Commands the streamer sends for itself; a firmware's log of executed lines minus these is the file.
-HOUSEKEEPING = frozenset({"M105", "M110", "M115", "M155"})
-#: The longest reply line kept; a firmware's longest (a long M503 or M115 line) is a few hundred bytes.
-#: Past this, the bytes up to the next newline are noise on the line and are dropped.
-MAX_REPLY_BYTES = 4096
-
-
-@dataclass(frozen=True)
-class StreamerConfig:
-    """How to talk to one printer. Times are in seconds; the defaults suit a Marlin board on USB."""
-
-    rx_buffer_bytes: int = 128  # the firmware's receive buffer: the byte window without better reports
-    max_inflight: Optional[int] = None  # cap on lines in flight (1: ping-pong; None: from the window)
-    history: int = 1000  # lines kept for resends
-    ok_timeout_s: float = 10.0  # no ok and no busy this long: an ok was lost, recover it
-    connect_timeout_s: float = 10.0
-    temperature_interval_s: float = 2.0  # M155 S<n> if the firmware has AUTOREPORT_TEMP, else M105 polling
-    cancel_gcode: tuple[str, ...] = ("M104 S0", "M140 S0", "M107", "G91", "G1 Z5 F600", "G90", "M84")
-    pause_gcode: tuple[str, ...] = ()
-    resend_limit: int = 10  # the same line asked for more often in a row than this fails the job
-    max_timeouts: int = 5  # ok timeouts in a row with no answer at all before the printer counts as gone
-    hello_interval_s: float = 1.0  # how often connect() repeats its M110 while the board boots
-    snapshot_interval_s: float = 0.5  # how often listeners hear about progress during a job
-    read_timeout_s: float = 0.05  # pyserial's read timeout: how quickly the reader notices close()
+from .jobfile import BadGcodeFile, Job, check_file, peek_command
+from .learning import start_level
+from .lineproto import parse_reply, strip_comment
+from .stream_core import SLOW_COMMANDS, StreamerCore, _code, _Kind, _Outgoing
+from .stream_types import (
+    HOUSEKEEPING,
+    MAX_REPLY_BYTES,
+    FirmwareInfo,
+    JobOutcome,
+    JobResult,
+    PrinterUnreachable,
+    StreamerConfig,
+    StreamerSnapshot,
+    StreamListener,
+    StreamState,
+)
 
 
-class StreamState(str, Enum):
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    IDLE = "idle"
-    PRINTING = "printing"
-    PAUSED = "paused"
-    CANCELLING = "cancelling"
-    ERROR = "error"
-
-
-#: States in which a job is under way.
-JOB_STATES = frozenset({StreamState.PRINTING, StreamState.PAUSED, StreamState.CANCELLING})
-
-
-@dataclass(frozen=True)
-class FirmwareInfo:
-    name: str
-    capabilities: Mapping[str, bool]
-    advanced_ok: bool  # from Cap:ADVANCED_OK or from the format of its oks
-
-
-@dataclass(frozen=True)
-class StreamerSnapshot:
-    state: StreamState
-    file: Optional[str]
-    sent_lines: int
-    total_lines: Optional[int]
-    bytes_done: int
-    total_bytes: int
-    progress_bytes: float  # 0-100
-    progress_time: Optional[float]  # 0-100, when the job came with per-line time estimates
-    temperatures: Mapping[str, tuple[Optional[float], Optional[float]]]
-    error: Optional[str]
-    resends: int
-    elapsed_s: float
-
-
-class JobOutcome(str, Enum):
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class JobResult:
-    outcome: JobOutcome
-    message: str
-    lines_sent: int
-    resends: int
-    elapsed_s: float
-
-
-class StreamListener(Protocol):
-    """Called from the streamer's threads: must return quickly and never block."""
-
-    def on_snapshot(self, snapshot: StreamerSnapshot) -> None: ...
-
-    def on_job_finished(self, result: JobResult) -> None: ...
-
-
-class PrinterUnreachable(Unavailable):
-    """The port could not be opened or the firmware did not answer."""
-
-
-class _Kind(str, Enum):
-    COMMAND = "command"
-    RESET = "reset"  # M110: renumber from here
-
-
-@dataclass
-class _Outgoing:
-    command: str
-    kind: _Kind = _Kind.COMMAND
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass
-class _Job:
-    path: Path
-    stream: BinaryIO
-    total_bytes: int
-    total_lines: Optional[int]
-    line_times: Optional[Sequence[float]]
-    total_time: float
-    started: float
-    pending: Optional[str] = None  # the next command of the file, read but not yet sent
-    pending_end: int = 0  # its byte offset in the file
-    eof: bool = False
-    sent_lines: int = 0
-    bytes_done: int = 0
-    time_done: float = 0.0
-    resends_at_start: int = 0
-    result: Optional[JobResult] = None
-    finished: threading.Event = field(default_factory=threading.Event)
-
-
-class SerialStreamer:
+class SerialStreamer(StreamerCore):
     """One printer on one serial port: connect, stream jobs, send commands, report progress."""
 
     def __init__(
@@ -160,42 +56,11 @@ class SerialStreamer:
         port: str,
         baud: int,
         *,
-        config: StreamerConfig = StreamerConfig(),
+        config: StreamerConfig = StreamerConfig(),  # noqa: B008 (frozen, so one shared default is safe)
         listener: Optional[StreamListener] = None,
     ) -> None:
-        self.port = port
-        self.baud = baud
-        self.config = config
-        self._listener = listener
-        self._cond = threading.Condition()
+        super().__init__(port, baud, config=config, listener=listener)
         self._serial: Optional[serial.Serial] = None
-        self._threads: list[threading.Thread] = []
-        self._closing = False
-        self._state = StreamState.DISCONNECTED
-        self._error: Optional[str] = None
-        self._ledger = self._new_ledger()
-        self._outbox: deque[_Outgoing] = deque()
-        self._job: Optional[_Job] = None
-        self._last_job: Optional[_Job] = None
-        self._temperatures: dict[str, tuple[Optional[float], Optional[float]]] = {}
-        self._capabilities: dict[str, bool] = {}
-        self._firmware: dict[str, str] = {}
-        self._advanced_ok = False
-        self._autoreport = False
-        self._last_progress = 0.0
-        self._timeouts = 0
-        self._next_poll = 0.0
-        self._next_snapshot = 0.0
-        self._fatal: list[str] = []
-        self._events: list[Callable[[], None]] = []  # listener calls, made outside the lock
-
-    def _new_ledger(self) -> LineLedger:
-        return LineLedger(
-            rx_buffer_bytes=self.config.rx_buffer_bytes,
-            max_inflight=self.config.max_inflight,
-            history=self.config.history,
-            resend_limit=self.config.resend_limit,
-        )
 
     # --- public API ------------------------------------------------------------------------------
 
@@ -214,6 +79,7 @@ class SerialStreamer:
             self._closing = False
             self._error = None
             self._fatal = []
+            self._policy = self._new_policy()
             self._ledger = self._new_ledger()
             self._set_state(StreamState.CONNECTING)
             self._last_progress = time.monotonic()
@@ -256,6 +122,11 @@ class SerialStreamer:
                 capabilities=dict(self._capabilities),
                 advanced_ok=self._advanced_ok,
             )
+            remembered = self._memory.recall(self.port, info.name) if self._memory else None
+            self._remembered = remembered
+            self._policy.start(*start_level(info.name, info.advanced_ok, remembered))
+            self._apply_window()
+            self._firmware_name = info.name
         if self._autoreport:
             interval = max(1, round(self.config.temperature_interval_s))
             self._enqueue(f"M155 S{interval}").done.wait(max(0.0, deadline - time.monotonic()))
@@ -266,11 +137,6 @@ class SerialStreamer:
         self._flush_events()
         return info
 
-    def _check_alive(self) -> None:
-        with self._cond:
-            if self._state is StreamState.ERROR:
-                raise PrinterUnreachable(self._error or f"the printer on {self.port} stopped")
-
     def start_job(self, path: Path, *, line_times: Optional[Sequence[float]] = None) -> None:
         """Start streaming ``path`` and return at once (see :meth:`wait_job`).
 
@@ -278,14 +144,14 @@ class SerialStreamer:
         G-code analysis), for ``progress_time``.
         """
         path = Path(path)
-        total_lines = _count_commands(path)
+        total_lines = check_file(path)
         stream = path.open("rb")
         with self._cond:
             if self._state is not StreamState.IDLE:
                 stream.close()
                 raise RuntimeError(f"cannot start a job while the streamer is {self._state.value}")
             now = time.monotonic()
-            self._job = _Job(
+            self._job = Job(
                 path=path,
                 stream=stream,
                 total_bytes=path.stat().st_size,
@@ -354,10 +220,6 @@ class SerialStreamer:
             self._outbox.append(_Outgoing(command))
             self._cond.notify_all()
 
-    def snapshot(self) -> StreamerSnapshot:
-        with self._cond:
-            return self._snapshot_locked()
-
     def close(self) -> None:
         """Close the port and stop the threads; a job still running ends FAILED."""
         with self._cond:
@@ -425,55 +287,6 @@ class SerialStreamer:
             self._cond.notify_all()
         self._flush_events()
 
-    def _on_reply(self, reply: Reply) -> None:
-        now = time.monotonic()
-        if reply.temperatures:
-            self._temperatures.update(reply.temperatures)
-        kind = reply.kind
-        if kind is ReplyKind.OK:
-            if reply.advanced_ok:
-                self._advanced_ok = True
-            if reply.firmware:
-                self._firmware.update(reply.firmware)
-            for entry in self._ledger.acknowledge(reply):
-                if isinstance(entry.token, _Outgoing):
-                    entry.token.done.set()
-            self._last_progress = now
-            self._timeouts = 0
-        elif kind is ReplyKind.RESEND:
-            self._last_progress = now
-            if reply.line is not None and self._state is not StreamState.ERROR:
-                decision = self._ledger.request_resend(reply.line)
-                if decision.action is ResendAction.FAILED:
-                    self._halt(decision.message)
-        elif kind is ReplyKind.BUSY:
-            self._last_progress = now
-            self._timeouts = 0
-        elif kind is ReplyKind.ERROR:
-            if reply.error is ErrorClass.FATAL:
-                self._fatal.append(reply.message)
-                self._halt("the firmware stopped: " + "; ".join(self._fatal))
-        elif kind is ReplyKind.START and self._state in JOB_STATES:
-            self._halt("the firmware restarted during the print (a reset or a power glitch)")
-        elif kind is ReplyKind.START:
-            # A board that (re)booted has forgotten what was in flight and its line number.
-            self._ledger.clear_flight()
-            if self._state is StreamState.IDLE:
-                self._outbox.appendleft(_Outgoing("M110 N0", _Kind.RESET))
-        elif kind is ReplyKind.FIRMWARE:
-            self._firmware.update(reply.firmware)
-        elif kind is ReplyKind.CAPABILITY and reply.capability is not None:
-            name, enabled = reply.capability
-            self._capabilities[name] = enabled
-
-    def _halt(self, message: str) -> None:
-        """Stop sending anything at once: the firmware is in trouble."""
-        self._outbox.clear()
-        self._error = message
-        if self._state is not StreamState.ERROR:
-            self._set_state(StreamState.ERROR)
-        self._fail_job(message)
-
     # --- the sender ------------------------------------------------------------------------------
 
     def _send_loop(self) -> None:
@@ -515,6 +328,7 @@ class SerialStreamer:
                 if not ledger.fits(len(data)):
                     return
                 port.write(data)
+                self._last_write = time.monotonic()
                 ledger.sent(number, len(data))
                 continue
             if self._outbox:
@@ -531,12 +345,19 @@ class SerialStreamer:
                     number, data = ledger.number(item.command)
                 self._outbox.popleft()
                 port.write(data)
-                ledger.sent(number, len(data), asks_temperature=item.command == "M105", token=item)
+                self._last_write = time.monotonic()
+                ledger.sent(
+                    number,
+                    len(data),
+                    asks_temperature=item.command == "M105",
+                    token=item,
+                    slow=_code(item.command) in SLOW_COMMANDS,
+                )
                 continue
             job = self._job
             if job is None or self._state is not StreamState.PRINTING:
                 return
-            command = self._peek_file(job)
+            command = peek_command(job)
             if command is None:
                 return
             data = ledger.preview(command)
@@ -544,161 +365,16 @@ class SerialStreamer:
                 return
             number, data = ledger.number(command)
             port.write(data)
-            ledger.sent(number, len(data), asks_temperature=command.split(" ", 1)[0] == "M105")
+            self._last_write = time.monotonic()
+            code = _code(command)
+            ledger.sent(number, len(data), asks_temperature=code == "M105", slow=code in SLOW_COMMANDS)
             job.pending = None
             job.sent_lines += 1
             job.bytes_done = job.pending_end
             if job.line_times is not None and job.sent_lines <= len(job.line_times):
                 job.time_done += job.line_times[job.sent_lines - 1]
 
-    def _peek_file(self, job: _Job) -> Optional[str]:
-        """The file's next command, read ahead one line at a time (memory stays flat)."""
-        while job.pending is None and not job.eof:
-            raw = job.stream.readline()
-            if not raw:
-                job.eof = True
-                job.bytes_done = job.total_bytes
-                break
-            command = strip_comment(raw.decode("ascii", "replace"))
-            if command:
-                job.pending = command
-                job.pending_end = job.stream.tell()
-            else:
-                job.bytes_done = job.stream.tell()
-        return job.pending
-
-    def _tick(self, now: float) -> None:
-        """Timers: the ok timeout, temperature polling, the end of a job, progress reports."""
-        if self._state in (StreamState.ERROR, StreamState.DISCONNECTED):
-            return
-        ledger = self._ledger
-        if ledger.in_flight and now - self._last_progress > self.config.ok_timeout_s:
-            self._timeouts += 1
-            self._last_progress = now
-            if self._timeouts > self.config.max_timeouts:
-                waited = self.config.ok_timeout_s * self.config.max_timeouts
-                self._halt(
-                    f"the printer on {self.port} has not answered for {waited:g} s: "
-                    "check the USB cable and the printer's screen"
-                )
-                return
-            ledger.forget_oldest()
-            self._outbox.appendleft(_Outgoing("M105"))
-        if (
-            self._state is not StreamState.CONNECTING
-            and not self._autoreport
-            and now >= self._next_poll
-            and not ledger.asking_temperature
-        ):
-            self._next_poll = now + self.config.temperature_interval_s
-            self._outbox.append(_Outgoing("M105"))
-        job = self._job
-        if job is None:
-            return
-        if ledger.idle and not self._outbox:
-            if self._state is StreamState.CANCELLING:
-                self._finish_job(JobOutcome.CANCELLED, "cancelled; the cancel G-code ran")
-                return
-            if self._state is StreamState.PRINTING and self._peek_file(job) is None:
-                self._finish_job(JobOutcome.DONE, f"printed {job.sent_lines} lines of {job.path.name}")
-                return
-        if now >= self._next_snapshot and self._listener is not None:
-            self._next_snapshot = now + self.config.snapshot_interval_s
-            self._emit_snapshot()
-
-    def _next_deadline(self, now: float) -> float:
-        deadlines = [self.config.snapshot_interval_s]
-        if self._ledger.in_flight:
-            deadlines.append(self._last_progress + self.config.ok_timeout_s - now)
-        if not self._autoreport and self._state is not StreamState.CONNECTING:
-            deadlines.append(self._next_poll - now)
-        return max(0.001, min(deadlines))
-
     # --- jobs and listeners ----------------------------------------------------------------------
-
-    def _finish_job(self, outcome: JobOutcome, message: str) -> None:
-        job = self._job
-        if job is None:
-            return
-        job.stream.close()
-        job.result = JobResult(
-            outcome=outcome,
-            message=message,
-            lines_sent=job.sent_lines,
-            resends=self._ledger.resends - job.resends_at_start,
-            elapsed_s=round(time.monotonic() - job.started, 3),
-        )
-        self._last_job = job
-        self._job = None
-        if self._state in JOB_STATES:
-            self._set_state(StreamState.IDLE)
-        result = job.result
-        job.finished.set()
-        callback = getattr(self._listener, "on_job_finished", None)
-        if callback is not None:
-            self._events.append(lambda: callback(result))
-
-    def _fail_job(self, message: str) -> None:
-        if self._job is not None:
-            self._finish_job(JobOutcome.FAILED, message)
-
-    def _set_state(self, state: StreamState) -> None:
-        if state is not self._state:
-            self._state = state
-            self._emit_snapshot()
-
-    def _emit_snapshot(self) -> None:
-        callback = getattr(self._listener, "on_snapshot", None)
-        if callback is not None:
-            snapshot = self._snapshot_locked()
-            self._events.append(lambda: callback(snapshot))
-
-    def _flush_events(self) -> None:
-        with self._cond:
-            events, self._events = self._events, []
-        for event in events:
-            event()
-
-    def _snapshot_locked(self) -> StreamerSnapshot:
-        job = self._job or self._last_job
-        running = self._job is not None
-        if job is None:
-            return StreamerSnapshot(
-                self._state, None, 0, None, 0, 0, 0.0, None, dict(self._temperatures), self._error, 0, 0.0
-            )
-        elapsed = (
-            (time.monotonic() - job.started) if running else (job.result.elapsed_s if job.result else 0.0)
-        )
-        total = max(1, job.total_bytes)
-        progress_time = None
-        if job.line_times is not None:
-            progress_time = 100.0 * job.time_done / job.total_time if job.total_time > 0 else 100.0
-        return StreamerSnapshot(
-            state=self._state,
-            file=str(job.path),
-            sent_lines=job.sent_lines,
-            total_lines=job.total_lines,
-            bytes_done=job.bytes_done,
-            total_bytes=job.total_bytes,
-            progress_bytes=min(100.0, 100.0 * job.bytes_done / total),
-            progress_time=None if progress_time is None else min(100.0, progress_time),
-            temperatures=dict(self._temperatures),
-            error=self._error,
-            resends=self._ledger.resends - job.resends_at_start,
-            elapsed_s=round(elapsed, 3),
-        )
-
-    def _enqueue(self, command: str, kind: _Kind = _Kind.COMMAND) -> _Outgoing:
-        item = _Outgoing(command, kind)
-        with self._cond:
-            self._outbox.append(item)
-            self._cond.notify_all()
-        return item
-
-
-def _count_commands(path: Path) -> int:
-    with path.open("rb") as stream:
-        return sum(1 for raw in stream if strip_comment(raw.decode("ascii", "replace")))
 
 
 @dataclass(frozen=True)
@@ -718,7 +394,7 @@ def stream_file(
     baud: int,
     path: Path,
     *,
-    config: StreamerConfig = StreamerConfig(),
+    config: StreamerConfig = StreamerConfig(),  # noqa: B008 (frozen, so one shared default is safe)
     on_progress: Optional[Callable[[StreamerSnapshot], None]] = None,
 ) -> JobResult:
     """Connect, stream one file, close. A printer that does not answer is a FAILED result."""
@@ -739,6 +415,7 @@ def stream_file(
 
 __all__ = [
     "HOUSEKEEPING",
+    "BadGcodeFile",
     "FirmwareInfo",
     "JobOutcome",
     "JobResult",
@@ -748,5 +425,6 @@ __all__ = [
     "StreamState",
     "StreamerConfig",
     "StreamerSnapshot",
+    "check_file",
     "stream_file",
 ]

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Optional
 
-from .lineproto import Reply, frame
+from .lineproto import Reply, frame, unframe
 
 
 class ResendAction(str, Enum):
     RESEND = "resend"  # send again from the line asked for
+    RESYNC = "resync"  # the firmware counts past what was sent: renumber (M110) and send again
     IGNORED = "ignored"  # a repeat from the same error burst, or a line not sent yet
     FAILED = "failed"  # cannot be honoured: the job must stop
 
@@ -47,6 +48,7 @@ class InFlight:
     serial: int
     asks_temperature: bool = False
     token: object = None
+    slow: bool = False  # a command that may take minutes before its ok (heating, homing, levelling)
 
 
 class LineLedger:
@@ -149,11 +151,17 @@ class LineLedger:
         return self._flight_bytes + size <= self.rx_buffer_bytes
 
     def sent(
-        self, number: Optional[int], size: int, *, asks_temperature: bool = False, token: object = None
+        self,
+        number: Optional[int],
+        size: int,
+        *,
+        asks_temperature: bool = False,
+        token: object = None,
+        slow: bool = False,
     ) -> InFlight:
         """Record a line written to the port (``number`` None for an un-numbered line)."""
         self._serial += 1
-        entry = InFlight(number, size, self._serial, asks_temperature, token)
+        entry = InFlight(number, size, self._serial, asks_temperature, token, slow)
         self._flight.append(entry)
         self._flight_bytes += size
         if number is not None and number == self._resend_next:
@@ -183,6 +191,15 @@ class LineLedger:
         self._flight_bytes -= entry.size
         return entry
 
+    @property
+    def oldest_slow(self) -> bool:
+        """Whether the oldest line in flight may legitimately take minutes to answer."""
+        return bool(self._flight) and self._flight[0].slow
+
+    def full(self, typical_size: int = 32) -> bool:
+        """Whether the window is (about) used up: only then does an ok prove that a wider one holds."""
+        return bool(self._flight) and not self.fits(typical_size)
+
     def clear_flight(self) -> None:
         """The firmware restarted: nothing sent before is in flight any more."""
         self._flight.clear()
@@ -200,8 +217,13 @@ class LineLedger:
     def request_resend(self, line: int) -> ResendDecision:
         """Act on ``Resend: line``: once per error burst, and never for ever."""
         line = max(line, self._floor)
-        if line >= self.next_number:
-            return ResendDecision(ResendAction.IGNORED, line, "no line with that number has been sent yet")
+        if line == self.next_number:
+            # It has every line sent so far (the oks follow): nothing to send again.
+            return ResendDecision(ResendAction.IGNORED, line, "the next line, not sent yet")
+        if line > self.next_number:
+            return ResendDecision(
+                ResendAction.RESYNC, line, f"the firmware expects line {line}, past the last one sent"
+            )
         oldest = self._flight[0].serial if self._flight else self._serial + 1
         if line == self._burst_line and oldest <= self._burst_serial:
             return ResendDecision(ResendAction.IGNORED, line, "repeat of the same error burst")
@@ -227,6 +249,24 @@ class LineLedger:
         self._burst_serial = self._serial
         self.resends += 1
         return ResendDecision(ResendAction.RESEND, line)
+
+    def renumber(self) -> list[tuple[str, object]]:
+        """The commands of every line not yet answered, oldest first, to send again under new numbers
+        after an ``M110``: what a firmware whose counter ran past ours has not run. Their numbers are
+        never used again."""
+        numbered = [entry for entry in self._flight if entry.number is not None]
+        redo: list[tuple[str, object]] = []
+        if numbered:
+            first = max(numbered[0].number or 0, self._history_base)
+            tokens = {entry.number: entry.token for entry in numbered}
+            for number in range(first, self.next_number):
+                command = unframe(self._history[number - self._history_base])
+                if not command.startswith("M110"):
+                    redo.append((command, tokens.get(number)))
+        self._resend_next = None
+        self._flight.clear()
+        self._flight_bytes = 0
+        return redo
 
     def pending_resend(self) -> Optional[tuple[int, bytes]]:
         """The next line to send again, if a resend is under way."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,8 +16,11 @@ from fleet.gcode.generate import generate_box
 AGENT = str(Path(sys.executable).parent / "crowdfab-agent")
 
 
-def agent(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([AGENT, *args], capture_output=True, text=True, timeout=timeout)
+def agent(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, **env} if env else None
+    return subprocess.run([AGENT, *args], capture_output=True, text=True, timeout=timeout, env=full)
 
 
 @pytest.fixture
@@ -40,6 +44,40 @@ def test_print_exits_1_with_the_firmwares_message_on_thermal_runaway(simulator, 
     assert result.returncode == 1
     assert "runaway" in result.stderr.lower()
     assert "%" not in result.stderr  # no bar when stderr is not a terminal
+
+
+def test_print_learns_the_window_and_remembers_it_per_printer(simulator, tmp_path):
+    big = tmp_path / "big.gcode"
+    big.write_text(generate_box(60, 60, 10.0, origin=(30.0, 30.0), infill=True))
+    _, device = simulator(speedup=float("inf"))
+    env = {"CROWDFAB_AGENT_DIR": str(tmp_path / "agent")}
+    result = agent("print", "--port", device, str(big), env=env)
+    assert result.returncode == 0, result.stderr
+    memory = json.loads((tmp_path / "agent" / "serial-window.json").read_text())
+    assert list(memory) == [f"{device}|Marlin 2.1.2 (CrowdFab simulator)"]
+    assert memory[f"{device}|Marlin 2.1.2 (CrowdFab simulator)"] >= 64
+
+
+def test_print_takes_a_known_rx_buffer_and_refuses_bad_ones(simulator, part):
+    _, device = simulator(speedup=float("inf"))
+    assert agent("print", "--port", device, "--rx-buffer", "256", str(part)).returncode == 0
+    bad = agent("print", "--port", device, "--rx-buffer", "8", str(part))
+    assert bad.returncode == 2 and "16 to 65536" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [(b"G28\nG1 X1\x00\x01\x02 Y2\nG1 X3\n", "binary"), (b"G28\nM117 " + b"x" * 1_000_000 + b"\n", "bytes")],
+    ids=["binary-blob", "1MB-line"],
+)
+def test_print_refuses_a_bad_file_before_the_first_byte(simulator, tmp_path, content, words):
+    firmware, device = simulator(speedup=float("inf"))
+    path = tmp_path / "bad.gcode"
+    path.write_bytes(content)
+    result = agent("print", "--port", device, str(path))
+    assert result.returncode == 2
+    assert "line 2" in result.stderr and words in result.stderr
+    assert firmware.executed == []  # the port was never opened: nothing reached the printer
 
 
 def test_print_exits_3_when_the_port_is_missing(tmp_path, part):

@@ -125,3 +125,19 @@ def test_credentials_are_saved_for_the_owner_only(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_credentials(tmp_path) == enrollment
     assert load_credentials(tmp_path / "elsewhere") is None
+
+
+def test_a_usb_device_that_disappears_fails_the_job_and_asks_for_a_reconnect(
+    simulator, recorder, tmp_path, part
+):
+    # The board vanishes at its line 20 (the streamer's M115, M105 and M155 come first).
+    _, device = simulator(speedup=math.inf, disconnect_at_line=20)
+    printer = connected(device, tmp_path / "agent", recorder)
+    try:
+        printer.start(printer.store_file(3, "3-part.gcode", part))
+        recorder.wait_for("failed", 30)
+        assert not printer.connected  # Agent.run opens the port again once it is back
+        result = printer.last_print(tmp_path / "agent" / "crowdfab" / "3-part.gcode")
+        assert result is not None and "lost the connection" in result.message
+    finally:
+        printer.close()
