@@ -15,6 +15,15 @@ from tests.store.backends import BACKEND_PARAMS, REQUIRE_POSTGRES, PostgresServe
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def agent_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own ``crowdfab-agent`` folder (what it learns of a serial link is kept there), so no
+    test writes into the home directory and none inherits another's remembered window."""
+    home = tmp_path_factory.mktemp("agent-home")
+    monkeypatch.setenv("CROWDFAB_AGENT_DIR", str(home))
+    return home
+
+
 def shared_gcode_dir() -> Path:
     """Real slicer output, kept beside the checkout (never copied into the repository)."""
     env = os.environ.get("CROWDFAB_SHARED_GCODE")
