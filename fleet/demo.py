@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, Callable, Optional, TextIO
@@ -88,24 +88,17 @@ JOBS = (
 # -- the lab's people ------------------------------------------------------------------------------
 
 
+@dataclass(eq=False)
 class LabPeople:
     """Plays the people: clears a finished plate ``clear_after_s`` later, approves waiting jobs."""
 
-    def __init__(
-        self,
-        service: FleetApp,
-        manager: Member,
-        *,
-        clear_after_s: float = 3.0,
-        approve_after_s: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.service = service
-        self.manager = manager
-        self.clear_after_s = clear_after_s
-        self.approve_after_s = approve_after_s
-        self.clock = clock
-        self._noticed: dict[object, float] = {}
+    service: FleetApp
+    manager: Member
+    _: KW_ONLY
+    clear_after_s: float = 3.0
+    approve_after_s: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+    _noticed: dict[object, float] = field(default_factory=dict, init=False, repr=False)
 
     def step(self) -> list[str]:
         """Do what is due now; return what was done, for the log."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import Invalid
@@ -39,14 +39,7 @@ class Box:
         return (self.max_x - self.min_x, self.max_y - self.min_y, self.max_z - self.min_z)
 
     def to_dict(self) -> dict[str, float]:
-        return {
-            "min_x": self.min_x,
-            "min_y": self.min_y,
-            "min_z": self.min_z,
-            "max_x": self.max_x,
-            "max_y": self.max_y,
-            "max_z": self.max_z,
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Any, field: str = "box") -> Box:

@@ -16,7 +16,7 @@ with the base install. Decoders turn untrusted JSON into frozen dataclasses or r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -133,13 +133,9 @@ class BrokerAddress:
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (the enrollment answer's ``mqtt`` object, a node's saved login)."""
-        return {
-            "host": self.host,
-            "port": self.port,
-            "username": self.username,
-            "password": self.password,
-            "tls": self.tls,
-        }
+        wire = asdict(self)
+        del wire["ca_file"]  # a path on this machine, meaningless to another
+        return wire
 
     @classmethod
     def from_json(cls, data: Any, prefix: str = "mqtt.") -> BrokerAddress:

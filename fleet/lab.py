@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Optional, TypeVar
 
 from .config import DEFAULT_MAX_UPLOAD_BYTES
@@ -33,13 +33,8 @@ class LabSettings:
     rules: SafetyRules = field(default_factory=lambda: DEFAULT_RULES)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "approval_required": self.approval_required,
-            "max_upload_bytes": self.max_upload_bytes,
-            "max_copies": self.max_copies,
-            "fair_share_half_life_s": self.fair_share_half_life_s,
-            "rules": self.rules.to_dict(),
-        }
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**values, "rules": self.rules.to_dict()}
 
     def updated(self, changes: LabSettingsChanges) -> LabSettings:
         """These settings with ``changes`` applied (each value checked where it was read)."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, Generic, Optional, TypeVar, Union
 
@@ -165,6 +165,19 @@ class Keep(Enum):
 
 
 KEEP = Keep.KEEP
+
+
+def asked_changes(changes: Any, *, besides: Collection[str] = ()) -> dict[str, Any]:
+    """The fields of a ``...Changes`` record that ask for a change, by name, but for those ``besides``.
+
+    Each such field's default (None, or KEEP where None is a value) means "leave it"; any other value
+    is asked for.
+    """
+    return {
+        f.name: getattr(changes, f.name)
+        for f in fields(changes)
+        if f.name not in besides and getattr(changes, f.name) is not f.default
+    }
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Optional
 
-from flask import Flask, Request, Response, current_app, jsonify, request
+from flask import Flask, Request, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
@@ -13,7 +13,7 @@ from werkzeug.routing import IntegerConverter
 from ..app import FleetApp
 from ..errors import FleetError, RateLimited
 from ..http_protocol import OPENAPI
-from ..web import install_dashboard
+from ..web import current, install_dashboard
 from ..web.limiter import StoredLimiter
 from .routes import ApiLimits, api
 
@@ -44,8 +44,7 @@ class FleetRequest(Request):
 
     @property
     def max_content_length(self) -> Optional[int]:  # type: ignore[override]
-        svc: FleetApp = current_app.extensions["crowdfab.service"]
-        return body_limit(svc)
+        return body_limit(current.service())
 
 
 class StoredId(IntegerConverter):
@@ -67,7 +66,7 @@ def create_app(service: FleetApp, config: Optional[dict[str, Any]] = None) -> Fl
     for key, value in LIMIT_DEFAULTS.items():
         app.config.setdefault(key, value)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["crowdfab.service"] = service
+    app.extensions[current.SERVICE] = service
     conf = app.config
     app.extensions["crowdfab.api_limits"] = ApiLimits(
         enrollment=StoredLimiter(

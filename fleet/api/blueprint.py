@@ -12,11 +12,11 @@ from typing import Optional, TypeVar
 
 from flask import Blueprint, current_app, g, request
 
-from ..app import FleetApp
 from ..auth import parse_bearer
 from ..errors import Invalid, RateLimited, Unauthorized
 from ..http_protocol import API_PREFIX
 from ..models import Member, Printer
+from ..web.current import service as service  # the routes import it from here
 from ..web.limiter import StoredLimiter
 from .shapes.base import InputModel, parse_json_object
 from .spec import ApiSpec
@@ -43,11 +43,6 @@ class ApiLimits:
     enrollment: StoredLimiter
     #: Bearer tokens (members' or printers') that did not authenticate.
     tokens: StoredLimiter
-
-
-def service() -> FleetApp:
-    svc: FleetApp = current_app.extensions["crowdfab.service"]
-    return svc
 
 
 def limits() -> ApiLimits:

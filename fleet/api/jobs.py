@@ -113,6 +113,16 @@ def analyze() -> Response:
     return jsonify(shape.Analysis.of(analysis).to_json())
 
 
+#: A command passed on to the job's printer: answered once sent; the job changes when the printer reports.
+SENT_TO_PRINTER: dict[str, Any] = dict(
+    status=202, answer_text="Sent to the printer", errors=(401, 403, 404, 409, 503)
+)
+#: A decision on a job that may say why in the body (kept in the job's history).
+OPTIONAL_REASON: dict[str, Any] = dict(
+    errors=(401, 403, 404, 409, 422), body=shape.Reason, body_required=False
+)
+
+
 def page_of(where: JobFilter, asked: shape.MyJobsQuery) -> tuple[list[Job], Optional[str]]:
     page = service().jobs.jobs_page(me(), where, after=asked.cursor, limit=asked.limit)
     return page.jobs, next_cursor(page.next_after)
@@ -228,9 +238,7 @@ def job_thumbnail(job_id: int) -> Response:
     JOB + "/cancel",
     "Cancel a job (members: their own; managers: any)",
     shape.Job,
-    errors=(401, 403, 404, 409, 422),
-    body=shape.Reason,
-    body_required=False,
+    **OPTIONAL_REASON,
 )
 def cancel_job(job_id: int) -> Response:
     reason = body(shape.Reason).reason
@@ -243,9 +251,7 @@ def cancel_job(job_id: int) -> Response:
     "Ask the printer to pause a printing job (its member, or managers); the job becomes paused when the "
     "printer reports it",
     shape.Job,
-    status=202,
-    answer_text="Sent to the printer",
-    errors=(401, 403, 404, 409, 503),
+    **SENT_TO_PRINTER,
 )
 def pause_job(job_id: int) -> tuple[Response, int]:
     return jsonify(job_json(service().jobs.pause_job(me(), job_id))), 202
@@ -256,9 +262,7 @@ def pause_job(job_id: int) -> tuple[Response, int]:
     JOB + "/resume",
     "Ask the printer to resume a paused job (its member, or managers)",
     shape.Job,
-    status=202,
-    answer_text="Sent to the printer",
-    errors=(401, 403, 404, 409, 503),
+    **SENT_TO_PRINTER,
 )
 def resume_job(job_id: int) -> tuple[Response, int]:
     return jsonify(job_json(service().jobs.resume_job(me(), job_id))), 202
@@ -280,9 +284,7 @@ def approve_job(job_id: int) -> Response:
     JOB + "/reject",
     "Reject a job awaiting approval (managers)",
     shape.Job,
-    errors=(401, 403, 404, 409, 422),
-    body=shape.Reason,
-    body_required=False,
+    **OPTIONAL_REASON,
 )
 def reject_job(job_id: int) -> Response:
     reason = body(shape.Reason).reason

@@ -135,32 +135,27 @@ class Jobs:
         return job
 
     def approve_job(self, actor: Member, job_id: int) -> Job:
-        require_manager(actor)
-        approved = self.store.transition_job(
-            job_id,
-            JobState.QUEUED,
-            actor=actor_of(actor),
-            reason="approved by a manager",
-            now=self.ctx.clock(),
-            expect={JobState.AWAITING_APPROVAL},
-        )
-        self.ctx.job_changed(approved)
+        approved = self._decide(actor, job_id, JobState.QUEUED, "approved by a manager")
         self.ctx.work_available()
         return approved
 
     def reject_job(self, actor: Member, job_id: int, reason: str = "") -> Job:
-        require_manager(actor)
         why = "rejected by a manager" + (f": {reason.strip()[:200]}" if reason.strip() else "")
-        rejected = self.store.transition_job(
+        return self._decide(actor, job_id, JobState.CANCELLED, why)
+
+    def _decide(self, actor: Member, job_id: int, to: JobState, why: str) -> Job:
+        """A manager's answer to a job awaiting approval: it moves ``to`` that state, for ``why``."""
+        require_manager(actor)
+        decided = self.store.transition_job(
             job_id,
-            JobState.CANCELLED,
+            to,
             actor=actor_of(actor),
             reason=why,
             now=self.ctx.clock(),
             expect={JobState.AWAITING_APPROVAL},
         )
-        self.ctx.job_changed(rejected)
-        return rejected
+        self.ctx.job_changed(decided)
+        return decided
 
     def set_priority(self, actor: Member, job_id: int, priority: int) -> Job:
         """A waiting job's place among others: higher goes first (the API keeps it within -100 to 100)."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 from ..auth import hash_token, new_token
 from ..errors import Conflict
-from ..models import KEEP, Member, MemberChanges, Page, Role
+from ..models import Member, MemberChanges, Page, Role, asked_changes
 from .base import Context, require_manager
 from .checks import check_member_name
 
@@ -55,14 +55,7 @@ class Members:
         require_manager(actor)
         if member_id == actor.id and (changes.role is Role.MEMBER or changes.active is False):
             raise Conflict("a manager cannot demote or deactivate themselves; ask another manager")
-        kwargs: dict[str, Any] = {}
-        if changes.role is not None:
-            kwargs["role"] = changes.role
-        if changes.requires_approval is not KEEP:
-            kwargs["requires_approval"] = changes.requires_approval
-        if changes.active is not None:
-            kwargs["active"] = changes.active
-        return self.store.update_member(member_id, **kwargs)
+        return self.store.update_member(member_id, **asked_changes(changes))
 
     def new_token_for(self, actor: Member, member_id: int) -> str:
         """Revoke a member's tokens and issue a fresh one (a lost or leaked token)."""

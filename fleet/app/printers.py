@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 from ..errors import Conflict, Forbidden
-from ..models import KEEP, Member, NewPrinter, Page, Printer, PrinterChanges, Role
+from ..models import Member, NewPrinter, Page, Printer, PrinterChanges, Role, asked_changes
 from ..protocol import CommandType
 from ..states import PrinterState
 from .base import Context, require_manager
@@ -47,17 +47,7 @@ class Printers:
     def update_printer(self, actor: Member, printer_id: str, asked: PrinterChanges) -> Printer:
         require_manager(actor)
         printer = self.store.get_printer(printer_id)
-        changes: dict[str, Any] = {}
-        if asked.name is not None:
-            changes["name"] = asked.name
-        if asked.material is not KEEP:
-            changes["material"] = asked.material
-        if asked.nozzle_diameter is not None:
-            changes["nozzle_diameter"] = asked.nozzle_diameter
-        if asked.volume is not None:
-            changes["volume"] = asked.volume
-        if asked.restricted is not None:
-            changes["restricted"] = asked.restricted
+        changes = asked_changes(asked, besides={"maintenance"})
         if asked.maintenance is True and printer.state is not PrinterState.MAINTENANCE:
             if printer.current_job_id is not None:
                 raise Conflict("this printer holds a job: cancel or finish it before maintenance")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from typing import BinaryIO, Optional, Union
 
 from ..errors import Invalid, TooLarge
@@ -133,22 +134,15 @@ def analyze_stream(
     )
 
 
+@dataclass
 class _Motion:
     """What the pass over the moves found."""
 
-    def __init__(
-        self,
-        commands: int,
-        time_s: float,
-        filament_mm: float,
-        bounds: Optional[Box],
-        model_bounds: Optional[Box],
-    ) -> None:
-        self.commands = commands
-        self.time_s = time_s
-        self.filament_mm = filament_mm
-        self.bounds = bounds
-        self.model_bounds = model_bounds
+    commands: int
+    time_s: float
+    filament_mm: float
+    bounds: Optional[Box]
+    model_bounds: Optional[Box]
 
 
 def _check_finite(value: float, what: str) -> None:

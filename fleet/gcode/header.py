@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import partial
 from typing import Callable, Optional
 
 from .results import Slicer
@@ -157,11 +158,11 @@ class CommentReader:
               b"plastic weight", b"material weight", b"filament mass_g", b"filament weight"), self._weight),
             ((b"filament_type", b"filament type", b"printmaterial", b"filament type #1"), self._material),
             ((b"nozzle_diameter", b"nozzle diameter", b"extruderdiameter",
-              b"extruder_train.0.nozzle.diameter"), self._nozzle),
-            ((b"layer_height", b"layer height", b"layerheight"), self._layer_height),
+              b"extruder_train.0.nozzle.diameter"), partial(self._first_number, "nozzle")),
+            ((b"layer_height", b"layer height", b"layerheight"), partial(self._first_number, "layer_height")),
             ((b"filament_diameter", b"filamentdiameters", b"filament diameter", b"filament diameter #1"),
-             self._diameter),
-            ((b"filament_density", b"filament density #1"), self._density),
+             partial(self._first_number, "filament_diameter")),
+            ((b"filament_density", b"filament density #1"), partial(self._first_number, "density")),
             ((b"gcode_flavor", b"flavor"), self._flavour),
             ((b"generator.name",), self._generator),
             ((b"generator.version",), self._generator_version),
@@ -243,21 +244,10 @@ class CommentReader:
         if self.material is None and value.strip().strip('"'):
             self.material = value.strip()
 
-    def _nozzle(self, value: str) -> None:
-        if self.nozzle is None:
-            self.nozzle = first_number(value)
-
-    def _layer_height(self, value: str) -> None:
-        if self.layer_height is None:
-            self.layer_height = first_number(value)
-
-    def _diameter(self, value: str) -> None:
-        if self.filament_diameter is None:
-            self.filament_diameter = first_number(value)
-
-    def _density(self, value: str) -> None:
-        if self.density is None:
-            self.density = first_number(value)
+    def _first_number(self, name: str, value: str) -> None:
+        """The setting ``name`` (an attribute of this reader) as the first number its first mention gives."""
+        if getattr(self, name) is None:
+            setattr(self, name, first_number(value))
 
     def _flavour(self, value: str) -> None:
         if self.flavour is None and value:

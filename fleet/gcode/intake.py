@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator
+from dataclasses import KW_ONLY, dataclass, field
 from typing import BinaryIO, Optional, cast
 
 from ..errors import Invalid, TooLarge
@@ -155,6 +156,7 @@ def _is_binary_stl(head: bytes, total_size: Optional[int]) -> bool:
     return bool(total_size == 84 + 50 * count)
 
 
+@dataclass(eq=False)
 class LineReader:
     """Iterates over a binary stream in chunks, yielding each chunk's complete lines (without ``\\n``).
 
@@ -163,22 +165,14 @@ class LineReader:
     what has been read so far.
     """
 
-    def __init__(
-        self,
-        stream: BinaryIO,
-        *,
-        max_bytes: Optional[int] = None,
-        max_line: int = 64 * 1024,
-        total_size: Optional[int] = None,
-        chunk_size: int = CHUNK_SIZE,
-    ) -> None:
-        self.stream = stream
-        self.max_bytes = max_bytes
-        self.max_line = max_line
-        self.total_size = total_size
-        self.chunk_size = chunk_size
-        self.size = 0
-        self.lines = 0
+    stream: BinaryIO
+    _: KW_ONLY
+    max_bytes: Optional[int] = None
+    max_line: int = 64 * 1024
+    total_size: Optional[int] = None
+    chunk_size: int = CHUNK_SIZE
+    size: int = field(default=0, init=False)
+    lines: int = field(default=0, init=False)
 
     def __iter__(self) -> Iterator[list[bytes]]:
         rest = b""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any, Optional
 
@@ -30,13 +30,7 @@ class Finding:
     message: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "line": self.line,
-            "command": self.command,
-            "severity": self.severity.value,
-            "rule": self.rule,
-            "message": self.message,
-        }
+        return {**asdict(self), "severity": self.severity.value}
 
     @classmethod
     def from_dict(cls, data: Any) -> Finding:
@@ -64,12 +58,7 @@ class Thumbnail:
     data: bytes
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "width": self.width,
-            "height": self.height,
-            "format": self.format,
-            "data": base64.b64encode(self.data).decode("ascii"),
-        }
+        return {**asdict(self), "data": base64.b64encode(self.data).decode("ascii")}
 
     @classmethod
     def from_dict(cls, data: Any) -> Thumbnail:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from sqlalchemy import Table, exists, insert, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Row
 
 from ..errors import Conflict, NotFound
 from ..models import EnrollmentCode, Job, Member, Printer
@@ -59,8 +59,18 @@ class StoreBase:
 
     # -- helpers (each runs inside the caller's transaction) ------------------------------------
 
+    @staticmethod
+    def _by_id(
+        conn: Connection, table: Table, key: Union[int, str], *, lock: bool = False
+    ) -> Optional[Row[Any]]:
+        """The row of ``table`` with id ``key`` (locked for update when asked), or None."""
+        query = select(table).where(table.c.id == key)
+        if lock:
+            query = query.with_for_update()
+        return conn.execute(query).first()
+
     def _member(self, conn: Connection, member_id: int) -> Member:
-        row = conn.execute(select(s.members).where(s.members.c.id == member_id)).first()
+        row = self._by_id(conn, s.members, member_id)
         if row is None:
             raise NotFound(f"there is no member with id {member_id}", field="member_id")
         return rows.member(row)
@@ -93,19 +103,13 @@ class StoreBase:
         return None if row is None else rows.enrollment_code(row)
 
     def _printer(self, conn: Connection, printer_id: str, *, lock: bool = False) -> Printer:
-        query = select(s.printers).where(s.printers.c.id == printer_id)
-        if lock:
-            query = query.with_for_update()
-        row = conn.execute(query).first()
+        row = self._by_id(conn, s.printers, printer_id, lock=lock)
         if row is None:
             raise self._no_printer(printer_id)
         return rows.printer(row)
 
     def _job(self, conn: Connection, job_id: int, *, lock: bool = False) -> Job:
-        query = select(s.jobs).where(s.jobs.c.id == job_id)
-        if lock:
-            query = query.with_for_update()
-        row = conn.execute(query).first()
+        row = self._by_id(conn, s.jobs, job_id, lock=lock)
         if row is None:
             raise NotFound(f"there is no job with id {job_id}", field="job_id")
         return rows.job(row)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.engine import Row
 
@@ -11,67 +13,59 @@ from ..geometry import Box
 from ..models import EnrollmentCode, Job, JobEvent, Member, Printer, PrinterCredentials, Role
 from ..states import JobState, PrinterState
 
+R = TypeVar("R")
+
 
 def dumps(value: Any) -> str:
     """Compact, stable JSON for a TEXT column."""
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+@functools.cache
+def _field_names(record: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(record))
+
+
+def _record(record: type[R], row: Row[Any], **converted: Any) -> R:
+    """A ``record`` from the ``row``'s columns of its fields' names, but for the ``converted`` ones.
+
+    The tables' columns are named after the records' fields; only what a column stores differently
+    (an enum's value, a 0/1 flag, JSON text) is spelled out by the caller.
+    """
+    copied = {name: getattr(row, name) for name in _field_names(cast(type, record)) if name not in converted}
+    return record(**copied, **converted)
+
+
 def member(row: Row[Any]) -> Member:
-    return Member(
-        id=row.id,
-        name=row.name,
+    return _record(
+        Member,
+        row,
         role=Role(row.role),
         requires_approval=None if row.requires_approval is None else bool(row.requires_approval),
         active=bool(row.active),
-        created_at=row.created_at,
     )
 
 
 def printer(row: Row[Any]) -> Printer:
-    return Printer(
-        id=row.id,
-        name=row.name,
+    return _record(
+        Printer,
+        row,
         state=PrinterState(row.state),
         volume=Box(row.min_x, row.min_y, row.min_z, row.max_x, row.max_y, row.max_z),
-        nozzle_diameter=row.nozzle_diameter,
-        material=row.material,
         restricted=bool(row.restricted),
-        current_job_id=row.current_job_id,
-        last_seen=row.last_seen,
-        created_at=row.created_at,
     )
 
 
 def job(row: Row[Any]) -> Job:
-    return Job(
-        id=row.id,
-        member_id=row.member_id,
-        state=JobState(row.state),
-        priority=row.priority,
-        file_sha256=row.file_sha256,
-        filename=row.filename,
-        size_bytes=row.size_bytes,
-        material=row.material,
-        note=row.note,
-        analysis=json.loads(row.analysis),
-        printer_id=row.printer_id,
-        submitted_at=row.submitted_at,
-        updated_at=row.updated_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
+    return _record(Job, row, state=JobState(row.state), analysis=json.loads(row.analysis))
 
 
 def event(row: Row[Any]) -> JobEvent:
-    return JobEvent(
-        id=row.id,
-        job_id=row.job_id,
-        at=row.at,
+    return _record(
+        JobEvent,
+        row,
         from_state=None if row.from_state is None else JobState(row.from_state),
         to_state=JobState(row.to_state),
-        actor=row.actor,
-        reason=row.reason,
         data=json.loads(row.data),
     )
 
@@ -82,21 +76,8 @@ def volume_columns(box: Box) -> dict[str, float]:
 
 
 def enrollment_code(row: Row[Any]) -> EnrollmentCode:
-    return EnrollmentCode(
-        code_hash=row.code_hash,
-        created_by=row.created_by,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        used_at=row.used_at,
-        used_by_printer=row.used_by_printer,
-    )
+    return _record(EnrollmentCode, row)
 
 
 def credentials(row: Row[Any]) -> PrinterCredentials:
-    return PrinterCredentials(
-        printer_id=row.printer_id,
-        mqtt_password_hash=row.mqtt_password_hash,
-        http_token_hash=row.http_token_hash,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-    )
+    return _record(PrinterCredentials, row)

@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Callable, Optional
 
 log = logging.getLogger(__name__)
@@ -91,35 +91,27 @@ class Subscription:
         return self.queue.get(timeout=timeout)
 
 
+@dataclass(eq=False)
 class LiveHub:
     """Fans one producer's snapshots out to at most ``max_clients`` subscribers."""
 
-    def __init__(
-        self,
-        snapshot: Callable[[], Snapshot],
-        *,
-        interval_s: float = 0.5,
-        max_clients: int = 4,
-        queue_size: int = 32,
-        refresh: Optional[Refresh] = None,
-        resync_s: float = 30.0,
-    ) -> None:
-        self.snapshot = snapshot
-        self.refresh = refresh
-        self.interval_s = interval_s
-        self.resync_s = resync_s
-        self.max_clients = max_clients
-        self.queue_size = queue_size
-        self._subscribers: list[Subscription] = []
-        self._last: Optional[Snapshot] = None
-        self._pending = Pending()
-        self._lock = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        #: Full snapshots taken, and refreshes of what notes named (``/api/v1/metrics`` need not know).
-        self.snapshots = 0
-        self.refreshes = 0
+    snapshot: Callable[[], Snapshot]
+    _: KW_ONLY
+    interval_s: float = 0.5
+    max_clients: int = 4
+    queue_size: int = 32
+    refresh: Optional[Refresh] = None
+    resync_s: float = 30.0
+    _subscribers: list[Subscription] = field(default_factory=list, init=False, repr=False)
+    _last: Optional[Snapshot] = field(default=None, init=False, repr=False)
+    _pending: Pending = field(default_factory=Pending, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _thread: Optional[threading.Thread] = field(default=None, init=False, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _wake: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    #: Full snapshots taken, and refreshes of what notes named (``/api/v1/metrics`` need not know).
+    snapshots: int = field(default=0, init=False)
+    refreshes: int = field(default=0, init=False)
 
     @property
     def clients(self) -> int:

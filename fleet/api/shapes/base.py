@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Annotated, Any, ClassVar, Optional, TypeVar, Union
+from typing import Annotated, Any, ClassVar, Optional, Self, TypeVar, Union
 
 from pydantic import (
     BaseModel,
@@ -175,6 +175,20 @@ class OutputModel(BaseModel):
         hidden = {name for name in self.omittable if name not in self.model_fields_set}
         data: dict[str, Any] = self.model_dump(mode="json", by_alias=True, exclude=hidden or None)
         return data
+
+    @classmethod
+    def copied(cls, record: object, **converted: Any) -> Self:
+        """This shape with each field read from ``record``'s attribute of that name, but for ``converted``.
+
+        The shapes mirror the records of :mod:`fleet.models`, so only what differs is spelled out. A field
+        the record has no attribute for (a printer's ``live``) keeps its default.
+        """
+        copied = {
+            name: getattr(record, name)
+            for name in cls.model_fields
+            if name not in converted and hasattr(record, name)
+        }
+        return cls(**copied, **converted)
 
 
 class Error(OutputModel):

@@ -25,14 +25,7 @@ class Member(OutputModel):
 
     @classmethod
     def of(cls, member: models.Member) -> Member:
-        return cls(
-            id=member.id,
-            name=member.name,
-            role=member.role,
-            requires_approval=member.requires_approval,
-            active=member.active,
-            created_at=member.created_at,
-        )
+        return cls.copied(member)
 
 
 class MemberWithPrinters(Member):

@@ -40,17 +40,13 @@ class LiveStatus(OutputModel):
 
     @classmethod
     def of(cls, live: models.LiveStatus) -> LiveStatus:
-        return cls(
+        return cls.copied(
+            live,
             node_state=NodeState(live.node_state),
             temperatures={
                 name: Temperature(actual=actual, target=target)
                 for name, (actual, target) in live.temperatures.items()
             },
-            progress=live.progress,
-            eta=live.eta,
-            job_id=live.job_id,
-            last_seen=live.last_seen,
-            message=live.message,
         )
 
 
@@ -71,18 +67,7 @@ class Printer(OutputModel):
     @classmethod
     def of(cls, printer: models.Printer, live: Optional[models.LiveStatus] = None) -> Printer:
         extra = {} if live is None else {"live": LiveStatus.of(live)}
-        return cls(
-            id=printer.id,
-            name=printer.name,
-            state=printer.state,
-            volume=Box.of(printer.volume),
-            nozzle_diameter=printer.nozzle_diameter,
-            material=printer.material,
-            restricted=printer.restricted,
-            current_job_id=printer.current_job_id,
-            last_seen=printer.last_seen,
-            **extra,
-        )
+        return cls.copied(printer, volume=Box.of(printer.volume), **extra)
 
 
 class Printers(OutputModel):

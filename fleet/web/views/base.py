@@ -25,9 +25,9 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from ...app import FleetApp
 from ...errors import FleetError, Unauthorized
 from ...models import Member, Role
+from ..current import service as service  # the views import it from here
 from ..dashboard import Dashboard
 from ..failures import Shown, describe
 
@@ -54,11 +54,6 @@ TOOL_RE = re.compile(r"tool([0-9]{1,2})")
 CODE_TTLS = {"1h": 3600, "1d": 86400, "7d": 7 * 86400}
 
 Page = Union[str, BaseResponse, tuple[str, int], tuple[str, int, dict[str, str]]]
-
-
-def service() -> FleetApp:
-    svc: FleetApp = current_app.extensions["crowdfab.service"]
-    return svc
 
 
 def dashboard() -> Dashboard:
