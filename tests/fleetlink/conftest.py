@@ -123,6 +123,18 @@ def add_printer(service: FleetApp, printer_id: str, state: PrinterState = Printe
     )
 
 
+def dispatched(
+    service: FleetApp, fleetlink: FleetLink, link: FakeLink, clock: Clock, printer_id: str
+) -> tuple[int, p.Command, Node]:
+    """An idle printer, a queued job and the pass that offers it: the job, the one command the printer
+    got, and the printer's side of the link, where most dispatch stories begin."""
+    add_printer(service, printer_id)
+    job_id = queue_job(service)
+    fleetlink.tick(T0)
+    [command] = link.commands(printer_id)
+    return job_id, command, Node(link, printer_id, clock)
+
+
 def queue_job(service: FleetApp, member_name: str = "alice") -> int:
     store = service.store
     try:
