@@ -20,6 +20,7 @@ from fleet import protocol as p
 from fleet.gcode.generate import generate_box
 from tests.brokers import OutsideClients, free_port, wait_until
 from tests.octoprint_server import OctoPrintServer
+from tests.processes import answers
 
 FLEET = str(Path(sys.executable).parent / "crowdfab-fleet")
 VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 200, "max_y": 200, "max_z": 200}
@@ -49,12 +50,7 @@ class RunningFleet:
             raise
 
     def _up(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"the fleet exited: {self.log_text()}")
-        try:
-            return requests.get(f"{self.url}/api/v1/health", timeout=1).ok
-        except requests.ConnectionError:
-            return False
+        return answers(f"{self.url}/api/v1/health", self.process, "the fleet", self.log_text)
 
     def log_text(self) -> str:
         return Path(self.log.name).read_text(errors="replace")[-4000:]
