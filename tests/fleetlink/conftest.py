@@ -16,6 +16,7 @@ from fleet.geometry import Box
 from fleet.models import Printer, Role
 from fleet.states import PrinterState
 from fleet.store import BlobStore, open_store
+from tests.store.helpers import submit
 
 T0 = 1_700_000_000.0
 SHA = "c" * 64
@@ -141,17 +142,12 @@ def queue_job(service: FleetApp, member_name: str = "alice") -> int:
         member = store.get_member_by_name(member_name)
     except Exception:
         member = store.create_member(member_name, Role.MEMBER, now=T0)
-    from fleet.states import JobState
-
-    [job] = store.create_jobs(
+    [job] = submit(
+        store,
         member.id,
-        count=1,
-        state=JobState.QUEUED,
         file_sha256=SHA,
         filename="part.gcode",
         size_bytes=123,
-        material="PLA",
-        note="",
         analysis={"estimated_time_s": 600},
         actor="test",
         reason="queued",
