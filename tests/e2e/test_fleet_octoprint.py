@@ -74,6 +74,12 @@ class RunningFleet:
         creds = json.loads((self.data_dir / "fleet-mqtt.json").read_text())
         return creds["username"], creds["password"]
 
+    def __enter__(self) -> RunningFleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
@@ -115,9 +121,8 @@ def the_printer(fleet: RunningFleet, token: str, state: str) -> dict | None:
 
 @pytest.fixture
 def managed_fleet(tmp_path):
-    fleet = RunningFleet(tmp_path / "fleet")
-    yield fleet
-    fleet.stop()
+    with RunningFleet(tmp_path / "fleet") as fleet:
+        yield fleet
 
 
 def test_a_job_goes_from_member_to_octoprint_and_back_as_done(managed_fleet):
