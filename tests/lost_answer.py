@@ -6,8 +6,10 @@ import socket
 import struct
 import threading
 
+from tests.tcp_server import TcpServer
 
-class AnswerDropper:
+
+class AnswerDropper(TcpServer):
     """A TCP relay to the fleet that tears down the first connection once the fleet starts to answer.
 
     So the first submission reaches the fleet and is committed, and its answer is lost: the way a
@@ -16,22 +18,15 @@ class AnswerDropper:
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
         self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            self.connections += 1
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            drop = self.connections == 1
-            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, drop), daemon=True).start()
+    def accepted(self, conn: socket.socket) -> None:
+        self.connections += 1
+        upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        drop = self.connections == 1
+        threading.Thread(target=self._pump, args=(conn, upstream, False), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, conn, drop), daemon=True).start()
 
     @staticmethod
     def _pump(src: socket.socket, dst: socket.socket, drop: bool) -> None:
@@ -46,6 +41,3 @@ class AnswerDropper:
             dst.shutdown(socket.SHUT_WR)
         except OSError:
             pass
-
-    def close(self) -> None:
-        self.server.close()

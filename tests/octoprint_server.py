@@ -17,6 +17,7 @@ import yaml
 
 from octoprint_crowdfab import WIZARD_VERSION
 from tests.brokers import free_port
+from tests.processes import answers
 
 VENV_BIN = Path(sys.executable).parent
 ADMIN_KEY = "crowdfab-test-admin-key"
@@ -172,14 +173,7 @@ class OctoPrintServer:
         users_file.write_text(yaml.safe_dump(users))
 
     def _online(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(
-                f"OctoPrint exited with {self.process.returncode}:\n{self.log_text()[-3000:]}"
-            )
-        try:
-            return requests.get(f"{self.url}/online.txt", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
+        return answers(f"{self.url}/online.txt", self.process, "OctoPrint", lambda: self.log_text()[-3000:])
 
     def _operational(self) -> bool:
         state = self.admin.get(f"{self.url}/api/connection", timeout=2).json()["current"]["state"]

@@ -14,6 +14,7 @@ import requests
 
 from tests.brokers import free_port, wait_until
 from tests.lost_answer import AnswerDropper
+from tests.processes import answers
 
 BIN = Path(sys.executable).parent
 FLEET = str(BIN / "crowdfab-fleet")
@@ -125,12 +126,7 @@ def served_fleet(tmp_path):
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"the fleet exited: {proc.stdout.read()}")
-        try:
-            return requests.get(f"{url}/api/v1/health", timeout=1).ok
-        except requests.ConnectionError:
-            return False
+        return answers(f"{url}/api/v1/health", proc, "the fleet", proc.stdout.read)
 
     wait_until(up, 30, "the fleet to answer")
     yield url, data_dir

@@ -5,10 +5,8 @@ tests/octoprint/test_queue_file.py."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ import pytest
 from fleet.client import FleetClient, FleetRequestError
 from fleet.http_protocol import ENROLL, IDEMPOTENCY_KEY, JOBS, JobSubmission
 from fleet.protocol import Capabilities
+from tests.http_stub import Reply, Request, serving
 
 ANSWER = {
     "printer_id": "p-1",
@@ -44,31 +43,14 @@ class Scripted:
 def server() -> Iterator[Scripted]:
     state = Scripted()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            state.seen.append(Seen(self.path, dict(self.headers), self.rfile.read(length)))
-            status, body = state.script.pop(0)
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(request: Request) -> Reply:
+        state.seen.append(Seen(request.path, dict(request.headers), request.body))
+        status, body = state.script.pop(0)
+        return Reply(status, json.dumps(body).encode(), "application/json")
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(answer) as url:
+        state.url = url
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
 
 
 def client(server: Scripted, sleeps: list[float], **options: object) -> FleetClient:

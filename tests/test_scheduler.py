@@ -446,6 +446,12 @@ def plan_of(case: tuple) -> Plan:
     return plan(printers, jobs, usage=usage, grants=grants, now=now, params=params)
 
 
+def plan_and_lookups(case: tuple) -> tuple[Plan, dict[int, JobInfo], dict[str, PrinterInfo]]:
+    """The plan of ``case``, with its jobs and its printers by id, to look up what the plan names."""
+    printers, jobs = case[0], case[1]
+    return plan_of(case), {j.id: j for j in jobs}, {p.id: p for p in printers}
+
+
 def reference_order(case: tuple) -> list[int]:
     """The queue order, from its definition: pick the best remaining job, one at a time."""
     printers, jobs, usage, grants, now, params = case
@@ -473,10 +479,8 @@ def reference_order(case: tuple) -> list[int]:
 @settings(deadline=None, max_examples=150)
 @given(fleets())
 def test_assignments_are_sound(case: tuple) -> None:
-    printers, jobs, _, grants, _, params = case
-    result = plan_of(case)
-    by_id = {j.id: j for j in jobs}
-    printer_by_id = {p.id: p for p in printers}
+    _, _, _, grants, _, params = case
+    result, by_id, printer_by_id = plan_and_lookups(case)
     job_ids = [j for j, _ in result.assignments]
     printer_ids = [p for _, p in result.assignments]
     assert len(set(job_ids)) == len(job_ids), "a job on two printers"
@@ -510,10 +514,8 @@ def test_order_is_priority_then_fair_share_then_age(case: tuple) -> None:
 @settings(deadline=None, max_examples=100)
 @given(fleets())
 def test_no_waiting_job_outranks_one_that_got_its_printer(case: tuple) -> None:
-    printers, jobs, _, grants, now, params = case
-    result = plan_of(case)
-    by_id = {j.id: j for j in jobs}
-    printer_by_id = {p.id: p for p in printers}
+    _, jobs, _, grants, now, params = case
+    result, by_id, printer_by_id = plan_and_lookups(case)
     taken = {j for j, _ in result.assignments}
     place = {job_id: n for n, job_id in enumerate(result.order)}
     for job_id, printer_id in result.assignments:

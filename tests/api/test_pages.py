@@ -10,6 +10,7 @@ from fleet.api.shapes.jobs import DEFAULT_PAGE, MAX_PAGE
 from fleet.geometry import Box
 from fleet.models import NewPrinter, PrinterSpec
 from fleet.states import JobState
+from tests.store.helpers import submit as store_submit
 
 from .test_printers_members import submit
 
@@ -18,18 +19,15 @@ SHA = "ab" * 32
 
 def add_jobs(fleet, member_id: int, count: int, *, at: float = 1_767_225_600.0, state=JobState.QUEUED):
     """Jobs straight into the store: hundreds of them without analysing a file each."""
-    jobs = fleet.store.create_jobs(
+    jobs = store_submit(
+        fleet.store,
         member_id,
         count=count,
         state=state,
         file_sha256=SHA,
         filename="part.gcode",
         size_bytes=10,
-        material="PLA",
-        note="",
         analysis={"estimated_time_s": 60.0},
-        actor=f"member:{member_id}",
-        reason="submitted",
         now=at,
     )
     return [j.id for j in jobs]

@@ -20,6 +20,7 @@ from fleet import protocol as p
 from fleet.gcode.generate import generate_box
 from tests.brokers import OutsideClients, free_port, wait_until
 from tests.octoprint_server import OctoPrintServer
+from tests.processes import answers
 
 FLEET = str(Path(sys.executable).parent / "crowdfab-fleet")
 VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 200, "max_y": 200, "max_z": 200}
@@ -49,12 +50,7 @@ class RunningFleet:
             raise
 
     def _up(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"the fleet exited: {self.log_text()}")
-        try:
-            return requests.get(f"{self.url}/api/v1/health", timeout=1).ok
-        except requests.ConnectionError:
-            return False
+        return answers(f"{self.url}/api/v1/health", self.process, "the fleet", self.log_text)
 
     def log_text(self) -> str:
         return Path(self.log.name).read_text(errors="replace")[-4000:]
@@ -77,6 +73,12 @@ class RunningFleet:
     def fleet_mqtt_login(self) -> tuple[str, str]:
         creds = json.loads((self.data_dir / "fleet-mqtt.json").read_text())
         return creds["username"], creds["password"]
+
+    def __enter__(self) -> RunningFleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -119,9 +121,8 @@ def the_printer(fleet: RunningFleet, token: str, state: str) -> dict | None:
 
 @pytest.fixture
 def managed_fleet(tmp_path):
-    fleet = RunningFleet(tmp_path / "fleet")
-    yield fleet
-    fleet.stop()
+    with RunningFleet(tmp_path / "fleet") as fleet:
+        yield fleet
 
 
 def test_a_job_goes_from_member_to_octoprint_and_back_as_done(managed_fleet):

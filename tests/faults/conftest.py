@@ -34,6 +34,7 @@ from fleet.protocol import Capabilities
 from fleet.server import Fleet
 from fleet.states import JOB_TRANSITIONS, JobState
 from tests.brokers import free_port, wait_until
+from tests.processes import answers
 
 FLEET = str(Path(sys.executable).parent / "crowdfab-fleet")
 VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 200, "max_y": 200, "max_z": 200}
@@ -95,12 +96,7 @@ class FleetProcess:
     def _up(self) -> bool:
         process = self.process
         assert process is not None
-        if process.poll() is not None:
-            raise AssertionError(f"the fleet exited with {process.returncode}:\n{self.log_tail()}")
-        try:
-            return requests.get(f"{self.url}/api/v1/health", timeout=1).ok
-        except requests.RequestException:
-            return False
+        return answers(f"{self.url}/api/v1/health", process, "the fleet", self.log_tail)
 
     @property
     def running(self) -> bool:

@@ -18,6 +18,7 @@ import pytest
 from tests.brokers import wait_until
 from tests.faults.network_cut import run_network_cut
 from tests.netproxy import NetProxy
+from tests.tcp_server import TcpServer
 
 CUT_S = 30.0
 KEEPALIVE_S = 5
@@ -29,21 +30,11 @@ def test_a_printer_cut_off_mid_print_finishes_and_the_fleet_settles_the_job_when
     assert report.settled_after_restore is not None and report.settled_after_restore <= 15
 
 
-class Echo:
+class Echo(TcpServer):
     """A TCP server that echoes what it gets, on a free port."""
 
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+    def accepted(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
 
     @staticmethod
     def _echo(conn: socket.socket) -> None:

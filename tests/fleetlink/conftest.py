@@ -16,6 +16,7 @@ from fleet.geometry import Box
 from fleet.models import Printer, Role
 from fleet.states import PrinterState
 from fleet.store import BlobStore, open_store
+from tests.store.helpers import submit
 
 T0 = 1_700_000_000.0
 SHA = "c" * 64
@@ -123,23 +124,30 @@ def add_printer(service: FleetApp, printer_id: str, state: PrinterState = Printe
     )
 
 
+def dispatched(
+    service: FleetApp, fleetlink: FleetLink, link: FakeLink, clock: Clock, printer_id: str
+) -> tuple[int, p.Command, Node]:
+    """An idle printer, a queued job and the pass that offers it: the job, the one command the printer
+    got, and the printer's side of the link, where most dispatch stories begin."""
+    add_printer(service, printer_id)
+    job_id = queue_job(service)
+    fleetlink.tick(T0)
+    [command] = link.commands(printer_id)
+    return job_id, command, Node(link, printer_id, clock)
+
+
 def queue_job(service: FleetApp, member_name: str = "alice") -> int:
     store = service.store
     try:
         member = store.get_member_by_name(member_name)
     except Exception:
         member = store.create_member(member_name, Role.MEMBER, now=T0)
-    from fleet.states import JobState
-
-    [job] = store.create_jobs(
+    [job] = submit(
+        store,
         member.id,
-        count=1,
-        state=JobState.QUEUED,
         file_sha256=SHA,
         filename="part.gcode",
         size_bytes=123,
-        material="PLA",
-        note="",
         analysis={"estimated_time_s": 600},
         actor="test",
         reason="queued",

@@ -6,14 +6,11 @@ from fleet import protocol as p
 from fleet.fleetlink import FleetLink
 from fleet.states import JobState, PrinterState
 
-from .conftest import SHA, T0, FakeLink, Node, add_printer, queue_job
+from .conftest import SHA, T0, FakeLink, Node, add_printer, dispatched, queue_job
 
 
 def test_a_dispatch_carries_the_job_and_is_resent_with_the_same_id(service, fleetlink, link, clock):
-    add_printer(service, "mk4")
-    job_id = queue_job(service)
-    fleetlink.tick(T0)
-    [command] = link.commands("mk4")
+    job_id, command, _ = dispatched(service, fleetlink, link, clock, "mk4")
     assert command.type is p.CommandType.DISPATCH and command.expires_at == T0 + 30
     assert command.job is not None and command.job.sha256 == SHA and command.job.size == 123
     assert command.job.url == f"http://fleet.example:8080/api/v1/printers/mk4/jobs/{job_id}/file"
@@ -31,10 +28,7 @@ def test_a_dispatch_carries_the_job_and_is_resent_with_the_same_id(service, flee
 
 
 def test_declined_goes_back_and_is_offered_to_another_printer(service, fleetlink, link, clock):
-    add_printer(service, "mk4")
-    job_id = queue_job(service)
-    fleetlink.tick(T0)
-    [command] = link.commands("mk4")
+    job_id, command, _ = dispatched(service, fleetlink, link, clock, "mk4")
     add_printer(service, "mini")
     Node(link, "mk4", clock).ack(command, p.AckStatus.DECLINED, "owner said no")
     assert service.printers.get_printer("mk4").state is PrinterState.IDLE
@@ -47,10 +41,8 @@ def test_declined_goes_back_and_is_offered_to_another_printer(service, fleetlink
 
 
 def test_declined_job_is_not_offered_to_the_same_printer_until_the_cooldown(service, fleetlink, link, clock):
-    add_printer(service, "mk4")
-    job_id = queue_job(service)
-    fleetlink.tick(T0)
-    Node(link, "mk4", clock).ack(link.commands("mk4")[0], p.AckStatus.FAILED, "download failed")
+    job_id, command, node = dispatched(service, fleetlink, link, clock, "mk4")
+    node.ack(command, p.AckStatus.FAILED, "download failed")
     fleetlink.tick(T0 + 100)
     assert service.store.get_job(job_id).state is JobState.QUEUED
     fleetlink.tick(T0 + 301)
@@ -58,11 +50,7 @@ def test_declined_job_is_not_offered_to_the_same_printer_until_the_cooldown(serv
 
 
 def test_accepted_then_started_prints_and_duplicates_are_harmless(service, fleetlink, link, clock):
-    add_printer(service, "mk4")
-    job_id = queue_job(service)
-    fleetlink.tick(T0)
-    [command] = link.commands("mk4")
-    node = Node(link, "mk4", clock)
+    job_id, command, node = dispatched(service, fleetlink, link, clock, "mk4")
     node.ack(command, p.AckStatus.ACCEPTED)
     node.ack(command, p.AckStatus.ACCEPTED)
     fleetlink.tick(T0 + 10)
@@ -78,10 +66,8 @@ def test_accepted_then_started_prints_and_duplicates_are_harmless(service, fleet
 
 
 def test_pending_without_a_time_waits_for_the_owner_until_the_lease_ends(service, fleetlink, link, clock):
-    add_printer(service, "mk4")
-    job_id = queue_job(service)
-    fleetlink.tick(T0)
-    Node(link, "mk4", clock).ack(link.commands("mk4")[0], p.AckStatus.PENDING)
+    job_id, command, node = dispatched(service, fleetlink, link, clock, "mk4")
+    node.ack(command, p.AckStatus.PENDING)
     fleetlink.tick(T0 + 20)
     assert len(link.commands("mk4")) == 1 and service.store.get_job(job_id).state is JobState.ASSIGNED
     fleetlink.tick(T0 + 41)  # the lease from the answer, and an ack's trip
@@ -90,11 +76,7 @@ def test_pending_without_a_time_waits_for_the_owner_until_the_lease_ends(service
 
 
 def test_pending_holds_the_job_as_long_as_the_owner_has_to_answer(service, fleetlink, link, clock):
-    add_printer(service, "home")
-    job_id = queue_job(service)
-    fleetlink.tick(T0)
-    [command] = link.commands("home")
-    node = Node(link, "home", clock)
+    job_id, command, node = dispatched(service, fleetlink, link, clock, "home")
     node.ack(command, p.AckStatus.PENDING, "waiting for the printer's owner", answer_within_s=300)
     fleetlink.tick(T0 + 200)  # far past the 30 s lease: the owner still has time
     assert service.store.get_job(job_id).state is JobState.ASSIGNED
@@ -107,10 +89,8 @@ def test_pending_holds_the_job_as_long_as_the_owner_has_to_answer(service, fleet
 
 
 def test_pending_owner_who_never_answers_gives_the_job_back_after_their_time(service, fleetlink, link, clock):
-    add_printer(service, "home")
-    job_id = queue_job(service)
-    fleetlink.tick(T0)
-    Node(link, "home", clock).ack(link.commands("home")[0], p.AckStatus.PENDING, answer_within_s=120)
+    job_id, command, node = dispatched(service, fleetlink, link, clock, "home")
+    node.ack(command, p.AckStatus.PENDING, answer_within_s=120)
     fleetlink.tick(T0 + 125)
     assert (
         service.store.get_job(job_id).state is JobState.ASSIGNED
@@ -120,10 +100,8 @@ def test_pending_owner_who_never_answers_gives_the_job_back_after_their_time(ser
 
 
 def test_people_commands_reach_the_printer(service, fleetlink, link, clock):
-    add_printer(service, "mk4")
-    job_id = queue_job(service)
-    fleetlink.tick(T0)
-    Node(link, "mk4", clock).event(p.EventType.JOB_STARTED, job_id)
+    job_id, _, node = dispatched(service, fleetlink, link, clock, "mk4")
+    node.event(p.EventType.JOB_STARTED, job_id)
     member = service.store.get_member_by_name("alice")
     service.jobs.pause_job(member, job_id)
     service.jobs.cancel_job(member, job_id)

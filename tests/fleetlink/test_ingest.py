@@ -13,7 +13,7 @@ from fleet.geometry import Box
 from fleet.models import Printer
 from fleet.states import JobState, PrinterState
 
-from .conftest import T0, Node, add_printer, queue_job
+from .conftest import T0, Node, add_printer, dispatched, queue_job
 
 N, S = p.NodeState, PrinterState
 
@@ -63,10 +63,7 @@ def test_status_updates_state_capabilities_and_live(service, fleetlink, link, cl
 
 
 def test_offline_makes_the_held_job_unknown_not_queued(service, fleetlink, link, clock):
-    add_printer(service, "mk4")
-    job_id = queue_job(service)
-    fleetlink.tick(T0)
-    node = Node(link, "mk4", clock)
+    job_id, _, node = dispatched(service, fleetlink, link, clock, "mk4")
     node.event(p.EventType.JOB_STARTED, job_id)
     node.availability(False)
     assert service.store.get_job(job_id).state is JobState.UNKNOWN
@@ -81,10 +78,7 @@ def test_offline_makes_the_held_job_unknown_not_queued(service, fleetlink, link,
 
 
 def test_back_online_without_the_job_waits_for_a_person(service, fleetlink, link, clock):
-    add_printer(service, "mk4")
-    job_id = queue_job(service)
-    fleetlink.tick(T0)
-    node = Node(link, "mk4", clock)
+    job_id, _, node = dispatched(service, fleetlink, link, clock, "mk4")
     node.event(p.EventType.JOB_STARTED, job_id)
     node.availability(False)
     node.status(N.IDLE)
@@ -96,10 +90,7 @@ def test_back_online_without_the_job_waits_for_a_person(service, fleetlink, link
 
 
 def test_events_drive_the_job_and_repeats_are_harmless(service, fleetlink, link, clock):
-    add_printer(service, "mk4")
-    job_id = queue_job(service)
-    fleetlink.tick(T0)
-    node = Node(link, "mk4", clock)
+    job_id, _, node = dispatched(service, fleetlink, link, clock, "mk4")
     for kind, job_state, printer_state in [
         (p.EventType.JOB_STARTED, JobState.PRINTING, S.PRINTING),
         (p.EventType.JOB_PAUSED, JobState.PAUSED, S.PAUSED),
@@ -120,11 +111,9 @@ def test_events_drive_the_job_and_repeats_are_harmless(service, fleetlink, link,
     [(p.EventType.JOB_FAILED, JobState.FAILED), (p.EventType.JOB_CANCELLED, JobState.CANCELLED)],
 )
 def test_failed_and_cancelled_leave_the_bed_to_clear(service, fleetlink, link, clock, kind, outcome):
-    add_printer(service, "mk4")
-    job_id = queue_job(service)
-    fleetlink.tick(T0)
-    Node(link, "mk4", clock).event(p.EventType.JOB_STARTED, job_id)
-    Node(link, "mk4", clock).event(kind, job_id)
+    job_id, _, node = dispatched(service, fleetlink, link, clock, "mk4")
+    node.event(p.EventType.JOB_STARTED, job_id)
+    node.event(kind, job_id)
     assert service.store.get_job(job_id).state is outcome
     assert service.printers.get_printer("mk4").state is S.AWAITING_BED_CLEAR
 

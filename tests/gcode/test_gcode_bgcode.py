@@ -48,9 +48,9 @@ def commands(text: bytes) -> list[bytes]:
 # -- the real file ---------------------------------------------------------------------------------
 
 
-def test_prusaslicer_file_decodes_to_its_text_twin(samples: Path) -> None:
-    binary = (samples / f"{TWIN}.bgcode").read_bytes()
-    twin = (samples / f"{TWIN}.gcode").read_bytes()
+def test_prusaslicer_file_decodes_to_its_text_twin(sample_gcode: Path) -> None:
+    binary = (sample_gcode / f"{TWIN}.bgcode").read_bytes()
+    twin = (sample_gcode / f"{TWIN}.gcode").read_bytes()
     text = decode(binary)
     assert commands(text) == commands(twin)
     assert text == twin  # header, thumbnails and footer as PrusaSlicer writes them, too
@@ -59,9 +59,9 @@ def test_prusaslicer_file_decodes_to_its_text_twin(samples: Path) -> None:
     assert (BlockType.SLICER_METADATA, Compression.DEFLATE) in kinds
 
 
-def test_prusaslicer_file_analyses_like_its_twin(samples: Path) -> None:
-    binary = analyze_path(samples / f"{TWIN}.bgcode")
-    text = analyze_path(samples / f"{TWIN}.gcode")
+def test_prusaslicer_file_analyses_like_its_twin(sample_gcode: Path) -> None:
+    binary = analyze_path(sample_gcode / f"{TWIN}.bgcode")
+    text = analyze_path(sample_gcode / f"{TWIN}.gcode")
     assert binary == text
     assert binary.estimated_time_s == 32 * 60 + 6
     assert binary.filament_length_mm == 986.61 and binary.filament_weight_g == 3.01

@@ -15,8 +15,8 @@ FILES = ["benchy_prusaslicer.gcode", "puzzle_cura.gcode", "vase_prusaslicer.gcod
 
 
 @pytest.fixture(scope="module")
-def analyses(samples: Path) -> dict[str, Analysis]:
-    return {name: analyze_path(samples / name) for name in FILES}
+def analyses(sample_gcode: Path) -> dict[str, Analysis]:
+    return {name: analyze_path(sample_gcode / name) for name in FILES}
 
 
 def test_benchy_header(analyses: dict[str, Analysis]) -> None:
@@ -76,11 +76,11 @@ def test_vase(analyses: dict[str, Analysis]) -> None:
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_bounds_agree_with_octoprint(samples: Path, analyses: dict[str, Analysis], name: str) -> None:
+def test_bounds_agree_with_octoprint(sample_gcode: Path, analyses: dict[str, Analysis], name: str) -> None:
     ours = analyses[name].bounds
     assert ours is not None
     octo = OctoPrintAnalysis(progress_callback=None)
-    octo.load(str(samples / name))
+    octo.load(str(sample_gcode / name))
     area = octo.get_result()["printing_area"]
     # OctoPrint floors the lowest Z at the bed (its load(bed_z=0.0) default); the rest must match.
     expected = (area["minX"], area["minY"], area["maxX"], area["maxY"], area["maxZ"], area["minZ"])
@@ -88,7 +88,7 @@ def test_bounds_agree_with_octoprint(samples: Path, analyses: dict[str, Analysis
     assert got == pytest.approx(expected, abs=0.01)
     # Without the floor OctoPrint reports the real lowest extrusion too, and it is ours.
     unfloored = OctoPrintAnalysis(progress_callback=None)
-    unfloored.load(str(samples / name), bed_z=math.inf)
+    unfloored.load(str(sample_gcode / name), bed_z=math.inf)
     assert unfloored.get_result()["printing_area"]["minZ"] == pytest.approx(ours.min_z, abs=0.01)
 
 

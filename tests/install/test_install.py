@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from fleet.gcode.generate import write_box
 from tests.brokers import free_port, wait_until
+from tests.processes import answers
 
 from .conftest import ROOT, Built, Env, run
 
@@ -165,15 +165,11 @@ def test_the_fleet_install_serves_and_takes_a_submission(fleet_env: Env, tmp_pat
     )
     url = f"http://127.0.0.1:{port}"
 
+    def output() -> str:
+        return proc.stdout.read() if proc.stdout else ""
+
     def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"crowdfab-fleet serve exited {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
-            )
-        try:
-            return requests.get(f"{url}/api/v1/health", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
+        return answers(f"{url}/api/v1/health", proc, "crowdfab-fleet serve", output)
 
     try:
         wait_until(up, 60, "crowdfab-fleet serve to answer /api/v1/health")

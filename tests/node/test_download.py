@@ -1,15 +1,14 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from fleet.node import DownloadError, HttpFetcher
 from fleet.protocol import AckStatus, CommandType, JobRef
+from tests.http_stub import Reply, Request, serving
 
 from .conftest import Harness
 
@@ -18,32 +17,19 @@ GCODE = b"".join(b"G1 X%d Y%d\n" % (i, i) for i in range(2000))
 
 
 class FileServer:
-    """Serves ``files`` on 127.0.0.1 to requests carrying the printer's token."""
+    """Serves ``files`` to requests carrying the printer's token; ``base`` is where it listens."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {"/jobs/7/file": GCODE}
-        server = self
+        self.base = ""
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = server.files.get(self.path)
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                    self.send_response(401)
-                    body = b""
-                elif body is None:
-                    self.send_response(404)
-                    body = b""
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+    def answer(self, request: Request) -> Reply:
+        body = self.files.get(request.path)
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return Reply(401)
+        if body is None:
+            return Reply(404)
+        return Reply(200, body)
 
     def ref(self, path: str = "/jobs/7/file", **overrides: object) -> JobRef:
         body = self.files.get(path, b"")
@@ -61,12 +47,9 @@ class FileServer:
 @pytest.fixture(scope="module")
 def server() -> Iterator[FileServer]:
     files = FileServer()
-    thread = threading.Thread(target=files.httpd.serve_forever, daemon=True)
-    thread.start()
-    yield files
-    files.httpd.shutdown()
-    files.httpd.server_close()
-    thread.join(5)
+    with serving(files.answer) as url:
+        files.base = url
+        yield files
 
 
 def test_fetches_and_checks_a_file(server: FileServer, tmp_path: Path) -> None:

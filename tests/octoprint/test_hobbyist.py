@@ -56,10 +56,8 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     running = Lab(tmp_path_factory.mktemp("hobbyist") / "fleet")
-    try:
+    with running.fleet:
         yield running
-    finally:
-        running.fleet.stop()
 
 
 def plugin_status(octoprint: OctoPrintServer) -> dict[str, Any]:

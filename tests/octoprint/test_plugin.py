@@ -5,10 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from fleet.protocol import (
     decode_status,
     encode_command,
 )
+from tests.http_stub import Reply, Request, serving
 from tests.octoprint_server import OctoPrintServer, wait_for
 
 from . import probe_plugin
@@ -57,27 +56,14 @@ def octoprint() -> Iterator[OctoPrintServer]:
 def job_files() -> Iterator[str]:
     """An HTTP server, like the fleet's, that serves job 41's file to the probe's printer token."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            ok = self.path == "/jobs/41/file" and self.headers.get("Authorization") == (
-                f"Bearer {probe_plugin.PROBE_TOKEN}"
-            )
-            body = GCODE if ok else b""
-            self.send_response(200 if ok else 404)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(request: Request) -> Reply:
+        ok = request.path == "/jobs/41/file" and request.headers.get("Authorization") == (
+            f"Bearer {probe_plugin.PROBE_TOKEN}"
+        )
+        return Reply(200, GCODE) if ok else Reply(404)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with serving(answer) as url:
+        yield url
 
 
 def test_plugin_loads_and_reports_not_enrolled(octoprint: OctoPrintServer) -> None:

@@ -16,11 +16,8 @@ PART = "M82\nG28\nG92 E0\nG1 Z0.2 F600\nG1 X10 Y10 F3000\nG1 X50 Y10 E2 F1200\nG
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[RunningFleet]:
-    running = RunningFleet(tmp_path / "fleet")
-    try:
+    with RunningFleet(tmp_path / "fleet") as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_a_lost_answer_is_resent_with_the_same_key_and_the_file_is_queued_once(

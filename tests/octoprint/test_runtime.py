@@ -4,9 +4,7 @@ refusal is asked once and explained, an unreachable fleet is tried again less an
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,47 +13,30 @@ import pytest
 from octoprint_crowdfab.runtime import LinkState, PluginConfig, Problem, Runtime
 from octoprint_crowdfab.update import update_information
 from tests.brokers import free_port
+from tests.http_stub import Reply, Request, serving
 from tests.octoprint_server import wait_for
 
 
 class Fleet:
-    """Answers every enrollment with ``status`` and ``message``; counts the requests."""
+    """Answers every enrollment with ``status`` and ``message``; keeps the bodies sent."""
 
     def __init__(self) -> None:
         self.status = 401
         self.message = "this enrollment code is not valid (unknown, used or expired)"
         self.bodies: list[dict[str, Any]] = []
-        fleet = self
+        self.url = ""
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                fleet.bodies.append(json.loads(self.rfile.read(length)))
-                body = json.dumps({"message": fleet.message}).encode()
-                self.send_response(fleet.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, request: Request) -> Reply:
+        self.bodies.append(json.loads(request.body))
+        return Reply(self.status, json.dumps({"message": self.message}).encode(), "application/json")
 
 
 @pytest.fixture
 def fleet() -> Iterator[Fleet]:
     running = Fleet()
-    yield running
-    running.close()
+    with serving(running.answer) as url:
+        running.url = url
+        yield running
 
 
 def runtime_for(url: str, tmp_path: Path, **kw: Any) -> Runtime:

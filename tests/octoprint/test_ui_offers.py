@@ -23,11 +23,8 @@ OFFER_TIMEOUT_MS = 45_000
 
 @pytest.fixture()
 def fleet(tmp_path: Any) -> Iterator[RunningFleet]:
-    running = RunningFleet(tmp_path / "fleet")
-    try:
+    with RunningFleet(tmp_path / "fleet") as running:
         yield running
-    finally:
-        running.stop()
 
 
 def history(fleet: RunningFleet, token: str, job_id: int) -> list[dict[str, Any]]:

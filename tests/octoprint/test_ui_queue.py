@@ -20,11 +20,8 @@ FILENAME = "queue-me.gcode"
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
-    running = RunningFleet(tmp_path_factory.mktemp("queue") / "fleet")
-    try:
+    with RunningFleet(tmp_path_factory.mktemp("queue") / "fleet") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

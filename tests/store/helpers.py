@@ -7,12 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
 from sqlalchemy import insert, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from fleet.geometry import Box
 from fleet.models import Job, Printer
 from fleet.states import JobState, PrinterState
 from fleet.store import Store
+from fleet.store.engine import write_transaction
 from fleet.store.schema import metadata, schema_version
 
 #: A fixed clock: tests pass ``now`` explicitly.
@@ -97,3 +98,13 @@ def create_version(conn: Connection, version: int) -> None:
             for statement in ADDED_IN_VERSION[added]:
                 conn.execute(text(statement))
     conn.execute(insert(schema_version).values(version=version))
+
+
+def create_version_with_alice(engine: Engine, version: int) -> None:
+    """A database of schema ``version`` with one member in it, alice: what a migration must keep."""
+    with write_transaction(engine) as conn:
+        create_version(conn, version)
+        conn.execute(
+            text("INSERT INTO members (name, role, active, created_at) VALUES ('alice', 'member', true, :t)"),
+            {"t": T0},
+        )

@@ -6,16 +6,15 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from fleet.store import Store, open_store
 from fleet.store.db import attempt_key
-from fleet.store.engine import write_transaction
 from fleet.store.migrations import current_version, migrate
 from fleet.store.schema import ATTEMPT_KEY_CHARS, SCHEMA_VERSION, failed_attempts
 
-from .helpers import T0, create_version, race
+from .helpers import T0, create_version_with_alice, race
 from .test_enrollment import assert_same_as_fresh
 
 
@@ -120,12 +119,7 @@ def test_failures_recorded_at_once_are_all_counted(store: Store) -> None:
 def test_a_version_4_database_gains_failed_attempts_and_keeps_its_members(
     engine: Engine, fresh_url: str, data_dir: Path, request: pytest.FixtureRequest
 ) -> None:
-    with write_transaction(engine) as conn:
-        create_version(conn, 4)  # every table of today's but failed_attempts
-        conn.execute(
-            text("INSERT INTO members (name, role, active, created_at) VALUES ('alice', 'member', true, :t)"),
-            {"t": T0},
-        )
+    create_version_with_alice(engine, 4)  # every table of today's but failed_attempts
 
     assert migrate(engine) == SCHEMA_VERSION == 5
 

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from fleet.store.engine import write_transaction
 from fleet.store.migrations import current_version, migrate
 from fleet.store.schema import SCHEMA_VERSION, members
 
-from .helpers import T0, create_version
+from .helpers import create_version_with_alice
 from .test_enrollment import assert_same_as_fresh
 
 
 def test_a_version_2_database_gains_password_hashes_and_keeps_its_members(
     engine: Engine, fresh_url: str, request: pytest.FixtureRequest
 ) -> None:
-    with write_transaction(engine) as conn:
-        create_version(conn, 2)  # every table of today's, but no password column
-        conn.execute(
-            text("INSERT INTO members (name, role, active, created_at) VALUES ('alice', 'member', true, :t)"),
-            {"t": T0},
-        )
+    create_version_with_alice(engine, 2)  # every table of today's, but no password column
 
     assert migrate(engine) == SCHEMA_VERSION >= 3
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from fleet.errors import Conflict, NotFound
@@ -46,26 +48,19 @@ def test_missing_printer(store: Store) -> None:
 def test_update_changes_only_what_is_given(store: Store) -> None:
     store.create_printer(make_printer("mini-1"), capabilities={"firmware": "Marlin 2.1"})
 
+    changes: dict[str, Any] = {
+        "state": PrinterState.MAINTENANCE,
+        "volume": Box.of_size(180, 180, 180),
+        "nozzle_diameter": 0.6,
+        "material": "PETG",
+        "restricted": True,
+        "last_seen": T0 + 5,
+    }
     updated = store.update_printer(
-        "mini-1",
-        state=PrinterState.MAINTENANCE,
-        volume=Box.of_size(180, 180, 180),
-        nozzle_diameter=0.6,
-        material="PETG",
-        restricted=True,
-        last_seen=T0 + 5,
-        capabilities={"firmware": "Marlin 2.1.2", "mbl": True},
+        "mini-1", **changes, capabilities={"firmware": "Marlin 2.1.2", "mbl": True}
     )
 
-    assert updated == make_printer(
-        "mini-1",
-        state=PrinterState.MAINTENANCE,
-        volume=Box.of_size(180, 180, 180),
-        nozzle_diameter=0.6,
-        material="PETG",
-        restricted=True,
-        last_seen=T0 + 5,
-    )
+    assert updated == make_printer("mini-1", **changes)
     assert store.get_printer("mini-1") == updated
     assert store.printer_capabilities("mini-1") == {"firmware": "Marlin 2.1.2", "mbl": True}
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from fleet.errors import Invalid
 from fleet.models import Role
 from fleet.store import Store, SubmissionKey
-from fleet.store.engine import write_transaction
 from fleet.store.migrations import current_version, migrate
 from fleet.store.schema import SCHEMA_VERSION, jobs, submission_keys
 
-from .helpers import SHA_B, T0, create_version, race, submit
+from .helpers import SHA_B, T0, create_version_with_alice, race, submit
 from .test_enrollment import assert_same_as_fresh
 
 DAY = 24 * 3600.0
@@ -89,12 +88,7 @@ def test_racing_requests_with_one_key_make_one_set_of_jobs(store: Store) -> None
 def test_a_version_3_database_gains_submission_keys_and_keeps_its_jobs(
     engine: Engine, fresh_url: str, request: pytest.FixtureRequest
 ) -> None:
-    with write_transaction(engine) as conn:
-        create_version(conn, 3)  # no submission keys yet
-        conn.execute(
-            text("INSERT INTO members (name, role, active, created_at) VALUES ('alice', 'member', true, :t)"),
-            {"t": T0},
-        )
+    create_version_with_alice(engine, 3)  # no submission keys yet
 
     assert migrate(engine) == SCHEMA_VERSION >= 4
 

@@ -24,6 +24,11 @@ def submit(browser, text: str | None = None, **form) -> object:
     return browser.post("/submit/confirm", data, content_type="multipart/form-data")
 
 
+def submit_through_the_service(svc, member, filename: str) -> int:
+    """A box submitted without a page, to set up what a page then shows: the one job's id."""
+    return svc.intake.submit_job(member, io.BytesIO(generate_box().encode()), filename=filename).jobs[0].id
+
+
 def test_a_cards_heaters_are_named_for_people_nozzles_first(browsers, fleet, printer):
     svc = fleet.app
     heaters = {"probe": (30.0, None), "bed": (60.0, 60.0), "tool2": (20.0, 0.0), "tool0": (215.0, 215.0)}
@@ -36,11 +41,7 @@ def test_a_cards_heaters_are_named_for_people_nozzles_first(browsers, fleet, pri
 
 def test_printer_cards_show_state_job_progress_and_offline(browsers, fleet, people, printer):
     svc = fleet.app
-    job_id = (
-        svc.intake.submit_job(people["alice"], io.BytesIO(generate_box().encode()), filename="box.gcode")
-        .jobs[0]
-        .id
-    )
+    job_id = submit_through_the_service(svc, people["alice"], "box.gcode")
     assert svc.dispatcher.dispatch_pass() == [(job_id, "mk4")]
     svc.reports.printer_job_event("mk4", job_id, JobState.PRINTING, "started")
     svc.reports.set_live(
@@ -64,11 +65,7 @@ def test_printer_cards_show_state_job_progress_and_offline(browsers, fleet, peop
 
 def test_the_bed_clear_button_is_for_the_plate_owner_and_managers(browsers, fleet, people, printer):
     svc = fleet.app
-    job_id = (
-        svc.intake.submit_job(people["alice"], io.BytesIO(generate_box().encode()), filename="a.gcode")
-        .jobs[0]
-        .id
-    )
+    job_id = submit_through_the_service(svc, people["alice"], "a.gcode")
     svc.dispatcher.dispatch_pass()
     svc.reports.printer_job_event("mk4", job_id, JobState.PRINTING, "started")
     svc.reports.printer_job_event("mk4", job_id, JobState.DONE, "finished")
