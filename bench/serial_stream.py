@@ -9,6 +9,9 @@ simulated firmware at 115200 and 250000 baud with 1 ms of USB latency and moves 
 so the line is the only bottleneck. The limit is the file's framed bytes (``N.. cmd*cs\\n``) at 10
 bits a byte; replies travel the other way on a full-duplex UART and do not count against it.
 
+OctoPrint's own serial host runs too (``--no-octoprint`` leaves it out): a real OctoPrint server,
+headless, its serial port set to the simulator's pty, printing the file uploaded through its REST API.
+
 Needs Printrun's printcore: ``.venv/bin/pip install --no-deps printrun`` (it needs only pyserial).
 Run: ``.venv/bin/python bench/serial_stream.py [--lines 2000]``.
 """
@@ -24,7 +27,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
+
+import requests
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -133,6 +139,82 @@ def run_printcore(path: Path, lines: list[str], baud: int, rx: int = 128) -> Run
         device.stop()
 
 
+class OctoPrintHost:
+    """A real OctoPrint serving headless (as tests/octoprint_server.py starts one), its serial port on our
+    simulator's pty; each run connects it to a fresh device, uploads the file and prints it over REST.
+
+    OctoPrint keeps one line in flight (no window), so it is timed from the job's start to the last
+    command executed by the device; its upload is not counted.
+    """
+
+    def __init__(self, first_port: str, baud: int) -> None:
+        from tests.octoprint_server import OctoPrintServer
+
+        class OnOurPty(OctoPrintServer):
+            def _write_config(self) -> None:
+                super()._write_config()
+                config_path = self.basedir / "config.yaml"
+                config = yaml.safe_load(config_path.read_text())
+                config["serial"] = {
+                    "autoconnect": True,
+                    "port": first_port,
+                    "baudrate": baud,
+                    "additionalPorts": ["/dev/pts/*"],
+                }
+                config_path.write_text(yaml.safe_dump(config))
+
+        self.server = OnOurPty(start_timeout=120.0).start()
+
+    def close(self) -> None:
+        self.server.stop()
+
+    def _api(self, method: str, path: str, **kw: Any) -> requests.Response:
+        response = self.server.admin.request(method, f"{self.server.url}{path}", timeout=30, **kw)
+        response.raise_for_status()
+        return response
+
+    def _state(self) -> str:
+        return str(self._api("GET", "/api/connection").json()["current"]["state"])
+
+    def run(self, device: SimulatedFirmware, port: str, path: Path, lines: list[str], baud: int) -> Run:
+        from tests.octoprint_server import wait_for
+
+        current = self._api("GET", "/api/connection").json()["current"]
+        if current["port"] != port or current["state"] != "Operational":
+            self._api("POST", "/api/connection", json={"command": "disconnect"})
+            connect = {"command": "connect", "port": port, "baudrate": baud}
+            self._api("POST", "/api/connection", json=connect)
+        wait_for(lambda: self._state() == "Operational", 60, "OctoPrint to be operational on " + port)
+        with path.open("rb") as stream:
+            self._api(
+                "POST", "/api/files/local", files={"file": (path.name, stream)}, data={"select": "true"}
+            )
+        before = len(device.executed)
+        started = time.perf_counter()
+        self._api("POST", "/api/job", json={"command": "start"})
+        if not device.wait_executed(before + len(lines), timeout=600):
+            return Run("OctoPrint", baud, None, False, f"stalled; OctoPrint is {self._state()}")
+        seconds = time.perf_counter() - started
+        wait_for(lambda: self._state() == "Operational", 30, "OctoPrint to finish the job")
+        done = [c for c in device.executed[before:] if c.split(" ", 1)[0] not in HOUSEKEEPING]
+        extra = done[len(lines) :]  # OctoPrint's own end of a job: M400 (and M114) for its position
+        exact = done[: len(lines)] == lines and set(extra) <= {"M400", "M114"}
+        return Run("OctoPrint", baud, seconds, exact)
+
+
+def run_octoprint(octoprint: list[OctoPrintHost], path: Path, lines: list[str], baud: int, rx: int) -> Run:
+    """OctoPrint's own serial host on the same simulated device (started on the first call)."""
+    device, port = _device(baud, rx=rx)
+    try:
+        if not octoprint:
+            octoprint.append(OctoPrintHost(port, baud))
+        return octoprint[0].run(device, port, path, lines, baud)
+    except Exception as exc:  # a bench row, not a crash: say why OctoPrint has no figure
+        return Run("OctoPrint", baud, None, False, f"{type(exc).__name__}: {exc}")
+    finally:
+        device.stop()
+
+
 def line_limit(lines: list[str], baud: int) -> float:
     """Seconds the file's framed bytes take on the wire at ``baud`` (10 bits a byte)."""
     size = sum(len(frame(number, command)) for number, command in enumerate(lines, start=4))
@@ -188,7 +270,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--lines", type=int, default=1500, help="number of small segments (default 1500)")
     parser.add_argument("--buffers", default=",".join(map(str, BUFFERS)), help="receive buffers to try")
+    parser.add_argument(
+        "--no-octoprint",
+        action="store_true",
+        help="leave out OctoPrint's own serial host (it starts a server)",
+    )
     args = parser.parse_args(argv)
+    octoprint: list[OctoPrintHost] = []
+    try:
+        return compare(args, octoprint)
+    finally:
+        for host in octoprint:
+            host.close()
+
+
+def compare(args: argparse.Namespace, octoprint: list[OctoPrintHost]) -> int:
+    """Every host on every baud rate and buffer; 1 if a streamer run failed or was not exact."""
     lines = small_segments(args.lines)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "segments.gcode"
@@ -211,6 +308,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 window_memory=memory.with_suffix(f".{b}.{rx}"),
             ),
             lambda b, rx: run_printcore(path, lines, b, rx),
+            *([] if args.no_octoprint else [lambda b, rx: run_octoprint(octoprint, path, lines, b, rx)]),
             lambda b, rx: run_streamer("ping-pong (streamer)", path, lines, b, rx, max_inflight=1),
         ]
         buffers = [int(size) for size in args.buffers.split(",")]
@@ -220,14 +318,18 @@ def main(argv: Optional[list[str]] = None) -> int:
             verdict = "ok" if 0.97 <= ratio <= 1.10 else "OFF: do not trust the figures below"
             print(f"simulator timing at {baud}: the line takes {ratio:.3f}x its theoretical time ({verdict})")
         header = (
-            f"{'host':<24}{'rx':>6}{'baud':>8}{'seconds':>10}{'% of limit':>12}{'vs printcore':>14}  exact"
+            f"{'host':<24}{'rx':>6}{'baud':>8}{'seconds':>10}{'lines/s':>9}"
+            f"{'% of limit':>12}{'vs printcore':>14}  exact"
         )
         print(header)
         print("-" * len(header))
         failures = 0
         for baud in BAUDS:
             limit = line_limit(lines, baud)
-            print(f"{'line limit':<24}{'':>6}{baud:>8}{limit:>10.2f}{100.0:>11.1f}%{'':>14}  -")
+            print(
+                f"{'line limit':<24}{'':>6}{baud:>8}{limit:>10.2f}{len(lines) / limit:>9.0f}"
+                f"{100.0:>11.1f}%{'':>14}  -"
+            )
             for rx in buffers:
                 runs = []
                 for run in hosts:
@@ -236,14 +338,18 @@ def main(argv: Optional[list[str]] = None) -> int:
                 core = next((r.seconds for r in runs if r.host == "printcore"), None)
                 for r in runs:
                     if r.seconds is None:
-                        print(f"{r.host:<24}{rx:>6}{baud:>8}{'-':>10}{'-':>12}{'-':>14}  no  ({r.note})")
+                        print(
+                            f"{r.host:<24}{rx:>6}{baud:>8}{'-':>10}{'-':>9}{'-':>12}{'-':>14}  no  ({r.note})"
+                        )
                         failures += r.host.startswith("streamer")
                         continue
                     share = 100.0 * limit / r.seconds
                     ratio = f"{core / r.seconds:.2f}x" if core else "-"
                     exact = "yes" if r.exact else "NO"
+                    rate = len(lines) / r.seconds
                     print(
-                        f"{r.host:<24}{rx:>6}{baud:>8}{r.seconds:>10.2f}{share:>11.1f}%{ratio:>14}  {exact}"
+                        f"{r.host:<24}{rx:>6}{baud:>8}{r.seconds:>10.2f}{rate:>9.0f}"
+                        f"{share:>11.1f}%{ratio:>14}  {exact}"
                     )
                     failures += not r.exact
     return 1 if failures else 0

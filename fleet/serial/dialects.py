@@ -25,6 +25,8 @@ class Dialect:
     busy: Optional[str] = "echo:busy: processing"  # None: no busy protocol
     boot: tuple[str, ...] = ("start",)
     wait_when_idle: bool = False  # Marlin 1.1 with NO_TIMEOUTS: "wait" while idle
+    #: What M0/M1 and a filament change (M600) print while they wait for the user's click (None: silent).
+    paused: Optional[str] = "echo:busy: paused for user"
     reports_capabilities: bool = True
     heating_report: str = " {report} W:?"  # the line M109/M190 print each second while they wait
 
@@ -74,6 +76,7 @@ RRF_MARLIN = Dialect(
     ),
     capabilities=(),
     busy=None,
+    paused=None,
     boot=(),
     reports_capabilities=False,
     checksum_error="Error: Bad command checksum, Last Line: {last}",
@@ -92,6 +95,7 @@ SMOOTHIE = Dialect(
     checksum_error="Error:checksum mismatch, Last Line: {last}",
     line_number_error="Error:Line Number is not Last Line Number+1, Last Line: {last}",
     busy=None,
+    paused=None,
     boot=("Smoothie", "ok"),
     reports_capabilities=False,
 )

@@ -23,6 +23,7 @@ DEFAULT_FEEDRATE_MM_MIN = 1500.0
 RESEND = "Resend: {line}"
 UNKNOWN_COMMAND = 'echo:Unknown command: "{command}"'
 BUSY = "echo:busy: processing"
+PAUSED = "echo:busy: paused for user"  # M0/M1/M600 waiting for the knob
 KILLED = "Error:Printer halted. kill() called!"
 THERMAL_RUNAWAY = "Error:Thermal Runaway, system stopped! Heater_ID: {heater}"
 

@@ -26,6 +26,9 @@ class SimulatorOptions:
     thermal_runaway_at_line: Optional[int] = None
     disconnect_at_line: Optional[int] = None
     busy_interval_s: float = 2.0
+    #: A dialect that says ``wait`` when idle (Marlin 1.1) says it after this long with nothing received
+    #: and nothing queued, and again each time as long (Marlin's NO_TIMEOUTS, wall-clock time).
+    idle_wait_s: float = 1.0
     heat_rate_c_per_s: float = 2.0
     autoreport_temperature: bool = True
     firmware_name: str = "Marlin 2.1.2 (CrowdFab simulator)"
@@ -43,6 +46,8 @@ class SimulatorOptions:
             raise ValueError(f"speedup must be > 0 (math.inf: moves take no time), got {self.speedup}")
         if self.baud is not None and self.baud <= 0:
             raise ValueError(f"baud must be positive or None, got {self.baud}")
+        if not self.idle_wait_s > 0:
+            raise ValueError(f"idle_wait_s must be > 0, got {self.idle_wait_s}")
         if self.dialect is not None:
             dialect(self.dialect)  # a ValueError naming the known ones
         if self.drop_ok_every is not None and self.drop_ok_every < 1:

@@ -2,7 +2,7 @@
 
 One thread runs the device: it ``select()``s on the pty and keeps a time model of everything else
 (the line rate in both directions, the receive buffer, the command queue, moves, heaters, timers),
-so it costs little Python per line. It stays one module of some 550 lines because that loop and the
+so it costs little Python per line. It stays one module of some 600 lines because that loop and the
 time model share every timer; its options, M115 reply and pure pieces live in ``sim_options.py`` and
 ``sim_core.py``, reply wording per firmware family in ``dialects.py``.
 
@@ -14,6 +14,10 @@ Choices worth knowing:
   M114 and unknown commands) get their ``ok`` only when they finish, and nothing is read meanwhile.
 - Host queries (``HOST_COMMANDS``: M105, M110, M115, M155) are answered as soon as they are read and
   are not part of ``executed``; M112 acts as soon as it is received (Marlin's emergency parser).
+- M0, M1 and M600 wait for ``press_button()`` (the user's click) or their own S/P time, in wall-clock
+  time whatever the speedup, saying the dialect's ``paused for user`` line every ``busy_interval_s``.
+  A dialect that says ``wait`` when idle (Marlin 1.1) does so every ``idle_wait_s`` with nothing
+  received and nothing queued.
 - ``speedup=math.inf`` makes moves, dwells, homing and heating take no time; 0 is refused.
 - After a kill (M112, thermal runaway) the device stays silent and discards what it receives; M999
   does not revive it, as a real board needs a reset. Start a new ``SimulatedFirmware`` instead.
@@ -41,6 +45,7 @@ from fleet.serial.dialects import dialect
 from fleet.serial.sim_core import (
     BUSY,
     KILLED,
+    PAUSED,
     RESEND,
     THERMAL_RUNAWAY,
     UNKNOWN_COMMAND,
@@ -73,7 +78,9 @@ _ERROR_KINDS = {
     LineError.LINE_NUMBER: "line_number",
     LineError.NO_CHECKSUM: "no_checksum",
 }
-_WAITING = frozenset({"G4", "G28", "M109", "M190", "M400", "M114"})
+#: Wait for the user's click on the knob (``press_button``), or for their S (seconds) or P (ms) if given.
+_PAUSES = frozenset({"M0", "M1", "M600"})
+_WAITING = frozenset({"G4", "G28", "M109", "M190", "M400", "M114"}) | _PAUSES
 
 
 class Reply(Enum):
@@ -101,6 +108,10 @@ class SimulatedFirmware:
         busy = self._dialect.busy if self._dialect else BUSY
         self._busy_line = busy or ""
         self._busy_interval = options.busy_interval_s if busy else 0.0
+        self._paused_line = (self._dialect.paused if self._dialect else PAUSED) or ""
+        self._busy_now = self._busy_line
+        self._says_wait = self._dialect is not None and self._dialect.wait_when_idle
+        self._next_wait = math.inf
         self._rate = options.baud / 10.0 if options.baud else math.inf
         self._speedup = options.speedup
         self._rng = random.Random(options.seed)  # noqa: S311 (reproducible noise, not secrets)
@@ -153,6 +164,7 @@ class SimulatedFirmware:
         for line in self._dialect.boot if self._dialect else ("start",):
             self._emit(line, time.monotonic())
         self._flush_due(math.inf)
+        self._idle_from(time.monotonic())
         self._thread = threading.Thread(target=self._run, name=f"simulated-firmware {path}", daemon=True)
         self._thread.start()
         return path
@@ -212,6 +224,20 @@ class SimulatedFirmware:
                 "T0": (self._hotend.actual(now), self._hotend.target),
                 "B": (self._bed.actual(now), self._bed.target),
             }
+
+    def press_button(self) -> bool:
+        """The user's click on the knob: ends an M0/M1/M600 wait. False if none is waiting."""
+        with self._cond:
+            if self._killed or self._closed or not self._queue or self._queue[0].code not in _PAUSES:
+                return False
+            self._head_end = min(self._head_end, time.monotonic())
+        os.write(self._wake_w, b"x")
+        return True
+
+    def wait_paused(self, timeout: float) -> bool:
+        """Wait until an M0/M1/M600 waits for the user; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: bool(self._queue) and self._queue[0].code in _PAUSES, timeout)
 
     def wait_executed(self, count: int, timeout: float) -> bool:
         """Wait until at least ``count`` commands have been executed; False on timeout."""
@@ -285,6 +311,7 @@ class SimulatedFirmware:
 
     def _next_wake(self) -> float:
         wake = min(self._head_end, self._next_busy, self._next_heating_report, self._next_autoreport)
+        wake = min(wake, self._next_wait)
         if self._out:
             wake = min(wake, self._out[0][0])
         if self._staged and self._reading():
@@ -307,7 +334,7 @@ class SimulatedFirmware:
 
     def _timers(self, until: float) -> None:
         while self._next_busy <= until:
-            self._emit(self._busy_line, self._next_busy)
+            self._emit(self._busy_now, self._next_busy)
             self._next_busy += self._busy_interval
         while self._next_heating_report <= until:
             at = self._next_heating_report
@@ -317,6 +344,17 @@ class SimulatedFirmware:
             at = self._next_autoreport
             self._emit(f" {temperature_report(self._hotend, self._bed, at)}", at)
             self._next_autoreport += self._autoreport_s
+        while self._next_wait <= until:
+            if self._queue or self._rx or self._staged:
+                self._next_wait = math.inf  # armed again when the queue empties
+                break
+            self._emit("wait", self._next_wait)
+            self._next_wait += self.options.idle_wait_s
+
+    def _idle_from(self, at: float) -> None:
+        """Marlin 1.1 says ``wait`` after ``idle_wait_s`` with nothing received and nothing queued."""
+        if self._says_wait:
+            self._next_wait = at + self.options.idle_wait_s
 
     # -- receiving ------------------------------------------------------------------------------
 
@@ -377,6 +415,7 @@ class SimulatedFirmware:
 
     def _handle(self, raw: bytes, at: float) -> None:
         text = raw.split(b";", 1)[0].strip()
+        self._idle_from(at)
         if not text:
             return
         if self.options.corrupt_rate > 0 and self._rng.random() < self.options.corrupt_rate:
@@ -440,6 +479,9 @@ class SimulatedFirmware:
             duration = self._motion.home(params)
         elif code == "G4":
             duration = params.get("S", 0.0) + params.get("P", 0.0) / 1000.0
+        elif code in _PAUSES:
+            timed = "S" in params or "P" in params
+            duration = params.get("S", 0.0) + params.get("P", 0.0) / 1000.0 if timed else math.inf
         elif code in ("G90", "G91", "M82", "M83"):
             self._motion.set_mode(code)
         elif code == "G92":
@@ -462,6 +504,8 @@ class SimulatedFirmware:
             return
         params = words(entry.command)
         seconds = 0.0 if math.isinf(self._speedup) else entry.duration_s / self._speedup
+        if entry.code in _PAUSES:
+            seconds = entry.duration_s  # the user's time, not the machine's: never compressed
         heaters = {"M104": self._hotend, "M109": self._hotend, "M140": self._bed, "M190": self._bed}
         heater = heaters.get(entry.code)
         if heater is not None:
@@ -470,13 +514,18 @@ class SimulatedFirmware:
             seconds = heater.seconds_to_reach(at)  # the heater's rate already includes the speedup
             self._next_heating_report = at + HEATING_REPORT_INTERVAL_S if seconds > 0 else math.inf
         self._head_end = at + seconds
-        interval = self._busy_interval
+        interval, self._busy_now = self._busy_interval, self._busy_line
+        if entry.code in _PAUSES:
+            self._busy_now = self._paused_line
+            interval = self.options.busy_interval_s if self._paused_line else 0.0
+            self._cond.notify_all()  # wait_paused
         self._next_busy = at + interval if interval > 0 and seconds > interval else math.inf
 
     def _finish_head(self, at: float) -> None:
         entry = self._queue.popleft()
         self._head_end = math.inf
         self._next_busy = self._next_heating_report = math.inf
+        self._idle_from(at)
         if entry.code == "M114":
             self._emit(self._motion.report(), at)
         elif entry.code not in _WAITING and entry.code not in _SILENT and entry.code not in _MOVES:
@@ -529,6 +578,7 @@ class SimulatedFirmware:
         self._halted_reason = reason
         self._queue.clear()
         self._head_end = self._next_busy = self._next_heating_report = self._next_autoreport = math.inf
+        self._next_wait = math.inf
         self._rx.clear()
         self._staged.clear()
         self._cond.notify_all()

@@ -4,10 +4,14 @@ simulated dialect at every receive buffer size, every command executed once and 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 import pytest
+import serial
 
 from fleet.serial.dialects import DIALECTS, dialect
 from fleet.serial.learning import LADDER, WindowPolicy, level_for_bytes, start_level
@@ -15,7 +19,7 @@ from fleet.serial.lineproto import ErrorClass, ReplyKind, last_line_of, parse_re
 from fleet.serial.streamer import JobOutcome, StreamerConfig
 from fleet.serial.window_memory import WindowMemory
 
-from .conftest import FAST, commands_of, file_commands
+from .conftest import FAST, commands_of, file_commands, segments
 
 GCODE = Path(__file__).resolve().parents[2].parent / "shared" / "gcode"
 VASE = GCODE / "vase_prusaslicer.gcode"
@@ -172,5 +176,77 @@ def test_a_long_heat_up_and_homing_never_count_as_silence(firmware, streamer, wr
     result = host.wait_job(timeout=30)
     assert result is not None and result.outcome is JobOutcome.DONE, result
     assert result.elapsed_s > 1.5  # it did wait for the heater
+    assert device.wait_executed(len(lines), timeout=5)
+    assert file_commands(device.executed) == lines
+
+
+def _read_until(port: serial.Serial, wanted: Callable[[list[str]], bool], timeout: float) -> list[str]:
+    """Lines read from ``port`` until ``wanted(lines)`` holds; fails the test after ``timeout``."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not wanted(lines):
+        assert time.monotonic() < deadline, f"not seen within {timeout} s; read {lines}"
+        raw = port.readline()
+        if raw.strip():
+            lines.append(raw.decode("latin-1").strip())
+    return lines
+
+
+def _count(lines: list[str], kind: ReplyKind, message: Optional[str] = None) -> int:
+    replies = [parse_reply(line) for line in lines]
+    return sum(1 for r in replies if r.kind is kind and (message is None or r.message == message))
+
+
+@pytest.mark.parametrize("name", sorted(DIALECTS))
+def test_each_simulated_dialect_says_wait_when_idle_and_paused_while_waiting_for_the_user(
+    firmware, name: str
+) -> None:
+    d = dialect(name)
+    device, path = firmware(dialect=name, idle_wait_s=0.1, busy_interval_s=0.1)
+    with serial.Serial(path, 115200, timeout=0.05) as port:
+        if d.wait_when_idle:  # Marlin 1.1: idle with an empty queue, it says so every NO_TIMEOUTS
+            _read_until(port, lambda lines: _count(lines, ReplyKind.WAIT) >= 2, 5)
+        port.write(b"M0\n")
+        assert device.wait_paused(5)
+        if d.paused is not None:
+            seen = _read_until(port, lambda lines: _count(lines, ReplyKind.BUSY, "paused for user") >= 2, 5)
+            assert _count(seen, ReplyKind.WAIT) == 0 or d.wait_when_idle  # never while the queue holds M0
+        assert device.executed == []  # it waits for the click
+        assert device.press_button()
+        _read_until(port, lambda lines: "ok" in lines, 5)
+        assert device.executed == ["M0"]
+        assert not device.press_button()  # nothing waits now
+
+
+def test_marlin_1_waits_recover_lost_oks_long_before_the_ok_timeout(firmware, streamer, write_gcode) -> None:
+    # Every 150th ok is lost; only Marlin 1.1's idle "wait" can tell the host, as the ok timeout (30 s)
+    # is longer than the whole test allows.
+    lines = segments(600)
+    path = write_gcode(lines)
+    device, port = firmware(speedup=math.inf, dialect="marlin1", drop_ok_every=150, idle_wait_s=0.2)
+    host = streamer(port, replace(FAST, ok_timeout_s=30.0))
+    host.start_job(path)
+    result = host.wait_job(timeout=20)
+    assert result is not None and result.outcome is JobOutcome.DONE, result
+    assert device.wait_executed(len(lines), timeout=5)
+    assert file_commands(device.executed) == lines
+
+
+@pytest.mark.parametrize(("name", "pause"), [("prusa", "M0"), ("prusa", "M600"), ("marlin1", "M1")])
+def test_a_long_pause_for_the_user_never_counts_as_silence(
+    firmware, streamer, write_gcode, name: str, pause: str
+) -> None:
+    lines = ["G28", "G1 X10 Y10 F3000", pause, "G1 X20 E1", "G1 X30 E1"]
+    path = write_gcode(lines)
+    device, port = firmware(speedup=math.inf, dialect=name, busy_interval_s=0.2, idle_wait_s=0.2)
+    host = streamer(port, replace(FAST, ok_timeout_s=0.3, max_timeouts=0, slow_timeout_s=0.8))
+    host.start_job(path)
+    assert device.wait_paused(10)
+    # Paused for 2 s, more than twice the silence that fails a job: only "paused for user" keeps it.
+    assert host.wait_job(timeout=2.0) is None, host.wait_job(timeout=0)
+    assert file_commands(device.executed) == lines[:2]
+    assert device.press_button()
+    result = host.wait_job(timeout=10)
+    assert result is not None and result.outcome is JobOutcome.DONE, result
     assert device.wait_executed(len(lines), timeout=5)
     assert file_commands(device.executed) == lines
