@@ -11,6 +11,10 @@ Topics live under ``crowdfab/v1/printers/<printer_id>/``:
 
 Every JSON payload carries ``"v": 1``. Decoders turn untrusted bytes into frozen dataclasses or raise
 :class:`ProtocolError` naming what is wrong; nothing past them sees raw JSON.
+
+It is one module of a little over 500 lines on purpose: it is the one definition of the wire contract
+that the fleet, the plugin and the agent all import, so a reader checks a payload's encoder against
+its decoder, and a topic against the broker's access rules, in one place.
 """
 
 from __future__ import annotations
