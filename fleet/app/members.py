@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Optional
 
 from ..auth import hash_token, new_token
-from ..errors import Conflict
+from ..errors import Conflict, NotFound
 from ..models import Member, MemberChanges, Page, Role, asked_changes
+from ..store.members import ApiToken
 from .base import Context, require_manager
 from .checks import check_member_name
 
@@ -66,6 +67,27 @@ class Members:
         token = new_token()
         self.store.add_token(member_id, hash_token(token), "reissued", now=self.ctx.clock())
         return token
+
+    def issue_named_token(self, member: Member, label: str) -> str:
+        """A further token for ``member`` under ``label`` (one per device or app); its others keep working."""
+        token = new_token()
+        self.store.add_token(member.id, hash_token(token), label, now=self.ctx.clock())
+        return token
+
+    def tokens_of(self, actor: Member, member_id: int) -> list[ApiToken]:
+        """A member's tokens, hashes and labels only (the member itself, or managers)."""
+        if actor.id != member_id:
+            require_manager(actor)
+        self.store.get_member(member_id)
+        return self.store.list_tokens(member_id)
+
+    def revoke_token(self, actor: Member, member_id: int, token_id: str) -> None:
+        """Revoke one token of a member (the member itself, or managers); the others keep working."""
+        if actor.id != member_id:
+            require_manager(actor)
+        self.store.get_member(member_id)
+        if not self.store.revoke_token(member_id, token_id):
+            raise NotFound(f"member {member_id} has no token {token_id!r}", field="token_id")
 
     def grant(self, actor: Member, member_id: int, printer_id: str) -> None:
         require_manager(actor)

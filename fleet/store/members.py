@@ -147,6 +147,16 @@ class MemberRecords(StoreBase):
             result = conn.execute(delete(s.api_tokens).where(s.api_tokens.c.member_id == member_id))
             return result.rowcount
 
+    def revoke_token(self, member_id: int, token_hash: str) -> bool:
+        """Delete one of a member's tokens (another member's is left alone); False when none matched."""
+        with write_transaction(self._engine) as conn:
+            result = conn.execute(
+                delete(s.api_tokens).where(
+                    s.api_tokens.c.member_id == member_id, s.api_tokens.c.token_hash == token_hash
+                )
+            )
+            return bool(result.rowcount)
+
     def set_password_hash(self, member_id: int, password_hash: Optional[str]) -> None:
         """Store a member's password hash (None: no password, so no sign-in to the dashboard)."""
         with write_transaction(self._engine) as conn:

@@ -104,3 +104,43 @@ class Members(OutputModel):
 
     members: list[Member]
     next_cursor: Optional[str] = Field(description="Send as ?cursor= for the next page; null: no more")
+
+
+#: Longest name a member gives a token ("OctoPrint user ada on printer mini-1").
+MAX_TOKEN_LABEL = 200
+
+
+class SignIn(InputModel):
+    """``POST /tokens``: a member's name and password, exchanged for a named token of its own."""
+
+    noun: ClassVar[str] = "sign-in field"
+    messages: ClassVar[dict[str, str]] = {
+        "name": "name must be the member's name (text)",
+        "password": "password must be text",
+        "label": f"label must be text of 1 to {MAX_TOKEN_LABEL} characters naming where the token is kept",
+    }
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    password: Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD)]
+    label: Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_LABEL)]
+
+
+class NamedToken(OutputModel):
+    """A new named token: shown only this once."""
+
+    token: str
+    id: str = Field(description="What the token is listed and revoked by (not the token)")
+    label: str
+
+
+class TokenInfo(OutputModel):
+    """One of a member's tokens as listed: never the token itself."""
+
+    id: str = Field(description="What the token is revoked by (a fingerprint, not the token)")
+    label: str
+    created_at: Timestamp
+    last_used_at: Optional[Timestamp]
+
+
+class Tokens(OutputModel):
+    tokens: list[TokenInfo]
