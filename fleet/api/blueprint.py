@@ -41,6 +41,8 @@ class ApiLimits:
 
     #: Wrong enrollment codes (``POST /printers/enroll``).
     enrollment: StoredLimiter
+    #: Wrong link codes (``POST /tokens`` with a code from the dashboard's account page).
+    link_codes: StoredLimiter
     #: Bearer tokens (members' or printers') that did not authenticate.
     tokens: StoredLimiter
 

@@ -6,10 +6,12 @@ from flask import Response, jsonify
 
 from ..auth import hash_token
 from ..errors import Unauthorized
+from ..models import Member
 from .blueprint import (
     PUBLIC,
     body,
     client_address,
+    limits,
     me,
     query,
     refuse_while_limited,
@@ -135,8 +137,8 @@ def revoke_printer(member_id: int, printer_id: str) -> Response:
 @spec.route(
     "POST",
     "/tokens",
-    "Sign in with a member's name and password for a new named token, shown only this once (the "
-    "member's other tokens keep working); wrong tries are limited per name and address",
+    "Sign in with a member's name and password, or a link code from the account page, for a new named "
+    "token, shown only this once (the member's other tokens keep working); wrong tries are limited",
     shape.NamedToken,
     status=201,
     answer_text="Created",
@@ -146,20 +148,35 @@ def revoke_printer(member_id: int, printer_id: str) -> Response:
 )
 def sign_in_for_token() -> tuple[Response, int]:
     asked = body(shape.SignIn)
+    member = _by_link_code(asked.link_code) if asked.link_code is not None else _by_password(asked)
+    token = service().members.issue_named_token(member, asked.label)
+    answer = shape.NamedToken(token=token, id=hash_token(token), label=asked.label)
+    return jsonify(answer.to_json()), 201
+
+
+def _by_password(asked: shape.SignIn) -> Member:
+    assert asked.name is not None and asked.password is not None
     limiter = sign_in_limiter()
     # Counted with the dashboard's sign-in: the same name from the same address, whichever door.
     key = (asked.name.lower(), client_address())
     refuse_while_limited(limiter, "wrong sign-ins", key=key)
-    svc = service()
     try:
-        member = svc.identity.sign_in(asked.name, asked.password)
+        member = service().identity.sign_in(asked.name, asked.password)
     except Unauthorized:
         limiter.failed(key)
         raise
     limiter.succeeded(key)
-    token = svc.members.issue_named_token(member, asked.label)
-    answer = shape.NamedToken(token=token, id=hash_token(token), label=asked.label)
-    return jsonify(answer.to_json()), 201
+    return member
+
+
+def _by_link_code(code: str) -> Member:
+    limiter = limits().link_codes
+    refuse_while_limited(limiter, "wrong link codes")
+    try:
+        return service().members.spend_link_code(code)
+    except Unauthorized:
+        limiter.failed(client_address())
+        raise
 
 
 @spec.route(

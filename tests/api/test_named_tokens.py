@@ -97,3 +97,53 @@ def test_only_ones_own_tokens_unless_a_manager(api):
 def test_the_document_describes_the_sign_in_as_public():
     document = openapi_document()
     assert document["paths"]["/tokens"]["post"]["security"] == []
+
+
+def link(api, code: str, label: str = "OctoPrint user ada on printer mini-1"):
+    return api["anonymous"].post("/api/v1/tokens", json={"link_code": code, "label": label})
+
+
+def test_a_link_code_signs_in_once(api, fleet):
+    alice = fleet.app.store.get_member(api["alice"].member_id)
+    code, expires_at = fleet.app.members.create_link_code(alice)
+    assert expires_at > fleet.app.clock()
+    answer = link(api, code.lower().replace("-", " "))  # typed by hand: case, spaces and dashes do not matter
+    assert answer.status_code == 201, answer.get_json()
+    assert as_token(api, answer.get_json()["token"]).get_json() is not None
+    mine = api["anonymous"].get(
+        f"/api/v1/members/{alice.id}", headers={"Authorization": f"Bearer {answer.get_json()['token']}"}
+    )
+    assert mine.get_json()["name"] == "alice"
+    again = link(api, code)
+    assert again.status_code == 401 and "make a new one on your account page" in again.get_json()["message"]
+
+
+def test_a_link_code_expires_and_a_newer_one_replaces_it(api, fleet):
+    alice = fleet.app.store.get_member(api["alice"].member_id)
+    first, _ = fleet.app.members.create_link_code(alice)
+    second, expires_at = fleet.app.members.create_link_code(alice)
+    assert link(api, first).status_code == 401  # withdrawn by the newer code
+    real = fleet.app.clock
+    fleet.app.clock = lambda: expires_at + 1
+    try:
+        assert link(api, second).status_code == 401
+    finally:
+        fleet.app.clock = real
+
+
+def test_link_code_and_password_are_one_or_the_other(api):
+    both = api["anonymous"].post(
+        "/api/v1/tokens", json={"link_code": "AAAA-BBBB-CCCC", "name": "alice", "password": "x", "label": "x"}
+    )
+    assert both.status_code == 422 and "either" in both.get_json()["message"]
+    name_only = api["anonymous"].post("/api/v1/tokens", json={"name": "alice", "label": "x"})
+    assert name_only.status_code == 422 and name_only.get_json()["field"] == "password"
+
+
+def test_wrong_link_codes_are_limited_per_address(api, fleet):
+    for _ in range(10):
+        assert link(api, "2222-3333-4444").status_code == 401
+    alice = fleet.app.store.get_member(api["alice"].member_id)
+    code, _ = fleet.app.members.create_link_code(alice)
+    limited = link(api, code)
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
