@@ -143,8 +143,8 @@ def test_the_file_lists_action_sends_a_file_with_copies_and_material(
     assert {(job["state"], job["material"]) for job in jobs} == {("queued", "PETG")}
 
 
-def dashboard_revoke(fleet: RunningFleet, name: str, password: str, label: str) -> None:
-    """What the member does on the fleet's dashboard: sign in, open the account page, revoke the token."""
+def dashboard_revoke(fleet: RunningFleet, name: str, password: str, label: str) -> str:
+    """The member on the fleet's dashboard: sign in, revoke the token, make a link code (returned)."""
     web = requests.Session()
     signin = web.get(f"{fleet.url}/signin", timeout=10)
     answer = web.post(
@@ -164,6 +164,10 @@ def dashboard_revoke(fleet: RunningFleet, name: str, password: str, label: str) 
         timeout=10,
     )
     assert "The token is revoked" in revoked.text
+    made = web.post(f"{fleet.url}/account/link-code", data={"csrf": csrf_of(revoked.text)}, timeout=10)
+    code = re.search(r'<code id="link-code">([A-Z0-9-]+)</code>', made.text)
+    assert code, "the account page shows no link code"
+    return code.group(1)
 
 
 def test_a_member_signs_in_from_the_tab_sends_as_themselves_and_a_revoked_token_signs_them_out(
@@ -234,7 +238,7 @@ def test_a_member_signs_in_from_the_tab_sends_as_themselves_and_a_revoked_token_
         assert read > 10, "the pages and API answers the browser got were read"
 
         label = f"OctoPrint user admin on printer 127.0.0.1:{octoprint.port}"
-        dashboard_revoke(fleet, "carol", password, label)
+        code = dashboard_revoke(fleet, "carol", password, label)
 
         result_before = result.inner_text()
         page.click("[data-test-id=crowdfab-queue-send]")
@@ -244,6 +248,15 @@ def test_a_member_signs_in_from_the_tab_sends_as_themselves_and_a_revoked_token_
         form.wait_for(state="visible")
         assert result_before
         page.screenshot(path=str(ARTIFACTS / "octoprint-signed-out.png"), full_page=True)
+        assert "admin" not in json.loads(kept.read_text())
+
+        # Signing in again with a link code from the dashboard instead of the password; then out.
+        page.fill("#crowdfab-sign-in-code", code)
+        page.click("[data-test-id=crowdfab-sign-in]")
+        page.locator("[data-test-id=crowdfab-signed-in]").wait_for(state="visible")
+        assert fleet.api(json.loads(kept.read_text())["admin"], "GET", "/jobs/mine").status_code == 200
+        page.click("[data-test-id=crowdfab-sign-out]")
+        form.wait_for(state="visible")
     assert not page.js_errors, page.js_errors
     assert "admin" not in json.loads(kept.read_text())
 
