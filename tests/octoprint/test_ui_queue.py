@@ -218,6 +218,7 @@ def test_a_member_signs_in_from_the_tab_sends_as_themselves_and_a_revoked_token_
         # The token is on the server only: in the plugin's own file, in nothing the browser got.
         token = json.loads(kept.read_text())["admin"]
         assert token.startswith("cfm_") and kept.stat().st_mode & 0o077 == 0
+        assert token not in page.evaluate("() => JSON.stringify(window.localStorage)")
         for seen in (
             page.content(),
             octoprint.admin.get(f"{octoprint.url}/api/plugin/crowdfab", timeout=10).text,

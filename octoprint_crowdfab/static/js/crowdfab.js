@@ -14,6 +14,7 @@ $(function () {
     var FILE_TEMPLATE = "#files_template_machinecode";
     var FILE_ACTION_CLASS = "crowdfab-file-send";
     var CAN_QUEUE_CLASS = "crowdfab-can-queue";
+    // Where earlier versions remembered a pasted token in the browser; now only ever cleared.
     var TOKEN_KEY = "plugin.crowdfab.memberToken";
     var POLL_VISIBLE_MS = 3000;
     var POLL_HIDDEN_MS = 15000;
@@ -303,7 +304,6 @@ $(function () {
         self.queueMaterial = ko.observable("");
         self.queueCopies = ko.observable(1);
         self.queueToken = ko.observable("");
-        self.rememberToken = ko.observable(false);
         self.queueResult = ko.observable("");
         // Whether this OctoPrint user holds a fleet token on the server; the token never comes here.
         self.signedIn = ko.observable(false);
@@ -357,16 +357,12 @@ $(function () {
                 self.copiesValue() !== null;
         });
 
-        (function () {
-            var stored = localStorage ? localStorage.getItem(TOKEN_KEY) : null;
-            if (stored) {
-                self.queueToken(stored);
-                self.rememberToken(true);
-            }
-        })();
-        self.rememberToken.subscribe(function (remember) {
-            if (!remember && localStorage) localStorage.removeItem(TOKEN_KEY);
-        });
+        // A member signs in instead (the token stays on the server): forget what older versions kept here.
+        try {
+            if (window.localStorage) window.localStorage.removeItem(TOKEN_KEY);
+        } catch (ignored) {
+            // storage disabled: nothing was kept either
+        }
 
         function machineCodeFiles(entries, into) {
             _.each(entries || [], function (entry) {
@@ -390,20 +386,12 @@ $(function () {
             });
         };
 
-        function rememberOrForget(token) {
-            if (!localStorage) return;
-            if (self.rememberToken()) localStorage.setItem(TOKEN_KEY, token);
-            else localStorage.removeItem(TOKEN_KEY);
-        }
-
         // Sends one file through the plugin's queue_file command; `done(text)` or `failed(text)` report back.
         function sendToQueue(path, copies, material, done, failed) {
             var payload = {path: path, copies: copies};
             // Signed in: the plugin sends with this user's token, kept on the server. Else a pasted token.
             if (!self.signedIn()) {
-                var token = self.queueToken();
-                rememberOrForget(token);
-                payload.token = token;
+                payload.token = self.queueToken();
             }
             if (material) payload.material = material;
             self.sending(true);
@@ -421,7 +409,7 @@ $(function () {
                 })
                 .always(function () {
                     self.sending(false);
-                    if (!self.rememberToken()) self.queueToken("");
+                    self.queueToken("");
                 });
         }
 
