@@ -199,7 +199,7 @@ failed_attempts = Table(
     "failed_attempts",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    # Which limit counts it: "signin", "enroll", "token" (each limiter has its own scope).
+    # Which limit counts it: "signin", "enroll", "link", "token" (each limiter has its own scope).
     Column("scope", String(32), nullable=False),
     # Who failed: a remote address, or a name and an address; bounded (``sha256:`` + 64 hex digits).
     Column("key", String(71), nullable=False),
