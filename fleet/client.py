@@ -24,6 +24,7 @@ from .http_protocol import (
     GCODE_MEDIA_TYPE,
     IDEMPOTENCY_KEY,
     JOBS,
+    TOKENS,
     EnrollmentAnswer,
     EnrollRequest,
     JobSubmission,
@@ -135,6 +136,31 @@ class FleetClient:
         if data is None:
             raise FleetRequestError(f"the fleet's answer to {method.upper()} {path} is not JSON")
         return data
+
+    def sign_in(
+        self,
+        label: str,
+        *,
+        name: Optional[str] = None,
+        password: Optional[str] = None,
+        link_code: Optional[str] = None,
+    ) -> str:
+        """A new token named ``label`` for the member with this name and password, or this link code.
+
+        Never retried: a wrong password counts against the member's sign-in limit.
+        """
+        sent: dict[str, str] = {"label": label}
+        if link_code is not None:
+            sent["link_code"] = link_code
+        if name is not None:
+            sent["name"] = name
+        if password is not None:
+            sent["password"] = password
+        answer = self.request_json("post", TOKENS, expect=201, json=sent)
+        token = answer.get("token") if isinstance(answer, dict) else None
+        if not isinstance(token, str) or not token:
+            raise FleetRequestError("the fleet's answer to the sign-in has no token")
+        return token
 
     def enroll(self, code: str, name: str, capabilities: Capabilities) -> EnrollmentAnswer:
         """Trade a one-time enrollment code for this printer's id, HTTP token and broker login.

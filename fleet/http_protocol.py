@@ -31,6 +31,8 @@ ENROLL = f"{API_PREFIX}/printers/enroll"
 JOBS = f"{API_PREFIX}/jobs"
 MY_JOBS = f"{API_PREFIX}/jobs/mine"
 QUEUE = f"{API_PREFIX}/queue"
+#: A member signs in (name and password, or a link code) for a named token of its own.
+TOKENS = f"{API_PREFIX}/tokens"
 #: The header that makes a submission safe to send again (draft-ietf-httpapi-idempotency-key-header).
 IDEMPOTENCY_KEY = "Idempotency-Key"
 #: The media type a G-code upload is sent with.

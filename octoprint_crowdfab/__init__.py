@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import flask
+import flask_login
 import octoprint.plugin
 from flask_babel import gettext
 from octoprint.access import ADMIN_GROUP, USER_GROUP
@@ -21,6 +22,7 @@ from octoprint.events import Events
 from .adapter import LOCAL, ChangeCallback, OctoPrintPrinter, forward_print_event
 from .enroll import EnrollmentAnswer, FleetRequestError, queue_file
 from .runtime import PluginConfig, Runtime
+from .signin import MemberTokens, sign_in, token_label
 from .update import UPDATE_DEFAULTS, update_information
 
 #: OctoPrint events after which the printer profile in use may say something new.
@@ -53,6 +55,7 @@ class CrowdFabPlugin(
         #: says "starting" rather than what the replaced runtime last saw.
         self._wanted = 0
         self._serving = 0
+        self._members: Optional[MemberTokens] = None
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -226,7 +229,28 @@ class CrowdFabPlugin(
         return True
 
     def get_api_commands(self) -> dict[str, list[str]]:
-        return {"enroll": [], "accept": [], "decline": [], "queue_file": ["path", "token"]}
+        return {
+            "enroll": [],
+            "accept": [],
+            "decline": [],
+            "queue_file": ["path"],
+            "sign_in": [],
+            "sign_out": [],
+        }
+
+    def _member_tokens(self) -> MemberTokens:
+        if self._members is None:
+            self._members = MemberTokens(Path(self.get_plugin_data_folder()) / "member_tokens.json")
+        return self._members
+
+    @staticmethod
+    def _user() -> Optional[str]:
+        """The OctoPrint user asking (None when anonymous): whose fleet token to use."""
+        user = flask_login.current_user
+        if user is None or user.is_anonymous:
+            return None
+        name = user.get_name()
+        return name if isinstance(name, str) and name else None
 
     def on_api_get(self, request: Any) -> Any:
         if not Permissions.PLUGIN_CROWDFAB_QUEUE.can() and not Permissions.PLUGIN_CROWDFAB_ADMIN.can():
@@ -235,15 +259,30 @@ class CrowdFabPlugin(
             runtime = self._runtime if self._serving == self._wanted else None
         if runtime is None:
             return flask.jsonify(
-                link="starting", error="", problem="", printer_id=None, job=None, pending_offer=None
+                link="starting",
+                error="",
+                problem="",
+                printer_id=None,
+                job=None,
+                pending_offer=None,
+                signed_in=self._signed_in(),
             )
-        return flask.jsonify(runtime.status())
+        return flask.jsonify(dict(runtime.status(), signed_in=self._signed_in()))
+
+    def _signed_in(self) -> bool:
+        """Whether the asking user holds a fleet token here (the token itself never leaves the server)."""
+        user = self._user()
+        return user is not None and self._member_tokens().get(user) is not None
 
     def on_api_command(self, command: str, data: dict[str, Any]) -> Any:
         if command == "queue_file":
             if not Permissions.PLUGIN_CROWDFAB_QUEUE.can():
                 flask.abort(403)
             return self._queue_file(data)
+        if command in ("sign_in", "sign_out"):
+            if not Permissions.PLUGIN_CROWDFAB_QUEUE.can():
+                flask.abort(403)
+            return self._sign_in(data) if command == "sign_in" else self._sign_out()
         if not Permissions.PLUGIN_CROWDFAB_ADMIN.can():
             flask.abort(403)
         if command == "enroll":
@@ -267,9 +306,49 @@ class CrowdFabPlugin(
             node.decline_offer()
         return flask.jsonify(queued=True), 202
 
+    def _sign_in(self, data: dict[str, Any]) -> Any:
+        """Trade the member's fleet name and password (or a link code) for a token kept for this user."""
+        fleet_url = self._settings.get(["fleet_url"])
+        user = self._user()
+        if not fleet_url:
+            return flask.jsonify(error=gettext("set fleet_url in the CrowdFab settings first")), 409
+        if user is None:
+            return flask.jsonify(error=gettext("log in to OctoPrint first")), 403
+        fields = {k: data.get(k) for k in ("name", "password", "link_code")}
+        if any(v is not None and not isinstance(v, str) for v in fields.values()):
+            return flask.jsonify(error=gettext("name, password and link_code must be text")), 400
+        printer = self._settings.get(["printer_id"]) or flask.request.host
+        try:
+            token = sign_in(
+                fleet_url,
+                token_label(user, printer),
+                name=(fields["name"] or "").strip() or None,
+                password=fields["password"] or None,
+                link_code=(fields["link_code"] or "").strip() or None,
+            )
+        except FleetRequestError as exc:
+            return flask.jsonify(error=str(exc)), exc.status or 502
+        self._member_tokens().put(user, token)
+        return flask.jsonify(signed_in=True)
+
+    def _sign_out(self) -> Any:
+        """Forget this user's fleet token here (the member may also revoke it on the dashboard)."""
+        user = self._user()
+        if user is not None:
+            self._member_tokens().forget(user)
+        return flask.jsonify(signed_in=False)
+
     def _queue_file(self, data: dict[str, Any]) -> Any:
         fleet_url = self._settings.get(["fleet_url"])
         path, token = data.get("path"), data.get("token")
+        user = self._user()
+        # The signed-in user's own token, unless the request brings one (an API client's).
+        stored = token is None and user is not None
+        if stored:
+            assert user is not None
+            token = self._member_tokens().get(user)
+            if token is None:
+                return flask.jsonify(error=gettext("sign in to the fleet first"), signed_in=False), 401
         if not fleet_url:
             return flask.jsonify(error=gettext("set fleet_url in the CrowdFab settings first")), 409
         if (
@@ -287,6 +366,12 @@ class CrowdFabPlugin(
         try:
             answer = queue_file(fleet_url, token, on_disk, on_disk.name, material=material, copies=copies)
         except FleetRequestError as exc:
+            if stored and exc.status == 401:
+                # Revoked on the dashboard (or the member deactivated): this user is signed out here.
+                assert user is not None
+                self._member_tokens().forget(user)
+                refused = gettext("signed out of the fleet (the token was revoked): sign in again")
+                return flask.jsonify(error=refused, signed_in=False), 401
             # A refusal (bad file or token) is the member's to fix: pass its status on; else 502.
             return flask.jsonify(error=str(exc)), exc.status or 502
         return flask.jsonify(answer), 201

@@ -29,6 +29,8 @@ MULTIPART_SLACK = 64 * 1024
 LIMIT_DEFAULTS = {
     "CROWDFAB_ENROLL_ATTEMPTS": 10,
     "CROWDFAB_ENROLL_WINDOW_S": 600.0,
+    "CROWDFAB_LINK_ATTEMPTS": 10,
+    "CROWDFAB_LINK_WINDOW_S": 600.0,
     "CROWDFAB_TOKEN_ATTEMPTS": 30,
     "CROWDFAB_TOKEN_WINDOW_S": 300.0,
 }
@@ -71,6 +73,9 @@ def create_app(service: FleetApp, config: Optional[dict[str, Any]] = None) -> Fl
     app.extensions["crowdfab.api_limits"] = ApiLimits(
         enrollment=StoredLimiter(
             service.store, "enroll", conf["CROWDFAB_ENROLL_ATTEMPTS"], conf["CROWDFAB_ENROLL_WINDOW_S"]
+        ),
+        link_codes=StoredLimiter(
+            service.store, "link", conf["CROWDFAB_LINK_ATTEMPTS"], conf["CROWDFAB_LINK_WINDOW_S"]
         ),
         tokens=StoredLimiter(
             service.store, "token", conf["CROWDFAB_TOKEN_ATTEMPTS"], conf["CROWDFAB_TOKEN_WINDOW_S"]

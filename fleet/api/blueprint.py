@@ -17,7 +17,7 @@ from ..errors import Invalid, RateLimited, Unauthorized
 from ..http_protocol import API_PREFIX
 from ..models import Member, Printer
 from ..web.current import service as service  # the routes import it from here
-from ..web.limiter import StoredLimiter
+from ..web.limiter import LimitKey, StoredLimiter
 from .shapes.base import InputModel, parse_json_object
 from .spec import ApiSpec
 
@@ -41,6 +41,8 @@ class ApiLimits:
 
     #: Wrong enrollment codes (``POST /printers/enroll``).
     enrollment: StoredLimiter
+    #: Wrong link codes (``POST /tokens`` with a code from the dashboard's account page).
+    link_codes: StoredLimiter
     #: Bearer tokens (members' or printers') that did not authenticate.
     tokens: StoredLimiter
 
@@ -54,13 +56,19 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
-def refuse_while_limited(limiter: StoredLimiter, what: str) -> None:
+def sign_in_limiter() -> StoredLimiter:
+    """The dashboard's sign-in limiter: a name and password tried through the API count there too."""
+    limiter: StoredLimiter = current_app.extensions["crowdfab.dashboard"].limiter
+    return limiter
+
+
+def refuse_while_limited(limiter: StoredLimiter, what: str, key: Optional[LimitKey] = None) -> None:
     """:class:`RateLimited` (429, with the wait) while this address has too many recent failures.
 
     Checked before the attempt is looked at, so a guess made while limited tells nothing (and only
     reads the database: a limited client adds no rows).
     """
-    wait = limiter.wait_s(client_address())
+    wait = limiter.wait_s(client_address() if key is None else key)
     if wait > 0:
         seconds = max(1, math.ceil(wait))
         raise RateLimited(

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
-from .blueprint import body, me, query, service, spec
+from ..auth import hash_token
+from ..errors import Unauthorized
+from ..models import Member
+from .blueprint import (
+    PUBLIC,
+    body,
+    client_address,
+    limits,
+    me,
+    query,
+    refuse_while_limited,
+    service,
+    sign_in_limiter,
+    spec,
+)
 from .shapes import members as shape
 from .shapes.base import PageQuery, next_cursor
 
@@ -118,3 +132,78 @@ def revoke_printer(member_id: int, printer_id: str) -> Response:
     svc = service()
     svc.members.revoke_grant(me(), member_id, printer_id)
     return jsonify(shape.Grants(printers=sorted(svc.members.grants_for(me(), member_id))).to_json())
+
+
+@spec.route(
+    "POST",
+    "/tokens",
+    "Sign in with a member's name and password, or a link code from the account page, for a new named "
+    "token, shown only this once (the member's other tokens keep working); wrong tries are limited",
+    shape.NamedToken,
+    status=201,
+    answer_text="Created",
+    errors=(401, 422, 429),
+    body=shape.SignIn,
+    security=PUBLIC,
+)
+def sign_in_for_token() -> tuple[Response, int]:
+    asked = body(shape.SignIn)
+    member = _by_link_code(asked.link_code) if asked.link_code is not None else _by_password(asked)
+    token = service().members.issue_named_token(member, asked.label)
+    answer = shape.NamedToken(token=token, id=hash_token(token), label=asked.label)
+    return jsonify(answer.to_json()), 201
+
+
+def _by_password(asked: shape.SignIn) -> Member:
+    assert asked.name is not None and asked.password is not None
+    limiter = sign_in_limiter()
+    # Counted with the dashboard's sign-in: the same name from the same address, whichever door.
+    key = (asked.name.lower(), client_address())
+    refuse_while_limited(limiter, "wrong sign-ins", key=key)
+    try:
+        member = service().identity.sign_in(asked.name, asked.password)
+    except Unauthorized:
+        limiter.failed(key)
+        raise
+    limiter.succeeded(key)
+    return member
+
+
+def _by_link_code(code: str) -> Member:
+    limiter = limits().link_codes
+    refuse_while_limited(limiter, "wrong link codes")
+    try:
+        return service().members.spend_link_code(code)
+    except Unauthorized:
+        limiter.failed(client_address())
+        raise
+
+
+@spec.route(
+    "GET",
+    MEMBER + "/tokens",
+    "A member's tokens: names and when they were made and last used, never the tokens (itself, or managers)",
+    shape.Tokens,
+    errors=(401, 403, 404),
+)
+def list_tokens(member_id: int) -> Response:
+    found = service().members.tokens_of(me(), member_id)
+    infos = [
+        shape.TokenInfo(id=t.token_hash, label=t.label, created_at=t.created_at, last_used_at=t.last_used_at)
+        for t in found
+    ]
+    return jsonify(shape.Tokens(tokens=infos).to_json())
+
+
+@spec.route(
+    "DELETE",
+    MEMBER + "/tokens/<token_id>",
+    "Revoke one of a member's tokens; the others keep working (itself, or managers)",
+    None,
+    status=204,
+    answer_text="Revoked: requests with that token are refused from now on",
+    errors=(401, 403, 404),
+)
+def revoke_token(member_id: int, token_id: str) -> tuple[str, int]:
+    service().members.revoke_token(me(), member_id, token_id)
+    return "", 204

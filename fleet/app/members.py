@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Optional
 
 from ..auth import hash_token, new_token
-from ..errors import Conflict
+from ..errors import Conflict, NotFound, Unauthorized
 from ..models import Member, MemberChanges, Page, Role, asked_changes
+from ..store.members import ApiToken
 from .base import Context, require_manager
 from .checks import check_member_name
+from .enrollment import new_enrollment_code, normalize_code
+
+#: How long a link code from the dashboard's account page may wait to be typed in.
+LINK_CODE_TTL_S = 600.0
+INVALID_LINK_CODE = (
+    "this link code is not valid (unknown, used or expired): make a new one on your account page"
+)
 
 
 class Members:
@@ -66,6 +74,50 @@ class Members:
         token = new_token()
         self.store.add_token(member_id, hash_token(token), "reissued", now=self.ctx.clock())
         return token
+
+    def issue_named_token(self, member: Member, label: str) -> str:
+        """A further token for ``member`` under ``label`` (one per device or app); its others keep working."""
+        token = new_token()
+        self.store.add_token(member.id, hash_token(token), label, now=self.ctx.clock())
+        return token
+
+    def tokens_of(self, actor: Member, member_id: int) -> list[ApiToken]:
+        """A member's tokens, hashes and labels only (the member itself, or managers)."""
+        if actor.id != member_id:
+            require_manager(actor)
+        self.store.get_member(member_id)
+        return self.store.list_tokens(member_id)
+
+    def revoke_token(self, actor: Member, member_id: int, token_id: str) -> None:
+        """Revoke one token of a member (the member itself, or managers); the others keep working."""
+        if actor.id != member_id:
+            require_manager(actor)
+        self.store.get_member(member_id)
+        if not self.store.revoke_token(member_id, token_id):
+            raise NotFound(f"member {member_id} has no token {token_id!r}", field="token_id")
+
+    def create_link_code(self, actor: Member) -> tuple[str, float]:
+        """A single-use code that signs one device in as ``actor``, and when it expires; kept only hashed.
+
+        Making a new one withdraws the member's previous code, so at most one is ever waiting.
+        """
+        code = new_enrollment_code()
+        normalized = normalize_code(code)
+        assert normalized is not None
+        now = self.ctx.clock()
+        expires_at = now + LINK_CODE_TTL_S
+        self.store.add_link_code(actor.id, hash_token(normalized), now=now, expires_at=expires_at)
+        return code, expires_at
+
+    def spend_link_code(self, code: str) -> Member:
+        """The member a link code belongs to; the code works once, until it expires."""
+        normalized = normalize_code(code) if isinstance(code, str) else None
+        member = None
+        if normalized is not None:
+            member = self.store.spend_link_code(hash_token(normalized), now=self.ctx.clock())
+        if member is None:
+            raise Unauthorized(INVALID_LINK_CODE)
+        return member
 
     def grant(self, actor: Member, member_id: int, printer_id: str) -> None:
         require_manager(actor)

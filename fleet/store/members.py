@@ -147,6 +147,47 @@ class MemberRecords(StoreBase):
             result = conn.execute(delete(s.api_tokens).where(s.api_tokens.c.member_id == member_id))
             return result.rowcount
 
+    def revoke_token(self, member_id: int, token_hash: str) -> bool:
+        """Delete one of a member's tokens (another member's is left alone); False when none matched."""
+        with write_transaction(self._engine) as conn:
+            result = conn.execute(
+                delete(s.api_tokens).where(
+                    s.api_tokens.c.member_id == member_id, s.api_tokens.c.token_hash == token_hash
+                )
+            )
+            return bool(result.rowcount)
+
+    def add_link_code(self, member_id: int, code_hash: str, *, now: float, expires_at: float) -> None:
+        """Store the SHA-256 (hex) of a member's new link code; the member's older codes are dropped."""
+        if not is_sha256_hex(code_hash):
+            raise Invalid("code_hash must be the SHA-256 of the code in lowercase hex", field="code_hash")
+        try:
+            with write_transaction(self._engine) as conn:
+                self._member(conn, member_id)
+                conn.execute(delete(s.link_codes).where(s.link_codes.c.member_id == member_id))
+                conn.execute(
+                    insert(s.link_codes).values(
+                        code_hash=code_hash, member_id=member_id, created_at=now, expires_at=expires_at
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict("this link code is already registered", field="code_hash") from exc
+
+    def spend_link_code(self, code_hash: str, *, now: float) -> Optional[Member]:
+        """The active member whose unexpired code this is, the code deleted so it works once; else None."""
+        codes = s.link_codes.c
+        with write_transaction(self._engine) as conn:
+            member_id = conn.execute(
+                select(codes.member_id).where(codes.code_hash == code_hash, codes.expires_at > now)
+            ).scalar_one_or_none()
+            # Deleting is what spends it: of two requests racing with one code, one deletes the row.
+            spent = conn.execute(delete(s.link_codes).where(codes.code_hash == code_hash)).rowcount
+            conn.execute(delete(s.link_codes).where(codes.expires_at <= now))
+            if member_id is None or not spent:
+                return None
+            member = self._member(conn, member_id)
+            return member if member.active else None
+
     def set_password_hash(self, member_id: int, password_hash: Optional[str]) -> None:
         """Store a member's password hash (None: no password, so no sign-in to the dashboard)."""
         with write_transaction(self._engine) as conn:

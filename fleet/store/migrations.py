@@ -111,12 +111,31 @@ def _add_failed_attempts(conn: Connection) -> None:
     attempts.create(conn)
 
 
+def _add_link_codes(conn: Connection) -> None:
+    """5 → 6: single-use codes a member makes on the dashboard to sign a device in for a token."""
+    meta = MetaData()
+    Table("members", meta, Column("id", Integer, primary_key=True))
+    epoch: Double[float] = Double(asdecimal=False)
+    codes = Table(
+        "link_codes",
+        meta,
+        Column("code_hash", String(64), primary_key=True),
+        Column(
+            "member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True
+        ),
+        Column("created_at", epoch, nullable=False),
+        Column("expires_at", epoch, nullable=False),
+    )
+    codes.create(conn)
+
+
 #: UPGRADES[N] upgrades a database from version N to N+1.
 UPGRADES: Mapping[int, Step] = {
     1: _add_enrollment,
     2: _add_member_passwords,
     3: _add_submission_keys,
     4: _add_failed_attempts,
+    5: _add_link_codes,
 }
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).

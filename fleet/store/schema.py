@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 
 #: The version this code writes and understands.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -179,6 +179,17 @@ submission_keys = Table(
     Index("ix_submission_keys_created_at", "created_at"),
 )
 
+link_codes = Table(
+    "link_codes",
+    metadata,
+    # The SHA-256 of the normalised code, hex: the member sees the code once, it is never stored.
+    Column("code_hash", String(64), primary_key=True),
+    # Whose token the code is exchanged for: a deleted member's codes go with it.
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True),
+    _epoch("created_at"),
+    _epoch("expires_at"),
+)
+
 #: A failed attempt's key up to this many characters is stored as it is; a longer one (or one with
 #: characters that are not printable) as ``sha256:`` and its hash, so the column stays small whatever
 #: a client sends (see :func:`fleet.store.db.attempt_key`).
@@ -188,7 +199,7 @@ failed_attempts = Table(
     "failed_attempts",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    # Which limit counts it: "signin", "enroll", "token" (each limiter has its own scope).
+    # Which limit counts it: "signin", "enroll", "link", "token" (each limiter has its own scope).
     Column("scope", String(32), nullable=False),
     # Who failed: a remote address, or a name and an address; bounded (``sha256:`` + 64 hex digits).
     Column("key", String(71), nullable=False),
@@ -210,4 +221,5 @@ DATA_TABLES = (
     printer_credentials,
     submission_keys,
     failed_attempts,
+    link_codes,
 )

@@ -3,15 +3,20 @@ from the "Send to fablab queue" action on a file in OctoPrint's own file list.""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 
 import pytest
+import requests
+from playwright.sync_api import Error as PlaywrightError
 
 from fleet.gcode.generate import generate_box
 from tests.e2e.test_fleet_octoprint import RunningFleet
 from tests.octoprint.test_ui import log_in, octoprint_page
 from tests.octoprint_server import OctoPrintServer
 from tests.web.browser import ARTIFACTS, browser_unavailable
+from tests.web.conftest import csrf_of
 
 pytestmark = pytest.mark.skipif(browser_unavailable() is not None, reason=str(browser_unavailable()))
 
@@ -136,3 +141,126 @@ def test_the_file_lists_action_sends_a_file_with_copies_and_material(
     jobs = [job for job in mine.json()["jobs"] if job["filename"] == name]
     assert len(jobs) == 3, mine.json()
     assert {(job["state"], job["material"]) for job in jobs} == {("queued", "PETG")}
+
+
+def dashboard_revoke(fleet: RunningFleet, name: str, password: str, label: str) -> str:
+    """The member on the fleet's dashboard: sign in, revoke the token, make a link code (returned)."""
+    web = requests.Session()
+    signin = web.get(f"{fleet.url}/signin", timeout=10)
+    answer = web.post(
+        f"{fleet.url}/signin",
+        data={"name": name, "password": password, "csrf": csrf_of(signin.text)},
+        timeout=10,
+    )
+    assert answer.status_code == 200 and answer.url.rstrip("/") == fleet.url, answer.status_code
+    account = web.get(f"{fleet.url}/account", timeout=10).text
+    row = re.search(
+        r"<td>" + re.escape(label) + r'</td>.*?name="token" value="([0-9a-f]{64})"', account, re.DOTALL
+    )
+    assert row, f"the account page lists no token named {label!r}"
+    revoked = web.post(
+        f"{fleet.url}/account/tokens/revoke",
+        data={"token": row.group(1), "csrf": csrf_of(account)},
+        timeout=10,
+    )
+    assert "The token is revoked" in revoked.text
+    made = web.post(f"{fleet.url}/account/link-code", data={"csrf": csrf_of(revoked.text)}, timeout=10)
+    code = re.search(r'<code id="link-code">([A-Z0-9-]+)</code>', made.text)
+    assert code, "the account page shows no link code"
+    return code.group(1)
+
+
+def test_a_member_signs_in_from_the_tab_sends_as_themselves_and_a_revoked_token_signs_them_out(
+    fleet: RunningFleet, octoprint: OctoPrintServer
+) -> None:
+    added = fleet.cli("member", "add", "carol")
+    password = "carol's fleet password"
+    set_password = fleet.api(
+        added["token"], "PUT", f"/members/{added['id']}/password", json={"password": password}
+    )
+    assert set_password.status_code == 204, set_password.text
+    name = "as-carol.gcode"
+    part = generate_box(8, 8, 0.6, origin=(70.0, 70.0))
+    uploaded = octoprint.admin.post(
+        f"{octoprint.url}/api/files/local", files={"file": (name, part.encode())}, timeout=10
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    octoprint.admin.post(f"{octoprint.url}/api/setup/wizard", json={"handled": ["file_check"]}, timeout=10)
+    kept = octoprint.basedir / "data" / "crowdfab" / "member_tokens.json"
+
+    with octoprint_page() as page:
+        answers: list = []
+        page.on("response", lambda answer: answers.append(answer))
+        log_in(page, octoprint.url)
+        page.click("#tab_plugin_crowdfab_link a")
+        form = page.locator("[data-test-id=crowdfab-sign-in-form]")
+        form.wait_for(state="visible")
+        page.fill("#crowdfab-sign-in-name", "carol")
+        page.fill("#crowdfab-sign-in-password", "not the password")
+        page.click("[data-test-id=crowdfab-sign-in]")
+        wrong = page.locator("[data-test-id=crowdfab-sign-in-error]")
+        wrong.wait_for(state="visible")
+        assert "wrong name or password" in wrong.inner_text()
+        page.fill("#crowdfab-sign-in-password", password)
+        page.click("[data-test-id=crowdfab-sign-in]")
+        page.locator("[data-test-id=crowdfab-signed-in]").wait_for(state="visible")
+        assert not page.locator("#crowdfab-queue-token").is_visible(), "signed in: no token to paste"
+        page.screenshot(path=str(ARTIFACTS / "octoprint-signed-in.png"), full_page=True)
+
+        page.wait_for_selector(f'#crowdfab-queue-file option[value="{name}"]', state="attached")
+        page.select_option("#crowdfab-queue-file", name)
+        page.wait_for_function("() => !document.querySelector('[data-test-id=crowdfab-queue-send]').disabled")
+        page.click("[data-test-id=crowdfab-queue-send]")
+        result = page.locator("[data-test-id=crowdfab-queue-result]")
+        result.wait_for(state="visible")
+        assert "The fleet queued it." in result.inner_text()
+
+        # The token is on the server only: in the plugin's own file, in nothing the browser got.
+        token = json.loads(kept.read_text())["admin"]
+        assert token.startswith("cfm_") and kept.stat().st_mode & 0o077 == 0
+        assert token not in page.evaluate("() => JSON.stringify(window.localStorage)")
+        for seen in (
+            page.content(),
+            octoprint.admin.get(f"{octoprint.url}/api/plugin/crowdfab", timeout=10).text,
+        ):
+            assert token not in seen
+        for login in (
+            octoprint.admin.post(f"{octoprint.url}/api/login", json={"passive": True}, timeout=10),
+        ):
+            assert login.status_code == 200 and token not in login.text
+        read = 0
+        for answer in answers:
+            try:
+                body = answer.body()
+            except PlaywrightError:  # a redirect or a stream has no body to read back
+                body = b""
+            read += bool(body)
+            assert token.encode() not in body, answer.url
+        assert read > 10, "the pages and API answers the browser got were read"
+
+        label = f"OctoPrint user admin on printer 127.0.0.1:{octoprint.port}"
+        code = dashboard_revoke(fleet, "carol", password, label)
+
+        result_before = result.inner_text()
+        page.click("[data-test-id=crowdfab-queue-send]")
+        refused = page.locator("[data-test-id=crowdfab-queue-error]")
+        refused.wait_for(state="visible")
+        assert "signed out of the fleet" in refused.inner_text() and "sign in again" in refused.inner_text()
+        form.wait_for(state="visible")
+        assert result_before
+        page.screenshot(path=str(ARTIFACTS / "octoprint-signed-out.png"), full_page=True)
+        assert "admin" not in json.loads(kept.read_text())
+
+        # Signing in again with a link code from the dashboard instead of the password; then out.
+        page.fill("#crowdfab-sign-in-code", code)
+        page.click("[data-test-id=crowdfab-sign-in]")
+        page.locator("[data-test-id=crowdfab-signed-in]").wait_for(state="visible")
+        assert fleet.api(json.loads(kept.read_text())["admin"], "GET", "/jobs/mine").status_code == 200
+        page.click("[data-test-id=crowdfab-sign-out]")
+        form.wait_for(state="visible")
+    assert not page.js_errors, page.js_errors
+    assert "admin" not in json.loads(kept.read_text())
+
+    mine = fleet.api(added["token"], "GET", "/jobs/mine")
+    jobs = [job for job in mine.json()["jobs"] if job["filename"] == name]
+    assert len(jobs) == 1 and jobs[0]["member_id"] == added["id"], mine.json()

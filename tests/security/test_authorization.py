@@ -29,6 +29,7 @@ from typing import Any, Callable, Union
 import pytest
 from werkzeug.exceptions import HTTPException
 
+from fleet.auth import hash_token
 from fleet.models import MemberChanges, Role
 from fleet.states import JobState
 
@@ -169,6 +170,29 @@ def own_account(world: World, role: str) -> dict[str, Any]:
         member, _ = world.member(Role.MANAGER if role == "manager" else Role.MEMBER, password=True)
         browser.signed_in(member.name)
     return {"browser": browser}
+
+
+def own_named_token(world: World, role: str) -> dict[str, Any]:
+    """A fresh member with a second, named token: the target; as ``member`` the member asks itself."""
+    ctx = as_fresh_member(world, role)
+    named = world.service.members.issue_named_token(world.service.store.get_member(ctx["member"]), "laptop")
+    return {**ctx, "token_id": hash_token(named)}
+
+
+def account_with_token(world: World, role: str) -> dict[str, Any]:
+    """A fresh person of the role's kind, signed in, with a named token of their own to revoke."""
+    browser = Browser(world.app)
+    target = world.people["alice"]
+    if role != "anonymous":
+        target, _ = world.member(Role.MANAGER if role == "manager" else Role.MEMBER, password=True)
+        browser.signed_in(target.name)
+    named = world.service.members.issue_named_token(target, "laptop")
+    return {"browser": browser, "token_id": hash_token(named)}
+
+
+def signs_in(world: World) -> dict[str, Any]:
+    member, _ = world.member(password=True)
+    return {"name": member.name}
 
 
 def upload(content: bytes = GCODE, name: str = "part.gcode", **fields: str) -> Send:
@@ -348,6 +372,23 @@ TABLE: tuple[Row, ...] = (
     ),
     Row("POST", f"{API}/members/{{member}}/token", owner(200), setup=as_fresh_member, changes=True),
     Row(
+        "POST",
+        f"{API}/tokens",
+        public(201),
+        setup=fresh(signs_in),
+        send=json_body(lambda w, c: {"name": c["name"], "password": PASSWORD, "label": "laptop"}),
+        changes=True,
+        note="a name and password are the credentials; any header is ignored",
+    ),
+    Row("GET", f"{API}/members/{{member}}/tokens", owner(200), setup=cached("alice", alice)),
+    Row(
+        "DELETE",
+        f"{API}/members/{{member}}/tokens/{{token_id}}",
+        owner(204),
+        setup=own_named_token,
+        changes=True,
+    ),
+    Row(
         "PUT",
         f"{API}/members/{{member}}/password",
         owner(204),
@@ -409,6 +450,16 @@ TABLE: tuple[Row, ...] = (
         changes=True,
         note="one's own password",
     ),
+    Row("POST", "/account/link-code", action(200), setup=own_account, changes=True, note="one's own"),
+    Row(
+        "POST",
+        "/account/tokens/revoke",
+        action(),
+        setup=account_with_token,
+        send=form(lambda w, c: {"token": c["token_id"]}),
+        changes=True,
+        note="one's own token",
+    ),
     Row(
         "POST",
         "/printers/{printer}/bed-cleared",
@@ -462,7 +513,7 @@ TABLE: tuple[Row, ...] = (
     Row("POST", "/submit", action(200), send=upload(), note="analysis only"),
     Row("POST", "/submit/confirm", action(), send=upload(), changes=True),
 )
-PLACEHOLDERS = {"job": 1, "printer": "p", "member": 1}
+PLACEHOLDERS = {"job": 1, "printer": "p", "member": 1, "token_id": "0" * 64}
 
 
 # -- running a row --------------------------------------------------------------------------------

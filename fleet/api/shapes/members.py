@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Optional
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from ... import models
 from ...app.checks import NAME_RE, check_member_name
@@ -104,3 +104,54 @@ class Members(OutputModel):
 
     members: list[Member]
     next_cursor: Optional[str] = Field(description="Send as ?cursor= for the next page; null: no more")
+
+
+#: Longest name a member gives a token ("OctoPrint user ada on printer mini-1").
+MAX_TOKEN_LABEL = 200
+
+
+class SignIn(InputModel):
+    """``POST /tokens``: a member's name and password, or a link code, exchanged for a named token."""
+
+    noun: ClassVar[str] = "sign-in field"
+    messages: ClassVar[dict[str, str]] = {
+        "name": "name must be the member's name (text)",
+        "password": "password must be text",
+        "link_code": "link_code must be the code from the dashboard's account page (text)",
+        "label": f"label must be text of 1 to {MAX_TOKEN_LABEL} characters naming where the token is kept",
+    }
+
+    name: Maybe[Annotated[str, Field(min_length=1, max_length=200)]] = None
+    password: Maybe[Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD)]] = None
+    link_code: Maybe[Annotated[str, Field(min_length=1, max_length=64)]] = None
+    label: Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_LABEL)]
+
+    @model_validator(mode="after")
+    def one_way(self) -> SignIn:
+        by_password = self.name is not None or self.password is not None
+        if by_password == (self.link_code is not None):
+            raise Invalid("send either name and password, or link_code", field="link_code")
+        if by_password and (self.name is None or self.password is None):
+            raise Invalid("send both name and password", field="password" if self.name else "name")
+        return self
+
+
+class NamedToken(OutputModel):
+    """A new named token: shown only this once."""
+
+    token: str
+    id: str = Field(description="What the token is listed and revoked by (not the token)")
+    label: str
+
+
+class TokenInfo(OutputModel):
+    """One of a member's tokens as listed: never the token itself."""
+
+    id: str = Field(description="What the token is revoked by (a fingerprint, not the token)")
+    label: str
+    created_at: Timestamp
+    last_used_at: Optional[Timestamp]
+
+
+class Tokens(OutputModel):
+    tokens: list[TokenInfo]

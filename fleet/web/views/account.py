@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Any, Union
 
 from flask import flash, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from ...errors import Invalid, Unauthorized
+from ...errors import Invalid, NotFound, Unauthorized
 from .base import LANG_COOKIE, Page, back, dashboard, me, render, safe_next, service, t, web
 
 
@@ -62,7 +62,7 @@ def language() -> BaseResponse:
 @web.route("/account", methods=["GET", "POST"])
 def account() -> Union[Page, BaseResponse]:
     if request.method == "GET":
-        return render("account.html", title=t("account.title"))
+        return account_page()
     current, new, again = (request.form.get(k, "") for k in ("current", "password", "again"))
     key = (me().name.lower(), request.remote_addr)
     limiter = dashboard().limiter
@@ -83,7 +83,33 @@ def account() -> Union[Page, BaseResponse]:
         except Invalid:
             error = t("account.too_short")
     if error is not None:
-        return render("account.html", 422, title=t("account.title"), error=error)
+        return account_page(422, error=error)
     session["stamp"] = service().identity.password_stamp(me().id)
     flash(t("account.changed"), "ok")
+    return redirect(url_for("web.account"), 303)
+
+
+def account_page(status: int = 200, **context: Any) -> Page:
+    """The account page: the password form, the member's tokens (names only) and the link-code button."""
+    tokens = service().members.tokens_of(me(), me().id)
+    return render("account.html", status, title=t("account.title"), tokens=tokens, **context)
+
+
+@web.post("/account/link-code")
+def link_code() -> Page:
+    """A fresh code that signs one device in as this member; shown on this page, this once."""
+    code, expires_at = service().members.create_link_code(me())
+    return account_page(link_code=code, link_expires_at=expires_at)
+
+
+@web.post("/account/tokens/revoke")
+def revoke_token() -> BaseResponse:
+    """Revoke one of the member's own tokens: the device that kept it is signed out of the fleet."""
+    token_id = request.form.get("token", "")
+    try:
+        service().members.revoke_token(me(), me().id, token_id)
+    except NotFound:
+        flash(t("account.token_gone"), "error")
+    else:
+        flash(t("account.token_revoked"), "ok")
     return redirect(url_for("web.account"), 303)

@@ -14,6 +14,7 @@ $(function () {
     var FILE_TEMPLATE = "#files_template_machinecode";
     var FILE_ACTION_CLASS = "crowdfab-file-send";
     var CAN_QUEUE_CLASS = "crowdfab-can-queue";
+    // Where earlier versions remembered a pasted token in the browser; now only ever cleared.
     var TOKEN_KEY = "plugin.crowdfab.memberToken";
     var POLL_VISIBLE_MS = 3000;
     var POLL_HIDDEN_MS = 15000;
@@ -198,6 +199,7 @@ $(function () {
             self.link(status.link || "");
             self.error(status.error || "");
             self.printerId(status.printer_id || "");
+            if (status.signed_in !== undefined) self.signedIn(!!status.signed_in);
             self.job(status.job || null);
             self.offer(status.pending_offer || null);
             self.now(Date.now() / 1000);
@@ -302,8 +304,42 @@ $(function () {
         self.queueMaterial = ko.observable("");
         self.queueCopies = ko.observable(1);
         self.queueToken = ko.observable("");
-        self.rememberToken = ko.observable(false);
         self.queueResult = ko.observable("");
+        // Whether this OctoPrint user holds a fleet token on the server; the token never comes here.
+        self.signedIn = ko.observable(false);
+        self.signInName = ko.observable("");
+        self.signInPassword = ko.observable("");
+        self.signInCode = ko.observable("");
+        self.signInError = ko.observable("");
+        self.signingIn = ko.observable(false);
+        self.canSignIn = ko.pureComputed(function () {
+            return !self.signingIn() && ((!!self.signInName() && !!self.signInPassword()) || !!self.signInCode());
+        });
+        self.signIn = function () {
+            if (!self.canSignIn()) return;
+            var payload = self.signInCode() ? {link_code: self.signInCode()}
+                : {name: self.signInName(), password: self.signInPassword()};
+            self.signingIn(true);
+            self.signInError("");
+            OctoPrint.simpleApiCommand(PLUGIN, "sign_in", payload)
+                .done(function () {
+                    self.signedIn(true);
+                    self.queueError("");
+                })
+                .fail(function (xhr) {
+                    self.signInError(gettext("Could not sign in:") + " " + errorOf(xhr));
+                })
+                .always(function () {
+                    self.signingIn(false);
+                    self.signInPassword("");
+                    self.signInCode("");
+                });
+        };
+        self.signOut = function () {
+            OctoPrint.simpleApiCommand(PLUGIN, "sign_out", {}).done(function () {
+                self.signedIn(false);
+            });
+        };
         self.queueError = ko.observable("");
         self.sending = ko.observable(false);
         // A whole number from 1 to 50, or null: the plugin refuses anything else.
@@ -317,19 +353,16 @@ $(function () {
             return wholeCopies(self.queueCopies());
         });
         self.canSend = ko.pureComputed(function () {
-            return !self.sending() && !!self.queuePath() && !!self.queueToken() && self.copiesValue() !== null;
+            return !self.sending() && !!self.queuePath() && (self.signedIn() || !!self.queueToken()) &&
+                self.copiesValue() !== null;
         });
 
-        (function () {
-            var stored = localStorage ? localStorage.getItem(TOKEN_KEY) : null;
-            if (stored) {
-                self.queueToken(stored);
-                self.rememberToken(true);
-            }
-        })();
-        self.rememberToken.subscribe(function (remember) {
-            if (!remember && localStorage) localStorage.removeItem(TOKEN_KEY);
-        });
+        // A member signs in instead (the token stays on the server): forget what older versions kept here.
+        try {
+            if (window.localStorage) window.localStorage.removeItem(TOKEN_KEY);
+        } catch (ignored) {
+            // storage disabled: nothing was kept either
+        }
 
         function machineCodeFiles(entries, into) {
             _.each(entries || [], function (entry) {
@@ -353,17 +386,13 @@ $(function () {
             });
         };
 
-        function rememberOrForget(token) {
-            if (!localStorage) return;
-            if (self.rememberToken()) localStorage.setItem(TOKEN_KEY, token);
-            else localStorage.removeItem(TOKEN_KEY);
-        }
-
         // Sends one file through the plugin's queue_file command; `done(text)` or `failed(text)` report back.
         function sendToQueue(path, copies, material, done, failed) {
-            var token = self.queueToken();
-            rememberOrForget(token);
-            var payload = {path: path, token: token, copies: copies};
+            var payload = {path: path, copies: copies};
+            // Signed in: the plugin sends with this user's token, kept on the server. Else a pasted token.
+            if (!self.signedIn()) {
+                payload.token = self.queueToken();
+            }
             if (material) payload.material = material;
             self.sending(true);
             OctoPrint.simpleApiCommand(PLUGIN, "queue_file", payload)
@@ -375,11 +404,12 @@ $(function () {
                     done(gettext("The fleet queued it.") + (text ? " " + text : ""));
                 })
                 .fail(function (xhr) {
+                    if (xhr && xhr.responseJSON && xhr.responseJSON.signed_in === false) self.signedIn(false);
                     failed(gettext("The fleet refused it:") + " " + errorOf(xhr));
                 })
                 .always(function () {
                     self.sending(false);
-                    if (!self.rememberToken()) self.queueToken("");
+                    self.queueToken("");
                 });
         }
 
@@ -400,7 +430,8 @@ $(function () {
             return wholeCopies(self.sendCopies());
         });
         self.canSendFromDialog = ko.pureComputed(function () {
-            return !self.sending() && !!self.sendPath() && !!self.queueToken() && self.sendCopiesValue() !== null;
+            return !self.sending() && !!self.sendPath() && (self.signedIn() || !!self.queueToken()) &&
+                self.sendCopiesValue() !== null;
         });
 
         // OctoPrint's file list has no extension point for per-file actions: its entries are rendered from the
