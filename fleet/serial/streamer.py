@@ -49,18 +49,12 @@ from .stream_types import (
 
 
 class SerialStreamer(StreamerCore):
-    """One printer on one serial port: connect, stream jobs, send commands, report progress."""
+    """One printer on one serial port: connect, stream jobs, send commands, report progress.
 
-    def __init__(
-        self,
-        port: str,
-        baud: int,
-        *,
-        config: StreamerConfig = StreamerConfig(),  # noqa: B008 (frozen, so one shared default is safe)
-        listener: Optional[StreamListener] = None,
-    ) -> None:
-        super().__init__(port, baud, config=config, listener=listener)
-        self._serial: Optional[serial.Serial] = None
+    Constructed as :class:`~.stream_core.StreamerCore` is; the port opens in :meth:`connect`.
+    """
+
+    _serial: Optional[serial.Serial] = None  # the open port, between connect() and close()
 
     # --- public API ------------------------------------------------------------------------------
 
