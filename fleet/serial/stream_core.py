@@ -40,6 +40,9 @@ SLOW_COMMANDS = frozenset(
 )
 #: A ``wait`` this long after the last line written means the firmware has answered all of them.
 WAIT_SETTLE_S = 0.5
+#: After a resend request, lines still in flight that get no answer this long are lost (flushed by
+#: the firmware, or cut short in its receive buffer); with none in flight the resend goes out.
+RESEND_SETTLE_S = 0.25
 
 
 def _code(command: str) -> str:
@@ -99,6 +102,9 @@ class StreamerCore:
         self._last_write = 0.0
         self._last_heard = 0.0
         self._firmware_name: Optional[str] = None
+        #: A line may sit cut short in the firmware's buffer: end it with a bare newline first.
+        self._partial_may_linger = False
+        self._quiet_until = 0.0  # after that newline, the resend waits for what it stirs up
 
     def _new_policy(self) -> WindowPolicy:
         return WindowPolicy(
@@ -215,6 +221,8 @@ class StreamerCore:
             self._outbox.appendleft(_Outgoing(f"M110 N{self._ledger.next_number}", _Kind.RESET))
 
     def _answer_all(self) -> None:
+        if self._ledger.pending_resend() is not None and self._ledger.in_flight:
+            self._partial_may_linger = True
         while (entry := self._ledger.forget_oldest()) is not None:
             if isinstance(entry.token, _Outgoing):
                 entry.token.done.set()
@@ -245,6 +253,13 @@ class StreamerCore:
         if self._state in (StreamState.ERROR, StreamState.DISCONNECTED):
             return
         ledger = self._ledger
+        if (
+            ledger.in_flight
+            and ledger.pending_resend() is not None
+            and now - max(self._last_progress, self._last_write) > RESEND_SETTLE_S
+        ):
+            # Lines sent behind the one asked for, never answered: dropped or cut short.
+            self._answer_all()
         if ledger.in_flight and ledger.oldest_slow:
             # Heating, homing or levelling: reports and busy lines come, the ok only at the end.
             if now - max(self._last_progress, self._last_heard) > self.config.slow_timeout_s:
@@ -296,6 +311,10 @@ class StreamerCore:
         deadlines = [self.config.snapshot_interval_s]
         if self._ledger.in_flight and not self._ledger.oldest_slow:
             deadlines.append(self._last_progress + self.config.ok_timeout_s - now)
+        if self._ledger.pending_resend() is not None:
+            if self._ledger.in_flight:
+                deadlines.append(max(self._last_progress, self._last_write) + RESEND_SETTLE_S - now)
+            deadlines.append(self._quiet_until - now)
         if not self._autoreport and self._state is not StreamState.CONNECTING:
             deadlines.append(self._next_poll - now)
         return max(0.001, min(deadlines))

@@ -33,7 +33,7 @@ import serial
 from .jobfile import BadGcodeFile, Job, check_file, peek_command
 from .learning import start_level
 from .lineproto import parse_reply, strip_comment
-from .stream_core import SLOW_COMMANDS, StreamerCore, _code, _Kind, _Outgoing
+from .stream_core import RESEND_SETTLE_S, SLOW_COMMANDS, StreamerCore, _code, _Kind, _Outgoing
 from .stream_types import (
     HOUSEKEEPING,
     MAX_REPLY_BYTES,
@@ -319,7 +319,15 @@ class SerialStreamer(StreamerCore):
             resend = ledger.pending_resend()
             if resend is not None:
                 number, data = resend
-                if not ledger.fits(len(data)):
+                if not ledger.fits(len(data)) or time.monotonic() < self._quiet_until:
+                    return
+                if self._partial_may_linger:
+                    # End a line cut short in the firmware's buffer, so the resent one is not
+                    # merged into it; wait for what the firmware says about it, then resend.
+                    self._partial_may_linger = False
+                    port.write(b"\n")
+                    self._last_write = self._last_progress = time.monotonic()
+                    self._quiet_until = self._last_write + RESEND_SETTLE_S
                     return
                 port.write(data)
                 self._last_write = time.monotonic()
