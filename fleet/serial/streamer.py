@@ -33,7 +33,7 @@ import serial
 from .jobfile import BadGcodeFile, Job, check_file, peek_command
 from .learning import start_level
 from .lineproto import parse_reply, strip_comment
-from .stream_core import RESEND_SETTLE_S, SLOW_COMMANDS, StreamerCore, _code, _Kind, _Outgoing
+from .stream_core import SLOW_COMMANDS, StreamerCore, _code, _Kind, _Outgoing
 from .stream_types import (
     HOUSEKEEPING,
     MAX_REPLY_BYTES,
@@ -327,7 +327,7 @@ class SerialStreamer(StreamerCore):
                     self._partial_may_linger = False
                     port.write(b"\n")
                     self._last_write = self._last_progress = time.monotonic()
-                    self._quiet_until = self._last_write + RESEND_SETTLE_S
+                    self._quiet_until = self._last_write + self._resend_settle()
                     return
                 port.write(data)
                 self._last_write = time.monotonic()

@@ -95,6 +95,8 @@ class LineLedger:
         self._repeats = 0
         #: While set, one line in flight at a time: a resend up to this line is not yet answered.
         self._recover_until: Optional[int] = None
+        #: Whether resends go one line at a time (off when the user gave the buffer size: trusted).
+        self.careful_resends = True
 
     # --- numbering -------------------------------------------------------------------------------
 
@@ -269,7 +271,7 @@ class LineLedger:
             )
         self._resend_next = line
         self._resend_end = self.next_number - 1
-        self._recover_until = self._resend_end
+        self._recover_until = self._resend_end if self.careful_resends else None
         self._burst_line = line
         self._burst_serial = self._serial
         self.resends += 1
