@@ -216,6 +216,10 @@ class StreamerCore:
             self._apply_window()
         if decision.action is ResendAction.FAILED:
             self._halt(decision.message)
+        elif decision.action is ResendAction.REWIND:
+            for command in reversed(self._ledger.rewind(decision.line)):
+                self._outbox.appendleft(_Outgoing(command))
+            self._outbox.appendleft(_Outgoing(f"M110 N{decision.line - 1}", _Kind.RESET))
         elif decision.action is ResendAction.RESYNC:
             redo = self._ledger.renumber()
             for command, token in reversed(redo):

@@ -33,6 +33,7 @@ from .lineproto import Reply, frame, unframe
 class ResendAction(str, Enum):
     RESEND = "resend"  # send again from the line asked for
     RESYNC = "resync"  # the firmware counts past what was sent: renumber (M110) and send again
+    REWIND = "rewind"  # it asks past a line it never had: reset its counter to before that line
     IGNORED = "ignored"  # a repeat from the same error burst, or a line not sent yet
     FAILED = "failed"  # cannot be honoured: the job must stop
 
@@ -250,6 +251,16 @@ class LineLedger:
             return ResendDecision(
                 ResendAction.RESYNC, line, f"the firmware expects line {line}, past the last one sent"
             )
+        held = self._resend_next
+        if (
+            held is not None
+            and held == self._burst_line
+            and line > held
+            and self._serial == self._burst_serial
+        ):
+            # Nothing was sent since it asked for ``held``: a truthful firmware still expects it. One
+            # that counted a garbled line as received (OctoPrint's VirtualPrinter) skipped it.
+            return ResendDecision(ResendAction.REWIND, held, f"the firmware skipped line {held}")
         oldest = self._flight[0].serial if self._flight else self._serial + 1
         if line == self._burst_line and oldest <= self._burst_serial:
             return ResendDecision(ResendAction.IGNORED, line, "repeat of the same error burst")
@@ -295,6 +306,18 @@ class LineLedger:
         self._flight.clear()
         self._flight_bytes = 0
         return redo
+
+    def rewind(self, start: int) -> list[str]:
+        """The commands from line ``start`` on, to send again after ``M110 N<start - 1>``."""
+        first = max(start, self._history_base)
+        redo = [
+            unframe(self._history[number - self._history_base]) for number in range(first, self.next_number)
+        ]
+        self._resend_next = None
+        self._recover_until = None
+        self._flight.clear()
+        self._flight_bytes = 0
+        return [command for command in redo if not command.startswith("M110")]
 
     def pending_resend(self) -> Optional[tuple[int, bytes]]:
         """The next line to send again, if a resend is under way."""
