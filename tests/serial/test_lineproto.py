@@ -317,6 +317,18 @@ def test_after_a_resend_request_lines_go_one_at_a_time_until_the_last_is_answere
     assert ledger.fits(20)  # the window is back
 
 
+def test_a_request_past_the_line_asked_for_before_it_went_again_rewinds_to_it() -> None:
+    ledger = LineLedger(rx_buffer_bytes=1000)
+    for index in range(4):
+        send(ledger, f"G1 X{index}")
+    assert ledger.request_resend(2).action is ResendAction.RESEND
+    # Line 3 arrived cut inside its checksum; a firmware that counts it as received asks for 4.
+    decision = ledger.request_resend(4)
+    assert (decision.action, decision.line) == (ResendAction.REWIND, 2)
+    assert ledger.rewind(2) == ["G1 X1", "G1 X2", "G1 X3"]
+    assert ledger.pending_resend() is None and ledger.in_flight == 0
+
+
 def test_a_given_buffer_size_resends_at_its_window() -> None:
     ledger = LineLedger(rx_buffer_bytes=1000)
     ledger.careful_resends = False
