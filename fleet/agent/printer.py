@@ -55,7 +55,8 @@ class PrintEvents(Protocol):
 
     def on_print_done(self, name: str) -> None: ...
 
-    def on_print_failed(self, name: str) -> None: ...
+    def on_print_failed(self, name: str, reason: str = "") -> None:
+        """``reason``: why, in the printer's words (the streamer's message), for the fleet's history."""
 
     def on_print_cancelled(self, name: str) -> None: ...
 
@@ -209,11 +210,10 @@ class SerialPrinter:
         outcome = _OUTCOMES[result.outcome]
         self._results.record(path, PrintResult(outcome, result.message, self._clock()))
         log.info("%s: %s %s", path, outcome.value, result.message)
-        method = {
-            PrintOutcome.DONE: "on_print_done",
-            PrintOutcome.FAILED: "on_print_failed",
-            PrintOutcome.CANCELLED: "on_print_cancelled",
-        }[outcome]
+        if outcome is PrintOutcome.FAILED:
+            self._emit("on_print_failed", path, result.message)
+            return
+        method = {PrintOutcome.DONE: "on_print_done", PrintOutcome.CANCELLED: "on_print_cancelled"}[outcome]
         self._emit(method, path)
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -255,10 +255,10 @@ class SerialPrinter:
             self._last_key, self._last_notified = key, now
             events.printer_changed()
 
-    def _emit(self, method: str, name: str) -> None:
+    def _emit(self, method: str, name: str, *reason: str) -> None:
         events = self._events
         if events is not None:
-            getattr(events, method)(name)
+            getattr(events, method)(name, *reason)
 
 
 def _heater(name: str) -> str:

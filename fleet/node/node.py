@@ -36,6 +36,9 @@ from .worker import Executor, Worker
 
 log = logging.getLogger(__name__)
 
+#: The longest event message the protocol's decoder takes (``fleet.protocol``: 500 characters).
+MAX_EVENT_MESSAGE = 500
+
 _OUTCOME_EVENTS = {
     PrintOutcome.DONE: EventType.JOB_DONE,
     PrintOutcome.FAILED: EventType.JOB_FAILED,
@@ -162,8 +165,9 @@ class PrinterNode:
     def on_print_done(self, name: str) -> None:
         self._executor.submit(self._printer_event, EventType.JOB_DONE, name)
 
-    def on_print_failed(self, name: str) -> None:
-        self._executor.submit(self._printer_event, EventType.JOB_FAILED, name)
+    def on_print_failed(self, name: str, reason: str = "") -> None:
+        """``reason`` (the printer's own words, when it has them) goes to the fleet with the event."""
+        self._executor.submit(self._printer_event, EventType.JOB_FAILED, name, reason)
 
     def on_print_cancelled(self, name: str) -> None:
         self._executor.submit(self._printer_event, EventType.JOB_CANCELLED, name)
@@ -401,12 +405,14 @@ class PrinterNode:
 
     # -- printer events and status (worker thread) -----------------------------------------------
 
-    def _printer_event(self, event_type: EventType, name: str) -> None:
+    def _printer_event(self, event_type: EventType, name: str, message: str = "") -> None:
         job = self._journal.job
+        # The protocol carries at most MAX_EVENT_MESSAGE characters of text, and no NUL.
+        message = message.replace("\0", "").strip()[:MAX_EVENT_MESSAGE]
         if (
             job is not None
             and job.matches(name)
-            and self._journal.advance(self._event(event_type, job.job_id))
+            and self._journal.advance(self._event(event_type, job.job_id, message))
         ):
             self._flush_events()
         self._publish_status()

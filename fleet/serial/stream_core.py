@@ -40,6 +40,10 @@ SLOW_COMMANDS = frozenset(
 )
 #: A ``wait`` this long after the last line written means the firmware has answered all of them.
 WAIT_SETTLE_S = 0.5
+#: After a resend request, lines still in flight that get no answer for this long plus twice the time
+#: the window's bytes take on the line are lost (flushed by the firmware, or cut short in its receive
+#: buffer); with none in flight the resend goes out.
+RESEND_SETTLE_S = 0.03
 
 
 def _code(command: str) -> str:
@@ -99,6 +103,9 @@ class StreamerCore:
         self._last_write = 0.0
         self._last_heard = 0.0
         self._firmware_name: Optional[str] = None
+        #: A line may sit cut short in the firmware's buffer: end it with a bare newline first.
+        self._partial_may_linger = False
+        self._quiet_until = 0.0  # after that newline, the resend waits for what it stirs up
 
     def _new_policy(self) -> WindowPolicy:
         return WindowPolicy(
@@ -109,6 +116,8 @@ class StreamerCore:
 
     def _new_ledger(self) -> LineLedger:
         ledger = LineLedger(history=self.config.history, resend_limit=self.config.resend_limit)
+        # A buffer size the user gave is trusted: resends go at its window, with no drain first.
+        ledger.careful_resends = self.config.rx_buffer_bytes is None
         self._apply_window(ledger)
         return ledger
 
@@ -207,6 +216,10 @@ class StreamerCore:
             self._apply_window()
         if decision.action is ResendAction.FAILED:
             self._halt(decision.message)
+        elif decision.action is ResendAction.REWIND:
+            for command in reversed(self._ledger.rewind(decision.line)):
+                self._outbox.appendleft(_Outgoing(command))
+            self._outbox.appendleft(_Outgoing(f"M110 N{decision.line - 1}", _Kind.RESET))
         elif decision.action is ResendAction.RESYNC:
             redo = self._ledger.renumber()
             for command, token in reversed(redo):
@@ -214,7 +227,12 @@ class StreamerCore:
                 self._outbox.appendleft(item)
             self._outbox.appendleft(_Outgoing(f"M110 N{self._ledger.next_number}", _Kind.RESET))
 
+    def _resend_settle(self) -> float:
+        return RESEND_SETTLE_S + 20.0 * self._ledger.rx_buffer_bytes / max(1, self.baud)
+
     def _answer_all(self) -> None:
+        if self._ledger.pending_resend() is not None and self._ledger.in_flight:
+            self._partial_may_linger = self._ledger.careful_resends
         while (entry := self._ledger.forget_oldest()) is not None:
             if isinstance(entry.token, _Outgoing):
                 entry.token.done.set()
@@ -245,6 +263,14 @@ class StreamerCore:
         if self._state in (StreamState.ERROR, StreamState.DISCONNECTED):
             return
         ledger = self._ledger
+        if (
+            ledger.careful_resends
+            and ledger.in_flight
+            and ledger.pending_resend() is not None
+            and now - max(self._last_progress, self._last_write) > self._resend_settle()
+        ):
+            # Lines sent behind the one asked for, never answered: dropped or cut short.
+            self._answer_all()
         if ledger.in_flight and ledger.oldest_slow:
             # Heating, homing or levelling: reports and busy lines come, the ok only at the end.
             if now - max(self._last_progress, self._last_heard) > self.config.slow_timeout_s:
@@ -296,6 +322,11 @@ class StreamerCore:
         deadlines = [self.config.snapshot_interval_s]
         if self._ledger.in_flight and not self._ledger.oldest_slow:
             deadlines.append(self._last_progress + self.config.ok_timeout_s - now)
+        if self._ledger.pending_resend() is not None and self._ledger.careful_resends:
+            if self._ledger.in_flight:
+                quiet = max(self._last_progress, self._last_write) + self._resend_settle()
+                deadlines.append(quiet - now)
+            deadlines.append(self._quiet_until - now)
         if not self._autoreport and self._state is not StreamState.CONNECTING:
             deadlines.append(self._next_poll - now)
         return max(0.001, min(deadlines))

@@ -49,18 +49,12 @@ from .stream_types import (
 
 
 class SerialStreamer(StreamerCore):
-    """One printer on one serial port: connect, stream jobs, send commands, report progress."""
+    """One printer on one serial port: connect, stream jobs, send commands, report progress.
 
-    def __init__(
-        self,
-        port: str,
-        baud: int,
-        *,
-        config: StreamerConfig = StreamerConfig(),  # noqa: B008 (frozen, so one shared default is safe)
-        listener: Optional[StreamListener] = None,
-    ) -> None:
-        super().__init__(port, baud, config=config, listener=listener)
-        self._serial: Optional[serial.Serial] = None
+    Constructed as :class:`~.stream_core.StreamerCore` is; the port opens in :meth:`connect`.
+    """
+
+    _serial: Optional[serial.Serial] = None  # the open port, between connect() and close()
 
     # --- public API ------------------------------------------------------------------------------
 
@@ -325,7 +319,15 @@ class SerialStreamer(StreamerCore):
             resend = ledger.pending_resend()
             if resend is not None:
                 number, data = resend
-                if not ledger.fits(len(data)):
+                if not ledger.fits(len(data)) or time.monotonic() < self._quiet_until:
+                    return
+                if self._partial_may_linger:
+                    # End a line cut short in the firmware's buffer, so the resent one is not
+                    # merged into it; wait for what the firmware says about it, then resend.
+                    self._partial_may_linger = False
+                    port.write(b"\n")
+                    self._last_write = self._last_progress = time.monotonic()
+                    self._quiet_until = self._last_write + self._resend_settle()
                     return
                 port.write(data)
                 self._last_write = time.monotonic()

@@ -12,6 +12,11 @@ window: a firmware reads its receive buffer only between commands, so while it i
 sent waits there, whatever the free slots. What ADVANCED_OK does give is the line number in each
 ``ok``, which recovers a lost ``ok`` at once instead of after a timeout.
 A line is never numbered twice: a resend re-sends the same bytes from the history.
+
+After a resend request the lines go one at a time until the last line asked for is answered: the
+firmware may still hold bytes of the lines that were in flight (a firmware that does not flush its
+buffer on an error reads them after the request), and a line sent behind them can arrive merged with
+a cut one and be lost for good on a firmware that miscounts such a line.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from .lineproto import Reply, frame, unframe
 class ResendAction(str, Enum):
     RESEND = "resend"  # send again from the line asked for
     RESYNC = "resync"  # the firmware counts past what was sent: renumber (M110) and send again
+    REWIND = "rewind"  # it asks past a line it never had: reset its counter to before that line
     IGNORED = "ignored"  # a repeat from the same error burst, or a line not sent yet
     FAILED = "failed"  # cannot be honoured: the job must stop
 
@@ -88,6 +94,10 @@ class LineLedger:
         self._burst_serial = 0
         self._last_request: Optional[int] = None
         self._repeats = 0
+        #: While set, one line in flight at a time: a resend up to this line is not yet answered.
+        self._recover_until: Optional[int] = None
+        #: Whether resends go one line at a time (off when the user gave the buffer size: trusted).
+        self.careful_resends = True
 
     # --- numbering -------------------------------------------------------------------------------
 
@@ -121,6 +131,7 @@ class LineLedger:
         self._burst_serial = self._serial
         self._last_request = None
         self._repeats = 0
+        self._recover_until = None
         return self.number(f"M110 N{number}")
 
     # --- the window ------------------------------------------------------------------------------
@@ -146,6 +157,8 @@ class LineLedger:
         """Whether a line of ``size`` bytes may go out now without overfilling the firmware."""
         if not self._flight:
             return True
+        if self._recover_until is not None:
+            return False
         if self.max_inflight is not None and len(self._flight) >= self.max_inflight:
             return False
         return self._flight_bytes + size <= self.rx_buffer_bytes
@@ -181,7 +194,19 @@ class LineLedger:
             count = self._position(lambda entry: entry.asks_temperature)
         done = [self._flight.popleft() for _ in range(count)]
         self._flight_bytes -= sum(entry.size for entry in done)
+        self._recovered(done)
         return done
+
+    @property
+    def recovering(self) -> bool:
+        """Whether a resend is under way or not yet answered (one line in flight at a time)."""
+        return self._recover_until is not None
+
+    def _recovered(self, done: list[InFlight]) -> None:
+        end = self._recover_until
+        answered = any(entry.number is not None and entry.number >= (end or 0) for entry in done)
+        if end is not None and self._resend_next is None and answered:
+            self._recover_until = None
 
     def forget_oldest(self) -> Optional[InFlight]:
         """Take the oldest line as answered: its ``ok`` is presumed lost (after a timeout)."""
@@ -189,6 +214,7 @@ class LineLedger:
             return None
         entry = self._flight.popleft()
         self._flight_bytes -= entry.size
+        self._recovered([entry])
         return entry
 
     @property
@@ -205,6 +231,7 @@ class LineLedger:
         self._flight.clear()
         self._flight_bytes = 0
         self.free_slots = None
+        self._recover_until = None
 
     def _position(self, match: Callable[[InFlight], bool]) -> int:
         for index, entry in enumerate(self._flight):
@@ -224,6 +251,16 @@ class LineLedger:
             return ResendDecision(
                 ResendAction.RESYNC, line, f"the firmware expects line {line}, past the last one sent"
             )
+        held = self._resend_next
+        if (
+            held is not None
+            and held == self._burst_line
+            and line > held
+            and self._serial == self._burst_serial
+        ):
+            # Nothing was sent since it asked for ``held``: a truthful firmware still expects it. One
+            # that counted a garbled line as received (OctoPrint's VirtualPrinter) skipped it.
+            return ResendDecision(ResendAction.REWIND, held, f"the firmware skipped line {held}")
         oldest = self._flight[0].serial if self._flight else self._serial + 1
         if line == self._burst_line and oldest <= self._burst_serial:
             return ResendDecision(ResendAction.IGNORED, line, "repeat of the same error burst")
@@ -245,6 +282,7 @@ class LineLedger:
             )
         self._resend_next = line
         self._resend_end = self.next_number - 1
+        self._recover_until = self._resend_end if self.careful_resends else None
         self._burst_line = line
         self._burst_serial = self._serial
         self.resends += 1
@@ -264,9 +302,22 @@ class LineLedger:
                 if not command.startswith("M110"):
                     redo.append((command, tokens.get(number)))
         self._resend_next = None
+        self._recover_until = None
         self._flight.clear()
         self._flight_bytes = 0
         return redo
+
+    def rewind(self, start: int) -> list[str]:
+        """The commands from line ``start`` on, to send again after ``M110 N<start - 1>``."""
+        first = max(start, self._history_base)
+        redo = [
+            unframe(self._history[number - self._history_base]) for number in range(first, self.next_number)
+        ]
+        self._resend_next = None
+        self._recover_until = None
+        self._flight.clear()
+        self._flight_bytes = 0
+        return [command for command in redo if not command.startswith("M110")]
 
     def pending_resend(self) -> Optional[tuple[int, bytes]]:
         """The next line to send again, if a resend is under way."""

@@ -16,6 +16,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
+        self.reasons: list[str] = []  # the reason of each on_print_failed, in order
         self.changes = 0
         self._cond = threading.Condition()
 
@@ -34,7 +35,8 @@ class Recorder:
     def on_print_done(self, name: str) -> None:
         self._add("done", name)
 
-    def on_print_failed(self, name: str) -> None:
+    def on_print_failed(self, name: str, reason: str = "") -> None:
+        self.reasons.append(reason)
         self._add("failed", name)
 
     def on_print_cancelled(self, name: str) -> None:

@@ -65,6 +65,9 @@ def test_an_unplugged_printer_fails_its_job_and_is_reopened_when_it_returns(tmp_
         stored = tmp_path / "agent" / "crowdfab" / f"{job_id}-long.gcode"
         result = agent.printer.last_print(stored)
         assert result is not None and "lost the connection" in result.message, result
+        # The member reads why in the job's history, in the streamer's words.
+        history = fleet.api(manager, "GET", f"/jobs/{job_id}").json()["history"]
+        assert history[-1]["to"] == "failed" and "lost the connection" in history[-1]["reason"], history
         assert not agent.printer.connected
         wait_until(lambda: printer_state(fleet, manager) == "offline", 30, "the fleet to see it unplugged")
 

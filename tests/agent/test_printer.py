@@ -83,6 +83,7 @@ def test_thermal_runaway_fails_the_print_with_the_firmwares_message(simulator, r
         assert printer.last_result(stored) is PrintOutcome.FAILED
         result = printer.last_print(stored)
         assert result is not None and "runaway" in result.message.lower()
+        assert recorder.reasons == [result.message]  # the node hears why, for the fleet's history
         snapshot = printer.snapshot()
         assert not snapshot.busy
     finally:
@@ -139,5 +140,6 @@ def test_a_usb_device_that_disappears_fails_the_job_and_asks_for_a_reconnect(
         assert not printer.connected  # Agent.run opens the port again once it is back
         result = printer.last_print(tmp_path / "agent" / "crowdfab" / "3-part.gcode")
         assert result is not None and "lost the connection" in result.message
+        assert recorder.reasons == [result.message]
     finally:
         printer.close()

@@ -555,3 +555,22 @@ def test_an_event_leaves_the_journal_when_the_broker_confirms_it_and_a_lost_one_
     link.receipts[-1].delivered = True
     node.tick()
     assert unreported(harness) == []
+
+
+def test_a_failed_print_carries_the_printers_reason_to_the_fleet(harness: Harness) -> None:
+    harness.start()
+    harness.send(harness.command(CommandType.DISPATCH, 7))
+    path = harness.printer.finish(PrintOutcome.FAILED)
+    reason = "lost the connection to the printer on /dev/ttyACM0: device reports readiness to read\0"
+    harness.node.on_print_failed(path, reason + " " * 3 + "x" * 600)
+    event = harness.link.events()[-1]
+    assert event.type is EventType.JOB_FAILED and event.job_id == 7
+    assert event.message.startswith(reason.rstrip("\0")) and len(event.message) == 500
+    assert "\0" not in event.message  # the protocol refuses NUL: the event must still be sent
+
+
+def test_a_failed_print_without_a_reason_sends_an_empty_message(harness: Harness) -> None:
+    harness.start()
+    harness.send(harness.command(CommandType.DISPATCH, 7))
+    harness.node.on_print_failed(harness.printer.finish(PrintOutcome.FAILED))
+    assert harness.link.events()[-1].message == ""

@@ -295,6 +295,49 @@ def test_resend_once_per_error_burst() -> None:
     assert ledger.resends == 2
 
 
+def test_after_a_resend_request_lines_go_one_at_a_time_until_the_last_is_answered() -> None:
+    ledger = LineLedger(rx_buffer_bytes=1000)
+    for index in range(4):
+        send(ledger, f"G1 X{index}")
+    assert ledger.request_resend(2).action is ResendAction.RESEND
+    ledger.acknowledge(parse_reply("ok"))  # line 1
+    # Lines 2 to 4 are still in flight: their bytes may still be in the firmware's buffer.
+    assert ledger.recovering and not ledger.fits(5)
+    for _ in range(3):
+        ledger.acknowledge(parse_reply("ok"))
+    for number in (2, 3, 4):
+        assert ledger.fits(20)
+        pending = ledger.pending_resend()
+        assert pending is not None and pending[0] == number
+        ledger.sent(number, len(pending[1]))
+        assert not ledger.fits(5)  # one line in flight while recovering
+        ledger.acknowledge(parse_reply("ok"))
+    assert not ledger.recovering and ledger.pending_resend() is None
+    send(ledger, "G1 X9")
+    assert ledger.fits(20)  # the window is back
+
+
+def test_a_request_past_the_line_asked_for_before_it_went_again_rewinds_to_it() -> None:
+    ledger = LineLedger(rx_buffer_bytes=1000)
+    for index in range(4):
+        send(ledger, f"G1 X{index}")
+    assert ledger.request_resend(2).action is ResendAction.RESEND
+    # Line 3 arrived cut inside its checksum; a firmware that counts it as received asks for 4.
+    decision = ledger.request_resend(4)
+    assert (decision.action, decision.line) == (ResendAction.REWIND, 2)
+    assert ledger.rewind(2) == ["G1 X1", "G1 X2", "G1 X3"]
+    assert ledger.pending_resend() is None and ledger.in_flight == 0
+
+
+def test_a_given_buffer_size_resends_at_its_window() -> None:
+    ledger = LineLedger(rx_buffer_bytes=1000)
+    ledger.careful_resends = False
+    for index in range(4):
+        send(ledger, f"G1 X{index}")
+    assert ledger.request_resend(2).action is ResendAction.RESEND
+    assert not ledger.recovering and ledger.fits(20)
+
+
 def test_the_same_line_again_and_again_fails() -> None:
     ledger = LineLedger(resend_limit=3)
     send(ledger, "G1 X1")

@@ -114,6 +114,7 @@ class VirtualPrinterOnPty:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.printer: Optional[RecordingVirtualPrinter] = None
+        self.written: list[bytes] = []  # every line the host wrote, as the pty delivered it
         self._master = self._slave = -1
 
     def start(self) -> str:
@@ -161,6 +162,7 @@ class VirtualPrinterOnPty:
                 return
             *lines, pending = pending.split(b"\n")
             for line in lines:
+                self.written.append(line)
                 printer = self.printer
                 if printer is None or self._stop.is_set():
                     return
