@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import pytest
 import serial
@@ -50,6 +50,18 @@ REPLIES = [
     ("T:180.2 E:0 W:?", ReplyKind.TEMPERATURE, None, None),  # Prusa M109 waiting
     ("Cap:ADVANCED_OK:1", ReplyKind.CAPABILITY, None, None),
 ]
+
+
+def print_all(
+    host: Any, device: Any, path: Path, expected: list[str], *, timeout: float, settle: float = 10
+) -> Any:
+    """Stream ``path`` to its end and check the device ran ``expected`` once each, in order."""
+    host.start_job(path)
+    result = host.wait_job(timeout=timeout)
+    assert result is not None and result.outcome is JobOutcome.DONE, result
+    assert device.wait_executed(len(expected), timeout=settle)
+    assert file_commands(device.executed) == expected
+    return result
 
 
 @pytest.mark.parametrize(("text", "kind", "line", "error"), REPLIES, ids=[r[0][:40] for r in REPLIES])
@@ -129,11 +141,7 @@ def test_vase_streams_through_every_dialect_and_buffer(
         speedup=math.inf, rx_buffer_bytes=BUFFERS[buffer], dialect=name, advanced_ok=advanced
     )
     host = streamer(port, replace(FAST, ok_timeout_s=0.5))
-    host.start_job(path)
-    result = host.wait_job(timeout=120)
-    assert result is not None and result.outcome is JobOutcome.DONE, result
-    assert device.wait_executed(len(expected), timeout=10)
-    assert file_commands(device.executed) == expected
+    print_all(host, device, path, expected, timeout=120, settle=10)
 
 
 @pytest.mark.skipif(not VASE.exists(), reason="the shared slicer files are not beside the checkout")
@@ -149,11 +157,7 @@ def test_a_busy_board_with_a_small_buffer_is_learned_not_overrun(
     path = write_gcode(lines)
     device, port = firmware(speedup=400.0, rx_buffer_bytes=size, dialect="marlin1")
     host = streamer(port, replace(FAST, ok_timeout_s=0.5, widen_after=16), baud=115200)
-    host.start_job(path)
-    result = host.wait_job(timeout=120)
-    assert result is not None and result.outcome is JobOutcome.DONE, result
-    assert device.wait_executed(len(lines), timeout=10)
-    assert file_commands(device.executed) == lines
+    print_all(host, device, path, lines, timeout=120, settle=10)
     learned = host.learned_window
     assert learned is not None and learned >= 64  # it widened past one line in flight, and it held
 
@@ -172,12 +176,8 @@ def test_a_long_heat_up_and_homing_never_count_as_silence(firmware, streamer, wr
     path = write_gcode(lines)
     device, port = firmware(speedup=1.0, heat_rate_c_per_s=90.0, dialect=name, busy_interval_s=0.5)
     host = streamer(port, replace(FAST, ok_timeout_s=0.3, max_timeouts=0, rx_buffer_bytes=128))
-    host.start_job(path)
-    result = host.wait_job(timeout=30)
-    assert result is not None and result.outcome is JobOutcome.DONE, result
+    result = print_all(host, device, path, lines, timeout=30, settle=5)
     assert result.elapsed_s > 1.5  # it did wait for the heater
-    assert device.wait_executed(len(lines), timeout=5)
-    assert file_commands(device.executed) == lines
 
 
 def _read_until(port: serial.Serial, wanted: Callable[[list[str]], bool], timeout: float) -> list[str]:
@@ -225,11 +225,7 @@ def test_marlin_1_waits_recover_lost_oks_long_before_the_ok_timeout(firmware, st
     path = write_gcode(lines)
     device, port = firmware(speedup=math.inf, dialect="marlin1", drop_ok_every=150, idle_wait_s=0.2)
     host = streamer(port, replace(FAST, ok_timeout_s=30.0))
-    host.start_job(path)
-    result = host.wait_job(timeout=20)
-    assert result is not None and result.outcome is JobOutcome.DONE, result
-    assert device.wait_executed(len(lines), timeout=5)
-    assert file_commands(device.executed) == lines
+    print_all(host, device, path, lines, timeout=20, settle=5)
 
 
 @pytest.mark.parametrize(("name", "pause"), [("prusa", "M0"), ("prusa", "M600"), ("marlin1", "M1")])
