@@ -42,6 +42,12 @@ class Printer:
     current_job_id: Optional[int]
     last_seen: Optional[float]
     created_at: float
+    #: From the printer profile; None where the node has not said. ``bed_shape`` is a
+    #: :class:`fleet.protocol.BedShape` value ("rectangular" or "circular").
+    bed_shape: Optional[str] = None
+    heated_bed: Optional[bool] = None
+    heated_chamber: Optional[bool] = None
+    extruders: Optional[int] = None
 
 
 @dataclass(frozen=True)

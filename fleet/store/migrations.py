@@ -111,12 +111,24 @@ def _add_failed_attempts(conn: Connection) -> None:
     attempts.create(conn)
 
 
+def _add_printer_profile(conn: Connection) -> None:
+    """5 → 6: the printer profile's bed shape, heated bed and chamber, and extruder count (unknown yet)."""
+    for column in (
+        "bed_shape VARCHAR(16)",
+        "heated_bed BOOLEAN",
+        "heated_chamber BOOLEAN",
+        "extruders INTEGER",
+    ):
+        conn.execute(text(f"ALTER TABLE printers ADD COLUMN {column}"))
+
+
 #: UPGRADES[N] upgrades a database from version N to N+1.
 UPGRADES: Mapping[int, Step] = {
     1: _add_enrollment,
     2: _add_member_passwords,
     3: _add_submission_keys,
     4: _add_failed_attempts,
+    5: _add_printer_profile,
 }
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).

@@ -17,6 +17,9 @@ from . import schema as s
 from .base import StoreBase
 from .engine import read_transaction, write_transaction
 
+#: What the printer profile adds to a printer, stored as given (None: the node has not said).
+PROFILE_FIELDS = ("bed_shape", "heated_bed", "heated_chamber", "extruders")
+
 #: Printer fields :meth:`Store.update_printer` may change.
 PRINTER_CHANGES = frozenset(
     {
@@ -29,6 +32,7 @@ PRINTER_CHANGES = frozenset(
         "current_job_id",
         "last_seen",
         "capabilities",
+        *PROFILE_FIELDS,
     }
 )
 
@@ -54,6 +58,7 @@ class PrinterRecords(StoreBase):
             "last_seen": printer.last_seen,
             "created_at": printer.created_at,
             "capabilities": rows.dumps(dict(capabilities or {})),
+            **{name: getattr(printer, name) for name in PROFILE_FIELDS},
         }
         taken = Conflict(f"a printer with id {printer.id!r} already exists", field="id")
         try:

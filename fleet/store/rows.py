@@ -53,6 +53,8 @@ def printer(row: Row[Any]) -> Printer:
         state=PrinterState(row.state),
         volume=Box(row.min_x, row.min_y, row.min_z, row.max_x, row.max_y, row.max_z),
         restricted=bool(row.restricted),
+        heated_bed=None if row.heated_bed is None else bool(row.heated_bed),
+        heated_chamber=None if row.heated_chamber is None else bool(row.heated_chamber),
     )
 
 

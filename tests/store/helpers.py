@@ -85,6 +85,10 @@ ADDED_IN_VERSION = {
     3: ["ALTER TABLE members DROP COLUMN password_hash"],
     4: ["DROP TABLE submission_keys"],
     5: ["DROP TABLE failed_attempts"],
+    6: [
+        f"ALTER TABLE printers DROP COLUMN {c}"
+        for c in ("bed_shape", "heated_bed", "heated_chamber", "extruders")
+    ],
 }
 
 
