@@ -256,7 +256,13 @@ class Explanations(Mapping[int, Explanation]):
 
     def _needs(self, job: JobInfo) -> str:
         bounds = job.bounds
-        key = (None if bounds is None else _SIDES(bounds), job.nozzle_diameter, job.material)
+        key = (
+            None if bounds is None else _SIDES(bounds),
+            job.nozzle_diameter,
+            job.material,
+            job.heats_bed,
+            job.tools,
+        )
         known = self._needs_of.get(key)
         if known is None:
             known = self._needs_of[key] = wording.needs(job)
@@ -271,7 +277,14 @@ class Explanations(Mapping[int, Explanation]):
 
     def _incompatible(self, job: JobInfo) -> tuple[WaitReason, str]:
         bounds = job.bounds
-        key = (None if bounds is None else _SIDES(bounds), job.nozzle_diameter, job.material, job.member_id)
+        key = (
+            None if bounds is None else _SIDES(bounds),
+            job.nozzle_diameter,
+            job.material,
+            job.member_id,
+            job.heats_bed,
+            job.tools,
+        )
         known = self._why_not.get(key)
         if known is None:
             known = self._why_not[key] = wording.incompatible(job, self._run.fleet)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .matching import Fleet, nozzle_fits, volume_fits
+from .matching import Fleet, bed_fits, heat_fits, nozzle_fits, tools_fit, volume_fits
 from .model import JobInfo, WaitReason
 
 TIMES = "\u00d7"
@@ -17,14 +17,39 @@ TIMES = "\u00d7"
 def incompatible(job: JobInfo, fleet: Fleet) -> tuple[WaitReason, str]:
     """Why no printer fits ``job``: the first requirement, in this order, that rules out every printer."""
     params = fleet.params
-    candidates = [p for p in fleet.printers if volume_fits(p.volume, job.bounds, params.bounds_tolerance)]
+    if not fleet.printers:
+        return WaitReason.NO_COMPATIBLE_PRINTER, "no printer has joined the fleet yet"
+    boxed = [p for p in fleet.printers if volume_fits(p.volume, job.bounds, params.bounds_tolerance)]
+    candidates = [p for p in boxed if bed_fits(p, job.bounds, params.bounds_tolerance)]
     if not candidates:
+        if boxed:
+            return (
+                WaitReason.NO_COMPATIBLE_PRINTER,
+                f"no printer in the fleet is big enough for {size(job)}: "
+                f"{count(len(boxed), 'printer')} with a round bed "
+                f"{'has' if len(boxed) == 1 else 'have'} the height and the width, "
+                "but the print's corners stick out of the round bed",
+            )
         return WaitReason.NO_COMPATIBLE_PRINTER, f"no printer in the fleet is big enough for {size(job)}"
     nozzle = job.nozzle_diameter
     candidates = [p for p in candidates if nozzle_fits(p.nozzle_diameter, nozzle, params.nozzle_tolerance)]
     if not candidates:
         where = "big enough for it" if job.bounds is not None else "in the fleet"
         return WaitReason.NO_COMPATIBLE_PRINTER, f"no printer {where} has a {nozzle:g} mm nozzle"
+    if job.heats_bed:
+        candidates = [p for p in candidates if heat_fits(p.heated_bed, True)]
+        if not candidates:
+            return (
+                WaitReason.NO_COMPATIBLE_PRINTER,
+                "it heats the bed, and no printer that could otherwise print it has a heated bed",
+            )
+    candidates = [p for p in candidates if tools_fit(p.extruders, job.tools)]
+    if not candidates:
+        return (
+            WaitReason.NO_COMPATIBLE_PRINTER,
+            f"it uses {job.tools} tools, and no printer that could otherwise print it has "
+            f"{job.tools} extruders",
+        )
     granted = fleet.grants.get(job.member_id, frozenset())
     candidates = [p for p in candidates if not p.restricted or p.id in granted]
     if not candidates:
@@ -68,6 +93,10 @@ def needs(job: JobInfo) -> str:
         extras.append(job.material)
     if job.nozzle_diameter is not None:
         extras.append(f"a {job.nozzle_diameter:g} mm nozzle")
+    if job.heats_bed:
+        extras.append("a heated bed")
+    if job.tools > 1:
+        extras.append(f"{job.tools} extruders")
     if extras:
         text += " with " + " and ".join(extras)
     return text

@@ -45,7 +45,9 @@ def test_the_tools_a_file_uses(analyze_text: Analyze, body: str, tools: int) -> 
     assert analyze_text(body).tools == tools
 
 
-def test_a_stored_analysis_keeps_them_and_an_old_one_reads_as_one_tool_and_no_bed(analyze_text: Analyze) -> None:
+def test_a_stored_analysis_keeps_them_and_an_old_one_reads_as_one_tool_and_no_bed(
+    analyze_text: Analyze,
+) -> None:
     analysis = analyze_text("M190 S60\nT1\nG1 X1 E1")
     assert Analysis.from_dict(analysis.to_dict()) == analysis
     old = {k: v for k, v in analysis.to_dict().items() if k not in ("bed_temperature_c", "tools")}

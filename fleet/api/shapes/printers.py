@@ -205,9 +205,7 @@ class Capabilities(InputModel):
     bed_shape: Annotated[Optional[BedShape], BeforeValidator(_bed_shape)] = None
     heated_bed: Annotated[Optional[bool], _optional_flag("capabilities.heated_bed")] = None
     heated_chamber: Annotated[Optional[bool], _optional_flag("capabilities.heated_chamber")] = None
-    extruders: Annotated[
-        Optional[int], Field(ge=1, le=MAX_EXTRUDERS), BeforeValidator(_extruders)
-    ] = None
+    extruders: Annotated[Optional[int], Field(ge=1, le=MAX_EXTRUDERS), BeforeValidator(_extruders)] = None
 
     def value(self) -> ReportedCapabilities:
         return ReportedCapabilities(
