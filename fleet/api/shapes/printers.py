@@ -171,7 +171,7 @@ def _bed_shape(value: Any) -> Any:
             f"capabilities.bed_shape must be one of: {', '.join(shape.value for shape in BedShape)}",
             field="capabilities.bed_shape",
         )
-    return value
+    return None if value is None else BedShape(value)
 
 
 def _optional_flag(field: str) -> BeforeValidator:
