@@ -1,4 +1,4 @@
-"""The printer profile (bed shape, heated bed and chamber, extruders): sent at enrollment, shown by the API."""
+"""The printer profile (bed shape, heated bed and chamber, extruders): enrolled, and shown by the API."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A node's printer profile in its status: stored, kept when left out, and the queue says when it rules a job out."""
+"""A printer profile in a status: stored, kept when left out, and named when it rules a queued job out."""
 
 from __future__ import annotations
 
