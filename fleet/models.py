@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Any, Generic, Optional, TypeVar, Union
 
 from .geometry import Box
+from .lending import Lending
 from .states import JobState, PrinterState
 
 T = TypeVar("T")
@@ -48,6 +49,8 @@ class Printer:
     heated_bed: Optional[bool] = None
     heated_chamber: Optional[bool] = None
     extruders: Optional[int] = None
+    #: The owner's terms: when the printer is lent and which materials it takes; None: always, any.
+    lending: Optional[Lending] = None
 
 
 @dataclass(frozen=True)

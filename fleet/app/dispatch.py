@@ -85,6 +85,7 @@ class Dispatcher:
                 round_bed=p.bed_shape == BedShape.CIRCULAR.value,
                 heated_bed=p.heated_bed,
                 extruders=p.extruders,
+                lending=p.lending,
             )
             for p in printers
         ]

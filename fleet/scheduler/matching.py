@@ -69,6 +69,11 @@ def nozzle_fits(printer_nozzle: float, job_nozzle: float | None, tolerance: floa
     return job_nozzle is None or abs(printer_nozzle - job_nozzle) <= tolerance
 
 
+def lending_takes(accepts: frozenset[str] | None, job_material: str | None) -> bool:
+    """The owner of a lent printer names the materials it takes (folded); None takes any."""
+    return accepts is None or job_material is None or job_material in accepts
+
+
 def material_fits(printer_material: str | None, job_material: str | None) -> bool:
     """Compare casefolded names; an unknown loaded material matches no job that names one."""
     return job_material is None or (printer_material is not None and printer_material == job_material)
@@ -89,6 +94,7 @@ def fits(
         bed_fits(printer, job.bounds, params.bounds_tolerance)
         and nozzle_fits(printer.nozzle_diameter, job.nozzle_diameter, params.nozzle_tolerance)
         and material_fits(fold(printer.material), fold(job.material))
+        and lending_takes(_accepts(printer), fold(job.material))
         and heat_fits(printer.heated_bed, job.heats_bed)
         and tools_fit(printer.extruders, job.tools)
         and (not printer.restricted or printer.id in grants.get(job.member_id, ()))
@@ -129,9 +135,11 @@ class Fleet:
         #: Per class: False when its beds are not heated, and its extruders (None: not reported).
         self.class_heated: list[bool | None] = []
         self.class_extruders: list[int | None] = []
+        #: Per class: the folded materials a lent printer's owner takes (None: any).
+        self.class_accepts: list[frozenset[str] | None] = []
         self.class_printers: list[list[int]] = []
         volume_ids: dict[tuple[Box, bool], int] = {}
-        class_ids: dict[tuple[int, float, str | None, frozenset[int] | None, bool, int | None], int] = {}
+        class_ids: dict[tuple[object, ...], int] = {}
         for index, p in enumerate(self.printers):
             volume = volume_ids.setdefault((p.volume, p.round_bed), len(volume_ids))
             if volume == len(self.volumes):
@@ -141,7 +149,8 @@ class Fleet:
             members = frozenset(allowed[p.id]) if p.restricted else None
             material = fold(p.material)
             cold = p.heated_bed is False
-            key = (volume, p.nozzle_diameter, material, members, cold, p.extruders)
+            accepts = _accepts(p)
+            key = (volume, p.nozzle_diameter, material, members, cold, p.extruders, accepts)
             cls = class_ids.setdefault(key, len(class_ids))
             if cls == len(self.class_printers):
                 self.class_volume.append(volume)
@@ -150,6 +159,7 @@ class Fleet:
                 self.class_members.append(members)
                 self.class_heated.append(False if cold else None)
                 self.class_extruders.append(p.extruders)
+                self.class_accepts.append(accepts)
                 self.class_printers.append([])
             self.class_printers[cls].append(index)
 
@@ -278,7 +288,9 @@ class Fleet:
         part = self._material_classes.get(folded)
         if part is None:
             part = self._material_classes[folded] = sum(
-                1 << c for c, loaded in enumerate(self.class_material) if material_fits(loaded, folded)
+                1 << c
+                for c, (loaded, accepts) in enumerate(zip(self.class_material, self.class_accepts))
+                if material_fits(loaded, folded) and lending_takes(accepts, folded)
             )
         mask &= part
         part = self._member_classes.get(member)
@@ -308,6 +320,13 @@ class Fleet:
     def printers_of(self, compat: int) -> list[int]:
         """Indexes of the printers (sorted by id) that a compat fits."""
         return sorted(p for c in self.compat_classes[compat] for p in self.class_printers[c])
+
+
+def _accepts(printer: PrinterInfo) -> frozenset[str] | None:
+    lending = printer.lending
+    if lending is None or lending.materials is None:
+        return None
+    return frozenset(m.casefold() for m in lending.materials)
 
 
 def _allowed(members: frozenset[int] | None, member: int | None) -> bool:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import Invalid
 from ..geometry import Box
+from ..lending import Lending
 from ..states import JobState, PrinterState
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ class PrinterInfo:
     heated_bed: bool | None = None
     #: Tools the printer has; None (not reported) takes a job with any number.
     extruders: int | None = None
+    #: A home printer's owner's terms: lent only in its windows, only the materials named.
+    lending: Lending | None = None
 
 
 @dataclass(frozen=True)

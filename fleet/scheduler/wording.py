@@ -7,9 +7,11 @@ the rules. Each is called once per distinct case (the explanations cache them), 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
+from ..lending import opening_words
 from .matching import Fleet, bed_fits, heat_fits, nozzle_fits, tools_fit, volume_fits
-from .model import JobInfo, WaitReason
+from .model import JobInfo, PrinterInfo, WaitReason
 
 TIMES = "\u00d7"
 
@@ -58,11 +60,33 @@ def incompatible(job: JobInfo, fleet: Fleet) -> tuple[WaitReason, str]:
             "only restricted printers can print it, and you have not been granted any of them; "
             "ask a manager for access",
         )
+    refusing = [p for p in candidates if p.lending is not None and not p.lending.takes(job.material)]
+    if refusing and len(refusing) == len(candidates):
+        first = refusing[0]
+        assert first.lending is not None and first.lending.materials is not None
+        return (
+            WaitReason.NO_COMPATIBLE_PRINTER,
+            f"the printers that could print it are home printers whose owners do not lend them for "
+            f"{job.material} ({first.id} takes {', '.join(sorted(first.lending.materials))})",
+        )
+    candidates = [p for p in candidates if p not in refusing]
     # Only the material is left: the one requirement a manager can meet by loading a spool.
     return (
         WaitReason.MATERIAL_NOT_LOADED,
         f"{count(len(candidates), 'printer')} could print it, but none has {job.material} loaded; "
         f"it waits until a manager loads {job.material}",
+    )
+
+
+def lent(printer: PrinterInfo, opens: float | None) -> str:
+    """'home printer X is lent weeknights 20:00-08:00 (Europe/Paris); next window opens Monday 20:00'."""
+    lending = printer.lending
+    assert lending is not None
+    if opens is None:
+        return f"home printer {printer.id} has no lending window set by its owner"
+    return (
+        f"home printer {printer.id} is lent {lending.describe()} ({lending.time_zone}); "
+        f"next window opens {opening_words(lending, opens)}"
     )
 
 
@@ -107,11 +131,23 @@ def states(fleet: Fleet, printer_indexes: list[int]) -> str:
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
 
 
-def busy(fleet: Fleet, printer_indexes: list[int], available: list[float | None]) -> str:
+def busy(
+    fleet: Fleet,
+    printer_indexes: list[int],
+    available: list[float | None],
+    closed: Mapping[int, float | None] | None = None,
+) -> str:
     """'2 compatible printers, both busy' or '3 compatible printers: 2 busy, 1 offline'."""
     total = len(printer_indexes)
     away = [p for p in printer_indexes if available[p] is None]
     head = count(total, "compatible printer")
+    lent = [p for p in printer_indexes if closed and p in closed and available[p] is not None]
+    if lent:
+        parts = [f"{total - len(away) - len(lent)} busy"] if total > len(away) + len(lent) else []
+        parts.append(f"{len(lent)} outside {'its' if len(lent) == 1 else 'their'} owner's lending hours")
+        if away:
+            parts.append(states(fleet, away))
+        return f"{head}: {', '.join(parts)}"
     if not away:
         return f"{head}, {'busy' if total == 1 else 'both busy' if total == 2 else 'all busy'}"
     return f"{head}: {total - len(away)} busy, {states(fleet, away)}"

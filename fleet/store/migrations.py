@@ -112,12 +112,14 @@ def _add_failed_attempts(conn: Connection) -> None:
 
 
 def _add_printer_profile(conn: Connection) -> None:
-    """5 → 6: the printer profile's bed shape, heated bed and chamber, and extruder count (unknown yet)."""
+    """5 → 6: the printer profile (bed shape, heated bed and chamber, extruders) and the owner's lending
+    terms, all unknown until the node reports them."""
     for column in (
         "bed_shape VARCHAR(16)",
         "heated_bed BOOLEAN",
         "heated_chamber BOOLEAN",
         "extruders INTEGER",
+        "lending TEXT",
     ):
         conn.execute(text(f"ALTER TABLE printers ADD COLUMN {column}"))
 

@@ -90,6 +90,8 @@ printers = Table(
     Column("heated_bed", Boolean, nullable=True),
     Column("heated_chamber", Boolean, nullable=True),
     Column("extruders", Integer, nullable=True),
+    # The owner's lending terms (fleet.lending, JSON); NULL: lent whenever idle, any material.
+    Column("lending", Text, nullable=True),
 )
 
 grants = Table(

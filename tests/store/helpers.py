@@ -87,7 +87,7 @@ ADDED_IN_VERSION = {
     5: ["DROP TABLE failed_attempts"],
     6: [
         f"ALTER TABLE printers DROP COLUMN {c}"
-        for c in ("bed_shape", "heated_bed", "heated_chamber", "extruders")
+        for c in ("bed_shape", "heated_bed", "heated_chamber", "extruders", "lending")
     ],
 }
 

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from fleet.lending import decode_lending
 from fleet.store import Store, open_store
 from fleet.store.migrations import current_version, migrate
 from fleet.store.schema import SCHEMA_VERSION, printers
@@ -81,3 +82,17 @@ def test_a_version_5_database_gains_the_profile_columns_and_keeps_its_printers(
         assert store.update_printer("old", bed_shape="circular", extruders=3).extruders == 3
     finally:
         store.close()
+
+
+def test_the_owners_lending_terms_are_kept_and_cleared(store: Store) -> None:
+    terms = decode_lending(
+        {
+            "time_zone": "Europe/Paris",
+            "windows": [{"days": ["mon", "tue"], "start": "20:00", "end": "08:00"}],
+            "materials": ["PLA"],
+        }
+    )
+    store.create_printer(make_printer("home", lending=terms))
+    assert store.get_printer("home").lending == terms
+    assert store.update_printer("home", lending=None).lending is None
+    assert store.update_printer("home", lending=terms).lending == terms
