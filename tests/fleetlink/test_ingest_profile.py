@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fleet import protocol as p
+from fleet.lending import decode_lending
 from fleet.models import Role
 from fleet.states import JobState, PrinterState
 
@@ -57,3 +58,21 @@ def test_a_profile_that_no_longer_fits_a_queued_job_is_explained_in_the_queue(
     assert entry.explanation.message == (
         "1st in line; it uses 2 tools, and no printer that could otherwise print it has 2 extruders."
     )
+
+
+def test_the_owners_lending_terms_in_a_status_are_stored_and_cleared_when_dropped(
+    service, fleetlink, link, clock
+):
+    add_printer(service, "garage", PrinterState.OFFLINE)
+    node = Node(link, "garage", clock)
+    terms = decode_lending(
+        {"time_zone": "Europe/Paris", "windows": [{"days": ["sat", "sun"], "start": "08:00", "end": "20:00"}]}
+    )
+    clock.now = T0 + 5
+    status = p.Status(p.NodeState.IDLE, clock(), lending=terms)
+    link.deliver(p.topic("garage", p.Channel.STATUS), p.encode_status(status))
+    assert service.printers.get_printer("garage").lending == terms
+
+    clock.now = T0 + 10
+    node.status(p.NodeState.IDLE)  # the owner removed the terms: lent whenever idle
+    assert service.printers.get_printer("garage").lending is None
