@@ -139,6 +139,8 @@ class CrowdFabPlugin(
             "volume": None,
             "nozzle_diameter": None,
             "mqtt_keepalive_s": 30,
+            # The owner's lending terms (fleet.lending's JSON): None lends it whenever it is idle.
+            "lending": None,
             "software_update": dict(UPDATE_DEFAULTS),
         }
 
