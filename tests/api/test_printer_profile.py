@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from fleet.lending import decode_lending
+
 from .test_enrollment import CAPS
 
 
@@ -57,3 +59,16 @@ def test_a_bad_profile_names_the_field_and_keeps_the_code(api, key, value, words
         "/api/v1/printers/enroll", json={"code": code, "name": "x", "capabilities": CAPS}
     )
     assert again.status_code == 201
+
+
+def test_a_lent_printer_shows_its_owners_terms(api, fleet):
+    _, response = enroll_with(api, CAPS, name="Garage")
+    assert response.status_code == 201
+    assert api["alice"].get("/api/v1/printers/garage").get_json()["lending"] is None
+    terms = {
+        "time_zone": "Europe/Paris",
+        "windows": [{"days": ["sat", "sun"], "start": "08:00", "end": "20:00"}],
+        "materials": ["PLA"],
+    }
+    fleet.app.store.update_printer("garage", lending=decode_lending(terms))
+    assert api["alice"].get("/api/v1/printers/garage").get_json()["lending"] == terms

@@ -50,6 +50,20 @@ class LiveStatus(OutputModel):
         )
 
 
+class LendingWindow(OutputModel):
+    days: list[str] = Field(description="mon … sun")
+    start: str = Field(description="HH:MM, the owner's wall clock")
+    end: str = Field(description="HH:MM; not after start: the next day")
+
+
+class Lending(OutputModel):
+    """A home printer's owner's terms: it takes fleet work only in these windows, for these materials."""
+
+    time_zone: str = Field(description="Such as Europe/Paris")
+    windows: list[LendingWindow]
+    materials: Optional[list[str]] = Field(default=None, description="null: any material")
+
+
 class Printer(OutputModel):
     id: str
     name: str
@@ -67,6 +81,7 @@ class Printer(OutputModel):
     heated_bed: Optional[bool] = Field(description="null: not reported (jobs that heat the bed may go)")
     heated_chamber: Optional[bool] = Field(description="null: not reported")
     extruders: Optional[int] = Field(description="null: not reported (jobs may use any number of tools)")
+    lending: Optional[Lending] = Field(description="null: lent whenever idle, any material")
     live: Optional[LiveStatus] = Field(default=None, description="Only in answers that read it")
 
     omittable: ClassVar[frozenset[str]] = frozenset({"live"})
@@ -75,7 +90,8 @@ class Printer(OutputModel):
     def of(cls, printer: models.Printer, live: Optional[models.LiveStatus] = None) -> Printer:
         extra = {} if live is None else {"live": LiveStatus.of(live)}
         shape = None if printer.bed_shape is None else BedShape(printer.bed_shape)
-        return cls.copied(printer, volume=Box.of(printer.volume), bed_shape=shape, **extra)
+        lending = None if printer.lending is None else Lending.model_validate(printer.lending.to_json())
+        return cls.copied(printer, volume=Box.of(printer.volume), bed_shape=shape, lending=lending, **extra)
 
 
 class Printers(OutputModel):
