@@ -222,3 +222,31 @@ def opening_words(lending: Lending, at: float) -> str:
     """'Monday 20:00', in the owner's zone."""
     local = datetime.fromtimestamp(at, ZoneInfo(lending.time_zone))
     return f"{DAY_NAMES[local.weekday()]} {local:%H:%M}"
+
+
+def parse_windows(text: str, field: str = "lending.windows") -> list[dict[str, Any]]:
+    """Windows as an owner types them: ``mon-fri 20:00-08:00; sat,sun 08:00-24:00`` → their JSON form.
+
+    Windows are separated by ``;`` or new lines; days are names or ranges (``fri-mon`` wraps the week).
+    """
+    found = []
+    for part in (piece.strip() for piece in re.split(r"[;\n]", text)):
+        if not part:
+            continue
+        where = f"{field}[{len(found)}]"
+        words = part.split()
+        if len(words) != 2 or "-" not in words[1]:
+            raise Invalid(f"{where}: {part!r} must read like 'mon-fri 20:00-08:00'", field=where)
+        days: list[str] = []
+        for item in words[0].lower().split(","):
+            first, _, last = item.partition("-")
+            for day in (first, last or first):
+                if day not in DAYS:
+                    raise Invalid(
+                        f"{where}.days: {day!r} is not one of {', '.join(DAYS)}", field=f"{where}.days"
+                    )
+            a, b = DAYS.index(first), DAYS.index(last or first)
+            days += [DAYS[(a + k) % 7] for k in range((b - a) % 7 + 1) if DAYS[(a + k) % 7] not in days]
+        start, _, end = words[1].partition("-")
+        found.append({"days": days, "start": start, "end": end})
+    return found

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from fleet.errors import Invalid
 from fleet.geometry import Box
-from fleet.lending import Lending, decode_lending
+from fleet.lending import Lending, decode_lending, parse_windows
 from fleet.node import NodeSettings, PrinterNode, PrinterPort
 from fleet.protocol import Capabilities
 
@@ -129,7 +129,11 @@ class PluginConfig:
             nozzle_diameter=float(get(["nozzle_diameter"])) if get(["nozzle_diameter"]) else None,
             keepalive_s=max(5, min(300, int(get(["mqtt_keepalive_s"]) or 30))),
             profile=profile,
-            lending=lending_setting(get(["lending"])),
+            lending=lending_setting(
+                get(["lending_windows"]) or "",
+                get(["lending_time_zone"]) or "",
+                get(["lending_materials"]) or "",
+            ),
         )
 
     @property
@@ -151,13 +155,19 @@ class PluginConfig:
 NOT_LENT = Lending("UTC", ())
 
 
-def lending_setting(value: Any) -> Optional[Lending]:
-    """The ``lending`` setting; terms that do not parse lend the printer never (the owner's printer
-    is not handed out on terms they did not set), and the log says what is wrong."""
-    if value is None:
+def lending_setting(windows: str, time_zone: str, materials: str) -> Optional[Lending]:
+    """The owner's terms from the settings (``mon-fri 20:00-08:00; sat,sun 08:00-24:00``, a zone such
+    as Europe/Paris, materials such as ``PLA, PETG``); no windows: lent whenever idle. Terms that do
+    not parse lend the printer never (it is not handed out on terms the owner did not set), and the
+    log says what is wrong."""
+    if not str(windows).strip():
         return None
     try:
-        return decode_lending(value, "lending")
+        data: dict[str, Any] = {"time_zone": str(time_zone).strip(), "windows": parse_windows(str(windows))}
+        names = [m.strip() for m in str(materials).split(",") if m.strip()]
+        if names:
+            data["materials"] = names
+        return decode_lending(data, "lending")
     except Invalid as exc:
         log.error("the printer is not lent until the lending setting is fixed: %s", exc.message)
         return NOT_LENT
