@@ -229,7 +229,7 @@ def parse_windows(text: str, field: str = "lending.windows") -> list[dict[str, A
 
     Windows are separated by ``;`` or new lines; days are names or ranges (``fri-mon`` wraps the week).
     """
-    found = []
+    found: list[dict[str, Any]] = []
     for part in (piece.strip() for piece in re.split(r"[;\n]", text)):
         if not part:
             continue
