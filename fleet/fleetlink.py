@@ -47,6 +47,7 @@ from . import protocol as p
 from .app import FleetApp
 from .dispatches import Dispatch, Dispatches
 from .errors import FleetError, Invalid, NotFound
+from .lending import Lending
 from .models import LiveStatus, Printer
 from .states import BUSY, JobState, PrinterState
 
@@ -97,6 +98,7 @@ class Reported:
     state: p.NodeState
     job_id: Optional[int]
     capabilities: p.Capabilities
+    lending: Optional[Lending]
     #: When the next status is checked in full anyway (spread out, so not all printers at once).
     recheck_at: float
 
@@ -411,6 +413,7 @@ class FleetLink:
             status.state is reported.state
             and status.job_id == reported.job_id
             and status.capabilities == reported.capabilities
+            and status.lending == reported.lending
             and now < reported.recheck_at
         )
 
@@ -437,13 +440,18 @@ class FleetLink:
         target = printer_state_for(status.state, printer)
         if target is not None and target is not printer.state:
             changes["state"] = target
+        if status.lending != printer.lending:
+            # Each status states the owner's whole terms: none sent means none set (lent whenever idle).
+            changes["lending"] = status.lending
         if changes:
             changes["last_seen"] = now
             self._seen_written[printer.id] = now
             self.app.reports.record_status(printer.id, changes)
             self.app.metrics.count("status.printer_writes")
         recheck_at = now + self.status_recheck_s * (0.5 + 0.5 * self._jitter.random())
-        self._reported[printer.id] = Reported(status.state, status.job_id, status.capabilities, recheck_at)
+        self._reported[printer.id] = Reported(
+            status.state, status.job_id, status.capabilities, status.lending, recheck_at
+        )
         # From the node's clock to the fleet's: meaningful when both keep time (NTP), as they do here.
         self.app.metrics.observe("status.lag_s", self.clock() - status.ts)
 

@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Any, Generic, Optional, TypeVar, Union
 
 from .geometry import Box
+from .lending import Lending
 from .states import JobState, PrinterState
 
 T = TypeVar("T")
@@ -42,6 +43,14 @@ class Printer:
     current_job_id: Optional[int]
     last_seen: Optional[float]
     created_at: float
+    #: From the printer profile; None where the node has not said. ``bed_shape`` is a
+    #: :class:`fleet.protocol.BedShape` value ("rectangular" or "circular").
+    bed_shape: Optional[str] = None
+    heated_bed: Optional[bool] = None
+    heated_chamber: Optional[bool] = None
+    extruders: Optional[int] = None
+    #: The owner's terms: when the printer is lent and which materials it takes; None: always, any.
+    lending: Optional[Lending] = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 from .errors import Invalid
 from .geometry import Box
+from .lending import Lending, decode_lending
 
 VERSION = 1
 ROOT = f"crowdfab/v{VERSION}"
@@ -211,6 +212,8 @@ class Status:
     eta: Optional[float] = None
     capabilities: Capabilities = field(default_factory=Capabilities)
     message: str = ""
+    #: The owner's lending terms (:mod:`fleet.lending`); None: lent whenever it is idle, any material.
+    lending: Optional[Lending] = None
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,7 @@ def encode_status(status: Status) -> bytes:
             "eta": status.eta,
             "capabilities": status.capabilities.to_json(),
             "message": status.message,
+            **({} if status.lending is None else {"lending": status.lending.to_json()}),
         }
     )
 
@@ -467,7 +471,18 @@ def decode_status(payload: bytes) -> Status:
         eta=_time(data, "eta", optional=True),
         capabilities=decode_capabilities(data.get("capabilities") or {}),
         message=_str(data, "message", default=""),
+        lending=_lending(data.get("lending")),
     )
+
+
+def _lending(data: Any) -> Optional[Lending]:
+    """The optional ``lending`` of a status; a bad one is a protocol error naming its field."""
+    if data is None:
+        return None
+    try:
+        return decode_lending(data, "lending")
+    except Invalid as exc:
+        raise ProtocolError(exc.message, field=exc.field) from None
 
 
 def decode_command(payload: bytes) -> Command:

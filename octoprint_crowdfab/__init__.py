@@ -142,6 +142,10 @@ class CrowdFabPlugin(
             "volume": None,
             "nozzle_diameter": None,
             "mqtt_keepalive_s": 30,
+            # The owner's lending terms: no windows lends it whenever it is idle (see fleet.lending).
+            "lending_windows": "",
+            "lending_time_zone": "",
+            "lending_materials": "",
             "software_update": dict(UPDATE_DEFAULTS),
         }
 

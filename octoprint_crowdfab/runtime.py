@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 from fleet.errors import Invalid
 from fleet.geometry import Box
+from fleet.lending import Lending, decode_lending, parse_windows
 from fleet.node import NodeSettings, PrinterNode, PrinterPort
 from fleet.protocol import Capabilities
 
@@ -91,6 +92,8 @@ class PluginConfig:
     keepalive_s: int = 30
     #: OctoPrint's printer profile as plain dict (see :mod:`.profile`).
     profile: Optional[dict[str, Any]] = None
+    #: The owner's lending terms (:mod:`fleet.lending`); None: lent whenever idle, any material.
+    lending: Optional[Lending] = None
 
     @classmethod
     def from_settings(
@@ -126,6 +129,11 @@ class PluginConfig:
             nozzle_diameter=float(get(["nozzle_diameter"])) if get(["nozzle_diameter"]) else None,
             keepalive_s=max(5, min(300, int(get(["mqtt_keepalive_s"]) or 30))),
             profile=profile,
+            lending=lending_setting(
+                get(["lending_windows"]) or "",
+                get(["lending_time_zone"]) or "",
+                get(["lending_materials"]) or "",
+            ),
         )
 
     @property
@@ -143,6 +151,28 @@ class PluginConfig:
         )
 
 
+#: What terms the owner cannot have meant are read as: lent never, until the owner fixes them.
+NOT_LENT = Lending("UTC", ())
+
+
+def lending_setting(windows: str, time_zone: str, materials: str) -> Optional[Lending]:
+    """The owner's terms from the settings (``mon-fri 20:00-08:00; sat,sun 08:00-24:00``, a zone such
+    as Europe/Paris, materials such as ``PLA, PETG``); no windows: lent whenever idle. Terms that do
+    not parse lend the printer never (it is not handed out on terms the owner did not set), and the
+    log says what is wrong."""
+    if not str(windows).strip():
+        return None
+    try:
+        data: dict[str, Any] = {"time_zone": str(time_zone).strip(), "windows": parse_windows(str(windows))}
+        names = [m.strip() for m in str(materials).split(",") if m.strip()]
+        if names:
+            data["materials"] = names
+        return decode_lending(data, "lending")
+    except Invalid as exc:
+        log.error("the printer is not lent until the lending setting is fixed: %s", exc.message)
+        return NOT_LENT
+
+
 NodeFactory = Callable[[PluginConfig, PrinterPort, Path, Callable[[bool], None]], PrinterNode]
 
 
@@ -157,6 +187,7 @@ def build_mqtt_node(
         auto_accept=config.auto_accept,
         accept_timeout_s=config.accept_timeout_s,
         capabilities=config.capabilities,
+        lending=config.lending,
     )
     return build_node(
         config.printer_id,

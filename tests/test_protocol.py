@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from fleet import protocol as p
 from fleet.geometry import Box
+from fleet.lending import decode_lending
 
 
 def test_topics_are_built_and_parsed_the_same_way():
@@ -194,3 +196,35 @@ def test_no_json_object_crashes_a_decoder(fields):
     for decode in (p.decode_status, p.decode_command, p.decode_ack, p.decode_event):
         with contextlib.suppress(p.ProtocolError):
             decode(payload)
+
+
+LENDING = {
+    "time_zone": "Europe/Paris",
+    "windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "20:00", "end": "08:00"}],
+    "materials": ["PETG", "PLA"],
+}
+
+
+def test_a_status_carries_the_owners_lending_terms_and_an_older_one_none():
+    lent = replace(STATUS, lending=decode_lending(LENDING))
+    assert p.decode_status(p.encode_status(lent)) == lent
+    assert json.loads(p.encode_status(lent))["lending"] == LENDING
+    assert "lending" not in json.loads(p.encode_status(STATUS))
+    assert p.decode_status(p.encode_status(STATUS)).lending is None
+
+
+@pytest.mark.parametrize(
+    ("lending", "field"),
+    [
+        ({**LENDING, "time_zone": "Paris"}, "lending.time_zone"),
+        (
+            {**LENDING, "windows": [{"days": ["mon"], "start": "8pm", "end": "08:00"}]},
+            "lending.windows[0].start",
+        ),
+        ("weeknights", "lending"),
+    ],
+)
+def test_bad_lending_terms_are_a_protocol_error_naming_the_field(lending, field):
+    with pytest.raises(p.ProtocolError) as raised:
+        p.decode_status(with_change(p.encode_status(STATUS), lending=lending))
+    assert raised.value.field == field

@@ -395,6 +395,16 @@ VOLUMES = [(100, 100, 100), (250, 210, 210), (350, 350, 350)]
 SIZES = [None, (50, 50, 20), (200, 200, 100), (300, 300, 300), (400, 10, 10)]
 
 
+def centred(box: Box, shift: int) -> Box:
+    """``box`` where the slicer left it (0: at the origin), or centred on a 100 (1) or 250 mm (2) bed."""
+    if shift == 0:
+        return box
+    middle = (50.0, 125.0)[shift - 1]
+    dx = middle - (box.min_x + box.max_x) / 2
+    dy = middle - (box.min_y + box.max_y) / 2
+    return Box(box.min_x + dx, box.min_y + dy, box.min_z, box.max_x + dx, box.max_y + dy, box.max_z)
+
+
 @st.composite
 def fleets(
     draw: st.DrawFn,
@@ -412,6 +422,9 @@ def fleets(
                 material=draw(st.sampled_from(["PLA", "PETG", None])),
                 restricted=draw(st.integers(0, 3)) == 0,
                 busy_until=draw(st.none() | st.integers(-5000, 50000).map(lambda s: NOW + s)),
+                round_bed=draw(st.integers(0, 3)) == 0,
+                heated_bed=draw(st.sampled_from([None, None, True, False])),
+                extruders=draw(st.sampled_from([None, None, 1, 2])),
             )
         )
     jobs = []
@@ -424,10 +437,12 @@ def fleets(
                 state=draw(st.sampled_from([JobState.QUEUED] * 5 + list(JobState))),
                 submitted_at=NOW - draw(st.integers(-100, 100_000)),
                 estimated_seconds=float(draw(st.integers(0, 20_000))),
-                bounds=None if size is None else Box.of_size(*size),
+                bounds=None if size is None else centred(Box.of_size(*size), draw(st.integers(0, 2))),
                 nozzle_diameter=draw(st.sampled_from([None, None, 0.4, 0.6, 0.8])),
                 material=draw(st.sampled_from([None, None, "PLA", "pla", "PETG", "TPU"])),
                 priority=draw(st.integers(-1, 2)),
+                heats_bed=draw(st.booleans()),
+                tools=draw(st.sampled_from([1, 1, 2, 3])),
             )
         )
     usage = draw(st.dictionaries(st.integers(1, 4), st.sampled_from([0.0, 100.0, 5000.0, 40_000.0])))

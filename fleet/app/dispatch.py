@@ -9,6 +9,7 @@ from typing import Optional
 from .. import scheduler
 from ..geometry import Box
 from ..models import Job, Member, Printer
+from ..protocol import BedShape
 from ..states import ACTIVE, PENDING
 from .base import Context
 
@@ -39,6 +40,8 @@ def job_info(job: Job) -> scheduler.JobInfo:
         nozzle_diameter=job.analysis.get("nozzle_diameter"),
         material=job.material,
         priority=job.priority,
+        heats_bed=bool(job.analysis.get("bed_temperature_c")),
+        tools=int(job.analysis.get("tools") or 1),
     )
 
 
@@ -79,6 +82,10 @@ class Dispatcher:
                 material=p.material,
                 restricted=p.restricted,
                 busy_until=until.get(p.id),
+                round_bed=p.bed_shape == BedShape.CIRCULAR.value,
+                heated_bed=p.heated_bed,
+                extruders=p.extruders,
+                lending=p.lending,
             )
             for p in printers
         ]

@@ -144,6 +144,10 @@ class Enrollments:
             current_job_id=None,
             last_seen=None,
             created_at=now,
+            bed_shape=None if caps.bed_shape is None else caps.bed_shape.value,
+            heated_bed=caps.heated_bed,
+            heated_chamber=caps.heated_chamber,
+            extruders=caps.extruders,
         )
         printer = self.store.enroll_printer(
             hash_token(normalized),

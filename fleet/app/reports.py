@@ -85,6 +85,17 @@ class PrinterReports:
             changes["nozzle_diameter"] = check_nozzle(caps.nozzle_diameter)
         if caps.volume is not None and caps.volume != printer.volume:
             changes["volume"] = check_volume(caps.volume.to_dict())
+        # The profile's keys are checked by the protocol's decoder; a node that leaves one out keeps
+        # what the fleet knew (an older plugin does not say, and saying nothing is not "none").
+        reported = {
+            "bed_shape": None if caps.bed_shape is None else caps.bed_shape.value,
+            "heated_bed": caps.heated_bed,
+            "heated_chamber": caps.heated_chamber,
+            "extruders": caps.extruders,
+        }
+        for name, value in reported.items():
+            if value is not None and value != getattr(printer, name):
+                changes[name] = value
         return changes
 
     def record_status(self, printer_id: str, changes: Mapping[str, Any]) -> Printer:

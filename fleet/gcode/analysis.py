@@ -136,6 +136,8 @@ def analyze_stream(
         size_bytes=reader.size,
         findings=safety.finish(checked_material),
         findings_suppressed=safety.suppressed,
+        bed_temperature_c=safety.bed_max_c or None,
+        tools=motion.tools,
     )
 
 
@@ -148,6 +150,8 @@ class _Motion:
     filament_mm: float
     bounds: Optional[Box]
     model_bounds: Optional[Box]
+    #: How many tools the file uses: its highest tool index + 1 (1 when it never picks one).
+    tools: int = 1
 
 
 def _check_finite(value: float, what: str) -> None:
@@ -191,6 +195,7 @@ def _scan(reader: LineReader, comments: CommentReader, safety: SafetyScan) -> _M
     b_at_pos = m_at_pos = False
     model_on = features_seen = layers_seen = False
     lineno = 0
+    top_tool = 0  # the highest tool (extruder) index the file selects: T1, or M104/M109 T1
 
     try:
         for lines in reader:
@@ -386,6 +391,15 @@ def _scan(reader: LineReader, comments: CommentReader, safety: SafetyScan) -> _M
                             jerks = [v for v in (p("X"), p("Y")) if v is not None and v > 0]
                             if jerks:
                                 corner = min(jerks)
+                        elif command[0] == "T":
+                            # split_command spells a tool change "T1" (Klipper words start with a letter).
+                            tool = _tool(command[1:])
+                            if tool > top_tool:
+                                top_tool = tool
+                        elif command == "M104" or command == "M109":
+                            tool = _tool(p("T"))
+                            if tool > top_tool:
+                                top_tool = tool
                         continue
 
                 # A linear move (G0/G1) to (tx, ty, tz), maybe extruding.
@@ -493,7 +507,20 @@ def _scan(reader: LineReader, comments: CommentReader, safety: SafetyScan) -> _M
 
     bounds = _box([bx0, by0, bz0, bx1, by1, bz1])
     model_bounds = _box([mx0, my0, mz0, mx1, my1, mz1]) if features_seen or layers_seen else bounds
-    return _Motion(commands, time_s, e_max, bounds, model_bounds)
+    return _Motion(commands, time_s, e_max, bounds, model_bounds, top_tool + 1)
+
+
+#: A tool index past this is not a real printer's (protocol.MAX_EXTRUDERS is 16): ignored, not counted.
+_MAX_TOOL = 63
+
+
+def _tool(value: object) -> int:
+    """The tool index of ``T1``'s ``"1"`` or an M104's T parameter; 0 when there is none or it is nonsense."""
+    try:
+        tool = int(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return tool if 0 <= tool <= _MAX_TOOL else 0
 
 
 def _linear_target(

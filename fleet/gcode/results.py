@@ -114,6 +114,10 @@ class Analysis:
     findings: tuple[Finding, ...]
     #: Findings left out because one rule fired too often (each rule keeps its first few).
     findings_suppressed: int = 0
+    #: The hottest bed the file asks for (M140/M190), °C; None when it never heats the bed.
+    bed_temperature_c: Optional[float] = None
+    #: How many tools (extruders) the file uses: its highest T index + 1.
+    tools: int = 1
 
     @property
     def refused(self) -> bool:
@@ -150,6 +154,8 @@ class Analysis:
             "size_bytes": self.size_bytes,
             "findings": [f.to_dict() for f in self.findings],
             "findings_suppressed": self.findings_suppressed,
+            "bed_temperature_c": self.bed_temperature_c,
+            "tools": self.tools,
             "refused": self.refused,
         }
 
@@ -182,6 +188,8 @@ class Analysis:
                 size_bytes=int(data["size_bytes"]),
                 findings=tuple(Finding.from_dict(f) for f in data.get("findings") or ()),
                 findings_suppressed=int(data.get("findings_suppressed") or 0),
+                bed_temperature_c=_opt_float(data.get("bed_temperature_c")),
+                tools=int(data.get("tools") or 1),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise Invalid(f"malformed analysis: {exc}", field="analysis") from exc

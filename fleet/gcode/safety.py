@@ -277,6 +277,9 @@ class SafetyScan:
         self.suppressed = 0
         # First line of each distinct temperature asked for, per heater, judged in finish().
         self._temperatures: dict[tuple[str, float], tuple[int, str]] = {}
+        #: The hottest bed the file asks for, °C (0: it never heats the bed); the scheduler keeps such
+        #: a job from a printer without a heated bed.
+        self.bed_max_c = 0.0
 
     def add(self, line: int, command: str, severity: Severity, rule: str, message: str) -> None:
         count = self._per_rule.get(rule, 0) + 1
@@ -316,6 +319,8 @@ class SafetyScan:
         value = params.get("S", params.get("R"))
         if value is None or value <= 0:
             return
+        if heater == "bed" and value > self.bed_max_c:
+            self.bed_max_c = value
         if value > cap:
             self.add(
                 line,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
+from ..lending import Lending
 from ..protocol import (
     MAX_ANSWER_WITHIN_S,
     OFFLINE,
@@ -84,6 +85,8 @@ class NodeSettings:
     #: this long for it to be free before it is declined (less than the fleet's dispatch lease).
     finishing_wait_s: float = 15.0
     capabilities: Capabilities = field(default_factory=Capabilities)
+    #: The owner's lending terms, sent in every status (None: lent whenever idle, any material).
+    lending: Optional[Lending] = None
 
 
 class PrinterNode:
@@ -451,7 +454,13 @@ class PrinterNode:
         if not self._link.connected:
             return
         now = self._clock()
-        status = build_status(self._printer.snapshot(), self._journal.job, self.settings.capabilities, now)
+        status = build_status(
+            self._printer.snapshot(),
+            self._journal.job,
+            self.settings.capabilities,
+            now,
+            self.settings.lending,
+        )
         if self._gate.should_publish(status, now):
             self._publish(Channel.STATUS, encode_status(status), retain=True)
 

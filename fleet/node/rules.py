@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from ..lending import Lending
 from ..protocol import OFFLINE, Capabilities, Channel, NodeState, Status, topic
 from .journal import ACTIVE, FINISHED, FleetJob, Offer
 from .printer import PrinterSnapshot
@@ -44,7 +45,11 @@ def dispatch_refusal(snapshot: PrinterSnapshot, job: Optional[FleetJob], offer: 
 
 
 def build_status(
-    snapshot: PrinterSnapshot, job: Optional[FleetJob], capabilities: Capabilities, now: float
+    snapshot: PrinterSnapshot,
+    job: Optional[FleetJob],
+    capabilities: Capabilities,
+    now: float,
+    lending: Optional[Lending] = None,
 ) -> Status:
     state = node_state(snapshot, job)
     on_job = state in (NodeState.PRINTING, NodeState.PAUSED)
@@ -57,6 +62,7 @@ def build_status(
         eta=now + snapshot.time_left_s if on_job and snapshot.time_left_s is not None else None,
         capabilities=capabilities,
         message=snapshot.error,
+        lending=lending,
     )
 
 

@@ -229,7 +229,6 @@ class Explanations(Mapping[int, Explanation]):
         fleet = run.fleet
         i = self._index[explanation.job_id]
         reason = explanation.reason
-        start = explanation.estimated_start
         job = run.queued[i]
         printer_indexes, compatible, free = self._printers(run.compat[i])
         head = f"{wording.ordinal(self._position[i])} in line"
@@ -237,6 +236,34 @@ class Explanations(Mapping[int, Explanation]):
             return f"{head}; starting now on {fleet.printers[run.assigned[i]].id}."
         if not compatible:
             return f"{head}; {self._incompatible(job)[1]}."
+        return self._lent_note(
+            self._why_waiting(explanation, head, job, printer_indexes, compatible, free), printer_indexes
+        )
+
+    def _lent_note(self, message: str, printer_indexes: list[int]) -> str:
+        """A message, with why the lent printers among ``printer_indexes`` take no work now (at most two)."""
+        closed = self._run.closed
+        notes = [
+            wording.lent(self._run.fleet.printers[p], closed[p]) for p in printer_indexes if p in closed
+        ][:2]
+        if not notes:
+            return message
+        return f"{message[:-1]}; {'; '.join(notes)}."
+
+    def _why_waiting(
+        self,
+        explanation: Explanation,
+        head: str,
+        job: JobInfo,
+        printer_indexes: list[int],
+        compatible: tuple[str, ...],
+        free: int,
+    ) -> str:
+        run = self._run
+        fleet = run.fleet
+        i = self._index[explanation.job_id]
+        reason = explanation.reason
+        start = explanation.estimated_start
         if reason is WaitReason.PRINTERS_UNAVAILABLE:
             return (
                 f"{head}; {wording.count(len(compatible), 'printer')} could print it ({self._needs(job)}), "
@@ -256,7 +283,13 @@ class Explanations(Mapping[int, Explanation]):
 
     def _needs(self, job: JobInfo) -> str:
         bounds = job.bounds
-        key = (None if bounds is None else _SIDES(bounds), job.nozzle_diameter, job.material)
+        key = (
+            None if bounds is None else _SIDES(bounds),
+            job.nozzle_diameter,
+            job.material,
+            job.heats_bed,
+            job.tools,
+        )
         known = self._needs_of.get(key)
         if known is None:
             known = self._needs_of[key] = wording.needs(job)
@@ -266,12 +299,21 @@ class Explanations(Mapping[int, Explanation]):
         known = self._busy_of.get(compat)
         if known is None:
             run = self._run
-            known = self._busy_of[compat] = wording.busy(run.fleet, self._printers(compat)[0], run.available)
+            known = self._busy_of[compat] = wording.busy(
+                run.fleet, self._printers(compat)[0], run.available, run.closed
+            )
         return known
 
     def _incompatible(self, job: JobInfo) -> tuple[WaitReason, str]:
         bounds = job.bounds
-        key = (None if bounds is None else _SIDES(bounds), job.nozzle_diameter, job.material, job.member_id)
+        key = (
+            None if bounds is None else _SIDES(bounds),
+            job.nozzle_diameter,
+            job.material,
+            job.member_id,
+            job.heats_bed,
+            job.tools,
+        )
         known = self._why_not.get(key)
         if known is None:
             known = self._why_not[key] = wording.incompatible(job, self._run.fleet)
@@ -284,7 +326,8 @@ class Explanations(Mapping[int, Explanation]):
             fleet = self._run.fleet
             indexes = fleet.printers_of(compat)
             ids = tuple(fleet.printers[p].id for p in indexes)
-            free = sum(1 for p in indexes if fleet.printers[p].state in DISPATCHABLE)
+            closed = self._run.closed
+            free = sum(1 for p in indexes if fleet.printers[p].state in DISPATCHABLE and p not in closed)
             known = self._by_compat[compat] = (indexes, ids, free)
         return known
 

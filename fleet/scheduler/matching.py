@@ -1,6 +1,7 @@
 """Which printers could ever print which jobs: capability classes and the fit rules.
 
-Printers are grouped into capability classes (volume, nozzle, material, who may use them) and jobs
+Printers are grouped into capability classes (volume and bed shape, nozzle, material, heated bed,
+extruders, who may use them) and jobs
 by their requirements, so compatibility is worked out once per (requirement, class), not per pair:
 a pass over 20,000 jobs and 500 printers looks at a few hundred distinct requirements.
 """
@@ -15,7 +16,18 @@ from operator import and_, attrgetter
 
 from ..errors import Invalid
 from ..geometry import Box
-from .model import BOUNDS, DEFAULTS, MATERIAL, MEMBER, NOZZLE, JobInfo, PrinterInfo, SchedulerParams
+from .model import (
+    BOUNDS,
+    DEFAULTS,
+    HEATS_BED,
+    MATERIAL,
+    MEMBER,
+    NOZZLE,
+    TOOLS,
+    JobInfo,
+    PrinterInfo,
+    SchedulerParams,
+)
 
 _SIDE_GETTERS = [attrgetter(side) for side in ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z")]
 #: Stands for "no bounds" (fits anywhere): every side of Box.contains holds for it.
@@ -26,8 +38,40 @@ def volume_fits(volume: Box, bounds: Box | None, tolerance: float) -> bool:
     return bounds is None or volume.contains(bounds, tolerance)
 
 
+def circle_fits(volume: Box, bounds: Box, tolerance: float) -> bool:
+    """Does the footprint of ``bounds`` lie in the circle inscribed in ``volume``'s box, centred?"""
+    cx = (volume.min_x + volume.max_x) / 2
+    cy = (volume.min_y + volume.max_y) / 2
+    radius = min(volume.max_x - volume.min_x, volume.max_y - volume.min_y) / 2 + tolerance
+    dx = max(abs(bounds.min_x - cx), abs(bounds.max_x - cx))
+    dy = max(abs(bounds.min_y - cy), abs(bounds.max_y - cy))
+    return dx * dx + dy * dy <= radius * radius
+
+
+def bed_fits(printer: PrinterInfo, bounds: Box | None, tolerance: float) -> bool:
+    """The print fits the volume, and on a round bed its footprint fits the circle."""
+    return volume_fits(printer.volume, bounds, tolerance) and (
+        bounds is None or not printer.round_bed or circle_fits(printer.volume, bounds, tolerance)
+    )
+
+
+def heat_fits(heated_bed: bool | None, heats_bed: bool) -> bool:
+    """A job that heats the bed goes to no printer that says its bed is not heated."""
+    return not heats_bed or heated_bed is not False
+
+
+def tools_fit(extruders: int | None, tools: int) -> bool:
+    """A job goes to no printer with fewer tools than it uses (an unreported count takes any job)."""
+    return extruders is None or tools <= extruders
+
+
 def nozzle_fits(printer_nozzle: float, job_nozzle: float | None, tolerance: float) -> bool:
     return job_nozzle is None or abs(printer_nozzle - job_nozzle) <= tolerance
+
+
+def lending_takes(accepts: frozenset[str] | None, job_material: str | None) -> bool:
+    """The owner of a lent printer names the materials it takes (folded); None takes any."""
+    return accepts is None or job_material is None or job_material in accepts
 
 
 def material_fits(printer_material: str | None, job_material: str | None) -> bool:
@@ -47,9 +91,12 @@ def fits(
 ) -> bool:
     """True when ``printer`` could print ``job`` (whatever the printer is doing now)."""
     return (
-        volume_fits(printer.volume, job.bounds, params.bounds_tolerance)
+        bed_fits(printer, job.bounds, params.bounds_tolerance)
         and nozzle_fits(printer.nozzle_diameter, job.nozzle_diameter, params.nozzle_tolerance)
         and material_fits(fold(printer.material), fold(job.material))
+        and lending_takes(_accepts(printer), fold(job.material))
+        and heat_fits(printer.heated_bed, job.heats_bed)
+        and tools_fit(printer.extruders, job.tools)
         and (not printer.restricted or printer.id in grants.get(job.member_id, ()))
     )
 
@@ -79,33 +126,48 @@ class Fleet:
         self.granted_members = frozenset(m for members in allowed.values() for m in members)
 
         self.volumes: list[Box] = []
+        #: Volumes of round beds (a box may be both: a round and a square bed of the same size).
+        self.round_volumes: list[int] = []
         self.class_volume: list[int] = []
         self.class_nozzle: list[float] = []
         self.class_material: list[str | None] = []
         self.class_members: list[frozenset[int] | None] = []
+        #: Per class: False when its beds are not heated, and its extruders (None: not reported).
+        self.class_heated: list[bool | None] = []
+        self.class_extruders: list[int | None] = []
+        #: Per class: the folded materials a lent printer's owner takes (None: any).
+        self.class_accepts: list[frozenset[str] | None] = []
         self.class_printers: list[list[int]] = []
-        volume_ids: dict[Box, int] = {}
-        class_ids: dict[tuple[int, float, str | None, frozenset[int] | None], int] = {}
+        volume_ids: dict[tuple[Box, bool], int] = {}
+        class_ids: dict[tuple[object, ...], int] = {}
         for index, p in enumerate(self.printers):
-            volume = volume_ids.setdefault(p.volume, len(volume_ids))
+            volume = volume_ids.setdefault((p.volume, p.round_bed), len(volume_ids))
             if volume == len(self.volumes):
                 self.volumes.append(p.volume)
+                if p.round_bed:
+                    self.round_volumes.append(volume)
             members = frozenset(allowed[p.id]) if p.restricted else None
             material = fold(p.material)
-            cls = class_ids.setdefault((volume, p.nozzle_diameter, material, members), len(class_ids))
+            cold = p.heated_bed is False
+            accepts = _accepts(p)
+            key = (volume, p.nozzle_diameter, material, members, cold, p.extruders, accepts)
+            cls = class_ids.setdefault(key, len(class_ids))
             if cls == len(self.class_printers):
                 self.class_volume.append(volume)
                 self.class_nozzle.append(p.nozzle_diameter)
                 self.class_material.append(material)
                 self.class_members.append(members)
+                self.class_heated.append(False if cold else None)
+                self.class_extruders.append(p.extruders)
+                self.class_accepts.append(accepts)
                 self.class_printers.append([])
             self.class_printers[cls].append(index)
 
         #: Compat id -> the classes it fits, in class order.
         self.compat_classes: list[tuple[int, ...]] = []
         self._compat_ids: dict[int, int] = {}
-        #: (fit mask, nozzle, material, member if granted) -> compat.
-        self._by_key: dict[tuple[int, float | None, str | None, int | None], int] = {}
+        #: (fit mask, nozzle, material, member if granted, heats the bed, tools) -> compat.
+        self._by_key: dict[tuple[int, float | None, str | None, int | None, bool, int], int] = {}
         #: Per side (min x, y, z, then max x, y, z): sorted limits, and the volumes each bisection fits.
         self._sides = [self._lower_side(axis) for axis in range(3)] + [
             self._upper_side(axis) for axis in range(3)
@@ -115,6 +177,8 @@ class Fleet:
         self._nozzle_classes: dict[float | None, int] = {}
         self._material_classes: dict[str | None, int] = {}
         self._member_classes: dict[int | None, int] = {}
+        self._heat_classes: dict[bool, int] = {}
+        self._tool_classes: dict[int, int] = {}
 
     def _lower_side(self, axis: int) -> tuple[list[float], list[int]]:
         """A box fits volume v on this side when its min >= v's min - tolerance (as Box.contains)."""
@@ -151,16 +215,18 @@ class Fleet:
         nozzles = list(map(NOZZLE, jobs))
         materials = list(map(MATERIAL, jobs))
         granted_only: list[int | None] = list(map(granted.get, map(MEMBER, jobs)))
+        heats = list(map(HEATS_BED, jobs))
+        tools = list(map(TOOLS, jobs))
         # zip twice rather than keep a tuple per job: zip reuses its tuple when nobody holds it, so
         # this allocates almost nothing for the garbage collector to walk.
-        distinct: dict[tuple[int, float | None, str | None, int | None], int] = {}
+        distinct: dict[tuple[int, float | None, str | None, int | None, bool, int], int] = {}
         cache = self._by_key
-        for key in dict.fromkeys(zip(fits, nozzles, materials, granted_only)):
+        for key in dict.fromkeys(zip(fits, nozzles, materials, granted_only, heats, tools)):
             compat = cache.get(key)
             if compat is None:
                 compat = cache[key] = self._work_out(*key)
             distinct[key] = compat
-        return list(map(distinct.__getitem__, zip(fits, nozzles, materials, granted_only)))
+        return list(map(distinct.__getitem__, zip(fits, nozzles, materials, granted_only, heats, tools)))
 
     def _fit_masks(self, boxes: list[Box | None]) -> list[int]:
         """The volumes each box fits, as bit masks: bisections over each side's limits, per distinct box.
@@ -179,10 +245,32 @@ class Fleet:
             search = bisect.bisect_right if axis < 3 else bisect.bisect_left
             column = map(side_masks.__getitem__, map(search, repeat(thresholds), map(side, unique)))
             masks = list(column) if masks is None else list(map(and_, masks, column))
+        if self.round_volumes and masks is not None:
+            masks = self._round_masks(unique, masks)
         of_id = dict(zip(by_id, masks or []))
         return list(map(of_id.__getitem__, ids))
 
-    def _work_out(self, fit: int, nozzle: float | None, material: str | None, member: int | None) -> int:
+    def _round_masks(self, boxes: list[Box], masks: list[int]) -> list[int]:
+        """Clear the round volumes whose circle a box's footprint leaves (only fleets with round beds)."""
+        tolerance = self.params.bounds_tolerance
+        found = []
+        for box, mask in zip(boxes, masks):
+            if box is not _ANYWHERE:
+                for v in self.round_volumes:
+                    if mask >> v & 1 and not circle_fits(self.volumes[v], box, tolerance):
+                        mask &= ~(1 << v)
+            found.append(mask)
+        return found
+
+    def _work_out(
+        self,
+        fit: int,
+        nozzle: float | None,
+        material: str | None,
+        member: int | None,
+        heats_bed: bool,
+        tools: int,
+    ) -> int:
         """The compat of one requirement: the classes it fits, as a bit mask ANDed from one per field."""
         mask = self._volume_classes.get(fit)
         if mask is None:
@@ -200,13 +288,27 @@ class Fleet:
         part = self._material_classes.get(folded)
         if part is None:
             part = self._material_classes[folded] = sum(
-                1 << c for c, loaded in enumerate(self.class_material) if material_fits(loaded, folded)
+                1 << c
+                for c, (loaded, accepts) in enumerate(zip(self.class_material, self.class_accepts))
+                if material_fits(loaded, folded) and lending_takes(accepts, folded)
             )
         mask &= part
         part = self._member_classes.get(member)
         if part is None:
             part = self._member_classes[member] = sum(
                 1 << c for c, members in enumerate(self.class_members) if _allowed(members, member)
+            )
+        mask &= part
+        part = self._heat_classes.get(heats_bed)
+        if part is None:
+            part = self._heat_classes[heats_bed] = sum(
+                1 << c for c, heated in enumerate(self.class_heated) if heat_fits(heated, heats_bed)
+            )
+        mask &= part
+        part = self._tool_classes.get(tools)
+        if part is None:
+            part = self._tool_classes[tools] = sum(
+                1 << c for c, count in enumerate(self.class_extruders) if tools_fit(count, tools)
             )
         mask &= part
         compat = self._compat_ids.get(mask)
@@ -218,6 +320,13 @@ class Fleet:
     def printers_of(self, compat: int) -> list[int]:
         """Indexes of the printers (sorted by id) that a compat fits."""
         return sorted(p for c in self.compat_classes[compat] for p in self.class_printers[c])
+
+
+def _accepts(printer: PrinterInfo) -> frozenset[str] | None:
+    lending = printer.lending
+    if lending is None or lending.materials is None:
+        return None
+    return frozenset(m.casefold() for m in lending.materials)
 
 
 def _allowed(members: frozenset[int] | None, member: int | None) -> bool:

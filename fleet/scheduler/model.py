@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import Invalid
 from ..geometry import Box
+from ..lending import Lending
 from ..states import JobState, PrinterState
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ SUBMITTED = attrgetter("submitted_at")
 BOUNDS = attrgetter("bounds")
 NOZZLE = attrgetter("nozzle_diameter")
 MATERIAL = attrgetter("material")
+HEATS_BED = attrgetter("heats_bed")
+TOOLS = attrgetter("tools")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,14 @@ class PrinterInfo:
     restricted: bool = False
     #: When a busy printer is expected to be free (epoch seconds); used for estimates only.
     busy_until: float | None = None
+    #: A round bed reaches only the circle inscribed in the volume's box (centred), as on a delta.
+    round_bed: bool = False
+    #: False takes no job that heats the bed; None (not reported) is taken as heated.
+    heated_bed: bool | None = None
+    #: Tools the printer has; None (not reported) takes a job with any number.
+    extruders: int | None = None
+    #: A home printer's owner's terms: lent only in its windows, only the materials named.
+    lending: Lending | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,10 @@ class JobInfo:
     material: str | None = None
     #: A manager may raise (or lower) it.
     priority: int = 0
+    #: The file heats the bed (M140/M190 above 0 °C): not for a printer whose bed is not heated.
+    heats_bed: bool = False
+    #: Tools (extruders) the file uses: its highest T index + 1.
+    tools: int = 1
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 
 from ..errors import Invalid
+from ..lending import is_open, next_opening
 from ..states import DISPATCHABLE, JobState
 from .explain import Explanation, Explanations
 from .fairness import queue_order
@@ -78,6 +79,13 @@ class Pass:
             now if p.state in DISPATCHABLE else (None if p.busy_until is None else max(now, p.busy_until))
             for p in printers
         ]
+        #: Lent printers outside their owner's windows now: never dispatched to, free when one opens.
+        self.closed: dict[int, float | None] = {}
+        for index, p in enumerate(printers):
+            if p.lending is not None and not is_open(p.lending, now):
+                opens = self.closed[index] = next_opening(p.lending, now)
+                at = self.available[index]
+                self.available[index] = None if opens is None or at is None else max(at, opens)
         self._rank_printers()
         self._pool_printers()
         seconds = list(map(SECONDS, arrived))
@@ -129,7 +137,7 @@ class Pass:
             for p in fleet.class_printers[c]:
                 at = self.available[p]
                 if at is not None:
-                    idle = fleet.printers[p].state in DISPATCHABLE
+                    idle = fleet.printers[p].state in DISPATCHABLE and p not in self.closed
                     entries.append((at, self.rank[p] if idle else self.rank[p] + count))
             if not entries:
                 continue

@@ -7,9 +7,11 @@ the rules. Each is called once per distinct case (the explanations cache them), 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
-from .matching import Fleet, nozzle_fits, volume_fits
-from .model import JobInfo, WaitReason
+from ..lending import opening_words
+from .matching import Fleet, bed_fits, heat_fits, nozzle_fits, tools_fit, volume_fits
+from .model import JobInfo, PrinterInfo, WaitReason
 
 TIMES = "\u00d7"
 
@@ -17,14 +19,39 @@ TIMES = "\u00d7"
 def incompatible(job: JobInfo, fleet: Fleet) -> tuple[WaitReason, str]:
     """Why no printer fits ``job``: the first requirement, in this order, that rules out every printer."""
     params = fleet.params
-    candidates = [p for p in fleet.printers if volume_fits(p.volume, job.bounds, params.bounds_tolerance)]
+    if not fleet.printers:
+        return WaitReason.NO_COMPATIBLE_PRINTER, "no printer has joined the fleet yet"
+    boxed = [p for p in fleet.printers if volume_fits(p.volume, job.bounds, params.bounds_tolerance)]
+    candidates = [p for p in boxed if bed_fits(p, job.bounds, params.bounds_tolerance)]
     if not candidates:
+        if boxed:
+            return (
+                WaitReason.NO_COMPATIBLE_PRINTER,
+                f"no printer in the fleet is big enough for {size(job)}: "
+                f"{count(len(boxed), 'printer')} with a round bed "
+                f"{'has' if len(boxed) == 1 else 'have'} the height and the width, "
+                "but the print's corners stick out of the round bed",
+            )
         return WaitReason.NO_COMPATIBLE_PRINTER, f"no printer in the fleet is big enough for {size(job)}"
     nozzle = job.nozzle_diameter
     candidates = [p for p in candidates if nozzle_fits(p.nozzle_diameter, nozzle, params.nozzle_tolerance)]
     if not candidates:
         where = "big enough for it" if job.bounds is not None else "in the fleet"
         return WaitReason.NO_COMPATIBLE_PRINTER, f"no printer {where} has a {nozzle:g} mm nozzle"
+    if job.heats_bed:
+        candidates = [p for p in candidates if heat_fits(p.heated_bed, True)]
+        if not candidates:
+            return (
+                WaitReason.NO_COMPATIBLE_PRINTER,
+                "it heats the bed, and no printer that could otherwise print it has a heated bed",
+            )
+    candidates = [p for p in candidates if tools_fit(p.extruders, job.tools)]
+    if not candidates:
+        return (
+            WaitReason.NO_COMPATIBLE_PRINTER,
+            f"it uses {job.tools} tools, and no printer that could otherwise print it has "
+            f"{job.tools} extruders",
+        )
     granted = fleet.grants.get(job.member_id, frozenset())
     candidates = [p for p in candidates if not p.restricted or p.id in granted]
     if not candidates:
@@ -33,11 +60,33 @@ def incompatible(job: JobInfo, fleet: Fleet) -> tuple[WaitReason, str]:
             "only restricted printers can print it, and you have not been granted any of them; "
             "ask a manager for access",
         )
+    refusing = [p for p in candidates if p.lending is not None and not p.lending.takes(job.material)]
+    if refusing and len(refusing) == len(candidates):
+        first = refusing[0]
+        assert first.lending is not None and first.lending.materials is not None
+        return (
+            WaitReason.NO_COMPATIBLE_PRINTER,
+            f"the printers that could print it are home printers whose owners do not lend them for "
+            f"{job.material} ({first.id} takes {', '.join(sorted(first.lending.materials))})",
+        )
+    candidates = [p for p in candidates if p not in refusing]
     # Only the material is left: the one requirement a manager can meet by loading a spool.
     return (
         WaitReason.MATERIAL_NOT_LOADED,
         f"{count(len(candidates), 'printer')} could print it, but none has {job.material} loaded; "
         f"it waits until a manager loads {job.material}",
+    )
+
+
+def lent(printer: PrinterInfo, opens: float | None) -> str:
+    """'home printer X is lent weeknights 20:00-08:00 (Europe/Paris); next window opens Monday 20:00'."""
+    lending = printer.lending
+    assert lending is not None
+    if opens is None:
+        return f"home printer {printer.id} has no lending window set by its owner"
+    return (
+        f"home printer {printer.id} is lent {lending.describe()} ({lending.time_zone}); "
+        f"next window opens {opening_words(lending, opens)}"
     )
 
 
@@ -68,6 +117,10 @@ def needs(job: JobInfo) -> str:
         extras.append(job.material)
     if job.nozzle_diameter is not None:
         extras.append(f"a {job.nozzle_diameter:g} mm nozzle")
+    if job.heats_bed:
+        extras.append("a heated bed")
+    if job.tools > 1:
+        extras.append(f"{job.tools} extruders")
     if extras:
         text += " with " + " and ".join(extras)
     return text
@@ -78,11 +131,23 @@ def states(fleet: Fleet, printer_indexes: list[int]) -> str:
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
 
 
-def busy(fleet: Fleet, printer_indexes: list[int], available: list[float | None]) -> str:
+def busy(
+    fleet: Fleet,
+    printer_indexes: list[int],
+    available: list[float | None],
+    closed: Mapping[int, float | None] | None = None,
+) -> str:
     """'2 compatible printers, both busy' or '3 compatible printers: 2 busy, 1 offline'."""
     total = len(printer_indexes)
     away = [p for p in printer_indexes if available[p] is None]
     head = count(total, "compatible printer")
+    lent = [p for p in printer_indexes if closed and p in closed and available[p] is not None]
+    if lent:
+        parts = [f"{total - len(away) - len(lent)} busy"] if total > len(away) + len(lent) else []
+        parts.append(f"{len(lent)} outside {'its' if len(lent) == 1 else 'their'} owner's lending hours")
+        if away:
+            parts.append(states(fleet, away))
+        return f"{head}: {', '.join(parts)}"
     if not away:
         return f"{head}, {'busy' if total == 1 else 'both busy' if total == 2 else 'all busy'}"
     return f"{head}: {total - len(away)} busy, {states(fleet, away)}"

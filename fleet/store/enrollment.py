@@ -110,6 +110,10 @@ class EnrollmentRecords(StoreBase):
                 last_seen=printer.last_seen,
                 created_at=printer.created_at,
                 capabilities="{}",
+                bed_shape=printer.bed_shape,
+                heated_bed=printer.heated_bed,
+                heated_chamber=printer.heated_chamber,
+                extruders=printer.extruders,
             )
         )
         conn.execute(

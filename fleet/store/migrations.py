@@ -129,6 +129,19 @@ def _add_link_codes(conn: Connection) -> None:
     codes.create(conn)
 
 
+def _add_printer_profile(conn: Connection) -> None:
+    """6 → 7: the printer profile (bed shape, heated bed and chamber, extruders) and the owner's lending
+    terms, all unknown until the node reports them."""
+    for column in (
+        "bed_shape VARCHAR(16)",
+        "heated_bed BOOLEAN",
+        "heated_chamber BOOLEAN",
+        "extruders INTEGER",
+        "lending TEXT",
+    ):
+        conn.execute(text(f"ALTER TABLE printers ADD COLUMN {column}"))
+
+
 #: UPGRADES[N] upgrades a database from version N to N+1.
 UPGRADES: Mapping[int, Step] = {
     1: _add_enrollment,
@@ -136,6 +149,7 @@ UPGRADES: Mapping[int, Step] = {
     3: _add_submission_keys,
     4: _add_failed_attempts,
     5: _add_link_codes,
+    6: _add_printer_profile,
 }
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).

@@ -10,12 +10,16 @@ from sqlalchemy import bindparam, delete, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict
+from ..lending import Lending
 from ..models import Printer
 from ..states import PrinterState, check_printer_transition
 from . import rows
 from . import schema as s
 from .base import StoreBase
 from .engine import read_transaction, write_transaction
+
+#: What the printer profile adds to a printer, stored as given (None: the node has not said).
+PROFILE_FIELDS = ("bed_shape", "heated_bed", "heated_chamber", "extruders", "lending")
 
 #: Printer fields :meth:`Store.update_printer` may change.
 PRINTER_CHANGES = frozenset(
@@ -29,8 +33,13 @@ PRINTER_CHANGES = frozenset(
         "current_job_id",
         "last_seen",
         "capabilities",
+        *PROFILE_FIELDS,
     }
 )
+
+
+def _lending_column(lending: Optional[Lending]) -> Optional[str]:
+    return None if lending is None else rows.dumps(lending.to_json())
 
 
 class PrinterRecords(StoreBase):
@@ -54,6 +63,8 @@ class PrinterRecords(StoreBase):
             "last_seen": printer.last_seen,
             "created_at": printer.created_at,
             "capabilities": rows.dumps(dict(capabilities or {})),
+            **{name: getattr(printer, name) for name in PROFILE_FIELDS},
+            "lending": _lending_column(printer.lending),
         }
         taken = Conflict(f"a printer with id {printer.id!r} already exists", field="id")
         try:
@@ -104,6 +115,8 @@ class PrinterRecords(StoreBase):
             values["state"] = PrinterState(values["state"]).value
         if "capabilities" in values:
             values["capabilities"] = rows.dumps(dict(values["capabilities"]))
+        if "lending" in values:
+            values["lending"] = _lending_column(values["lending"])
         with write_transaction(self._engine) as conn:
             current = self._printer(conn, printer_id, lock="state" in values or expect is not None)
             if expect is not None and current.state not in expect:

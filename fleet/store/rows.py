@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy.engine import Row
 
 from ..geometry import Box
+from ..lending import decode_lending
 from ..models import EnrollmentCode, Job, JobEvent, Member, Printer, PrinterCredentials, Role
 from ..states import JobState, PrinterState
 
@@ -53,6 +54,9 @@ def printer(row: Row[Any]) -> Printer:
         state=PrinterState(row.state),
         volume=Box(row.min_x, row.min_y, row.min_z, row.max_x, row.max_y, row.max_z),
         restricted=bool(row.restricted),
+        heated_bed=None if row.heated_bed is None else bool(row.heated_bed),
+        heated_chamber=None if row.heated_chamber is None else bool(row.heated_chamber),
+        lending=None if row.lending is None else decode_lending(json.loads(row.lending)),
     )
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 
 #: The version this code writes and understands.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = MetaData()
 
@@ -84,6 +84,14 @@ printers = Table(
     _epoch("created_at"),
     # Extras a printer reports (firmware, features); JSON object.
     Column("capabilities", Text, nullable=False, default="{}"),
+    # What the printer profile says; NULL where the node does not know (the scheduler then assumes
+    # a rectangular bed, a heated bed and as many extruders as the job needs).
+    Column("bed_shape", String(16), nullable=True),
+    Column("heated_bed", Boolean, nullable=True),
+    Column("heated_chamber", Boolean, nullable=True),
+    Column("extruders", Integer, nullable=True),
+    # The owner's lending terms (fleet.lending, JSON); NULL: lent whenever idle, any material.
+    Column("lending", Text, nullable=True),
 )
 
 grants = Table(

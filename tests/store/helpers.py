@@ -86,6 +86,10 @@ ADDED_IN_VERSION = {
     4: ["DROP TABLE submission_keys"],
     5: ["DROP TABLE failed_attempts"],
     6: ["DROP TABLE link_codes"],
+    7: [
+        f"ALTER TABLE printers DROP COLUMN {c}"
+        for c in ("bed_shape", "heated_bed", "heated_chamber", "extruders", "lending")
+    ],
 }
 
 

@@ -68,6 +68,10 @@ class Analysis(OutputModel):
     size_bytes: Optional[int] = None
     findings: list[Finding] = []
     findings_suppressed: int = 0
+    bed_temperature_c: Optional[float] = Field(
+        default=None, description="The hottest bed the file asks for, °C; null: it never heats the bed"
+    )
+    tools: int = Field(default=1, description="Tools (extruders) the file uses: its highest T index + 1")
     refused: bool = False
 
     @classmethod

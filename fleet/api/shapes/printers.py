@@ -10,7 +10,7 @@ from ... import http_protocol as contract
 from ... import models
 from ...app.checks import check_material, check_nozzle, check_printer_id, check_printer_name
 from ...errors import Invalid
-from ...protocol import PRINTER_ID_RE, NodeState
+from ...protocol import MAX_EXTRUDERS, PRINTER_ID_RE, BedShape, NodeState
 from ...protocol import Capabilities as ReportedCapabilities
 from ...states import PrinterState
 from .base import Box, InputModel, Maybe, OutputModel, PageLimit, Timestamp, Volume
@@ -50,6 +50,20 @@ class LiveStatus(OutputModel):
         )
 
 
+class LendingWindow(OutputModel):
+    days: list[str] = Field(description="mon … sun")
+    start: str = Field(description="HH:MM, the owner's wall clock")
+    end: str = Field(description="HH:MM; not after start: the next day")
+
+
+class Lending(OutputModel):
+    """A home printer's owner's terms: it takes fleet work only in these windows, for these materials."""
+
+    time_zone: str = Field(description="Such as Europe/Paris")
+    windows: list[LendingWindow]
+    materials: Optional[list[str]] = Field(default=None, description="null: any material")
+
+
 class Printer(OutputModel):
     id: str
     name: str
@@ -60,6 +74,14 @@ class Printer(OutputModel):
     restricted: bool
     current_job_id: Optional[int]
     last_seen: Optional[Timestamp]
+    bed_shape: Optional[BedShape] = Field(
+        description="From the printer profile; a circular bed reaches the circle inside the volume; "
+        "null: not reported (rectangular assumed)"
+    )
+    heated_bed: Optional[bool] = Field(description="null: not reported (jobs that heat the bed may go)")
+    heated_chamber: Optional[bool] = Field(description="null: not reported")
+    extruders: Optional[int] = Field(description="null: not reported (jobs may use any number of tools)")
+    lending: Optional[Lending] = Field(description="null: lent whenever idle, any material")
     live: Optional[LiveStatus] = Field(default=None, description="Only in answers that read it")
 
     omittable: ClassVar[frozenset[str]] = frozenset({"live"})
@@ -67,7 +89,9 @@ class Printer(OutputModel):
     @classmethod
     def of(cls, printer: models.Printer, live: Optional[models.LiveStatus] = None) -> Printer:
         extra = {} if live is None else {"live": LiveStatus.of(live)}
-        return cls.copied(printer, volume=Box.of(printer.volume), **extra)
+        shape = None if printer.bed_shape is None else BedShape(printer.bed_shape)
+        lending = None if printer.lending is None else Lending.model_validate(printer.lending.to_json())
+        return cls.copied(printer, volume=Box.of(printer.volume), bed_shape=shape, lending=lending, **extra)
 
 
 class Printers(OutputModel):
@@ -157,23 +181,66 @@ class PrinterChanges(InputModel):
         )
 
 
+def _bed_shape(value: Any) -> Any:
+    if value is not None and value not in {shape.value for shape in BedShape}:
+        raise Invalid(
+            f"capabilities.bed_shape must be one of: {', '.join(shape.value for shape in BedShape)}",
+            field="capabilities.bed_shape",
+        )
+    return None if value is None else BedShape(value)
+
+
+def _optional_flag(field: str) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if value is not None and not isinstance(value, bool):
+            raise Invalid(f"{field} must be true, false or null", field=field)
+        return value
+
+    return BeforeValidator(check)
+
+
+def _extruders(value: Any) -> Any:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_EXTRUDERS
+    ):
+        raise Invalid(
+            f"capabilities.extruders must be a whole number from 1 to {MAX_EXTRUDERS}",
+            field="capabilities.extruders",
+        )
+    return value
+
+
 class Capabilities(InputModel):
-    """What an enrolling node says its printer can do."""
+    """What an enrolling node says its printer can do; the profile's keys are optional."""
 
     noun: ClassVar[str] = "capability"
 
     volume: Volume
     nozzle_diameter: Nozzle = 0.4
     material: Annotated[Optional[str], _material("capabilities.material")] = None
+    bed_shape: Annotated[Optional[BedShape], BeforeValidator(_bed_shape)] = None
+    heated_bed: Annotated[Optional[bool], _optional_flag("capabilities.heated_bed")] = None
+    heated_chamber: Annotated[Optional[bool], _optional_flag("capabilities.heated_chamber")] = None
+    extruders: Annotated[Optional[int], Field(ge=1, le=MAX_EXTRUDERS), BeforeValidator(_extruders)] = None
 
     def value(self) -> ReportedCapabilities:
-        return ReportedCapabilities(self.volume.to_box(), self.nozzle_diameter, self.material)
+        return ReportedCapabilities(
+            self.volume.to_box(),
+            self.nozzle_diameter,
+            self.material,
+            bed_shape=self.bed_shape,
+            heated_bed=self.heated_bed,
+            heated_chamber=self.heated_chamber,
+            extruders=self.extruders,
+        )
 
 
 def _capabilities(value: Any) -> Any:
     if not isinstance(value, dict):
         raise Invalid(
-            "capabilities must be an object with volume, nozzle_diameter and material", field="capabilities"
+            "capabilities must be an object with volume, nozzle_diameter and material (and optionally "
+            "bed_shape, heated_bed, heated_chamber, extruders)",
+            field="capabilities",
         )
     unknown = sorted(set(value) - set(Capabilities.model_fields))
     if unknown:
