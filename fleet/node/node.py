@@ -30,6 +30,7 @@ from ..protocol import (
 )
 from .download import DownloadError, Fetcher
 from .journal import ACTIVE, FINISHED, FleetJob, JobPhase, Journal, Offer
+from .plate import PlateReporter
 from .printer import PrinterPort, PrintOutcome
 from .rules import StatusGate, build_status, dispatch_refusal, stored_name
 from .worker import Executor, Worker
@@ -103,8 +104,11 @@ class PrinterNode:
         executor: Optional[Executor] = None,
         work_dir: Optional[Path] = None,
         tick_interval_s: float = 0.5,
+        plate: Optional[PlateReporter] = None,
     ) -> None:
         self.printer_id = printer_id
+        #: Sends the photo of the plate after each fleet job (None: the printer has no webcam).
+        self._plate = plate
         self.settings = settings
         self._link = link
         self._printer = printer
@@ -145,6 +149,8 @@ class PrinterNode:
         if self._executor is self._worker:
             self._worker.close(timeout)
         self._link.close(timeout)
+        if self._plate is not None:
+            self._plate.close()
 
     # -- called from other threads ---------------------------------------------------------------
 
@@ -409,6 +415,9 @@ class PrinterNode:
             and self._journal.advance(self._event(event_type, job.job_id))
         ):
             self._flush_events()
+            if event_type in _OUTCOME_EVENTS.values() and self._plate is not None:
+                # After the outcome is on its way: the photo may take seconds, the outcome may not wait.
+                self._executor.submit(self._plate.after_job, job.job_id)
         self._publish_status()
 
     def _reconcile(self) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -111,12 +112,32 @@ def _add_failed_attempts(conn: Connection) -> None:
     attempts.create(conn)
 
 
+def _add_plate_snapshots(conn: Connection) -> None:
+    """5 → 6: photos of a printer's plate after a job, kept for a set number of days (stubbed parents)."""
+    meta = MetaData()
+    Table("printers", meta, Column("id", String(64), primary_key=True))
+    Table("jobs", meta, Column("id", Integer, primary_key=True))
+    snapshots = Table(
+        "plate_snapshots",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("printer_id", String(64), ForeignKey("printers.id", ondelete="CASCADE"), nullable=False),
+        Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, index=True),
+        Column("media_type", String(32), nullable=False),
+        Column("taken_at", Double(asdecimal=False), nullable=False),
+        Column("data", LargeBinary(2 * 1024 * 1024), nullable=False),
+        Index("ix_plate_snapshots_taken_at", "taken_at"),
+    )
+    snapshots.create(conn)
+
+
 #: UPGRADES[N] upgrades a database from version N to N+1.
 UPGRADES: Mapping[int, Step] = {
     1: _add_enrollment,
     2: _add_member_passwords,
     3: _add_submission_keys,
     4: _add_failed_attempts,
+    5: _add_plate_snapshots,
 }
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).
