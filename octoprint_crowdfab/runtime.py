@@ -189,6 +189,7 @@ def plate_reporter(config: PluginConfig) -> Optional[PlateReporter]:
     except (ValueError, FleetRequestError) as exc:
         log.error("no photos of the plate: %s", exc)
         return None
+    log.info("after each fleet job, the photo of the plate comes from %s", config.snapshot_url)
     return PlateReporter(webcam, client, config.printer_id)
 
 
