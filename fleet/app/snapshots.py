@@ -8,9 +8,11 @@ not an archive.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ..errors import Forbidden, Invalid, NotFound, TooLarge
 from ..http_protocol import MAX_SNAPSHOT_BYTES, image_type
-from ..models import Member, Printer
+from ..models import Member, Printer, Role
 from ..store import PlateSnapshot
 from .base import Context
 from .jobs import Jobs
@@ -66,6 +68,13 @@ class Snapshots:
     def has_snapshot(self, actor: Member, job_id: int) -> bool:
         self.jobs.get_job(actor, job_id)
         return bool(self.store.jobs_with_snapshots([job_id]))
+
+    def plate_photo_job(self, actor: Member, printer_id: str) -> Optional[int]:
+        """The job whose print is on the printer's plate, when it has a photo ``actor`` may see."""
+        last = self.store.last_finished_job(printer_id)
+        if last is None or (last.member_id != actor.id and actor.role is not Role.MANAGER):
+            return None
+        return last.id if self.store.jobs_with_snapshots([last.id]) else None
 
     def remove_expired(self) -> int:
         """Forget the photos older than the retention; returns how many."""
