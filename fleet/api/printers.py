@@ -157,6 +157,20 @@ def job_snapshot_upload(printer_id: str, job_id: int) -> tuple[str, int]:
 
 @spec.route(
     "POST",
+    PRINTER + "/snapshot",
+    "Ask the printer for a photo of its plate now (managers); it is filed under the job on the plate",
+    None,
+    status=202,
+    answer_text="Asked; the photo shows on the job's page once the printer sends it",
+    errors=(401, 403, 404, 409, 503),
+)
+def ask_snapshot(printer_id: str) -> tuple[str, int]:
+    service().snapshots.ask(me(), printer_id)
+    return "", 202
+
+
+@spec.route(
+    "POST",
     "/enroll-codes",
     "Make a single-use code for enrolling one printer (managers); only its hash is kept",
     shape.EnrollCode,

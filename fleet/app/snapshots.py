@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..errors import Forbidden, Invalid, NotFound, TooLarge
+from ..errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
 from ..http_protocol import MAX_SNAPSHOT_BYTES, image_type
 from ..models import Member, Printer, Role
+from ..protocol import CommandType
 from ..store import PlateSnapshot
-from .base import Context
+from .base import Context, require_manager
 from .jobs import Jobs
 
 #: How long a photo is kept.
@@ -75,6 +76,23 @@ class Snapshots:
         if last is None or (last.member_id != actor.id and actor.role is not Role.MANAGER):
             return None
         return last.id if self.store.jobs_with_snapshots([last.id]) else None
+
+    def ask(self, actor: Member, printer_id: str) -> int:
+        """A manager asks the printer for a photo of its plate now; the job it is filed under."""
+        require_manager(actor)
+        printer = self.store.get_printer(printer_id)
+        job_id = printer.current_job_id
+        if job_id is None:
+            last = self.store.last_finished_job(printer_id)
+            job_id = None if last is None else last.id
+        if job_id is None:
+            raise Conflict(
+                f"printer {printer_id} has printed no job yet: a photo of the plate is kept with a job",
+                key="no_plate_job",
+            )
+        if not self.ctx.tell_printer(printer_id, CommandType.SNAPSHOT, job_id):
+            raise Unavailable("the fleet has no link to its printers now; ask again once it has")
+        return job_id
 
     def remove_expired(self) -> int:
         """Forget the photos older than the retention; returns how many."""

@@ -240,6 +240,7 @@ class PrinterNode:
             CommandType.RESUME: self._job_action,
             CommandType.CANCEL: self._job_action,
             CommandType.BED_CLEARED: self._bed_cleared,
+            CommandType.SNAPSHOT: self._snapshot,
         }
         handlers[command.type](command)
         self._publish_status()
@@ -392,6 +393,17 @@ class PrinterNode:
             self._journal.set_job(None, self._event(EventType.BED_CLEARED, job.job_id))
             self._ack(command, AckStatus.DONE)
             self._flush_events()
+
+    def _snapshot(self, command: Command) -> None:
+        """Send a photo of the plate now, for the job the fleet names (the one on the plate)."""
+        if self._plate is None:
+            self._ack(command, AckStatus.DECLINED, "this printer has no webcam")
+        elif command.job_id is None:
+            self._ack(command, AckStatus.DECLINED, "a photo of the plate is sent for a job: none was named")
+        elif self._plate.after_job(command.job_id):
+            self._ack(command, AckStatus.DONE)
+        else:
+            self._ack(command, AckStatus.FAILED, "the webcam or the fleet failed: see the printer's log")
 
     def _ack(
         self,

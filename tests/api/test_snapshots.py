@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleet.http_protocol import MAX_SNAPSHOT_BYTES, BrokerAddress
+from fleet.protocol import CommandType
 from fleet.states import JobState
 
 from .test_enrollment import as_printer, enroll
@@ -105,3 +106,16 @@ def test_sending_a_photo_sweeps_the_expired_ones(api, fleet, printed):
     assert put(api, "mk4", other, mk4, PNG).status_code == 204
     assert api["alice"].get(f"/api/v1/jobs/{job_id}/snapshot").status_code == 404
     assert api["alice"].get(f"/api/v1/jobs/{other}/snapshot").status_code == 200
+
+
+def test_a_manager_asks_the_printer_for_a_photo_of_the_job_on_its_plate(api, fleet, printed):
+    job_id, _, _ = printed
+    sent = []
+    fleet.app.hooks.on_printer_command(
+        lambda printer_id, command, job: sent.append((printer_id, command, job))
+    )
+    assert api["alice"].post("/api/v1/printers/mk4/snapshot").status_code == 403
+    assert api["manager"].post("/api/v1/printers/nope/snapshot").status_code == 404
+    assert api["manager"].post("/api/v1/printers/mini/snapshot").status_code == 409  # nothing printed there
+    assert api["manager"].post("/api/v1/printers/mk4/snapshot").status_code == 202
+    assert sent == [("mk4", CommandType.SNAPSHOT, job_id)]

@@ -8,7 +8,7 @@ import pytest
 
 from fleet.client import FleetClient
 from fleet.node import PlateReporter, SnapshotError, Webcam
-from fleet.protocol import CommandType, EventType
+from fleet.protocol import AckStatus, CommandType, EventType
 from tests.http_stub import Reply, Request, serving
 
 from .conftest import Harness
@@ -83,3 +83,25 @@ def test_a_bad_photo_or_a_refusal_changes_nothing_of_the_job(
         assert not plate.after_job(7)
     assert harness.link.events()[-1].type is EventType.JOB_DONE
     assert harness.node.current_job().phase.value == "done"
+
+
+def test_a_managers_ask_sends_a_photo_now_and_is_answered(harness: Harness) -> None:
+    sent: list[Request] = []
+
+    def fleet(request: Request) -> Reply:
+        sent.append(request)
+        return Reply(204)
+
+    with serving(lambda r: Reply(200, JPEG, "image/jpeg")) as webcam, serving(fleet) as fleet_url:
+        harness.start(plate=PlateReporter(Webcam(webcam), FleetClient(fleet_url, "t"), "p-1"))
+        harness.send(harness.command(CommandType.SNAPSHOT, 5))
+    assert [(a.status, a.reason) for a in harness.link.acks()] == [(AckStatus.DONE, "")]
+    assert [r.path for r in sent] == ["/api/v1/printers/p-1/jobs/5/snapshot"]
+
+
+def test_a_printer_without_a_webcam_declines_the_ask(harness: Harness) -> None:
+    harness.start()
+    harness.send(harness.command(CommandType.SNAPSHOT, 5))
+    assert [(a.status, a.reason) for a in harness.link.acks()] == [
+        (AckStatus.DECLINED, "this printer has no webcam")
+    ]

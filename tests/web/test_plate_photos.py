@@ -44,3 +44,15 @@ def test_the_photo_shows_to_those_who_may_see_the_job(fleet, people, printer, br
     fleet.app.printers.confirm_bed_cleared(people["manager"], printer.id)
     assert photo not in browsers["manager"].get("/printers/mk4").get_data(as_text=True)
     assert photo in browsers["manager"].get(f"/jobs/{job_id}").get_data(as_text=True)
+
+
+def test_a_manager_asks_for_a_photo_from_the_printers_page(fleet, people, printer, browsers) -> None:
+    job_id = finished_job(fleet, people, printer)
+    assert "Ask for a photo of the plate" in browsers["manager"].get("/printers/mk4").get_data(as_text=True)
+    assert "Ask for a photo of the plate" not in browsers["alice"].get("/printers/mk4").get_data(as_text=True)
+    sent = []
+    fleet.app.hooks.on_printer_command(lambda printer_id, command, job: sent.append((printer_id, job)))
+    assert browsers["alice"].post("/printers/mk4/snapshot").status_code == 403
+    asked = browsers["manager"].post("/printers/mk4/snapshot")
+    assert asked.status_code in (302, 303) and asked.headers["Location"].endswith(f"/jobs/{job_id}")
+    assert sent == [("mk4", job_id)]

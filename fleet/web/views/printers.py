@@ -44,6 +44,13 @@ def printer(printer_id: str) -> Page:
     )
 
 
+@web.post("/printers/<printer_id>/snapshot")
+def ask_snapshot(printer_id: str) -> BaseResponse:
+    job_id = service().snapshots.ask(me(), printer_id)
+    flash(t("flash.snapshot_asked", id=job_id), "ok")
+    return back(url_for("web.job", job_id=job_id))
+
+
 @web.post("/printers/<printer_id>/bed-cleared")
 def bed_cleared(printer_id: str) -> BaseResponse:
     cleared = service().printers.confirm_bed_cleared(me(), printer_id)
