@@ -85,6 +85,7 @@ ADDED_IN_VERSION = {
     3: ["ALTER TABLE members DROP COLUMN password_hash"],
     4: ["DROP TABLE submission_keys"],
     5: ["DROP TABLE failed_attempts"],
+    6: ["DROP TABLE plate_snapshots"],
 }
 
 
