@@ -28,6 +28,7 @@ from .http_protocol import (
     EnrollmentAnswer,
     EnrollRequest,
     JobSubmission,
+    job_snapshot_path,
     quote_idempotency_key,
 )
 from .protocol import Capabilities, ProtocolError
@@ -161,6 +162,26 @@ class FleetClient:
         if not isinstance(token, str) or not token:
             raise FleetRequestError("the fleet's answer to the sign-in has no token")
         return token
+
+    def send_snapshot(self, printer_id: str, job_id: int, image: bytes, media_type: str) -> None:
+        """Send the photo of the plate taken after job ``job_id`` (the printer's token); sent once."""
+        path = job_snapshot_path(printer_id, job_id)
+        headers = {"Content-Type": media_type}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            response = self.session.put(self.url(path), data=image, headers=headers, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise FleetRequestError(f"could not reach the fleet at {self.url(path)}: {exc}") from None
+        if response.status_code != 204:
+            try:
+                message = response.json().get("message")
+            except (ValueError, AttributeError):
+                message = None
+            refused = response.status_code if 400 <= response.status_code < 500 else None
+            raise FleetRequestError(
+                f"the fleet answered HTTP {response.status_code}: {message or response.reason}", refused
+            )
 
     def enroll(self, code: str, name: str, capabilities: Capabilities) -> EnrollmentAnswer:
         """Trade a one-time enrollment code for this printer's id, HTTP token and broker login.

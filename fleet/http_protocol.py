@@ -10,6 +10,8 @@ with the base install. Decoders turn untrusted JSON into frozen dataclasses or r
   id, its HTTP token and its broker login (:class:`BrokerAddress`).
 - ``GET job_file_path(printer_id, job_id)`` (the printer's token): the job's file, checked by the node
   against the sha256 and size the dispatch command carried.
+- ``PUT job_snapshot_path(printer_id, job_id)`` (the printer's token): the JPEG or PNG photo of the plate
+  the printer took after the job, as the body (at most :data:`MAX_SNAPSHOT_BYTES`); 204.
 - ``POST JOBS`` (a member's token): a multipart form (:class:`JobSubmission`, the file in ``file``) with an
   ``Idempotency-Key``: a retry with the same key queues the submission once.
 """
@@ -50,6 +52,22 @@ def job_cancel_path(job_id: int) -> str:
 def job_file_path(printer_id: str, job_id: int) -> str:
     """Where the printer ``printer_id`` downloads the file of the job dispatched to it."""
     return f"{API_PREFIX}/printers/{printer_id}/jobs/{job_id}/file"
+
+
+def job_snapshot_path(printer_id: str, job_id: int) -> str:
+    """Where the printer ``printer_id`` sends the photo of its plate taken after job ``job_id``."""
+    return f"{API_PREFIX}/printers/{printer_id}/jobs/{job_id}/snapshot"
+
+
+#: The largest plate photo the fleet takes; a node does not send a larger one.
+MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
+#: What a plate photo may be, told by its first bytes (never by what the sender claims).
+_IMAGE_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
+
+
+def image_type(data: bytes) -> Optional[str]:
+    """``image/jpeg`` or ``image/png`` when ``data`` starts like one, else None."""
+    return next((media for magic, media in _IMAGE_MAGIC if data.startswith(magic)), None)
 
 
 # -- the broker address ---------------------------------------------------------------------------

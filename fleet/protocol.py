@@ -130,6 +130,8 @@ class CommandType(str, Enum):
     CANCEL = "cancel"
     #: A person confirmed at the fleet that the plate is clear.
     BED_CLEARED = "bed_cleared"
+    #: A manager asks for a photo of the plate, sent for ``job_id`` (the job on it) as after a job.
+    SNAPSHOT = "snapshot"
 
 
 class AckStatus(str, Enum):

@@ -224,6 +224,9 @@ class FleetRuntime:
         expired = fleet.app.intake.remove_expired_submission_keys()
         if expired:
             log.info("forgot %d submission idempotency key(s) older than a day", expired)
+        photos = fleet.app.snapshots.remove_expired()
+        if photos:
+            log.info("forgot %d photo(s) of plates past their retention", photos)
         node_host = public_host(config, options)
         if options.mqtt_url is not None:
             address = BrokerAddress.from_url(options.mqtt_url)

@@ -100,7 +100,17 @@ class CrowdFabPlugin(
 
     def _config(self) -> PluginConfig:
         profile = self._printer_profile_manager.get_current_or_default()
-        return PluginConfig.from_settings(self._settings.get, profile if isinstance(profile, dict) else None)
+        return PluginConfig.from_settings(
+            self._settings.get, profile if isinstance(profile, dict) else None, self._snapshot_url()
+        )
+
+    def _snapshot_url(self) -> str:
+        """The webcam's snapshot URL: the classic webcam plugin's (OctoPrint 1.9+), else the old core key."""
+        for path in (["plugins", "classicwebcam", "snapshot"], ["webcam", "snapshot"]):
+            value = self._settings.global_get(path)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        return ""
 
     def _profile_may_have_changed(self) -> None:
         """Tell the fleet of new capabilities: a new runtime's node announces them as it connects."""

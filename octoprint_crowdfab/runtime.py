@@ -17,10 +17,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from fleet.client import FleetClient
 from fleet.errors import Invalid
 from fleet.geometry import Box
 from fleet.lending import Lending, decode_lending, parse_windows
-from fleet.node import NodeSettings, PrinterNode, PrinterPort
+from fleet.node import NodeSettings, PlateReporter, PrinterNode, PrinterPort, Webcam
 from fleet.protocol import Capabilities
 
 from .enroll import BrokerAddress, EnrollmentAnswer, FleetRequestError, enroll
@@ -94,10 +95,15 @@ class PluginConfig:
     profile: Optional[dict[str, Any]] = None
     #: The owner's lending terms (:mod:`fleet.lending`); None: lent whenever idle, any material.
     lending: Optional[Lending] = None
+    #: The webcam's snapshot URL (OctoPrint's webcam settings); empty: no photo of the plate is sent.
+    snapshot_url: str = ""
 
     @classmethod
     def from_settings(
-        cls, get: Callable[[list[str]], Any], profile: Optional[dict[str, Any]] = None
+        cls,
+        get: Callable[[list[str]], Any],
+        profile: Optional[dict[str, Any]] = None,
+        snapshot_url: str = "",
     ) -> PluginConfig:
         """Read the plugin's settings through ``get([key, ...])`` (OctoPrint's ``_settings.get``)."""
         mqtt = get(["mqtt"]) or {}
@@ -134,6 +140,7 @@ class PluginConfig:
                 get(["lending_time_zone"]) or "",
                 get(["lending_materials"]) or "",
             ),
+            snapshot_url=snapshot_url.strip(),
         )
 
     @property
@@ -183,6 +190,7 @@ def build_mqtt_node(
     from fleet.node import build_node
 
     assert config.mqtt is not None
+    plate = plate_reporter(config)
     settings = NodeSettings(
         auto_accept=config.auto_accept,
         accept_timeout_s=config.accept_timeout_s,
@@ -198,7 +206,22 @@ def build_mqtt_node(
         settings,
         keepalive=config.keepalive_s,
         on_link_change=on_link_change,
+        plate=plate,
     )
+
+
+def plate_reporter(config: PluginConfig) -> Optional[PlateReporter]:
+    """What sends the plate's photo after each job; None without a webcam (or with an unusable URL)."""
+    if not config.snapshot_url:
+        return None
+    try:
+        webcam = Webcam(config.snapshot_url)
+        client = FleetClient(config.fleet_url, config.printer_token, timeout=(5.0, 30.0))
+    except (ValueError, FleetRequestError) as exc:
+        log.error("no photos of the plate: %s", exc)
+        return None
+    log.info("after each fleet job, the photo of the plate comes from %s", config.snapshot_url)
+    return PlateReporter(webcam, client, config.printer_id)
 
 
 class Runtime:

@@ -30,7 +30,7 @@ class Reply:
 
 @contextmanager
 def serving(answer: Callable[[Request], Reply]) -> Iterator[str]:
-    """Answer GET and POST with ``answer`` while the block runs; yields the server's base URL."""
+    """Answer GET, POST and PUT with ``answer`` while the block runs; yields the server's base URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
@@ -43,7 +43,7 @@ def serving(answer: Callable[[Request], Reply]) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(reply.body)
 
-        do_GET = do_POST = _answer
+        do_GET = do_POST = do_PUT = _answer
 
         def log_message(self, *args: object) -> None:
             pass

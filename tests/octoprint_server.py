@@ -57,8 +57,11 @@ class OctoPrintServer:
         start_timeout: float = 40.0,
         wizard_seen: bool = True,
         venv_bin: Path = VENV_BIN,
+        other_plugins: Optional[dict[str, dict[str, Any]]] = None,
     ) -> None:
         self.plugin_settings = plugin_settings or {}
+        #: Settings of OctoPrint's other plugins (``{"classicwebcam": {"snapshot": url}}``).
+        self.other_plugins = other_plugins or {}
         self.extra_plugins = extra_plugins or {}
         self.virtual_printer = virtual_printer or FAST_VIRTUAL_PRINTER
         self.start_timeout = start_timeout
@@ -151,6 +154,7 @@ class OctoPrintServer:
                 "announcements": {"enabled": False},
                 "softwareupdate": {"checks": {"octoprint": {"disabled": True}}},
                 "crowdfab": self.plugin_settings,
+                **self.other_plugins,
             },
             "serial": {"autoconnect": True, "port": "VIRTUAL", "baudrate": 115200},
         }

@@ -234,6 +234,19 @@ def job_thumbnail(job_id: int) -> Response:
 
 
 @spec.route(
+    "GET",
+    JOB + "/snapshot",
+    "The photo of the plate the printer took after the job (whoever may see the job)",
+    IMAGE,
+    answer_text="The image",
+    errors=(401, 403, 404),
+)
+def job_snapshot(job_id: int) -> Response:
+    found = service().snapshots.for_job(me(), job_id)
+    return Response(found.data, mimetype=found.media_type, headers={"Cache-Control": "private, no-cache"})
+
+
+@spec.route(
     "POST",
     JOB + "/cancel",
     "Cancel a job (members: their own; managers: any)",

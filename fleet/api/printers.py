@@ -1,10 +1,11 @@
-"""/api/v1 printers: register, read and change them, enroll a node, its job file downloads."""
+"""/api/v1 printers: register, read and change them, enroll a node, job files and plate photos."""
 
 from __future__ import annotations
 
-from flask import Response, jsonify, send_file
+from flask import Response, jsonify, request, send_file
 
-from ..errors import Unauthorized
+from ..errors import TooLarge, Unauthorized
+from ..http_protocol import MAX_SNAPSHOT_BYTES
 from .blueprint import (
     PRINTER_TOKEN,
     PUBLIC,
@@ -129,6 +130,43 @@ def job_file(printer_id: str, job_id: int) -> Response:
     response = send_file(path, mimetype="application/octet-stream", conditional=False, etag=False)
     response.headers["X-Content-SHA256"] = job.file_sha256
     return response
+
+
+@spec.route(
+    "PUT",
+    PRINTER + "/jobs/<int:job_id>/snapshot",
+    "Send the photo of the plate taken after a job (printer token only; the printer the job ran on; "
+    "the body is the JPEG or PNG image itself, at most 2 MiB)",
+    None,
+    status=204,
+    answer_text="Kept; the job's page shows it",
+    errors=(401, 403, 404, 413, 422),
+    security=PRINTER_TOKEN,
+)
+def job_snapshot_upload(printer_id: str, job_id: int) -> tuple[str, int]:
+    declared = request.content_length
+    if declared is not None and declared > MAX_SNAPSHOT_BYTES:
+        raise TooLarge(
+            f"the snapshot is {declared} bytes; a printer may send at most {MAX_SNAPSHOT_BYTES} bytes",
+            field="snapshot",
+        )
+    data = request.stream.read(MAX_SNAPSHOT_BYTES + 1)
+    service().snapshots.receive(this_printer(), printer_id, job_id, data)
+    return "", 204
+
+
+@spec.route(
+    "POST",
+    PRINTER + "/snapshot",
+    "Ask the printer for a photo of its plate now (managers); it is filed under the job on the plate",
+    None,
+    status=202,
+    answer_text="Asked; the photo shows on the job's page once the printer sends it",
+    errors=(401, 403, 404, 409, 503),
+)
+def ask_snapshot(printer_id: str) -> tuple[str, int]:
+    service().snapshots.ask(me(), printer_id)
+    return "", 202
 
 
 @spec.route(

@@ -16,6 +16,7 @@ enrollment     :mod:`~fleet.app.enrollment`                 codes, enrollment, c
 reports        :mod:`~fleet.app.reports`                    what printers report; the live status
 dispatcher     :mod:`~fleet.app.dispatch`                   the scheduler's adapter
 board          :mod:`~fleet.app.board`                      the dashboard's read models
+snapshots      :mod:`~fleet.app.snapshots`                  photos of the plate after a job
 =============  ===========================================  =====================================
 
 All of them share one :class:`~fleet.app.base.Context` (store, blobs, clock, metrics, hooks).
@@ -41,6 +42,7 @@ from .members import Members
 from .printers import Printers
 from .reports import PrinterReports
 from .settings import LabAdmin
+from .snapshots import Snapshots
 
 __all__ = ["FleetApp", "build"]
 
@@ -60,6 +62,7 @@ class FleetApp:
     reports: PrinterReports
     dispatcher: Dispatcher
     board: Board
+    snapshots: Snapshots
 
     @property
     def store(self) -> Store:
@@ -99,16 +102,18 @@ def build(
     ctx = Context(store, blobs, clock=clock)
     reports = PrinterReports(ctx)
     printers = Printers(ctx)
+    jobs = Jobs(ctx)
     return FleetApp(
         ctx=ctx,
         identity=Identity(ctx),
         members=Members(ctx),
         lab=LabAdmin(ctx),
         intake=Intake(ctx),
-        jobs=Jobs(ctx),
+        jobs=jobs,
         printers=printers,
         enrollment=Enrollments(ctx, reports, node_mqtt=node_mqtt, password_hasher=password_hasher),
         reports=reports,
         dispatcher=Dispatcher(ctx),
         board=Board(ctx, printers, reports),
+        snapshots=Snapshots(ctx, jobs),
     )

@@ -13,6 +13,7 @@ from ..protocol import node_client_id
 from .download import DownloadError, Fetcher, HttpFetcher
 from .journal import ACTIVE, FINISHED, FleetJob, JobPhase, Journal, Offer
 from .node import Link, NodeSettings, PrinterNode
+from .plate import PlateReporter, SnapshotError, Webcam
 from .printer import FLEET_FOLDER, PrinterError, PrinterPort, PrinterSnapshot, PrintOutcome
 from .rules import availability_will
 
@@ -32,11 +33,14 @@ __all__ = [
     "Link",
     "NodeSettings",
     "Offer",
+    "PlateReporter",
     "PrintOutcome",
     "PrinterError",
     "PrinterNode",
     "PrinterPort",
     "PrinterSnapshot",
+    "SnapshotError",
+    "Webcam",
     "availability_will",
     "build_node",
 ]
@@ -54,6 +58,7 @@ def build_node(
     min_backoff: float = 1.0,
     max_backoff: Optional[float] = None,
     on_link_change: Optional[Callable[[bool], None]] = None,
+    plate: Optional[PlateReporter] = None,
 ) -> PrinterNode:
     """A node on a real MQTT link, with its last will set and its connect callback wired.
 
@@ -84,5 +89,7 @@ def build_node(
         on_disconnect=disconnected,
     )
     fetcher = HttpFetcher(token)
-    node = PrinterNode(link, printer_id, printer, journal_path, fetcher, settings or NodeSettings())
+    node = PrinterNode(
+        link, printer_id, printer, journal_path, fetcher, settings or NodeSettings(), plate=plate
+    )
     return node

@@ -31,6 +31,7 @@ from ..protocol import (
 )
 from .download import DownloadError, Fetcher
 from .journal import ACTIVE, FINISHED, FleetJob, JobPhase, Journal, Offer
+from .plate import PlateReporter
 from .printer import PrinterPort, PrintOutcome
 from .rules import StatusGate, build_status, dispatch_refusal, stored_name
 from .worker import Executor, Worker
@@ -109,8 +110,11 @@ class PrinterNode:
         executor: Optional[Executor] = None,
         work_dir: Optional[Path] = None,
         tick_interval_s: float = 0.5,
+        plate: Optional[PlateReporter] = None,
     ) -> None:
         self.printer_id = printer_id
+        #: Sends the photo of the plate after each fleet job (None: the printer has no webcam).
+        self._plate = plate
         self.settings = settings
         self._link = link
         self._printer = printer
@@ -151,6 +155,8 @@ class PrinterNode:
         if self._executor is self._worker:
             self._worker.close(timeout)
         self._link.close(timeout)
+        if self._plate is not None:
+            self._plate.close()
 
     # -- called from other threads ---------------------------------------------------------------
 
@@ -241,6 +247,7 @@ class PrinterNode:
             CommandType.RESUME: self._job_action,
             CommandType.CANCEL: self._job_action,
             CommandType.BED_CLEARED: self._bed_cleared,
+            CommandType.SNAPSHOT: self._snapshot,
         }
         handlers[command.type](command)
         self._publish_status()
@@ -394,6 +401,17 @@ class PrinterNode:
             self._ack(command, AckStatus.DONE)
             self._flush_events()
 
+    def _snapshot(self, command: Command) -> None:
+        """Send a photo of the plate now, for the job the fleet names (the one on the plate)."""
+        if self._plate is None:
+            self._ack(command, AckStatus.DECLINED, "this printer has no webcam")
+        elif command.job_id is None:
+            self._ack(command, AckStatus.DECLINED, "a photo of the plate is sent for a job: none was named")
+        elif self._plate.after_job(command.job_id):
+            self._ack(command, AckStatus.DONE)
+        else:
+            self._ack(command, AckStatus.FAILED, "the webcam or the fleet failed: see the printer's log")
+
     def _ack(
         self,
         command: Command,
@@ -418,6 +436,9 @@ class PrinterNode:
             and self._journal.advance(self._event(event_type, job.job_id, message))
         ):
             self._flush_events()
+            if event_type in _OUTCOME_EVENTS.values() and self._plate is not None:
+                # After the outcome is on its way: the photo may take seconds, the outcome may not wait.
+                self._executor.submit(self._plate.after_job, job.job_id)
         self._publish_status()
 
     def _reconcile(self) -> None:

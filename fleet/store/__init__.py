@@ -5,12 +5,14 @@ from __future__ import annotations
 from .blobs import BlobInfo, BlobStore, StagedBlob
 from .db import UNSET, ApiToken, Store, SubmissionKey, open_store
 from .migrations import SchemaTooNew
+from .snapshots import PlateSnapshot
 
 __all__ = [
     "UNSET",
     "ApiToken",
     "BlobInfo",
     "BlobStore",
+    "PlateSnapshot",
     "SchemaTooNew",
     "StagedBlob",
     "Store",

@@ -26,6 +26,7 @@ from .members import ApiToken, MemberRecords
 from .migrations import migrate
 from .pages import PageRecords
 from .printers import PRINTER_CHANGES, PrinterRecords
+from .snapshots import SnapshotRecords
 
 
 def attempt_key(key: str) -> str:
@@ -56,7 +57,7 @@ def open_store(url: Optional[str], data_dir: Path, *, busy_timeout: float = 30.0
     return Store(engine)
 
 
-class Store(MemberRecords, PrinterRecords, EnrollmentRecords, JobRecords, PageRecords):
+class Store(MemberRecords, PrinterRecords, EnrollmentRecords, JobRecords, PageRecords, SnapshotRecords):
     """The fleet's persistent state. Takes an engine from :func:`~fleet.store.engine.make_engine`."""
 
     # -- failed attempts (the sign-in, enrollment code and token limits) ------------------------

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -142,6 +143,25 @@ def _add_printer_profile(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE printers ADD COLUMN {column}"))
 
 
+def _add_plate_snapshots(conn: Connection) -> None:
+    """7 → 8: photos of a printer's plate after a job, kept for a set number of days (stubbed parents)."""
+    meta = MetaData()
+    Table("printers", meta, Column("id", String(64), primary_key=True))
+    Table("jobs", meta, Column("id", Integer, primary_key=True))
+    snapshots = Table(
+        "plate_snapshots",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("printer_id", String(64), ForeignKey("printers.id", ondelete="CASCADE"), nullable=False),
+        Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, index=True),
+        Column("media_type", String(32), nullable=False),
+        Column("taken_at", Double(asdecimal=False), nullable=False),
+        Column("data", LargeBinary(2 * 1024 * 1024), nullable=False),
+        Index("ix_plate_snapshots_taken_at", "taken_at"),
+    )
+    snapshots.create(conn)
+
+
 #: UPGRADES[N] upgrades a database from version N to N+1.
 UPGRADES: Mapping[int, Step] = {
     1: _add_enrollment,
@@ -150,6 +170,7 @@ UPGRADES: Mapping[int, Step] = {
     4: _add_failed_attempts,
     5: _add_link_codes,
     6: _add_printer_profile,
+    7: _add_plate_snapshots,
 }
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -21,7 +22,7 @@ from sqlalchemy import (
 )
 
 #: The version this code writes and understands.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 metadata = MetaData()
 
@@ -216,6 +217,22 @@ failed_attempts = Table(
     Index("ix_failed_attempts_scope_key_at", "scope", "key", "at"),
 )
 
+#: The largest plate photo a row holds (the fleet refuses larger uploads before they reach the store).
+SNAPSHOT_MAX_BYTES = 2 * 1024 * 1024
+
+plate_snapshots = Table(
+    "plate_snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("printer_id", String(64), ForeignKey("printers.id", ondelete="CASCADE"), nullable=False),
+    # The job the photo was taken after; its page shows it (and who may see the job may see it).
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("media_type", String(32), nullable=False),
+    _epoch("taken_at"),
+    Column("data", LargeBinary(SNAPSHOT_MAX_BYTES), nullable=False),
+    Index("ix_plate_snapshots_taken_at", "taken_at"),
+)
+
 #: The tables holding the fleet's data, parents before children (everything but the version).
 DATA_TABLES = (
     members,
@@ -230,4 +247,5 @@ DATA_TABLES = (
     submission_keys,
     failed_attempts,
     link_codes,
+    plate_snapshots,
 )

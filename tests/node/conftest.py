@@ -45,6 +45,7 @@ class Harness:
             overrides.pop("settings", self.settings),
             clock=self.clock,
             executor=InlineExecutor(),
+            plate=overrides.pop("plate", None),
         )
         self.link.on_connect = self.node.on_connected
         self.node.start()

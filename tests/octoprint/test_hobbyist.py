@@ -8,6 +8,8 @@ unreachable fleet each show their own message in OctoPrint's UI, and a refusal i
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from fleet.gcode.generate import generate_box
 from fleet.node.enroll import enroll
 from tests.brokers import free_port, wait_until
 from tests.e2e.test_fleet_octoprint import RunningFleet, job_state, submit
+from tests.http_stub import Reply, Request, serving
 from tests.octoprint.test_ui import log_in, octoprint_page
 from tests.octoprint_server import OctoPrintServer, wait_for
 from tests.web.browser import ARTIFACTS, browser_unavailable
@@ -25,6 +28,27 @@ from tests.web.browser import ARTIFACTS, browser_unavailable
 pytestmark = pytest.mark.skipif(browser_unavailable() is not None, reason=str(browser_unavailable()))
 
 DEFAULT_VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 200, "max_y": 200, "max_z": 200}
+#: The member's dashboard password.
+PASSWORD = "correct horse battery"
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A real PNG of one colour, as a webcam could send (the browser must be able to draw it)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+PLATE = png(64, 48, (40, 160, 90))
 
 
 class Lab:
@@ -34,6 +58,11 @@ class Lab:
         self.fleet = RunningFleet(data_dir)
         self.manager = self.fleet.cli("member", "add", "ada", "--role", "manager")["token"]
         self.member = self.fleet.cli("member", "add", "alice")["token"]
+        alice = self.fleet.api(self.member, "GET", "/me").json()["id"]
+        set_password = self.fleet.api(
+            self.manager, "PUT", f"/members/{alice}/password", json={"password": PASSWORD}
+        )
+        assert set_password.status_code == 204, set_password.text
 
     def code(self) -> str:
         code: str = self.fleet.cli("enroll-code")["code"]
@@ -45,12 +74,35 @@ class Lab:
         printer: dict[str, Any] = answer.json()
         return printer
 
-    def print_a_job(self, printer_id: str, name: str) -> None:
-        """A member's job reaches the printer and the fleet records it done."""
+    def print_a_job(self, printer_id: str, name: str) -> int:
+        """A member's job reaches the printer and the fleet records it done; its id."""
         wait_until(lambda: self.printer(printer_id)["state"] == "idle", 60, f"{printer_id} to be idle")
         job_id = submit(self.fleet, self.member, generate_box(10, 10, 0.6, origin=(50.0, 50.0)), name)
         wait_until(lambda: job_state(self.fleet, self.member, job_id) == "done", 120, f"{name} to be done")
         assert self.fleet.api(self.member, "GET", f"/jobs/{job_id}").json()["printer_id"] == printer_id
+        return job_id
+
+    def job_page_images(self, job_id: int, shot: str) -> dict[str, Any]:
+        """The member's page of the job in chromium: its plate photo's size (or None), and broken images."""
+        with octoprint_page() as page:
+            page.goto(f"{self.fleet.url}/signin")
+            page.get_by_label("Name").fill("alice")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"{self.fleet.url}/")
+            page.goto(f"{self.fleet.url}/jobs/{job_id}")
+            page.wait_for_load_state("load")
+            found: dict[str, Any] = page.evaluate(
+                """() => {
+                    const photo = document.querySelector('.plate-photo img');
+                    const broken = [...document.images]
+                        .filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src);
+                    return {photo: photo && [photo.naturalWidth, photo.naturalHeight], broken};
+                }"""
+            )
+            page.screenshot(path=str(ARTIFACTS / f"dashboard-job-{shot}.png"), full_page=True)
+            assert not page.js_errors, page.js_errors
+        return found
 
 
 @pytest.fixture(scope="module")
@@ -77,67 +129,89 @@ def navbar_shows(page: Any, text: str, timeout_ms: int = 45_000) -> None:
 
 
 def test_two_config_keys_join_the_fleet_and_a_job_prints(lab: Lab) -> None:
-    """The README's recipe as written: a default profile and only fleet_url and enroll_code."""
+    """The README's recipe as written: a default profile and only fleet_url and enroll_code; and the
+    webcam OctoPrint knows sends the photo of the plate after the job, shown on the job's page."""
     code = lab.code()
-    octoprint = OctoPrintServer({"fleet_url": lab.fleet.url, "enroll_code": code}).start()
-    try:
-        joined = wait_for(
-            lambda: (s := plugin_status(octoprint))["link"] == "online" and s, 60, "the plugin to join"
-        )
-        printer_id = joined["printer_id"]
-        printer = lab.printer(printer_id)
-        assert printer["volume"] == DEFAULT_VOLUME, "the volume comes from OctoPrint's default profile"
-        assert printer["nozzle_diameter"] == 0.4
+    asked: list[str] = []
 
-        with octoprint_page() as page:
-            log_in(page, octoprint.url)
-            navbar_shows(page, "joined")
-            title = page.locator("[data-test-id=crowdfab-navbar]").get_attribute("title")
-            assert title is not None and "online" in title
-            page.screenshot(path=str(ARTIFACTS / "octoprint-navbar-joined.png"))
-            assert not page.js_errors, page.js_errors
+    def webcam(request: Request) -> Reply:
+        asked.append(request.path)
+        return Reply(200, PLATE, "image/png")
 
-        lab.print_a_job(printer_id, "hobbyist-config.gcode")
+    with serving(webcam) as webcam_url:
+        octoprint = OctoPrintServer(
+            {"fleet_url": lab.fleet.url, "enroll_code": code},
+            # As OctoPrint saves it once its webcam settings are set (the version stops a migration).
+            other_plugins={
+                "classicwebcam": {"_config_version": 1, "snapshot": f"{webcam_url}/?action=snapshot"}
+            },
+        ).start()
+        try:
+            joined_and_printed(lab, octoprint, asked)
+        finally:
+            octoprint.stop()
 
-        # The owner makes the printer smaller in OctoPrint's profile: the fleet hears it.
-        changed = octoprint.admin.patch(
-            f"{octoprint.url}/api/printerprofiles/_default",
-            json={"profile": {"volume": {"width": 120, "depth": 130, "height": 90, "origin": "center"}}},
-            timeout=10,
-        )
-        assert changed.status_code == 200, changed.text
-        smaller = {"min_x": -60, "min_y": -65, "min_z": 0, "max_x": 60, "max_y": 65, "max_z": 90}
-        wait_until(
-            lambda: lab.printer(printer_id)["volume"] == smaller, 30, "the fleet to hear the new volume"
-        )
 
-        # ... and switches to another profile (a round delta): the fleet hears that one.
-        delta = {"id": "delta", "name": "Delta", "model": "Round", "volume": {"width": 180, "depth": 180}}
-        delta["volume"].update(height=300, formFactor="circular", origin="center")
-        added = octoprint.admin.post(
-            f"{octoprint.url}/api/printerprofiles", json={"profile": delta}, timeout=10
-        )
-        assert added.status_code == 200, added.text
-        connection = f"{octoprint.url}/api/connection"
-        closed = octoprint.admin.post(connection, json={"command": "disconnect"}, timeout=10)
-        assert closed.status_code == 204, closed.text
-        wait_until(
-            lambda: (
-                octoprint.admin.get(connection, timeout=5).json()["current"]["state"] in ("Closed", "Offline")
-            ),
-            20,
-            "OctoPrint to disconnect",
-        )
-        command = {"command": "connect", "port": "VIRTUAL", "printerProfile": "delta"}
-        switched = octoprint.admin.post(connection, json=command, timeout=10)
-        assert switched.status_code == 204, switched.text
-        round_bed = {"min_x": -90, "min_y": -90, "min_z": 0, "max_x": 90, "max_y": 90, "max_z": 300}
-        wait_until(
-            lambda: lab.printer(printer_id)["volume"] == round_bed, 30, "the fleet to hear the profile"
-        )
-        assert "autoescaped" not in octoprint.log_text(), "OctoPrint warns about the plugin's templates"
-    finally:
-        octoprint.stop()
+def joined_and_printed(lab: Lab, octoprint: OctoPrintServer, asked: list[str]) -> None:
+    """Joins with the two settings, prints a job with the photo of its plate, hears profile changes."""
+    joined = wait_for(
+        lambda: (s := plugin_status(octoprint))["link"] == "online" and s, 60, "the plugin to join"
+    )
+    printer_id = joined["printer_id"]
+    printer = lab.printer(printer_id)
+    assert printer["volume"] == DEFAULT_VOLUME, "the volume comes from OctoPrint's default profile"
+    assert printer["nozzle_diameter"] == 0.4
+
+    with octoprint_page() as page:
+        log_in(page, octoprint.url)
+        navbar_shows(page, "joined")
+        title = page.locator("[data-test-id=crowdfab-navbar]").get_attribute("title")
+        assert title is not None and "online" in title
+        page.screenshot(path=str(ARTIFACTS / "octoprint-navbar-joined.png"))
+        assert not page.js_errors, page.js_errors
+
+    job_id = lab.print_a_job(printer_id, "hobbyist-config.gcode")
+    wait_until(
+        lambda: lab.fleet.api(lab.member, "GET", f"/jobs/{job_id}/snapshot").status_code == 200,
+        30,
+        "the photo of the plate to reach the fleet",
+    )
+    assert asked == ["/?action=snapshot"], "one photo, from the webcam's snapshot URL"
+    assert lab.fleet.api(lab.member, "GET", f"/jobs/{job_id}/snapshot").content == PLATE
+    shown = lab.job_page_images(job_id, "plate-photo")
+    assert shown == {"photo": [64, 48], "broken": []}
+
+    # The owner makes the printer smaller in OctoPrint's profile: the fleet hears it.
+    changed = octoprint.admin.patch(
+        f"{octoprint.url}/api/printerprofiles/_default",
+        json={"profile": {"volume": {"width": 120, "depth": 130, "height": 90, "origin": "center"}}},
+        timeout=10,
+    )
+    assert changed.status_code == 200, changed.text
+    smaller = {"min_x": -60, "min_y": -65, "min_z": 0, "max_x": 60, "max_y": 65, "max_z": 90}
+    wait_until(lambda: lab.printer(printer_id)["volume"] == smaller, 30, "the fleet to hear the new volume")
+
+    # ... and switches to another profile (a round delta): the fleet hears that one.
+    delta = {"id": "delta", "name": "Delta", "model": "Round", "volume": {"width": 180, "depth": 180}}
+    delta["volume"].update(height=300, formFactor="circular", origin="center")
+    added = octoprint.admin.post(f"{octoprint.url}/api/printerprofiles", json={"profile": delta}, timeout=10)
+    assert added.status_code == 200, added.text
+    connection = f"{octoprint.url}/api/connection"
+    closed = octoprint.admin.post(connection, json={"command": "disconnect"}, timeout=10)
+    assert closed.status_code == 204, closed.text
+    wait_until(
+        lambda: (
+            octoprint.admin.get(connection, timeout=5).json()["current"]["state"] in ("Closed", "Offline")
+        ),
+        20,
+        "OctoPrint to disconnect",
+    )
+    command = {"command": "connect", "port": "VIRTUAL", "printerProfile": "delta"}
+    switched = octoprint.admin.post(connection, json=command, timeout=10)
+    assert switched.status_code == 204, switched.text
+    round_bed = {"min_x": -90, "min_y": -90, "min_z": 0, "max_x": 90, "max_y": 90, "max_z": 300}
+    wait_until(lambda: lab.printer(printer_id)["volume"] == round_bed, 30, "the fleet to hear the profile")
+    assert "autoescaped" not in octoprint.log_text(), "OctoPrint warns about the plugin's templates"
 
 
 def wizard_try(page: Any, url: str, code: str) -> str:
@@ -198,7 +272,11 @@ def test_the_wizard_says_what_went_wrong_then_joins(lab: Lab) -> None:
         assert status["link"] == "online"
         # Each refusal was asked once: one line each in the log, nothing retried.
         assert octoprint.log_text().count("the fleet refused to enroll this printer") == 2
-        lab.print_a_job(status["printer_id"], "hobbyist-wizard.gcode")
+        job_id = lab.print_a_job(status["printer_id"], "hobbyist-wizard.gcode")
+        # No webcam: no photo, and the job's page shows no broken image in its place.
+        assert lab.fleet.api(lab.member, "GET", f"/jobs/{job_id}/snapshot").status_code == 404
+        assert lab.job_page_images(job_id, "no-webcam") == {"photo": None, "broken": []}
+        assert "photo of the plate" not in octoprint.log_text()
     finally:
         octoprint.stop()
 

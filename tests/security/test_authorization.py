@@ -32,6 +32,7 @@ from werkzeug.exceptions import HTTPException
 from fleet.auth import hash_token
 from fleet.models import MemberChanges, Role
 from fleet.states import JobState
+from fleet.store import PlateSnapshot
 
 from .conftest import (
     CAPS,
@@ -138,6 +139,18 @@ def dispatched(world: World) -> dict[str, Any]:
     job = world.job(JobState.QUEUED)
     world.run(job, world.printers["printer"], JobState.ASSIGNED)
     return {"printer": world.printers["printer"].id, "job": job.id}
+
+
+#: The start of a JPEG: what a printer's webcam sends (the fleet reads the type from these bytes).
+PHOTO = b"\xff\xd8\xff\xe0" + b"\x00" * 32
+
+
+def photographed(world: World) -> dict[str, Any]:
+    """Alice's job dispatched to the printer (the one the file row uses), with the photo of its plate."""
+    made = cached("dispatched", dispatched)(world, "")
+    photo = PlateSnapshot(made["printer"], made["job"], "image/jpeg", world.service.clock(), PHOTO)
+    world.service.store.add_snapshot(photo)
+    return made
 
 
 def grant_to_alice(world: World) -> dict[str, Any]:
@@ -275,6 +288,7 @@ TABLE: tuple[Row, ...] = (
         owner(200),
         setup=cached("thumb", job_in(JobState.QUEUED, gcode_with_thumbnail())),
     ),
+    Row("GET", f"{API}/jobs/{{job}}/snapshot", owner(200), setup=cached("photo", photographed)),
     Row("POST", f"{API}/jobs/{{job}}/cancel", owner(200), setup=fresh(job_in(JobState.QUEUED)), changes=True),
     Row("POST", f"{API}/jobs/{{job}}/pause", owner(202), setup=cached("printing", job_in(JobState.PRINTING))),
     Row("POST", f"{API}/jobs/{{job}}/resume", owner(202), setup=cached("paused", job_in(JobState.PAUSED))),
@@ -339,6 +353,22 @@ TABLE: tuple[Row, ...] = (
         printer(200),
         setup=cached("dispatched", dispatched),
         note="alice's job, dispatched to printer",
+    ),
+    Row(
+        "PUT",
+        f"{API}/printers/{{printer}}/jobs/{{job}}/snapshot",
+        printer(204),
+        setup=cached("dispatched", dispatched),
+        send=lambda w, c: {"data": PHOTO, "content_type": "image/jpeg"},
+        changes=True,
+        note="the photo of alice's job's plate, from the printer it ran on",
+    ),
+    Row(
+        "POST",
+        f"{API}/printers/{{printer}}/snapshot",
+        manager(202),
+        setup=cached("plate", lambda w: {"printer": w.plate_of_alice().id}),
+        note="ask for a photo of alice's print on the plate",
     ),
     # -- enrollment ---------------------------------------------------------------------------------
     Row("POST", f"{API}/enroll-codes", manager(201), changes=True),
@@ -423,6 +453,7 @@ TABLE: tuple[Row, ...] = (
         owner_page(anonymous=401),
         setup=cached("thumb", job_in(JobState.QUEUED, gcode_with_thumbnail())),
     ),
+    Row("GET", "/jobs/{job}/snapshot", owner_page(anonymous=401), setup=cached("photo", photographed)),
     Row("GET", "/events", page(anonymous=401)),
     Row("GET", "/members", manager_page()),
     Row("GET", "/settings", manager_page()),
@@ -459,6 +490,13 @@ TABLE: tuple[Row, ...] = (
         send=form(lambda w, c: {"token": c["token_id"]}),
         changes=True,
         note="one's own token",
+    ),
+    Row(
+        "POST",
+        "/printers/{printer}/snapshot",
+        manager_action(),
+        setup=cached("plate", lambda w: {"printer": w.plate_of_alice().id}),
+        note="ask for a photo of alice's print on the plate",
     ),
     Row(
         "POST",

@@ -90,6 +90,7 @@ ADDED_IN_VERSION = {
         f"ALTER TABLE printers DROP COLUMN {c}"
         for c in ("bed_shape", "heated_bed", "heated_chamber", "extruders", "lending")
     ],
+    8: ["DROP TABLE plate_snapshots"],
 }
 
 

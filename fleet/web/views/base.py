@@ -45,7 +45,7 @@ LANG_COOKIE = "crowdfab_lang"
 #: Pages anyone may open.
 PUBLIC = {"web.sign_in", "web.language"}
 #: Answered with 401 rather than a redirect: the browser's script or an <img> asks, not a person.
-NO_REDIRECT = {"web.events", "web.job_thumbnail"}
+NO_REDIRECT = {"web.events", "web.job_thumbnail", "web.job_snapshot"}
 #: Common materials offered as suggestions on the submit form (any valid name is accepted).
 MATERIALS = ("PLA", "PETG", "ABS", "ASA", "TPU")
 #: A printer's extra nozzles: tool1, tool2...

@@ -50,6 +50,7 @@ def job(job_id: int) -> Page:
         explanation=explanation,
         actions=actions,
         has_thumbnail=thumbnail(found) is not None,
+        has_snapshot=svc.snapshots.has_snapshot(me(), job_id),
         **viewer_context(),
     )
 
@@ -61,6 +62,12 @@ def job_thumbnail(job_id: int) -> Response:
         raise NotFound(f"job {job_id}'s file has no preview image", key="no_thumbnail")
     data, mime = found
     return Response(data, mimetype=mime, headers={"Cache-Control": "private, max-age=3600"})
+
+
+@web.get("/jobs/<int:job_id>/snapshot")
+def job_snapshot(job_id: int) -> Response:
+    found = service().snapshots.for_job(me(), job_id)
+    return Response(found.data, mimetype=found.media_type, headers={"Cache-Control": "private, no-cache"})
 
 
 def _job_actions() -> dict[str, Callable[[Member, int], Any]]:

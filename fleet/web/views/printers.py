@@ -8,6 +8,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from ...app.checks import check_material
 from ...errors import NotFound
 from ...models import PrinterChanges
+from ...states import PrinterState
 from ..cards import card
 from .base import CODE_TTLS, Page, back, me, render, service, t, viewer_context, web
 
@@ -29,14 +30,25 @@ def printer(printer_id: str) -> Page:
         # One card for the printers page, which adds a printer enrolled while it is open.
         next_page = url_for("web.printers")
         return render("_card_part.html", c=card(entry), next=next_page, **viewer_context())
+    plate_photo = None
+    if entry.printer.state is PrinterState.AWAITING_BED_CLEAR:
+        plate_photo = service().snapshots.plate_photo_job(me(), printer_id)
     return render(
         "printer.html",
         title=entry.printer.name,
         page="printers",
         c=card(entry),
         printer=entry.printer,
+        plate_photo=plate_photo,
         **viewer_context(),
     )
+
+
+@web.post("/printers/<printer_id>/snapshot")
+def ask_snapshot(printer_id: str) -> BaseResponse:
+    job_id = service().snapshots.ask(me(), printer_id)
+    flash(t("flash.snapshot_asked", id=job_id), "ok")
+    return back(url_for("web.job", job_id=job_id))
 
 
 @web.post("/printers/<printer_id>/bed-cleared")
