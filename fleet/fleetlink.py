@@ -31,6 +31,9 @@ A printer in maintenance keeps that state whatever its node says. Only ``availab
 still there and will report what happened.
 
 Dispatch commands, their leases, re-sends and answers are followed by :mod:`fleet.dispatches`.
+
+A little over 500 lines, most of it the table above and the checks it drives: the table is worth
+reading beside the code that applies it, and sending commands already lives in ``dispatches.py``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""``PrinterNode``: one printer's presence in the fleet, over any :class:`PrinterPort` and MQTT link."""
+"""``PrinterNode``: one printer's presence in the fleet, over any :class:`PrinterPort` and MQTT link.
+
+One class of a little over 500 lines: every command, printer callback and status goes through its one
+worker thread and its journal, so their handlers stay side by side; the pure rules (what to report,
+when to refuse a dispatch) are in ``rules.py``, the plate photo in ``plate.py``, the journal in
+``journal.py``.
+"""
 
 from __future__ import annotations
 
