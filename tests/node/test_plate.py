@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -14,6 +16,19 @@ from tests.http_stub import Reply, Request, serving
 from .conftest import Harness
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 32 + b"\xff\xd9"
+
+
+@contextmanager
+def webcam_and_fleet() -> Iterator[tuple[str, str, list[Request]]]:
+    """A webcam that always has a JPEG and a fleet that takes every photo, keeping what it was sent."""
+    sent: list[Request] = []
+
+    def fleet(request: Request) -> Reply:
+        sent.append(request)
+        return Reply(204)
+
+    with serving(lambda r: Reply(200, JPEG, "image/jpeg")) as webcam, serving(fleet) as fleet_url:
+        yield webcam, fleet_url, sent
 
 
 def test_the_webcam_photo_is_checked_and_bounded() -> None:
@@ -46,13 +61,7 @@ def test_a_webcam_that_does_not_answer_costs_only_the_timeout() -> None:
 
 
 def test_the_node_sends_the_photo_after_each_fleet_job_with_the_printers_token(harness: Harness) -> None:
-    sent: list[Request] = []
-
-    def fleet(request: Request) -> Reply:
-        sent.append(request)
-        return Reply(204)
-
-    with serving(lambda r: Reply(200, JPEG, "image/jpeg")) as webcam, serving(fleet) as fleet_url:
+    with webcam_and_fleet() as (webcam, fleet_url, sent):
         plate = PlateReporter(Webcam(webcam), FleetClient(fleet_url, "cfp_printer-token"), "p-1")
         harness.start(plate=plate)
         harness.send(harness.command(CommandType.DISPATCH, 7))
@@ -86,13 +95,7 @@ def test_a_bad_photo_or_a_refusal_changes_nothing_of_the_job(
 
 
 def test_a_managers_ask_sends_a_photo_now_and_is_answered(harness: Harness) -> None:
-    sent: list[Request] = []
-
-    def fleet(request: Request) -> Reply:
-        sent.append(request)
-        return Reply(204)
-
-    with serving(lambda r: Reply(200, JPEG, "image/jpeg")) as webcam, serving(fleet) as fleet_url:
+    with webcam_and_fleet() as (webcam, fleet_url, sent):
         harness.start(plate=PlateReporter(Webcam(webcam), FleetClient(fleet_url, "t"), "p-1"))
         harness.send(harness.command(CommandType.SNAPSHOT, 5))
     assert [(a.status, a.reason) for a in harness.link.acks()] == [(AckStatus.DONE, "")]
