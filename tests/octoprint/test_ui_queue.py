@@ -23,6 +23,20 @@ pytestmark = pytest.mark.skipif(browser_unavailable() is not None, reason=str(br
 FILENAME = "queue-me.gcode"
 
 
+def upload_gcode(octoprint: OctoPrintServer, name: str, gcode: str) -> requests.Response:
+    """Put a file into OctoPrint's local storage; return the answer to dismissing the File Check wizard.
+
+    With a file uploaded, the bundled File Check plugin would open its setup wizard over the page.
+    """
+    uploaded = octoprint.admin.post(
+        f"{octoprint.url}/api/files/local", files={"file": (name, gcode.encode())}, timeout=10
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    return octoprint.admin.post(
+        f"{octoprint.url}/api/setup/wizard", json={"handled": ["file_check"]}, timeout=10
+    )
+
+
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
     with RunningFleet(tmp_path_factory.mktemp("queue") / "fleet") as running:
@@ -43,15 +57,7 @@ def test_a_file_goes_from_the_fablab_tab_to_the_fleet_queue(
     fleet: RunningFleet, octoprint: OctoPrintServer
 ) -> None:
     token = fleet.cli("member", "add", "alice")["token"]
-    part = generate_box(12, 12, 1.0, origin=(50.0, 50.0))
-    uploaded = octoprint.admin.post(
-        f"{octoprint.url}/api/files/local", files={"file": (FILENAME, part.encode())}, timeout=10
-    )
-    assert uploaded.status_code == 201, uploaded.text
-    # With a file uploaded, the bundled File Check plugin would open its setup wizard over the page.
-    seen = octoprint.admin.post(
-        f"{octoprint.url}/api/setup/wizard", json={"handled": ["file_check"]}, timeout=10
-    )
+    seen = upload_gcode(octoprint, FILENAME, generate_box(12, 12, 1.0, origin=(50.0, 50.0)))
     assert seen.status_code == 204, seen.text
 
     with octoprint_page() as page:
@@ -96,12 +102,7 @@ def test_the_file_lists_action_sends_a_file_with_copies_and_material(
 ) -> None:
     token = fleet.cli("member", "add", "bob")["token"]
     name = "from-the-list.gcode"
-    part = generate_box(10, 10, 0.6, origin=(60.0, 60.0))
-    uploaded = octoprint.admin.post(
-        f"{octoprint.url}/api/files/local", files={"file": (name, part.encode())}, timeout=10
-    )
-    assert uploaded.status_code == 201, uploaded.text
-    octoprint.admin.post(f"{octoprint.url}/api/setup/wizard", json={"handled": ["file_check"]}, timeout=10)
+    upload_gcode(octoprint, name, generate_box(10, 10, 0.6, origin=(60.0, 60.0)))
 
     with octoprint_page() as page:
         log_in(page, octoprint.url)
@@ -180,12 +181,7 @@ def test_a_member_signs_in_from_the_tab_sends_as_themselves_and_a_revoked_token_
     )
     assert set_password.status_code == 204, set_password.text
     name = "as-carol.gcode"
-    part = generate_box(8, 8, 0.6, origin=(70.0, 70.0))
-    uploaded = octoprint.admin.post(
-        f"{octoprint.url}/api/files/local", files={"file": (name, part.encode())}, timeout=10
-    )
-    assert uploaded.status_code == 201, uploaded.text
-    octoprint.admin.post(f"{octoprint.url}/api/setup/wizard", json={"handled": ["file_check"]}, timeout=10)
+    upload_gcode(octoprint, name, generate_box(8, 8, 0.6, origin=(70.0, 70.0)))
     kept = octoprint.basedir / "data" / "crowdfab" / "member_tokens.json"
 
     with octoprint_page() as page:
