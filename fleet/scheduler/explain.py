@@ -23,6 +23,18 @@ if TYPE_CHECKING:
 _SIDES = attrgetter("min_x", "min_y", "min_z", "max_x", "max_y", "max_z")
 
 
+def _needs_key(job: JobInfo) -> tuple[object, ...]:
+    """What a job asks of a printer, as one value: jobs that ask the same are worded once."""
+    bounds = job.bounds
+    return (
+        None if bounds is None else _SIDES(bounds),
+        job.nozzle_diameter,
+        job.material,
+        job.heats_bed,
+        job.tools,
+    )
+
+
 class Explanation(tuple):  # type: ignore[type-arg]
     """Why one job waits (or that it starts now): immutable, compared and hashed by value.
 
@@ -282,14 +294,7 @@ class Explanations(Mapping[int, Explanation]):
         )
 
     def _needs(self, job: JobInfo) -> str:
-        bounds = job.bounds
-        key = (
-            None if bounds is None else _SIDES(bounds),
-            job.nozzle_diameter,
-            job.material,
-            job.heats_bed,
-            job.tools,
-        )
+        key = _needs_key(job)
         known = self._needs_of.get(key)
         if known is None:
             known = self._needs_of[key] = wording.needs(job)
@@ -305,15 +310,8 @@ class Explanations(Mapping[int, Explanation]):
         return known
 
     def _incompatible(self, job: JobInfo) -> tuple[WaitReason, str]:
-        bounds = job.bounds
-        key = (
-            None if bounds is None else _SIDES(bounds),
-            job.nozzle_diameter,
-            job.material,
-            job.member_id,
-            job.heats_bed,
-            job.tools,
-        )
+        # Whether a printer will take the job may also depend on whose it is (lending terms).
+        key = (_needs_key(job), job.member_id)
         known = self._why_not.get(key)
         if known is None:
             known = self._why_not[key] = wording.incompatible(job, self._run.fleet)
