@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from itertools import repeat
 from operator import and_, attrgetter
+from typing import TypeVar
 
 from ..errors import Invalid
 from ..geometry import Box
@@ -272,45 +273,27 @@ class Fleet:
         tools: int,
     ) -> int:
         """The compat of one requirement: the classes it fits, as a bit mask ANDed from one per field."""
-        mask = self._volume_classes.get(fit)
-        if mask is None:
-            mask = self._volume_classes[fit] = sum(
-                1 << c for c, volume in enumerate(self.class_volume) if fit >> volume & 1
-            )
-        part = self._nozzle_classes.get(nozzle)
-        if part is None:
-            tolerance = self.params.nozzle_tolerance
-            part = self._nozzle_classes[nozzle] = sum(
-                1 << c for c, size in enumerate(self.class_nozzle) if nozzle_fits(size, nozzle, tolerance)
-            )
-        mask &= part
+        mask = _classes_where(self._volume_classes, fit, self.class_volume, lambda volume: fit >> volume & 1)
+        tolerance = self.params.nozzle_tolerance
+        mask &= _classes_where(
+            self._nozzle_classes, nozzle, self.class_nozzle, lambda size: nozzle_fits(size, nozzle, tolerance)
+        )
         folded = fold(material)
-        part = self._material_classes.get(folded)
-        if part is None:
-            part = self._material_classes[folded] = sum(
-                1 << c
-                for c, (loaded, accepts) in enumerate(zip(self.class_material, self.class_accepts))
-                if material_fits(loaded, folded) and lending_takes(accepts, folded)
-            )
-        mask &= part
-        part = self._member_classes.get(member)
-        if part is None:
-            part = self._member_classes[member] = sum(
-                1 << c for c, members in enumerate(self.class_members) if _allowed(members, member)
-            )
-        mask &= part
-        part = self._heat_classes.get(heats_bed)
-        if part is None:
-            part = self._heat_classes[heats_bed] = sum(
-                1 << c for c, heated in enumerate(self.class_heated) if heat_fits(heated, heats_bed)
-            )
-        mask &= part
-        part = self._tool_classes.get(tools)
-        if part is None:
-            part = self._tool_classes[tools] = sum(
-                1 << c for c, count in enumerate(self.class_extruders) if tools_fit(count, tools)
-            )
-        mask &= part
+        mask &= _classes_where(
+            self._material_classes,
+            folded,
+            zip(self.class_material, self.class_accepts),
+            lambda pair: material_fits(pair[0], folded) and lending_takes(pair[1], folded),
+        )
+        mask &= _classes_where(
+            self._member_classes, member, self.class_members, lambda members: _allowed(members, member)
+        )
+        mask &= _classes_where(
+            self._heat_classes, heats_bed, self.class_heated, lambda heated: heat_fits(heated, heats_bed)
+        )
+        mask &= _classes_where(
+            self._tool_classes, tools, self.class_extruders, lambda count: tools_fit(count, tools)
+        )
         compat = self._compat_ids.get(mask)
         if compat is None:
             compat = self._compat_ids[mask] = len(self.compat_classes)
@@ -332,3 +315,17 @@ def _accepts(printer: PrinterInfo) -> frozenset[str] | None:
 def _allowed(members: frozenset[int] | None, member: int | None) -> bool:
     """May ``member`` use a class whose printers are restricted to ``members`` (None: open to all)?"""
     return members is None or (member is not None and member in members)
+
+
+_Key = TypeVar("_Key", bound=Hashable)
+_Value = TypeVar("_Value")
+
+
+def _classes_where(
+    known: dict[_Key, int], key: _Key, column: Iterable[_Value], fits: Callable[[_Value], object]
+) -> int:
+    """The bit mask of the classes whose value in ``column`` fits ``key``, worked out once per key."""
+    part = known.get(key)
+    if part is None:
+        part = known[key] = sum(1 << c for c, value in enumerate(column) if fits(value))
+    return part
