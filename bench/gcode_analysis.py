@@ -22,6 +22,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.tables import print_header  # noqa: E402
 from fleet.gcode import Analysis, analyze_path  # noqa: E402
 
 REPEATS = 3
@@ -112,8 +113,7 @@ def main() -> int:
         f"{'file':<28}{'lines':>8}{'MB':>6}{'ours s':>9}{'µs/line':>9}{'octo s':>9}{'speed-up':>10}"
         f"{'ours MiB':>10}{'octo MiB':>10}  {'bounds':<8}{'filament':<9}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     worst = float("inf")
     for path in files:
         ours = analyze_path(path)

@@ -35,6 +35,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.tables import print_header  # noqa: E402
 from fleet.serial.lineproto import frame  # noqa: E402
 from fleet.serial.simulator import SimulatedFirmware, SimulatorOptions  # noqa: E402
 from fleet.serial.streamer import HOUSEKEEPING, JobOutcome, SerialStreamer, StreamerConfig  # noqa: E402
@@ -321,8 +322,7 @@ def compare(args: argparse.Namespace, octoprint: list[OctoPrintHost]) -> int:
             f"{'host':<24}{'rx':>6}{'baud':>8}{'seconds':>10}{'lines/s':>9}"
             f"{'% of limit':>12}{'vs printcore':>14}  exact"
         )
-        print(header)
-        print("-" * len(header))
+        print_header(header)
         failures = 0
         for baud in BAUDS:
             limit = line_limit(lines, baud)
