@@ -60,6 +60,9 @@ class Problem(str, Enum):
     NODE = "node"
 
 
+#: Seconds between asks for the waiting jobs this printer cannot take (a new job waits that long to show).
+UNFIT_CHECK_S = 120.0
+
 #: Seconds between enrollment tries while the fleet cannot be reached: the first wait, and the longest.
 RETRY_FIRST_S = 30.0
 RETRY_MAX_S = 600.0
@@ -97,6 +100,8 @@ class PluginConfig:
     lending: Optional[Lending] = None
     #: The webcam's snapshot URL (OctoPrint's webcam settings); empty: no photo of the plate is sent.
     snapshot_url: str = ""
+    #: Seconds between asking the fleet which waiting jobs this printer's profile cannot take.
+    unfit_check_s: float = UNFIT_CHECK_S
 
     @classmethod
     def from_settings(
@@ -141,6 +146,7 @@ class PluginConfig:
                 get(["lending_materials"]) or "",
             ),
             snapshot_url=snapshot_url.strip(),
+            unfit_check_s=max(5.0, float(get(["unfit_check_s"]) or UNFIT_CHECK_S)),
         )
 
     @property
@@ -260,6 +266,10 @@ class Runtime:
             self._state = LinkState.CONNECTING if config.enrolled else LinkState.ENROLLING
         self._error = ""
         self._problem = Problem.NONE if self.can_start else Problem.NOT_SET_UP
+        #: The fleet's waiting jobs this printer's profile cannot take (no other printer can either).
+        self._unfit: list[dict[str, Any]] = []
+        #: Set when the link comes up, to ask for them at once rather than at the next interval.
+        self._ask_unfit = threading.Event()
 
     @property
     def node(self) -> Optional[PrinterNode]:
@@ -276,7 +286,8 @@ class Runtime:
 
     @property
     def working(self) -> bool:
-        """Whether the background thread still runs (enrolling or retrying); after a refusal it has ended."""
+        """Whether the background thread still runs (enrolling, retrying, or asking what the printer cannot
+        take once joined); after a refusal it has ended."""
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
@@ -286,6 +297,7 @@ class Runtime:
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self._ask_unfit.set()
         if self._thread is not None:
             self._thread.join(timeout)
         if self._node is not None:
@@ -305,6 +317,7 @@ class Runtime:
             "fleet_url": self.config.fleet_url,
             "next_try_at": self._next_try_at if self._state is LinkState.UNREACHABLE else None,
             "printer_id": self.config.printer_id or None,
+            "unfit": list(self._unfit),
             "job": None
             if job is None
             else {"job_id": job.job_id, "phase": job.phase.value, "path": job.path},
@@ -348,6 +361,27 @@ class Runtime:
             self._state, self._error = LinkState.BROKEN, f"could not start the fleet node: {exc}"
             self._problem = Problem.NODE
             log.exception("could not start the fleet node")
+            return
+        self._watch_unfit()
+
+    def _watch_unfit(self) -> None:
+        """Ask the fleet now and then (and whenever the link comes up) what this printer cannot take."""
+        while not self._stop.is_set():
+            if self._state is LinkState.ONLINE:
+                self.check_unfit()
+            self._ask_unfit.wait(self.config.unfit_check_s)
+            self._ask_unfit.clear()
+
+    def check_unfit(self) -> None:
+        """One ask; a failure keeps what the last answer said (and is logged), asked again later."""
+        c = self.config
+        try:
+            with FleetClient(c.fleet_url, c.printer_token, timeout=(5.0, 15.0)) as client:
+                unfit = client.unfit(c.printer_id)
+        except FleetRequestError as exc:
+            log.warning("could not ask the fleet which jobs this printer cannot take: %s", exc)
+            return
+        self._unfit = [{"job_id": u.job_id, "reason": u.reason} for u in unfit]
 
     def _enroll(self) -> None:
         c = self.config
@@ -372,3 +406,4 @@ class Runtime:
         self._state = LinkState.ONLINE if up else LinkState.OFFLINE
         if up:
             self._error, self._problem = "", Problem.NONE
+            self._ask_unfit.set()
