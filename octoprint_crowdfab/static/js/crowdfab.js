@@ -99,6 +99,11 @@ $(function () {
                     return "";
             }
         });
+        // The owner's lending terms that did not parse: the printer is lent never until they are fixed.
+        self.lendingError = ko.pureComputed(function () {
+            return self.status().lending_error || "";
+        });
+
         self.unfitHeading = ko.pureComputed(function () {
             var count = self.unfit().length;
             if (count === 1) return gettext("1 job in the fleet's queue does not fit this printer, nor any other:");
