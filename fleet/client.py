@@ -28,8 +28,11 @@ from .http_protocol import (
     EnrollmentAnswer,
     EnrollRequest,
     JobSubmission,
+    Unfit,
+    decode_unfit,
     job_snapshot_path,
     quote_idempotency_key,
+    unfit_path,
 )
 from .protocol import Capabilities, ProtocolError
 
@@ -182,6 +185,13 @@ class FleetClient:
             raise FleetRequestError(
                 f"the fleet answered HTTP {response.status_code}: {message or response.reason}", refused
             )
+
+    def unfit(self, printer_id: str) -> tuple[Unfit, ...]:
+        """The waiting jobs no printer can take that this printer cannot either (the printer's token)."""
+        try:
+            return decode_unfit(self.request_json("get", unfit_path(printer_id)))
+        except ProtocolError as exc:
+            raise FleetRequestError(f"the fleet's answer about unfit jobs is malformed: {exc}") from None
 
     def enroll(self, code: str, name: str, capabilities: Capabilities) -> EnrollmentAnswer:
         """Trade a one-time enrollment code for this printer's id, HTTP token and broker login.

@@ -12,6 +12,8 @@ with the base install. Decoders turn untrusted JSON into frozen dataclasses or r
   against the sha256 and size the dispatch command carried.
 - ``PUT job_snapshot_path(printer_id, job_id)`` (the printer's token): the JPEG or PNG photo of the plate
   the printer took after the job, as the body (at most :data:`MAX_SNAPSHOT_BYTES`); 204.
+- ``GET unfit_path(printer_id)`` (the printer's token): :class:`Unfit` jobs, those waiting that no printer
+  can take and this printer's profile cannot take either, each with the reason (needs only, no names).
 - ``POST JOBS`` (a member's token): a multipart form (:class:`JobSubmission`, the file in ``file``) with an
   ``Idempotency-Key``: a retry with the same key queues the submission once.
 """
@@ -57,6 +59,35 @@ def job_file_path(printer_id: str, job_id: int) -> str:
 def job_snapshot_path(printer_id: str, job_id: int) -> str:
     """Where the printer ``printer_id`` sends the photo of its plate taken after job ``job_id``."""
     return f"{API_PREFIX}/printers/{printer_id}/jobs/{job_id}/snapshot"
+
+
+def unfit_path(printer_id: str) -> str:
+    """Where the printer ``printer_id`` asks which waiting jobs its profile cannot take, and why."""
+    return f"{API_PREFIX}/printers/{printer_id}/unfit"
+
+
+@dataclass(frozen=True)
+class Unfit:
+    """A waiting job that no printer can take, nor this one: what its owner reads in OctoPrint."""
+
+    job_id: int
+    #: Such as "250 x 210 x 220 mm needed, this profile gives 200 x 200 x 200 mm" (with the times sign).
+    reason: str
+
+
+def decode_unfit(data: Any) -> tuple[Unfit, ...]:
+    """The fleet's answer to ``GET unfit_path``; :class:`ProtocolError` naming what is wrong."""
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
+        raise ProtocolError("the fleet's answer about unfit jobs has no 'jobs' list", field="jobs")
+    result = []
+    for i, item in enumerate(data["jobs"]):
+        if not isinstance(item, dict):
+            raise ProtocolError(f"jobs[{i}] is not an object", field="jobs")
+        job_id, reason = item.get("job_id"), item.get("reason")
+        if not isinstance(job_id, int) or isinstance(job_id, bool) or not isinstance(reason, str):
+            raise ProtocolError(f"jobs[{i}] needs an integer job_id and a text reason", field="jobs")
+        result.append(Unfit(job_id, reason))
+    return tuple(result)
 
 
 #: The largest plate photo the fleet takes; a node does not send a larger one.

@@ -152,6 +152,8 @@ class CrowdFabPlugin(
             "volume": None,
             "nozzle_diameter": None,
             "mqtt_keepalive_s": 30,
+            # Seconds between asks for the waiting jobs this printer's profile cannot take.
+            "unfit_check_s": 120,
             # The owner's lending terms: no windows lends it whenever it is idle (see fleet.lending).
             "lending_windows": "",
             "lending_time_zone": "",

@@ -10,6 +10,7 @@ fleet's own words plus a ``problem`` the user interface explains.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -60,6 +61,9 @@ class Problem(str, Enum):
     NODE = "node"
 
 
+#: Seconds between asks for the waiting jobs this printer cannot take (a new job waits that long to show).
+UNFIT_CHECK_S = 120.0
+
 #: Seconds between enrollment tries while the fleet cannot be reached: the first wait, and the longest.
 RETRY_FIRST_S = 30.0
 RETRY_MAX_S = 600.0
@@ -97,6 +101,10 @@ class PluginConfig:
     lending: Optional[Lending] = None
     #: The webcam's snapshot URL (OctoPrint's webcam settings); empty: no photo of the plate is sent.
     snapshot_url: str = ""
+    #: Seconds between asking the fleet which waiting jobs this printer's profile cannot take.
+    unfit_check_s: float = UNFIT_CHECK_S
+    #: What is wrong with the owner's lending terms, for the settings page and the tab ("" when nothing).
+    lending_error: str = ""
 
     @classmethod
     def from_settings(
@@ -108,6 +116,9 @@ class PluginConfig:
         """Read the plugin's settings through ``get([key, ...])`` (OctoPrint's ``_settings.get``)."""
         mqtt = get(["mqtt"]) or {}
         host = mqtt.get("host")
+        lending, lending_error = read_lending(
+            get(["lending_windows"]) or "", get(["lending_time_zone"]) or "", get(["lending_materials"]) or ""
+        )
         volume = None
         if get(["volume"]):
             try:
@@ -135,12 +146,10 @@ class PluginConfig:
             nozzle_diameter=float(get(["nozzle_diameter"])) if get(["nozzle_diameter"]) else None,
             keepalive_s=max(5, min(300, int(get(["mqtt_keepalive_s"]) or 30))),
             profile=profile,
-            lending=lending_setting(
-                get(["lending_windows"]) or "",
-                get(["lending_time_zone"]) or "",
-                get(["lending_materials"]) or "",
-            ),
+            lending=lending,
+            lending_error=lending_error,
             snapshot_url=snapshot_url.strip(),
+            unfit_check_s=max(5.0, float(get(["unfit_check_s"]) or UNFIT_CHECK_S)),
         )
 
     @property
@@ -163,21 +172,50 @@ NOT_LENT = Lending("UTC", ())
 
 
 def lending_setting(windows: str, time_zone: str, materials: str) -> Optional[Lending]:
+    """The owner's terms from the settings; see :func:`read_lending`."""
+    return read_lending(windows, time_zone, materials)[0]
+
+
+def read_lending(windows: str, time_zone: str, materials: str) -> tuple[Optional[Lending], str]:
     """The owner's terms from the settings (``mon-fri 20:00-08:00; sat,sun 08:00-24:00``, a zone such
-    as Europe/Paris, materials such as ``PLA, PETG``); no windows: lent whenever idle. Terms that do
-    not parse lend the printer never (it is not handed out on terms the owner did not set), and the
-    log says what is wrong."""
+    as Europe/Paris, materials such as ``PLA, PETG``) and what is wrong with them; no windows: lent
+    whenever idle. Terms that do not parse lend the printer never (it is not handed out on terms the
+    owner did not set); the error, worded for the owner, is logged and shown in the UI."""
     if not str(windows).strip():
-        return None
+        return None, ""
     try:
         data: dict[str, Any] = {"time_zone": str(time_zone).strip(), "windows": parse_windows(str(windows))}
         names = [m.strip() for m in str(materials).split(",") if m.strip()]
         if names:
             data["materials"] = names
-        return decode_lending(data, "lending")
+        return decode_lending(data, "lending"), ""
     except Invalid as exc:
         log.error("the printer is not lent until the lending setting is fixed: %s", exc.message)
-        return NOT_LENT
+        return NOT_LENT, lending_words(exc, str(windows))
+
+
+#: The settings' names as the settings page shows them, by the field :mod:`fleet.lending` names.
+_LENDING_FIELDS = {
+    "windows": "lending hours",
+    "time_zone": "lending time zone",
+    "materials": "lending materials",
+}
+
+
+def lending_words(exc: Invalid, windows: str) -> str:
+    """The setting, the piece and the fault: ``lending hours: 'mon-fri 25:00-08:00': start must be ...``."""
+    field = exc.field or ""
+    found = re.match(r"lending\.(\w+)(?:\[(\d+)\])?", field)
+    if found is None:
+        return f"lending terms: {exc.message}"
+    what = _LENDING_FIELDS.get(found.group(1), "lending terms")
+    message = exc.message.removeprefix(found.group(0)).lstrip(".:").strip() or exc.message
+    if found.group(2) is not None:
+        pieces = [p.strip() for p in re.split(r"[;\n]", windows) if p.strip()]
+        index = int(found.group(2))
+        if index < len(pieces):
+            what += f": {pieces[index]!r}"
+    return f"{what}: {message}"
 
 
 NodeFactory = Callable[[PluginConfig, PrinterPort, Path, Callable[[bool], None]], PrinterNode]
@@ -260,6 +298,10 @@ class Runtime:
             self._state = LinkState.CONNECTING if config.enrolled else LinkState.ENROLLING
         self._error = ""
         self._problem = Problem.NONE if self.can_start else Problem.NOT_SET_UP
+        #: The fleet's waiting jobs this printer's profile cannot take (no other printer can either).
+        self._unfit: list[dict[str, Any]] = []
+        #: Set when the link comes up, to ask for them at once rather than at the next interval.
+        self._ask_unfit = threading.Event()
 
     @property
     def node(self) -> Optional[PrinterNode]:
@@ -276,7 +318,8 @@ class Runtime:
 
     @property
     def working(self) -> bool:
-        """Whether the background thread still runs (enrolling or retrying); after a refusal it has ended."""
+        """Whether the background thread still runs (enrolling, retrying, or asking what the printer cannot
+        take once joined); after a refusal it has ended."""
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
@@ -286,6 +329,7 @@ class Runtime:
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self._ask_unfit.set()
         if self._thread is not None:
             self._thread.join(timeout)
         if self._node is not None:
@@ -305,6 +349,8 @@ class Runtime:
             "fleet_url": self.config.fleet_url,
             "next_try_at": self._next_try_at if self._state is LinkState.UNREACHABLE else None,
             "printer_id": self.config.printer_id or None,
+            "lending_error": self.config.lending_error,
+            "unfit": list(self._unfit),
             "job": None
             if job is None
             else {"job_id": job.job_id, "phase": job.phase.value, "path": job.path},
@@ -348,6 +394,27 @@ class Runtime:
             self._state, self._error = LinkState.BROKEN, f"could not start the fleet node: {exc}"
             self._problem = Problem.NODE
             log.exception("could not start the fleet node")
+            return
+        self._watch_unfit()
+
+    def _watch_unfit(self) -> None:
+        """Ask the fleet now and then (and whenever the link comes up) what this printer cannot take."""
+        while not self._stop.is_set():
+            if self._state is LinkState.ONLINE:
+                self.check_unfit()
+            self._ask_unfit.wait(self.config.unfit_check_s)
+            self._ask_unfit.clear()
+
+    def check_unfit(self) -> None:
+        """One ask; a failure keeps what the last answer said (and is logged), asked again later."""
+        c = self.config
+        try:
+            with FleetClient(c.fleet_url, c.printer_token, timeout=(5.0, 15.0)) as client:
+                unfit = client.unfit(c.printer_id)
+        except FleetRequestError as exc:
+            log.warning("could not ask the fleet which jobs this printer cannot take: %s", exc)
+            return
+        self._unfit = [{"job_id": u.job_id, "reason": u.reason} for u in unfit]
 
     def _enroll(self) -> None:
         c = self.config
@@ -372,3 +439,4 @@ class Runtime:
         self._state = LinkState.ONLINE if up else LinkState.OFFLINE
         if up:
             self._error, self._problem = "", Problem.NONE
+            self._ask_unfit.set()

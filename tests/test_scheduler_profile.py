@@ -110,3 +110,31 @@ def test_a_profile_that_shrinks_leaves_a_queued_job_explained() -> None:
     assert "heated bed" in only(cold, [print_job])[1]
     single = [printer(extruders=1)]
     assert "2 extruders" in only(single, [print_job])[1]
+
+
+@pytest.mark.parametrize(
+    ("machine", "needs", "words"),
+    [
+        (
+            printer(size=180.0),
+            job(bounds=Box(0, 0, 0, 250, 210, 220)),
+            "250\u00d7210\u00d7220 mm needed, this profile gives 180\u00d7180\u00d7200 mm",
+        ),
+        (
+            printer(round_bed=True),
+            job(bounds=square(100, 180)),
+            "180\u00d7180\u00d710 mm needed: its corners stick out of this profile's round bed",
+        ),
+        (
+            printer(heated_bed=False),
+            job(heats_bed=True),
+            "it heats the bed, and this profile has no heated bed",
+        ),
+        (printer(extruders=1), job(tools=2), "it uses 2 tools, and this profile has 1 extruder"),
+        (printer(), job(bounds=square(100, 50), material="PETG"), None),
+    ],
+)
+def test_why_this_profile_cannot_take_a_job(machine: PrinterInfo, needs: JobInfo, words: str | None) -> None:
+    from fleet.scheduler.wording import not_for
+
+    assert not_for(needs, machine) == words

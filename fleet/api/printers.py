@@ -170,6 +170,22 @@ def ask_snapshot(printer_id: str) -> tuple[str, int]:
 
 
 @spec.route(
+    "GET",
+    PRINTER + "/unfit",
+    "The waiting jobs no printer can take that this printer's profile cannot either, with why (printer "
+    "token only; that printer's own): what its owner would need; no member or file names",
+    shape.UnfitJobs,
+    errors=(401, 403),
+    security=PRINTER_TOKEN,
+)
+def unfit_jobs(printer_id: str) -> Response:
+    unfit = service().dispatcher.unfit_for(this_printer(), printer_id)
+    return jsonify(
+        shape.UnfitJobs(jobs=[shape.UnfitJob(job_id=u.job_id, reason=u.reason) for u in unfit]).to_json()
+    )
+
+
+@spec.route(
     "POST",
     "/enroll-codes",
     "Make a single-use code for enrolling one printer (managers); only its hash is kept",

@@ -25,6 +25,9 @@ class PrinterBoard:
     member_name: Optional[str]
     #: Waiting for a bed clear: the member whose print is on the plate (they, or a manager, clear it).
     plate_owner: Optional[int]
+    #: Waiting for a bed clear with a photo of the plate: the job it is filed under (the photo is its
+    #: plate owner's and the managers' to see, as the job's own page).
+    plate_photo: Optional[int] = None
 
 
 class Board:
@@ -50,14 +53,28 @@ class Board:
         printers.sort(key=lambda p: (p.name.lower(), p.id))
         active = {j.id: j for j in self.store.list_jobs(states=ACTIVE)} if printers else {}
         names = {m.id: m.name for m in self.store.list_members()} if printers else {}
+        plates: dict[str, Job] = {}
+        for p in printers:
+            if p.state is PrinterState.AWAITING_BED_CLEAR:
+                last = self.store.last_finished_job(p.id)  # the print on the plate (see plate_owner)
+                if last is not None:
+                    plates[p.id] = last
+        photos = self.store.jobs_with_snapshots([j.id for j in plates.values()])
         board = []
         for p in printers:
             job = active.get(p.current_job_id) if p.current_job_id is not None else None
-            owner = None
-            if p.state is PrinterState.AWAITING_BED_CLEAR:
-                owner = self.printers.plate_owner(p.id)
+            plate = plates.get(p.id)
             member_name = names.get(job.member_id) if job is not None else None
-            board.append(PrinterBoard(p, self.reports.live(p.id), job, member_name, owner))
+            board.append(
+                PrinterBoard(
+                    p,
+                    self.reports.live(p.id),
+                    job,
+                    member_name,
+                    plate.member_id if plate is not None else None,
+                    plate.id if plate is not None and plate.id in photos else None,
+                )
+            )
         return board
 
     def queue_signature(self) -> tuple[tuple[int, str, int], ...]:

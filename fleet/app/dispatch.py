@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .. import scheduler
+from ..errors import Forbidden
 from ..geometry import Box
 from ..models import Job, Member, Printer
 from ..protocol import BedShape
+from ..scheduler.wording import not_for
 from ..states import ACTIVE, PENDING
 from .base import Context
 
@@ -57,6 +59,30 @@ def busy_until(printers: list[Printer], active: list[Job], now: float) -> dict[s
     return result
 
 
+def printer_info(p: Printer, busy: Optional[float] = None) -> scheduler.PrinterInfo:
+    return scheduler.PrinterInfo(
+        id=p.id,
+        state=p.state,
+        volume=p.volume,
+        nozzle_diameter=p.nozzle_diameter,
+        material=p.material,
+        restricted=p.restricted,
+        busy_until=busy,
+        round_bed=p.bed_shape == BedShape.CIRCULAR.value,
+        heated_bed=p.heated_bed,
+        extruders=p.extruders,
+        lending=p.lending,
+    )
+
+
+@dataclass(frozen=True)
+class Unfit:
+    """A job no printer in the fleet can take, and why this printer's profile cannot either."""
+
+    job_id: int
+    reason: str
+
+
 class Dispatcher:
     """Plans with :mod:`fleet.scheduler` and claims what the plan says, one conditional claim each."""
 
@@ -73,22 +99,7 @@ class Dispatcher:
         active = self.store.list_jobs(states=ACTIVE)
         printers = [p for p in self.store.list_printers() if p.id not in hide_printers]
         until = busy_until(printers, active, now)
-        infos = [
-            scheduler.PrinterInfo(
-                id=p.id,
-                state=p.state,
-                volume=p.volume,
-                nozzle_diameter=p.nozzle_diameter,
-                material=p.material,
-                restricted=p.restricted,
-                busy_until=until.get(p.id),
-                round_bed=p.bed_shape == BedShape.CIRCULAR.value,
-                heated_bed=p.heated_bed,
-                extruders=p.extruders,
-                lending=p.lending,
-            )
-            for p in printers
-        ]
+        infos = [printer_info(p, until.get(p.id)) for p in printers]
         usage = scheduler.decayed_usage(
             self.store.usage_records(since=now - 8 * lab.fair_share_half_life_s),
             now,
@@ -114,6 +125,28 @@ class Dispatcher:
         seen = set(plan.order)
         ordered += [j for j in jobs if j.id not in seen]
         return [QueueEntry(j, names.get(j.member_id, "?"), plan.explanations.get(j.id)) for j in ordered]
+
+    def unfit_for(self, printer: Printer, printer_id: str) -> list[Unfit]:
+        """Waiting jobs no printer can take that this printer's profile cannot take either, in order.
+
+        For the printer's own node (its token), to tell its owner what a bigger or different profile
+        would take; the reasons name the jobs' needs only, never their members or files.
+        """
+        if printer.id != printer_id:
+            raise Forbidden(f"this token belongs to printer {printer.id}, not {printer_id}")
+        plan, jobs = self._plan()
+        info = printer_info(printer)
+        by_id = {j.id: j for j in jobs}
+        unfit = []
+        seen = set(plan.order)
+        for job_id in [*plan.order, *(j.id for j in jobs if j.id not in seen)]:
+            explanation = plan.explanations.get(job_id)
+            if explanation is None or explanation.reason is not scheduler.WaitReason.NO_COMPATIBLE_PRINTER:
+                continue
+            reason = not_for(job_info(by_id[job_id]), info)
+            if reason is not None:
+                unfit.append(Unfit(job_id, reason))
+        return unfit
 
     def dispatch_pass(self, avoid: Collection[tuple[int, str]] = ()) -> list[tuple[int, str]]:
         """Assign what the scheduler says; a job or printer another process claimed first is skipped.

@@ -171,3 +171,22 @@ def duration(seconds: float) -> str:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def not_for(job: JobInfo, printer: PrinterInfo, tolerance: float = 0.0) -> str | None:
+    """Why this one printer's profile cannot take ``job`` (size, bed shape, heated bed, extruders).
+
+    None when its profile could: what a manager can change (material, grants) is not the profile's.
+    Worded for the printer's owner, so it names only the job's needs, never its member or file.
+    """
+    bounds = job.bounds
+    if bounds is not None and not volume_fits(printer.volume, bounds, tolerance):
+        have = TIMES.join(mm(v) for v in printer.volume.size) + " mm"
+        return f"{size(job)} needed, this profile gives {have}"
+    if bounds is not None and not bed_fits(printer, bounds, tolerance):
+        return f"{size(job)} needed: its corners stick out of this profile's round bed"
+    if not heat_fits(printer.heated_bed, job.heats_bed):
+        return "it heats the bed, and this profile has no heated bed"
+    if not tools_fit(printer.extruders, job.tools):
+        return f"it uses {job.tools} tools, and this profile has {count(printer.extruders or 0, 'extruder')}"
+    return None

@@ -41,6 +41,7 @@ def card(entry: PrinterBoard) -> dict[str, Any]:
         "member": entry.member_name,
         "thumbnail": job is not None and has_thumbnail(job),
         "plate_owner": entry.plate_owner,
+        "plate_photo": entry.plate_photo,
         "message": live.message if live is not None else "",
     }
 

@@ -299,3 +299,33 @@ def test_the_fablab_tab_and_navbar_explain_a_refused_code(lab: Lab) -> None:
         assert octoprint.log_text().count("the fleet refused to enroll this printer") == 1
     finally:
         octoprint.stop()
+
+
+def test_the_fablab_tab_says_which_queued_jobs_do_not_fit_this_printer(lab: Lab) -> None:
+    """A job too big for the default 200 mm profile (and for every printer of the fleet) waits: the tab
+    says so with what it needs and what the profile gives, and no member or file name."""
+    # Asked every 5 s instead of every 2 min, so the test does not wait for the default interval.
+    octoprint = OctoPrintServer({"fleet_url": lab.fleet.url, "enroll_code": lab.code(), "unfit_check_s": 5})
+    octoprint.start()
+    wide = generate_box(240, 150, 1.0, origin=(125.0, 100.0), purge=False, skirt=False)
+    job_id = None
+    try:
+        wait_for(lambda: plugin_status(octoprint)["link"] == "online", 60, "the plugin to join")
+        job_id = submit(lab.fleet, lab.member, wide, "alices-wide-part.gcode")
+        wait_for(lambda: plugin_status(octoprint)["unfit"], 30, "the plugin to hear of the wide job")
+        with octoprint_page() as page:
+            log_in(page, octoprint.url)
+            page.click("#tab_plugin_crowdfab_link a")
+            unfit = page.locator("[data-test-id=crowdfab-unfit]")
+            unfit.wait_for(state="visible", timeout=30_000)
+            text = unfit.inner_text()
+            assert "1 job in the fleet's queue does not fit this printer, nor any other:" in text
+            assert "mm needed, this profile gives 200\u00d7200\u00d7200 mm" in text
+            assert "240" in text
+            assert "alice" not in text
+            page.screenshot(path=str(ARTIFACTS / "octoprint-tab-unfit-job.png"), full_page=True)
+            assert not page.js_errors, page.js_errors
+    finally:
+        if job_id is not None:  # the module's other tests share the fleet: leave its queue as it was
+            lab.fleet.api(lab.member, "POST", f"/jobs/{job_id}/cancel")
+        octoprint.stop()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from octoprint_crowdfab.enroll import BrokerAddress
 from octoprint_crowdfab.runtime import LinkState, PluginConfig, Problem, Runtime
 from octoprint_crowdfab.update import update_information
 from tests.brokers import free_port
@@ -124,3 +125,65 @@ def test_the_software_update_entry() -> None:
     assert update_information({"check": "none"}, "0.1.0") == {}
     assert update_information({"check": "jsondata"}, "0.1.0") == {}, "no URL: no broken entry"
     assert update_information({"repository": "nobody"}, "0.1.0") == {}
+
+
+class LinkedNode:
+    """A node whose link comes up as soon as it starts (the runtime's part is what is tested)."""
+
+    def __init__(self, on_link_change: Any) -> None:
+        self.on_link_change = on_link_change
+
+    def start(self) -> None:
+        self.on_link_change(True)
+
+    def close(self, timeout: float = 5.0) -> None:
+        del timeout
+
+    def pending_offer(self) -> None:
+        return None
+
+    def current_job(self) -> None:
+        return None
+
+
+def test_a_joined_runtime_reports_the_jobs_its_profile_cannot_take(tmp_path: Path) -> None:
+    reason = "240\u00d7150\u00d70.8 mm needed, this profile gives 200\u00d7200\u00d7200 mm"
+    answers = [
+        Reply(200, json.dumps({"jobs": [{"job_id": 7, "reason": reason}]}).encode(), "application/json")
+    ]
+    asked: list[tuple[str, str]] = []
+
+    def fleet(request: Request) -> Reply:
+        asked.append((request.path, request.headers.get("Authorization") or ""))
+        return answers[-1]
+
+    with serving(fleet) as url:
+        config = PluginConfig(
+            fleet_url=url,
+            printer_id="garage",
+            printer_token="cfp_secret",
+            mqtt=BrokerAddress("fleet.lab", 1883),
+            unfit_check_s=0.2,
+        )
+        runtime = Runtime(
+            config,
+            None,  # type: ignore[arg-type]
+            tmp_path,
+            lambda _: None,
+            node_factory=lambda c, p, j, up: LinkedNode(up),  # type: ignore[arg-type,return-value]
+        )
+        assert runtime.status()["unfit"] == []
+        runtime.start()
+        try:
+            wait_for(lambda: runtime.status()["unfit"], 10, "the runtime to ask the fleet")
+            assert runtime.status()["unfit"] == [{"job_id": 7, "reason": reason}]
+            assert asked[0] == ("/api/v1/printers/garage/unfit", "Bearer cfp_secret")
+            # A refusal keeps what the last answer said; an empty answer clears it.
+            answers.append(Reply(403, b'{"message": "no"}', "application/json"))
+            seen = len(asked)
+            wait_for(lambda: len(asked) > seen, 10, "the runtime to ask again")
+            assert runtime.status()["unfit"] == [{"job_id": 7, "reason": reason}]
+            answers.append(Reply(200, b'{"jobs": []}', "application/json"))
+            wait_for(lambda: runtime.status()["unfit"] == [], 10, "the runtime to hear the queue is clear")
+        finally:
+            runtime.close()

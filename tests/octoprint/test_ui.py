@@ -13,8 +13,16 @@ from tests.web.browser import ARTIFACTS, browser_unavailable, chromium
 
 pytestmark = pytest.mark.skipif(browser_unavailable() is not None, reason=str(browser_unavailable()))
 
-#: A stored enrollment code but no fleet URL: the plugin stays "not enrolled" and never calls out.
-SETTINGS = {"fleet_url": "", "enroll_code": "stored-secret-code", "material": "PETG"}
+#: A stored enrollment code but no fleet URL: the plugin stays "not enrolled" and never calls out. The
+#: lending hours name an hour that does not exist: the tab and the settings page say so.
+SETTINGS = {
+    "fleet_url": "",
+    "enroll_code": "stored-secret-code",
+    "material": "PETG",
+    "lending_windows": "mon-fri 25:00-08:00",
+    "lending_time_zone": "Europe/Paris",
+}
+LENDING_ERROR = "lending hours: 'mon-fri 25:00-08:00': start must be a time such as 20:00 (00:00 to 24:00)"
 UI_TIMEOUT_MS = 30_000
 
 
@@ -81,6 +89,10 @@ def test_fablab_tab_and_settings_page(octoprint: OctoPrintServer, page: Any) -> 
     assert page.locator("#tab_plugin_crowdfab_link a").inner_text().strip() == "Fablab"
     assert page.locator("[data-test-id=crowdfab-offer]").count() == 0, "no community job is pending"
     assert page.locator("[data-test-id=crowdfab-queue-form]").is_visible(), "admins may queue files"
+    lending = page.locator("#tab_plugin_crowdfab [data-test-id=crowdfab-lending-error]")
+    lending.wait_for(state="visible")
+    assert "the printer is not lent until they are fixed" in lending.inner_text()
+    assert LENDING_ERROR in lending.inner_text()
     page.screenshot(path=str(ARTIFACTS / "octoprint-fablab-tab.png"), full_page=True)
 
     page.click("#navbar_show_settings")
@@ -92,6 +104,10 @@ def test_fablab_tab_and_settings_page(octoprint: OctoPrintServer, page: Any) -> 
     code = page.locator("#crowdfab-enroll-code")
     assert code.get_attribute("type") == "password"
     assert code.input_value() == "", "the stored enrollment code is never shown"
+    lending = page.locator("#settings_plugin_crowdfab [data-test-id=crowdfab-lending-error]")
+    assert lending.is_visible() and LENDING_ERROR in lending.inner_text()
+    lending.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "octoprint-crowdfab-settings-lending-error.png"))
     page.screenshot(path=str(ARTIFACTS / "octoprint-crowdfab-settings.png"))
 
     # Saving keeps what the page edits and sets a new code only when one was typed.
@@ -134,6 +150,8 @@ def test_the_fablab_tab_speaks_french_when_the_user_does(octoprint: OctoPrintSer
         caption = page.locator("#crowdfab-queue-file option").first.inner_text().strip()
         assert caption == "Choisissez un fichier"
         assert "Link to the fleet" not in tab.inner_text()
+        lending = tab.locator("[data-test-id=crowdfab-lending-error]")
+        assert "Les conditions de prêt ne sont pas comprises" in lending.inner_text()
         page.screenshot(path=str(ARTIFACTS / "octoprint-fablab-tab-fr.png"), full_page=True)
 
         page.click("#navbar_show_settings")

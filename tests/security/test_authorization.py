@@ -364,6 +364,13 @@ TABLE: tuple[Row, ...] = (
         note="the photo of alice's job's plate, from the printer it ran on",
     ),
     Row(
+        "GET",
+        f"{API}/printers/{{printer}}/unfit",
+        printer(200),
+        setup=cached("dispatched", dispatched),
+        note="the printer's own token; another printer's is refused (tests/api/test_unfit.py)",
+    ),
+    Row(
         "POST",
         f"{API}/printers/{{printer}}/snapshot",
         manager(202),

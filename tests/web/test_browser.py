@@ -15,6 +15,7 @@ from fleet.http_protocol import BrokerAddress, EnrollRequest
 from fleet.models import LiveStatus, NewPrinter, PrinterSpec, Role
 from fleet.server import Fleet
 from fleet.states import JobState
+from tests.octoprint.test_hobbyist import png
 
 from .browser import ARTIFACTS, axe_script, browser_unavailable, chromium, served
 from .conftest import PASSWORD, VOLUME
@@ -112,6 +113,14 @@ def test_a_member_submits_watches_the_printer_finish_live_and_clears_the_bed(sit
     svc.reports.finish_job(first, JobState.DONE, actor="printer:mk4", reason="finished")
     page.wait_for_selector('#printer-mk4[data-state="awaiting_bed_clear"]', timeout=10_000)
     assert card.locator('[data-field="state"]').inner_text() == "waiting for bed clear"
+    assert card.locator('[data-field="plate"]').is_hidden(), "no photo yet: no image"
+    # The printer sends the photo of its plate: it shows on the card, beside "bed cleared", live.
+    svc.snapshots.receive(svc.store.get_printer("mk4"), "mk4", first, png(64, 48, (40, 160, 90)))
+    page.wait_for_function(
+        "() => { const img = document.querySelector('#printer-mk4 [data-field=plate]:not([hidden]) img');"
+        " return img && img.complete && img.naturalWidth === 64; }",
+        timeout=10_000,
+    )
     assert page.evaluate("window.notReloaded") is True
     shoot(page, "printers")
 

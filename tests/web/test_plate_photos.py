@@ -56,3 +56,29 @@ def test_a_manager_asks_for_a_photo_from_the_printers_page(fleet, people, printe
     asked = browsers["manager"].post("/printers/mk4/snapshot")
     assert asked.status_code in (302, 303) and asked.headers["Location"].endswith(f"/jobs/{job_id}")
     assert sent == [("mk4", job_id)]
+
+
+def test_the_printers_overview_shows_the_photo_on_the_card_to_those_who_may_clear_the_bed(
+    fleet, people, printer, browsers
+) -> None:
+    from fleet.web.cards import card
+
+    job_id = finished_job(fleet, people, printer)
+    photo = f'src="/jobs/{job_id}/snapshot"'
+    overview = browsers["alice"].get("/").get_data(as_text=True)
+    assert photo not in overview and 'data-field="plate" hidden' in overview  # no photo: no image
+    [entry] = fleet.app.board.printer_board()
+    assert card(entry)["plate_photo"] is None
+
+    fleet.store.add_snapshot(PlateSnapshot(printer.id, job_id, "image/png", fleet.app.clock(), PNG))
+    [entry] = fleet.app.board.printer_board()
+    assert card(entry)["plate_photo"] == job_id and card(entry)["plate_owner"] == people["alice"].id
+    for who in ("alice", "manager"):
+        overview = browsers[who].get("/").get_data(as_text=True)
+        assert photo in overview and "bed-cleared" in overview
+    assert photo not in browsers["bob"].get("/").get_data(as_text=True)
+
+    fleet.app.printers.confirm_bed_cleared(people["manager"], printer.id)
+    [entry] = fleet.app.board.printer_board()
+    assert card(entry)["plate_photo"] is None
+    assert photo not in browsers["manager"].get("/").get_data(as_text=True)

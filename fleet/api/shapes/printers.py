@@ -292,3 +292,14 @@ class NewEnrollCode(InputModel):
 class EnrollCode(OutputModel):
     code: str = Field(description="Such as 7KQP-M2XD-9HWC")
     expires_at: Timestamp
+
+
+class UnfitJob(OutputModel):
+    job_id: int
+    reason: str = Field(description="What the job needs that this printer's profile lacks; no names")
+
+
+class UnfitJobs(OutputModel):
+    """Waiting jobs no printer can take and this printer cannot either (for its owner, in OctoPrint)."""
+
+    jobs: list[UnfitJob]

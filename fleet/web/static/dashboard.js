@@ -130,6 +130,18 @@
     setHidden(message, !c.message);
     var mayClear = c.state === "awaiting_bed_clear" && (manager || c.plate_owner === me);
     setHidden(field(card, "bed"), !mayClear);
+    /* The plate's photo, beside "bed cleared", for those who may clear it; no photo: no image at all. */
+    var plate = field(card, "plate");
+    var plateSrc = mayClear && c.plate_photo ? "/jobs/" + c.plate_photo + "/snapshot" : "";
+    if (plate) {
+      var photo = plate.querySelector("img");
+      if (plateSrc && photo.getAttribute("src") !== plateSrc) {
+        photo.setAttribute("src", plateSrc);
+        plate.setAttribute("href", "/jobs/" + c.plate_photo);
+      }
+      if (!plateSrc) { photo.removeAttribute("src"); }
+      setHidden(plate, !plateSrc);
+    }
   }
 
   function startLive() {

@@ -36,6 +36,8 @@ $(function () {
         self.job = ko.observable(null);
         self.offer = ko.observable(null);
         self.requestFailed = ko.observable(false);
+        // Waiting jobs no printer of the fleet can take, this one included: the fleet's reason each.
+        self.unfit = ko.observableArray([]);
         self.answering = ko.observable(false);
         self.now = ko.observable(Date.now() / 1000);
 
@@ -97,6 +99,27 @@ $(function () {
                     return "";
             }
         });
+        // The owner's lending terms that did not parse: the printer is lent never until they are fixed.
+        self.lendingError = ko.pureComputed(function () {
+            return self.status().lending_error || "";
+        });
+
+        self.unfitHeading = ko.pureComputed(function () {
+            var count = self.unfit().length;
+            if (count === 1) return gettext("1 job in the fleet's queue does not fit this printer, nor any other:");
+            return _.sprintf(gettext("%(count)d jobs in the fleet's queue do not fit this printer, nor any other:"), {
+                count: count
+            });
+        });
+        // One line per distinct reason, with how many jobs give it when more than one.
+        self.unfitReasons = ko.pureComputed(function () {
+            var counts = _.countBy(self.unfit(), "reason");
+            return _.map(_.keys(counts), function (reason) {
+                if (counts[reason] === 1) return reason;
+                return _.sprintf(gettext("%(count)d jobs: %(reason)s"), {count: counts[reason], reason: reason});
+            });
+        });
+
         self.problemText = ko.pureComputed(function () {
             return window.CrowdFabLink.problemText(self.status());
         });
@@ -202,6 +225,7 @@ $(function () {
             if (status.signed_in !== undefined) self.signedIn(!!status.signed_in);
             self.job(status.job || null);
             self.offer(status.pending_offer || null);
+            self.unfit(status.unfit || []);
             self.now(Date.now() / 1000);
             if (status.pending_offer && clockTimer === null) {
                 clockTimer = setInterval(function () {
