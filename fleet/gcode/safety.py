@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -319,7 +320,8 @@ class SafetyScan:
         value = params.get("S", params.get("R"))
         if value is None or value <= 0:
             return
-        if heater == "bed" and value > self.bed_max_c:
+        # A request past any float (a long run of digits) is refused below: the hottest bed kept is finite.
+        if heater == "bed" and value > self.bed_max_c and math.isfinite(value):
             self.bed_max_c = value
         if value > cap:
             self.add(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -59,3 +60,11 @@ def test_a_real_slicer_file_heats_its_bed_with_one_tool() -> None:
     analysis = analyze_path(SAMPLES / "benchy_prusaslicer.gcode")
     assert analysis.bed_temperature_c == 60.0
     assert analysis.tools == 1
+
+
+def test_a_bed_temperature_past_any_number_is_refused_and_never_kept(analyze_text: Analyze) -> None:
+    # 320 nines read as infinity: the safety rules refuse it, and the analysis stays valid JSON.
+    analysis = analyze_text("M140 S60\nM190 R" + "9" * 320 + "\nG1 X1 E1")
+    assert analysis.bed_temperature_c == 60.0
+    assert any(f.rule == "bed-temperature-absolute" for f in analysis.findings)
+    json.dumps(analysis.to_dict(), allow_nan=False)
