@@ -42,8 +42,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# Two workers, a test file each at a time: most slow tests wait on processes (OctoPrint, brokers,
+# printers), so the two cores stay busy. `make unit PYTEST_WORKERS=0` runs them in one process.
+PYTEST_WORKERS ?= 2
 unit: $(STAMP) system-deps
-	$(PY) -m pytest -q --durations=25 tests
+	$(PY) -m pytest -q --durations=25 $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) tests
 
 test: lint typecheck unit
 

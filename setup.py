@@ -40,6 +40,7 @@ setup(
         + [
             "psycopg[binary]>=3.1",
             "pytest>=8",
+            "pytest-xdist>=3.5",
             "hypothesis>=6.100",
             # Works with the Flask/Werkzeug that OctoPrint pins (Werkzeug <3.1); needs Python 3.11+,
             # and the API conformance test is skipped without it.
