@@ -48,17 +48,17 @@ def test_percentile_of_nothing_is_none():
 def test_a_window_is_the_difference_of_two_snapshots():
     clock = Clock()
     metrics = FleetMetrics(clock)
-    metrics.count("mqtt.status", 5)
+    metrics.count("mqtt.messages", 5, kind="status")
     metrics.observe("status.lag_s", 0.004)
     before = metrics.snapshot()
     clock.now += 2.0
-    metrics.count("mqtt.status", 10)
-    metrics.count("mqtt.ack")
+    metrics.count("mqtt.messages", 10, kind="status")
+    metrics.count("mqtt.messages", kind="ack")
     metrics.observe("status.lag_s", 0.3)
     metrics.observe("dispatch.pass_s", 0.02)
     window = difference(before, metrics.snapshot())
     assert window["seconds"] == 2.0
-    assert window["counters"] == {"mqtt.ack": 1, "mqtt.status": 10}
+    assert window["counters"] == {"mqtt.messages{kind=ack}": 1, "mqtt.messages{kind=status}": 10}
     assert window["histograms"]["status.lag_s"]["count"] == 1
     assert percentile(window["histograms"]["status.lag_s"], 0.5) == 0.3
     assert window["histograms"]["dispatch.pass_s"]["count"] == 1
