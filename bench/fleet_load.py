@@ -15,6 +15,9 @@ For each N (default 100, 500, 1000, 2000) the bench
 - submits jobs over HTTP at a steady rate the whole time;
 - watches the dashboard's live stream (``/events``) as a signed-in browser would, and runs a bare
   ``mosquitto_sub`` on the same topics as the broker's reference ceiling;
+- with ``--metrics on`` (the default) scrapes the fleet's Prometheus endpoint ``/metrics`` every 15 s
+  as a Prometheus server would (bearer token, parsed with ``prometheus_client.parser``); ``--metrics
+  both`` runs each N twice, without and with the scraper, and prints the two side by side;
 - after a warm-up, measures over a window: what the fleet ingested (its ``/api/v1/metrics``), its CPU
   (``utime + stime`` from ``/proc/<pid>/stat``) and memory, the latency from a status's ``ts`` to the
   fleet's state (the fleet's ``status.lag_s`` histogram) and to the dashboard (the card's message
@@ -25,6 +28,7 @@ For each N (default 100, 500, 1000, 2000) the bench
     .venv/bin/python bench/fleet_load.py --sizes 1000 --duration 60
     .venv/bin/python bench/fleet_load.py --quick             # a small smoke run
     .venv/bin/python bench/fleet_load.py --sizes 1000 --profile /tmp/fleet-profile.txt
+    .venv/bin/python bench/fleet_load.py --sizes 1000 --duration 60 --metrics both   # scraped or not
 
 The targets (checked at N = 1000): fleet under half a core, p99 status latency under 250 ms, p99
 dispatch under 1 s, ingest at least half of what the bare subscriber receives.
@@ -59,6 +63,7 @@ from typing import Any, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from fleet import protocol as p
 from fleet.geometry import Box
@@ -67,6 +72,7 @@ from fleet.metrics import difference, percentile
 ROOT = Path(__file__).resolve().parents[1]
 VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 250, "max_y": 210, "max_z": 220}
 PASSWORD = "bench manager password"  # noqa: S105 (a throw-away fleet's member)
+SCRAPE_TOKEN = "bench-scrape-token-0123456789abcdef"  # noqa: S105 (a throw-away fleet's scrape token)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -553,13 +559,25 @@ def enroll(data_dir: Path, n: int, mqtt_port: int) -> Setup:
 class FleetProcess:
     """``crowdfab-fleet serve`` as a child process, its log in the data directory."""
 
-    def __init__(self, data_dir: Path, http_port: int, mqtt_port: int, profile: Optional[Path]) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        http_port: int,
+        mqtt_port: int,
+        profile: Optional[Path],
+        *,
+        scraped: bool = False,
+    ) -> None:
         script = Path(sys.executable).with_name("crowdfab-fleet")
         fleet = [str(script)] if script.exists() else [sys.executable, "-m", "fleet.cli"]
         if profile is not None:
             fleet = [sys.executable, str(ROOT / "bench" / "stack_sampler.py"), str(profile)]
         args = ["serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(http_port)]
         args += ["--mqtt-port", str(mqtt_port)]
+        if scraped:
+            token_file = data_dir / "scrape-token"
+            token_file.write_text(SCRAPE_TOKEN + "\n")
+            args += ["--metrics-token-file", str(token_file)]
         self.url = f"http://127.0.0.1:{http_port}"
         self.log_path = data_dir / "fleet.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
@@ -694,6 +712,47 @@ class DashboardWatcher:
         self._stop.set()
 
 
+class Scraper:
+    """A Prometheus server's part: ``/metrics`` every ``interval_s`` with the scrape token, parsed."""
+
+    def __init__(self, url: str, interval_s: float) -> None:
+        self.url = url
+        self.interval_s = interval_s
+        self.scrapes: list[tuple[float, float, int]] = []  # (when, seconds taken, bytes)
+        self.errors: list[str] = []
+        self.last: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {SCRAPE_TOKEN}", "Accept": "text/plain"}
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            started = time.time()
+            try:
+                response = session.get(f"{self.url}/metrics", headers=headers, timeout=10)
+                if response.status_code != 200:
+                    self.errors.append(f"scrape answered {response.status_code}")
+                else:
+                    samples = {}
+                    for family in text_string_to_metric_families(response.text):
+                        for sample in family.samples:
+                            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+                    self.last = samples
+                    self.scrapes.append((started, time.time() - started, len(response.content)))
+            except (requests.RequestException, ValueError) as exc:
+                self.errors.append(f"scrape failed: {exc}")
+            next_at += self.interval_s
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class Submitter:
     """Submits a job over HTTP every ``1 / rate`` seconds, noting when each was accepted."""
 
@@ -804,6 +863,12 @@ class Result:
     store_checks: float = 0.0
     state_writes: float = 0.0
     dash_updates: int = 0
+    #: Whether a scraper read /metrics every 15 s, and what each scrape cost.
+    scraped: bool = False
+    scrapes: int = 0
+    scrape_p50: Optional[float] = None
+    scrape_max: Optional[float] = None
+    scrape_kb: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -818,7 +883,7 @@ def exact_percentile(values: list[float], q: float) -> Optional[float]:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_one(n: int, args: argparse.Namespace) -> Result:
+def run_one(n: int, args: argparse.Namespace, scraped: bool) -> Result:
     workers = max(1, min(args.workers, n // 50 or 1))
     with tempfile.TemporaryDirectory(prefix=f"crowdfab-load-{n}-") as tmp:
         data_dir = Path(tmp) / "data"
@@ -827,11 +892,15 @@ def run_one(n: int, args: argparse.Namespace) -> Result:
         setup = enroll(data_dir, n, mqtt_port)
         print(f"N={n}: enrolled {n} printers in {time.monotonic() - started:.1f} s", flush=True)
         profile = Path(f"{args.profile}.{n}") if args.profile else None
-        fleet = FleetProcess(data_dir, http_port, mqtt_port, profile)
+        fleet = FleetProcess(data_dir, http_port, mqtt_port, profile, scraped=scraped)
         procs: list[Any] = []
         watchers: list[Any] = []
+        scraper = Scraper(fleet.url, args.scrape_interval)
         try:
             fleet.wait_ready(60)
+            if scraped:
+                scraper.start()
+                watchers.append(scraper)
             broker = fleet.broker_pid()
             bare = BareSubscriber(data_dir, mqtt_port)
             watchers.append(bare)
@@ -908,9 +977,20 @@ def run_one(n: int, args: argparse.Namespace) -> Result:
             fleet.stop()
         seconds = w1 - w0
         window = difference(m0, m1)
-        result = Result(n, seconds)
+        result = Result(n, seconds, scraped=scraped)
         result.published = sum(d["published"] for d in done.values()) / args.duration
-        result.ingest = window["counters"].get("mqtt.status", 0) / window["seconds"]
+        result.ingest = window["counters"].get("mqtt.messages{kind=status}", 0) / window["seconds"]
+        if scraped:
+            taken = [(took, size) for at, took, size in scraper.scrapes if w0 <= at <= w1]
+            result.scrapes = len(taken)
+            result.scrape_p50 = exact_percentile([t for t, _ in taken], 0.5)
+            result.scrape_max = max((t for t, _ in taken), default=None)
+            result.scrape_kb = max((size for _, size in taken), default=0) / 1024
+            statuses = scraper.last.get(("crowdfab_mqtt_messages_total", (("kind", "status"),)), 0.0)
+            if not statuses:
+                result.notes.append("the last scrape showed no status messages")
+            if scraper.errors:
+                result.notes.append(f"{len(scraper.errors)} scrape errors, e.g. {scraper.errors[:2]}")
         result.bare = (bare1 - bare0) / seconds
         wall = {name: (cpu1[name] - cpu0[name]) / seconds for name in cpu0}
         result.fleet_cpu = wall["fleet"]
@@ -987,7 +1067,8 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         f"{args.duration:g} s measured after {args.warmup:g} s warm-up, {os.cpu_count()} CPUs"
     )
     head = (
-        f"{'N':>5} {'sent/s':>7} {'ingest/s':>8} {'bare/s':>7} {'ratio':>5} {'fleet cpu':>9} {'rss MB':>6} "
+        f"{'N':>5} {'scraped':>7} {'sent/s':>7} {'ingest/s':>8} {'bare/s':>7} {'ratio':>5} "
+        f"{'fleet cpu':>9} {'rss MB':>6} "
         f"{'status p50/p99 ms':>17} {'dashboard p50/p99':>17} {'dispatch p50/p99':>16} {'jobs':>4} "
         f"{'broker cpu':>10} {'gen cpu':>7}"
     )
@@ -995,7 +1076,8 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     print("-" * len(head))
     for r in results:
         print(
-            f"{r.n:>5} {r.published:>7.0f} {r.ingest:>8.0f} {r.bare:>7.0f} {r.ratio:>5.2f} "
+            f"{r.n:>5} {'yes' if r.scraped else 'no':>7} {r.published:>7.0f} {r.ingest:>8.0f} "
+            f"{r.bare:>7.0f} {r.ratio:>5.2f} "
             f"{r.fleet_cpu:>9.2f} {r.fleet_rss:>6.0f} "
             f"{ms(r.status_p50) + ' / ' + ms(r.status_p99):>17} "
             f"{ms(r.dash_p50) + ' / ' + ms(r.dash_p99):>17} "
@@ -1011,17 +1093,48 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"{r.dash_updates} card updates seen on "
             f"the dashboard; fleet peak RSS {r.fleet_peak_rss:.0f} MB"
         )
+        if r.scraped:
+            print(
+                f"  N={r.n}: /metrics scraped {r.scrapes} times in the window "
+                f"(every {args.scrape_interval:g} s): "
+                f"p50 {ms(r.scrape_p50)} ms, slowest {ms(r.scrape_max)} ms, {r.scrape_kb:.0f} kB each"
+            )
         for note in r.notes:
             print(f"  N={r.n}: {note}")
+    side_by_side(results)
     print(
         "  status: a printer's publish (the ts in its payload) to the fleet's state, from the fleet's "
         "status.lag_s histogram (bucket upper bounds); dashboard: to the card in the live stream; "
         "dispatch: the job's 201 to its printer receiving the command."
     )
-    target = next((r for r in results if r.n == TARGET_N), None)
-    if target is None:
+    targets = [r for r in results if r.n == TARGET_N]
+    if not targets:
         print(f"  targets: not checked (they are for N = {TARGET_N})")
-        return
+    for target in targets:
+        check_targets(target)
+
+
+def side_by_side(results: list[Result]) -> None:
+    """For each N run both ways: the scraped run's figures over the unscraped one's."""
+    for n in sorted({r.n for r in results}):
+        off = next((r for r in results if r.n == n and not r.scraped), None)
+        on = next((r for r in results if r.n == n and r.scraped), None)
+        if off is None or on is None:
+            continue
+
+        def ratio(a: Optional[float], b: Optional[float]) -> str:
+            return f"{a / b:.2f}" if a is not None and b else "-"
+
+        print(
+            f"  N={n}: scraped / not scraped, measured side by side: fleet cpu {on.fleet_cpu:.2f} / "
+            f"{off.fleet_cpu:.2f} cores ({ratio(on.fleet_cpu, off.fleet_cpu)}), "
+            f"status p99 {ms(on.status_p99)} / {ms(off.status_p99)} ms, "
+            f"dispatch p99 {ms(on.dispatch_p99)} / {ms(off.dispatch_p99)} ms, "
+            f"ingest ratio {on.ratio:.2f} / {off.ratio:.2f}, rss {on.fleet_rss:.0f} / {off.fleet_rss:.0f} MB"
+        )
+
+
+def check_targets(target: Result) -> None:
     checks = [
         (f"fleet under {TARGET_CPU} core", target.fleet_cpu < TARGET_CPU, f"{target.fleet_cpu:.2f} cores"),
         (
@@ -1040,7 +1153,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"{target.ratio:.0%}",
         ),
     ]
-    print(f"  targets at N = {TARGET_N}:")
+    print(f"  targets at N = {TARGET_N}, /metrics {'scraped' if target.scraped else 'not scraped'}:")
     for name, met, value in checks:
         print(f"    {'met    ' if met else 'NOT MET'}  {name}: {value}")
 
@@ -1059,6 +1172,15 @@ def main() -> int:
     parser.add_argument("--no-download", action="store_true", help="printers skip fetching the job file")
     parser.add_argument("--no-dashboard", action="store_true", help="no browser watches the live stream")
     parser.add_argument("--profile", help="sample the fleet's stacks; the report goes to PROFILE.<N>")
+    parser.add_argument(
+        "--metrics",
+        choices=("on", "off", "both"),
+        default="on",
+        help="scrape /metrics during the run (on), not (off), or run each N both ways side by side",
+    )
+    parser.add_argument(
+        "--scrape-interval", type=float, default=15.0, help="seconds between scrapes (Prometheus: 15)"
+    )
     parser.add_argument("--quick", action="store_true", help="a small smoke run: 20 printers, 5 s")
     args = parser.parse_args()
     if args.quick:
@@ -1069,8 +1191,8 @@ def main() -> int:
         parser.error(f"--sizes must be whole numbers separated by commas, not {args.sizes!r}")
     if not sizes or min(sizes) < 1:
         parser.error("--sizes needs at least one printer count of 1 or more")
-    if args.duration <= 0 or args.job_rate <= 0 or args.workers < 1:
-        parser.error("--duration and --job-rate must be positive, --workers at least 1")
+    if args.duration <= 0 or args.job_rate <= 0 or args.workers < 1 or args.scrape_interval <= 0:
+        parser.error("--duration, --job-rate and --scrape-interval must be positive, --workers at least 1")
     limit = raise_file_limit()
     if limit < max(sizes) * 2 + 200:
         print(
@@ -1078,14 +1200,17 @@ def main() -> int:
             f"{max(sizes)} printers need about {max(sizes) * 2 + 200}"
         )
     results = []
+    ways = {"on": [True], "off": [False], "both": [False, True]}[args.metrics]
     for n in sizes:
-        results.append(run_one(n, args))
-        r = results[-1]
-        print(
-            f"N={n}: ingest {r.ingest:.0f}/s (bare {r.bare:.0f}/s), fleet {r.fleet_cpu:.2f} cores, "
-            f"status p99 {ms(r.status_p99)} ms, dispatch p99 {ms(r.dispatch_p99)} ms",
-            flush=True,
-        )
+        for scraped in ways:
+            results.append(run_one(n, args, scraped))
+            r = results[-1]
+            print(
+                f"N={n} ({'scraped' if scraped else 'not scraped'}): ingest {r.ingest:.0f}/s "
+                f"(bare {r.bare:.0f}/s), fleet {r.fleet_cpu:.2f} cores, "
+                f"status p99 {ms(r.status_p99)} ms, dispatch p99 {ms(r.dispatch_p99)} ms",
+                flush=True,
+            )
     report(results, args)
     return 0
 
