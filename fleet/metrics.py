@@ -150,6 +150,17 @@ class Histogram:
         }
 
 
+def _check(name: str, labels: Mapping[str, str], *, histogram: bool) -> None:
+    """A declared figure is counted as declared (a mistake here would split or clash its series)."""
+    figure = FIGURES.get(name)
+    if figure is None:
+        return
+    if figure.is_histogram != histogram:
+        raise ValueError(f"{name} is a {'histogram' if figure.is_histogram else 'counter'}")
+    if set(labels) != set(figure.labels):
+        raise ValueError(f"{name} takes the labels {list(figure.labels)}, not {sorted(labels)}")
+
+
 class FleetMetrics:
     """Thread-safe counters and histograms; one per fleet process."""
 
@@ -167,7 +178,10 @@ class FleetMetrics:
     def count(self, name: str, n: int = 1, **labels: str) -> None:
         key = (name, tuple(sorted(labels.items())) if labels else ())
         with self._lock:
-            self._counters[key] = self._counters.get(key, 0) + n
+            value = self._counters.get(key)
+            if value is None:
+                _check(name, labels, histogram=False)
+            self._counters[key] = (value or 0) + n
 
     def observe(self, name: str, seconds: float, **labels: str) -> None:
         """Add one observation to the histogram ``name`` (its buckets are :data:`FIGURES`' for it,
@@ -176,6 +190,7 @@ class FleetMetrics:
         with self._lock:
             histogram = self._histograms.get(key)
             if histogram is None:
+                _check(name, labels, histogram=True)
                 figure = FIGURES.get(name)
                 bounds = figure.bounds if figure is not None and figure.bounds else LATENCY_BUCKETS_S
                 histogram = self._histograms[key] = Histogram(bounds)

@@ -107,3 +107,15 @@ def test_notifications_are_counted_by_channel_kind_never_by_url(channel, label):
     assert metrics.counter("notifications.delivered", channel=label) == 1
     assert metrics.counter("notifications.failed", channel=label) == 2
     assert all("secret" not in name for name in metrics.snapshot()["counters"])
+
+
+def test_a_declared_figure_must_be_counted_as_declared():
+    metrics = FleetMetrics(Clock())
+    with pytest.raises(ValueError, match=r"takes the labels \['kind'\]"):
+        metrics.count("mqtt.messages")
+    with pytest.raises(ValueError, match="is a histogram"):
+        metrics.count("status.lag_s")
+    with pytest.raises(ValueError, match="is a counter"):
+        metrics.observe("dispatch.sent", 0.1)
+    metrics.count("something.new", where="here")  # an undeclared figure is counted as it comes
+    assert metrics.counter("something.new", where="here") == 1

@@ -80,7 +80,8 @@ class FleetCollector:
 
     def _counted(self) -> Iterator[Metric]:
         counters, histograms = self.service.metrics.series()
-        families: dict[str, Metric] = {}
+        #: Each figure's family and its label names, in the order the family takes their values.
+        families: dict[str, tuple[Metric, tuple[str, ...]]] = {}
         # Every declared figure appears, counted or not, so a dashboard's query finds it from the start.
         for figure, known in FIGURES.items():
             name = prometheus_name(figure, known.is_histogram)
@@ -89,40 +90,46 @@ class FleetCollector:
                 if not known.labels:
                     empty = {"bounds_s": known.bounds, "counts": [0] * (len(known.bounds) + 1), "count": 0}
                     histogram.add_metric([], _buckets(empty), 0.0)
-                families[figure] = histogram
+                families[figure] = (histogram, known.labels)
             else:
                 counter = CounterMetricFamily(name, known.help, labels=known.labels)
                 if not known.labels:
                     counter.add_metric([], 0.0)
-                families[figure] = counter
+                families[figure] = (counter, known.labels)
         filled: set[str] = set()
         for figure, labels, value in counters:
-            family = self._family(families, filled, figure, labels, histogram=False)
-            family.add_metric(list(labels.values()), float(value))  # type: ignore[attr-defined]
+            family, names = self._family(families, filled, figure, labels, histogram=False)
+            family.add_metric([labels[n] for n in names], float(value))  # type: ignore[attr-defined]
         for figure, labels, counts in histograms:
-            family = self._family(families, filled, figure, labels, histogram=True)
-            family.add_metric(list(labels.values()), _buckets(counts), counts["sum_s"])  # type: ignore[attr-defined]
-        yield from families.values()
+            family, names = self._family(families, filled, figure, labels, histogram=True)
+            family.add_metric(  # type: ignore[attr-defined]
+                [labels[n] for n in names], _buckets(counts), counts["sum_s"]
+            )
+        yield from (family for family, _ in families.values())
 
     @staticmethod
     def _family(
-        families: dict[str, Metric], filled: set[str], figure: str, labels: dict[str, str], *, histogram: bool
-    ) -> Metric:
+        families: dict[str, tuple[Metric, tuple[str, ...]]],
+        filled: set[str],
+        figure: str,
+        labels: dict[str, str],
+        *,
+        histogram: bool,
+    ) -> tuple[Metric, tuple[str, ...]]:
         """The family a series belongs to; a declared one's placeholder zero goes once it is counted."""
-        known = FIGURES.get(figure)
-        if known is None or known.is_histogram != histogram or list(known.labels) != list(labels):
-            # Not declared as counted here: its own family, named after it and its labels.
-            key = figure + "|" + ",".join(labels)
-            if key not in families:
-                name = prometheus_name(figure, histogram)
-                maker = HistogramMetricFamily if histogram else CounterMetricFamily
-                families[key] = maker(name, _help(figure), labels=list(labels))
-            return families[key]
-        family = families[figure]
-        if figure not in filled:
-            filled.add(figure)
-            family.samples.clear()
-        return family
+        found = families.get(figure)
+        if found is None:
+            # Not declared (FleetMetrics checks that declared ones are counted as declared).
+            maker = HistogramMetricFamily if histogram else CounterMetricFamily
+            names = tuple(labels)
+            found = families[figure] = (
+                maker(prometheus_name(figure, histogram), _help(figure), labels=names),
+                names,
+            )
+        elif figure not in filled:
+            found[0].samples.clear()
+        filled.add(figure)
+        return found
 
     def _state(self) -> Iterator[Metric]:
         figures = self.service.board.figures()
