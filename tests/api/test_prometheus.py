@@ -122,3 +122,15 @@ def test_an_undeclared_figure_is_exposed_under_its_own_name(fleet) -> None:
     samples = scrape(scraper(fleet))
     assert samples[("crowdfab_live_refreshes_total", (("reason", "resync"),))] == 4
     assert samples[("crowdfab_live_snapshot_seconds_count", ())] == 1
+
+
+def test_a_scraper_that_asks_for_openmetrics_gets_it(fleet) -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics
+
+    fleet.app.metrics.count("mqtt.messages", 2, kind="events")
+    accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    response = scraper(fleet).get("/metrics", headers={"Authorization": f"Bearer {TOKEN}", "Accept": accept})
+    assert response.content_type.startswith("application/openmetrics-text")
+    families = {family.name: family for family in openmetrics(response.get_data(as_text=True))}
+    [events] = [s for s in families["crowdfab_mqtt_messages"].samples if s.labels == {"kind": "events"}]
+    assert events.value == 2
