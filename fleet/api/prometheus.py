@@ -96,14 +96,20 @@ class FleetCollector:
                 if not known.labels:
                     counter.add_metric([], 0.0)
                 families[figure] = (counter, known.labels)
+        # A figure nobody declared gets a family of its own, with every label any of its series has
+        # (a series without one shows it empty, which Prometheus reads as absent).
+        undeclared: dict[str, set[str]] = {}
+        for figure, labels, _ in (*counters, *histograms):
+            if figure not in FIGURES:
+                undeclared.setdefault(figure, set()).update(labels)
         filled: set[str] = set()
         for figure, labels, value in counters:
-            family, names = self._family(families, filled, figure, labels, histogram=False)
-            family.add_metric([labels[n] for n in names], float(value))  # type: ignore[attr-defined]
+            family, names = self._family(families, filled, undeclared, figure, histogram=False)
+            family.add_metric([labels.get(n, "") for n in names], float(value))  # type: ignore[attr-defined]
         for figure, labels, counts in histograms:
-            family, names = self._family(families, filled, figure, labels, histogram=True)
+            family, names = self._family(families, filled, undeclared, figure, histogram=True)
             family.add_metric(  # type: ignore[attr-defined]
-                [labels[n] for n in names], _buckets(counts), counts["sum_s"]
+                [labels.get(n, "") for n in names], _buckets(counts), counts["sum_s"]
             )
         yield from (family for family, _ in families.values())
 
@@ -111,8 +117,8 @@ class FleetCollector:
     def _family(
         families: dict[str, tuple[Metric, tuple[str, ...]]],
         filled: set[str],
+        undeclared: dict[str, set[str]],
         figure: str,
-        labels: dict[str, str],
         *,
         histogram: bool,
     ) -> tuple[Metric, tuple[str, ...]]:
@@ -121,7 +127,7 @@ class FleetCollector:
         if found is None:
             # Not declared (FleetMetrics checks that declared ones are counted as declared).
             maker = HistogramMetricFamily if histogram else CounterMetricFamily
-            names = tuple(labels)
+            names = tuple(sorted(undeclared[figure]))
             found = families[figure] = (
                 maker(prometheus_name(figure, histogram), _help(figure), labels=names),
                 names,

@@ -118,9 +118,11 @@ def test_each_app_has_its_own_registry(fleet, tmp_path: Path) -> None:
 
 def test_an_undeclared_figure_is_exposed_under_its_own_name(fleet) -> None:
     fleet.app.metrics.count("live.refreshes", 4, reason="resync")
+    fleet.app.metrics.count("live.refreshes", 1, page="queue")  # another label: the family takes both
     fleet.app.metrics.observe("live.snapshot_s", 0.2)
     samples = scrape(scraper(fleet))
-    assert samples[("crowdfab_live_refreshes_total", (("reason", "resync"),))] == 4
+    assert samples[("crowdfab_live_refreshes_total", (("page", ""), ("reason", "resync")))] == 4
+    assert samples[("crowdfab_live_refreshes_total", (("page", "queue"), ("reason", "")))] == 1
     assert samples[("crowdfab_live_snapshot_seconds_count", ())] == 1
 
 
