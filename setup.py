@@ -15,6 +15,7 @@ NODE_REQUIRES = [
 # The central fleet service (``crowdfab-fleet serve``), on top of the base install. One a line, sorted.
 FLEET_REQUIRES = [
     "flask>=3.0.3,<4",
+    "prometheus-client>=0.17,<1",
     "pydantic>=2.5,<3",
     "sqlalchemy>=2.0,<3",
     "waitress>=3.0",

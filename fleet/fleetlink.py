@@ -344,7 +344,7 @@ class FleetLink:
         try:
             with self._lock:
                 self._handle(printer_id, channel, payload, now)
-            metrics.count(f"mqtt.{channel.value}")
+            metrics.count("mqtt.messages", kind=channel.value)
             if channel is p.Channel.STATUS:
                 metrics.observe("status.handled_s", self.clock() - now)
             return
@@ -471,7 +471,7 @@ class FleetLink:
             self.app.reports.printer_job_event(
                 printer.id, job.id, target, f"printer {printer.id} reports it {target.value}"
             )
-            self.dispatches.forget(job.id)
+            self.dispatches.started(job.id, self.clock())
         elif job.state is JobState.UNKNOWN and not running:
             if job.started_at is None:
                 # The printer keeps the job until it says whether it took it.
@@ -504,5 +504,7 @@ class FleetLink:
         reason = event.message.strip()[:200] or f"printer {printer.id}: {event.type.value.replace('_', ' ')}"
         if self.app.reports.printer_job_event(printer.id, event.job_id, target, reason):
             log.info("job %d: %s on printer %s", event.job_id, event.type.value, printer.id)
-        if target is not JobState.PAUSED:
+        if target is JobState.PRINTING:
+            self.dispatches.started(event.job_id, self.clock())
+        elif target is not JobState.PAUSED:
             self.dispatches.forget(event.job_id)

@@ -82,6 +82,7 @@ def make_server(fleet: Fleet) -> Any:
             "SECRET_KEY": session_secret(fleet.config.data_dir),
             "CROWDFAB_LIVE_CLIENTS": live_clients,
             "CROWDFAB_TRUSTED_PROXIES": fleet.config.trusted_proxies,
+            "CROWDFAB_METRICS_ACCESS": fleet.config.metrics,
         },
     )
     server = create_server(

@@ -173,7 +173,8 @@ class Dispatcher:
     ) -> list[tuple[int, str]]:
         """Plan once and claim the assignments (added to ``assigned``); returns the avoided ones."""
         # Dispatch needs only the assignments: the scheduler's fast pass, without explanations.
-        plan, _ = self._plan(hide_printers=hide_printers, hide_jobs=hide_jobs, explain=False)
+        plan, jobs = self._plan(hide_printers=hide_printers, hide_jobs=hide_jobs, explain=False)
+        submitted = {job.id: job.submitted_at for job in jobs}
         now = self.ctx.clock()
         blocked = []
         for job_id, printer_id in plan.assignments:
@@ -181,6 +182,7 @@ class Dispatcher:
                 blocked.append((job_id, printer_id))
             elif self.store.assign_job(job_id, printer_id, actor="system", now=now):
                 assigned.append((job_id, printer_id))
+                self.ctx.metrics.observe("queue.wait_s", now - submitted[job_id])
                 self.ctx.queue_changed()
                 self.ctx.printer_changed(printer_id)
         return blocked

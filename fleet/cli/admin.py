@@ -136,6 +136,18 @@ def add_admin_commands(sub: Subcommands, common: argparse.ArgumentParser) -> arg
         "address and scheme from them (sign-in limits count per client, cookies follow HTTPS); default 0: "
         "the headers are ignored, as anyone could send them",
     )
+    serve.add_argument(
+        "--metrics-token-file",
+        metavar="PATH",
+        help="serve Prometheus metrics at /metrics to scrapers that send the token in this file as "
+        "'Authorization: Bearer' ($CROWDFAB_METRICS_TOKEN; at least 16 characters)",
+    )
+    serve.add_argument(
+        "--metrics-allow",
+        metavar="CIDRS",
+        help="serve /metrics to these networks only, e.g. '10.0.0.0/8,::1' ($CROWDFAB_METRICS_ALLOW); "
+        "with a token too, a scraper needs both; with neither, /metrics is off",
+    )
     serve.set_defaults(func=cmd_serve)
 
     enroll = sub.add_parser(

@@ -9,7 +9,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
-from sqlalchemy import and_, delete, exists, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -214,6 +214,25 @@ class JobRecords(StoreBase):
         with read_transaction(self._engine) as conn:
             found = conn.execute(query).all()
         return [rows.job(row) for row in found]
+
+    def count_jobs_by_state(self) -> dict[JobState, int]:
+        """How many jobs are in each state (every state named, 0 where none is); jobs are never
+        deleted, so the finished states' counts only grow. One pass over the state index."""
+        jobs = s.jobs.c
+        with read_transaction(self._engine) as conn:
+            found = conn.execute(select(jobs.state, func.count()).group_by(jobs.state)).all()
+        counts = dict.fromkeys(JobState, 0)
+        counts.update({JobState(state): n for state, n in found})
+        return counts
+
+    def oldest_submission(self, state: JobState) -> Optional[float]:
+        """When the longest-waiting job in ``state`` was submitted, or None when no job is in it."""
+        jobs = s.jobs.c
+        with read_transaction(self._engine) as conn:
+            value = conn.execute(
+                select(func.min(jobs.submitted_at)).where(jobs.state == state.value)
+            ).scalar()
+        return None if value is None else float(value)
 
     def last_finished_job(self, printer_id: str) -> Optional[Job]:
         """The job that most recently ended on a printer (by when it ended, not by its id), or None."""

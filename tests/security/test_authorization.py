@@ -466,6 +466,7 @@ TABLE: tuple[Row, ...] = (
     Row("GET", "/settings", manager_page()),
     Row("GET", "/stats", page()),
     Row("GET", "/submit", page()),
+    Row("GET", "/metrics", dict.fromkeys(WEB_ROLES, 401), note="a dashboard session is not the scrape token"),
     Row("GET", "/assets/dashboard.js", dict.fromkeys(WEB_ROLES, 200)),
     Row("GET", "/assets/..%2fviews.py", dict.fromkeys(WEB_ROLES, 404), note="no way out of the folder"),
     Row("GET", "/static/..%2f__init__.py", dict.fromkeys(WEB_ROLES, 404), note="the app serves no files"),

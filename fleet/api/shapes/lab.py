@@ -97,8 +97,10 @@ class Metrics(OutputModel):
 
     at: float = Field(description="When this was read, epoch seconds")
     started_at: float
-    counters: dict[str, int]
-    histograms: dict[str, Histogram]
+    counters: dict[str, int] = Field(
+        description="By series: a figure's name, with its labels as name{label=value,...} when it has any"
+    )
+    histograms: dict[str, Histogram] = Field(description="By series, named as the counters are")
 
 
 class Health(OutputModel):
