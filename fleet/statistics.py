@@ -128,7 +128,7 @@ def _date(text: str, field: str) -> date:
             raise ValueError(text)
         return date.fromisoformat(text)
     except ValueError:
-        raise Invalid(f"{field} must be a date as YYYY-MM-DD, not {text[:20]!r}", field=field) from None
+        raise Invalid(f"{field} must be a date as YYYY-MM-DD", field=field) from None
 
 
 def percentile(values: Sequence[float], q: float) -> float:

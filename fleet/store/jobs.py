@@ -122,6 +122,67 @@ class JobRecords(StoreBase):
             return earlier
         return [rows.job(row) for row in found]
 
+    def record_past_job(
+        self,
+        member_id: int,
+        printer_id: str,
+        *,
+        outcome: JobState,
+        file_sha256: str,
+        filename: str,
+        size_bytes: int,
+        material: Optional[str],
+        analysis: Mapping[str, Any],
+        submitted_at: float,
+        started_at: float,
+        finished_at: float,
+        actor: str,
+    ) -> Job:
+        """A print that already happened (a lab's history, brought in), with each step of its history.
+
+        One transaction: the job, in ``outcome`` (done, failed or cancelled), on ``printer_id``, and its
+        events from submission through the queue and the printer to the end, each at its own time.
+        """
+        outcome = JobState(outcome)
+        if outcome not in TERMINAL:
+            raise Invalid("outcome must be done, failed or cancelled", field="outcome")
+        if not submitted_at <= started_at <= finished_at:
+            raise Invalid("a past job is submitted, then started, then finished", field="started_at")
+        if not is_sha256_hex(file_sha256):
+            raise Invalid("file_sha256 must be 64 lowercase hexadecimal digits", field="file_sha256")
+        steps = [
+            (JobState.SUBMITTED, JobState.QUEUED, submitted_at),
+            (JobState.QUEUED, JobState.ASSIGNED, started_at),
+            (JobState.ASSIGNED, JobState.PRINTING, started_at),
+            (JobState.PRINTING, outcome, finished_at),
+        ]
+        for before, after, _ in steps:
+            check_job_transition(before, after)
+        values = {
+            "member_id": member_id,
+            "state": outcome.value,
+            "priority": 0,
+            "file_sha256": file_sha256,
+            "filename": filename,
+            "size_bytes": size_bytes,
+            "material": material,
+            "note": "",
+            "analysis": rows.dumps(dict(analysis)),
+            "printer_id": printer_id,
+            "submitted_at": submitted_at,
+            "updated_at": finished_at,
+            "started_at": started_at,
+            "finished_at": finished_at,
+        }
+        with write_transaction(self._engine) as conn:
+            self._member(conn, member_id)
+            self._printer(conn, printer_id)
+            job_id = _insert(conn, s.jobs, values)
+            self._record_event(conn, job_id, submitted_at, None, JobState.SUBMITTED, actor, "submitted", None)
+            for before, after, at in steps:
+                self._record_event(conn, job_id, at, before, after, actor, after.value, None)
+            return self._job(conn, job_id)
+
     def keyed_submission(self, member_id: int, idempotency: SubmissionKey) -> Optional[list[Job]]:
         """The jobs an earlier request with this member's unexpired key made, or None if there was none.
 
@@ -198,9 +259,15 @@ class JobRecords(StoreBase):
         limit: Optional[int] = None,
         offset: int = 0,
         newest_first: bool = False,
+        started: Optional[tuple[float, float]] = None,
     ) -> list[Job]:
-        """Jobs in id order (or newest first), optionally only in some states, of a member or a printer."""
+        """Jobs in id order (or newest first), optionally only in some states, of a member or a printer.
+
+        ``started`` = (start, end) keeps the jobs that reached a printer in [start, end).
+        """
         query = select(s.jobs).order_by(s.jobs.c.id.desc() if newest_first else s.jobs.c.id)
+        if started is not None:
+            query = query.where(s.jobs.c.started_at >= started[0], s.jobs.c.started_at < started[1])
         if states is not None:
             query = query.where(s.jobs.c.state.in_([JobState(state).value for state in states]))
         if member_id is not None:
