@@ -158,3 +158,52 @@ def compute(
         printer_rows.append(PrinterStats(printer.id, printer.name, failures, bars))
     members = sorted(rows.values(), key=lambda r: r.name.lower())
     return Statistics(members, totals, printer_rows, starts)
+
+
+# -- a period's breakdown (fleet.statistics), as horizontal bar charts ----------------------------------
+
+#: The breakdown charts' geometry, in SVG user units: a label column, then the bars.
+HBAR_WIDTH = 420
+HBAR_LABEL = 110
+HBAR_ROW = 18
+HBAR_TOP = 4
+
+
+@dataclass(frozen=True)
+class HBar:
+    """One row of a horizontal bar chart: its label, up to two values and their bars' lengths."""
+
+    label: str
+    value: float
+    y: float
+    width: float
+    #: A second, lighter bar behind the first (the 90th percentile behind the median wait).
+    back: float = 0.0
+    back_width: float = 0.0
+
+
+@dataclass(frozen=True)
+class HBarChart:
+    bars: list[HBar]
+    height: float
+    left: float = HBAR_LABEL
+    width: float = HBAR_WIDTH
+
+
+def hbar_chart(rows: Iterable[tuple[str, float, float]]) -> HBarChart:
+    """Lay out ``(label, value, back)`` rows: bars scaled to the largest value or back (0 draws nothing)."""
+    rows = list(rows)
+    top = max([max(value, back) for _, value, back in rows] + [0.0])
+    span = HBAR_WIDTH - HBAR_LABEL - 40
+    bars = [
+        HBar(
+            label,
+            value,
+            HBAR_TOP + i * HBAR_ROW,
+            round(span * value / top, 2) if top > 0 else 0.0,
+            back,
+            round(span * back / top, 2) if top > 0 else 0.0,
+        )
+        for i, (label, value, back) in enumerate(rows)
+    ]
+    return HBarChart(bars, HBAR_TOP * 2 + HBAR_ROW * max(1, len(bars)))
