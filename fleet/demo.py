@@ -39,7 +39,7 @@ from .gcode.analysis import analyze_stream
 from .gcode.generate import generate_box
 from .geometry import Box
 from .http_protocol import API_PREFIX, OPENAPI, QUEUE
-from .models import Member, PrinterChanges, Role
+from .models import Member, PastJob, PrinterChanges, Role
 from .protocol import Capabilities
 from .serial.simulator import SimulatedFirmware, SimulatorOptions
 from .server import FleetRuntime, LinkOptions
@@ -188,7 +188,7 @@ def seed_history(
                 arrivals.append((midnight + rng.uniform(9, 20) * 3600, name))
     arrivals.sort()
     free = {spec.id: today - (days + 1) * DAY_S for spec in PRINTERS}
-    recorded = 0
+    past: list[PastJob] = []
     for submitted, name in arrivals:
         choices = [(part, [p for p in PRINTERS if can_print(part, p, name)]) for part in PARTS]
         part, fitting = rng.choice([(part, fit) for part, fit in choices if fit])
@@ -204,22 +204,22 @@ def seed_history(
             continue  # the history stops before the lab opens
         free[printer.id] = end + rng.uniform(300, 2400)  # until someone clears the plate
         blob, analysis = stored[part.filename]
-        service.store.record_past_job(
-            people[name][0].id,
-            printer.id,
-            outcome=outcome,
-            file_sha256=blob.sha256,
-            filename=part.filename,
-            size_bytes=blob.size,
-            material=None,
-            analysis={**analysis, "estimated_time_s": round(length)},
-            submitted_at=submitted,
-            started_at=start,
-            finished_at=end,
-            actor="history",
+        past.append(
+            PastJob(
+                member_id=people[name][0].id,
+                printer_id=printer.id,
+                outcome=outcome,
+                file_sha256=blob.sha256,
+                filename=part.filename,
+                size_bytes=blob.size,
+                material=None,
+                analysis={**analysis, "estimated_time_s": round(length)},
+                submitted_at=submitted,
+                started_at=start,
+                finished_at=end,
+            )
         )
-        recorded += 1
-    return recorded
+    return len(service.store.record_past_jobs(past, actor="history"))
 
 
 # -- the living lab: what happens once it opens ----------------------------------------------------

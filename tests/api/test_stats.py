@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from fleet.geometry import Box
-from fleet.models import LabSettingsChanges, NewPrinter, PrinterSpec
+from fleet.models import LabSettingsChanges, NewPrinter, PastJob, PrinterSpec
 from fleet.states import JobState
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -33,18 +33,22 @@ def history(fleet, clients):
 
     def past(who: str, outcome: JobState, submitted: float, waited_h: float, printed_h: float, grams: float):
         start = submitted + waited_h * HOUR
-        return svc.store.record_past_job(
-            clients[who].member_id,
-            "mk4",
-            outcome=outcome,
-            file_sha256="ab" * 32,
-            filename="part.gcode",
-            size_bytes=100,
-            material="PLA",
-            analysis={"filament_weight_g": grams},
-            submitted_at=submitted,
-            started_at=start,
-            finished_at=start + printed_h * HOUR,
+        return svc.store.record_past_jobs(
+            [
+                PastJob(
+                    clients[who].member_id,
+                    "mk4",
+                    outcome=outcome,
+                    file_sha256="ab" * 32,
+                    filename="part.gcode",
+                    size_bytes=100,
+                    material="PLA",
+                    analysis={"filament_weight_g": grams},
+                    submitted_at=submitted,
+                    started_at=start,
+                    finished_at=start + printed_h * HOUR,
+                )
+            ],
             actor="test",
         )
 
