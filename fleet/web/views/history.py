@@ -17,7 +17,7 @@ def _period_args() -> tuple[str | None, str | None]:
     return request.args.get("from") or None, request.args.get("to") or None
 
 
-def _label(report: Report, key: str, label: str) -> str:
+def _label(report: Report, label: str) -> str:
     if label:
         return label
     return t("stats.no_group") if report.by is Dimension.GROUP else t("stats.unknown")
@@ -46,14 +46,14 @@ def stats() -> Page:
     try:
         period = svc.statistics.period(first, last)
     except Invalid as error:
-        problem = error.message
+        problem = t(f"stats.bad_{error.field if error.field in ('from', 'to') else 'from'}")
         period = svc.statistics.period(None, None)
     reports = svc.statistics.reports(me(), period)
     if not any(f.key for f in reports[Dimension.GROUP].rows):
         del reports[Dimension.GROUP]  # the lab has no membership groups
     breakdowns = []
     for by, report in reports.items():
-        labels = [_label(report, f.key, f.label) for f in report.rows]
+        labels = [_label(report, f.label) for f in report.rows]
         hours = hbar_chart((label, f.hours, 0.0) for label, f in zip(labels, report.rows))
         waits = hbar_chart(
             (label, (f.wait_median_s or 0.0) / 3600, (f.wait_p90_s or 0.0) / 3600)
