@@ -167,16 +167,20 @@ HBAR_WIDTH = 420
 HBAR_LABEL = 110
 HBAR_ROW = 18
 HBAR_TOP = 4
+#: Room right of the longest bar for its text.
+HBAR_TEXT = 90
 
 
 @dataclass(frozen=True)
 class HBar:
-    """One row of a horizontal bar chart: its label, up to two values and their bars' lengths."""
+    """One row of a horizontal bar chart: its label, up to two values, their bars' lengths, its text."""
 
     label: str
     value: float
     y: float
     width: float
+    #: What the row says beside its bars ("97.1 h", "8 min / 2 h 59").
+    text: str
     #: A second, lighter bar behind the first (the 90th percentile behind the median wait).
     back: float = 0.0
     back_width: float = 0.0
@@ -190,20 +194,17 @@ class HBarChart:
     width: float = HBAR_WIDTH
 
 
-def hbar_chart(rows: Iterable[tuple[str, float, float]]) -> HBarChart:
-    """Lay out ``(label, value, back)`` rows: bars scaled to the largest value or back (0 draws nothing)."""
+def hbar_chart(rows: Iterable[tuple[str, float, float, str]]) -> HBarChart:
+    """Lay out ``(label, value, back, text)`` rows: bars scaled to the largest value or back."""
     rows = list(rows)
-    top = max([max(value, back) for _, value, back in rows] + [0.0])
-    span = HBAR_WIDTH - HBAR_LABEL - 40
+    top = max([max(value, back) for _, value, back, _ in rows] + [0.0])
+    span = HBAR_WIDTH - HBAR_LABEL - HBAR_TEXT
+
+    def length(value: float) -> float:
+        return round(span * value / top, 2) if top > 0 else 0.0
+
     bars = [
-        HBar(
-            label,
-            value,
-            HBAR_TOP + i * HBAR_ROW,
-            round(span * value / top, 2) if top > 0 else 0.0,
-            back,
-            round(span * back / top, 2) if top > 0 else 0.0,
-        )
-        for i, (label, value, back) in enumerate(rows)
+        HBar(label, value, HBAR_TOP + i * HBAR_ROW, length(value), text, back, length(back))
+        for i, (label, value, back, text) in enumerate(rows)
     ]
     return HBarChart(bars, HBAR_TOP * 2 + HBAR_ROW * max(1, len(bars)))

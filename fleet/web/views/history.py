@@ -10,7 +10,7 @@ from ...errors import Invalid
 from ...models import Role
 from ...statistics import Dimension, Report, to_csv
 from ..stats import CHART_BOTTOM, CHART_HEIGHT, CHART_LEFT, CHART_TOP, CHART_WIDTH, compute, hbar_chart
-from .base import Page, me, render, service, t, web
+from .base import Page, format_duration, me, render, service, t, web
 
 
 def _period_args() -> tuple[str | None, str | None]:
@@ -54,9 +54,14 @@ def stats() -> Page:
     breakdowns = []
     for by, report in reports.items():
         labels = [_label(report, f.label) for f in report.rows]
-        hours = hbar_chart((label, f.hours, 0.0) for label, f in zip(labels, report.rows))
+        hours = hbar_chart((label, f.hours, 0.0, f"{f.hours:.1f} h") for label, f in zip(labels, report.rows))
         waits = hbar_chart(
-            (label, (f.wait_median_s or 0.0) / 3600, (f.wait_p90_s or 0.0) / 3600)
+            (
+                label,
+                (f.wait_median_s or 0.0) / 3600,
+                (f.wait_p90_s or 0.0) / 3600,
+                f"{format_duration(f.wait_median_s)} / {format_duration(f.wait_p90_s)}",
+            )
             for label, f in zip(labels, report.rows)
         )
         breakdowns.append(
