@@ -261,26 +261,28 @@ def part_named(filename: str) -> Part:
     return next(part for part in PARTS if part.filename == filename)
 
 
-def _batch(lab: Lab) -> str:
+def one_members_batch(lab: Lab) -> str:
     ids = lab.submit("bob", part_named("cable-clip.gcode"), copies=6)
     return f"bob queued {len(ids)} cable clips at once: the fair share lets the others' jobs in between"
 
 
-def _tpu(lab: Lab) -> str:
+def material_nobody_loaded(lab: Lab) -> str:
     lab.submit(
         "alice", Part("phone-case.gcode", 90, 25, {"width": 75, "depth": 40, "height": 1.2}), material="TPU"
     )
     return "alice asked for TPU, which no printer has loaded"
 
 
-def _too_big(lab: Lab) -> str:
+def part_too_big(lab: Lab) -> str:
     lab.submit("bob", Part("cosplay-shield.gcode", 900, 400, {"width": 320, "depth": 320, "height": 1.0}))
     return "bob sent a 320 mm shield: bigger than every printer"
 
 
-def _maintenance(on: bool) -> Callable[[Lab], Optional[str]]:
+def maintenance(on: bool) -> Callable[[Lab], Optional[str]]:
     def act(lab: Lab) -> Optional[str]:
         printer = slugify("Prusa MK4")
+        if not on and lab.service.store.get_printer(printer).state is not PrinterState.MAINTENANCE:
+            return None  # the maintenance has not begun yet (the printer was busy)
         try:
             lab.service.printers.update_printer(lab.member("ada"), printer, PrinterChanges(maintenance=on))
         except Conflict:
@@ -298,11 +300,11 @@ def _maintenance(on: bool) -> Callable[[Lab], Optional[str]]:
 #: What happens in the demo lab, by time after it opens. Features add their steps here, such as a spool
 #: running low or a member reaching a quota, each a function of the :class:`Lab` that says what it did.
 SCENARIO: list[Step] = [
-    Step(2.0, _batch),
-    Step(4.0, _tpu),
-    Step(6.0, _too_big),
-    Step(8.0, _maintenance(True)),
-    Step(90.0, _maintenance(False)),
+    Step(2.0, one_members_batch),
+    Step(4.0, material_nobody_loaded),
+    Step(6.0, part_too_big),
+    Step(8.0, maintenance(True)),
+    Step(90.0, maintenance(False)),
 ]
 
 

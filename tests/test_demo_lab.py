@@ -76,6 +76,14 @@ def test_the_scenario_shows_reasons_of_every_kind_in_the_first_minutes(lab):
     assert demo.play(lab, steps, elapsed=91.0) == ["ada finished the Prusa MK4's maintenance"] and not steps
 
 
+def test_a_maintenance_waits_for_the_print_and_ends_only_after_it_began(lab):
+    svc = lab.service
+    job_id = lab.submit("alice", demo.part_named("bracket.gcode"))[0]
+    assert svc.dispatcher.dispatch_pass() == [(job_id, "prusa-mk4")]  # the PETG printer is busy
+    steps = [demo.Step(8.0, demo.maintenance(True)), demo.Step(90.0, demo.maintenance(False))]
+    assert demo.play(lab, steps, elapsed=120.0) == [] and len(steps) == 2  # neither happens yet
+
+
 def test_members_keep_arriving_at_the_labs_pace(lab):
     now = [0.0]
     arrivals = demo.Arrivals(lab, mean_s=10.0, clock=lambda: now[0])
