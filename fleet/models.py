@@ -190,6 +190,24 @@ def asked_changes(changes: Any, *, besides: Collection[str] = ()) -> dict[str, A
 
 
 @dataclass(frozen=True)
+class PastJob:
+    """A print that already happened, as a lab's history brings it in (see ``Store.record_past_jobs``)."""
+
+    member_id: int
+    printer_id: str
+    #: Done, failed or cancelled.
+    outcome: JobState
+    file_sha256: str
+    filename: str
+    size_bytes: int
+    material: Optional[str]
+    analysis: Mapping[str, Any]
+    submitted_at: float
+    started_at: float
+    finished_at: float
+
+
+@dataclass(frozen=True)
 class PrinterSpec:
     """What a printer can print, as a manager registers it or its node enrolls it."""
 
@@ -239,4 +257,5 @@ class LabSettingsChanges:
     max_upload_bytes: Optional[int] = None
     max_copies: Optional[int] = None
     fair_share_half_life_s: Optional[float] = None
+    time_zone: Optional[str] = None
     rules: Optional[Mapping[str, Any]] = None

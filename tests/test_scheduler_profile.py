@@ -90,7 +90,7 @@ def test_the_extruder_reason_counts_the_tools_and_the_other_printer_takes_it() -
 
 def test_with_no_printer_enrolled_the_reason_says_so() -> None:
     assignments, message, reason = only([], [job(bounds=square(50, 20))])
-    assert assignments == () and reason is WaitReason.NO_COMPATIBLE_PRINTER
+    assert assignments == () and reason is WaitReason.NO_PRINTER_YET
     assert message == "1st in line; no printer has joined the fleet yet."
 
 

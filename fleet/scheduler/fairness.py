@@ -58,7 +58,8 @@ def queue_order(
        waiting adds);
     2. its member has used fewer printer-seconds recently: their decayed ``usage``, plus the
        ``charge`` of each of their jobs this order has already placed ahead (a job's estimated
-       seconds; nothing for a job no working printer can take), so one member's many jobs
+       seconds; nothing for a job no printer of the fleet could take, see
+       :func:`~.planning.charges`), so one member's many jobs
        interleave with everyone else's instead of queueing as a block;
     3. it was submitted earlier; then, the lower job id.
 

@@ -110,6 +110,8 @@ class WaitReason(str, Enum):
     MATERIAL_NOT_LOADED = "material_not_loaded"
     #: No printer in the fleet could ever take it (too big, nozzle, not granted).
     NO_COMPATIBLE_PRINTER = "no_compatible_printer"
+    #: The fleet has no printer at all yet: every job waits for the first to join.
+    NO_PRINTER_YET = "no_printer_yet"
 
 
 @dataclass(frozen=True)

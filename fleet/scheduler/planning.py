@@ -58,6 +58,24 @@ def plan(
     )
 
 
+def charges(seconds: list[float], compat: list[int], fleet: Fleet) -> list[float]:
+    """What each job adds to its member's usage as the queue order places it: its printer-seconds.
+
+    A job no printer of the fleet could ever take (too big, not granted, its material loaded nowhere)
+    charges nothing: it waits for the fleet to change, and must not push its member's other jobs back.
+    A job whose printers are only offline or busy charges in full, as will happen once one is back, so
+    its place does not jump when a printer comes and goes; with no printer at all yet, every job
+    charges in full, so the order is the one the first printer to join will serve.
+    """
+    if not fleet.printers:
+        return seconds
+    classes = fleet.compat_classes
+    stuck = {c for c in set(compat) if not classes[c]}
+    if not stuck:
+        return seconds
+    return [0.0 if c in stuck else s for s, c in zip(seconds, compat)]
+
+
 class Pass:
     """One scheduling pass over the queued jobs: who takes which printer, and when each would start."""
 
@@ -93,11 +111,8 @@ class Pass:
             seconds = [s if s > 0.0 else 0.0 for s in seconds]
         #: Printer-seconds each job takes (never negative).
         self.seconds = seconds
-        pools = self.compat_pools
-        # A job no working printer can take gets no slot, so it does not count against its member.
-        stuck = {c for c in self.jobs_per_compat if not pools[c]}
         #: What each job adds to its member's usage in the queue order (see fairness.queue_order).
-        self.charge = [0.0 if c in stuck else s for s, c in zip(seconds, self.compat)] if stuck else seconds
+        self.charge = charges(seconds, self.compat, fleet)
         #: Job indexes in queue order: all of them, or the head that dispatch looked at.
         self.order: list[int] = []
         #: Job index -> printer index, for the jobs dispatched now.

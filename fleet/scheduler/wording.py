@@ -20,7 +20,7 @@ def incompatible(job: JobInfo, fleet: Fleet) -> tuple[WaitReason, str]:
     """Why no printer fits ``job``: the first requirement, in this order, that rules out every printer."""
     params = fleet.params
     if not fleet.printers:
-        return WaitReason.NO_COMPATIBLE_PRINTER, "no printer has joined the fleet yet"
+        return WaitReason.NO_PRINTER_YET, "no printer has joined the fleet yet"
     boxed = [p for p in fleet.printers if volume_fits(p.volume, job.bounds, params.bounds_tolerance)]
     candidates = [p for p in boxed if bed_fits(p, job.bounds, params.bounds_tolerance)]
     if not candidates:
@@ -106,7 +106,7 @@ def mm(value: float) -> str:
 def size(job: JobInfo) -> str:
     if job.bounds is None:
         return "it"
-    return TIMES.join(mm(v) for v in job.bounds.size) + " mm"
+    return TIMES.join(mm(v) for v in job.bounds.print_size) + " mm"
 
 
 def needs(job: JobInfo) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, Invalid, NotFound
-from ..models import Job, JobEvent, Printer
+from ..models import Job, JobEvent, PastJob, Printer
 from ..states import TERMINAL, JobState, PrinterState, check_job_transition, check_printer_transition
 from . import rows
 from . import schema as s
@@ -122,6 +122,62 @@ class JobRecords(StoreBase):
             return earlier
         return [rows.job(row) for row in found]
 
+    def record_past_jobs(self, jobs: Sequence[PastJob], *, actor: str) -> list[int]:
+        """Prints that already happened (a lab's history, brought in), each with every step of its history.
+
+        One transaction for all: each job in its outcome (done, failed or cancelled) on its printer,
+        with its events from submission through the queue and the printer to the end, each at its own
+        time. Checked first, so a bad one leaves nothing written; returns the new jobs' ids.
+        """
+        for past in jobs:
+            if JobState(past.outcome) not in TERMINAL:
+                raise Invalid("outcome must be done, failed or cancelled", field="outcome")
+            if not past.submitted_at <= past.started_at <= past.finished_at:
+                raise Invalid("a past job is submitted, then started, then finished", field="started_at")
+            if not is_sha256_hex(past.file_sha256):
+                raise Invalid("file_sha256 must be 64 lowercase hexadecimal digits", field="file_sha256")
+        ids = []
+        with write_transaction(self._engine) as conn:
+            for member_id in sorted({past.member_id for past in jobs}):
+                self._member(conn, member_id)
+            for printer_id in sorted({past.printer_id for past in jobs}):
+                self._printer(conn, printer_id)
+            for past in jobs:
+                outcome = JobState(past.outcome)
+                steps = [
+                    (None, JobState.SUBMITTED, past.submitted_at),
+                    (JobState.SUBMITTED, JobState.QUEUED, past.submitted_at),
+                    (JobState.QUEUED, JobState.ASSIGNED, past.started_at),
+                    (JobState.ASSIGNED, JobState.PRINTING, past.started_at),
+                    (JobState.PRINTING, outcome, past.finished_at),
+                ]
+                job_id = _insert(
+                    conn,
+                    s.jobs,
+                    {
+                        "member_id": past.member_id,
+                        "state": outcome.value,
+                        "priority": 0,
+                        "file_sha256": past.file_sha256,
+                        "filename": past.filename,
+                        "size_bytes": past.size_bytes,
+                        "material": past.material,
+                        "note": "",
+                        "analysis": rows.dumps(dict(past.analysis)),
+                        "printer_id": past.printer_id,
+                        "submitted_at": past.submitted_at,
+                        "updated_at": past.finished_at,
+                        "started_at": past.started_at,
+                        "finished_at": past.finished_at,
+                    },
+                )
+                for before, after, at in steps:
+                    if before is not None:
+                        check_job_transition(before, after)
+                    self._record_event(conn, job_id, at, before, after, actor, after.value, None)
+                ids.append(job_id)
+        return ids
+
     def keyed_submission(self, member_id: int, idempotency: SubmissionKey) -> Optional[list[Job]]:
         """The jobs an earlier request with this member's unexpired key made, or None if there was none.
 
@@ -198,9 +254,15 @@ class JobRecords(StoreBase):
         limit: Optional[int] = None,
         offset: int = 0,
         newest_first: bool = False,
+        started: Optional[tuple[float, float]] = None,
     ) -> list[Job]:
-        """Jobs in id order (or newest first), optionally only in some states, of a member or a printer."""
+        """Jobs in id order (or newest first), optionally only in some states, of a member or a printer.
+
+        ``started`` = (start, end) keeps the jobs that reached a printer in [start, end).
+        """
         query = select(s.jobs).order_by(s.jobs.c.id.desc() if newest_first else s.jobs.c.id)
+        if started is not None:
+            query = query.where(s.jobs.c.started_at >= started[0], s.jobs.c.started_at < started[1])
         if states is not None:
             query = query.where(s.jobs.c.state.in_([JobState(state).value for state in states]))
         if member_id is not None:

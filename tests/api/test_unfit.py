@@ -10,7 +10,7 @@ from .test_jobs import upload
 
 SMALL = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 180, "max_y": 180, "max_z": 180}
 
-#: Extrudes from (5, 5) to (245, 205) and up to 215 mm: 240 x 200 x 214.8 mm of print.
+#: Extrudes from (5, 5) to (245, 205) and up to 215 mm: 240 x 200 x 215 mm of print (it stands on the bed).
 TALL = (
     "M82\nG28\nG92 E0\nG1 Z0.2 F600\nG1 X5 Y5 F3000\nG1 X245 Y5 E2 F1200\nG1 X245 Y205 E4\n"
     "G1 Z215 F600\nG1 X5 Y205 E6 F1200\n"
@@ -48,7 +48,7 @@ def test_a_small_printer_hears_which_jobs_need_more_and_nothing_about_whose(api)
         "jobs": [
             {
                 "job_id": tall.get_json()["jobs"][0]["id"],
-                "reason": "240\u00d7200\u00d7214.8 mm needed, this profile gives 180\u00d7180\u00d7180 mm",
+                "reason": "240\u00d7200\u00d7215 mm needed, this profile gives 180\u00d7180\u00d7180 mm",
             }
         ]
     }

@@ -265,6 +265,8 @@ TABLE: tuple[Row, ...] = (
     Row("GET", f"{API}/openapi.json", public(200)),
     Row("GET", f"{API}/metrics", manager(200)),
     Row("GET", f"{API}/me", signed_in(200)),
+    Row("GET", f"{API}/stats", signed_in(200), note="by member, a member gets only their own row"),
+    Row("GET", f"{API}/stats.csv", signed_in(200), note="by member, a member gets only their own row"),
     Row("GET", f"{API}/settings", signed_in(200)),
     Row(
         "PATCH",
@@ -465,6 +467,7 @@ TABLE: tuple[Row, ...] = (
     Row("GET", "/members", manager_page()),
     Row("GET", "/settings", manager_page()),
     Row("GET", "/stats", page()),
+    Row("GET", "/stats.csv", page(), note="by member, a member gets only their own row"),
     Row("GET", "/submit", page()),
     Row("GET", "/metrics", dict.fromkeys(WEB_ROLES, 401), note="a dashboard session is not the scrape token"),
     Row("GET", "/assets/dashboard.js", dict.fromkeys(WEB_ROLES, 200)),

@@ -104,6 +104,19 @@ def test_managers_change_approval_and_a_bad_upload_limit_is_refused_by_name(brow
     assert manager.post("/settings", {**data, "max_upload_bytes": "0"}).status_code == 422
 
 
+def test_managers_set_the_labs_time_zone_and_an_unknown_one_is_refused_by_name(browsers, fleet):
+    manager = browsers["manager"]
+    data = settings_form(manager.get("/settings").get_data(as_text=True))
+    assert data["time_zone"] == "UTC"
+    assert manager.post("/settings", {**data, "time_zone": "Europe/Paris"}).status_code == 303
+    assert fleet.app.lab.settings().time_zone == "Europe/Paris"
+    refused = manager.post("/settings", {**data, "time_zone": "Mars/Olympus"})
+    assert refused.status_code == 422 and re.search(
+        r'id="time_zone"[^>]*aria-invalid="true"', refused.get_data(as_text=True)
+    )
+    assert fleet.app.lab.settings().time_zone == "Europe/Paris"
+
+
 def test_managers_change_refused_commands_and_material_limits(browsers, fleet):
     manager = browsers["manager"]
     data = settings_form(manager.get("/settings").get_data(as_text=True))

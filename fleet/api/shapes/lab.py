@@ -40,6 +40,7 @@ class LabSettings(OutputModel):
     max_upload_bytes: int
     max_copies: int
     fair_share_half_life_s: float
+    time_zone: str = Field(description="The lab's clock: statistics count whole days on it")
     rules: Rules
 
     @classmethod
@@ -71,6 +72,9 @@ class SettingsChanges(InputModel):
             BeforeValidator(lab.check_half_life),
         ]
     ] = None
+    time_zone: Maybe[Annotated[str, Field(max_length=64), BeforeValidator(lab.check_time_zone)]] = Field(
+        default=None, description="An IANA time zone name such as Europe/Paris"
+    )
     rules: Maybe[dict[str, Any]] = Field(
         default=None, description="Some of the rules' options (see Rules); the others are kept"
     )
@@ -81,6 +85,7 @@ class SettingsChanges(InputModel):
             max_upload_bytes=self.max_upload_bytes,
             max_copies=self.max_copies,
             fair_share_half_life_s=self.fair_share_half_life_s,
+            time_zone=self.time_zone,
             rules=self.rules,
         )
 
