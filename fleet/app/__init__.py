@@ -17,6 +17,7 @@ reports        :mod:`~fleet.app.reports`                    what printers report
 dispatcher     :mod:`~fleet.app.dispatch`                   the scheduler's adapter
 board          :mod:`~fleet.app.board`                      the dashboard's read models
 snapshots      :mod:`~fleet.app.snapshots`                  photos of the plate after a job
+health         :mod:`~fleet.app.health`                     database, broker, draining: the health check
 =============  ===========================================  =====================================
 
 All of them share one :class:`~fleet.app.base.Context` (store, blobs, clock, metrics, hooks).
@@ -35,6 +36,7 @@ from .base import Context, Hooks
 from .board import Board
 from .dispatch import Dispatcher
 from .enrollment import Enrollments, PasswordHasher
+from .health import Health
 from .identity import Identity
 from .intake import Intake
 from .jobs import Jobs
@@ -63,6 +65,7 @@ class FleetApp:
     dispatcher: Dispatcher
     board: Board
     snapshots: Snapshots
+    health: Health
 
     @property
     def store(self) -> Store:
@@ -116,4 +119,5 @@ def build(
         dispatcher=Dispatcher(ctx),
         board=Board(ctx, printers, reports),
         snapshots=Snapshots(ctx, jobs),
+        health=Health(ctx),
     )

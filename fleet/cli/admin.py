@@ -37,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         public_url=args.public_url,
     )
     try:
-        serve(config_of(args), options)
+        serve(config_of(args), options, drain_s=args.drain_s)
     except Unavailable as exc:  # no broker to run or reach: the message says how to fix it
         raise CliError(exc.message, EXIT_UNREACHABLE) from exc
     return EXIT_OK
@@ -135,6 +135,14 @@ def add_admin_commands(sub: Subcommands, common: argparse.ArgumentParser) -> arg
         help="behind N reverse proxies that set X-Forwarded-For and X-Forwarded-Proto, take the client's "
         "address and scheme from them (sign-in limits count per client, cookies follow HTTPS); default 0: "
         "the headers are ignored, as anyone could send them",
+    )
+    serve.add_argument(
+        "--drain-s",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="on SIGTERM, keep serving this long while the health check answers 503, so a load balancer "
+        "moves new requests to another fleet process first (default 0: stop at once)",
     )
     serve.set_defaults(func=cmd_serve)
 
