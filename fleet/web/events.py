@@ -252,7 +252,9 @@ def event_stream(
     deadline = start + lifetime_s
     quiet_since = start
     try:
-        yield "retry: 2000\n\n"
+        # A browser whose stream broke (its fleet process stopped) comes back, to another one behind
+        # the load balancer, a second later.
+        yield "retry: 1000\n\n"
         while clock() < deadline and not disconnected():
             try:
                 message = sub.get(timeout=poll_s)
