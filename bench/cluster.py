@@ -238,6 +238,9 @@ class Cluster:
     manager_token: str = ""
     member_token: str = ""
     probe_printer: str = ""
+    #: More ``serve`` options for both processes (the broker's shared subscriptions and dynamic
+    #: security, once the fleet has them, plug in here).
+    serve_args: list[str] = field(default_factory=list)
     _own_database: bool = False
     _broker: Any = None
     _haproxy: Optional[subprocess.Popen[bytes]] = None
@@ -288,6 +291,7 @@ class Cluster:
             "127.0.0.1",
         ]
         common += ["--mqtt-url", mqtt_url, "--mqtt-public-host", "127.0.0.1", "--public-url", self.url]
+        common += self.serve_args
         for name in ("a", "b"):
             node = FleetNode(name, common, free_port(), self.work / f"fleet-{name}.log")
             self.nodes.append(node)
@@ -667,7 +671,10 @@ class Report:
     kill_5xx: int = 0
     rolling_5xx: int = 0
     cpu_s: dict[str, float] = field(default_factory=dict)
+    #: Statuses each process ingested in a window of steady load before the kill, and how many the
+    #: printers published meanwhile (about printers x seconds).
     ingest: dict[str, int] = field(default_factory=dict)
+    published: int = 0
     seconds: float = 0.0
     printer_errors: list[str] = field(default_factory=list)
 
@@ -692,7 +699,10 @@ class Report:
             + ", ".join(
                 f"{name} {cpu / max(self.seconds, 1e-9):.2f} core" for name, cpu in self.cpu_s.items()
             ),
-            "statuses ingested per process    " + ", ".join(f"{n} {c}" for n, c in self.ingest.items()),
+            "statuses ingested per process    "
+            + ", ".join(f"{n} {c} ({c / max(self.published, 1):.0%})" for n, c in self.ingest.items())
+            + f" of about {self.published} published",
+            f"printer-side errors              {len(self.printer_errors)} {self.printer_errors[:3]}",
         ]
 
 
@@ -740,7 +750,13 @@ def run_scenario(cluster: Cluster, *, workers: int, rate: float, settle_s: float
                 time.sleep(0.3)
         assert holder is not None
         survivor = next(node for node in cluster.nodes if node is not holder)
+        before = {node.name: _ingested(node, cluster.manager_token) for node in cluster.nodes}
+        window_from = time.monotonic()
         time.sleep(settle_s)
+        report.ingest = {
+            node.name: _ingested(node, cluster.manager_token) - before[node.name] for node in cluster.nodes
+        }
+        report.published = round(cluster.printers * (time.monotonic() - window_from))
         log(f"killing fleet {holder.name} (pid {holder.pid}): it holds {holder.duties()} and serves the page")
         holder.sample_cpu()
         killed_at = time.time()
@@ -785,7 +801,6 @@ def run_scenario(cluster: Cluster, *, workers: int, rate: float, settle_s: float
     for node in cluster.nodes:
         node.sample_cpu()
         report.cpu_s[node.name] = node.cpu_s
-        report.ingest[node.name] = _ingested(node, cluster.manager_token)
     report.status_p99_s = p99([lag for _, lag in page.lags])
     _check_ledger(cluster, members.ledger, started, report)
     log(f"scenario took {time.monotonic() - began:.1f} s")
@@ -864,12 +879,19 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="50 printers, short steps")
     parser.add_argument("--up", action="store_true", help="start the topology and wait for Ctrl-C")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more option for both serve commands",
+    )
     args = parser.parse_args()
     if args.quick:
         args.printers, args.settle = 50, 3.0
     load.raise_file_limit()
     work = Path(tempfile.mkdtemp(prefix="crowdfab-cluster-"))
-    cluster = Cluster(work, printers=0 if args.up else args.printers)
+    cluster = Cluster(work, printers=0 if args.up else args.printers, serve_args=args.serve_arg)
     try:
         cluster.start()
         if args.up:

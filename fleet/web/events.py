@@ -121,18 +121,26 @@ class LiveHub:
         with self._lock:
             return len(self._subscribers)
 
+    @property
+    def producing(self) -> bool:
+        """Whether the producer runs (it stops soon after its last subscriber leaves)."""
+        with self._lock:
+            return self._thread is not None
+
     def subscribe(self) -> Optional[Subscription]:
         """A new subscription primed with the current state, or None when the hub is full."""
         with self._lock:
             if len(self._subscribers) >= self.max_clients:
                 return None
             sub = Subscription(self.queue_size)
-            if self._last is not None:
+            if self._thread is not None and self._last is not None:
                 for message in changes(None, self._last):
                     sub.queue.put_nowait(message)
             self._subscribers.append(sub)
             if self._thread is None:
-                self._last = None  # a fresh producer starts from nothing: everybody gets everything
+                # A fresh producer starts from nothing: everybody gets everything, as it is now. What
+                # the last producer saw is stale (nobody listened since), so nobody is primed with it.
+                self._last = None
                 self._stop.clear()
                 self._thread = threading.Thread(target=self._run, name="dashboard-live", daemon=True)
                 self._thread.start()

@@ -249,3 +249,25 @@ def next_printer_card(sub) -> dict:
         if message.event == "printers":
             [card] = message.data["changed"]
             return card
+
+
+def test_a_page_that_comes_back_after_nobody_listened_is_not_shown_the_stale_picture():
+    """A browser reconnecting to a fleet process whose live view stood still (its own browsers went
+    away, as when another process served them) gets the fleet as it is now, not as it was."""
+    source = Source()
+    hub = LiveHub(source, interval_s=0.01)
+    try:
+        first = hub.subscribe()
+        assert first is not None
+        assert first.get(timeout=5).data["changed"] == [{"id": "a", "state": "idle"}]
+        hub.unsubscribe(first)
+        deadline = time.monotonic() + 5
+        while hub.producing and time.monotonic() < deadline:  # the producer notices, and stops
+            time.sleep(0.01)
+        with source.lock:
+            source.value = snap(a="printing")
+        again = hub.subscribe()
+        assert again is not None
+        assert again.get(timeout=5).data["changed"] == [{"id": "a", "state": "printing"}]
+    finally:
+        hub.close()
