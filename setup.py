@@ -35,10 +35,11 @@ setup(
     install_requires=NODE_REQUIRES,
     extras_require={
         "fleet": FLEET_REQUIRES,
-        "postgres": FLEET_REQUIRES + ["psycopg[binary]>=3.1"],
+        # 3.2: waiting for LISTEN's notes with a timeout (several fleet processes on one database).
+        "postgres": FLEET_REQUIRES + ["psycopg[binary]>=3.2"],
         "dev": FLEET_REQUIRES
         + [
-            "psycopg[binary]>=3.1",
+            "psycopg[binary]>=3.2",
             "pytest>=8",
             "hypothesis>=6.100",
             # Works with the Flask/Werkzeug that OctoPrint pins (Werkzeug <3.1); needs Python 3.11+,

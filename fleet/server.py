@@ -367,7 +367,7 @@ class FleetRuntime:
             listener = ChangeListener(
                 config.database_url,
                 on_note=lambda note: heard_elsewhere(fleet.app, link, note),
-                on_missed=fleet.app.ctx.missed_changes,
+                on_missed=lambda: missed_elsewhere(fleet.app, link),
             )
             listener.start()
             self._stops.append(listener.close)
@@ -403,6 +403,12 @@ def heard_elsewhere(app: FleetApp, link: FleetLink, note: ChangeNote) -> None:
     app.ctx.changed_elsewhere(note)
     for printer_id in note.printer_ids:
         link.recheck_statuses(printer_id)
+
+
+def missed_elsewhere(app: FleetApp, link: FleetLink) -> None:
+    """Other processes' changes may have gone unheard: look at everything again."""
+    app.ctx.missed_changes()
+    link.recheck_statuses()
 
 
 def free_port() -> int:
