@@ -30,6 +30,7 @@ def test_a_killed_fleet_process_and_a_rolling_restart_lose_nothing(
     finally:
         cluster.close()
     summary = "\n".join(report.lines())
+    print(summary)  # the figures, for ``pytest -s``
     assert report.answered >= 10, summary
     assert not report.lost and not report.doubled, summary
     assert not report.started_twice, summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,13 @@ def test_notes_are_read_and_unknown_ones_ignored(payload: str, note: ChangeNote 
 
 
 @pytest.fixture
-def pg_store(pg_server: PostgresServer, tmp_path: Path) -> tuple[str, Store]:
+def pg_store(pg_server: PostgresServer, tmp_path: Path) -> Iterator[tuple[str, Store]]:
+    """A fresh PostgreSQL database of its own (its triggers included), dropped after the test."""
     url = pg_server.create_database()
-    return url, open_store(url, tmp_path / "data")
+    store = open_store(url, tmp_path / "data")
+    yield url, store
+    store.close()
+    pg_server.drop_database(url)
 
 
 def test_each_committed_change_is_heard_by_a_listener_and_a_rolled_back_one_is_not(
@@ -76,7 +81,6 @@ def test_each_committed_change_is_heard_by_a_listener_and_a_rolled_back_one_is_n
         assert not missed
     finally:
         listener.close()
-        store.close()
 
 
 def test_a_listener_that_lost_its_connection_listens_again_and_says_it_missed_notes(
@@ -102,4 +106,3 @@ def test_a_listener_that_lost_its_connection_listens_again_and_says_it_missed_no
         assert heard.get(timeout=5) == ChangeNote("printer", "idle", ("mk4",))
     finally:
         listener.close()
-        store.close()
