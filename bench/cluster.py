@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import requests
 
 import bench.fleet_load as load
+from fleet.metrics import difference, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get(
@@ -676,6 +677,10 @@ class Report:
     #: Statuses each process ingested in a window of steady load before the kill, and how many the
     #: printers published meanwhile (about printers x seconds).
     ingest: dict[str, int] = field(default_factory=dict)
+    #: Each process's p99 from a status's publication to the process holding it, in that window.
+    ingest_p99_s: dict[str, Optional[float]] = field(default_factory=dict)
+    #: ... and its p99 time spent handling one (the rest of the lag is waiting: for a core, in a queue).
+    handled_p99_s: dict[str, Optional[float]] = field(default_factory=dict)
     published: int = 0
     seconds: float = 0.0
     printer_errors: list[str] = field(default_factory=list)
@@ -705,17 +710,27 @@ class Report:
             "statuses ingested per process    "
             + ", ".join(f"{n} {c} ({c / max(self.published, 1):.0%})" for n, c in self.ingest.items())
             + f" of about {self.published} published",
+            "status to fleet p99, per process "
+            + ", ".join(f"{n} {s(v)}" for n, v in self.ingest_p99_s.items())
+            + " in steady load (handling one: "
+            + ", ".join(
+                f"{n} {'-' if v is None else f'{v * 1000:.0f} ms'}" for n, v in self.handled_p99_s.items()
+            )
+            + ")",
             f"printer-side errors              {len(self.printer_errors)} {self.printer_errors[:3]}",
         ]
 
 
-def _ingested(node: FleetNode, token: str) -> int:
-    with contextlib.suppress(requests.RequestException, KeyError, ValueError):
+def _metrics(node: FleetNode, token: str) -> dict[str, Any]:
+    """The process's counters and histograms (empty when it does not answer)."""
+    with contextlib.suppress(requests.RequestException, ValueError):
         response = requests.get(
             f"{node.url}/api/v1/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
-        return int(response.json()["counters"].get("mqtt.status", 0))
-    return 0
+        if response.status_code == 200:
+            found: dict[str, Any] = response.json()
+            return found
+    return {"counters": {}, "histograms": {}}
 
 
 def run_scenario(cluster: Cluster, *, workers: int, rate: float, settle_s: float, log: Any = print) -> Report:
@@ -754,13 +769,17 @@ def run_scenario(cluster: Cluster, *, workers: int, rate: float, settle_s: float
                 time.sleep(0.3)
         assert holder is not None
         survivor = next(node for node in cluster.nodes if node is not holder)
-        before = {node.name: _ingested(node, cluster.manager_token) for node in cluster.nodes}
+        before = {node.name: _metrics(node, cluster.manager_token) for node in cluster.nodes}
         window_from, steady_from = time.monotonic(), time.time()
         time.sleep(settle_s)
         steady_to = time.time()
-        report.ingest = {
-            node.name: _ingested(node, cluster.manager_token) - before[node.name] for node in cluster.nodes
-        }
+        for node in cluster.nodes:
+            window = difference(before[node.name], _metrics(node, cluster.manager_token))
+            report.ingest[node.name] = int(window["counters"].get("mqtt.status", 0))
+            lag = window["histograms"].get("status.lag_s")
+            report.ingest_p99_s[node.name] = percentile(lag, 0.99) if lag else None
+            handled = window["histograms"].get("status.handled_s")
+            report.handled_p99_s[node.name] = percentile(handled, 0.99) if handled else None
         report.published = round(cluster.printers * (time.monotonic() - window_from))
         log(f"killing fleet {holder.name} (pid {holder.pid}): it holds {holder.duties()} and serves the page")
         holder.sample_cpu()
@@ -906,7 +925,7 @@ def main() -> int:
             )
             print(f"and fleet b ({cluster.node('b').url}); PostgreSQL database {cluster.database_url}")
             print(f"shared Mosquitto on 127.0.0.1:{cluster.broker_port}; files in {work}")
-            print("manager: sign in as 'manager' with the password in bench/fleet_load.py; Ctrl-C stops it")
+            print(f"sign in as 'manager', password {load.PASSWORD!r} (a throw-away lab); Ctrl-C stops it")
             with contextlib.suppress(KeyboardInterrupt):
                 threading.Event().wait()
             return 0
