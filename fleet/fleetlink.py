@@ -3,7 +3,10 @@
 One :class:`FleetLink` per fleet process. Messages arrive on the link's thread (``handle``); the
 dispatch loop runs on the link's own thread (``tick``); both take one lock, so the store sees one
 writer from here at a time. Nothing here opens a socket: the link is given (an ``MqttLink`` in
-production, an in-memory fake in tests), and so is the clock.
+production, an in-memory fake in tests), and so is the clock. With several fleet processes on one
+database every link ingests, but only the one whose process holds the ``dispatch`` duty
+(:mod:`fleet.duties`) runs the loop's once-only part: follow-ups, the scheduler's pass, silent
+printers.
 
 How a node's state maps onto the fleet's printer state (:func:`printer_state_for`):
 
