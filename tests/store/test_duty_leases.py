@@ -121,3 +121,38 @@ def test_a_version_8_database_gains_duty_leases_and_keeps_its_members(
         assert [m.name for m in store.list_members()] == ["alice"]
     finally:
         store.close()
+
+
+class Unreachable:
+    """A store whose database stopped answering after the first claim."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.down = False
+
+    def claim_duties(self, names, holder, *, now, ttl_s, force=False):  # type: ignore[no-untyped-def]
+        if self.down:
+            raise ConnectionError("the database does not answer")
+        return self.store.claim_duties(names, holder, now=now, ttl_s=ttl_s, force=force)
+
+    def release_duty(self, name: str, holder: str) -> bool:
+        return self.store.release_duty(name, holder)
+
+
+def test_a_holder_cut_off_from_the_database_stops_before_its_lease_can_pass(store: Store) -> None:
+    clock = [T0]
+    cut_off = Unreachable(store)
+    lost: list[float] = []
+    duties = Duties(cut_off, "first", ttl_s=5, renew_s=1, margin_s=1, clock=lambda: clock[0])
+    duties.add("dispatch", on_loss=lambda: lost.append(clock[0]))
+    duties.claim()
+    cut_off.down = True
+    clock[0] = T0 + 2
+    duties.claim()  # fails: what is held stays held, until its own deadline
+    assert duties.holds("dispatch") and not lost
+    clock[0] = T0 + 4
+    duties.claim()
+    assert not duties.holds("dispatch") and lost == [T0 + 4]
+    # Only now, a second later, may another process take it.
+    assert store.claim_duties(["dispatch"], "second", now=T0 + 4.5, ttl_s=5) == set()
+    assert store.claim_duties(["dispatch"], "second", now=T0 + 5, ttl_s=5) == {"dispatch"}
