@@ -36,10 +36,11 @@ setup(
     install_requires=NODE_REQUIRES,
     extras_require={
         "fleet": FLEET_REQUIRES,
-        "postgres": FLEET_REQUIRES + ["psycopg[binary]>=3.1"],
+        # 3.2: waiting for LISTEN's notes with a timeout (several fleet processes on one database).
+        "postgres": FLEET_REQUIRES + ["psycopg[binary]>=3.2"],
         "dev": FLEET_REQUIRES
         + [
-            "psycopg[binary]>=3.1",
+            "psycopg[binary]>=3.2",
             "pytest>=8",
             "pytest-xdist>=3.5",
             "hypothesis>=6.100",

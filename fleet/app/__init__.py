@@ -18,6 +18,7 @@ dispatcher     :mod:`~fleet.app.dispatch`                   the scheduler's adap
 board          :mod:`~fleet.app.board`                      the dashboard's read models
 snapshots      :mod:`~fleet.app.snapshots`                  photos of the plate after a job
 statistics     :mod:`~fleet.app.statistics`                 the lab's statistics, as each may see them
+health         :mod:`~fleet.app.health`                     database, broker, draining: the health check
 =============  ===========================================  =====================================
 
 All of them share one :class:`~fleet.app.base.Context` (store, blobs, clock, metrics, hooks).
@@ -36,6 +37,7 @@ from .base import Context, Hooks
 from .board import Board
 from .dispatch import Dispatcher
 from .enrollment import Enrollments, PasswordHasher
+from .health import Health
 from .identity import Identity
 from .intake import Intake
 from .jobs import Jobs
@@ -66,6 +68,7 @@ class FleetApp:
     board: Board
     snapshots: Snapshots
     statistics: LabStatistics
+    health: Health
 
     @property
     def store(self) -> Store:
@@ -120,4 +123,5 @@ def build(
         board=Board(ctx, printers, reports),
         snapshots=Snapshots(ctx, jobs),
         statistics=LabStatistics(ctx),
+        health=Health(ctx),
     )

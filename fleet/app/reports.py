@@ -150,6 +150,16 @@ class PrinterReports:
         Events arrive at least once: a repeat is a no-op. A printer may only report its own job
         (:class:`Forbidden` otherwise). Terminal outcomes leave the printer waiting for a bed clear.
         """
+        try:
+            return self._printer_job_event(printer_id, job_id, target, reason)
+        except Conflict:
+            # Another fleet process on the database recorded the same event a moment before (both
+            # hear every event until they share the subscriptions): a repeat, as above.
+            if self.store.get_job(job_id).state is target:
+                return False
+            raise
+
+    def _printer_job_event(self, printer_id: str, job_id: int, target: JobState, reason: str) -> bool:
         job = self.store.get_job(job_id)
         if job.printer_id != printer_id:
             raise Forbidden(f"job {job_id} is not dispatched to printer {printer_id}", field="job_id")

@@ -37,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         public_url=args.public_url,
     )
     try:
-        serve(config_of(args), options)
+        serve(config_of(args), options, drain_s=args.drain_s)
     except Unavailable as exc:  # no broker to run or reach: the message says how to fix it
         raise CliError(exc.message, EXIT_UNREACHABLE) from exc
     return EXIT_OK
@@ -147,6 +147,14 @@ def add_admin_commands(sub: Subcommands, common: argparse.ArgumentParser) -> arg
         metavar="CIDRS",
         help="serve /metrics to these networks only, e.g. '10.0.0.0/8,::1' ($CROWDFAB_METRICS_ALLOW); "
         "with a token too, a scraper needs both; with neither, /metrics is off",
+    )
+    serve.add_argument(
+        "--drain-s",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="on SIGTERM, keep serving this long while the health check answers 503, so a load balancer "
+        "moves new requests to another fleet process first (default 0: stop at once)",
     )
     serve.set_defaults(func=cmd_serve)
 

@@ -22,6 +22,7 @@ from .base import UNSET
 from .engine import make_engine, read_transaction, write_transaction
 from .enrollment import EnrollmentRecords
 from .jobs import JobRecords, SubmissionKey
+from .leases import LeaseRecords
 from .members import ApiToken, MemberRecords
 from .migrations import migrate
 from .pages import PageRecords
@@ -57,7 +58,9 @@ def open_store(url: Optional[str], data_dir: Path, *, busy_timeout: float = 30.0
     return Store(engine)
 
 
-class Store(MemberRecords, PrinterRecords, EnrollmentRecords, JobRecords, PageRecords, SnapshotRecords):
+class Store(
+    MemberRecords, PrinterRecords, EnrollmentRecords, JobRecords, PageRecords, SnapshotRecords, LeaseRecords
+):
     """The fleet's persistent state. Takes an engine from :func:`~fleet.store.engine.make_engine`."""
 
     # -- failed attempts (the sign-in, enrollment code and token limits) ------------------------
@@ -106,6 +109,15 @@ class Store(MemberRecords, PrinterRecords, EnrollmentRecords, JobRecords, PageRe
                 delete(s.failed_attempts).where(attempts.scope == scope, attempts.at < before)
             )
             return result.rowcount
+
+    def ping(self) -> bool:
+        """Whether the database answers now (the health check)."""
+        try:
+            with read_transaction(self._engine) as conn:
+                conn.execute(select(1))
+        except Exception:
+            return False
+        return True
 
     # -- settings -------------------------------------------------------------------------------
 

@@ -162,6 +162,76 @@ def _add_plate_snapshots(conn: Connection) -> None:
     snapshots.create(conn)
 
 
+#: The channel PostgreSQL's triggers announce every committed change of a job or a printer on.
+CHANGE_CHANNEL = "crowdfab_changes"
+
+#: Triggers that announce, in the transaction that makes it, each change of a job or a printer, so
+#: every fleet process on the database hears of it when (and only if) it commits. A note is
+#: ``job <id> <state> <printer id> [<previous printer id>]`` or ``printer <id> <state>`` (the state
+#: ``removed`` for a deleted row); a printer row whose only change is ``last_seen`` (written for all
+#: printers every half minute) makes none. :mod:`fleet.store.changes` listens and reads them.
+CHANGE_NOTES_DDL = (
+    f"""
+CREATE OR REPLACE FUNCTION crowdfab_note_job() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('{CHANGE_CHANNEL}', 'job ' || OLD.id || ' removed '
+            || coalesce(OLD.printer_id, ''));
+        RETURN OLD;
+    END IF;
+    PERFORM pg_notify('{CHANGE_CHANNEL}', 'job ' || NEW.id || ' ' || NEW.state || ' '
+        || coalesce(NEW.printer_id, '')
+        || CASE WHEN TG_OP = 'UPDATE' AND OLD.printer_id IS DISTINCT FROM NEW.printer_id
+                THEN ' ' || coalesce(OLD.printer_id, '') ELSE '' END);
+    RETURN NEW;
+END
+$fn$""",
+    f"""
+CREATE OR REPLACE FUNCTION crowdfab_note_printer() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('{CHANGE_CHANNEL}', 'printer ' || OLD.id || ' removed');
+        RETURN OLD;
+    END IF;
+    IF TG_OP = 'UPDATE' AND (to_jsonb(NEW) - 'last_seen') = (to_jsonb(OLD) - 'last_seen') THEN
+        RETURN NEW;
+    END IF;
+    PERFORM pg_notify('{CHANGE_CHANNEL}', 'printer ' || NEW.id || ' ' || NEW.state);
+    RETURN NEW;
+END
+$fn$""",
+    "DROP TRIGGER IF EXISTS crowdfab_note_job ON jobs",
+    "CREATE TRIGGER crowdfab_note_job AFTER INSERT OR UPDATE OR DELETE ON jobs "
+    "FOR EACH ROW EXECUTE FUNCTION crowdfab_note_job()",
+    "DROP TRIGGER IF EXISTS crowdfab_note_printer ON printers",
+    "CREATE TRIGGER crowdfab_note_printer AFTER INSERT OR UPDATE OR DELETE ON printers "
+    "FOR EACH ROW EXECUTE FUNCTION crowdfab_note_printer()",
+)
+
+
+def install_change_notes(conn: Connection) -> None:
+    """On PostgreSQL, (re)create the triggers of :data:`CHANGE_NOTES_DDL`; SQLite has one process."""
+    if conn.dialect.name == "postgresql":
+        for statement in CHANGE_NOTES_DDL:
+            conn.exec_driver_sql(statement)
+
+
+def _add_duty_leases(conn: Connection) -> None:
+    """8 → 9: leases of the once-only background duties, and (PostgreSQL) the change notes."""
+    meta = MetaData()
+    epoch: Double[float] = Double(asdecimal=False)
+    leases = Table(
+        "duty_leases",
+        meta,
+        Column("name", String(64), primary_key=True),
+        Column("holder", String(128), nullable=False),
+        Column("expires_at", epoch, nullable=False),
+        Column("held_since", epoch, nullable=False),
+    )
+    leases.create(conn)
+    install_change_notes(conn)
+
+
 #: UPGRADES[N] upgrades a database from version N to N+1.
 UPGRADES: Mapping[int, Step] = {
     1: _add_enrollment,
@@ -171,6 +241,7 @@ UPGRADES: Mapping[int, Step] = {
     5: _add_link_codes,
     6: _add_printer_profile,
     7: _add_plate_snapshots,
+    8: _add_duty_leases,
 }
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).
@@ -198,6 +269,7 @@ def migrate(
         version = current_version(conn)
         if version is None:
             schema.metadata.create_all(conn)
+            install_change_notes(conn)
             conn.execute(insert(schema.schema_version).values(version=latest))
             log.info("created the database schema at version %d", latest)
             return latest

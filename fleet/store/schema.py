@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 
 #: The version this code writes and understands.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 metadata = MetaData()
 
@@ -233,6 +233,20 @@ plate_snapshots = Table(
     Index("ix_plate_snapshots_taken_at", "taken_at"),
 )
 
+#: Background duties that one fleet process at a time carries out (the dispatch loop, the sweeps ...):
+#: each is a lease its holder renews; another process takes it over once it has expired.
+duty_leases = Table(
+    "duty_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    # Who holds it: a fleet process's MQTT client id (one a running process, kept across its restarts).
+    Column("holder", String(128), nullable=False),
+    # Until when, wall-clock time shared by every fleet process (kept by NTP across machines).
+    _epoch("expires_at"),
+    # Since when this holder has held it without a break.
+    _epoch("held_since"),
+)
+
 #: The tables holding the fleet's data, parents before children (everything but the version).
 DATA_TABLES = (
     members,
@@ -248,4 +262,5 @@ DATA_TABLES = (
     failed_attempts,
     link_codes,
     plate_snapshots,
+    duty_leases,
 )

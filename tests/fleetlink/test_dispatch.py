@@ -195,3 +195,35 @@ def test_a_recovered_dispatch_is_not_timed_across_the_restart(service, link, clo
     assert service.store.get_job(job_id).state is JobState.PRINTING
     assert latencies(service, "accepted") == [] and latencies(service, "started") == []
     fl.close()
+
+
+def test_only_the_holder_of_the_dispatch_duty_dispatches_and_a_new_holder_takes_over(service, link, clock):
+    """Two fleet processes on one database: the link without the duty dispatches nothing and follows
+    nothing up; when it gains the duty it sends the assignments left behind again, the same."""
+    holds = {"first": True, "second": False}
+    first_link, second_link = FakeLink(), FakeLink()
+    first, second = (
+        FleetLink(
+            service, fake, base_url="http://f", lease_s=30, tick_interval_s=None, clock=clock,
+            dispatch_duty=lambda name=name: holds[name],
+        )
+        for name, fake in (("first", first_link), ("second", second_link))
+    )  # fmt: skip
+    first.start()
+    second.start()
+    add_printer(service, "mk4")
+    job_id = queue_job(service)
+    second.tick(T0)
+    assert second_link.commands("mk4") == [] and service.store.get_job(job_id).state is JobState.QUEUED
+    first.tick(T0)
+    [command] = first_link.commands("mk4")
+    assert service.store.get_job(job_id).state is JobState.ASSIGNED
+    # The first process dies without an answer from the printer; the second takes the duty over.
+    holds.update(first=False, second=True)
+    second.hand_over()  # a no-op for a link that waited for nothing
+    second.take_over()
+    assert second_link.commands("mk4") == [command], "the very same command, sent again"
+    second.tick(T0 + 40)  # past the lease: the new holder follows it up and gives the job back
+    assert service.store.get_job(job_id).state is JobState.QUEUED
+    first.close()
+    second.close()

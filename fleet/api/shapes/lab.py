@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Optional
 
 from pydantic import BeforeValidator, Field
 
@@ -109,4 +109,11 @@ class Metrics(OutputModel):
 
 
 class Health(OutputModel):
-    status: str
+    """This fleet process can serve (a process that cannot answers 503 with the parts that are down)."""
+
+    status: str = Field(description='"ok"')
+    database: str = Field(description='"up"')
+    broker: Optional[str] = Field(description='"up", or null where this process links to no broker')
+    duties: list[str] = Field(
+        description="The once-only background duties this process carries out now (dispatch, sweeps ...)"
+    )
