@@ -11,13 +11,14 @@ import heapq
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 
+from ..economy.quotas import Allowance, Hold, Need, QuotaGate
 from ..errors import Invalid
 from ..lending import is_open, next_opening
 from ..states import DISPATCHABLE, JobState
 from .explain import Explanation, Explanations
 from .fairness import queue_order
 from .matching import Fleet
-from .model import DEFAULTS, ID, SECONDS, JobInfo, Plan, PrinterInfo, SchedulerParams
+from .model import DEFAULTS, ID, MEMBER, SECONDS, JobInfo, Plan, PrinterInfo, SchedulerParams
 
 
 def plan(
@@ -29,11 +30,16 @@ def plan(
     now: float,
     params: SchedulerParams = DEFAULTS,
     explain: bool = True,
+    quotas: Mapping[int, Allowance] | None = None,
+    currency: str = "EUR",
 ) -> Plan:
     """Decide which queued jobs go to which idle printers now, and explain every waiting job.
 
     ``usage`` is each member's recent printer-seconds (see :func:`decayed_usage`); ``grants`` maps a
-    member to the restricted printers they may use.
+    member to the restricted printers they may use. ``quotas`` holds each limited member's
+    :class:`~fleet.economy.quotas.Allowance`: walking the queue order, a job whose member's quota it
+    would break is held (it takes no printer and has no estimate), unless a manager lifted the limits
+    for it; ``currency`` words a cost quota.
 
     With ``explain=False`` (the dispatch loop's fast path) ``order`` holds only the head of the queue
     the pass looked at (until every idle printer was taken or fit no job left), and ``explanations``
@@ -42,11 +48,12 @@ def plan(
     them in one go, and each message is worded only when it is read.
     """
     fleet = Fleet(printers, grants, params)
-    run = Pass(fleet, jobs, now)
+    run = Pass(fleet, jobs, now, quotas, currency)
     order = queue_order(run.queued, run.charge, usage, now, params)
     if explain:
         run.order = list(order)
-        run.dispatch(iter(run.order))
+        looked = run.dispatch(iter(run.order))
+        run.hold_rest(len(looked))
     else:
         run.order = run.dispatch(order)
     ids = run.ids
@@ -54,16 +61,32 @@ def plan(
     assignments = tuple((ids[i], fleet.printers[assigned[i]].id) for i in run.order if i in assigned)
     explanations: Mapping[int, Explanation] = Explanations(run, jobs) if explain else {}
     return Plan(
-        assignments=assignments, explanations=explanations, order=tuple(map(ids.__getitem__, run.order))
+        assignments=assignments,
+        explanations=explanations,
+        order=tuple(map(ids.__getitem__, run.order)),
+        holds={ids[i]: hold for i, hold in run.held.items()},
     )
 
 
 class Pass:
     """One scheduling pass over the queued jobs: who takes which printer, and when each would start."""
 
-    def __init__(self, fleet: Fleet, jobs: Sequence[JobInfo], now: float) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        jobs: Sequence[JobInfo],
+        now: float,
+        quotas: Mapping[int, Allowance] | None = None,
+        currency: str = "EUR",
+    ) -> None:
         self.fleet = fleet
         self.now = now
+        self.currency = currency
+        #: Every limited member's running account; None when nobody has a quota (no cost at all).
+        self.gate = QuotaGate(quotas) if quotas else None
+        self.limited = self.gate.limited() if self.gate is not None else frozenset()
+        #: Job index -> the quota that holds it, for the jobs the pass asked about.
+        self.held: dict[int, Hold] = {}
         # Hot code: each field is read once, with map() over a getter, into plain lists indexed in the
         # order the jobs came; only lists of indexes are sorted, and nothing is permuted.
         self.queued = arrived = [j for j in jobs if j.state is JobState.QUEUED]
@@ -100,6 +123,7 @@ class Pass:
         self.charge = [0.0 if c in stuck else s for s, c in zip(seconds, self.compat)] if stuck else seconds
         #: Job indexes in queue order: all of them, or the head that dispatch looked at.
         self.order: list[int] = []
+        self.members = list(map(MEMBER, arrived))
         #: Job index -> printer index, for the jobs dispatched now.
         self.assigned: dict[int, int] = {}
 
@@ -171,6 +195,8 @@ class Pass:
                 wanted[pool] += jobs
         left = sum(len(ranks) for pool, ranks in enumerate(idle) if wanted[pool])
         compat = self.compat
+        limited = self.limited
+        members = self.members
         looked: list[int] = []
         # Checked before the first job is read too: the order is lazy, and with no printer to hand
         # out (the usual case for the dispatch loop) it is never worked out at all.
@@ -180,6 +206,12 @@ class Pass:
                 break
             looked.append(i)
             candidates = idle_pools[compat[i]]
+            if limited and members[i] in limited and self._held(i):
+                for pool in candidates:
+                    wanted[pool] -= 1
+                    if not wanted[pool]:
+                        left -= len(idle[pool])
+                continue
             best = count
             chosen: list[int] | None = None
             for pool in candidates:
@@ -197,6 +229,32 @@ class Pass:
                     left -= len(idle[pool])
         return looked
 
+    def _held(self, i: int) -> bool:
+        """Ask the quota gate about job ``i`` (once, in queue order); True when a quota holds it.
+
+        A job no working printer can take gets no slot, so it neither waits on nor counts against a quota.
+        """
+        assert self.gate is not None
+        if not self.compat_pools[self.compat[i]]:
+            return False
+        job = self.queued[i]
+        need = Need(self.seconds[i], job.grams if job.grams > 0 else 0.0, max(0, job.cost_minor))
+        hold = self.gate.admit(self.members[i], need, job.quota_lifted)
+        if hold is None:
+            return False
+        self.held[i] = hold
+        return True
+
+    def hold_rest(self, start: int) -> None:
+        """Ask the gate about the jobs of the order past the head :meth:`dispatch` looked at."""
+        limited = self.limited
+        if not limited:
+            return
+        members = self.members
+        for i in self.order[start:]:
+            if members[i] in limited:
+                self._held(i)
+
     def walk(self) -> list[float | None]:
         """Estimated starts along the whole order: each job takes the compatible printer free first."""
         count = len(self.fleet.printers)
@@ -206,9 +264,10 @@ class Pass:
         seconds = self.seconds
         start: list[float | None] = [None] * len(seconds)
         replace = heapq.heapreplace
+        held = self.held
         for i in self.order:
             candidates = compat_pools[compat[i]]
-            if not candidates:
+            if not candidates or i in held:
                 continue
             heap = pools[candidates[0]]
             best = heap[0]
