@@ -91,6 +91,18 @@ ADDED_IN_VERSION = {
         for c in ("bed_shape", "heated_bed", "heated_chamber", "extruders", "lending")
     ],
     8: ["DROP TABLE plate_snapshots"],
+    9: [
+        f"DROP TABLE {table}"
+        for table in (
+            "quota_lifts",
+            "quotas",
+            "group_members",
+            "member_groups",
+            "charge_lines",
+            "charges",
+            "price_lists",
+        )
+    ],
 }
 
 
