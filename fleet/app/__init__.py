@@ -17,6 +17,8 @@ reports        :mod:`~fleet.app.reports`                    what printers report
 dispatcher     :mod:`~fleet.app.dispatch`                   the scheduler's adapter
 board          :mod:`~fleet.app.board`                      the dashboard's read models
 snapshots      :mod:`~fleet.app.snapshots`                  photos of the plate after a job
+pricing        :mod:`~fleet.app.pricing`                    the price list, charges and the ledger
+quotas         :mod:`~fleet.app.quotas`                     membership groups, quotas, lifts
 =============  ===========================================  =====================================
 
 All of them share one :class:`~fleet.app.base.Context` (store, blobs, clock, metrics, hooks).
@@ -39,7 +41,9 @@ from .identity import Identity
 from .intake import Intake
 from .jobs import Jobs
 from .members import Members
+from .pricing import Pricing
 from .printers import Printers
+from .quotas import Quotas
 from .reports import PrinterReports
 from .settings import LabAdmin
 from .snapshots import Snapshots
@@ -63,6 +67,8 @@ class FleetApp:
     dispatcher: Dispatcher
     board: Board
     snapshots: Snapshots
+    pricing: Pricing
+    quotas: Quotas
 
     @property
     def store(self) -> Store:
@@ -100,9 +106,11 @@ def build(
 ) -> FleetApp:
     """The fleet's services on one store: the one place that knows which needs which."""
     ctx = Context(store, blobs, clock=clock)
-    reports = PrinterReports(ctx)
+    pricing = Pricing(ctx)
+    quotas = Quotas(ctx, pricing)
+    reports = PrinterReports(ctx, pricing)
     printers = Printers(ctx)
-    jobs = Jobs(ctx)
+    jobs = Jobs(ctx, pricing)
     return FleetApp(
         ctx=ctx,
         identity=Identity(ctx),
@@ -113,7 +121,9 @@ def build(
         printers=printers,
         enrollment=Enrollments(ctx, reports, node_mqtt=node_mqtt, password_hasher=password_hasher),
         reports=reports,
-        dispatcher=Dispatcher(ctx),
+        dispatcher=Dispatcher(ctx, quotas),
         board=Board(ctx, printers, reports),
         snapshots=Snapshots(ctx, jobs),
+        pricing=pricing,
+        quotas=quotas,
     )
