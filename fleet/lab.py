@@ -1,4 +1,4 @@
-"""The lab's own settings, adjustable by a manager: approval, upload limit, currency, time zone, G-code rules."""
+"""The lab's own settings, adjustable by a manager: approval, uploads, currency, time zone, G-code rules."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ limit; a job a manager lifted the limits for always fits (and still counts as us
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -218,12 +218,8 @@ class Hold:
     ahead: float
 
 
-def blocking(caps: Iterable[Cap], left: Sequence[float], need: Need) -> Optional[int]:
-    """Index of the first cap ``need`` would break given what is ``left`` of each, or None."""
-    for k, cap in enumerate(caps):
-        if need.of(cap.measure) > left[k] + 1e-9:
-            return k
-    return None
+#: Where each measure's amount sits in the tuple :meth:`QuotaGate.admit_amounts` takes.
+SLOT = {Measure.PRINTER_HOURS: 0, Measure.GRAMS: 1, Measure.COST: 2, Measure.JOBS_AT_ONCE: 3}
 
 
 @dataclass
@@ -232,13 +228,12 @@ class QuotaGate:
 
     allowances: Mapping[int, Allowance]
     _left: dict[int, list[float]] = field(default_factory=dict)
+    _slots: dict[int, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._left = {
-            member: [cap.limit - cap.used for cap in a.caps]
-            for member, a in self.allowances.items()
-            if a.caps
-        }
+        limited = {member: a.caps for member, a in self.allowances.items() if a.caps}
+        self._left = {member: [cap.limit - cap.used for cap in caps] for member, caps in limited.items()}
+        self._slots = {member: [SLOT[cap.measure] for cap in caps] for member, caps in limited.items()}
 
     def limited(self) -> frozenset[int]:
         """Members with at least one cap (the others always fit)."""
@@ -246,14 +241,21 @@ class QuotaGate:
 
     def admit(self, member: int, need: Need, lifted: bool = False) -> Optional[Hold]:
         """None when the job fits (its need is then counted), else the :class:`Hold` that stops it."""
+        return self.admit_amounts(member, (need.seconds, need.grams, float(need.cost_minor), 1.0), lifted)
+
+    def admit_amounts(
+        self, member: int, amounts: tuple[float, float, float, float], lifted: bool = False
+    ) -> Optional[Hold]:
+        """:meth:`admit` with the need as (seconds, grams, cost in minor units, 1): the pass's hot path."""
         left = self._left.get(member)
         if left is None:
             return None
-        caps = self.allowances[member].caps
-        k = blocking(caps, left, need)
-        if k is not None and not lifted:
-            cap = caps[k]
-            return Hold(cap, need.of(cap.measure), cap.limit - cap.used - left[k])
-        for i, cap in enumerate(caps):
-            left[i] -= need.of(cap.measure)
+        slots = self._slots[member]
+        if not lifted:
+            for k, slot in enumerate(slots):
+                if amounts[slot] > left[k] + 1e-9:
+                    cap = self.allowances[member].caps[k]
+                    return Hold(cap, amounts[slot], cap.limit - cap.used - left[k])
+        for k, slot in enumerate(slots):
+            left[k] -= amounts[slot]
         return None

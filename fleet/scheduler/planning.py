@@ -11,7 +11,7 @@ import heapq
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 
-from ..economy.quotas import Allowance, Hold, Need, QuotaGate
+from ..economy.quotas import Allowance, Hold, QuotaGate
 from ..errors import Invalid
 from ..lending import is_open, next_opening
 from ..states import DISPATCHABLE, JobState
@@ -238,8 +238,8 @@ class Pass:
         if not self.compat_pools[self.compat[i]]:
             return False
         job = self.queued[i]
-        need = Need(self.seconds[i], job.grams if job.grams > 0 else 0.0, max(0, job.cost_minor))
-        hold = self.gate.admit(self.members[i], need, job.quota_lifted)
+        amounts = (self.seconds[i], job.grams if job.grams > 0 else 0.0, float(max(0, job.cost_minor)), 1.0)
+        hold = self.gate.admit_amounts(self.members[i], amounts, job.quota_lifted)
         if hold is None:
             return False
         self.held[i] = hold
