@@ -130,6 +130,16 @@ class Quotas:
         del actor
         return self.store.get_group(group_id)
 
+    def memberships(self, actor: Member) -> dict[int, int]:
+        """Member id -> group id, for every member in a group (managers)."""
+        require_manager(actor)
+        return self.store.memberships()
+
+    def is_lifted(self, actor: Member, job_id: int) -> bool:
+        """Whether a manager lifted the quotas of a job (whoever may see the job: the caller checked)."""
+        del actor
+        return job_id in self.store.lifted_jobs([job_id])
+
     def group_of(self, member_id: int) -> Optional[Group]:
         group_id = self.store.memberships().get(member_id)
         return None if group_id is None else self.store.get_group(group_id)

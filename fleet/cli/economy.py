@@ -77,7 +77,7 @@ def cmd_group_list(args: argparse.Namespace) -> int:
     fleet = open_fleet(args)
     try:
         groups = fleet.store.list_groups()
-        memberships = fleet.store.memberships()
+        memberships = fleet.store.memberships()  # the console reads the data dir, as ``member list`` does
         names = {m.id: m.name for m in fleet.store.list_members()}
     finally:
         fleet.close()

@@ -131,7 +131,7 @@ def _groups_page(status: int = 200, **extra: Any) -> Page:
     currency = svc.lab.settings().currency
     held = svc.quotas.quotas(me())
     people = svc.members.list_members(me())
-    memberships = svc.store.memberships()
+    memberships = svc.quotas.memberships(me())
     return render(
         "groups.html",
         status,

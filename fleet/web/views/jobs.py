@@ -37,7 +37,7 @@ def job(job_id: int) -> Page:
     held = None
     if explanation is not None and explanation.reason is WaitReason.QUOTA:
         held = svc.dispatcher.hold_words(me(), job_id, g.get("lang", "en"))
-    lifted = found.state in PENDING and bool(svc.store.lifted_jobs([job_id]))
+    lifted = found.state in PENDING and svc.quotas.is_lifted(me(), job_id)
     charge = svc.pricing.charges_by_job(me(), [job_id]).get(job_id)
     cost = charge.charge if charge is not None else svc.pricing.job_estimate(me(), found)
     actions = []
