@@ -16,7 +16,7 @@ from ..protocol import BedShape
 from ..scheduler.wording import not_for
 from ..states import ACTIVE, PENDING
 from .base import Context
-from .quotas import Book, Quotas
+from .quotas import Quotas
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,19 @@ class Dispatcher:
             half_life_s=lab.fair_share_half_life_s,
         )
         book = self.quotas.book({j.member_id for j in jobs})
+        estimate = self.quotas.pricing.estimator() if book.cost_limited else None
+
+        def info(job: Job) -> scheduler.JobInfo:
+            cost = 0
+            if estimate is not None and job.member_id in book.cost_limited:
+                cost = estimate(job.analysis, job.material, None).total_minor
+            return job_info(
+                job, book.groups.get(job.member_id), lifted=job.id in book.lifted, cost_minor=cost
+            )
+
         plan = scheduler.plan(
             infos,
-            [self._job_info(j, book) for j in jobs],
+            [info(j) for j in jobs],
             usage=usage,
             grants=self.store.grants(),
             now=now,
@@ -130,12 +140,6 @@ class Dispatcher:
             currency=lab.currency,
         )
         return plan, jobs
-
-    def _job_info(self, job: Job, book: Book) -> scheduler.JobInfo:
-        cost = 0
-        if job.member_id in book.cost_limited:
-            cost = self.quotas.pricing.estimate(job.analysis, job.material).total_minor
-        return job_info(job, book.groups.get(job.member_id), lifted=job.id in book.lifted, cost_minor=cost)
 
     def hold_words(self, actor: Member, job_id: int, lang: str) -> Optional[str]:
         """Why a quota holds a job, in ``lang`` ("en" or "fr"); None when none does."""

@@ -3,7 +3,7 @@ each member's ledger and a month of everyone's as CSV (managers)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
 from typing import Any, Optional
 
@@ -70,6 +70,18 @@ class Pricing:
         """What a print of this analysis should cost if it prints to the end, at today's prices."""
         prices, _ = self.current()
         return estimate(prices, facts_of(analysis, material, printer_id), self.ctx.lab_settings().currency)
+
+    def estimator(self) -> Callable[[Mapping[str, Any], Optional[str], Optional[str]], Charge]:
+        """:meth:`estimate` with today's prices read once, for many jobs (the scheduler's pass)."""
+        prices, _ = self.current()
+        currency = self.ctx.lab_settings().currency
+
+        def cost(
+            analysis: Mapping[str, Any], material: Optional[str], printer_id: Optional[str] = None
+        ) -> Charge:
+            return estimate(prices, facts_of(analysis, material, printer_id), currency)
+
+        return cost
 
     def job_estimate(self, actor: Member, job: Job) -> Charge:
         """A job's estimated cost (whoever may see the job: the caller checked)."""

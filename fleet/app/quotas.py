@@ -230,14 +230,10 @@ class Quotas:
 
     def _cost_of(self) -> Callable[[UsageRow], int]:
         """The estimated cost of a job still on a printer (its charge is fixed when it ends)."""
-        pricing = self.pricing
-        known: dict[int, int] = {}
+        estimate = self.pricing.estimator()
 
         def cost(row: UsageRow) -> int:
-            if row.job_id not in known:
-                job = self.store.get_job(row.job_id)
-                known[row.job_id] = pricing.estimate(job.analysis, job.material, job.printer_id).total_minor
-            return known[row.job_id]
+            return estimate(row.analysis, row.material, row.printer_id).total_minor
 
         return cost
 

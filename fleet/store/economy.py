@@ -69,6 +69,8 @@ class UsageRow:
     analysis: dict[str, Any]
     #: The ledger's total for the job, once it ended (minor units).
     charged_minor: Optional[int]
+    material: Optional[str] = None
+    printer_id: Optional[str] = None
 
 
 def _group(row: Row[Any]) -> Group:
@@ -405,6 +407,8 @@ class EconomyRecords(StoreBase):
                 jobs.started_at,
                 jobs.finished_at,
                 jobs.analysis,
+                jobs.material,
+                jobs.printer_id,
                 s.charges.c.total_minor,
             )
             .select_from(s.jobs.outerjoin(s.charges, s.charges.c.job_id == jobs.id))
@@ -423,6 +427,8 @@ class EconomyRecords(StoreBase):
                 row.finished_at,
                 json.loads(row.analysis),
                 None if row.total_minor is None else int(row.total_minor),
+                row.material,
+                row.printer_id,
             )
             for row in found
         ]

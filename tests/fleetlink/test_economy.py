@@ -141,3 +141,19 @@ def test_a_bad_price_list_changes_nothing(service, people):
     with pytest.raises(Forbidden):
         service.pricing.set_price_list(alice, PRICES)
     assert service.pricing.current() == before
+
+
+def test_a_cost_quota_weighs_each_job_at_todays_prices(service, fleetlink, link, clock, people):
+    manager, alice = people
+    service.quotas.set_quota(manager, {"period": "week", "cost": "5.00"}, member_id=alice.id)
+    add_printer(service, "a")
+    add_printer(service, "b")
+    first, second = queue(service, alice), queue(service, alice)  # 3.20 EUR each
+    fleetlink.tick(T0)
+    assert service.store.get_job(first).state is JobState.ASSIGNED
+    [entry] = [e for e in service.dispatcher.queue(alice) if e.job.id == second]
+    assert entry.explanation is not None and entry.explanation.message == (
+        "Waits: you have used 3.20 of your 5.00 EUR this week; your quota renews on 20 November."
+    )
+    [cap] = service.quotas.standing(alice, alice.id)
+    assert (cap.measure.value, cap.limit, cap.used) == ("cost", 500.0, 320.0)
