@@ -95,3 +95,19 @@ def test_the_ledger_and_its_csv(fleet, browsers, people):
     assert export.status_code == 200 and export.mimetype == "text/csv"
     assert browsers["manager"].get("/ledger?month=nope").status_code == 422
     assert csrf_of(browsers["manager"].get("/ledger").get_data(as_text=True))
+
+
+def test_the_settings_page_sets_the_labs_currency_and_time_zone(fleet, browsers):
+    from .test_admin import settings_form
+
+    manager = browsers["manager"]
+    data = settings_form(manager.get("/settings").get_data(as_text=True))
+    assert (data["currency"], data["time_zone"]) == ("EUR", "UTC")
+    refused = manager.post("/settings", {**data, "time_zone": "Mars/Olympus"})
+    assert refused.status_code == 422 and "no time zone" in refused.get_data(as_text=True)
+    assert (
+        manager.post("/settings", {**data, "currency": "chf", "time_zone": "Europe/Zurich"}).status_code
+        == 303
+    )
+    lab = fleet.app.lab.settings()
+    assert (lab.currency, lab.time_zone) == ("CHF", "Europe/Zurich")

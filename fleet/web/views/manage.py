@@ -78,6 +78,8 @@ def _settings_changes() -> LabSettingsChanges:
     return LabSettingsChanges(
         approval_required=form.get("approval_required") == "on",
         max_upload_bytes=check_max_upload_bytes(_whole_or_text(form.get("max_upload_bytes", ""))),
+        currency=form.get("currency") or None,
+        time_zone=form.get("time_zone") or None,
         rules={"refused_commands": refused, "material_limits": limits},
     )
 
