@@ -18,7 +18,7 @@ from fleet.models import Role
 from fleet.states import JobState
 from fleet.store import Store, open_store
 from fleet.store.migrations import current_version, migrate
-from fleet.store.schema import SCHEMA_VERSION, charges, quotas
+from fleet.store.schema import SCHEMA_VERSION, charge_lines, charges, quotas
 
 from .helpers import T0, create_version_with_alice, submit
 from .test_enrollment import assert_same_as_fresh
@@ -58,6 +58,9 @@ def test_a_job_that_ends_is_charged_in_the_same_transaction_once(store: Store) -
     with store.engine.begin() as conn:
         step(conn, done)
         assert conn.execute(select(func.count()).select_from(charges)).scalar_one() == 1
+        # The ledger's total is the sum of the lines it holds.
+        lines = conn.execute(select(func.sum(charge_lines.c.amount_minor))).scalar_one()
+        assert conn.execute(select(charges.c.total_minor)).scalar_one() == lines == 460
     page = store.ledger_page(member_id=alice.id, since=T0, until=T0 + 101)
     assert [e.job_id for e in page.items] == [job_id] and page.next_after is None
     assert store.ledger_page(member_id=alice.id, since=T0 + 101).items == []
