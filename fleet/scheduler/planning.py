@@ -246,14 +246,23 @@ class Pass:
         return True
 
     def hold_rest(self, start: int) -> None:
-        """Ask the gate about the jobs of the order past the head :meth:`dispatch` looked at."""
-        limited = self.limited
-        if not limited:
+        """Ask the gate about the jobs of the order past the head :meth:`dispatch` looked at.
+
+        :meth:`_held` job by job, with its lookups bound once: a pass may ask about most of 20,000 jobs.
+        """
+        gate = self.gate
+        if gate is None:
             return
-        members = self.members
+        limited, members, compat, pools = self.limited, self.members, self.compat, self.compat_pools
+        seconds, queued, held, admit = self.seconds, self.queued, self.held, gate.admit_amounts
         for i in self.order[start:]:
-            if members[i] in limited:
-                self._held(i)
+            if members[i] in limited and pools[compat[i]]:
+                job = queued[i]
+                grams, cost = job.grams, job.cost_minor
+                amounts = (seconds[i], grams if grams > 0 else 0.0, float(cost) if cost > 0 else 0.0, 1.0)
+                hold = admit(members[i], amounts, job.quota_lifted)
+                if hold is not None:
+                    held[i] = hold
 
     def walk(self) -> list[float | None]:
         """Estimated starts along the whole order: each job takes the compatible printer free first."""
