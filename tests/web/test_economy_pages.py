@@ -10,11 +10,12 @@ from fleet.gcode.generate import generate_box
 from fleet.states import JobState
 
 from .conftest import csrf_of
+from .test_admin import settings_form
 
 PRICES = {"per_gram": {"PLA": "0.05"}, "default_per_hour": "2", "minimum": "0.50", "unfinished": "full"}
 
 
-def test_prices_are_shown_to_members_and_changed_by_managers(fleet, browsers, people):
+def test_prices_are_public_changed_by_managers_and_shown_before_confirming(fleet, browsers, people):
     manager, alice = browsers["manager"], browsers["alice"]
     assert "No material is priced yet." in alice.get("/prices").get_data(as_text=True)
     assert alice.post("/prices", {"body": json.dumps(PRICES)}).status_code == 403
@@ -25,10 +26,7 @@ def test_prices_are_shown_to_members_and_changed_by_managers(fleet, browsers, pe
     page = alice.get("/prices").get_data(as_text=True)
     assert "0.05" in page and "costs the full price" in page and 'id="price-body"' not in page
 
-
-def test_the_analysis_step_shows_the_estimated_cost(fleet, browsers, people):
-    fleet.app.pricing.set_price_list(people["manager"], PRICES)
-    alice = browsers["alice"]
+    # The analysis step shows what the print should cost, line by line, before the member confirms.
     form = {
         "csrf": alice.csrf("/submit"),
         "file": (io.BytesIO(generate_box(20, 20, 2).encode()), "box.gcode"),
@@ -69,7 +67,7 @@ def test_a_held_job_says_why_in_french_and_a_manager_lifts_it(fleet, browsers, p
     assert svc.jobs.get_job(manager, job.id).state is JobState.ASSIGNED
 
 
-def test_groups_and_quotas_page_is_for_managers(fleet, browsers, people):
+def test_groups_quotas_ledger_and_settings_pages(fleet, browsers, people):
     boss = browsers["manager"]
     assert browsers["alice"].get("/groups").status_code == 403
     assert boss.post("/groups", {"name": "student", "priority": "2"}).status_code == 303
@@ -87,8 +85,7 @@ def test_groups_and_quotas_page_is_for_managers(fleet, browsers, people):
     page = boss.get("/groups").get_data(as_text=True)
     assert "group student" in page and "alice" in page and ">10<" in page
 
-
-def test_the_ledger_and_its_csv(fleet, browsers, people):
+    # The ledger: each member's own; the month's CSV for managers.
     assert "No charges yet." in browsers["alice"].get("/ledger").get_data(as_text=True)
     assert browsers["alice"].get("/ledger/export?month=2026-11").status_code == 403
     export = browsers["manager"].get("/ledger/export?month=2026-11")
@@ -96,10 +93,7 @@ def test_the_ledger_and_its_csv(fleet, browsers, people):
     assert browsers["manager"].get("/ledger?month=nope").status_code == 422
     assert csrf_of(browsers["manager"].get("/ledger").get_data(as_text=True))
 
-
-def test_the_settings_page_sets_the_labs_currency_and_time_zone(fleet, browsers):
-    from .test_admin import settings_form
-
+    # The lab's currency and time zone on the settings page.
     manager = browsers["manager"]
     data = settings_form(manager.get("/settings").get_data(as_text=True))
     assert (data["currency"], data["time_zone"]) == ("EUR", "UTC")
