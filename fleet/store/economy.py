@@ -73,7 +73,7 @@ class UsageRow:
     printer_id: Optional[str] = None
 
 
-def _group(row: Row[Any]) -> Group:
+def _group_of(row: Row[Any]) -> Group:
     return Group(row.id, row.name, row.priority, row.created_at)
 
 
@@ -248,13 +248,13 @@ class EconomyRecords(StoreBase):
     def list_groups(self) -> list[Group]:
         with read_transaction(self._engine) as conn:
             found = conn.execute(select(s.member_groups).order_by(s.member_groups.c.name)).all()
-        return [_group(row) for row in found]
+        return [_group_of(row) for row in found]
 
     def _group(self, conn: Connection, group_id: int) -> Group:
         row = self._by_id(conn, s.member_groups, group_id)
         if row is None:
             raise NotFound(f"there is no membership group with id {group_id}", field="group_id")
-        return _group(row)
+        return _group_of(row)
 
     def get_group(self, group_id: int) -> Group:
         with read_transaction(self._engine) as conn:
