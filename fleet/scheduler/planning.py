@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from ..economy.quotas import Allowance, Hold, QuotaGate
 from ..errors import Invalid
@@ -18,7 +18,19 @@ from ..states import DISPATCHABLE, JobState
 from .explain import Explanation, Explanations
 from .fairness import queue_order
 from .matching import Fleet
-from .model import DEFAULTS, ID, MEMBER, SECONDS, JobInfo, Plan, PrinterInfo, SchedulerParams
+from .model import (
+    COST,
+    DEFAULTS,
+    GRAMS,
+    ID,
+    LIFTED,
+    MEMBER,
+    SECONDS,
+    JobInfo,
+    Plan,
+    PrinterInfo,
+    SchedulerParams,
+)
 
 
 def plan(
@@ -195,8 +207,7 @@ class Pass:
                 wanted[pool] += jobs
         left = sum(len(ranks) for pool, ranks in enumerate(idle) if wanted[pool])
         compat = self.compat
-        limited = self.limited
-        members = self.members
+        held = self.asker() if self.gate is not None else None
         looked: list[int] = []
         # Checked before the first job is read too: the order is lazy, and with no printer to hand
         # out (the usual case for the dispatch loop) it is never worked out at all.
@@ -206,7 +217,7 @@ class Pass:
                 break
             looked.append(i)
             candidates = idle_pools[compat[i]]
-            if limited and members[i] in limited and self._held(i):
+            if held is not None and held(i):
                 for pool in candidates:
                     wanted[pool] -= 1
                     if not wanted[pool]:
@@ -229,40 +240,41 @@ class Pass:
                     left -= len(idle[pool])
         return looked
 
-    def _held(self, i: int) -> bool:
-        """Ask the quota gate about job ``i`` (once, in queue order); True when a quota holds it.
+    def asker(self) -> Callable[[int], bool]:
+        """A function that asks the quota gate about job ``i`` (once each, in queue order) and says True
+        when a quota holds it; its lookups are bound once, as a pass may ask about most of the queue.
 
         A job no working printer can take gets no slot, so it neither waits on nor counts against a quota.
         """
-        assert self.gate is not None
-        if not self.compat_pools[self.compat[i]]:
-            return False
-        job = self.queued[i]
-        amounts = (self.seconds[i], job.grams if job.grams > 0 else 0.0, float(max(0, job.cost_minor)), 1.0)
-        hold = self.gate.admit_amounts(self.members[i], amounts, job.quota_lifted)
-        if hold is None:
-            return False
-        self.held[i] = hold
-        return True
+        gate = self.gate
+        assert gate is not None
+        arrived = self.queued
+        grams = [g if g > 0.0 else 0.0 for g in map(GRAMS, arrived)]
+        costs = [float(c) if c > 0 else 0.0 for c in map(COST, arrived)]
+        lifted = list(map(LIFTED, arrived))
+        reachable = [bool(pools) for pools in self.compat_pools]
+        limited, members, compat = self.limited, self.members, self.compat
+        seconds, held, admit = self.seconds, self.held, gate.admit_amounts
+
+        def ask(i: int) -> bool:
+            member = members[i]
+            if member not in limited or not reachable[compat[i]]:
+                return False
+            hold = admit(member, (seconds[i], grams[i], costs[i], 1.0), lifted[i])
+            if hold is None:
+                return False
+            held[i] = hold
+            return True
+
+        return ask
 
     def hold_rest(self, start: int) -> None:
-        """Ask the gate about the jobs of the order past the head :meth:`dispatch` looked at.
-
-        :meth:`_held` job by job, with its lookups bound once: a pass may ask about most of 20,000 jobs.
-        """
-        gate = self.gate
-        if gate is None:
+        """Ask the gate about the jobs of the order past the head :meth:`dispatch` looked at."""
+        if self.gate is None:
             return
-        limited, members, compat, pools = self.limited, self.members, self.compat, self.compat_pools
-        seconds, queued, held, admit = self.seconds, self.queued, self.held, gate.admit_amounts
+        ask = self.asker()
         for i in self.order[start:]:
-            if members[i] in limited and pools[compat[i]]:
-                job = queued[i]
-                grams, cost = job.grams, job.cost_minor
-                amounts = (seconds[i], grams if grams > 0 else 0.0, float(cost) if cost > 0 else 0.0, 1.0)
-                hold = admit(members[i], amounts, job.quota_lifted)
-                if hold is not None:
-                    held[i] = hold
+            ask(i)
 
     def walk(self) -> list[float | None]:
         """Estimated starts along the whole order: each job takes the compatible printer free first."""
