@@ -99,6 +99,7 @@ class Pass:
         self.limited = self.gate.limited() if self.gate is not None else frozenset()
         #: Job index -> the quota that holds it, for the jobs the pass asked about.
         self.held: dict[int, Hold] = {}
+        self._ask: Callable[[int], bool] | None = None
         # Hot code: each field is read once, with map() over a getter, into plain lists indexed in the
         # order the jobs came; only lists of indexes are sorted, and nothing is permuted.
         self.queued = arrived = [j for j in jobs if j.state is JobState.QUEUED]
@@ -246,6 +247,8 @@ class Pass:
 
         A job no working printer can take gets no slot, so it neither waits on nor counts against a quota.
         """
+        if self._ask is not None:
+            return self._ask
         gate = self.gate
         assert gate is not None
         arrived = self.queued
@@ -266,6 +269,7 @@ class Pass:
             held[i] = hold
             return True
 
+        self._ask = ask
         return ask
 
     def hold_rest(self, start: int) -> None:
