@@ -18,7 +18,7 @@ from ..economy.pricing import Charge, ChargeLine, LineKind
 from ..economy.quotas import Limits, Quota
 from ..errors import Conflict, NotFound
 from ..models import Job, Page
-from ..states import ACTIVE, TERMINAL, JobState
+from ..states import ACTIVE, PENDING, TERMINAL, JobState
 from . import rows
 from . import schema as s
 from .base import StoreBase, _insert
@@ -373,7 +373,7 @@ class EconomyRecords(StoreBase):
         """Let one waiting job past every quota; its history records who did it. Twice is a conflict."""
         with write_transaction(self._engine) as conn:
             job = self._job(conn, job_id, lock=True)
-            if job.state not in (JobState.SUBMITTED, JobState.AWAITING_APPROVAL, JobState.QUEUED):
+            if job.state not in PENDING:
                 raise Conflict(
                     f"job {job_id} is {job.state.value}: only a waiting job's quotas can be lifted",
                     key="quota_lift_not_waiting",
@@ -389,10 +389,15 @@ class EconomyRecords(StoreBase):
             return self._job(conn, job_id)
 
     def lifted_jobs(self, job_ids: Optional[Collection[int]] = None) -> set[int]:
-        """Which jobs (of ``job_ids``, or all) a manager lifted the quotas for."""
+        """Which jobs (of ``job_ids``, or of those still waiting) a manager lifted the quotas for."""
         query = select(s.quota_lifts.c.job_id)
         if job_ids is not None:
             query = query.where(s.quota_lifts.c.job_id.in_(sorted(set(job_ids))))
+        else:
+            waiting = [state.value for state in PENDING]
+            query = query.join(s.jobs, s.jobs.c.id == s.quota_lifts.c.job_id).where(
+                s.jobs.c.state.in_(waiting)
+            )
         with read_transaction(self._engine) as conn:
             return set(conn.execute(query).scalars())
 

@@ -101,7 +101,7 @@ def test_groups_quotas_and_lifts(store: Store) -> None:
         store.set_quota(month, group_id=999)
     job = submit(store, alice.id)[0]
     store.lift_quotas(job.id, actor="manager:9", reason="quota lifted by a manager", now=T0 + 1)
-    assert store.lifted_jobs([job.id]) == {job.id}
+    assert store.lifted_jobs([job.id]) == store.lifted_jobs() == {job.id}
     last = store.job_events(job.id)[-1]
     assert (last.actor, last.data) == ("manager:9", {"quota_lifted": True})
     with pytest.raises(Conflict):
