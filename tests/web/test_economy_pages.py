@@ -84,6 +84,8 @@ def test_groups_quotas_ledger_and_settings_pages(fleet, browsers, people):
     assert done.status_code == 303
     page = boss.get("/groups").get_data(as_text=True)
     assert "group student" in page and "alice" in page and ">10<" in page
+    mine = browsers["alice"].get("/ledger").get_data(as_text=True)
+    assert "Printer-hours (a month): 0.0 used of 10.0" in mine
 
     # The ledger: each member's own; the month's CSV for managers.
     assert "No charges yet." in browsers["alice"].get("/ledger").get_data(as_text=True)

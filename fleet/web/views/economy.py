@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from ...economy.money import major, plain
 from ...economy.periods import Period
 from ...economy.pricing import Charge
+from ...economy.quotas import Cap, Measure
 from ...errors import Invalid
 from ...models import Role
 from .base import Page, back, form_error, me, render, service, t, web
@@ -75,6 +76,36 @@ def set_prices() -> Union[Page, BaseResponse]:
     return redirect(url_for("web.prices"), 303)
 
 
+MEASURE_KEYS = {
+    Measure.PRINTER_HOURS: "groups.hours",
+    Measure.GRAMS: "groups.grams",
+    Measure.COST: "groups.cost",
+    Measure.JOBS_AT_ONCE: "groups.at_once",
+}
+
+
+def standing_lines(caps: list[Cap], currency: str) -> list[dict[str, str]]:
+    """A member's limits as the ledger page lists them: what, how much used of how much, when it renews."""
+
+    def shown(measure: Measure, value: float) -> str:
+        if measure is Measure.PRINTER_HOURS:
+            return f"{value / 3600:.1f}"
+        if measure is Measure.COST:
+            return str(major(round(value), currency))
+        return f"{value:.0f}"
+
+    return [
+        {
+            "what": t(MEASURE_KEYS[cap.measure], currency=currency),
+            "period": t(f"groups.period.{cap.period.value}") if cap.period is not None else "",
+            "used": shown(cap.measure, cap.used),
+            "limit": shown(cap.measure, cap.limit),
+            "renews": cap.renews.isoformat() if cap.renews is not None else "",
+        }
+        for cap in caps
+    ]
+
+
 @web.get("/ledger")
 def ledger() -> Page:
     svc = service()
@@ -105,6 +136,7 @@ def ledger() -> Page:
         title=t("ledger.title"),
         page="ledger",
         entries=entries,
+        standing=standing_lines(svc.quotas.standing(me(), me().id), svc.lab.settings().currency),
         members=sorted(names.items(), key=lambda item: item[1].lower()) if manager else [],
         chosen=who,
         month=month or "",
