@@ -1,12 +1,13 @@
-"""The lab's own settings, adjustable by a manager: approval, upload limit, G-code rules."""
+"""The lab's own settings, adjustable by a manager: approval, uploads, currency, time zone, G-code rules."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Optional, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .config import DEFAULT_MAX_UPLOAD_BYTES
+from .economy.money import check_currency
+from .economy.periods import check_time_zone
 from .errors import Invalid
 from .gcode import DEFAULT_RULES, SafetyRules
 from .models import LabSettingsChanges
@@ -31,7 +32,9 @@ class LabSettings:
     max_copies: int = 20
     #: Fair share looks at printer-hours with this half-life: last week's prints count half.
     fair_share_half_life_s: float = 7 * 86400
-    #: The lab's clock: statistics count whole days on it (an IANA name such as Europe/Paris).
+    #: ISO 4217 code of the currency the price list and the ledger are in.
+    currency: str = "EUR"
+    #: IANA name; quota periods and the ledger's months follow its midnights.
     time_zone: str = "UTC"
     rules: SafetyRules = field(default_factory=lambda: DEFAULT_RULES)
 
@@ -50,6 +53,8 @@ class LabSettings:
             result = replace(result, max_copies=changes.max_copies)
         if changes.fair_share_half_life_s is not None:
             result = replace(result, fair_share_half_life_s=float(changes.fair_share_half_life_s))
+        if changes.currency is not None:
+            result = replace(result, currency=check_currency(changes.currency))
         if changes.time_zone is not None:
             result = replace(result, time_zone=check_time_zone(changes.time_zone))
         if changes.rules is not None:
@@ -78,6 +83,7 @@ class LabSettings:
                 max_upload_bytes=_checked(data, "max_upload_bytes", check_max_upload_bytes),
                 max_copies=_checked(data, "max_copies", check_max_copies),
                 fair_share_half_life_s=_checked(data, "fair_share_half_life_s", check_half_life),
+                currency=_checked(data, "currency", check_currency),
                 time_zone=_checked(data, "time_zone", check_time_zone),
                 rules=rules,
             )
@@ -119,16 +125,3 @@ def check_half_life(value: Any) -> float:
             field="fair_share_half_life_s",
         )
     return float(value)
-
-
-def check_time_zone(value: Any) -> str:
-    """An IANA time zone name the standard library knows (such as Europe/Paris)."""
-    if not isinstance(value, str) or not 0 < len(value) <= 64:
-        raise Invalid("time_zone must be a time zone name such as Europe/Paris", field="time_zone")
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid(
-            f"time_zone: unknown time zone {value!r} (use a name such as Europe/Paris)", field="time_zone"
-        ) from None
-    return value

@@ -257,5 +257,6 @@ class LabSettingsChanges:
     max_upload_bytes: Optional[int] = None
     max_copies: Optional[int] = None
     fair_share_half_life_s: Optional[float] = None
+    currency: Optional[str] = None
     time_zone: Optional[str] = None
     rules: Optional[Mapping[str, Any]] = None

@@ -44,6 +44,9 @@ def run(*args: str, data_dir: Path, check: bool = False) -> subprocess.Completed
         ["job", "submit", "--help"],
         ["job", "list", "--help"],
         ["job", "cancel", "--help"],
+        ["prices", "set", "--help"],
+        ["group", "quota", "--help"],
+        ["ledger", "export", "--help"],
     ],
 )
 def test_every_command_has_help(args):

@@ -19,6 +19,8 @@ board          :mod:`~fleet.app.board`                      the dashboard's read
 snapshots      :mod:`~fleet.app.snapshots`                  photos of the plate after a job
 statistics     :mod:`~fleet.app.statistics`                 the lab's statistics, as each may see them
 health         :mod:`~fleet.app.health`                     database, broker, draining: the health check
+pricing        :mod:`~fleet.app.pricing`                    the price list, charges and the ledger
+quotas         :mod:`~fleet.app.quotas`                     membership groups, quotas, lifts
 =============  ===========================================  =====================================
 
 All of them share one :class:`~fleet.app.base.Context` (store, blobs, clock, metrics, hooks).
@@ -42,7 +44,9 @@ from .identity import Identity
 from .intake import Intake
 from .jobs import Jobs
 from .members import Members
+from .pricing import Pricing
 from .printers import Printers
+from .quotas import Quotas
 from .reports import PrinterReports
 from .settings import LabAdmin
 from .snapshots import Snapshots
@@ -69,6 +73,8 @@ class FleetApp:
     snapshots: Snapshots
     statistics: LabStatistics
     health: Health
+    pricing: Pricing
+    quotas: Quotas
 
     @property
     def store(self) -> Store:
@@ -106,9 +112,11 @@ def build(
 ) -> FleetApp:
     """The fleet's services on one store: the one place that knows which needs which."""
     ctx = Context(store, blobs, clock=clock)
-    reports = PrinterReports(ctx)
+    pricing = Pricing(ctx)
+    quotas = Quotas(ctx, pricing)
+    reports = PrinterReports(ctx, pricing)
     printers = Printers(ctx)
-    jobs = Jobs(ctx)
+    jobs = Jobs(ctx, pricing)
     return FleetApp(
         ctx=ctx,
         identity=Identity(ctx),
@@ -119,9 +127,11 @@ def build(
         printers=printers,
         enrollment=Enrollments(ctx, reports, node_mqtt=node_mqtt, password_hasher=password_hasher),
         reports=reports,
-        dispatcher=Dispatcher(ctx),
+        dispatcher=Dispatcher(ctx, quotas),
         board=Board(ctx, printers, reports),
         snapshots=Snapshots(ctx, jobs),
         statistics=LabStatistics(ctx),
         health=Health(ctx),
+        pricing=pricing,
+        quotas=quotas,
     )

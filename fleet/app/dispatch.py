@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .. import scheduler
+from ..economy import wording as economy_words
+from ..economy.pricing import grams_of
 from ..errors import Forbidden
 from ..geometry import Box
 from ..models import Job, Member, Printer
@@ -14,6 +16,7 @@ from ..protocol import BedShape
 from ..scheduler.wording import not_for
 from ..states import ACTIVE, PENDING
 from .base import Context
+from .quotas import Quotas
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,11 @@ def estimate(job: Job) -> float:
     return float(value)
 
 
-def job_info(job: Job) -> scheduler.JobInfo:
+def job_info(
+    job: Job, group: Optional[tuple[str, int]] = None, *, lifted: bool = False, cost_minor: int = 0
+) -> scheduler.JobInfo:
+    """What the scheduler knows of a job; ``group`` is its member's (name, priority), ``lifted`` says a
+    manager lifted its quotas, ``cost_minor`` is its estimated cost (for a member with a cost quota)."""
     bounds = job.analysis.get("bounds")
     return scheduler.JobInfo(
         id=job.id,
@@ -44,6 +51,11 @@ def job_info(job: Job) -> scheduler.JobInfo:
         priority=job.priority,
         heats_bed=bool(job.analysis.get("bed_temperature_c")),
         tools=int(job.analysis.get("tools") or 1),
+        grams=float(grams_of(job.analysis.get("filament_weight_g"))),
+        cost_minor=cost_minor,
+        quota_lifted=lifted,
+        group=None if group is None else group[0],
+        group_priority=0 if group is None else group[1],
     )
 
 
@@ -86,9 +98,10 @@ class Unfit:
 class Dispatcher:
     """Plans with :mod:`fleet.scheduler` and claims what the plan says, one conditional claim each."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, quotas: Quotas) -> None:
         self.ctx = ctx
         self.store = ctx.store
+        self.quotas = quotas
 
     def _plan(
         self, *, hide_printers: Collection[str] = (), hide_jobs: Collection[int] = (), explain: bool = True
@@ -105,15 +118,38 @@ class Dispatcher:
             now,
             half_life_s=lab.fair_share_half_life_s,
         )
+        book = self.quotas.book({j.member_id for j in jobs})
+        estimate = self.quotas.pricing.estimator() if book.cost_limited else None
+
+        def info(job: Job) -> scheduler.JobInfo:
+            cost = 0
+            if estimate is not None and job.member_id in book.cost_limited:
+                cost = estimate(job.analysis, job.material, None).total_minor
+            return job_info(
+                job, book.groups.get(job.member_id), lifted=job.id in book.lifted, cost_minor=cost
+            )
+
         plan = scheduler.plan(
             infos,
-            [job_info(j) for j in jobs],
+            [info(j) for j in jobs],
             usage=usage,
             grants=self.store.grants(),
             now=now,
             explain=explain,
+            quotas=book.allowances,
+            currency=lab.currency,
         )
         return plan, jobs
+
+    def hold_words(self, actor: Member, job_id: int, lang: str) -> Optional[str]:
+        """Why a quota holds a job, in ``lang`` ("en" or "fr"); None when none does."""
+        del actor  # the queue, reasons included, is public to members
+        plan, _ = self._plan()
+        hold = plan.holds.get(job_id)
+        if hold is None:
+            return None
+        words = economy_words.hold_words(hold, lang, self.ctx.lab_settings().currency)
+        return f"{words[0].upper()}{words[1:]}."
 
     def queue(self, actor: Member) -> list[QueueEntry]:
         """Every waiting job in queue order, each with the scheduler's explanation of where it stands."""

@@ -9,15 +9,28 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
+from ..economy.quotas import Allowance, Hold, QuotaGate
 from ..errors import Invalid
 from ..lending import is_open, next_opening
 from ..states import DISPATCHABLE, JobState
 from .explain import Explanation, Explanations
 from .fairness import queue_order
 from .matching import Fleet
-from .model import DEFAULTS, ID, SECONDS, JobInfo, Plan, PrinterInfo, SchedulerParams
+from .model import (
+    COST,
+    DEFAULTS,
+    GRAMS,
+    ID,
+    LIFTED,
+    MEMBER,
+    SECONDS,
+    JobInfo,
+    Plan,
+    PrinterInfo,
+    SchedulerParams,
+)
 
 
 def plan(
@@ -29,11 +42,16 @@ def plan(
     now: float,
     params: SchedulerParams = DEFAULTS,
     explain: bool = True,
+    quotas: Mapping[int, Allowance] | None = None,
+    currency: str = "EUR",
 ) -> Plan:
     """Decide which queued jobs go to which idle printers now, and explain every waiting job.
 
     ``usage`` is each member's recent printer-seconds (see :func:`decayed_usage`); ``grants`` maps a
-    member to the restricted printers they may use.
+    member to the restricted printers they may use. ``quotas`` holds each limited member's
+    :class:`~fleet.economy.quotas.Allowance`: walking the queue order, a job whose member's quota it
+    would break is held (it takes no printer and has no estimate), unless a manager lifted the limits
+    for it; ``currency`` words a cost quota.
 
     With ``explain=False`` (the dispatch loop's fast path) ``order`` holds only the head of the queue
     the pass looked at (until every idle printer was taken or fit no job left), and ``explanations``
@@ -42,11 +60,12 @@ def plan(
     them in one go, and each message is worded only when it is read.
     """
     fleet = Fleet(printers, grants, params)
-    run = Pass(fleet, jobs, now)
+    run = Pass(fleet, jobs, now, quotas, currency)
     order = queue_order(run.queued, run.charge, usage, now, params)
     if explain:
         run.order = list(order)
-        run.dispatch(iter(run.order))
+        looked = run.dispatch(iter(run.order))
+        run.hold_rest(len(looked))
     else:
         run.order = run.dispatch(order)
     ids = run.ids
@@ -54,7 +73,10 @@ def plan(
     assignments = tuple((ids[i], fleet.printers[assigned[i]].id) for i in run.order if i in assigned)
     explanations: Mapping[int, Explanation] = Explanations(run, jobs) if explain else {}
     return Plan(
-        assignments=assignments, explanations=explanations, order=tuple(map(ids.__getitem__, run.order))
+        assignments=assignments,
+        explanations=explanations,
+        order=tuple(map(ids.__getitem__, run.order)),
+        holds={ids[i]: hold for i, hold in run.held.items()},
     )
 
 
@@ -79,9 +101,23 @@ def charges(seconds: list[float], compat: list[int], fleet: Fleet) -> list[float
 class Pass:
     """One scheduling pass over the queued jobs: who takes which printer, and when each would start."""
 
-    def __init__(self, fleet: Fleet, jobs: Sequence[JobInfo], now: float) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        jobs: Sequence[JobInfo],
+        now: float,
+        quotas: Mapping[int, Allowance] | None = None,
+        currency: str = "EUR",
+    ) -> None:
         self.fleet = fleet
         self.now = now
+        self.currency = currency
+        #: Every limited member's running account; None when nobody has a quota (no cost at all).
+        self.gate = QuotaGate(quotas) if quotas else None
+        self.limited = self.gate.limited() if self.gate is not None else frozenset()
+        #: Job index -> the quota that holds it, for the jobs the pass asked about.
+        self.held: dict[int, Hold] = {}
+        self._ask: Callable[[int], bool] | None = None
         # Hot code: each field is read once, with map() over a getter, into plain lists indexed in the
         # order the jobs came; only lists of indexes are sorted, and nothing is permuted.
         self.queued = arrived = [j for j in jobs if j.state is JobState.QUEUED]
@@ -115,6 +151,7 @@ class Pass:
         self.charge = charges(seconds, self.compat, fleet)
         #: Job indexes in queue order: all of them, or the head that dispatch looked at.
         self.order: list[int] = []
+        self.members = list(map(MEMBER, arrived))
         #: Job index -> printer index, for the jobs dispatched now.
         self.assigned: dict[int, int] = {}
 
@@ -186,6 +223,7 @@ class Pass:
                 wanted[pool] += jobs
         left = sum(len(ranks) for pool, ranks in enumerate(idle) if wanted[pool])
         compat = self.compat
+        held = self.asker() if self.gate is not None else None
         looked: list[int] = []
         # Checked before the first job is read too: the order is lazy, and with no printer to hand
         # out (the usual case for the dispatch loop) it is never worked out at all.
@@ -195,6 +233,12 @@ class Pass:
                 break
             looked.append(i)
             candidates = idle_pools[compat[i]]
+            if held is not None and held(i):
+                for pool in candidates:
+                    wanted[pool] -= 1
+                    if not wanted[pool]:
+                        left -= len(idle[pool])
+                continue
             best = count
             chosen: list[int] | None = None
             for pool in candidates:
@@ -212,6 +256,45 @@ class Pass:
                     left -= len(idle[pool])
         return looked
 
+    def asker(self) -> Callable[[int], bool]:
+        """A function that asks the quota gate about job ``i`` (once each, in queue order) and says True
+        when a quota holds it; its lookups are bound once, as a pass may ask about most of the queue.
+
+        A job no working printer can take gets no slot, so it neither waits on nor counts against a quota.
+        """
+        if self._ask is not None:
+            return self._ask
+        gate = self.gate
+        assert gate is not None
+        arrived = self.queued
+        grams = [g if g > 0.0 else 0.0 for g in map(GRAMS, arrived)]
+        costs = [float(c) if c > 0 else 0.0 for c in map(COST, arrived)]
+        lifted = list(map(LIFTED, arrived))
+        reachable = [bool(pools) for pools in self.compat_pools]
+        limited, members, compat = self.limited, self.members, self.compat
+        seconds, held, admit = self.seconds, self.held, gate.admit_amounts
+
+        def ask(i: int) -> bool:
+            member = members[i]
+            if member not in limited or not reachable[compat[i]]:
+                return False
+            hold = admit(member, (seconds[i], grams[i], costs[i], 1.0), lifted[i])
+            if hold is None:
+                return False
+            held[i] = hold
+            return True
+
+        self._ask = ask
+        return ask
+
+    def hold_rest(self, start: int) -> None:
+        """Ask the gate about the jobs of the order past the head :meth:`dispatch` looked at."""
+        if self.gate is None:
+            return
+        ask = self.asker()
+        for i in self.order[start:]:
+            ask(i)
+
     def walk(self) -> list[float | None]:
         """Estimated starts along the whole order: each job takes the compatible printer free first."""
         count = len(self.fleet.printers)
@@ -221,9 +304,10 @@ class Pass:
         seconds = self.seconds
         start: list[float | None] = [None] * len(seconds)
         replace = heapq.heapreplace
+        held = self.held
         for i in self.order:
             candidates = compat_pools[compat[i]]
-            if not candidates:
+            if not candidates or i in held:
                 continue
             heap = pools[candidates[0]]
             best = heap[0]

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from . import rows
 from . import schema as s
 from .base import UNSET
+from .economy import EconomyRecords
 from .engine import make_engine, read_transaction, write_transaction
 from .enrollment import EnrollmentRecords
 from .jobs import JobRecords, SubmissionKey
@@ -59,7 +60,14 @@ def open_store(url: Optional[str], data_dir: Path, *, busy_timeout: float = 30.0
 
 
 class Store(
-    MemberRecords, PrinterRecords, EnrollmentRecords, JobRecords, PageRecords, SnapshotRecords, LeaseRecords
+    MemberRecords,
+    PrinterRecords,
+    EnrollmentRecords,
+    JobRecords,
+    PageRecords,
+    SnapshotRecords,
+    LeaseRecords,
+    EconomyRecords,
 ):
     """The fleet's persistent state. Takes an engine from :func:`~fleet.store.engine.make_engine`."""
 

@@ -22,6 +22,9 @@ from .base import UNSET, StoreBase, _insert, _Lost, _Unset
 from .blobs import is_sha256_hex
 from .engine import read_transaction, write_transaction
 
+#: Something recorded in the transaction that moves a job, given the job as it moved.
+JobStep = Callable[[Connection, Job], None]
+
 
 @dataclass(frozen=True)
 class SubmissionKey:
@@ -321,13 +324,17 @@ class JobRecords(StoreBase):
         data: Optional[Mapping[str, Any]] = None,
         printer_id: Union[Optional[str], _Unset] = UNSET,
         printer_changes: Optional[Callable[[Printer], Optional[Mapping[str, Any]]]] = None,
+        then: Optional[JobStep] = None,
     ) -> Job:
         """Move a job to state ``to`` and record who did it, when and why.
 
         ``printer_changes`` is given the printer the job was on (if any) and returns the printer
         columns to set (``state``, ``current_job_id``, ``last_seen``), or None to leave it: both
         change in one transaction, so a crash never leaves a printer holding a job that moved on.
-        :class:`Conflict` if the state machine forbids it, or the job is not in one of ``expect``.
+        ``then`` is given the transaction and the job as it moved, to record what follows from the move
+        (such as its charge, :meth:`~fleet.store.economy.EconomyRecords.charge_step`) in the same
+        transaction. :class:`Conflict` if the state machine forbids it, or the job is not in one of
+        ``expect``.
         """
         to = JobState(to)
         with write_transaction(self._engine) as conn:
@@ -362,7 +369,10 @@ class JobRecords(StoreBase):
                     check_printer_transition(printer.state, PrinterState(columns["state"]))
                     columns["state"] = PrinterState(columns["state"]).value
                 conn.execute(update(s.printers).where(s.printers.c.id == printer.id).values(columns))
-            return self._job(conn, job_id)
+            moved = self._job(conn, job_id)
+            if then is not None:
+                then(conn, moved)
+            return moved
 
     def set_priority(self, job_id: int, priority: int, *, actor: str, now: float) -> Job:
         """Change a waiting or running job's priority, recorded as an event."""

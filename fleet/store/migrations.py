@@ -232,6 +232,97 @@ def _add_duty_leases(conn: Connection) -> None:
     install_change_notes(conn)
 
 
+def _add_economy(conn: Connection) -> None:
+    """9 → 10: the lab's economy: price lists, charges and their lines, membership groups, quotas and
+    quota lifts (parents stubbed)."""
+    meta = MetaData()
+    Table("members", meta, Column("id", Integer, primary_key=True))
+    Table("jobs", meta, Column("id", Integer, primary_key=True))
+    epoch: Double[float] = Double(asdecimal=False)
+    Table(
+        "price_lists",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("body", Text, nullable=False),
+        Column("actor", String(200), nullable=False),
+        Column("created_at", epoch, nullable=False),
+        sqlite_autoincrement=True,
+    )
+    Table(
+        "charges",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, unique=True),
+        Column("member_id", Integer, ForeignKey("members.id"), nullable=False),
+        Column("at", epoch, nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("total_minor", BigInteger, nullable=False),
+        Column("outcome", String(32), nullable=False),
+        Column("price_list_id", Integer, ForeignKey("price_lists.id"), nullable=True),
+        Index("ix_charges_member_id_at", "member_id", "at"),
+        Index("ix_charges_at", "at"),
+        sqlite_autoincrement=True,
+    )
+    Table(
+        "charge_lines",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column(
+            "charge_id", Integer, ForeignKey("charges.id", ondelete="CASCADE"), nullable=False, index=True
+        ),
+        Column("position", Integer, nullable=False),
+        Column("kind", String(16), nullable=False),
+        Column("description", Text, nullable=False),
+        Column("quantity", String(40), nullable=False),
+        Column("unit", String(8), nullable=False),
+        Column("unit_price", String(40), nullable=False),
+        Column("amount_minor", BigInteger, nullable=False),
+    )
+    Table(
+        "member_groups",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("name", String(64), nullable=False, unique=True),
+        Column("priority", Integer, nullable=False),
+        Column("created_at", epoch, nullable=False),
+        sqlite_autoincrement=True,
+    )
+    Table(
+        "group_members",
+        meta,
+        Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+        Column(
+            "group_id",
+            Integer,
+            ForeignKey("member_groups.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+    )
+    Table(
+        "quotas",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("group_id", Integer, ForeignKey("member_groups.id", ondelete="CASCADE"), nullable=True),
+        Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=True),
+        Column("holder", String(32), nullable=False),
+        Column("period", String(8), nullable=False),
+        Column("printer_hours", String(40), nullable=True),
+        Column("grams", String(40), nullable=True),
+        Column("cost_minor", BigInteger, nullable=True),
+        Column("jobs_at_once", Integer, nullable=True),
+        Index("ux_quotas_holder_period", "holder", "period", unique=True),
+    )
+    Table(
+        "quota_lifts",
+        meta,
+        Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+        Column("actor", String(200), nullable=False),
+        Column("at", epoch, nullable=False),
+    )
+    meta.create_all(conn, tables=[t for name, t in meta.tables.items() if name not in ("members", "jobs")])
+
+
 #: UPGRADES[N] upgrades a database from version N to N+1.
 UPGRADES: Mapping[int, Step] = {
     1: _add_enrollment,
@@ -242,6 +333,7 @@ UPGRADES: Mapping[int, Step] = {
     6: _add_printer_profile,
     7: _add_plate_snapshots,
     8: _add_duty_leases,
+    9: _add_economy,
 }
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).

@@ -92,6 +92,18 @@ ADDED_IN_VERSION = {
     ],
     8: ["DROP TABLE plate_snapshots"],
     9: ["DROP TABLE duty_leases"],
+    10: [
+        f"DROP TABLE {table}"
+        for table in (
+            "quota_lifts",
+            "quotas",
+            "group_members",
+            "member_groups",
+            "charge_lines",
+            "charges",
+            "price_lists",
+        )
+    ],
 }
 
 

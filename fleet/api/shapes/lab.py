@@ -7,6 +7,8 @@ from typing import Annotated, Any, ClassVar, Optional
 from pydantic import BeforeValidator, Field
 
 from ... import lab
+from ...economy.money import check_currency
+from ...economy.periods import check_time_zone
 from ...gcode import SafetyRules
 from ...models import LabSettingsChanges
 from .base import InputModel, Maybe, OutputModel
@@ -40,7 +42,10 @@ class LabSettings(OutputModel):
     max_upload_bytes: int
     max_copies: int
     fair_share_half_life_s: float
-    time_zone: str = Field(description="The lab's clock: statistics count whole days on it")
+    currency: str = Field(description="ISO 4217 code of the price list and the ledger")
+    time_zone: str = Field(
+        description="IANA time zone: quota periods, the ledger's months and the statistics' days follow it"
+    )
     rules: Rules
 
     @classmethod
@@ -72,8 +77,11 @@ class SettingsChanges(InputModel):
             BeforeValidator(lab.check_half_life),
         ]
     ] = None
-    time_zone: Maybe[Annotated[str, Field(max_length=64), BeforeValidator(lab.check_time_zone)]] = Field(
-        default=None, description="An IANA time zone name such as Europe/Paris"
+    currency: Maybe[Annotated[str, BeforeValidator(check_currency)]] = Field(
+        default=None, description="ISO 4217 code such as EUR, CHF or USD"
+    )
+    time_zone: Maybe[Annotated[str, BeforeValidator(check_time_zone)]] = Field(
+        default=None, description="IANA time zone such as Europe/Paris"
     )
     rules: Maybe[dict[str, Any]] = Field(
         default=None, description="Some of the rules' options (see Rules); the others are kept"
@@ -85,6 +93,7 @@ class SettingsChanges(InputModel):
             max_upload_bytes=self.max_upload_bytes,
             max_copies=self.max_copies,
             fair_share_half_life_s=self.fair_share_half_life_s,
+            currency=self.currency,
             time_zone=self.time_zone,
             rules=self.rules,
         )

@@ -9,7 +9,7 @@ from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from ...errors import Invalid
-from ...lab import check_max_upload_bytes, check_time_zone
+from ...lab import check_max_upload_bytes
 from ...models import LabSettingsChanges
 from .base import Page, form_error, me, render, service, t, web
 
@@ -78,7 +78,8 @@ def _settings_changes() -> LabSettingsChanges:
     return LabSettingsChanges(
         approval_required=form.get("approval_required") == "on",
         max_upload_bytes=check_max_upload_bytes(_whole_or_text(form.get("max_upload_bytes", ""))),
-        time_zone=check_time_zone(form["time_zone"].strip()) if form.get("time_zone", "").strip() else None,
+        currency=form.get("currency") or None,
+        time_zone=form.get("time_zone") or None,
         rules={"refused_commands": refused, "material_limits": limits},
     )
 
