@@ -114,6 +114,10 @@ def build(
     ctx = Context(store, blobs, clock=clock)
     pricing = Pricing(ctx)
     quotas = Quotas(ctx, pricing)
+    statistics = LabStatistics(ctx)
+    # The statistics' group and cost columns come from the membership groups and the ledger.
+    statistics.groups_of = quotas.group_names_of
+    statistics.costs_of = pricing.costs_of
     reports = PrinterReports(ctx, pricing)
     printers = Printers(ctx)
     jobs = Jobs(ctx, pricing)
@@ -130,7 +134,7 @@ def build(
         dispatcher=Dispatcher(ctx, quotas),
         board=Board(ctx, printers, reports),
         snapshots=Snapshots(ctx, jobs),
-        statistics=LabStatistics(ctx),
+        statistics=statistics,
         health=Health(ctx),
         pricing=pricing,
         quotas=quotas,

@@ -3,11 +3,12 @@ each member's ledger and a month of everyone's as CSV (managers)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Optional
 
 from ..economy.ledger import LedgerEntry, ledger_csv
+from ..economy.money import major
 from ..economy.periods import check_month, month_bounds
 from ..economy.pricing import Charge, JobFacts, PriceList, estimate, grams_of, seconds_of, settle
 from ..models import Job, Member, Page, Role
@@ -144,6 +145,12 @@ class Pricing:
         page = self.store.ledger_page(since=since, until=until, limit=None)
         names = {m.id: m.name for m in self.store.list_members()}
         return ledger_csv(page.items, names, lab.time_zone)
+
+    def costs_of(self, jobs: Iterable[Job]) -> dict[int, Decimal]:
+        """Each charged job's total in the lab's major unit, by job id (the statistics' cost column;
+        the statistics decide who sees whose)."""
+        found = self.store.charges_by_job([job.id for job in jobs])
+        return {job_id: major(entry.total_minor, entry.charge.currency) for job_id, entry in found.items()}
 
     def charges_by_job(self, actor: Member, job_ids: Collection[int]) -> dict[int, LedgerEntry]:
         """The charge of each job that has one (statistics read costs per job through this); a member

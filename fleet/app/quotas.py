@@ -4,7 +4,7 @@ and a manager's lift of the limits for one job. The scheduler's adapter reads :m
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable, Optional
@@ -139,6 +139,17 @@ class Quotas:
         """Whether a manager lifted the quotas of a job (whoever may see the job: the caller checked)."""
         del actor
         return job_id in self.store.lifted_jobs([job_id])
+
+    def group_names_of(self, jobs: Iterable[Job]) -> dict[int, str]:
+        """The group each job's member belongs to now, by job id (the statistics' group column)."""
+        memberships = self.store.memberships()
+        names = {group.id: group.name for group in self.store.list_groups()}
+        found: dict[int, str] = {}
+        for job in jobs:
+            group_id = memberships.get(job.member_id)
+            if group_id is not None and group_id in names:
+                found[job.id] = names[group_id]
+        return found
 
     def group_of(self, member_id: int) -> Optional[Group]:
         group_id = self.store.memberships().get(member_id)

@@ -157,3 +157,26 @@ def test_a_cost_quota_weighs_each_job_at_todays_prices(service, fleetlink, link,
     )
     [cap] = service.quotas.standing(alice, alice.id)
     assert (cap.measure.value, cap.limit, cap.used) == ("cost", 500.0, 320.0)
+
+
+def test_the_statistics_show_the_charge_and_the_group_of_a_printed_job(
+    service, fleetlink, link, clock, people
+):
+    from decimal import Decimal
+
+    from fleet.statistics import Dimension
+
+    manager, alice = people
+    students = service.quotas.create_group(manager, "student", 1)
+    service.quotas.set_member_group(manager, alice.id, students.id)
+    add_printer(service, "mk4")
+    job_id = queue(service, alice)
+    fleetlink.tick(T0)
+    _, node = started(service, fleetlink, link, clock, "mk4")
+    clock.now = T0 + 3600
+    node.event(p.EventType.JOB_DONE, job_id)
+    period = service.statistics.period("2023-11-01", "2023-11-30")
+    by_group = service.statistics.report(manager, Dimension.GROUP, period)
+    [row] = by_group.rows
+    assert (row.label, row.prints, row.cost) == ("student", 1, Decimal("3.20"))
+    assert by_group.totals.cost == Decimal("3.20")
