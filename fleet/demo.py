@@ -297,13 +297,41 @@ def maintenance(on: bool) -> Callable[[Lab], Optional[str]]:
     return act
 
 
+#: The lab's public prices (decimal text in the lab's currency; docs/economy.md).
+DEMO_PRICES = {
+    "per_gram": {"PLA": "0.03", "PETG": "0.045", "TPU": "0.08"},
+    "default_per_hour": "0.50",
+    "minimum": "0.50",
+    "unfinished": "share",
+}
+
+
+def lab_economy(lab: Lab) -> str:
+    ada = lab.member("ada")
+    quotas = lab.service.quotas
+    lab.service.pricing.set_price_list(ada, DEMO_PRICES)
+    students = quotas.create_group(ada, "student", 0)
+    quotas.set_member_group(ada, lab.member("chloe").id, students.id)
+    quotas.set_quota(ada, {"period": "week", "jobs_at_once": 1}, group_id=students.id)
+    return "ada published the price list; students (chloe) may have one job at a time in the queue"
+
+
+def quota_reached(lab: Lab) -> str:
+    ids = lab.submit("chloe", part_named("keychain.gcode"), copies=3)
+    for job_id in ids:  # chloe's prints wait for a manager's approval: ada gives it at once
+        lab.service.jobs.approve_job(lab.member("ada"), job_id)
+    return f"chloe queued {len(ids)} keychains and ada approved them: the student quota holds all but one"
+
+
 #: What happens in the demo lab, by time after it opens. Features add their steps here, such as a spool
 #: running low or a member reaching a quota, each a function of the :class:`Lab` that says what it did.
 SCENARIO: list[Step] = [
+    Step(1.0, lab_economy),
     Step(2.0, one_members_batch),
     Step(4.0, material_nobody_loaded),
     Step(6.0, part_too_big),
     Step(8.0, maintenance(True)),
+    Step(10.0, quota_reached),
     Step(90.0, maintenance(False)),
 ]
 

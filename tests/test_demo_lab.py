@@ -55,7 +55,7 @@ def test_the_scenario_shows_reasons_of_every_kind_in_the_first_minutes(lab):
     demo.seed_lab(svc, lab.people)
     steps = list(demo.SCENARIO)
     said = demo.play(lab, steps, elapsed=60.0)
-    assert len(said) == 4 and [s.at for s in steps] == [90.0]  # the end of the maintenance is still to come
+    assert len(said) == 6 and [s.at for s in steps] == [90.0]  # the end of the maintenance is still to come
     svc.dispatcher.dispatch_pass()
     queue = svc.dispatcher.queue(lab.member("bob"))
     reasons = {e.explanation.reason.value for e in queue if e.explanation is not None}
@@ -65,6 +65,7 @@ def test_the_scenario_shows_reasons_of_every_kind_in_the_first_minutes(lab):
         "no_compatible_printer",
         "printers_unavailable",
         "no_printer_free",
+        "quota",
     }
     bobs = [
         e.explanation.position for e in queue if e.job.member_id == lab.member("bob").id and e.explanation
