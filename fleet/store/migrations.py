@@ -162,6 +162,18 @@ def _add_plate_snapshots(conn: Connection) -> None:
     snapshots.create(conn)
 
 
+def _split_device_tokens(conn: Connection) -> None:
+    """8 → 9: a member's device sign-ins apart from their own API token, and spent link codes kept.
+
+    Until now only ``POST /tokens`` (a device signing in) named its tokens otherwise than ``initial``
+    or ``reissued``, so those are the device sign-ins; a member's token rotation now leaves them be.
+    """
+    conn.execute(text("ALTER TABLE api_tokens ADD COLUMN device BOOLEAN NOT NULL DEFAULT false"))
+    conn.execute(text("UPDATE api_tokens SET device = true WHERE label NOT IN ('initial', 'reissued')"))
+    epoch = Double(asdecimal=False).compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE link_codes ADD COLUMN used_at {epoch}"))
+
+
 #: UPGRADES[N] upgrades a database from version N to N+1.
 UPGRADES: Mapping[int, Step] = {
     1: _add_enrollment,
@@ -171,6 +183,7 @@ UPGRADES: Mapping[int, Step] = {
     5: _add_link_codes,
     6: _add_printer_profile,
     7: _add_plate_snapshots,
+    8: _split_device_tokens,
 }
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).
