@@ -6,8 +6,8 @@ import logging
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass, replace
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Optional
 
 from ..auth import TOKEN_PREFIX, hash_token

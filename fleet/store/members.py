@@ -16,7 +16,6 @@ from .base import UNSET, StoreBase, _insert, _Unset
 from .blobs import is_sha256_hex
 from .engine import read_transaction, write_transaction
 
-
 #: How long a spent or expired link code is kept after it expires, to say which it was when typed again.
 SPENT_CODES_KEPT_S = 86400.0
 

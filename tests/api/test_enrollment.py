@@ -7,8 +7,8 @@ import hashlib
 import pytest
 
 from fleet.app.enrollment import ENROLLMENT_CODE_REFUSALS
-from fleet.models import CodeRefusal
 from fleet.http_protocol import BrokerAddress
+from fleet.models import CodeRefusal
 from fleet.states import JobState
 
 from .test_printers_members import PART, submit

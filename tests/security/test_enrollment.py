@@ -18,13 +18,13 @@ import pytest
 
 from fleet.app.enrollment import ENROLLMENT_CODE_REFUSALS
 from fleet.models import CodeRefusal
-
-USED = ENROLLMENT_CODE_REFUSALS[CodeRefusal.USED]
 from fleet.node.enroll import EnrollmentAnswer, FleetRequestError
 from fleet.protocol import Channel, NodeState, Status, encode_status, topic
 
 from ..brokers import wait_until
 from ._broker_setup import BAD_LOGIN, NOT_AUTHORIZED, LiveFleet, Outsider, login
+
+USED = ENROLLMENT_CODE_REFUSALS[CodeRefusal.USED]
 
 #: How long the broker may take to close a revoked printer's open connection. Measured here: well
 #: under a second (SIGHUP, then Mosquitto's next pass over its clients); the bound allows a loaded machine.
