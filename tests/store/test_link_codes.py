@@ -87,7 +87,8 @@ def test_a_version_8_database_tells_device_sign_ins_from_the_members_own_token(
         for label in ("initial", "OctoPrint user ada on printer mini-1"):
             conn.execute(
                 text(
-                    "INSERT INTO api_tokens (token_hash, member_id, label, created_at) VALUES (:h, :m, :l, :t)"
+                    "INSERT INTO api_tokens (token_hash, member_id, label, created_at) "
+                    "VALUES (:h, :m, :l, :t)"
                 ),
                 {"h": code_hash(label), "m": alice, "l": label, "t": T0},
             )
