@@ -181,7 +181,9 @@ def ask_snapshot(printer_id: str) -> tuple[str, int]:
 def unfit_jobs(printer_id: str) -> Response:
     unfit = service().dispatcher.unfit_for(this_printer(), printer_id)
     return jsonify(
-        shape.UnfitJobs(jobs=[shape.UnfitJob(job_id=u.job_id, reason=u.reason) for u in unfit]).to_json()
+        shape.UnfitJobs(
+            jobs=[shape.UnfitJob(job_id=u.job_id, reason=u.reason, key=u.key, params=u.params) for u in unfit]
+        ).to_json()
     )
 
 

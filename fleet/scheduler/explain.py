@@ -31,6 +31,7 @@ def _needs_key(job: JobInfo) -> tuple[object, ...]:
         job.nozzle_diameter,
         job.material,
         job.heats_bed,
+        job.heats_chamber,
         job.tools,
     )
 
