@@ -218,6 +218,36 @@ def next_opening(lending: Lending, now: float) -> Optional[float]:
     return best
 
 
+def closing_at(lending: Lending, now: float) -> Optional[float]:
+    """When the lent stretch that holds ``now`` ends (epoch seconds): windows that meet run on as one
+    (weeknights 20:00-08:00 then weekends from 08:00). None when it never ends (lent all week), and
+    ``now`` itself when the printer is not lent at ``now``."""
+    zone = ZoneInfo(lending.time_zone)
+    local = datetime.fromtimestamp(now, zone)
+    minute = _minute_of_week(local)
+    spans = [span for w in lending.windows for span in w.spans()]
+    reach = minute
+    while True:
+        # The span holding ``reach`` (taken modulo the week), followed to its end; spans that touch chain.
+        at = reach % WEEK_MINUTES
+        ends = [stop for begin, stop in spans if begin <= at < stop]
+        if not ends:
+            break
+        reach += max(ends) - at
+        if reach - minute >= WEEK_MINUTES:
+            return None
+    if reach == minute:
+        return now
+    # Wall-clock arithmetic in the owner's zone, as the windows are read (zoneinfo places the result).
+    start = local.replace(second=0, microsecond=0)
+    return (start + timedelta(minutes=reach - minute)).timestamp()
+
+
+def clock_words(lending: Lending, at: float) -> str:
+    """'08:00', in the owner's zone."""
+    return f"{datetime.fromtimestamp(at, ZoneInfo(lending.time_zone)):%H:%M}"
+
+
 def opening_words(lending: Lending, at: float) -> str:
     """'Monday 20:00', in the owner's zone."""
     local = datetime.fromtimestamp(at, ZoneInfo(lending.time_zone))

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..lending import opening_words
+from ..lending import clock_words, opening_words
 from .matching import Fleet, bed_fits, chamber_fits, heat_fits, nozzle_fits, tools_fit, volume_fits
 from .model import JobInfo, PrinterInfo, WaitReason
 
@@ -96,6 +96,18 @@ def lent(printer: PrinterInfo, opens: float | None) -> str:
     return (
         f"home printer {printer.id} is lent {lending.describe()} ({lending.time_zone}); "
         f"next window opens {opening_words(lending, opens)}"
+    )
+
+
+def runs_past(printer: PrinterInfo, ends: float, seconds: float) -> str:
+    """Why a lent printer free now does not take a job: it would still print when the window ends."""
+    lending = printer.lending
+    assert lending is not None
+    closes = clock_words(lending, ends)
+    return (
+        f"home printer {printer.id} is free, but this print (about {duration(seconds)}) would run past the "
+        f"end of the lending window at {closes} ({lending.time_zone}); it waits for a printer free for that "
+        "long, or for a longer window"
     )
 
 
