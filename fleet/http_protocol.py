@@ -101,8 +101,10 @@ def decode_unfit(data: Any) -> tuple[Unfit, ...]:
     return tuple(result)
 
 
-#: The largest plate photo the fleet takes; a node does not send a larger one.
-MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
+#: The largest plate photo any fleet takes (a lab sets its own limit up to this); a node sends no larger.
+MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024
+#: A lab's limit until a manager sets another (``snapshot_max_bytes`` of the lab settings).
+DEFAULT_SNAPSHOT_BYTES = 2 * 1024 * 1024
 #: What a plate photo may be, told by its first bytes (never by what the sender claims).
 _IMAGE_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
 

@@ -257,4 +257,6 @@ class LabSettingsChanges:
     max_upload_bytes: Optional[int] = None
     max_copies: Optional[int] = None
     fair_share_half_life_s: Optional[float] = None
+    snapshot_max_bytes: Optional[int] = None
+    snapshot_retention_days: Optional[int] = None
     rules: Optional[Mapping[str, Any]] = None

@@ -24,6 +24,7 @@ from .enroll import EnrollmentAnswer, FleetRequestError, queue_file
 from .runtime import PluginConfig, Runtime
 from .signin import MemberTokens, sign_in, token_label
 from .update import UPDATE_DEFAULTS, update_information
+from .webcam import webcam_settings
 
 #: OctoPrint events after which the printer profile in use may say something new.
 PROFILE_EVENTS = {
@@ -101,16 +102,10 @@ class CrowdFabPlugin(
     def _config(self) -> PluginConfig:
         profile = self._printer_profile_manager.get_current_or_default()
         return PluginConfig.from_settings(
-            self._settings.get, profile if isinstance(profile, dict) else None, self._snapshot_url()
+            self._settings.get,
+            profile if isinstance(profile, dict) else None,
+            webcam=webcam_settings(self._settings.global_get),
         )
-
-    def _snapshot_url(self) -> str:
-        """The webcam's snapshot URL: the classic webcam plugin's (OctoPrint 1.9+), else the old core key."""
-        for path in (["plugins", "classicwebcam", "snapshot"], ["webcam", "snapshot"]):
-            value = self._settings.global_get(path)
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-        return ""
 
     def _profile_may_have_changed(self) -> None:
         """Tell the fleet of new capabilities: a new runtime's node announces them as it connects."""

@@ -27,6 +27,7 @@ from fleet.protocol import Capabilities
 
 from .enroll import BrokerAddress, EnrollmentAnswer, FleetRequestError, enroll
 from .profile import capabilities_from_profile
+from .webcam import NO_WEBCAM, WebcamSettings
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,8 @@ class PluginConfig:
     profile: Optional[dict[str, Any]] = None
     #: The owner's lending terms (:mod:`fleet.lending`); None: lent whenever idle, any material.
     lending: Optional[Lending] = None
-    #: The webcam's snapshot URL (OctoPrint's webcam settings); empty: no photo of the plate is sent.
-    snapshot_url: str = ""
+    #: The webcam's snapshot URL and login (OctoPrint's webcam settings); no URL: no photo is sent.
+    webcam: WebcamSettings = NO_WEBCAM
     #: Seconds between asking the fleet which waiting jobs this printer's profile cannot take.
     unfit_check_s: float = UNFIT_CHECK_S
     #: What is wrong with the owner's lending terms, for the settings page and the tab ("" when nothing).
@@ -111,7 +112,7 @@ class PluginConfig:
         cls,
         get: Callable[[list[str]], Any],
         profile: Optional[dict[str, Any]] = None,
-        snapshot_url: str = "",
+        webcam: Optional[WebcamSettings] = None,
     ) -> PluginConfig:
         """Read the plugin's settings through ``get([key, ...])`` (OctoPrint's ``_settings.get``)."""
         mqtt = get(["mqtt"]) or {}
@@ -148,7 +149,7 @@ class PluginConfig:
             profile=profile,
             lending=lending,
             lending_error=lending_error,
-            snapshot_url=snapshot_url.strip(),
+            webcam=webcam or NO_WEBCAM,
             unfit_check_s=max(5.0, float(get(["unfit_check_s"]) or UNFIT_CHECK_S)),
         )
 
@@ -250,15 +251,22 @@ def build_mqtt_node(
 
 def plate_reporter(config: PluginConfig) -> Optional[PlateReporter]:
     """What sends the plate's photo after each job; None without a webcam (or with an unusable URL)."""
-    if not config.snapshot_url:
+    settings = config.webcam
+    if not settings.url:
         return None
     try:
-        webcam = Webcam(config.snapshot_url)
+        webcam = Webcam(
+            settings.url,
+            timeout_s=settings.timeout_s,
+            login=settings.login,
+            verify_tls=settings.verify_tls,
+        )
         client = FleetClient(config.fleet_url, config.printer_token, timeout=(5.0, 30.0))
     except (ValueError, FleetRequestError) as exc:
         log.error("no photos of the plate: %s", exc)
         return None
-    log.info("after each fleet job, the photo of the plate comes from %s", config.snapshot_url)
+    how = f" ({settings.login.kind} authentication)" if settings.login else ""
+    log.info("after each fleet job, the photo of the plate comes from %s%s", webcam.shown, how)
     return PlateReporter(webcam, client, config.printer_id)
 
 

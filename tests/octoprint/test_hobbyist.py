@@ -8,6 +8,7 @@ unreachable fleet each show their own message in OctoPrint's UI, and a refusal i
 
 from __future__ import annotations
 
+import base64
 import struct
 import zlib
 from collections.abc import Iterator
@@ -130,11 +131,15 @@ def navbar_shows(page: Any, text: str, timeout_ms: int = 45_000) -> None:
 
 def test_two_config_keys_join_the_fleet_and_a_job_prints(lab: Lab) -> None:
     """The README's recipe as written: a default profile and only fleet_url and enroll_code; and the
-    webcam OctoPrint knows sends the photo of the plate after the job, shown on the job's page."""
+    webcam OctoPrint knows sends the photo of the plate after the job, shown on the job's page. The
+    webcam wants the login its OctoPrint settings give (basic authentication, OctoPrint 1.11)."""
     code = lab.code()
     asked: list[str] = []
+    login = "Basic " + base64.b64encode(b"owner:plate-cam").decode()
 
     def webcam(request: Request) -> Reply:
+        if request.headers.get("Authorization") != login:
+            return Reply(401, b"", None, (("WWW-Authenticate", 'Basic realm="cam"'),))
         asked.append(request.path)
         return Reply(200, PLATE, "image/png")
 
@@ -143,7 +148,13 @@ def test_two_config_keys_join_the_fleet_and_a_job_prints(lab: Lab) -> None:
             {"fleet_url": lab.fleet.url, "enroll_code": code},
             # As OctoPrint saves it once its webcam settings are set (the version stops a migration).
             other_plugins={
-                "classicwebcam": {"_config_version": 1, "snapshot": f"{webcam_url}/?action=snapshot"}
+                "classicwebcam": {
+                    "_config_version": 1,
+                    "snapshot": f"{webcam_url}/?action=snapshot",
+                    "snapshotAuth": "basic",
+                    "snapshotUsername": "owner",
+                    "snapshotPassword": "plate-cam",
+                }
             },
         ).start()
         try:
@@ -176,7 +187,8 @@ def joined_and_printed(lab: Lab, octoprint: OctoPrintServer, asked: list[str]) -
         30,
         "the photo of the plate to reach the fleet",
     )
-    assert asked == ["/?action=snapshot"], "one photo, from the webcam's snapshot URL"
+    assert asked == ["/?action=snapshot"], "one photo, from the webcam's snapshot URL, with its login"
+    assert "plate-cam" not in octoprint.log_text()
     assert lab.fleet.api(lab.member, "GET", f"/jobs/{job_id}/snapshot").content == PLATE
     shown = lab.job_page_images(job_id, "plate-photo")
     assert shown == {"photo": [64, 48], "broken": []}

@@ -40,6 +40,8 @@ class LabSettings(OutputModel):
     max_upload_bytes: int
     max_copies: int
     fair_share_half_life_s: float
+    snapshot_max_bytes: int = Field(description="The largest photo of a plate a printer may send, bytes")
+    snapshot_retention_days: int = Field(description="How many days the photos of plates are kept")
     rules: Rules
 
     @classmethod
@@ -71,6 +73,20 @@ class SettingsChanges(InputModel):
             BeforeValidator(lab.check_half_life),
         ]
     ] = None
+    snapshot_max_bytes: Maybe[
+        Annotated[
+            int,
+            Field(ge=lab.MIN_SNAPSHOT_BYTES, le=lab.MAX_SNAPSHOT_BYTES),
+            BeforeValidator(lab.check_snapshot_max_bytes),
+        ]
+    ] = None
+    snapshot_retention_days: Maybe[
+        Annotated[
+            int,
+            Field(ge=1, le=lab.MAX_SNAPSHOT_RETENTION_DAYS),
+            BeforeValidator(lab.check_snapshot_retention_days),
+        ]
+    ] = None
     rules: Maybe[dict[str, Any]] = Field(
         default=None, description="Some of the rules' options (see Rules); the others are kept"
     )
@@ -81,6 +97,8 @@ class SettingsChanges(InputModel):
             max_upload_bytes=self.max_upload_bytes,
             max_copies=self.max_copies,
             fair_share_half_life_s=self.fair_share_half_life_s,
+            snapshot_max_bytes=self.snapshot_max_bytes,
+            snapshot_retention_days=self.snapshot_retention_days,
             rules=self.rules,
         )
 

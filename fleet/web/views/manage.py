@@ -9,7 +9,7 @@ from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from ...errors import Invalid
-from ...lab import check_max_upload_bytes
+from ...lab import check_max_upload_bytes, check_snapshot_max_bytes, check_snapshot_retention_days
 from ...models import LabSettingsChanges
 from .base import Page, form_error, me, render, service, t, web
 
@@ -78,6 +78,10 @@ def _settings_changes() -> LabSettingsChanges:
     return LabSettingsChanges(
         approval_required=form.get("approval_required") == "on",
         max_upload_bytes=check_max_upload_bytes(_whole_or_text(form.get("max_upload_bytes", ""))),
+        snapshot_max_bytes=check_snapshot_max_bytes(_whole_or_text(form.get("snapshot_max_bytes", ""))),
+        snapshot_retention_days=check_snapshot_retention_days(
+            _whole_or_text(form.get("snapshot_retention_days", ""))
+        ),
         rules={"refused_commands": refused, "material_limits": limits},
     )
 
