@@ -338,9 +338,28 @@ class CrowdFabPlugin(
                 link_code=(fields["link_code"] or "").strip() or None,
             )
         except FleetRequestError as exc:
-            return flask.jsonify(error=str(exc)), exc.status or 502
+            return flask.jsonify(error=self._refusal_words(exc)), exc.status or 502
         self._member_tokens().put(user, token)
         return flask.jsonify(signed_in=True)
+
+    @staticmethod
+    def _refusal_words(exc: FleetRequestError) -> str:
+        """A refused link code in the user's language (the fleet says which refusal it is); else the
+        fleet's own words."""
+        reason = exc.details.get("reason") if isinstance(exc.details, dict) else None
+        if exc.status != 401 or reason not in ("unknown", "used", "expired"):
+            return str(exc)
+        if reason == "used":
+            return gettext(
+                "this link code was already used: a code works once. Make a new one on your account page."
+            )
+        if reason == "expired":
+            return gettext(
+                "this link code has expired (it waits ten minutes). Make a new one on your account page."
+            )
+        return gettext(
+            "the fleet does not know this link code: check it, or make a new one on your account page."
+        )
 
     def _sign_out(self) -> Any:
         """Forget this user's fleet token here (the member may also revoke it on the dashboard)."""

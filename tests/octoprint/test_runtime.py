@@ -23,13 +23,15 @@ class Fleet:
 
     def __init__(self) -> None:
         self.status = 401
-        self.message = "this enrollment code is not valid (unknown, used or expired)"
+        self.message = "this enrollment code is not known"
+        self.details: Any = None
         self.bodies: list[dict[str, Any]] = []
         self.url = ""
 
     def answer(self, request: Request) -> Reply:
         self.bodies.append(json.loads(request.body))
-        return Reply(self.status, json.dumps({"message": self.message}).encode(), "application/json")
+        body = {"message": self.message, **({} if self.details is None else {"details": self.details})}
+        return Reply(self.status, json.dumps(body).encode(), "application/json")
 
 
 @pytest.fixture
@@ -51,13 +53,21 @@ def runtime_for(url: str, tmp_path: Path, **kw: Any) -> Runtime:
 
 
 @pytest.mark.parametrize(
-    ("status", "problem"),
-    [(401, Problem.CODE), (409, Problem.NAME), (422, Problem.REFUSED), (403, Problem.REFUSED)],
+    ("status", "details", "problem"),
+    [
+        (401, None, Problem.CODE),  # an older fleet: it does not say why
+        (401, {"reason": "unknown"}, Problem.CODE),
+        (401, {"reason": "used"}, Problem.CODE_USED),
+        (401, {"reason": "expired"}, Problem.CODE_EXPIRED),
+        (409, None, Problem.NAME),
+        (422, None, Problem.REFUSED),
+        (403, None, Problem.REFUSED),
+    ],
 )
 def test_a_refusal_is_asked_once_and_explained(
-    fleet: Fleet, tmp_path: Path, status: int, problem: Problem
+    fleet: Fleet, tmp_path: Path, status: int, details: Any, problem: Problem
 ) -> None:
-    fleet.status = status
+    fleet.status, fleet.details = status, details
     runtime = runtime_for(fleet.url, tmp_path, retry_s=0.05)
     runtime.start()
     try:
@@ -148,8 +158,17 @@ class LinkedNode:
 
 def test_a_joined_runtime_reports_the_jobs_its_profile_cannot_take(tmp_path: Path) -> None:
     reason = "240\u00d7150\u00d70.8 mm needed, this profile gives 200\u00d7200\u00d7200 mm"
+    # The key and values the Fablab tab words the reason from, in its user's language.
+    worded = {
+        "key": "too_small",
+        "params": {"needed": "240\u00d7150\u00d70.8 mm", "have": "200\u00d7200\u00d7200 mm"},
+    }
     answers = [
-        Reply(200, json.dumps({"jobs": [{"job_id": 7, "reason": reason}]}).encode(), "application/json")
+        Reply(
+            200,
+            json.dumps({"jobs": [{"job_id": 7, "reason": reason, **worded}]}).encode(),
+            "application/json",
+        )
     ]
     asked: list[tuple[str, str]] = []
 
@@ -176,13 +195,13 @@ def test_a_joined_runtime_reports_the_jobs_its_profile_cannot_take(tmp_path: Pat
         runtime.start()
         try:
             wait_for(lambda: runtime.status()["unfit"], 10, "the runtime to ask the fleet")
-            assert runtime.status()["unfit"] == [{"job_id": 7, "reason": reason}]
+            assert runtime.status()["unfit"] == [{"job_id": 7, "reason": reason, **worded}]
             assert asked[0] == ("/api/v1/printers/garage/unfit", "Bearer cfp_secret")
             # A refusal keeps what the last answer said; an empty answer clears it.
             answers.append(Reply(403, b'{"message": "no"}', "application/json"))
             seen = len(asked)
             wait_for(lambda: len(asked) > seen, 10, "the runtime to ask again")
-            assert runtime.status()["unfit"] == [{"job_id": 7, "reason": reason}]
+            assert runtime.status()["unfit"] == [{"job_id": 7, "reason": reason, **worded}]
             answers.append(Reply(200, b'{"jobs": []}', "application/json"))
             wait_for(lambda: runtime.status()["unfit"] == [], 10, "the runtime to hear the queue is clear")
         finally:
