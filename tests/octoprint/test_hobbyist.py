@@ -12,12 +12,14 @@ import base64
 import struct
 import zlib
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fleet.gcode.generate import generate_box
+from fleet.lending import DAYS
 from fleet.node.enroll import enroll
 from tests.brokers import free_port, wait_until
 from tests.e2e.test_fleet_octoprint import RunningFleet, job_state, submit
@@ -339,5 +341,124 @@ def test_the_fablab_tab_says_which_queued_jobs_do_not_fit_this_printer(lab: Lab)
             assert not page.js_errors, page.js_errors
     finally:
         if job_id is not None:  # the module's other tests share the fleet: leave its queue as it was
+            lab.fleet.api(lab.member, "POST", f"/jobs/{job_id}/cancel")
+        octoprint.stop()
+
+
+def explanation(lab: Lab, job_id: int) -> str:
+    """The member's explanation of a waiting job, as the queue gives it ("" once it is not waiting)."""
+    mine = lab.fleet.api(lab.member, "GET", "/jobs/mine", params={"limit": 200}).json()["jobs"]
+    found = [j for j in mine if j["id"] == job_id and j.get("explanation")]
+    return str(found[0]["explanation"]["message"]) if found else ""
+
+
+def set_language(octoprint: OctoPrintServer, code: str) -> None:
+    """OctoPrint's default language (Settings > Appearance), as its admin sets it."""
+    chosen = octoprint.admin.post(
+        f"{octoprint.url}/api/settings", json={"appearance": {"defaultLanguage": code}}, timeout=10
+    )
+    assert chosen.status_code == 200, chosen.text
+
+
+def lend(octoprint: OctoPrintServer, windows: str) -> None:
+    """The owner changes the lending hours in the plugin's settings (UTC, any material)."""
+    terms = {"lending_windows": windows, "lending_time_zone": "UTC", "lending_materials": ""}
+    saved = octoprint.admin.post(
+        f"{octoprint.url}/api/settings", json={"plugins": {"crowdfab": terms}}, timeout=10
+    )
+    assert saved.status_code == 200, saved.text
+
+
+def utc_window(start: datetime, minutes: int) -> str:
+    """A one-day window from ``start`` (UTC) lasting ``minutes``: 'wed 07:59-08:20'."""
+    end = start + timedelta(minutes=minutes)
+    return f"{DAYS[start.weekday()]} {start:%H:%M}-{end:%H:%M}"
+
+
+def test_a_lent_printer_takes_work_only_inside_its_window_and_the_tab_says_so_in_french(lab: Lab) -> None:
+    """A real OctoPrint lent on its owner's terms: outside the window the job waits and the queue says
+    when the window opens; the Fablab tab (in French) shows the terms, that the printer is not lent now,
+    and a queued job too big for it, all in French. Inside a window the job prints; a job whose estimate
+    would run past the window's end waits, and the queue says so."""
+    now = datetime.now(timezone.utc)
+    closed = utc_window(now + timedelta(days=3), 60)  # three days from now: certainly not now
+    octoprint = OctoPrintServer(
+        {
+            "fleet_url": lab.fleet.url,
+            "enroll_code": lab.code(),
+            "unfit_check_s": 5,
+            "lending_windows": closed,
+            "lending_time_zone": "UTC",
+        }
+    ).start()
+    waiting: list[int] = []
+    try:
+        printer_id = wait_for(
+            lambda: (s := plugin_status(octoprint))["link"] == "online" and s["printer_id"],
+            60,
+            "the plugin to join",
+        )
+        wait_until(lambda: lab.printer(printer_id)["lending"] is not None, 30, "the fleet to hear the terms")
+        wait_until(lambda: lab.printer(printer_id)["state"] == "idle", 30, f"{printer_id} to be idle")
+        short = submit(
+            lab.fleet, lab.member, generate_box(10, 10, 0.6, origin=(60.0, 60.0)), "lent-short.gcode"
+        )
+        waiting.append(short)
+        # The pass that explains the job is the one that would have sent it: it was not sent.
+        said = wait_for(
+            lambda: "lending hours" in (e := explanation(lab, short)) and e, 30, "the explanation"
+        )
+        assert f"home printer {printer_id} is lent" in said and "next window opens" in said, said
+        assert job_state(lab.fleet, lab.member, short) == "queued"
+        wide = generate_box(240, 150, 1.0, origin=(125.0, 100.0), purge=False, skirt=False)
+        waiting.append(submit(lab.fleet, lab.member, wide, "lent-wide.gcode"))
+        wait_for(lambda: plugin_status(octoprint)["unfit"], 30, "the plugin to hear of the wide job")
+
+        set_language(octoprint, "fr")
+        try:
+            with octoprint_page() as page:
+                log_in(page, octoprint.url)
+                page.click("#tab_plugin_crowdfab_link a")
+                terms = page.locator("[data-test-id=crowdfab-lending]")
+                terms.wait_for(state="visible")
+                text = terms.inner_text()
+                assert "Prêtée à la flotte selon vos conditions" in text
+                day = ["lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."][
+                    (now + timedelta(days=3)).weekday()
+                ]
+                hours = closed.split()[1].replace("-", "\u2013")
+                assert f"{day} {hours} (UTC), toute matière" in text, text
+                assert "Pas prêtée maintenant ; le prochain créneau s'ouvre" in text
+                assert "Une impression que vous lancez ici passe toujours en premier" in text
+                unfit = page.locator("[data-test-id=crowdfab-unfit]")
+                unfit.wait_for(state="visible")
+                assert "nécessaires, ce profil offre 200\u00d7200\u00d7200 mm" in unfit.inner_text()
+                assert "needed" not in unfit.inner_text() and "profile gives" not in unfit.inner_text()
+                page.screenshot(path=str(ARTIFACTS / "octoprint-tab-lending-fr.png"), full_page=True)
+                assert not page.js_errors, page.js_errors
+        finally:
+            set_language(octoprint, "_default")
+
+        # The owner opens a window now, 25 minutes long: the short job prints.
+        lend(octoprint, utc_window(datetime.now(timezone.utc) - timedelta(minutes=1), 26))
+        wait_until(lambda: job_state(lab.fleet, lab.member, short) == "done", 120, "the short job to be done")
+        waiting.remove(short)
+        cleared = lab.fleet.api(lab.member, "POST", f"/printers/{printer_id}/bed-cleared")
+        assert cleared.status_code == 200, cleared.text
+        # A print of two hours by its slicer's estimate would run past the window's end: it waits.
+        long_print = "; estimated printing time (normal mode) = 2h 0m 0s\n" + generate_box(
+            10, 10, 0.6, origin=(80.0, 80.0)
+        )
+        long_id = submit(lab.fleet, lab.member, long_print, "lent-long.gcode")
+        waiting.append(long_id)
+        said = wait_for(
+            lambda: "run past" in (e := explanation(lab, long_id)) and e, 30, "the long job's reason"
+        )
+        ends = lab.printer(printer_id)["lending"]["windows"][0]["end"]
+        assert f"would run past the end of the lending window at {ends} (UTC)" in said, said
+        assert job_state(lab.fleet, lab.member, long_id) == "queued"
+        assert lab.printer(printer_id)["state"] == "idle", "the printer waits for a job that fits the window"
+    finally:
+        for job_id in waiting:  # the module's other tests share the fleet: leave its queue as it was
             lab.fleet.api(lab.member, "POST", f"/jobs/{job_id}/cancel")
         octoprint.stop()

@@ -89,8 +89,8 @@
             materials: gettext("lending materials")
         };
         var where = settings[problem.setting] || gettext("lending terms");
-        if (problem.piece) where += " « " + problem.piece + " »";
-        return where + ": " + (faults[problem.key] || problem.key);
+        if (problem.piece) where += " '" + problem.piece + "'";
+        return _.sprintf(gettext("%(where)s: %(fault)s"), {where: where, fault: faults[problem.key] || problem.key});
     }
 
     var DAY_KEYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
