@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -18,9 +19,12 @@ from typing import Any
 
 import pytest
 
+from fleet.app.enrollment import new_enrollment_code, normalize_code
+from fleet.auth import hash_token
 from fleet.gcode.generate import generate_box
 from fleet.lending import DAYS
 from fleet.node.enroll import enroll
+from fleet.store import open_store
 from tests.brokers import free_port, wait_until
 from tests.e2e.test_fleet_octoprint import RunningFleet, job_state, submit
 from tests.http_stub import Reply, Request, serving
@@ -69,6 +73,21 @@ class Lab:
 
     def code(self) -> str:
         code: str = self.fleet.cli("enroll-code")["code"]
+        return code
+
+    def expired_code(self) -> str:
+        """A code whose day ran out an hour ago (written to the fleet's database as the fleet would)."""
+        code = new_enrollment_code()
+        normalized = normalize_code(code)
+        assert normalized is not None
+        store = open_store(None, self.fleet.data_dir)
+        try:
+            now = time.time()
+            store.add_enrollment_code(
+                hash_token(normalized), created_by=None, now=now - 86400, expires_at=now - 3600
+            )
+        finally:
+            store.close()
         return code
 
     def printer(self, printer_id: str) -> dict[str, Any]:
@@ -263,13 +282,18 @@ def test_the_wizard_says_what_went_wrong_then_joins(lab: Lab) -> None:
             navbar_shows(page, "offline")  # the navbar polls every 15 s while the tab is hidden
 
             text = wizard_try(page, lab.fleet.url, "WRONG-CODE-0000")
-            assert "refused the enrollment code: it is unknown, already used or expired" in text
-            assert "this enrollment code is not valid" in text, "the fleet's own words"
+            assert "The fleet does not know this enrollment code: check it for typing mistakes" in text
             page.screenshot(path=str(ARTIFACTS / "octoprint-wizard-wrong-code.png"))
 
             text = wizard_try(page, lab.fleet.url, used)
-            assert "refused the enrollment code" in text
+            assert "This enrollment code was already used to enroll a printer: a code works once." in text
+            assert "expired" not in text and "does not know" not in text
             page.screenshot(path=str(ARTIFACTS / "octoprint-wizard-used-code.png"))
+
+            text = wizard_try(page, lab.fleet.url, lab.expired_code())
+            assert "This enrollment code has expired. Ask a fleet manager for a new code." in text
+            assert "already used" not in text
+            page.screenshot(path=str(ARTIFACTS / "octoprint-wizard-expired-code.png"))
             # The navbar says so too, and the fleet's words are one click away.
             navbar_shows(page, "refused")
 
@@ -285,7 +309,7 @@ def test_the_wizard_says_what_went_wrong_then_joins(lab: Lab) -> None:
         status = plugin_status(octoprint)
         assert status["link"] == "online"
         # Each refusal was asked once: one line each in the log, nothing retried.
-        assert octoprint.log_text().count("the fleet refused to enroll this printer") == 2
+        assert octoprint.log_text().count("the fleet refused to enroll this printer") == 3
         job_id = lab.print_a_job(status["printer_id"], "hobbyist-wizard.gcode")
         # No webcam: no photo, and the job's page shows no broken image in its place.
         assert lab.fleet.api(lab.member, "GET", f"/jobs/{job_id}/snapshot").status_code == 404
@@ -304,10 +328,10 @@ def test_the_fablab_tab_and_navbar_explain_a_refused_code(lab: Lab) -> None:
             page.click("[data-test-id=crowdfab-navbar]")
             notice = page.locator(".ui-pnotify").filter(has_text="enrollment code")
             notice.first.wait_for(state="visible")
-            assert "this enrollment code is not valid" in notice.first.inner_text()
+            assert "this enrollment code is not known" in notice.first.inner_text(), "the fleet's own words"
             problem = page.locator("[data-test-id=crowdfab-problem]")
             problem.wait_for(state="visible")
-            assert "Ask a fleet manager for a new code" in problem.inner_text()
+            assert "The fleet does not know this enrollment code" in problem.inner_text()
             page.screenshot(path=str(ARTIFACTS / "octoprint-tab-refused-code.png"), full_page=True)
             assert not page.js_errors, page.js_errors
         assert octoprint.log_text().count("the fleet refused to enroll this printer") == 1
