@@ -417,6 +417,9 @@ class Runtime:
             else self.config.lending_problem.to_json(),
             "lending": lending_now(self.config.lending, self._clock()),
             "unfit": list(self._unfit),
+            "plate_problem": None
+            if node is None or node.plate is None or node.plate.problem is None
+            else node.plate.problem.to_json(),
             "job": None
             if job is None
             else {"job_id": job.job_id, "phase": job.phase.value, "path": job.path},

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -24,7 +24,27 @@ log = logging.getLogger(__name__)
 
 
 class SnapshotError(Exception):
-    """The webcam gave no usable photo; the message says why."""
+    """The webcam gave no usable photo; the message says why, ``key`` and ``params`` say it for a user
+    interface to word (``webcam_login``, ``webcam_status``, ``webcam_unreachable``, ``webcam_not_image``,
+    ``webcam_too_large``)."""
+
+    def __init__(self, message: str, key: str = "", **params: Any) -> None:
+        super().__init__(message)
+        self.key = key
+        self.params = params
+
+
+@dataclass(frozen=True)
+class PlateProblem:
+    """Why the last photo of the plate did not reach the fleet, for the owner (not only the log)."""
+
+    job_id: int
+    text: str
+    key: str
+    params: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "text": self.text, "key": self.key, "params": dict(self.params)}
 
 
 #: How a webcam's snapshot URL wants to be asked (OctoPrint's classic webcam ``snapshotAuth``).
@@ -114,22 +134,36 @@ class Webcam:
                 if response.status_code in (401, 403):
                     raise SnapshotError(
                         f"the webcam at {self.shown} refused the login (HTTP {response.status_code}): check "
-                        "the snapshot URL's authentication in OctoPrint's webcam settings"
+                        "the snapshot URL's authentication in OctoPrint's webcam settings",
+                        "webcam_login",
+                        status=response.status_code,
                     )
                 if response.status_code != 200:
-                    raise SnapshotError(f"the webcam at {self.shown} answered HTTP {response.status_code}")
+                    raise SnapshotError(
+                        f"the webcam at {self.shown} answered HTTP {response.status_code}",
+                        "webcam_status",
+                        status=response.status_code,
+                    )
                 data = bytearray()
                 for chunk in response.iter_content(64 * 1024):
                     data += chunk
                     if len(data) > self.max_bytes:
-                        raise SnapshotError(f"the webcam's photo is larger than {self.max_bytes} bytes")
+                        raise SnapshotError(
+                            f"the webcam's photo is larger than {self.max_bytes} bytes",
+                            "webcam_too_large",
+                            max=self.max_bytes,
+                        )
         except requests.RequestException as exc:
             # requests' own words may quote the URL it was given, credentials and all.
             words = str(exc).replace(self.url, self.shown)
-            raise SnapshotError(f"could not reach the webcam at {self.shown}: {words}") from None
+            raise SnapshotError(
+                f"could not reach the webcam at {self.shown}: {words}", "webcam_unreachable"
+            ) from None
         media_type = image_type(bytes(data))
         if media_type is None:
-            raise SnapshotError(f"the webcam at {self.shown} sent something that is no JPEG or PNG image")
+            raise SnapshotError(
+                f"the webcam at {self.shown} sent something that is no JPEG or PNG image", "webcam_not_image"
+            )
         return bytes(data), media_type
 
 
@@ -140,16 +174,25 @@ class PlateReporter:
         self.webcam = webcam
         self.client = client
         self.printer_id = printer_id
+        #: Why the last photo did not reach the fleet (None once one does): the owner's UI shows it.
+        self.problem: Optional[PlateProblem] = None
 
     def after_job(self, job_id: int) -> bool:
-        """Take and send the photo; True when the fleet has it. Failures are logged, never raised."""
+        """Take and send the photo; True when the fleet has it. Failures are logged and kept in
+        :attr:`problem`, never raised."""
         try:
             image, media_type = self.webcam.snapshot()
             self.client.send_snapshot(self.printer_id, job_id, image, media_type)
-        except (SnapshotError, FleetRequestError) as exc:
+        except SnapshotError as exc:
             log.warning("no photo of the plate for job %d: %s", job_id, exc)
+            self.problem = PlateProblem(job_id, str(exc), exc.key, exc.params)
+            return False
+        except FleetRequestError as exc:
+            log.warning("no photo of the plate for job %d: %s", job_id, exc)
+            self.problem = PlateProblem(job_id, str(exc), "fleet_refused", {"status": exc.status or 0})
             return False
         log.info("sent the photo of the plate after job %d (%d bytes)", job_id, len(image))
+        self.problem = None
         return True
 
     def close(self) -> None:

@@ -150,3 +150,28 @@ def test_a_webcam_behind_a_login_is_asked_as_octoprints_settings_say(
     assert "s3cret" not in repr(basic)
     with pytest.raises(ValueError, match="one of basic, digest, bearer"):
         WebcamLogin("kerberos")
+
+
+def test_why_the_last_photo_failed_is_kept_for_the_owner_and_cleared_by_the_next_one() -> None:
+    """Not only in the log: the Fablab tab shows it (from its key and values, in OctoPrint's language)."""
+    allowed = {"login": False}
+
+    def camera(request: Request) -> Reply:
+        return Reply(200, JPEG, "image/jpeg") if allowed["login"] else Reply(401)
+
+    with serving(camera) as webcam, serving(lambda r: Reply(204)) as fleet_url:
+        reporter = PlateReporter(Webcam(webcam), FleetClient(fleet_url, "cfp_t", retries=0), "mk4")
+        try:
+            assert reporter.problem is None
+            assert reporter.after_job(7) is False
+            assert reporter.problem is not None
+            assert (reporter.problem.job_id, reporter.problem.key, reporter.problem.params) == (
+                7,
+                "webcam_login",
+                {"status": 401},
+            )
+            assert "refused the login" in reporter.problem.to_json()["text"]
+            allowed["login"] = True
+            assert reporter.after_job(8) is True and reporter.problem is None
+        finally:
+            reporter.close()

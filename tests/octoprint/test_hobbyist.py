@@ -371,20 +371,34 @@ def utc_window(start: datetime, minutes: int) -> str:
 
 def test_a_lent_printer_takes_work_only_inside_its_window_and_the_tab_says_so_in_french(lab: Lab) -> None:
     """A real OctoPrint lent on its owner's terms: outside the window the job waits and the queue says
-    when the window opens; the Fablab tab (in French) shows the terms, that the printer is not lent now,
-    and a queued job too big for it, all in French. Inside a window the job prints; a job whose estimate
-    would run past the window's end waits, and the queue says so."""
+    when the window opens; inside a window the job prints; a job whose estimate would run past the
+    window's end waits, and the queue says so. The Fablab tab shows the terms in force, a queued job too
+    big for the printer, and why the plate's photo failed (a webcam that refuses the login): in English,
+    then all of it in French, the fleet's reasons included."""
     now = datetime.now(timezone.utc)
     closed = utc_window(now + timedelta(days=3), 60)  # three days from now: certainly not now
-    octoprint = OctoPrintServer(
-        {
-            "fleet_url": lab.fleet.url,
-            "enroll_code": lab.code(),
-            "unfit_check_s": 5,
-            "lending_windows": closed,
-            "lending_time_zone": "UTC",
-        }
-    ).start()
+    with serving(lambda request: Reply(401, b"", None, (("WWW-Authenticate", 'Basic realm="cam"'),))) as cam:
+        octoprint = OctoPrintServer(
+            {
+                "fleet_url": lab.fleet.url,
+                "enroll_code": lab.code(),
+                "unfit_check_s": 5,
+                "lending_windows": closed,
+                "lending_time_zone": "UTC",
+            },
+            other_plugins={
+                "classicwebcam": {"_config_version": 1, "snapshot": f"{cam}/snapshot"},
+                # Its wizard would greet the admin once a file was printed, over the tab.
+                "_disabled": ["file_check"],
+            },
+        ).start()
+        try:
+            lent_on_terms(lab, octoprint, closed)
+        finally:
+            octoprint.stop()
+
+
+def lent_on_terms(lab: Lab, octoprint: OctoPrintServer, closed: str) -> None:
     waiting: list[int] = []
     try:
         printer_id = wait_for(
@@ -394,6 +408,8 @@ def test_a_lent_printer_takes_work_only_inside_its_window_and_the_tab_says_so_in
         )
         wait_until(lambda: lab.printer(printer_id)["lending"] is not None, 30, "the fleet to hear the terms")
         wait_until(lambda: lab.printer(printer_id)["state"] == "idle", 30, f"{printer_id} to be idle")
+        terms = plugin_status(octoprint)["lending"]
+        assert terms["lent_now"] is False and terms["next"]["time"] == closed.split()[1].split("-")[0]
         short = submit(
             lab.fleet, lab.member, generate_box(10, 10, 0.6, origin=(60.0, 60.0)), "lent-short.gcode"
         )
@@ -406,56 +422,10 @@ def test_a_lent_printer_takes_work_only_inside_its_window_and_the_tab_says_so_in
         assert job_state(lab.fleet, lab.member, short) == "queued"
         wide = generate_box(240, 150, 1.0, origin=(125.0, 100.0), purge=False, skirt=False)
         waiting.append(submit(lab.fleet, lab.member, wide, "lent-wide.gcode"))
-        wait_for(lambda: plugin_status(octoprint)["unfit"], 30, "the plugin to hear of the wide job")
-
-        with octoprint_page() as page:
-            log_in(page, octoprint.url)
-            page.click("#tab_plugin_crowdfab_link a")
-            # In English: which queued job fits no printer, this one included, with its needs and no names.
-            unfit = page.locator("[data-test-id=crowdfab-unfit]")
-            unfit.wait_for(state="visible")
-            text = unfit.inner_text()
-            assert "1 job in the fleet's queue does not fit this printer, nor any other:" in text
-            assert "mm needed, this profile gives 200\u00d7200\u00d7200 mm" in text and "240\u00d7" in text, (
-                text
-            )
-            assert "alice" not in text and "lent-wide" not in text
-            assert (
-                "Not lent now; the next window opens"
-                in page.locator("[data-test-id=crowdfab-lending]").inner_text()
-            )
-            page.screenshot(path=str(ARTIFACTS / "octoprint-tab-unfit-job.png"), full_page=True)
-
-            # In French, as the owner reads OctoPrint: the fleet's reasons too, not only the headings.
-            set_language(octoprint, "fr")
-            try:
-                page.reload()
-                page.wait_for_selector("#tab_plugin_crowdfab_link", state="visible")
-                page.click("#tab_plugin_crowdfab_link a")
-                terms = page.locator("[data-test-id=crowdfab-lending]")
-                terms.wait_for(state="visible")
-                text = terms.inner_text()
-                assert "Prêtée à la flotte selon vos conditions" in text
-                day = ["lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."][
-                    (now + timedelta(days=3)).weekday()
-                ]
-                hours = closed.split()[1].replace("-", "\u2013")
-                assert f"{day} {hours} (UTC), toute matière" in text, text
-                assert "Pas prêtée maintenant ; le prochain créneau s'ouvre" in text
-                assert "Une impression que vous lancez ici passe toujours en premier" in text
-                unfit.wait_for(state="visible")
-                text = unfit.inner_text()
-                assert (
-                    "mm nécessaires, ce profil offre 200\u00d7200\u00d7200 mm" in text and "240\u00d7" in text
-                )
-                assert "needed" not in text and "profile gives" not in text
-                page.screenshot(path=str(ARTIFACTS / "octoprint-tab-lending-fr.png"), full_page=True)
-            finally:
-                set_language(octoprint, "_default")
-            assert not page.js_errors, page.js_errors
 
         # The owner opens a window now, 25 minutes long: the short job prints.
-        lend(octoprint, utc_window(datetime.now(timezone.utc) - timedelta(minutes=1), 26))
+        opened = utc_window(datetime.now(timezone.utc) - timedelta(minutes=1), 26)
+        lend(octoprint, opened)
         wait_until(lambda: job_state(lab.fleet, lab.member, short) == "done", 120, "the short job to be done")
         waiting.remove(short)
         cleared = lab.fleet.api(lab.member, "POST", f"/printers/{printer_id}/bed-cleared")
@@ -469,11 +439,62 @@ def test_a_lent_printer_takes_work_only_inside_its_window_and_the_tab_says_so_in
         said = wait_for(
             lambda: "run past" in (e := explanation(lab, long_id)) and e, 30, "the long job's reason"
         )
-        ends = lab.printer(printer_id)["lending"]["windows"][0]["end"]
+        ends = opened.split("-")[-1]
         assert f"would run past the end of the lending window at {ends} (UTC)" in said, said
         assert job_state(lab.fleet, lab.member, long_id) == "queued"
         assert lab.printer(printer_id)["state"] == "idle", "the printer waits for a job that fits the window"
+        status = wait_for(
+            lambda: (s := plugin_status(octoprint))["unfit"] and s["plate_problem"] and s,
+            30,
+            "the plugin to hear of the wide job and to keep why the photo failed",
+        )
+        assert status["lending"]["lent_now"] is True and status["lending"]["until"]["time"] == ends
+        tab_in_english_then_french(octoprint, opened)
     finally:
         for job_id in waiting:  # the module's other tests share the fleet: leave its queue as it was
             lab.fleet.api(lab.member, "POST", f"/jobs/{job_id}/cancel")
-        octoprint.stop()
+
+
+def tab_in_english_then_french(octoprint: OctoPrintServer, opened: str) -> None:
+    day_index = DAYS.index(opened.split()[0])
+    hours, ends = opened.split()[1].replace("-", "\u2013"), opened.split("-")[-1]
+    with octoprint_page() as page:
+        log_in(page, octoprint.url)
+        page.click("#tab_plugin_crowdfab_link a")
+        # Which queued job fits no printer, this one included, with its needs and no names.
+        unfit = page.locator("[data-test-id=crowdfab-unfit]")
+        unfit.wait_for(state="visible")
+        text = unfit.inner_text()
+        assert "1 job in the fleet's queue does not fit this printer, nor any other:" in text
+        assert "mm needed, this profile gives 200\u00d7200\u00d7200 mm" in text and "240\u00d7" in text, text
+        assert "alice" not in text and "lent-wide" not in text
+        terms = page.locator("[data-test-id=crowdfab-lending]")
+        assert "Lent now, until" in terms.inner_text() and f"{ends}." in terms.inner_text()
+        plate = page.locator("[data-test-id=crowdfab-plate-problem]")
+        plate.wait_for(state="visible")
+        assert "the webcam refused the login (HTTP 401)" in plate.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "octoprint-tab-unfit-job.png"), full_page=True)
+
+        # In French, as the owner reads OctoPrint: the fleet's reasons too, not only the headings.
+        set_language(octoprint, "fr")
+        try:
+            page.reload()
+            page.wait_for_selector("#tab_plugin_crowdfab_link", state="visible")
+            page.click("#tab_plugin_crowdfab_link a")
+            terms.wait_for(state="visible")
+            text = terms.inner_text()
+            assert "Prêtée à la flotte selon vos conditions" in text
+            day = ["lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."][day_index]
+            assert f"{day} {hours} (UTC), toute matière" in text, text
+            assert "Prêtée maintenant, jusqu'à" in text and f"{ends}." in text, text
+            assert "Une impression que vous lancez ici passe toujours en premier" in text
+            unfit.wait_for(state="visible")
+            text = unfit.inner_text()
+            assert "mm nécessaires, ce profil offre 200\u00d7200\u00d7200 mm" in text and "240\u00d7" in text
+            assert "needed" not in text and "profile gives" not in text
+            plate.wait_for(state="visible")
+            assert "la webcam a refusé l'identification (HTTP 401)" in plate.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "octoprint-tab-lending-fr.png"), full_page=True)
+        finally:
+            set_language(octoprint, "_default")
+        assert not page.js_errors, page.js_errors

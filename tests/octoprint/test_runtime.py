@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from fleet.client import FleetClient
+from fleet.node import PlateReporter, Webcam
+from fleet.node.plate import PlateProblem
 from octoprint_crowdfab.enroll import BrokerAddress
 from octoprint_crowdfab.runtime import LinkState, PluginConfig, Problem, Runtime
 from octoprint_crowdfab.update import update_information
@@ -140,8 +143,9 @@ def test_the_software_update_entry() -> None:
 class LinkedNode:
     """A node whose link comes up as soon as it starts (the runtime's part is what is tested)."""
 
-    def __init__(self, on_link_change: Any) -> None:
+    def __init__(self, on_link_change: Any, plate: Any = None) -> None:
         self.on_link_change = on_link_change
+        self.plate = plate
 
     def start(self) -> None:
         self.on_link_change(True)
@@ -206,3 +210,31 @@ def test_a_joined_runtime_reports_the_jobs_its_profile_cannot_take(tmp_path: Pat
             wait_for(lambda: runtime.status()["unfit"] == [], 10, "the runtime to hear the queue is clear")
         finally:
             runtime.close()
+
+
+def test_the_status_says_why_the_last_photo_of_the_plate_failed(tmp_path: Path) -> None:
+    reporter = PlateReporter(Webcam("http://127.0.0.1:9/snap"), FleetClient("http://127.0.0.1:9"), "garage")
+    reporter.problem = PlateProblem(7, "the webcam at ... refused the login", "webcam_login", {"status": 401})
+    config = PluginConfig(
+        fleet_url="http://fleet", printer_id="garage", printer_token="t", mqtt=BrokerAddress("h", 1)
+    )
+    runtime = Runtime(
+        config,
+        None,  # type: ignore[arg-type]
+        tmp_path,
+        lambda _: None,
+        node_factory=lambda c, p, j, up: LinkedNode(up, reporter),  # type: ignore[arg-type,return-value]
+    )
+    assert runtime.status()["plate_problem"] is None, "no node yet"
+    runtime.start()
+    try:
+        wait_for(lambda: runtime.status()["link"] == "online", 10, "the runtime to join")
+        assert runtime.status()["plate_problem"] == {
+            "job_id": 7,
+            "text": "the webcam at ... refused the login",
+            "key": "webcam_login",
+            "params": {"status": 401},
+        }
+    finally:
+        runtime.close()
+        reporter.close()

@@ -78,10 +78,13 @@ def _settings_changes() -> LabSettingsChanges:
     return LabSettingsChanges(
         approval_required=form.get("approval_required") == "on",
         max_upload_bytes=check_max_upload_bytes(_whole_or_text(form.get("max_upload_bytes", ""))),
-        snapshot_max_bytes=check_snapshot_max_bytes(_whole_or_text(form.get("snapshot_max_bytes", ""))),
-        snapshot_retention_days=check_snapshot_retention_days(
-            _whole_or_text(form.get("snapshot_retention_days", ""))
-        ),
+        # A form from before these fields existed leaves them as they are.
+        snapshot_max_bytes=None
+        if "snapshot_max_bytes" not in form
+        else check_snapshot_max_bytes(_whole_or_text(form["snapshot_max_bytes"])),
+        snapshot_retention_days=None
+        if "snapshot_retention_days" not in form
+        else check_snapshot_retention_days(_whole_or_text(form["snapshot_retention_days"])),
         rules={"refused_commands": refused, "material_limits": limits},
     )
 

@@ -108,6 +108,11 @@ $(function () {
         self.lending = ko.pureComputed(function () {
             return self.status().lending || null;
         });
+        // Why the last photo of the plate did not reach the fleet (a webcam login refused, say).
+        self.plateProblem = ko.pureComputed(function () {
+            var problem = self.status().plate_problem;
+            return problem ? window.CrowdFabLink.plateProblemText(problem) : "";
+        });
         self.lendingTerms = ko.pureComputed(function () {
             var terms = self.lending();
             return terms ? window.CrowdFabLink.termsText(terms) : "";

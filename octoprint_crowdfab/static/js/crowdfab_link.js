@@ -93,6 +93,30 @@
         return _.sprintf(gettext("%(where)s: %(fault)s"), {where: where, fault: faults[problem.key] || problem.key});
     }
 
+    // Why the last photo of the plate did not reach the fleet, from the node's key and values.
+    function plateProblemText(problem) {
+        var params = problem.params || {};
+        switch (problem.key) {
+            case "webcam_login":
+                return _.sprintf(
+                    gettext("the webcam refused the login (HTTP %(status)s): check the snapshot URL's authentication in OctoPrint's webcam settings"),
+                    params
+                );
+            case "webcam_status":
+                return _.sprintf(gettext("the webcam answered HTTP %(status)s"), params);
+            case "webcam_unreachable":
+                return gettext("the webcam's snapshot URL could not be reached");
+            case "webcam_not_image":
+                return gettext("the webcam's snapshot URL sent no JPEG or PNG image");
+            case "webcam_too_large":
+                return _.sprintf(gettext("the webcam's photo is larger than %(max)s bytes"), params);
+            case "fleet_refused":
+                return gettext("the fleet did not take the photo");
+            default:
+                return problem.text;
+        }
+    }
+
     var DAY_KEYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
     function dayShort(index) {
         return [gettext("Mon"), gettext("Tue"), gettext("Wed"), gettext("Thu"), gettext("Fri"), gettext("Sat"),
@@ -160,6 +184,7 @@
         unfitText: unfitText,
         lendingProblemText: lendingProblemText,
         termsText: termsText,
+        plateProblemText: plateProblemText,
         lentNowText: lentNowText
     };
 })(window);
