@@ -169,7 +169,10 @@ def test_replacing_the_members_token_keeps_its_device_sign_ins(api):
     assert as_token(api, device["token"]).status_code == 200, "the device sign-in keeps working"
     mine = {"Authorization": f"Bearer {token}"}
     listed = api["anonymous"].get(f"/api/v1/members/{alice}/tokens", headers=mine).get_json()["tokens"]
-    assert [t["label"] for t in listed] == ["OctoPrint user ada on printer mini-1", "reissued"]
+    assert [(t["label"], t["device"]) for t in listed] == [
+        ("OctoPrint user ada on printer mini-1", True),
+        ("reissued", False),
+    ]
     revoked = api["anonymous"].delete(f"/api/v1/members/{alice}/tokens/{device['id']}", headers=mine)
     assert revoked.status_code == 204
     assert as_token(api, device["token"]).status_code == 401
