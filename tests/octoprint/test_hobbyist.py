@@ -2,8 +2,10 @@
 OctoPrints on the virtual printer with their default printer profile, and chromium.
 
 Given only ``fleet_url`` and ``enroll_code`` (config keys, or the first-run wizard), a fresh OctoPrint joins,
-says so in its navbar, prints a member's job, and the fleet records it done. A wrong or used code and an
-unreachable fleet each show their own message in OctoPrint's UI, and a refusal is not asked again.
+says so in its navbar, prints a member's job, and the fleet records it done. A wrong, a used and an expired
+code and an unreachable fleet each show their own message in OctoPrint's UI, and a refusal is not asked
+again. A printer lent on its owner's terms takes work only inside its windows, and its Fablab tab says so,
+in French too.
 """
 
 from __future__ import annotations
