@@ -344,9 +344,16 @@ class CrowdFabPlugin(
 
     @staticmethod
     def _refusal_words(exc: FleetRequestError) -> str:
-        """A refused link code in the user's language (the fleet says which refusal it is); else the
-        fleet's own words."""
-        reason = exc.details.get("reason") if isinstance(exc.details, dict) else None
+        """A refused sign-in in the user's language (the fleet's status and ``details`` say which
+        refusal it is); else the fleet's own words."""
+        details = exc.details if isinstance(exc.details, dict) else {}
+        if exc.status == 429 and isinstance(details.get("retry_after_s"), int):
+            return gettext("too many failed tries from this address: wait %(seconds)s s and try again") % {
+                "seconds": details["retry_after_s"]
+            }
+        reason = details.get("reason")
+        if exc.status == 401 and reason is None:
+            return gettext("wrong name or password")  # the one refusal of a name and password
         if exc.status != 401 or reason not in ("unknown", "used", "expired"):
             return str(exc)
         if reason == "used":
