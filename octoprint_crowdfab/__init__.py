@@ -37,6 +37,32 @@ PROFILE_EVENTS = {
 WIZARD_VERSION = 1
 
 
+def sign_in_refusal(exc: FleetRequestError) -> str:
+    """A refused sign-in in the user's language (the fleet's status and ``details`` say which
+    refusal it is); else the fleet's own words."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    if exc.status == 429 and isinstance(details.get("retry_after_s"), int):
+        return gettext("too many failed tries from this address: wait %(seconds)s s and try again") % {
+            "seconds": details["retry_after_s"]
+        }
+    reason = details.get("reason")
+    if exc.status == 401 and reason is None:
+        return gettext("wrong name or password")  # the one refusal of a name and password
+    if exc.status != 401 or reason not in ("unknown", "used", "expired"):
+        return str(exc)
+    if reason == "used":
+        return gettext(
+            "this link code was already used: a code works once. Make a new one on your account page."
+        )
+    if reason == "expired":
+        return gettext(
+            "this link code has expired (it waits ten minutes). Make a new one on your account page."
+        )
+    return gettext(
+        "the fleet does not know this link code: check it, or make a new one on your account page."
+    )
+
+
 class CrowdFabPlugin(
     octoprint.plugin.StartupPlugin,
     octoprint.plugin.ShutdownPlugin,
@@ -338,35 +364,9 @@ class CrowdFabPlugin(
                 link_code=(fields["link_code"] or "").strip() or None,
             )
         except FleetRequestError as exc:
-            return flask.jsonify(error=self._refusal_words(exc)), exc.status or 502
+            return flask.jsonify(error=sign_in_refusal(exc)), exc.status or 502
         self._member_tokens().put(user, token)
         return flask.jsonify(signed_in=True)
-
-    @staticmethod
-    def _refusal_words(exc: FleetRequestError) -> str:
-        """A refused sign-in in the user's language (the fleet's status and ``details`` say which
-        refusal it is); else the fleet's own words."""
-        details = exc.details if isinstance(exc.details, dict) else {}
-        if exc.status == 429 and isinstance(details.get("retry_after_s"), int):
-            return gettext("too many failed tries from this address: wait %(seconds)s s and try again") % {
-                "seconds": details["retry_after_s"]
-            }
-        reason = details.get("reason")
-        if exc.status == 401 and reason is None:
-            return gettext("wrong name or password")  # the one refusal of a name and password
-        if exc.status != 401 or reason not in ("unknown", "used", "expired"):
-            return str(exc)
-        if reason == "used":
-            return gettext(
-                "this link code was already used: a code works once. Make a new one on your account page."
-            )
-        if reason == "expired":
-            return gettext(
-                "this link code has expired (it waits ten minutes). Make a new one on your account page."
-            )
-        return gettext(
-            "the fleet does not know this link code: check it, or make a new one on your account page."
-        )
 
     def _sign_out(self) -> Any:
         """Forget this user's fleet token here (the member may also revoke it on the dashboard)."""

@@ -65,7 +65,7 @@ def test_a_sign_in_without_password_or_code_is_refused_before_any_call() -> None
 )
 def test_a_refused_sign_in_is_told_in_the_plugins_words(status: int, details: object, words: str) -> None:
     """Each refusal its own message, from what the fleet says it is (marked for OctoPrint's catalogue)."""
-    from octoprint_crowdfab import CrowdFabPlugin
+    from octoprint_crowdfab import sign_in_refusal
 
     refusal = FleetRequestError("the fleet answered HTTP 422: label must be text", status, details)
-    assert words in CrowdFabPlugin._refusal_words(refusal)
+    assert words in sign_in_refusal(refusal)
