@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Optional, Union
 
 from .. import scheduler
 from ..economy import wording as economy_words
@@ -56,6 +56,7 @@ def job_info(
         quota_lifted=lifted,
         group=None if group is None else group[0],
         group_priority=0 if group is None else group[1],
+        heats_chamber=bool(job.analysis.get("chamber_temperature_c")),
     )
 
 
@@ -82,6 +83,7 @@ def printer_info(p: Printer, busy: Optional[float] = None) -> scheduler.PrinterI
         busy_until=busy,
         round_bed=p.bed_shape == BedShape.CIRCULAR.value,
         heated_bed=p.heated_bed,
+        heated_chamber=p.heated_chamber,
         extruders=p.extruders,
         lending=p.lending,
     )
@@ -93,6 +95,9 @@ class Unfit:
 
     job_id: int
     reason: str
+    #: The reason as a stable key and its values, for the plugin to word in its user's language.
+    key: str = ""
+    params: dict[str, Union[str, int]] = field(default_factory=dict)
 
 
 class Dispatcher:
@@ -179,9 +184,9 @@ class Dispatcher:
             explanation = plan.explanations.get(job_id)
             if explanation is None or explanation.reason is not scheduler.WaitReason.NO_COMPATIBLE_PRINTER:
                 continue
-            reason = not_for(job_info(by_id[job_id]), info)
-            if reason is not None:
-                unfit.append(Unfit(job_id, reason))
+            misfit = not_for(job_info(by_id[job_id]), info)
+            if misfit is not None:
+                unfit.append(Unfit(job_id, misfit.text, misfit.key, dict(misfit.params)))
         return unfit
 
     def dispatch_pass(self, avoid: Collection[tuple[int, str]] = ()) -> list[tuple[int, str]]:

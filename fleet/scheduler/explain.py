@@ -32,6 +32,7 @@ def _needs_key(job: JobInfo) -> tuple[object, ...]:
         job.nozzle_diameter,
         job.material,
         job.heats_bed,
+        job.heats_chamber,
         job.tools,
     )
 
@@ -194,11 +195,33 @@ class Explanations(Mapping[int, Explanation]):
             reason = self._incompatible(run.queued[i])[0]
         elif start is None:
             reason = WaitReason.PRINTERS_UNAVAILABLE
+        elif free and self._too_long(i):
+            reason, start = WaitReason.NO_PRINTER_FREE, None
         elif free:
             reason = WaitReason.FAIR_SHARE
         else:
             reason = WaitReason.NO_PRINTER_FREE
         return _new_tuple(Explanation, (run.ids[i], self._position[i], reason, self, start, compatible))
+
+    def _late(self, i: int) -> list[int]:
+        """The free compatible printers whose lending window ends before job index ``i`` would be done."""
+        run = self._run
+        if not run.closing:
+            return []
+        fleet = run.fleet
+        return [
+            p
+            for p in self._printers(run.compat[i])[0]
+            if p in run.closing
+            and p not in run.closed
+            and fleet.printers[p].state in DISPATCHABLE
+            and not run.in_time(i, p)
+        ]
+
+    def _too_long(self, i: int) -> bool:
+        """Every free compatible printer is lent until a window ends before job index ``i`` would be done."""
+        late = self._late(i)
+        return bool(late) and len(late) == self._printers(self._run.compat[i])[2]
 
     def _all(self) -> dict[int, Explanation]:
         """Every explanation, built in one go (the /queue page reads them all): the same as reading each.
@@ -225,6 +248,11 @@ class Explanations(Mapping[int, Explanation]):
                 else:
                     reasons[place] = self._incompatible(run.queued[order[place]])[0]
             places: Sequence[int | None] = range(1, len(order) + 1)
+            if run.closing:
+                # A job that would run past the end of its only printers' lending windows waits for them.
+                for place, reason in enumerate(reasons):
+                    if reason is WaitReason.FAIR_SHARE and self._too_long(order[place]):
+                        reasons[place], at[place] = WaitReason.NO_PRINTER_FREE, None
             if run.held:
                 # Held jobs have no place, so a place no longer gives the slot in the order.
                 slot = dict(zip(order, range(len(order))))
@@ -274,6 +302,9 @@ class Explanations(Mapping[int, Explanation]):
             return f"{head}; starting now on {fleet.printers[run.assigned[i]].id}."
         if not compatible:
             return f"{head}; {self._incompatible(job)[1]}."
+        if reason is WaitReason.NO_PRINTER_FREE and free and self._too_long(i):
+            late = self._late(i)[0]
+            return f"{head}; {wording.runs_past(fleet.printers[late], run.closing[late], run.seconds[i])}."
         return self._lent_note(
             self._why_waiting(explanation, head, job, printer_indexes, compatible, free), printer_indexes
         )

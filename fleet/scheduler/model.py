@@ -31,6 +31,7 @@ BOUNDS = attrgetter("bounds")
 NOZZLE = attrgetter("nozzle_diameter")
 MATERIAL = attrgetter("material")
 HEATS_BED = attrgetter("heats_bed")
+HEATS_CHAMBER = attrgetter("heats_chamber")
 TOOLS = attrgetter("tools")
 
 
@@ -53,6 +54,9 @@ class PrinterInfo:
     round_bed: bool = False
     #: False takes no job that heats the bed; None (not reported) is taken as heated.
     heated_bed: bool | None = None
+    #: True takes a job that heats the chamber; False or None (not reported) takes none: a chamber
+    #: is rare, and a job that needs one fails on a printer without it.
+    heated_chamber: bool | None = None
     #: Tools the printer has; None (not reported) takes a job with any number.
     extruders: int | None = None
     #: A home printer's owner's terms: lent only in its windows, only the materials named.
@@ -88,6 +92,8 @@ class JobInfo:
     #: The member's membership group and what it adds to the job's priority (shown in explanations).
     group: str | None = None
     group_priority: int = 0
+    #: The file heats the chamber (M141/M191 above 0 °C): only for a printer with a heated chamber.
+    heats_chamber: bool = False
 
 
 @dataclass(frozen=True)

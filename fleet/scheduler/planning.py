@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from ..economy.quotas import Allowance, Hold, QuotaGate
 from ..errors import Invalid
-from ..lending import is_open, next_opening
+from ..lending import closing_at, is_open, next_opening
 from ..states import DISPATCHABLE, JobState
 from .explain import Explanation, Explanations
 from .fairness import queue_order
@@ -135,11 +135,19 @@ class Pass:
         ]
         #: Lent printers outside their owner's windows now: never dispatched to, free when one opens.
         self.closed: dict[int, float | None] = {}
+        #: Lent printers inside a window now, and when it ends: a job must be done by then to go there.
+        self.closing: dict[int, float] = {}
         for index, p in enumerate(printers):
-            if p.lending is not None and not is_open(p.lending, now):
+            if p.lending is None:
+                continue
+            if not is_open(p.lending, now):
                 opens = self.closed[index] = next_opening(p.lending, now)
                 at = self.available[index]
                 self.available[index] = None if opens is None or at is None else max(at, opens)
+            else:
+                ends = closing_at(p.lending, now)
+                if ends is not None:
+                    self.closing[index] = ends
         self._rank_printers()
         self._pool_printers()
         seconds = list(map(SECONDS, arrived))
@@ -224,6 +232,7 @@ class Pass:
         left = sum(len(ranks) for pool, ranks in enumerate(idle) if wanted[pool])
         compat = self.compat
         held = self.asker() if self.gate is not None else None
+        closing = self.closing
         looked: list[int] = []
         # Checked before the first job is read too: the order is lazy, and with no printer to hand
         # out (the usual case for the dispatch loop) it is never worked out at all.
@@ -241,13 +250,26 @@ class Pass:
                 continue
             best = count
             chosen: list[int] | None = None
-            for pool in candidates:
-                ranks = idle[pool]
-                if ranks and ranks[-1] < best:
-                    best = ranks[-1]
-                    chosen = ranks
+            place = -1
+            if closing:
+                # Some idle printers are lent until a window ends: each pool's least rank that would
+                # finish this job in time (the rest of the pass is as below).
+                for pool in candidates:
+                    ranks = idle[pool]
+                    for k in range(len(ranks) - 1, -1, -1):
+                        if ranks[k] >= best:
+                            break
+                        if self.in_time(i, self.by_rank[ranks[k]]):
+                            best, chosen, place = ranks[k], ranks, k
+                            break
+            else:
+                for pool in candidates:
+                    ranks = idle[pool]
+                    if ranks and ranks[-1] < best:
+                        best = ranks[-1]
+                        chosen = ranks
             if chosen is not None:
-                chosen.pop()
+                chosen.pop(place)
                 self.assigned[i] = self.by_rank[best]
                 left -= 1
             for pool in candidates:
@@ -294,6 +316,11 @@ class Pass:
         ask = self.asker()
         for i in self.order[start:]:
             ask(i)
+
+    def in_time(self, job: int, printer: int) -> bool:
+        """Would job index ``job``, started now, be done before printer ``printer``'s lending window ends?"""
+        ends = self.closing.get(printer)
+        return ends is None or self.now + self.seconds[job] <= ends
 
     def walk(self) -> list[float | None]:
         """Estimated starts along the whole order: each job takes the compatible printer free first."""

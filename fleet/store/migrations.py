@@ -323,6 +323,18 @@ def _add_economy(conn: Connection) -> None:
     meta.create_all(conn, tables=[t for name, t in meta.tables.items() if name not in ("members", "jobs")])
 
 
+def _split_device_tokens(conn: Connection) -> None:
+    """10 → 11: a member's device sign-ins apart from their own API token, and spent link codes kept.
+
+    Until now only ``POST /tokens`` (a device signing in) named its tokens otherwise than ``initial``
+    or ``reissued``, so those are the device sign-ins; a member's token rotation now leaves them be.
+    """
+    conn.execute(text("ALTER TABLE api_tokens ADD COLUMN device BOOLEAN NOT NULL DEFAULT false"))
+    conn.execute(text("UPDATE api_tokens SET device = true WHERE label NOT IN ('initial', 'reissued')"))
+    epoch = Double(asdecimal=False).compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE link_codes ADD COLUMN used_at {epoch}"))
+
+
 #: UPGRADES[N] upgrades a database from version N to N+1.
 UPGRADES: Mapping[int, Step] = {
     1: _add_enrollment,
@@ -334,6 +346,7 @@ UPGRADES: Mapping[int, Step] = {
     7: _add_plate_snapshots,
     8: _add_duty_leases,
     9: _add_economy,
+    10: _split_device_tokens,
 }
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).

@@ -19,10 +19,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 #: The version this code writes and understands.
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 metadata = MetaData()
 
@@ -62,6 +63,9 @@ api_tokens = Table(
     Column("label", Text, nullable=False, default=""),
     _epoch("created_at"),
     _epoch("last_used_at", nullable=True),
+    # True for a token a device signed in for (POST /tokens: an OctoPrint user on a printer); False for
+    # the member's own API token, the one ``POST /members/{id}/token`` replaces.
+    Column("device", Boolean, nullable=False, server_default=false()),
 )
 
 printers = Table(
@@ -197,6 +201,9 @@ link_codes = Table(
     Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True),
     _epoch("created_at"),
     _epoch("expires_at"),
+    # When it was spent: a used code is kept (until a while after it expires) so that typing it again
+    # is told "already used", not "unknown".
+    _epoch("used_at", nullable=True),
 )
 
 #: A failed attempt's key up to this many characters is stored as it is; a longer one (or one with

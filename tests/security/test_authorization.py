@@ -227,6 +227,8 @@ def settings_form(world: World, ctx: dict[str, Any]) -> dict[str, Any]:
     limits = lab["rules"]["material_limits"]
     data: dict[str, Any] = {
         "max_upload_bytes": str(lab["max_upload_bytes"]),
+        "snapshot_max_bytes": str(lab["snapshot_max_bytes"]),
+        "snapshot_retention_days": str(lab["snapshot_retention_days"]),
         "refused_commands": " ".join(sorted(lab["rules"]["refused_commands"])),
         "material": list(limits),
     }

@@ -104,6 +104,7 @@ ADDED_IN_VERSION = {
             "price_lists",
         )
     ],
+    11: ["ALTER TABLE api_tokens DROP COLUMN device", "ALTER TABLE link_codes DROP COLUMN used_at"],
 }
 
 

@@ -129,6 +129,24 @@ def test_managers_change_refused_commands_and_material_limits(browsers, fleet):
     assert bad.status_code == 422 and "material_limits.PLA.bed_max_c" in bad.get_data(as_text=True)
 
 
+def test_managers_set_the_plate_photos_limit_and_retention(browsers, fleet):
+    manager = browsers["manager"]
+    data = settings_form(manager.get("/settings").get_data(as_text=True))
+    assert (data["snapshot_max_bytes"], data["snapshot_retention_days"]) == (str(2 * 1024 * 1024), "14")
+    assert (
+        manager.post(
+            "/settings", {**data, "snapshot_max_bytes": "500000", "snapshot_retention_days": "3"}
+        ).status_code
+        == 303
+    )
+    lab = fleet.app.lab.settings()
+    assert (lab.snapshot_max_bytes, lab.snapshot_retention_days) == (500_000, 3)
+    bad = manager.post("/settings", {**data, "snapshot_retention_days": "forever"})
+    assert bad.status_code == 422
+    assert re.search(r'id="snapshot_retention_days"[^>]*aria-invalid="true"', bad.get_data(as_text=True))
+    assert fleet.app.lab.settings() == lab
+
+
 def test_members_get_403_from_the_settings(browsers, fleet):
     assert browsers["alice"].get("/settings").status_code == 403
     assert browsers["alice"].post("/settings", {"approval_required": "on"}).status_code == 403

@@ -73,6 +73,10 @@ class Analysis(OutputModel):
         default=None, description="The hottest bed the file asks for, °C; null: it never heats the bed"
     )
     tools: int = Field(default=1, description="Tools (extruders) the file uses: its highest T index + 1")
+    chamber_temperature_c: Optional[float] = Field(
+        default=None,
+        description="The hottest chamber the file asks for (M141/M191), °C; null: it needs no heated chamber",
+    )
     refused: bool = False
     estimated_cost: Maybe[Cost] = Field(
         default=None,

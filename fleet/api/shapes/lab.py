@@ -46,6 +46,8 @@ class LabSettings(OutputModel):
     time_zone: str = Field(
         description="IANA time zone: quota periods, the ledger's months and the statistics' days follow it"
     )
+    snapshot_max_bytes: int = Field(description="The largest photo of a plate a printer may send, bytes")
+    snapshot_retention_days: int = Field(description="How many days the photos of plates are kept")
     rules: Rules
 
     @classmethod
@@ -83,6 +85,20 @@ class SettingsChanges(InputModel):
     time_zone: Maybe[Annotated[str, BeforeValidator(check_time_zone)]] = Field(
         default=None, description="IANA time zone such as Europe/Paris"
     )
+    snapshot_max_bytes: Maybe[
+        Annotated[
+            int,
+            Field(ge=lab.MIN_SNAPSHOT_BYTES, le=lab.MAX_SNAPSHOT_BYTES),
+            BeforeValidator(lab.check_snapshot_max_bytes),
+        ]
+    ] = None
+    snapshot_retention_days: Maybe[
+        Annotated[
+            int,
+            Field(ge=1, le=lab.MAX_SNAPSHOT_RETENTION_DAYS),
+            BeforeValidator(lab.check_snapshot_retention_days),
+        ]
+    ] = None
     rules: Maybe[dict[str, Any]] = Field(
         default=None, description="Some of the rules' options (see Rules); the others are kept"
     )
@@ -95,6 +111,8 @@ class SettingsChanges(InputModel):
             fair_share_half_life_s=self.fair_share_half_life_s,
             currency=self.currency,
             time_zone=self.time_zone,
+            snapshot_max_bytes=self.snapshot_max_bytes,
+            snapshot_retention_days=self.snapshot_retention_days,
             rules=self.rules,
         )
 
