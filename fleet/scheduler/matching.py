@@ -1,9 +1,13 @@
 """Which printers could ever print which jobs: capability classes and the fit rules.
 
-Printers are grouped into capability classes (volume and bed shape, nozzle, material, heated bed,
-extruders, who may use them) and jobs
+Printers are grouped into capability classes (volume and bed shape, nozzle, loaded material and
+colour, heated bed, extruders, who may use them) and jobs
 by their requirements, so compatibility is worked out once per (requirement, class), not per pair:
 a pass over 20,000 jobs and 500 printers looks at a few hundred distinct requirements.
+
+The grams left on a printer's spool differ from printer to printer, so they make no class (500
+printers would make 500 classes): the pass checks them printer by printer where it hands out an idle
+printer, and a job no spool of its classes holds enough for waits (see :meth:`Fleet.most_grams`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from ..errors import Invalid
 from ..geometry import Box
 from .model import (
     BOUNDS,
+    COLOUR,
     DEFAULTS,
     HEATS_BED,
     MATERIAL,
@@ -80,6 +85,16 @@ def material_fits(printer_material: str | None, job_material: str | None) -> boo
     return job_material is None or (printer_material is not None and printer_material == job_material)
 
 
+def colour_fits(printer_colour: str | None, job_colour: str | None) -> bool:
+    """Compare casefolded names; a printer whose spool's colour is unknown matches no job that names one."""
+    return job_colour is None or (printer_colour is not None and printer_colour == job_colour)
+
+
+def grams_fit(spool_grams: float | None, need: float) -> bool:
+    """A tracked spool must hold what the job takes; an untracked printer (None) takes any job."""
+    return spool_grams is None or need <= spool_grams
+
+
 def fold(material: str | None) -> str | None:
     return None if material is None else material.casefold()
 
@@ -95,6 +110,8 @@ def fits(
         bed_fits(printer, job.bounds, params.bounds_tolerance)
         and nozzle_fits(printer.nozzle_diameter, job.nozzle_diameter, params.nozzle_tolerance)
         and material_fits(fold(printer.material), fold(job.material))
+        and colour_fits(fold(printer.colour), fold(job.colour))
+        and grams_fit(printer.spool_grams, job.grams)
         and lending_takes(_accepts(printer), fold(job.material))
         and heat_fits(printer.heated_bed, job.heats_bed)
         and tools_fit(printer.extruders, job.tools)
@@ -138,7 +155,13 @@ class Fleet:
         self.class_extruders: list[int | None] = []
         #: Per class: the folded materials a lent printer's owner takes (None: any).
         self.class_accepts: list[frozenset[str] | None] = []
+        #: Per class: the loaded spools' folded colour.
+        self.class_colour: list[str | None] = []
         self.class_printers: list[list[int]] = []
+        #: Per printer: grams left on its spool (None: not tracked, takes any job).
+        self.spool_grams = [p.spool_grams for p in self.printers]
+        #: Does any printer track its spool? If not, grams are never looked at.
+        self.tracked = any(g is not None for g in self.spool_grams)
         volume_ids: dict[tuple[Box, bool], int] = {}
         class_ids: dict[tuple[object, ...], int] = {}
         for index, p in enumerate(self.printers):
@@ -151,7 +174,8 @@ class Fleet:
             material = fold(p.material)
             cold = p.heated_bed is False
             accepts = _accepts(p)
-            key = (volume, p.nozzle_diameter, material, members, cold, p.extruders, accepts)
+            colour = fold(p.colour)
+            key = (volume, p.nozzle_diameter, material, members, cold, p.extruders, accepts, colour)
             cls = class_ids.setdefault(key, len(class_ids))
             if cls == len(self.class_printers):
                 self.class_volume.append(volume)
@@ -161,14 +185,15 @@ class Fleet:
                 self.class_heated.append(False if cold else None)
                 self.class_extruders.append(p.extruders)
                 self.class_accepts.append(accepts)
+                self.class_colour.append(colour)
                 self.class_printers.append([])
             self.class_printers[cls].append(index)
 
         #: Compat id -> the classes it fits, in class order.
         self.compat_classes: list[tuple[int, ...]] = []
         self._compat_ids: dict[int, int] = {}
-        #: (fit mask, nozzle, material, member if granted, heats the bed, tools) -> compat.
-        self._by_key: dict[tuple[int, float | None, str | None, int | None, bool, int], int] = {}
+        #: (fit mask, nozzle, material, member if granted, heats the bed, tools, colour) -> compat.
+        self._by_key: dict[_Requirement, int] = {}
         #: Per side (min x, y, z, then max x, y, z): sorted limits, and the volumes each bisection fits.
         self._sides = [self._lower_side(axis) for axis in range(3)] + [
             self._upper_side(axis) for axis in range(3)
@@ -180,6 +205,9 @@ class Fleet:
         self._member_classes: dict[int | None, int] = {}
         self._heat_classes: dict[bool, int] = {}
         self._tool_classes: dict[int, int] = {}
+        self._colour_classes: dict[str | None, int] = {}
+        #: Compat id -> the most grams left on a spool of its printers (inf when one is not tracked).
+        self._most_grams: dict[int, float] = {}
 
     def _lower_side(self, axis: int) -> tuple[list[float], list[int]]:
         """A box fits volume v on this side when its min >= v's min - tolerance (as Box.contains)."""
@@ -218,16 +246,19 @@ class Fleet:
         granted_only: list[int | None] = list(map(granted.get, map(MEMBER, jobs)))
         heats = list(map(HEATS_BED, jobs))
         tools = list(map(TOOLS, jobs))
+        colours = list(map(COLOUR, jobs))
         # zip twice rather than keep a tuple per job: zip reuses its tuple when nobody holds it, so
         # this allocates almost nothing for the garbage collector to walk.
-        distinct: dict[tuple[int, float | None, str | None, int | None, bool, int], int] = {}
+        distinct: dict[_Requirement, int] = {}
         cache = self._by_key
-        for key in dict.fromkeys(zip(fits, nozzles, materials, granted_only, heats, tools)):
+        for key in dict.fromkeys(zip(fits, nozzles, materials, granted_only, heats, tools, colours)):
             compat = cache.get(key)
             if compat is None:
                 compat = cache[key] = self._work_out(*key)
             distinct[key] = compat
-        return list(map(distinct.__getitem__, zip(fits, nozzles, materials, granted_only, heats, tools)))
+        return list(
+            map(distinct.__getitem__, zip(fits, nozzles, materials, granted_only, heats, tools, colours))
+        )
 
     def _fit_masks(self, boxes: list[Box | None]) -> list[int]:
         """The volumes each box fits, as bit masks: bisections over each side's limits, per distinct box.
@@ -271,6 +302,7 @@ class Fleet:
         member: int | None,
         heats_bed: bool,
         tools: int,
+        colour: str | None,
     ) -> int:
         """The compat of one requirement: the classes it fits, as a bit mask ANDed from one per field."""
         mask = _classes_where(self._volume_classes, fit, self.class_volume, lambda volume: fit >> volume & 1)
@@ -294,15 +326,50 @@ class Fleet:
         mask &= _classes_where(
             self._tool_classes, tools, self.class_extruders, lambda count: tools_fit(count, tools)
         )
+        folded_colour = fold(colour)
+        mask &= _classes_where(
+            self._colour_classes,
+            folded_colour,
+            self.class_colour,
+            lambda loaded: colour_fits(loaded, folded_colour),
+        )
         compat = self._compat_ids.get(mask)
         if compat is None:
             compat = self._compat_ids[mask] = len(self.compat_classes)
-            self.compat_classes.append(tuple(c for c in range(len(self.class_printers)) if mask >> c & 1))
+            self.compat_classes.append(_bits(mask))
         return compat
 
     def printers_of(self, compat: int) -> list[int]:
         """Indexes of the printers (sorted by id) that a compat fits."""
         return sorted(p for c in self.compat_classes[compat] for p in self.class_printers[c])
+
+    def most_grams(self, compat: int) -> float:
+        """The most grams left on a spool of a compat's printers: a job needing more waits for a spool
+        change. Infinite when one of them does not track its spool (or none is tracked in the fleet)."""
+        if not self.tracked:
+            return math.inf
+        most = self._most_grams.get(compat)
+        if most is None:
+            left = [self.spool_grams[p] for c in self.compat_classes[compat] for p in self.class_printers[c]]
+            most = self._most_grams[compat] = max(
+                (math.inf if g is None else g for g in left), default=-math.inf
+            )
+        return most
+
+
+#: What a job asks of a printer, as classes match it: fit mask, nozzle, material, member if granted,
+#: heats the bed, tools and colour.
+_Requirement = tuple[int, float | None, str | None, int | None, bool, int, str | None]
+
+
+def _bits(mask: int) -> tuple[int, ...]:
+    """The set bits of ``mask``, lowest first."""
+    found = []
+    while mask:
+        low = mask & -mask
+        found.append(low.bit_length() - 1)
+        mask ^= low
+    return tuple(found)
 
 
 def _accepts(printer: PrinterInfo) -> frozenset[str] | None:

@@ -27,6 +27,8 @@ NOZZLE = attrgetter("nozzle_diameter")
 MATERIAL = attrgetter("material")
 HEATS_BED = attrgetter("heats_bed")
 TOOLS = attrgetter("tools")
+COLOUR = attrgetter("colour")
+GRAMS = attrgetter("grams")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class PrinterInfo:
     extruders: int | None = None
     #: A home printer's owner's terms: lent only in its windows, only the materials named.
     lending: Lending | None = None
+    #: The loaded spool's colour name (compared without case); None matches no job that names one.
+    colour: str | None = None
+    #: Grams left on the loaded spool; None when the lab does not track this printer's spool.
+    spool_grams: float | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,10 @@ class JobInfo:
     heats_bed: bool = False
     #: Tools (extruders) the file uses: its highest T index + 1.
     tools: int = 1
+    #: None means any colour; compared without case.
+    colour: str | None = None
+    #: Filament the job takes (the analysis's weight); it goes only to a spool holding that much.
+    grams: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -106,8 +116,10 @@ class WaitReason(str, Enum):
     NO_PRINTER_FREE = "no_printer_free"
     #: Compatible printers exist, but none is working (offline, error, maintenance) or has an estimate.
     PRINTERS_UNAVAILABLE = "printers_unavailable"
-    #: Printers could take it, but none has its material loaded; a manager can load it.
+    #: Printers could take it, but none has its material (and colour) loaded; a manager can load it.
     MATERIAL_NOT_LOADED = "material_not_loaded"
+    #: Printers have its material and colour loaded, but no spool holds the grams it needs.
+    LOW_SPOOL = "low_spool"
     #: No printer in the fleet could ever take it (too big, nozzle, not granted).
     NO_COMPATIBLE_PRINTER = "no_compatible_printer"
 

@@ -17,7 +17,7 @@ from ..states import DISPATCHABLE, JobState
 from .explain import Explanation, Explanations
 from .fairness import queue_order
 from .matching import Fleet
-from .model import DEFAULTS, ID, SECONDS, JobInfo, Plan, PrinterInfo, SchedulerParams
+from .model import DEFAULTS, GRAMS, ID, SECONDS, JobInfo, Plan, PrinterInfo, SchedulerParams
 
 
 def plan(
@@ -94,14 +94,28 @@ class Pass:
         #: Printer-seconds each job takes (never negative).
         self.seconds = seconds
         pools = self.compat_pools
+        #: Per job: the grams it takes from a spool (only read when the fleet tracks spools).
+        self.needs: list[float] = list(map(GRAMS, arrived)) if fleet.tracked else []
+        #: Jobs no spool of their printers holds enough for: they wait for a spool change.
+        self.short: frozenset[int] = self._short_of_grams()
         # A job no working printer can take gets no slot, so it does not count against its member.
         stuck = {c for c in self.jobs_per_compat if not pools[c]}
         #: What each job adds to its member's usage in the queue order (see fairness.queue_order).
         self.charge = [0.0 if c in stuck else s for s, c in zip(seconds, self.compat)] if stuck else seconds
+        if self.short:
+            self.charge = [0.0 if i in self.short else s for i, s in enumerate(self.charge)]
         #: Job indexes in queue order: all of them, or the head that dispatch looked at.
         self.order: list[int] = []
         #: Job index -> printer index, for the jobs dispatched now.
         self.assigned: dict[int, int] = {}
+
+    def _short_of_grams(self) -> frozenset[int]:
+        """Indexes of the jobs that need more grams than any spool of their printers holds."""
+        if not self.needs:
+            return frozenset()
+        most = {c: self.fleet.most_grams(c) for c in self.jobs_per_compat}
+        limits = list(map(most.__getitem__, self.compat))
+        return frozenset(i for i, (need, limit) in enumerate(zip(self.needs, limits)) if need > limit)
 
     def _rank_printers(self) -> None:
         """Least wanted printers first, so a job leaves the printers others need most."""
@@ -171,6 +185,9 @@ class Pass:
                 wanted[pool] += jobs
         left = sum(len(ranks) for pool, ranks in enumerate(idle) if wanted[pool])
         compat = self.compat
+        needs = self.needs
+        grams = self.fleet.spool_grams
+        by_rank = self.by_rank
         looked: list[int] = []
         # Checked before the first job is read too: the order is lazy, and with no printer to hand
         # out (the usual case for the dispatch loop) it is never worked out at all.
@@ -182,14 +199,29 @@ class Pass:
             candidates = idle_pools[compat[i]]
             best = count
             chosen: list[int] | None = None
+            at = -1
+            need = needs[i] if needs else 0.0
             for pool in candidates:
                 ranks = idle[pool]
-                if ranks and ranks[-1] < best:
-                    best = ranks[-1]
-                    chosen = ranks
+                if not need:
+                    if ranks and ranks[-1] < best:
+                        best = ranks[-1]
+                        chosen = ranks
+                        at = len(ranks) - 1
+                    continue
+                # The idle printer of least rank whose spool holds what the job takes (few are idle).
+                for k in range(len(ranks) - 1, -1, -1):
+                    if ranks[k] >= best:
+                        break
+                    left_on = grams[by_rank[ranks[k]]]
+                    if left_on is None or need <= left_on:
+                        best = ranks[k]
+                        chosen = ranks
+                        at = k
+                        break
             if chosen is not None:
-                chosen.pop()
-                self.assigned[i] = self.by_rank[best]
+                del chosen[at]
+                self.assigned[i] = by_rank[best]
                 left -= 1
             for pool in candidates:
                 wanted[pool] -= 1
@@ -198,7 +230,12 @@ class Pass:
         return looked
 
     def walk(self) -> list[float | None]:
-        """Estimated starts along the whole order: each job takes the compatible printer free first."""
+        """Estimated starts along the whole order: each job takes the compatible printer free first.
+
+        Estimates leave out the grams on the spools (which run down and are changed over the hours
+        they look ahead, which nobody knows): a job no spool holds enough for has none at all, the
+        others are estimated on their printers whatever is left on them. Dispatch checks the grams.
+        """
         count = len(self.fleet.printers)
         pools = [list(heap) for heap in self.pools]
         compat_pools = self.compat_pools
@@ -206,9 +243,10 @@ class Pass:
         seconds = self.seconds
         start: list[float | None] = [None] * len(seconds)
         replace = heapq.heapreplace
+        short = self.short
         for i in self.order:
             candidates = compat_pools[compat[i]]
-            if not candidates:
+            if not candidates or i in short:
                 continue
             heap = pools[candidates[0]]
             best = heap[0]
