@@ -27,6 +27,7 @@ from .migrations import migrate
 from .pages import PageRecords
 from .printers import PRINTER_CHANGES, PrinterRecords
 from .snapshots import SnapshotRecords
+from .spools import SpoolRecords
 
 
 def attempt_key(key: str) -> str:
@@ -57,7 +58,9 @@ def open_store(url: Optional[str], data_dir: Path, *, busy_timeout: float = 30.0
     return Store(engine)
 
 
-class Store(MemberRecords, PrinterRecords, EnrollmentRecords, JobRecords, PageRecords, SnapshotRecords):
+class Store(
+    MemberRecords, PrinterRecords, EnrollmentRecords, JobRecords, PageRecords, SnapshotRecords, SpoolRecords
+):
     """The fleet's persistent state. Takes an engine from :func:`~fleet.store.engine.make_engine`."""
 
     # -- failed attempts (the sign-in, enrollment code and token limits) ------------------------

@@ -91,6 +91,7 @@ ADDED_IN_VERSION = {
         for c in ("bed_shape", "heated_bed", "heated_chamber", "extruders", "lending")
     ],
     8: ["DROP TABLE plate_snapshots"],
+    9: ["DROP TABLE spool_uses", "DROP TABLE spools", "ALTER TABLE jobs DROP COLUMN colour"],
 }
 
 
