@@ -17,6 +17,7 @@ reports        :mod:`~fleet.app.reports`                    what printers report
 dispatcher     :mod:`~fleet.app.dispatch`                   the scheduler's adapter
 board          :mod:`~fleet.app.board`                      the dashboard's read models
 snapshots      :mod:`~fleet.app.snapshots`                  photos of the plate after a job
+spools         :mod:`~fleet.app.spools`                     spools, loading them on printers
 =============  ===========================================  =====================================
 
 All of them share one :class:`~fleet.app.base.Context` (store, blobs, clock, metrics, hooks).
@@ -43,6 +44,7 @@ from .printers import Printers
 from .reports import PrinterReports
 from .settings import LabAdmin
 from .snapshots import Snapshots
+from .spools import Spools
 
 __all__ = ["FleetApp", "build"]
 
@@ -63,6 +65,7 @@ class FleetApp:
     dispatcher: Dispatcher
     board: Board
     snapshots: Snapshots
+    spools: Spools
 
     @property
     def store(self) -> Store:
@@ -102,7 +105,7 @@ def build(
     ctx = Context(store, blobs, clock=clock)
     reports = PrinterReports(ctx)
     printers = Printers(ctx)
-    jobs = Jobs(ctx)
+    jobs = Jobs(ctx, live=reports.live)
     return FleetApp(
         ctx=ctx,
         identity=Identity(ctx),
@@ -116,4 +119,5 @@ def build(
         dispatcher=Dispatcher(ctx),
         board=Board(ctx, printers, reports),
         snapshots=Snapshots(ctx, jobs),
+        spools=Spools(ctx),
     )

@@ -18,6 +18,7 @@ from ..protocol import Capabilities
 from ..states import TERMINAL, JobState, PrinterState, freed_printer_state
 from .base import Context
 from .checks import check_material, check_nozzle, check_volume
+from .spools import printed_so_far
 
 #: A printer is held by these jobs until it reports how they ended.
 HELD = frozenset({JobState.ASSIGNED, JobState.PRINTING, JobState.PAUSED})
@@ -185,8 +186,17 @@ class PrinterReports:
                 "current_job_id": None,
             }
 
+        now = self.ctx.clock()
+        job = self.store.get_job(job_id)
+        live = None if job.printer_id is None else self.live(job.printer_id)
         finished = self.store.transition_job(
-            job_id, outcome, actor=actor, reason=reason, now=self.ctx.clock(), printer_changes=settle
+            job_id,
+            outcome,
+            actor=actor,
+            reason=reason,
+            now=now,
+            printer_changes=settle,
+            printed_share=printed_so_far(job, live, now),
         )
         self.ctx.job_changed(finished)
         return finished
