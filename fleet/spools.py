@@ -160,7 +160,8 @@ def after_use(remaining: float, used: float) -> float:
     """What is left on a spool after ``used`` grams: never negative, never more than before."""
     if not math.isfinite(used) or used <= 0:
         return remaining
-    return max(0.0, round(remaining - used, 2))
+    # Kept to the hundredth, as the analysis gives grams; rounding never gives a spool grams back.
+    return max(0.0, min(remaining, round(remaining - used, 2)))
 
 
 def colour_words(material: Optional[str], colour: Optional[str]) -> str:
