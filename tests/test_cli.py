@@ -44,6 +44,9 @@ def run(*args: str, data_dir: Path, check: bool = False) -> subprocess.Completed
         ["job", "submit", "--help"],
         ["job", "list", "--help"],
         ["job", "cancel", "--help"],
+        ["spool", "list", "--help"],
+        ["spool", "add", "--help"],
+        ["spool", "load", "--help"],
     ],
 )
 def test_every_command_has_help(args):
@@ -109,6 +112,37 @@ def test_local_job_commands_work_on_the_data_dir(tmp_path):
     assert again.returncode == 1 and "already cancelled" in again.stderr
     nobody = run("job", "list", data_dir=tmp_path)
     assert nobody.returncode == 2 and "--member" in nobody.stderr
+
+
+def test_local_spool_commands_add_list_change_and_refuse_clearly(tmp_path):
+    run("member", "add", "ada", "--role", "manager", data_dir=tmp_path, check=True)
+    run("member", "add", "bo", data_dir=tmp_path, check=True)
+    spool = ["spool", "add", "--material", "petg", "--colour", "black", "--hex", "#111111"]
+    money = ["--grams", "1000", "--price-per-kg", "2990", "--shelf", "B2"]
+    added = json.loads(run(*spool, *money, "--member", "ada", "--json", data_dir=tmp_path, check=True).stdout)
+    assert (added["material"], added["remaining_grams"], added["price_per_kg"]) == ("PETG", 1000, 2990)
+    changed = run(
+        "spool", "set", str(added["id"]), "--remaining", "420.5", "--member", "ada", data_dir=tmp_path
+    )
+    assert changed.returncode == 0 and "420.5 g" in changed.stdout
+    listed = run("spool", "list", "--where", "shelf", "--member", "bo", data_dir=tmp_path, check=True)
+    assert "black (#111111)" in listed.stdout and "shelf B2" in listed.stdout
+
+    unknown = run(
+        "spool", "add", "--material", "mud", *spool[4:], *money, "--member", "ada", data_dir=tmp_path
+    )
+    assert unknown.returncode == 1 and "unknown material 'mud'" in unknown.stderr
+    member = run(*spool, *money, "--member", "bo", data_dir=tmp_path)
+    assert member.returncode == 1 and "only a lab manager" in member.stderr
+    nowhere = run("spool", "load", str(added["id"]), "nope", "--member", "ada", data_dir=tmp_path)
+    assert nowhere.returncode == 1 and "no printer" in nowhere.stderr
+
+    part = tmp_path / "part.gcode"
+    part.write_text(PART)
+    submitted = run(
+        "job", "submit", str(part), "--member", "bo", "--colour", "black", "--json", data_dir=tmp_path
+    )
+    assert json.loads(submitted.stdout)["jobs"][0]["colour"] == "black"
 
 
 @pytest.fixture
@@ -285,8 +319,21 @@ def test_every_path_of_the_http_contract_is_in_the_fleets_own_document(served_fl
     document = requests.get(f"{url}{h.OPENAPI}", timeout=30).json()
     prefix = document["servers"][0]["url"]
     documented = {prefix + path for path in document["paths"]}
-    used = [h.HEALTH, h.ENROLL, h.JOBS, h.MY_JOBS, h.QUEUE, h.job_cancel_path(7), h.job_file_path("p-1", 7)]
+    used = [
+        h.HEALTH,
+        h.ENROLL,
+        h.JOBS,
+        h.MY_JOBS,
+        h.QUEUE,
+        h.SPOOLS,
+        h.job_cancel_path(7),
+        h.job_file_path("p-1", 7),
+        h.spool_path(7),
+        h.printer_spool_path("p-1"),
+    ]
     templates = {
+        h.spool_path(7): f"{h.SPOOLS}/{{spool_id}}",
+        h.printer_spool_path("p-1"): f"{h.API_PREFIX}/printers/{{printer_id}}/spool",
         h.job_cancel_path(7): f"{h.JOBS}/{{job_id}}/cancel",
         h.job_file_path("p-1", 7): f"{h.API_PREFIX}/printers/{{printer_id}}/jobs/{{job_id}}/file",
     }
