@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -350,3 +351,36 @@ def test_serve_takes_the_number_of_trusted_proxies_and_refuses_nonsense(capsys):
         build_parser().parse_args(["serve", "--trusted-proxies", "-1"])
     assert refused.value.code == 2
     assert "must be from 0 to 10" in capsys.readouterr().err
+
+
+def test_the_readmes_spool_recipe_runs_against_a_served_fleet(served_fleet, tmp_path):
+    """The README's spool commands as written, with this fleet's address, a manager's token, a printer
+    named as there, and a file: the job asks for black PETG and goes to the printer it was loaded on."""
+    url, data_dir = served_fleet
+    token = json.loads(run("member", "add", "ada", "--role", "manager", "--json", data_dir=data_dir).stdout)[
+        "token"
+    ]
+    volume = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 200, "max_y": 200, "max_z": 200}
+    registered = requests.post(
+        f"{url}/api/v1/printers",
+        json={"id": "prusa-mk4", "volume": volume},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert registered.status_code == 201, registered.text
+    (tmp_path / "part.gcode").write_text(PART)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### Spools: what is loaded where", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = block.replace("\\\n", " ").replace("http://fleet:8080", url).replace("$TOKEN", token)
+    for line in commands.splitlines():
+        command = line.split("   #", 1)[0].strip()
+        words = shlex.split(command)
+        assert words[0] == "crowdfab-fleet", command
+        done = subprocess.run([FLEET, *words[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (command, done.stderr)
+        if " spool list" in command:
+            assert "black (#1a1a1a)" in done.stdout and "on prusa-mk4" in done.stdout
+    job = requests.get(
+        f"{url}/api/v1/jobs/1", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ).json()
+    assert (job["material"], job["colour"]) == ("PETG", "black")
