@@ -37,6 +37,8 @@ def test_a_manager_adds_loads_and_unloads_a_spool_and_members_see_it(browsers, f
     assert "black" in line and 'href="/printers/mk4"' in line and "1000 / 1000 g" in line
     assert "29.90 / kg" in line
     assert 'action="/spools' not in seen, "a member gets no forms"
+    card = browsers["alice"].get("/printers/mk4").get_data(as_text=True)
+    assert re.search(r'data-field="spool"><a href="/spools#spool-\d+">black PETG</a> · 1000 g left', card)
 
     assert manager.post(f"/spools/{spool.id}/unload").status_code == 303
     assert fleet.app.spools.get_spool(spool.id).printer_id is None
