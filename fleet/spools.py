@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from .errors import Invalid
 from .gcode.materials import DENSITY_G_CM3, family, normalise
+from .models import Job, LiveStatus
 from .states import JobState
 
 #: The material families the lab knows; a spool's material is one of them or a variant ("PLA+", "PETG-CF").
@@ -142,6 +143,19 @@ def printed_share(progress: Optional[float]) -> Optional[float]:
     if progress is None or not math.isfinite(progress):
         return None
     return min(1.0, max(0.0, progress / 100.0))
+
+
+def printed_so_far(job: Job, live: Optional[LiveStatus], now: float) -> Optional[float]:
+    """The share of a job printed (0-1): the progress its printer last reported for it, else the time
+    it has printed over its estimate; 0 for a job that never started; None when nobody can tell."""
+    if live is not None and live.job_id == job.id and live.progress is not None:
+        return printed_share(live.progress)
+    if job.started_at is None:
+        return 0.0
+    estimate = job.analysis.get("estimated_time_s") or job.analysis.get("own_time_estimate_s")
+    if isinstance(estimate, (int, float)) and estimate > 0:
+        return min(1.0, max(0.0, (now - job.started_at) / float(estimate)))
+    return None
 
 
 def used_grams(weight_g: Optional[float], outcome: JobState, share: Optional[float]) -> float:

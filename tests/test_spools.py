@@ -91,3 +91,32 @@ def test_colours_and_prices_are_checked() -> None:
     for bad_price in (24.9, "2490", True, -1, 10**12):
         with pytest.raises(Invalid):
             check_price_per_kg(bad_price)
+
+
+def test_the_share_printed_comes_from_the_printers_progress_else_the_time_it_printed() -> None:
+    from fleet.models import Job, LiveStatus
+    from fleet.spools import printed_so_far
+
+    job = Job(
+        7,
+        1,
+        JobState.PRINTING,
+        0,
+        "a" * 64,
+        "p.gcode",
+        1,
+        "PLA",
+        "",
+        {"estimated_time_s": 1000.0},
+        "mk4",
+        0.0,
+        0.0,
+        started_at=100.0,
+    )
+    live = LiveStatus("printing", {}, 40.0, None, 7, 0.0)
+    assert printed_so_far(job, live, now=150.0) == 0.4
+    other = LiveStatus("printing", {}, 90.0, None, 8, 0.0)
+    assert printed_so_far(job, other, now=350.0) == 0.25, "another job's progress is not this one's"
+    assert printed_so_far(job, None, now=5000.0) == 1.0
+    never = Job(8, 1, JobState.ASSIGNED, 0, "a" * 64, "p.gcode", 1, "PLA", "", {}, "mk4", 0.0, 0.0)
+    assert printed_so_far(never, None, now=5000.0) == 0.0

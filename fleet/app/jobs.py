@@ -8,9 +8,9 @@ from typing import Any, Callable, Optional
 from ..errors import Conflict, Forbidden, Unavailable
 from ..models import Job, JobEvent, JobFilter, JobPage, LiveStatus, Member, Page, Printer, Role
 from ..protocol import CommandType
+from ..spools import printed_so_far
 from ..states import ACTIVE, CANCELLABLE, PENDING, JobState, PrinterState, freed_printer_state
 from .base import Context, actor_of, require_manager
-from .spools import printed_so_far
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from typing import Any, Optional
 from ..errors import Conflict, Forbidden, Invalid
 from ..models import Job, LiveStatus, Printer
 from ..protocol import Capabilities
+from ..spools import printed_so_far
 from ..states import TERMINAL, JobState, PrinterState, freed_printer_state
 from .base import Context
 from .checks import check_material, check_nozzle, check_volume
-from .spools import printed_so_far
 
 #: A printer is held by these jobs until it reports how they ended.
 HELD = frozenset({JobState.ASSIGNED, JobState.PRINTING, JobState.PAUSED})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from ..errors import Forbidden, Invalid
-from ..models import Job, LiveStatus, Member, Page, Printer
+from ..models import Member, Page, Printer
 from ..spools import (
     Spool,
     check_colour_hex,
@@ -24,7 +24,6 @@ from ..spools import (
     check_remaining,
     check_spool_material,
     check_text,
-    printed_share,
 )
 from .base import Context, require_manager
 
@@ -60,19 +59,6 @@ def checked_spool(values: Mapping[str, Any]) -> dict[str, Any]:
     found.setdefault("remaining_grams", found["net_grams"])
     check_remaining(found["remaining_grams"], found["net_grams"])
     return found
-
-
-def printed_so_far(job: Job, live: Optional[LiveStatus], now: float) -> Optional[float]:
-    """The share of a job printed (0-1): the progress its printer last reported for it, else the time
-    it has printed over its estimate; 0 for a job that never started; None when nobody can tell."""
-    if live is not None and live.job_id == job.id and live.progress is not None:
-        return printed_share(live.progress)
-    if job.started_at is None:
-        return 0.0
-    estimate = job.analysis.get("estimated_time_s") or job.analysis.get("own_time_estimate_s")
-    if isinstance(estimate, (int, float)) and estimate > 0:
-        return min(1.0, max(0.0, (now - job.started_at) / float(estimate)))
-    return None
 
 
 @dataclass(frozen=True)
