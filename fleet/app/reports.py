@@ -74,13 +74,16 @@ class PrinterReports:
         """Record when printers were last heard from (``{printer id: when}``), in one write."""
         self.store.touch_printers(seen)
 
-    @staticmethod
-    def capability_changes(printer: Printer, caps: Capabilities) -> dict[str, Any]:
-        """What a node's reported capabilities change on its printer; :class:`Invalid` names a bad one."""
+    def capability_changes(self, printer: Printer, caps: Capabilities) -> dict[str, Any]:
+        """What a node's reported capabilities change on its printer; :class:`Invalid` names a bad one.
+
+        While a spool of the fleet is loaded on the printer, its material is the spool's: what the
+        node says is loaded is not taken (asked only when the two differ).
+        """
         changes: dict[str, Any] = {}
         if caps.material is not None:
             material = check_material(caps.material, "capabilities.material")
-            if material != printer.material:
+            if material != printer.material and self.store.spool_on(printer.id) is None:
                 changes["material"] = material
         if caps.nozzle_diameter is not None and caps.nozzle_diameter != printer.nozzle_diameter:
             changes["nozzle_diameter"] = check_nozzle(caps.nozzle_diameter)

@@ -162,3 +162,16 @@ def test_a_printers_own_token_loads_and_unloads_only_its_own_spool(api, fleet):
 
     gone = api["anonymous"].delete(url, headers=home)
     assert gone.status_code == 200 and gone.get_json()["loaded"] is None
+
+
+def test_a_loaded_spools_material_wins_over_what_the_node_reports(api, fleet):
+    from fleet.protocol import Capabilities
+
+    add_printer(api, "mk4")
+    spool = add_spool(api)
+    api["manager"].post(f"/api/v1/spools/{spool['id']}/load", json={"printer_id": "mk4"})
+    reports = fleet.app.reports
+    says_pla = Capabilities(material="PLA")
+    assert reports.capability_changes(fleet.store.get_printer("mk4"), says_pla) == {}
+    api["manager"].post(f"/api/v1/spools/{spool['id']}/unload")
+    assert reports.capability_changes(fleet.store.get_printer("mk4"), says_pla) == {"material": "PLA"}
