@@ -159,3 +159,17 @@ def test_no_job_is_ever_dispatched_to_a_spool_without_its_colour_or_grams(
     for j in jobs:
         if j.id not in dispatched:
             assert not any(fits(j, p, {}) for p in idle_left), (j, idle_left)
+
+
+def test_a_job_too_big_for_the_idle_spool_waits_for_the_busy_printer_that_holds_enough() -> None:
+    printers = [
+        printer("idle", colour="black", grams=50.0),
+        printer("busy", colour="black", grams=500.0, state=PrinterState.PRINTING, busy_until=NOW + HOUR),
+    ]
+    result = one(printers, [job(1, colour="black", grams=120.0), job(2, colour="black", grams=20.0)])
+    assert result.assignments == ((2, "idle"),)
+    why = result.explanations[1]
+    assert why.reason is WaitReason.NO_PRINTER_FREE
+    assert why.estimated_start == NOW + HOUR, "it starts when the printer whose spool holds enough is free"
+    assert why.compatible_printers == ("busy",)
+    assert "1 idle printer has black PETG loaded, but too little of it for the 120 g it needs" in why.message

@@ -5,9 +5,11 @@ colour, heated bed, extruders, who may use them) and jobs
 by their requirements, so compatibility is worked out once per (requirement, class), not per pair:
 a pass over 20,000 jobs and 500 printers looks at a few hundred distinct requirements.
 
-The grams left on a printer's spool differ from printer to printer, so they make no class (500
-printers would make 500 classes): the pass checks them printer by printer where it hands out an idle
-printer, and a job no spool of its classes holds enough for waits (see :meth:`Fleet.most_grams`).
+The grams left on a spool differ from printer to printer, so only an idle printer's make part of its
+class (the printers dispatch hands out now; a few dozen in a large fleet): a job goes to no idle
+printer whose spool holds less than it takes. A busy printer's spool will run down and may be
+changed before it is free, so its grams make no class (500 printers would make 500 classes); a job no
+spool of its printers holds enough for waits for a spool change (see :meth:`Fleet.most_grams`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from typing import TypeVar
 
 from ..errors import Invalid
 from ..geometry import Box
+from ..states import DISPATCHABLE
 from .model import (
     BOUNDS,
     COLOUR,
     DEFAULTS,
+    GRAMS,
     HEATS_BED,
     MATERIAL,
     MEMBER,
@@ -155,8 +159,9 @@ class Fleet:
         self.class_extruders: list[int | None] = []
         #: Per class: the folded materials a lent printer's owner takes (None: any).
         self.class_accepts: list[frozenset[str] | None] = []
-        #: Per class: the loaded spools' folded colour.
+        #: Per class: the loaded spools' folded colour, and an idle printer's grams left (None: any).
         self.class_colour: list[str | None] = []
+        self.class_grams: list[float | None] = []
         self.class_printers: list[list[int]] = []
         #: Per printer: grams left on its spool (None: not tracked, takes any job).
         self.spool_grams = [p.spool_grams for p in self.printers]
@@ -175,7 +180,8 @@ class Fleet:
             cold = p.heated_bed is False
             accepts = _accepts(p)
             colour = fold(p.colour)
-            key = (volume, p.nozzle_diameter, material, members, cold, p.extruders, accepts, colour)
+            grams = p.spool_grams if p.state in DISPATCHABLE else None
+            key = (volume, p.nozzle_diameter, material, members, cold, p.extruders, accepts, colour, grams)
             cls = class_ids.setdefault(key, len(class_ids))
             if cls == len(self.class_printers):
                 self.class_volume.append(volume)
@@ -186,13 +192,15 @@ class Fleet:
                 self.class_extruders.append(p.extruders)
                 self.class_accepts.append(accepts)
                 self.class_colour.append(colour)
+                self.class_grams.append(grams)
                 self.class_printers.append([])
             self.class_printers[cls].append(index)
 
         #: Compat id -> the classes it fits, in class order.
         self.compat_classes: list[tuple[int, ...]] = []
         self._compat_ids: dict[int, int] = {}
-        #: (fit mask, nozzle, material, member if granted, heats the bed, tools, colour) -> compat.
+        #: (fit mask, nozzle, material, member if granted, heats the bed, tools, colour, grams tier)
+        #: -> compat.
         self._by_key: dict[_Requirement, int] = {}
         #: Per side (min x, y, z, then max x, y, z): sorted limits, and the volumes each bisection fits.
         self._sides = [self._lower_side(axis) for axis in range(3)] + [
@@ -206,6 +214,18 @@ class Fleet:
         self._heat_classes: dict[bool, int] = {}
         self._tool_classes: dict[int, int] = {}
         self._colour_classes: dict[str | None, int] = {}
+        #: The distinct grams left on idle printers' spools, ascending: a job's need is put in a "tier"
+        #: by bisection, and tier t fits the classes without grams and those at levels[t] and above.
+        self._grams_levels = sorted({g for g in self.class_grams if g is not None})
+        at_level = dict.fromkeys(self._grams_levels, 0)
+        suffix = [sum(1 << c for c, g in enumerate(self.class_grams) if g is None)]
+        for c, g in enumerate(self.class_grams):
+            if g is not None:
+                at_level[g] |= 1 << c
+        for g in reversed(self._grams_levels):
+            suffix.append(suffix[-1] | at_level[g])
+        suffix.reverse()
+        self._tier_classes = suffix
         #: Compat id -> the most grams left on a spool of its printers (inf when one is not tracked).
         self._most_grams: dict[int, float] = {}
 
@@ -247,17 +267,25 @@ class Fleet:
         heats = list(map(HEATS_BED, jobs))
         tools = list(map(TOOLS, jobs))
         colours = list(map(COLOUR, jobs))
+        levels = self._grams_levels
+        # Without idle spools every job is in tier 0 (repeat is endless, so both zips may read it).
+        tiers: Iterable[int] = (
+            list(map(bisect.bisect_left, repeat(levels), map(GRAMS, jobs))) if levels else repeat(0)
+        )
         # zip twice rather than keep a tuple per job: zip reuses its tuple when nobody holds it, so
         # this allocates almost nothing for the garbage collector to walk.
         distinct: dict[_Requirement, int] = {}
         cache = self._by_key
-        for key in dict.fromkeys(zip(fits, nozzles, materials, granted_only, heats, tools, colours)):
+        for key in dict.fromkeys(zip(fits, nozzles, materials, granted_only, heats, tools, colours, tiers)):
             compat = cache.get(key)
             if compat is None:
                 compat = cache[key] = self._work_out(*key)
             distinct[key] = compat
         return list(
-            map(distinct.__getitem__, zip(fits, nozzles, materials, granted_only, heats, tools, colours))
+            map(
+                distinct.__getitem__,
+                zip(fits, nozzles, materials, granted_only, heats, tools, colours, tiers),
+            )
         )
 
     def _fit_masks(self, boxes: list[Box | None]) -> list[int]:
@@ -303,6 +331,7 @@ class Fleet:
         heats_bed: bool,
         tools: int,
         colour: str | None,
+        tier: int,
     ) -> int:
         """The compat of one requirement: the classes it fits, as a bit mask ANDed from one per field."""
         mask = _classes_where(self._volume_classes, fit, self.class_volume, lambda volume: fit >> volume & 1)
@@ -333,6 +362,7 @@ class Fleet:
             self.class_colour,
             lambda loaded: colour_fits(loaded, folded_colour),
         )
+        mask &= self._tier_classes[tier]
         compat = self._compat_ids.get(mask)
         if compat is None:
             compat = self._compat_ids[mask] = len(self.compat_classes)
@@ -358,8 +388,8 @@ class Fleet:
 
 
 #: What a job asks of a printer, as classes match it: fit mask, nozzle, material, member if granted,
-#: heats the bed, tools and colour.
-_Requirement = tuple[int, float | None, str | None, int | None, bool, int, str | None]
+#: heats the bed, tools, colour and grams tier.
+_Requirement = tuple[int, float | None, str | None, int | None, bool, int, str | None, int]
 
 
 def _bits(mask: int) -> tuple[int, ...]:

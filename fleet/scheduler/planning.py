@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from operator import itemgetter
 
 from ..errors import Invalid
 from ..lending import is_open, next_opening
@@ -185,9 +186,6 @@ class Pass:
                 wanted[pool] += jobs
         left = sum(len(ranks) for pool, ranks in enumerate(idle) if wanted[pool])
         compat = self.compat
-        needs = self.needs
-        grams = self.fleet.spool_grams
-        by_rank = self.by_rank
         looked: list[int] = []
         # Checked before the first job is read too: the order is lazy, and with no printer to hand
         # out (the usual case for the dispatch loop) it is never worked out at all.
@@ -199,29 +197,14 @@ class Pass:
             candidates = idle_pools[compat[i]]
             best = count
             chosen: list[int] | None = None
-            at = -1
-            need = needs[i] if needs else 0.0
             for pool in candidates:
                 ranks = idle[pool]
-                if not need:
-                    if ranks and ranks[-1] < best:
-                        best = ranks[-1]
-                        chosen = ranks
-                        at = len(ranks) - 1
-                    continue
-                # The idle printer of least rank whose spool holds what the job takes (few are idle).
-                for k in range(len(ranks) - 1, -1, -1):
-                    if ranks[k] >= best:
-                        break
-                    left_on = grams[by_rank[ranks[k]]]
-                    if left_on is None or need <= left_on:
-                        best = ranks[k]
-                        chosen = ranks
-                        at = k
-                        break
+                if ranks and ranks[-1] < best:
+                    best = ranks[-1]
+                    chosen = ranks
             if chosen is not None:
-                del chosen[at]
-                self.assigned[i] = by_rank[best]
+                chosen.pop()
+                self.assigned[i] = self.by_rank[best]
                 left -= 1
             for pool in candidates:
                 wanted[pool] -= 1
@@ -232,30 +215,27 @@ class Pass:
     def walk(self) -> list[float | None]:
         """Estimated starts along the whole order: each job takes the compatible printer free first.
 
-        Estimates leave out the grams on the spools (which run down and are changed over the hours
-        they look ahead, which nobody knows): a job no spool holds enough for has none at all, the
-        others are estimated on their printers whatever is left on them. Dispatch checks the grams.
+        The grams on an idle printer's spool count (its class says what it holds now); those on a
+        busy printer's do not (they run down and are changed before it is free, which nobody knows),
+        but a job no spool of its printers holds enough for gets no estimate at all.
         """
         count = len(self.fleet.printers)
         pools = [list(heap) for heap in self.pools]
-        compat_pools = self.compat_pools
+        #: Per compat: the heaps of its pools. The heap whose top is free first is found by min() in C:
+        #: a job that takes any colour of its material looks at a pool per colour loaded.
+        heaps_of = [[pools[pool] for pool in candidates] for candidates in self.compat_pools]
+        first = itemgetter(0)
         compat = self.compat
         seconds = self.seconds
         start: list[float | None] = [None] * len(seconds)
         replace = heapq.heapreplace
         short = self.short
         for i in self.order:
-            candidates = compat_pools[compat[i]]
-            if not candidates or i in short:
+            heaps = heaps_of[compat[i]]
+            if not heaps or i in short:
                 continue
-            heap = pools[candidates[0]]
-            best = heap[0]
-            for pool in candidates[1:]:
-                top = pools[pool][0]
-                if top < best:
-                    best = top
-                    heap = pools[pool]
-            at, key = best
+            heap = heaps[0] if len(heaps) == 1 else min(heaps, key=first)
+            at, key = heap[0]
             start[i] = at
             replace(heap, (at + seconds[i], key if key >= count else key + count))
         return start
