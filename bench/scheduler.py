@@ -65,10 +65,12 @@ def build(
     """A fleet and a queue: members print a handful of models each, many times over.
 
     With ``spools``, 85% of the printers have a tracked spool (a colour, and 0 to 1,000 g left), and
-    each model asks for a colour a third of the time and takes grams in proportion to its print time.
+    each model asks for a colour a third of the time and takes 8 to 20 g an hour of a typical print
+    time. The spools come from a stream of their own: without them, the fleet and the queue are the
+    ones this benchmark always built.
     """
     rng = random.Random(seed)
-    spool_rng = random.Random(seed + 1)  # its own stream: the fleet and queue are the same either way
+    spool_rng = random.Random(seed + 1)
     printers = []
     for n in range(printer_count):
         x, y, z = pick(rng, MODELS)  # type: ignore[misc]
@@ -100,7 +102,7 @@ def build(
     }
     # A few heavy users and a long tail, as in any shared workshop.
     weights = [1.0 / (rank + 1) ** 0.8 for rank in range(members)]
-    models: dict[int, list[tuple[Box, float | None, str | None, float, str | None, float]]] = {}
+    models: dict[int, list[tuple[Box, float | None, str | None, str | None, float]]] = {}
     for m in range(members):
         mine = []
         for _ in range(rng.randint(1, 6)):
@@ -111,15 +113,16 @@ def build(
             ox, oy = rng.uniform(0, 20), rng.uniform(0, 20)
             nozzle = pick(rng, NOZZLES) if rng.random() < 0.8 else None
             material = pick(rng, MATERIALS) if rng.random() < 0.95 else None
-            seconds = rng.lognormvariate(8.5, 0.9)
+            # Drawn from their own stream: without spools, the fleet and queue are main's, draw for draw.
+            hours = spool_rng.lognormvariate(8.5, 0.9) / 3600
             colour = pick(spool_rng, COLOURS) if spools and spool_rng.random() < 0.33 else None
-            grams = round(seconds / 3600 * spool_rng.uniform(8, 20), 2) if spools else 0.0
-            mine.append((Box(ox, oy, 0.0, ox + sx, oy + sy, sz), nozzle, material, seconds, colour, grams))
+            grams = round(hours * spool_rng.uniform(8, 20), 2) if spools else 0.0
+            mine.append((Box(ox, oy, 0.0, ox + sx, oy + sy, sz), nozzle, material, colour, grams))
         models[m] = mine  # type: ignore[assignment]
     jobs = []
     for n in range(job_count):
         m = rng.choices(range(members), weights=weights)[0]
-        bounds, nozzle, material, seconds, colour, grams = rng.choice(models[m])
+        bounds, nozzle, material, colour, grams = rng.choice(models[m])
         if unique_bounds:
             shift = rng.uniform(0, 1)
             bounds = Box(
@@ -134,7 +137,7 @@ def build(
                 member_id=m,
                 state=state,
                 submitted_at=NOW - rng.uniform(0, 3 * 86400),
-                estimated_seconds=seconds,
+                estimated_seconds=rng.lognormvariate(8.5, 0.9),
                 bounds=bounds if rng.random() < 0.97 else None,
                 nozzle_diameter=nozzle,
                 material=material,
