@@ -10,7 +10,8 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from operator import itemgetter
+from itertools import compress
+from operator import gt, itemgetter
 
 from ..errors import Invalid
 from ..lending import is_open, next_opening
@@ -115,8 +116,9 @@ class Pass:
         if not self.needs:
             return frozenset()
         most = {c: self.fleet.most_grams(c) for c in self.jobs_per_compat}
-        limits = list(map(most.__getitem__, self.compat))
-        return frozenset(i for i, (need, limit) in enumerate(zip(self.needs, limits)) if need > limit)
+        # Column by column in C (map, compress): no Python code runs per job.
+        over = list(map(gt, self.needs, map(most.__getitem__, self.compat)))
+        return frozenset(compress(range(len(over)), over)) if any(over) else frozenset()
 
     def _rank_printers(self) -> None:
         """Least wanted printers first, so a job leaves the printers others need most."""
