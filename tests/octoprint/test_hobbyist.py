@@ -301,16 +301,28 @@ def test_the_fablab_tab_and_navbar_explain_a_refused_code(lab: Lab) -> None:
         octoprint.stop()
 
 
-def test_the_fablab_tab_says_which_queued_jobs_do_not_fit_this_printer(lab: Lab) -> None:
-    """A job too big for the default 200 mm profile (and for every printer of the fleet) waits: the tab
-    says so with what it needs and what the profile gives, and no member or file name."""
-    # Asked every 5 s instead of every 2 min, so the test does not wait for the default interval.
+@pytest.fixture(scope="module")
+def joined(lab: Lab) -> Iterator[OctoPrintServer]:
+    """An OctoPrint on the default profile that has joined the module's fleet, for the tab's tests."""
+    # Asked every 5 s instead of every 2 min, so the tests do not wait for the default interval.
     octoprint = OctoPrintServer({"fleet_url": lab.fleet.url, "enroll_code": lab.code(), "unfit_check_s": 5})
     octoprint.start()
+    try:
+        wait_for(lambda: plugin_status(octoprint)["link"] == "online", 60, "the plugin to join")
+        yield octoprint
+    finally:
+        octoprint.stop()
+
+
+def test_the_fablab_tab_says_which_queued_jobs_do_not_fit_this_printer(
+    lab: Lab, joined: OctoPrintServer
+) -> None:
+    """A job too big for the default 200 mm profile (and for every printer of the fleet) waits: the tab
+    says so with what it needs and what the profile gives, and no member or file name."""
+    octoprint = joined
     wide = generate_box(240, 150, 1.0, origin=(125.0, 100.0), purge=False, skirt=False)
     job_id = None
     try:
-        wait_for(lambda: plugin_status(octoprint)["link"] == "online", 60, "the plugin to join")
         job_id = submit(lab.fleet, lab.member, wide, "alices-wide-part.gcode")
         wait_for(lambda: plugin_status(octoprint)["unfit"], 30, "the plugin to hear of the wide job")
         with octoprint_page() as page:
@@ -328,10 +340,9 @@ def test_the_fablab_tab_says_which_queued_jobs_do_not_fit_this_printer(lab: Lab)
     finally:
         if job_id is not None:  # the module's other tests share the fleet: leave its queue as it was
             lab.fleet.api(lab.member, "POST", f"/jobs/{job_id}/cancel")
-        octoprint.stop()
 
 
-def test_the_owner_loads_and_unloads_a_spool_from_the_fablab_tab(lab: Lab) -> None:
+def test_the_owner_loads_and_unloads_a_spool_from_the_fablab_tab(lab: Lab, joined: OctoPrintServer) -> None:
     """The printer's owner (OctoPrint's admin) loads a shelf spool on their printer and unloads it, through
     the fleet's API with the printer's own credentials; the fleet's record follows."""
     added = lab.fleet.api(
@@ -350,11 +361,9 @@ def test_the_owner_loads_and_unloads_a_spool_from_the_fablab_tab(lab: Lab) -> No
     )
     assert added.status_code == 201, added.text
     spool_id = added.json()["id"]
-    octoprint = OctoPrintServer({"fleet_url": lab.fleet.url, "enroll_code": lab.code()})
-    octoprint.start()
+    octoprint = joined
+    printer_id = plugin_status(octoprint)["printer_id"]
     try:
-        wait_for(lambda: plugin_status(octoprint)["link"] == "online", 60, "the plugin to join")
-        printer_id = plugin_status(octoprint)["printer_id"]
         with octoprint_page() as page:
             log_in(page, octoprint.url)
             page.click("#tab_plugin_crowdfab_link a")
@@ -374,5 +383,5 @@ def test_the_owner_loads_and_unloads_a_spool_from_the_fablab_tab(lab: Lab) -> No
             form.wait_for(state="visible", timeout=30_000)
             assert lab.fleet.api(lab.manager, "GET", f"/spools/{spool_id}").json()["printer_id"] is None
             assert not page.js_errors, page.js_errors
-    finally:
-        octoprint.stop()
+    finally:  # the module's other tests share the fleet: no spool stays loaded
+        lab.fleet.api(lab.manager, "POST", f"/spools/{spool_id}/unload")
