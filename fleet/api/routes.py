@@ -5,7 +5,19 @@ Importing this module registers every route (one module a resource) on :data:`ap
 
 from __future__ import annotations
 
-from . import groups, jobs, lab, members, prices, printers, stats
+from . import groups, jobs, lab, members, prices, printers, spools, stats
 from .blueprint import ApiLimits, api, spec
 
-__all__ = ["ApiLimits", "api", "groups", "jobs", "lab", "members", "prices", "printers", "spec", "stats"]
+__all__ = [
+    "ApiLimits",
+    "api",
+    "groups",
+    "jobs",
+    "lab",
+    "members",
+    "prices",
+    "printers",
+    "spec",
+    "spools",
+    "stats",
+]

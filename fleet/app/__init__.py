@@ -21,6 +21,7 @@ statistics     :mod:`~fleet.app.statistics`                 the lab's statistics
 health         :mod:`~fleet.app.health`                     database, broker, draining: the health check
 pricing        :mod:`~fleet.app.pricing`                    the price list, charges and the ledger
 quotas         :mod:`~fleet.app.quotas`                     membership groups, quotas, lifts
+spools         :mod:`~fleet.app.spools`                     spools, loading them on printers
 =============  ===========================================  =====================================
 
 All of them share one :class:`~fleet.app.base.Context` (store, blobs, clock, metrics, hooks).
@@ -50,6 +51,7 @@ from .quotas import Quotas
 from .reports import PrinterReports
 from .settings import LabAdmin
 from .snapshots import Snapshots
+from .spools import Spools
 from .statistics import LabStatistics
 
 __all__ = ["FleetApp", "build"]
@@ -75,6 +77,7 @@ class FleetApp:
     health: Health
     pricing: Pricing
     quotas: Quotas
+    spools: Spools
 
     @property
     def store(self) -> Store:
@@ -120,7 +123,7 @@ def build(
     statistics.costs_of = pricing.costs_of
     reports = PrinterReports(ctx, pricing)
     printers = Printers(ctx)
-    jobs = Jobs(ctx, pricing)
+    jobs = Jobs(ctx, pricing, live=reports.live)
     return FleetApp(
         ctx=ctx,
         identity=Identity(ctx),
@@ -138,4 +141,5 @@ def build(
         health=Health(ctx),
         pricing=pricing,
         quotas=quotas,
+        spools=Spools(ctx),
     )

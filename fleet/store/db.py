@@ -29,6 +29,7 @@ from .migrations import migrate
 from .pages import PageRecords
 from .printers import PRINTER_CHANGES, PrinterRecords
 from .snapshots import SnapshotRecords
+from .spools import SpoolRecords
 
 
 def attempt_key(key: str) -> str:
@@ -68,6 +69,7 @@ class Store(
     SnapshotRecords,
     LeaseRecords,
     EconomyRecords,
+    SpoolRecords,
 ):
     """The fleet's persistent state. Takes an engine from :func:`~fleet.store.engine.make_engine`."""
 
