@@ -26,6 +26,13 @@ a status that says what the printer's last one said (state, job, capabilities) o
 live view, without the store (:meth:`FleetLink._unchanged`); "last seen" goes to the store for all
 printers in one write per ``seen_write_interval_s``; the fleet subscribes to status at QoS 0.
 
+With ``queued`` (as ``serve`` runs it) messages are not handled on the MQTT network thread: they
+wait in a :class:`~fleet.ingest.CoalescingQueue` for the link's ingest thread, where a printer's
+newer status replaces its older one still waiting, so under overload the status lag stays about
+one publishing interval while events and acks are all handled, in order. With ``share_group`` the
+link subscribes through MQTT 5 shared subscriptions (``$share/<group>/...``), so fleet processes
+on one broker split the messages between them; each message reaches one of them.
+
 A printer in maintenance keeps that state whatever its node says. Only ``availability: offline``
 (the node's last will) makes a held job ``unknown``; ``disconnected`` does not, because the node is
 still there and will report what happened.
@@ -50,6 +57,7 @@ from . import protocol as p
 from .app import FleetApp
 from .dispatches import Dispatch, Dispatches
 from .errors import FleetError, Invalid, NotFound
+from .ingest import CoalescingQueue
 from .lending import Lending
 from .models import LiveStatus, Printer
 from .states import BUSY, JobState, PrinterState
@@ -144,6 +152,8 @@ class FleetLink:
         tick_interval_s: Optional[float] = 1.0,
         log_interval_s: float = 60.0,
         clock: Callable[[], float] = time.time,
+        queued: bool = False,
+        share_group: Optional[str] = None,
     ) -> None:
         self.app = app
         self.link = link
@@ -187,6 +197,10 @@ class FleetLink:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self.share_group = share_group
+        #: Messages waiting for the ingest thread (None: handled on the caller's thread).
+        self.queue: Optional[CoalescingQueue[tuple[str, bytes]]] = CoalescingQueue() if queued else None
+        self._ingest: Optional[threading.Thread] = None
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -203,18 +217,59 @@ class FleetLink:
         # (retained), sent again on every subscribe. So the fleet owes the broker no acknowledgement
         # per status, statuses never wait behind the broker's in-flight window, and none are queued
         # for the fleet while it is away, where they would crowd out the events and acks it must get.
+        # A shared subscription gets no retained message: a process that joins learns each printer's
+        # state from its next status instead.
+        receive = self.handle if self.queue is None else self.receive
+        if self.queue is not None:
+            self._ingest = threading.Thread(target=self._drain, name="fleet-ingest", daemon=True)
+            self._ingest.start()
         for channel in (p.Channel.STATUS, p.Channel.AVAILABILITY, p.Channel.EVENTS, p.Channel.ACK):
-            self.link.subscribe(p.wildcard(channel), self.handle, 0 if channel is p.Channel.STATUS else 1)
+            self.link.subscribe(
+                p.shared(p.wildcard(channel), self.share_group),
+                receive,
+                0 if channel is p.Channel.STATUS else 1,
+            )
         if self.tick_interval_s is not None:
             self._thread = threading.Thread(target=self._run, name="fleet-dispatch", daemon=True)
             self._thread.start()
 
     def close(self, timeout: float = 5.0) -> None:
+        """Stop the dispatch loop; what waits in the ingest queue is handled first (within ``timeout``)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self.queue is not None:
+            self.queue.close()
+        if self._ingest is not None:
+            self._ingest.join(timeout)
+            self._ingest = None
+
+    # -- the ingest queue -----------------------------------------------------------------------
+
+    def receive(self, topic: str, payload: bytes) -> None:
+        """Queue one message for the ingest thread (called on the MQTT network thread: cheap)."""
+        assert self.queue is not None
+        # The topic up to its channel names the printer; a malformed one is refused when handled.
+        key, _, channel = topic.rpartition("/")
+        if channel == p.Channel.STATUS.value:
+            if self.queue.put_status(key, (topic, payload)):
+                self.app.metrics.count("status.superseded")
+        else:
+            # Never dropped: when too many wait, this holds the network thread (the broker keeps the rest).
+            self.queue.put(key, (topic, payload))
+
+    def _drain(self) -> None:
+        assert self.queue is not None
+        metrics = self.app.metrics
+        while True:
+            taken = self.queue.get()
+            if taken is None:
+                return
+            _, (topic, payload), _, waited = taken
+            metrics.observe("ingest.wait_s", waited)
+            self.handle(topic, payload)
 
     def _run(self) -> None:
         assert self.tick_interval_s is not None

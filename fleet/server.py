@@ -11,15 +11,23 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .app import FleetApp, build
 from .config import FleetConfig
+from .errors import FleetError, Unavailable
 from .http_protocol import API_PREFIX
 from .lab import MAX_UPLOAD_CEILING
 from .store import BlobStore, Store, open_store
 
+if TYPE_CHECKING:
+    from .dynsec import DynsecAccounts
+    from .http_protocol import BrokerAddress
+
 log = logging.getLogger(__name__)
+
+#: The shared-subscription group of fleet processes on a shared broker (``fleet.dynsec``).
+DEFAULT_SHARE_GROUP = "crowdfab"
 
 #: The managed broker's default port: off 1883, so a system Mosquitto on the same machine is left alone.
 DEFAULT_MQTT_PORT = 18830
@@ -36,6 +44,12 @@ class LinkOptions:
     mqtt_port: int = DEFAULT_MQTT_PORT
     #: An external broker (mqtt://user:pass@host:port); then no broker is managed.
     mqtt_url: Optional[str] = None
+    #: With ``mqtt_url``: the broker is shared by several fleet processes and keeps printer logins in its
+    #: dynamic security plugin, which the URL's login administers (docs/broker.md, "A shared broker").
+    mqtt_dynsec: bool = False
+    #: Subscribe to printers through this MQTT 5 shared-subscription group, so the fleet processes on one
+    #: broker split the messages; default: ``crowdfab`` with ``mqtt_dynsec``, none otherwise.
+    share_group: Optional[str] = None
     #: The host nodes connect to; default: the HTTP host, or this machine's name when that is a wildcard.
     mqtt_public_host: Optional[str] = None
     #: The fleet's URL as nodes reach it (job downloads); default: http://<public host>:<port>.
@@ -211,8 +225,13 @@ class FleetRuntime:
         from .mqtt import BrokerAddress, MqttLink
 
         config, options = self.config, self.options
+        if options.mqtt_dynsec and options.mqtt_url is None:
+            raise Unavailable("a shared broker (--mqtt-dynsec) needs its address and login: give --mqtt-url")
         if options.mqtt_url is None:
             find_mosquitto()  # fails early, with how to install it
+        share_group = options.share_group
+        if share_group is None and options.mqtt_dynsec:
+            share_group = DEFAULT_SHARE_GROUP
         self.fleet = fleet = Fleet.open(config)
         self._stops.append(fleet.close)
         abandoned = fleet.blobs.remove_abandoned_staging()
@@ -233,6 +252,8 @@ class FleetRuntime:
             fleet.app.enrollment.node_mqtt = BrokerAddress(
                 options.mqtt_public_host or address.host, address.port, tls=address.tls
             )
+            if options.mqtt_dynsec:
+                fleet.app.enrollment.accounts = self._shared_broker_accounts(address, fleet)
         else:
             password = fleet_mqtt_password(config.data_dir)
             self.mqtt_port = options.mqtt_port or free_port()
@@ -270,19 +291,54 @@ class FleetRuntime:
         host, port = server.effective_host, server.effective_port
         self.url = f"http://{host}:{port}"
         self.base_url = options.public_url or f"http://{node_host}:{port}"
-        # A lasting session: nothing a printer reports while the fleet is down is lost to it.
-        mqtt = MqttLink(fleet_client_id(config.data_dir), address, clean_session=False)
+        # Alone, a lasting session: nothing a printer reports while the fleet is down is lost to it. In a
+        # share group, a clean one: Mosquitto goes on handing a lasting session's share of the messages
+        # to it while its process is gone, instead of to the processes still running.
+        mqtt = MqttLink(
+            fleet_client_id(config.data_dir),
+            address,
+            clean_session=share_group is not None,
+            mqtt5=share_group is not None,
+        )
         link = FleetLink(
             fleet.app,
             mqtt,
             base_url=self.base_url,
             dispatch_interval_s=options.dispatch_interval_s,
             decline_cooldown_s=options.decline_cooldown_s,
+            queued=True,
+            share_group=share_group,
         )
         link.start()
         self._stops.append(link.close)
         mqtt.start()
         self._stops.append(mqtt.close)
+
+    def _shared_broker_accounts(self, address: BrokerAddress, fleet: Fleet) -> DynsecAccounts:
+        """The admin link to a shared broker's dynamic security plugin; at every connect it makes sure
+        of the fleet's roles and removes the logins of printers revoked meanwhile."""
+        from .dynsec import DynsecAccounts
+        from .mqtt import MqttLink
+
+        accounts: Optional[DynsecAccounts] = None
+
+        def settle() -> None:
+            assert accounts is not None
+            try:
+                accounts.ensure_fleet_roles()
+                accounts.sync(c.printer_id for c in fleet.store.active_credentials())
+            except FleetError as exc:
+                log.error("shared broker: could not check its logins: %s", exc.message)
+
+        def connected() -> None:
+            # Answers arrive on the link's network thread, which runs this callback: wait elsewhere.
+            threading.Thread(target=settle, name="dynsec-settle", daemon=True).start()
+
+        admin = MqttLink(f"{fleet_client_id(fleet.config.data_dir)}-admin", address, on_connect=connected)
+        accounts = DynsecAccounts(admin)
+        admin.start()
+        self._stops.append(admin.close)
+        return accounts
 
     def close(self) -> None:
         while self._stops:

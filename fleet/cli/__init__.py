@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 the fleet refused the request (invalid file, not allowed, not found);
 2 the command line is wrong; 3 the fleet or its database could not be reached.
 
-One module a command group: :mod:`.admin` (serve, enroll-code, member), :mod:`.jobs` (analyze, job);
+One module a command group: :mod:`.admin` (serve, enroll-code, member), :mod:`.jobs` (analyze, job),
+:mod:`.broker` (broker init);
 :mod:`.base` holds what they share.
 """
 
@@ -29,6 +30,7 @@ from .base import (
     positive_int,
     shared_options,
 )
+from .broker import add_broker_commands
 from .jobs import add_job_commands
 
 #: ``crowdfab-agent`` (fleet/agent_cli.py) shares the exit codes, the progress bar and the argument types.
@@ -59,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     member = add_admin_commands(sub, common)
     job = add_job_commands(sub, common, client)
-    parser.groups = {"member": member, "job": job}  # type: ignore[attr-defined]
+    broker = add_broker_commands(sub, common)
+    parser.groups = {"member": member, "job": job, "broker": broker}  # type: ignore[attr-defined]
     return parser
 
 
