@@ -31,7 +31,9 @@ wait in a :class:`~fleet.ingest.CoalescingQueue` for the link's ingest thread, w
 newer status replaces its older one still waiting, so under overload the status lag stays about
 one publishing interval while events and acks are all handled, in order. With ``share_group`` the
 link subscribes through MQTT 5 shared subscriptions (``$share/<group>/...``), so fleet processes
-on one broker split the messages between them; each message reaches one of them.
+on one broker split statuses, availability and events between them: each reaches one of them, and
+what it changes goes through the store, where a repeat changes nothing. Acks alone reach every
+process, as only the one that sent a command follows it up.
 
 A printer in maintenance keeps that state whatever its node says. Only ``availability: offline``
 (the node's last will) makes a held job ``unknown``; ``disconnected`` does not, because the node is
@@ -224,10 +226,11 @@ class FleetLink:
             self._ingest = threading.Thread(target=self._drain, name="fleet-ingest", daemon=True)
             self._ingest.start()
         for channel in (p.Channel.STATUS, p.Channel.AVAILABILITY, p.Channel.EVENTS, p.Channel.ACK):
+            # Acks are never shared: only the process that sent a command follows it, so each process
+            # must see every answer (the others note it and ignore it).
+            group = None if channel is p.Channel.ACK else self.share_group
             self.link.subscribe(
-                p.shared(p.wildcard(channel), self.share_group),
-                receive,
-                0 if channel is p.Channel.STATUS else 1,
+                p.shared(p.wildcard(channel), group), receive, 0 if channel is p.Channel.STATUS else 1
             )
         if self.tick_interval_s is not None:
             self._thread = threading.Thread(target=self._run, name="fleet-dispatch", daemon=True)
