@@ -339,19 +339,22 @@ class DynsecAccounts:
             if isinstance(name, str) and name.startswith(PRINTER_ROLE_PREFIX)
         }
 
-    def sync(self, active: Iterable[str]) -> tuple[set[str], set[str]]:
-        """Remove the logins of printers no longer enrolled; returns (removed, missing).
+    def sync(
+        self, revoked: Callable[[], Iterable[str]], active: Callable[[], Iterable[str]]
+    ) -> tuple[set[str], set[str]]:
+        """Remove the logins of revoked printers; returns (removed, missing).
 
-        ``missing`` are enrolled printers without a login on this broker: their passwords exist only
-        hashed, so they cannot be recreated over this API (``broker init`` writes them into a new
-        broker's file; enrolling the printer again gives it a new login).
+        Only printers the database holds revoked lose their login here: a printer being enrolled right
+        now already has its login but not yet its committed row, and must keep it. ``missing`` are
+        enrolled printers without a login on this broker: their passwords exist only hashed, so they
+        cannot be recreated over this API (``broker init`` writes them into a new broker's file;
+        enrolling the printer again gives it a new login).
         """
-        active = set(active)
         present = self.printer_logins()
-        removed = present - active
+        removed = present & set(revoked())
         commands = [c for printer_id in sorted(removed) for c in remove_printer_commands(printer_id)]
         self.run(commands, tolerate=_GONE)
-        missing = active - present
+        missing = set(active()) - present
         if removed:
             log.info("shared broker: removed the logins of %d revoked printer(s)", len(removed))
         if missing:

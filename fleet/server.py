@@ -326,7 +326,10 @@ class FleetRuntime:
             assert accounts is not None
             try:
                 accounts.ensure_fleet_roles()
-                accounts.sync(c.printer_id for c in fleet.store.active_credentials())
+                accounts.sync(
+                    fleet.store.revoked_printer_ids,
+                    lambda: [c.printer_id for c in fleet.store.active_credentials()],
+                )
             except FleetError as exc:
                 log.error("shared broker: could not check its logins: %s", exc.message)
 

@@ -13,6 +13,7 @@ from ..models import Role
 from .base import (
     EXIT_OK,
     EXIT_UNREACHABLE,
+    EXIT_USAGE,
     CliError,
     config_of,
     emit,
@@ -38,6 +39,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         mqtt_public_host=args.mqtt_public_host,
         public_url=args.public_url,
     )
+    if options.mqtt_dynsec and not options.mqtt_url:
+        raise CliError("--mqtt-dynsec manages the logins of a shared broker: give its --mqtt-url", EXIT_USAGE)
     try:
         serve(config_of(args), options)
     except Unavailable as exc:  # no broker to run or reach: the message says how to fix it

@@ -197,6 +197,12 @@ class EnrollmentRecords(StoreBase):
                 before_commit()
             return revoked
 
+    def revoked_printer_ids(self) -> set[str]:
+        """The printers whose credentials are revoked (and not enrolled again)."""
+        creds = s.printer_credentials.c
+        with read_transaction(self._engine) as conn:
+            return set(conn.execute(select(creds.printer_id).where(creds.revoked_at.is_not(None))).scalars())
+
     def active_credentials(self) -> list[PrinterCredentials]:
         """Every enrolled printer's credentials that are not revoked, by printer id."""
         creds = s.printer_credentials.c

@@ -163,3 +163,35 @@ def test_broker_init_writes_a_file_that_keeps_every_enrolled_printer(tmp_path: P
 def test_the_fleet_username_cannot_be_a_printer_id() -> None:
     with pytest.raises(Invalid, match="printer id"):
         initial_config("fleet", hash_password("x"), [])
+
+
+def test_the_logins_of_printers_revoked_elsewhere_are_removed_at_the_next_sync(
+    shared_broker: TestBroker, tmp_path: Path
+) -> None:
+    fleet = Fleet.open(FleetConfig(data_dir=tmp_path / "data"))
+    admin = MqttLink(
+        "other-fleet-admin", BrokerAddress.from_url(shared_broker.url_for(FLEET_USER, FLEET_PASSWORD))
+    )
+    admin.start()
+    try:
+        service = fleet.app
+        service.enrollment.node_mqtt = BrokerAddress("127.0.0.1", shared_broker.port)
+        accounts = service.enrollment.accounts = DynsecAccounts(admin)
+        answers = {}
+        for name in ("Kept", "Gone"):
+            code, _ = service.enrollment.create_enrollment_code(None)
+            request = EnrollRequest.from_json({"code": code, "name": name, "capabilities": CAPABILITIES})
+            answers[name] = service.enrollment.enroll(request).answer
+        manager, _ = service.members.add_member("ada", Role.MANAGER)
+        service.enrollment.accounts = None  # revoked by a fleet that does not manage this broker
+        service.enrollment.revoke_printer(manager, answers["Gone"].printer_id)
+        gone, kept = answers["Gone"].mqtt, answers["Kept"].mqtt
+        assert login(shared_broker.port, gone.username, gone.password) == 0
+
+        active = lambda: [c.printer_id for c in fleet.store.active_credentials()]  # noqa: E731
+        assert accounts.sync(fleet.store.revoked_printer_ids, active) == ({gone.username}, set())
+        assert login(shared_broker.port, gone.username, gone.password) in (BAD_LOGIN, NOT_AUTHORIZED)
+        assert login(shared_broker.port, kept.username, kept.password) == 0
+    finally:
+        admin.close()
+        fleet.close()
