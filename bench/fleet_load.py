@@ -1029,7 +1029,8 @@ def run_one(n: int, args: argparse.Namespace, processes: int = 0) -> Result:
                     raise RuntimeError(f"worker {index}: {value}")
                 ready += 1
             print(f"{label}: {n} printers connected ({workers} worker processes)", flush=True)
-            took = wait_all_idle(fleets[0].url, setup.manager_token, n, 180)
+            # Each printer's first status is written to the database: that takes a while at thousands.
+            took = wait_all_idle(fleets[0].url, setup.manager_token, n, 180 + 0.1 * n)
             print(
                 f"{label}: the fleet holds all {n} printers idle ({took:.1f} s after they connected)",
                 flush=True,

@@ -85,6 +85,10 @@ _DIRECT = {
 }
 
 
+#: The longest the dispatch loop rests after a scheduling pass (it rests as long as the pass took).
+MAX_PASS_REST_S = 2.0
+
+
 class Link(Protocol):
     """What FleetLink needs of an MQTT connection (``fleet.mqtt.MqttLink`` has it)."""
 
@@ -195,6 +199,7 @@ class FleetLink:
         self._next_seen_write = float("-inf")
         self._dispatch_wanted = True
         self._next_dispatch = float("-inf")
+        self._last_pass_s = 0.0
         self._started_at = 0.0
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -283,6 +288,12 @@ class FleetLink:
                 self.tick()
             except Exception:
                 log.exception("the dispatch loop hit an error; it carries on")
+            # A scheduling pass reads every printer and job: after one, rest as long as it took, so that
+            # printers freed one after another (hundreds at a large fleet's start) do not keep passes
+            # running back to back, taking the processor from the ingest thread.
+            rest, self._last_pass_s = min(self._last_pass_s, MAX_PASS_REST_S), 0.0
+            if rest and self._stop.wait(rest):
+                return
             self._wake.wait(self.tick_interval_s)
 
     def request_dispatch(self) -> None:
@@ -354,7 +365,8 @@ class FleetLink:
         # transactions); the lock is taken again to record and send each command.
         started = time.perf_counter()
         assigned = self.app.dispatcher.dispatch_pass(avoid=avoid)
-        self.app.metrics.observe("dispatch.pass_s", time.perf_counter() - started)
+        self._last_pass_s = time.perf_counter() - started
+        self.app.metrics.observe("dispatch.pass_s", self._last_pass_s)
         with self._lock:
             for job_id, printer_id in assigned:
                 self.dispatches.send(job_id, printer_id, now)
