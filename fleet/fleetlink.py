@@ -206,7 +206,9 @@ class FleetLink:
         self._thread: Optional[threading.Thread] = None
         self.share_group = share_group
         #: Messages waiting for the ingest thread (None: handled on the caller's thread).
-        self.queue: Optional[CoalescingQueue[tuple[str, bytes]]] = CoalescingQueue() if queued else None
+        self.queue: Optional[CoalescingQueue[tuple[str, bytes, Optional[Callable[[], None]]]]] = (
+            CoalescingQueue() if queued else None
+        )
         self._ingest: Optional[threading.Thread] = None
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -256,17 +258,23 @@ class FleetLink:
 
     # -- the ingest queue -----------------------------------------------------------------------
 
-    def receive(self, topic: str, payload: bytes) -> None:
-        """Queue one message for the ingest thread (called on the MQTT network thread: cheap)."""
+    def receive(self, topic: str, payload: bytes, ack: Optional[Callable[[], None]] = None) -> None:
+        """Queue one message for the ingest thread (called on the MQTT network thread: cheap).
+
+        ``ack`` (a link with manual acknowledgements) is called once the message is handled, so the
+        broker keeps an event or an ack until then and a crash of the fleet loses none of them.
+        """
         assert self.queue is not None
         # The topic up to its channel names the printer; a malformed one is refused when handled.
         key, _, channel = topic.rpartition("/")
         if channel == p.Channel.STATUS.value:
-            if self.queue.put_status(key, (topic, payload)):
+            if self.queue.put_status(key, (topic, payload, None)):
                 self.app.metrics.count("status.superseded")
+            if ack is not None:
+                ack()  # statuses come at QoS 0: nothing to acknowledge, nothing kept for a crash
         else:
             # Never dropped: when too many wait, this holds the network thread (the broker keeps the rest).
-            self.queue.put(key, (topic, payload))
+            self.queue.put(key, (topic, payload, ack))
 
     def _drain(self) -> None:
         assert self.queue is not None
@@ -275,9 +283,13 @@ class FleetLink:
             taken = self.queue.get()
             if taken is None:
                 return
-            _, (topic, payload), _, waited = taken
+            _, (topic, payload, ack), _, waited = taken
             metrics.observe("ingest.wait_s", waited)
-            self.handle(topic, payload)
+            try:
+                self.handle(topic, payload)
+            finally:
+                if ack is not None:
+                    ack()
 
     def _run(self) -> None:
         assert self.tick_interval_s is not None

@@ -12,7 +12,7 @@ import logging
 import random
 import ssl
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -29,6 +29,8 @@ __all__ = ["BrokerAddress", "Delivery", "MqttLink"]
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
+#: A handler of a link with ``manual_ack``: its third argument acknowledges the message to the broker.
+AckingHandler = Callable[[str, bytes, Callable[[], None]], None]
 
 #: The longest wait between two connection attempts. A printer is back at most about this long after its
 #: broker is (the fault suite holds it to 10 s); a thousand nodes retrying this often cost a broker that is
@@ -83,13 +85,20 @@ class MqttLink:
         max_queued: int = 1000,
         clean_session: bool = True,
         mqtt5: bool = False,
+        manual_ack: bool = False,
     ) -> None:
         """``clean_session`` False keeps the broker's session for ``client_id`` across connections:
         what arrives for its subscriptions while it is away is held for it (QoS 1), and what it had not
         acknowledged is delivered again. Only for a client id no other client uses.
 
         ``mqtt5`` speaks MQTT 5 (needed for shared subscriptions, ``$share/<group>/<filter>``); a lasting
-        session then expires ``SESSION_EXPIRY_S`` after the link went away."""
+        session then expires ``SESSION_EXPIRY_S`` after the link went away.
+
+        ``manual_ack``: handlers are called with a third argument, a function that acknowledges the
+        message (QoS 1) to the broker; until it is called the broker counts the message in flight, and
+        sends it again if the connection ends first. So a handler that only queues a message can
+        acknowledge it once it is handled, and a crash in between loses nothing. Call it once, from any
+        thread, in the order the messages came (MQTT wants acknowledgements in that order)."""
         self.client_id = client_id
         self.address = address
         self._keepalive = keepalive
@@ -111,15 +120,22 @@ class MqttLink:
         self._closed = False
         self._clean_session = clean_session
         self._mqtt5 = mqtt5
+        self._manual_ack = manual_ack
 
         if mqtt5:
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=paho.MQTTv5,
+                manual_ack=manual_ack,
+            )
         else:
             client = paho.Client(
                 CallbackAPIVersion.VERSION2,
                 client_id=client_id,
                 protocol=paho.MQTTv311,
                 clean_session=clean_session,
+                manual_ack=manual_ack,
             )
         if address.username is not None:
             client.username_pw_set(address.username, address.password)
@@ -144,7 +160,7 @@ class MqttLink:
 
     # -- public API ------------------------------------------------------------------------------
 
-    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+    def subscribe(self, topic_filter: str, handler: Any, qos: int = 1) -> None:
         """Deliver messages matching ``topic_filter`` to ``handler(topic, payload)``, now and after
         every reconnect. Subscribing the same filter again replaces its handler."""
         _check_filter(topic_filter)
@@ -277,11 +293,27 @@ class MqttLink:
                 handlers = self._routes[topic] = [
                     h for f, (h, _) in self._handlers.items() if paho.topic_matches_sub(_unshared(f), topic)
                 ]
+        if self._manual_ack:
+            mid, qos = message.mid, message.qos
+            if not handlers:
+                self._client.ack(mid, qos)
+            for handler in handlers[:1]:  # one acknowledgement a message: one handler
+                acking = cast(AckingHandler, handler)
+                try:
+                    acking(topic, payload, lambda: self._ack(mid, qos))
+                except Exception:
+                    log.exception("MQTT handler for %s failed", topic)
+                    self._client.ack(mid, qos)  # a message that breaks its handler is not asked for again
+            return
         for handler in handlers:
             try:
                 handler(topic, payload)
             except Exception:
                 log.exception("MQTT handler for %s failed", topic)
+
+    def _ack(self, mid: int, qos: int) -> None:
+        # Not connected any more: the broker sends the message again on the next connection.
+        self._client.ack(mid, qos)
 
     def _subscription(self, topic_filter: str, qos: int) -> tuple[str, Any]:
         return (topic_filter, SubscribeOptions(qos=qos) if self._mqtt5 else qos)

@@ -299,6 +299,7 @@ class FleetRuntime:
             address,
             clean_session=share_group is not None,
             mqtt5=share_group is not None,
+            manual_ack=True,  # an event is acknowledged to the broker once handled, not once queued
         )
         link = FleetLink(
             fleet.app,

@@ -122,3 +122,34 @@ def test_a_fleet_that_falls_behind_handles_each_printers_newest_status_and_every
     # live view is cleared), then the newest status after it.
     assert seen == ["n=0", "n=100", "", "n=200"]
     assert (metrics.counter("mqtt.status"), metrics.counter("mqtt.availability")) == (3, 1)
+
+
+def test_a_message_not_yet_acknowledged_is_delivered_again_after_the_fleet_is_gone(
+    mosquitto: TestBroker, links: list[MqttLink]
+) -> None:
+    """With manual acknowledgements, an event the fleet had queued but not handled when it stopped
+    comes back to its lasting session: the queue loses nothing the broker gave it."""
+    received: list[tuple[str, bytes]] = []
+    acks: list[object] = []
+
+    def holds(topic: str, payload: bytes, ack: object) -> None:
+        received.append((topic, payload))
+        acks.append(ack)  # queued, never handled: never acknowledged
+
+    event = p.topic("mk4", p.Channel.EVENTS)
+    fleet = connected(links, mosquitto, "fleet-session", clean_session=False, manual_ack=True)
+    fleet.subscribe(p.wildcard(p.Channel.EVENTS), holds)
+    fleet.start()
+    assert fleet.wait_connected(5)
+    sender = connected(links, mosquitto, "sender")
+    sender.start()
+    assert sender.wait_connected(5)
+    sender.publish(event, b"job done")
+    wait_until(lambda: received == [(event, b"job done")], 5, "the event at the fleet")
+    fleet.close()
+
+    again: list[tuple[str, bytes]] = []
+    back = connected(links, mosquitto, "fleet-session", clean_session=False, manual_ack=True)
+    back.subscribe(p.wildcard(p.Channel.EVENTS), lambda t, b, ack: (again.append((t, b)), ack()))
+    back.start()
+    wait_until(lambda: again == [(event, b"job done")], 5, "the unacknowledged event again")
