@@ -647,6 +647,8 @@ class SharedBroker:
     def __init__(self, directory: Path, port: int, dynsec: str) -> None:
         import pwd
 
+        from fleet.dynsec import find_plugin
+
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "dynsec.json").write_text(dynsec)
         os.chmod(directory / "dynsec.json", 0o600)
@@ -654,7 +656,7 @@ class SharedBroker:
             "per_listener_settings false",
             "allow_anonymous false",
             f"listener {port} 127.0.0.1",
-            f"plugin {DYNSEC_PLUGIN}",
+            f"plugin {find_plugin() or DYNSEC_PLUGIN}",
             f"plugin_opt_config_file {directory / 'dynsec.json'}",
             "persistence false",
             f"log_dest file {directory / 'mosquitto.log'}",

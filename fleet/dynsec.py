@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import threading
 import uuid
@@ -218,8 +219,6 @@ PLUGIN_PLACES = (
 
 def find_plugin() -> Optional[str]:
     """The dynamic security plugin on this machine, or None."""
-    import os
-
     return next((place for place in PLUGIN_PLACES if os.path.isfile(place)), None)
 
 

@@ -38,12 +38,14 @@ from pathlib import Path
 from typing import Callable, Optional, Union
 
 from fleet.broker import _die_with_parent
+from fleet.dynsec import find_plugin
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_SUB = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
 MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+#: Mosquitto 2's dynamic security plugin (in Debian's mosquitto package).
+DYNSEC_PLUGIN = find_plugin() or "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 HOST = "127.0.0.1"
 
 Predicate = Callable[[str, bytes], bool]
