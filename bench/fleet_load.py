@@ -564,12 +564,16 @@ def enroll(data_dir: Path, n: int, mqtt_port: int, database_url: Optional[str] =
         service.identity.set_password(manager, manager.id, PASSWORD)
         _, member_token = service.members.add_member("maker", Role.MEMBER)
         caps = {"volume": VOLUME, "nozzle_diameter": 0.4, "material": "PLA"}
-        printers = []
-        for i in range(n):
+
+        def one(i: int) -> Credentials:
             code, _ = service.enrollment.create_enrollment_code(None)
             asked = EnrollRequest.from_json({"code": code, "name": f"bench-{i:04d}", "capabilities": caps})
             answer = service.enrollment.enroll(asked).answer
-            printers.append(Credentials(answer.printer_id, answer.mqtt.password or "", answer.token))
+            return Credentials(answer.printer_id, answer.mqtt.password or "", answer.token)
+
+        # A few at a time: on PostgreSQL each enrollment mostly waits for its commit.
+        with ThreadPoolExecutor(8 if database_url else 1) as pool:
+            printers = list(pool.map(one, range(n)))
     finally:
         fleet.close()
     gcode = generate_box(20, 20, 1.0).encode()
@@ -879,16 +883,17 @@ def all_printers(url: str, token: str) -> list[dict[str, Any]]:
         params["cursor"] = page["next_cursor"]
 
 
-def wait_all_idle(url: str, token: str, n: int, timeout: float) -> float:
-    """Wait until the fleet holds every printer idle (each has reported in); returns how long it took."""
+def wait_all_idle(url: str, token: str, n: int, timeout: float) -> tuple[float, int]:
+    """Wait until the fleet holds every printer idle (each has reported in), or ``timeout`` passed:
+    how long it waited, and how many printers were idle then."""
     started = time.monotonic()
     idle = 0
     while time.monotonic() - started < timeout:
         idle = sum(1 for printer in all_printers(url, token) if printer["state"] == "idle")
         if idle >= n:
-            return time.monotonic() - started
-        time.sleep(0.5)
-    raise RuntimeError(f"only {idle} of {n} printers idle at the fleet after {timeout:.0f} s")
+            break
+        time.sleep(2.0)
+    return time.monotonic() - started, idle
 
 
 def metrics(url: str, token: str) -> dict[str, Any]:
@@ -966,6 +971,7 @@ def run_one(n: int, args: argparse.Namespace, processes: int = 0) -> Result:
         fleets: list[FleetProcess] = []
         procs: list[Any] = []
         watchers: list[Any] = []
+        start_note = ""
         try:
             if processes:
                 database = PostgresDatabase(args.pg_admin_url)
@@ -1040,11 +1046,15 @@ def run_one(n: int, args: argparse.Namespace, processes: int = 0) -> Result:
                 ready += 1
             print(f"{label}: {n} printers connected ({workers} worker processes)", flush=True)
             # Each printer's first status is written to the database: that takes a while at thousands.
-            took = wait_all_idle(fleets[0].url, setup.manager_token, n, 180 + 0.1 * n)
-            print(
-                f"{label}: the fleet holds all {n} printers idle ({took:.1f} s after they connected)",
-                flush=True,
-            )
+            took, idle = wait_all_idle(fleets[0].url, setup.manager_token, n, 180 + 0.02 * n)
+            print(f"{label}: the fleet holds {idle} of {n} printers idle ({took:.1f} s after they connected)")
+            if idle < n:
+                start_note = (
+                    f"measured with only {idle} of {n} printers idle at the fleet ({took:.0f} s after "
+                    "connecting)"
+                )
+            else:
+                start_note = ""
             submitter = Submitter([f.url for f in fleets], setup.member_token, setup.gcode, args.job_rate)
             submitter.start()
             t0 = time.time() + args.warmup
@@ -1092,6 +1102,8 @@ def run_one(n: int, args: argparse.Namespace, processes: int = 0) -> Result:
         windows = [difference(a, b) for a, b in zip(m0, m1)]
         window = merged(windows)
         result = Result(n, seconds, processes=processes)
+        if start_note:
+            result.notes.append(start_note)
         result.published = sum(d["published"] for d in done.values()) / args.duration
 
         def taken(counters: dict[str, int]) -> int:
