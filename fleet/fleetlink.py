@@ -280,7 +280,10 @@ class FleetLink:
         assert self.queue is not None
         metrics = self.app.metrics
         while True:
+            stale = self.queue.dropped_stale
             taken = self.queue.get()
+            if self.queue.dropped_stale != stale:  # statuses dropped at their turn: a newer one waits
+                metrics.count("status.superseded", self.queue.dropped_stale - stale)
             if taken is None:
                 return
             _, (topic, payload, ack), _, waited = taken

@@ -10,8 +10,10 @@ degrades the way the messages allow:
   more statuses than there are printers, and the status that is handled is the newest one received:
   its age stays about one publishing interval however far handling falls behind;
 - **everything else** (events, acks, availability) is handled, in order, every time. A status
-  received after a printer's event never replaces a status received before it: each printer's
-  messages are handled in the order they arrived, less the statuses that a newer one superseded.
+  received after a printer's event never takes the place of a status received before it (it would
+  then be handled before the event): it waits behind the event, and when the older status's turn
+  comes it is dropped, as a newer one of the printer waits. Each printer's messages are handled in
+  the order they arrived, less the statuses a newer one superseded.
 
 :class:`CoalescingQueue` is pure (no threads of its own): ``put``/``put_status`` from one side,
 ``get`` from the other, under one condition variable.
@@ -53,10 +55,14 @@ class CoalescingQueue(Generic[T]):
         #: The waiting status slot of each printer that a newer status may still replace.
         self._open: dict[str, _Slot[T]] = {}
         self._others = 0
+        #: How many status slots of each printer wait (one open, the others closed by a message after them).
+        self._statuses: dict[str, int] = {}
         self._cond = threading.Condition()
         self._closed = False
         #: Statuses replaced by a newer one before they were handled, since the start.
         self.superseded = 0
+        #: Of those, the ones dropped at their turn because a newer one waited behind another message.
+        self.dropped_stale = 0
 
     def __len__(self) -> int:
         with self._cond:
@@ -74,6 +80,7 @@ class CoalescingQueue(Generic[T]):
             slot = _Slot(key, item, True, queued_at=time.monotonic())
             self._slots.append(slot)
             self._open[key] = slot
+            self._statuses[key] = self._statuses.get(key, 0) + 1
             self._cond.notify()
             return False
 
@@ -97,15 +104,27 @@ class CoalescingQueue(Generic[T]):
         """The oldest waiting message: (key, item, is a status, seconds it waited); None on timeout or
         once closed and empty."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._slots or self._closed, timeout) or not self._slots:
-                return None
-            slot = self._slots.popleft()
-            if slot.status:
+            while True:
+                if not self._cond.wait_for(lambda: self._slots or self._closed, timeout) or not self._slots:
+                    return None
+                slot = self._slots.popleft()
+                if not slot.status:
+                    self._others -= 1
+                    self._cond.notify_all()  # a reader may be waiting for room
+                    break
                 if self._open.get(slot.key) is slot:
                     del self._open[slot.key]
-            else:
-                self._others -= 1
-                self._cond.notify_all()  # a reader may be waiting for room
+                waiting = self._statuses[slot.key] - 1
+                if waiting:
+                    self._statuses[slot.key] = waiting
+                else:
+                    del self._statuses[slot.key]
+                if not waiting:
+                    break
+                # A newer status of this printer waits behind a message that came between: this one
+                # is stale, and the newer one is handled after that message.
+                self.superseded += 1
+                self.dropped_stale += 1
             return slot.key, slot.item, slot.status, time.monotonic() - slot.queued_at
 
     def close(self) -> None:

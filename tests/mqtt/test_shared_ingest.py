@@ -116,12 +116,13 @@ def test_a_fleet_that_falls_behind_handles_each_printers_newest_status_and_every
         wait_until(lambda: metrics.counter("status.superseded") >= 198, 10, "the statuses to reach the queue")
     finally:
         release.set()
-    wait_until(lambda: metrics.counter("mqtt.status") >= 3, 10, "the queue to drain")
+    wait_until(lambda: metrics.counter("mqtt.status") >= 2, 10, "the queue to drain")
     fleetlink.close()
-    # The newest status before the availability message, the message itself (the node went away: its
-    # live view is cleared), then the newest status after it.
-    assert seen == ["n=0", "n=100", "", "n=200"]
-    assert (metrics.counter("mqtt.status"), metrics.counter("mqtt.availability")) == (3, 1)
+    # The availability message (the node went away: its live view is cleared), then the newest status.
+    # The newest status from before that message is dropped at its turn, as a newer one waits.
+    assert seen == ["n=0", "", "n=200"]
+    assert (metrics.counter("mqtt.status"), metrics.counter("mqtt.availability")) == (2, 1)
+    assert metrics.counter("status.superseded") == 199
 
 
 def test_a_message_not_yet_acknowledged_is_delivered_again_after_the_fleet_is_gone(
@@ -145,11 +146,11 @@ def test_a_message_not_yet_acknowledged_is_delivered_again_after_the_fleet_is_go
     sender.start()
     assert sender.wait_connected(5)
     sender.publish(event, b"job done")
-    wait_until(lambda: received == [(event, b"job done")], 5, "the event at the fleet")
+    wait_until(lambda: (event, b"job done") in received, 10, "the event at the fleet")
     fleet.close()
 
     again: list[tuple[str, bytes]] = []
     back = connected(links, mosquitto, "fleet-session", clean_session=False, manual_ack=True)
     back.subscribe(p.wildcard(p.Channel.EVENTS), lambda t, b, ack: (again.append((t, b)), ack()))
     back.start()
-    wait_until(lambda: again == [(event, b"job done")], 5, "the unacknowledged event again")
+    wait_until(lambda: (event, b"job done") in again, 10, "the unacknowledged event again")
