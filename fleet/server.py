@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: The shared-subscription group of fleet processes on a shared broker (``fleet.dynsec``).
 DEFAULT_SHARE_GROUP = "crowdfab"
+#: How often a process in a share group checks an unchanged printer's status against the store.
+SHARED_STATUS_RECHECK_S = 120.0
 
 #: The managed broker's default port: off 1883, so a system Mosquitto on the same machine is left alone.
 DEFAULT_MQTT_PORT = 18830
@@ -309,6 +311,11 @@ class FleetRuntime:
             decline_cooldown_s=options.decline_cooldown_s,
             queued=True,
             share_group=share_group,
+            # In a share group every process sees every printer's statuses, and checks each against the
+            # store on its own: at thousands of printers those checks, not the statuses, fill the ingest
+            # thread. Changes a process makes through a status are seen by the others at once anyway
+            # (their next status differs from what they saw): the recheck is only for edits elsewhere.
+            status_recheck_s=SHARED_STATUS_RECHECK_S if share_group is not None else 30.0,
         )
         link.start()
         self._stops.append(link.close)
