@@ -15,6 +15,15 @@ For each N (default 100, 500, 1000, 2000) the bench
 - submits jobs over HTTP at a steady rate the whole time;
 - watches the dashboard's live stream (``/events``) as a signed-in browser would, and runs a bare
   ``mosquitto_sub`` on the same topics as the broker's reference ceiling;
+- with ``--metrics on`` (the default) scrapes the fleet's Prometheus endpoint ``/metrics`` every 15 s
+  (``--scrape-interval``) as a Prometheus server would (bearer token from the file the fleet was
+  given with ``--metrics-token-file``, parsed with ``prometheus_client.parser``); with ``--metrics
+  both`` the measured time alternates between windows with and without the scraper (``--segment``
+  long, ``--duration`` in all for each), on the same fleet, so that both see the same machine, and
+  the two are printed side by side;
+- with ``--notify``, tells the member of every event of their jobs (a ``json://`` channel), the
+  manager of the lab's, and a webhook of all of them, all posting to a local receiver that counts
+  what arrives (this needs a fleet with notifications: the option is refused otherwise);
 - after a warm-up, measures over a window: what the fleet ingested (its ``/api/v1/metrics``), its CPU
   (``utime + stime`` from ``/proc/<pid>/stat``) and memory, the latency from a status's ``ts`` to the
   fleet's state (the fleet's ``status.lag_s`` histogram) and to the dashboard (the card's message
@@ -25,6 +34,8 @@ For each N (default 100, 500, 1000, 2000) the bench
     .venv/bin/python bench/fleet_load.py --sizes 1000 --duration 60
     .venv/bin/python bench/fleet_load.py --quick             # a small smoke run
     .venv/bin/python bench/fleet_load.py --sizes 1000 --profile /tmp/fleet-profile.txt
+    .venv/bin/python bench/fleet_load.py --sizes 1000 --duration 60 --metrics both   # scraped or not
+    .venv/bin/python bench/fleet_load.py --sizes 1000 --notify   # with notifications and webhooks on
     .venv/bin/python bench/fleet_load.py --sizes 1000,5000 --processes 1,2
 
 With ``--processes`` the topology is the one several fleet processes share: a fresh PostgreSQL
@@ -32,7 +43,8 @@ database (``--pg-admin-url``), one Mosquitto with the dynamic security plugin st
 from the file ``crowdfab-fleet broker init`` would write, and P fleet processes (``serve
 --mqtt-dynsec``) on one data dir, splitting the printers' messages through a shared subscription;
 jobs are submitted to the processes in turn, as a load balancer would. ``--status-hz 2`` doubles
-every printer's status rate (overload runs).
+every printer's status rate (overload runs). Scraping applies there too: each fleet process is
+scraped on its own, as Prometheus scrapes every target, and the report counts all their scrapes.
 
 The targets (checked at N = 1000): fleet under half a core, p99 status latency under 250 ms, p99
 dispatch under 1 s, ingest at least half of what the bare subscriber receives. With ``--processes``,
@@ -47,6 +59,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import importlib
 import json
 import multiprocessing as mp
 import os
@@ -70,6 +83,7 @@ from typing import Any, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from fleet import protocol as p
 from fleet.geometry import Box
@@ -78,6 +92,7 @@ from fleet.metrics import difference, percentile
 ROOT = Path(__file__).resolve().parents[1]
 VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 250, "max_y": 210, "max_z": 220}
 PASSWORD = "bench manager password"  # noqa: S105 (a throw-away fleet's member)
+SCRAPE_TOKEN = "bench-scrape-token-0123456789abcdef"  # noqa: S105 (a throw-away fleet's scrape token)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -547,8 +562,81 @@ class Setup:
     gcode: bytes
 
 
-def enroll(data_dir: Path, n: int, mqtt_port: int, database_url: Optional[str] = None) -> Setup:
-    """A fresh fleet's data: a manager, a member and ``n`` enrolled printers (through the service)."""
+class NotifyReceiver:
+    """A local HTTP server that counts what the fleet's notifications POST to it, by path."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        counts: dict[str, int] = {}
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    counts[self.path] = counts.get(self.path, 0) + 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.counts, self.lock = counts, lock
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, name="notify-receiver", daemon=True).start()
+
+    def total(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.counts)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+#: What ``--notify`` needs of the fleet: its event kinds and the service's channels and webhooks.
+NOTIFY_MODULES = ("fleet.notify.events", "fleet.app.notifications")
+
+
+def notify_missing() -> Optional[str]:
+    """Why this fleet cannot run ``--notify`` (None: it can)."""
+    for name in NOTIFY_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            return f"this fleet has no notifications ({name} cannot be imported: {exc})"
+    from fleet.app import FleetApp
+
+    if "notifications" not in getattr(FleetApp, "__dataclass_fields__", {}):
+        return "this fleet has no notifications (its service has no 'notifications' part)"
+    return None
+
+
+def subscribe_everyone(service: Any, manager: Any, member: Any, base: str) -> None:
+    """Through ``service`` (the fleet's), tell ``member`` of every event of their jobs (a json://
+    channel), ``manager`` of the lab's, and a webhook of all of them, each at ``base`` (host:port)."""
+    events = importlib.import_module("fleet.notify.events")
+    notes = service.notifications
+    notes.add_channel(member, "bench", f"json://{base}/member", [k.value for k in events.MEMBER_KINDS])
+    notes.add_channel(manager, "bench", f"json://{base}/manager", [k.value for k in events.MANAGER_KINDS])
+    notes.add_webhook(manager, f"http://{base}/webhook", [k.value for k in events.ALL_KINDS])
+
+
+def enroll(
+    data_dir: Path,
+    n: int,
+    mqtt_port: int,
+    database_url: Optional[str] = None,
+    notify_base: Optional[str] = None,
+) -> Setup:
+    """A fresh fleet's data: a manager, a member and ``n`` enrolled printers (through the service).
+
+    With ``notify_base`` (host:port of a :class:`NotifyReceiver`), the member is told of every event of
+    their jobs, the manager of the lab's, and a webhook receives them all (:func:`subscribe_everyone`).
+    """
     from fleet.config import FleetConfig
     from fleet.gcode.generate import generate_box
     from fleet.http_protocol import BrokerAddress, EnrollRequest
@@ -562,7 +650,9 @@ def enroll(data_dir: Path, n: int, mqtt_port: int, database_url: Optional[str] =
         service.enrollment.node_mqtt = BrokerAddress("127.0.0.1", mqtt_port)
         manager, manager_token = service.members.add_member("manager", Role.MANAGER)
         service.identity.set_password(manager, manager.id, PASSWORD)
-        _, member_token = service.members.add_member("maker", Role.MEMBER)
+        maker, member_token = service.members.add_member("maker", Role.MEMBER)
+        if notify_base is not None:
+            subscribe_everyone(service, manager, maker, notify_base)
         caps = {"volume": VOLUME, "nozzle_diameter": 0.4, "material": "PLA"}
 
         def one(i: int) -> Credentials:
@@ -592,8 +682,10 @@ class FleetProcess:
         *,
         shared: Optional[tuple[str, str]] = None,
         index: int = 0,
+        scraped: bool = False,
     ) -> None:
-        """``shared``: (database URL, broker URL with the fleet's login) of the shared topology."""
+        """``shared``: (database URL, broker URL with the fleet's login) of the shared topology;
+        ``scraped``: ``/metrics`` opened to :data:`SCRAPE_TOKEN` (``--metrics-token-file``)."""
         script = Path(sys.executable).with_name("crowdfab-fleet")
         fleet = [str(script)] if script.exists() else [sys.executable, "-m", "fleet.cli"]
         if profile is not None:
@@ -605,6 +697,11 @@ class FleetProcess:
             database_url, broker_url = shared
             args += ["--database-url", database_url, "--mqtt-url", broker_url, "--mqtt-dynsec"]
             args += ["--mqtt-public-host", "127.0.0.1"]
+        if scraped:
+            token_file = data_dir / "scrape-token"
+            token_file.write_text(SCRAPE_TOKEN + "\n")
+            os.chmod(token_file, 0o600)
+            args += ["--metrics-token-file", str(token_file)]
         self.url = f"http://127.0.0.1:{http_port}"
         self.log_path = data_dir / (f"fleet-{index}.log" if shared else "fleet.log")
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
@@ -823,6 +920,56 @@ class DashboardWatcher:
         self._stop.set()
 
 
+class Scraper:
+    """A Prometheus server's part: ``/metrics`` every ``interval_s`` with the scrape token, parsed."""
+
+    def __init__(self, url: str, interval_s: float) -> None:
+        self.url = url
+        self.interval_s = interval_s
+        self.scrapes: list[tuple[float, float, int]] = []  # (when, seconds taken, bytes)
+        self.errors: list[str] = []
+        self.last: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self._stop = threading.Event()
+        self._active = False
+        self._next_at = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def set_active(self, active: bool) -> None:
+        """Scrape (from now on, every interval) or pause, as a Prometheus server started or stopped."""
+        if active and not self._active:
+            self._next_at = time.monotonic()
+        self._active = active
+
+    def _run(self) -> None:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {SCRAPE_TOKEN}", "Accept": "text/plain"}
+        while not self._stop.is_set():
+            if not self._active or time.monotonic() < self._next_at:
+                self._stop.wait(0.05)
+                continue
+            self._next_at += self.interval_s
+            started = time.time()
+            try:
+                response = session.get(f"{self.url}/metrics", headers=headers, timeout=10)
+                if response.status_code != 200:
+                    self.errors.append(f"scrape answered {response.status_code}")
+                else:
+                    samples = {}
+                    for family in text_string_to_metric_families(response.text):
+                        for sample in family.samples:
+                            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+                    self.last = samples
+                    self.scrapes.append((started, time.time() - started, len(response.content)))
+            except (requests.RequestException, ValueError) as exc:
+                self.errors.append(f"scrape failed: {exc}")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class Submitter:
     """Submits a job over HTTP every ``1 / rate`` seconds, noting when each was accepted."""
 
@@ -942,6 +1089,14 @@ class Result:
     fleet_cpus: list[float] = field(default_factory=list)
     #: Statuses each process took off the wire, per second.
     ingest_each: list[float] = field(default_factory=list)
+    #: Whether a scraper read /metrics (every process's) every 15 s, and what each scrape cost.
+    scraped: bool = False
+    scrapes: int = 0
+    scrape_p50: Optional[float] = None
+    scrape_max: Optional[float] = None
+    scrape_kb: float = 0.0
+    #: What the notification receiver was sent in the window (``--notify``), by path.
+    told: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -956,9 +1111,10 @@ def exact_percentile(values: list[float], q: float) -> Optional[float]:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_one(n: int, args: argparse.Namespace, processes: int = 0) -> Result:
-    """One measured run of ``n`` printers; ``processes`` 0 is the managed single-process fleet, 1 or
-    more the shared topology (PostgreSQL, a dynamic security Mosquitto, that many fleet processes)."""
+def run_one(n: int, args: argparse.Namespace, processes: int, modes: list[bool]) -> list[Result]:
+    """One fleet of ``n`` printers, measured with /metrics scraped or not (``modes``: either or both);
+    ``processes`` 0 is the managed single-process fleet, 1 or more the shared topology (PostgreSQL, a
+    dynamic security Mosquitto, that many fleet processes)."""
     workers = max(1, min(args.workers, n // 50 or 1))
     label = f"N={n}" + (f" P={processes}" if processes else "")
     with tempfile.TemporaryDirectory(prefix=f"crowdfab-load-{n}-") as tmp:
@@ -968,14 +1124,25 @@ def run_one(n: int, args: argparse.Namespace, processes: int = 0) -> Result:
         started = time.monotonic()
         database: Optional[PostgresDatabase] = None
         shared_broker: Optional[SharedBroker] = None
+        receiver: Optional[NotifyReceiver] = None
         fleets: list[FleetProcess] = []
+        scrapers: list[Scraper] = []
         procs: list[Any] = []
         watchers: list[Any] = []
         start_note = ""
+        scraped = any(modes)
         try:
             if processes:
                 database = PostgresDatabase(args.pg_admin_url)
-            setup = enroll(data_dir, n, mqtt_port, database.url if database else None)
+            if args.notify:
+                receiver = NotifyReceiver()
+            setup = enroll(
+                data_dir,
+                n,
+                mqtt_port,
+                database.url if database else None,
+                receiver.base if receiver else None,
+            )
             print(f"{label}: enrolled {n} printers in {time.monotonic() - started:.1f} s", flush=True)
             profile = Path(f"{args.profile}.{n}") if args.profile else None
             login: Optional[tuple[str, str]] = None
@@ -1005,12 +1172,20 @@ def run_one(n: int, args: argparse.Namespace, processes: int = 0) -> Result:
                             profile if i == 0 else None,
                             shared=(database.url, broker_url),
                             index=i,
+                            scraped=scraped,
                         )
                     )
             else:
-                fleets.append(FleetProcess(data_dir, http_ports[0], mqtt_port, profile))
+                fleets.append(FleetProcess(data_dir, http_ports[0], mqtt_port, profile, scraped=scraped))
             for fleet in fleets:
                 fleet.wait_ready(60)
+            # Prometheus scrapes every target: each fleet process on its own.
+            for fleet in fleets:
+                scraper = Scraper(fleet.url, args.scrape_interval)
+                scraper.set_active(modes[0])
+                scraper.start()
+                scrapers.append(scraper)
+                watchers.append(scraper)
             broker = shared_broker.pid if shared_broker is not None else fleets[0].broker_pid()
             bare = BareSubscriber(data_dir, mqtt_port, login)
             watchers.append(bare)
@@ -1053,28 +1228,39 @@ def run_one(n: int, args: argparse.Namespace, processes: int = 0) -> Result:
                     f"measured with only {idle} of {n} printers idle at the fleet ({took:.0f} s after "
                     "connecting)"
                 )
-            else:
-                start_note = ""
             submitter = Submitter([f.url for f in fleets], setup.member_token, setup.gcode, args.job_rate)
             submitter.start()
+            plan_ = segments(modes, args)
             t0 = time.time() + args.warmup
-            t1 = t0 + args.duration
+            t1 = t0 + sum(length for _, length in plan_)
             stop_at = t1 + args.print_s + args.clear_delay_s + 3.0
             for control in controls:
                 control.put((t0, t1, stop_at))
             pids = {f"fleet{i}": fleet.pid for i, fleet in enumerate(fleets)}
             pids.update({"broker": broker, "bare": bare.pid})
             pids.update({f"worker{i}": proc.pid for i, proc in enumerate(procs)})
+
+            def reading() -> Reading:
+                cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                own = time.process_time()
+                figures = [metrics(fleet.url, setup.manager_token) for fleet in fleets]
+                told = {} if receiver is None else receiver.total()
+                return Reading(cpu, own, figures, bare.status, time.time(), told)
+
             time.sleep(max(0.0, t0 - time.time()))
-            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            self0 = time.process_time()
-            m0 = [metrics(fleet.url, setup.manager_token) for fleet in fleets]
-            bare0, w0 = bare.status, time.time()
-            time.sleep(max(0.0, t1 - time.time()))
-            cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            self1 = time.process_time()
-            m1 = [metrics(fleet.url, setup.manager_token) for fleet in fleets]
-            bare1, w1 = bare.status, time.time()
+            windows: list[tuple[bool, Reading, Reading]] = []
+            before = reading()
+            end_at = t0
+            for mode, length in plan_:
+                for scraper in scrapers:
+                    scraper.set_active(mode)
+                end_at += length
+                time.sleep(max(0.0, end_at - time.time()))
+                after = reading()
+                windows.append((mode, before, after))
+                before = after
+            for scraper in scrapers:
+                scraper.set_active(False)
             rss, peak = rss_mb(fleets[0].pid)
             submitter.stop()
             done: dict[int, dict[str, Any]] = {}
@@ -1098,79 +1284,206 @@ def run_one(n: int, args: argparse.Namespace, processes: int = 0) -> Result:
                 shared_broker.stop()
             if database is not None:
                 database.drop()
-        seconds = w1 - w0
-        windows = [difference(a, b) for a, b in zip(m0, m1)]
-        window = merged(windows)
-        result = Result(n, seconds, processes=processes)
-        if start_note:
-            result.notes.append(start_note)
-        result.published = sum(d["published"] for d in done.values()) / args.duration
-
-        def taken(counters: dict[str, int]) -> int:
-            return counters.get("mqtt.status", 0) + counters.get("status.superseded", 0)
-
-        result.ingest = taken(window["counters"]) / window["seconds"]
-        result.ingest_each = [taken(w["counters"]) / w["seconds"] for w in windows]
-        result.handled = window["counters"].get("mqtt.status", 0) / window["seconds"]
-        result.bare = (bare1 - bare0) / seconds
-        wall = {name: (cpu1[name] - cpu0[name]) / seconds for name in cpu0}
-        result.fleet_cpus = [wall[f"fleet{i}"] for i in range(len(fleets))]
-        result.fleet_cpu = sum(result.fleet_cpus)
-        result.broker_cpu = wall["broker"]
-        result.generator_cpu = sum(v for k, v in wall.items() if k.startswith("worker")) + wall["bare"]
-        result.generator_cpu += (self1 - self0) / seconds
-        result.fleet_rss, result.fleet_peak_rss = rss, peak
-        lag = window["histograms"].get("status.lag_s")
-        if lag:
-            result.status_p50, result.status_p99 = percentile(lag, 0.5), percentile(lag, 0.99)
-        handled = window["histograms"].get("status.handled_s")
-        if handled:
-            result.handle_p99 = percentile(handled, 0.99)
-        passes = window["histograms"].get("dispatch.pass_s")
-        if passes:
-            result.dispatch_passes = passes["count"]
-            result.pass_p50, result.pass_p99 = percentile(passes, 0.5), percentile(passes, 0.99)
-        result.store_checks = window["counters"].get("status.store_checks", 0) / window["seconds"]
-        result.state_writes = window["counters"].get("status.printer_writes", 0) / window["seconds"]
-        result.dash_updates = sum(1 for at, _ in dash.samples if w0 <= at <= w1)
-        bare_lags = [lag for at, lag in bare.samples if w0 <= at <= w1]
-        result.bare_p50, result.bare_p99 = exact_percentile(bare_lags, 0.5), exact_percentile(bare_lags, 0.99)
-        dash_lags = [lag for at, lag in dash.samples if w0 <= at <= w1]
-        result.dash_p50, result.dash_p99 = exact_percentile(dash_lags, 0.5), exact_percentile(dash_lags, 0.99)
-        if dash.error:
-            result.notes.append(f"dashboard stream: {dash.error}")
+            if receiver is not None:
+                receiver.stop()
         received: dict[int, float] = {}
         for d in done.values():
             for job_id, _printer, at, _issued in d["dispatches"]:
                 received.setdefault(job_id, at)
-        waits = []
-        for job_id, _sent, accepted in submitter.jobs:
-            if not w0 <= accepted <= w1:
-                continue
-            result.jobs += 1
-            at = received.get(job_id)
-            if at is None:
-                result.undispatched += 1
-                waits.append(float("inf"))
-            else:
-                # A dispatch may reach its printer before the 201 reaches the bench: that is no wait.
-                waits.append(max(0.0, at - accepted))
-        result.dispatch_p50, result.dispatch_p99 = exact_percentile(waits, 0.5), exact_percentile(waits, 0.99)
-        if result.undispatched:
-            result.notes.append(f"{result.undispatched} of {result.jobs} jobs never reached a printer")
         errors = [e for d in done.values() for e in d["errors"]] + submitter.errors
         error_count = sum(d["error_count"] for d in done.values()) + len(submitter.errors)
-        if error_count:
-            result.notes.append(f"{error_count} errors, e.g. {errors[:3]}")
         late = max(d["late_max"] for d in done.values())
-        if late > 0.5:
-            result.notes.append(f"the generator fell behind its schedule by up to {late:.1f} s")
-        dropped = window["counters"].get("mqtt.dropped", 0)
-        if dropped:
-            result.notes.append(f"the fleet dropped {dropped} messages (see its log)")
-        if profile is not None:
-            result.notes.append(f"profile: {profile}")
-        return result
+        published = sum(d["published"] for d in done.values()) / (t1 - t0)
+        found = []
+        for mode in modes:
+            mine = [(b, a) for scraped_, b, a in windows if scraped_ is mode]
+            result = summarize(n, processes, mode, mine, args)
+            if start_note:
+                result.notes.insert(0, start_note)
+            result.published = published
+            result.fleet_rss, result.fleet_peak_rss = rss, peak
+            spans = [(b.at, a.at) for b, a in mine]
+
+            def inside(at: float, spans: list[tuple[float, float]] = spans) -> bool:
+                return any(start <= at <= end for start, end in spans)
+
+            result.dash_updates = sum(1 for at, _ in dash.samples if inside(at))
+            bare_lags = [lag for at, lag in bare.samples if inside(at)]
+            result.bare_p50, result.bare_p99 = (
+                exact_percentile(bare_lags, 0.5),
+                exact_percentile(bare_lags, 0.99),
+            )
+            dash_lags = [lag for at, lag in dash.samples if inside(at)]
+            result.dash_p50, result.dash_p99 = (
+                exact_percentile(dash_lags, 0.5),
+                exact_percentile(dash_lags, 0.99),
+            )
+            waits = []
+            for job_id, _sent, accepted in submitter.jobs:
+                if not inside(accepted):
+                    continue
+                result.jobs += 1
+                at = received.get(job_id)
+                if at is None:
+                    result.undispatched += 1
+                    waits.append(float("inf"))
+                else:
+                    # A dispatch may reach its printer before the 201 reaches the bench: that is no wait.
+                    waits.append(max(0.0, at - accepted))
+            result.dispatch_p50 = exact_percentile(waits, 0.5)
+            result.dispatch_p99 = exact_percentile(waits, 0.99)
+            if result.undispatched:
+                result.notes.append(f"{result.undispatched} of {result.jobs} jobs never reached a printer")
+            if mode:
+                taken = [(took, size) for s in scrapers for at, took, size in s.scrapes if inside(at)]
+                result.scrapes = len(taken)
+                result.scrape_p50 = exact_percentile([t for t, _ in taken], 0.5)
+                result.scrape_max = max((t for t, _ in taken), default=None)
+                result.scrape_kb = max((size for _, size in taken), default=0) / 1024
+                for i, scraper in enumerate(scrapers):
+                    process = f"process {i}'s " if len(scrapers) > 1 else ""
+                    statuses = scraper.last.get(("crowdfab_mqtt_messages_total", (("kind", "status"),)), 0.0)
+                    if not statuses:
+                        result.notes.append(f"{process}last scrape showed no status messages")
+                    if scraper.errors:
+                        result.notes.append(
+                            f"{process}{len(scraper.errors)} scrape errors, e.g. {scraper.errors[:2]}"
+                        )
+            if dash.error:
+                result.notes.append(f"dashboard stream: {dash.error}")
+            if error_count:
+                result.notes.append(f"{error_count} errors, e.g. {errors[:3]}")
+            if late > 0.5:
+                result.notes.append(f"the generator fell behind its schedule by up to {late:.1f} s")
+            if profile is not None:
+                result.notes.append(f"profile: {profile}")
+            found.append(result)
+        return found
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the bench reads at a window's edge: CPU seconds by process, its own, each fleet process's
+    figures, the bare subscriber's count, the time, and what the notification receiver was sent."""
+
+    cpu: dict[str, float]
+    own_cpu: float
+    figures: list[dict[str, Any]]
+    bare_status: int
+    at: float
+    told: dict[str, int] = field(default_factory=dict)
+
+
+def segments(modes: list[bool], args: argparse.Namespace) -> list[tuple[bool, float]]:
+    """The measured windows: one of ``--duration`` for one mode; for both, ``--segment``-long windows
+    alternating between them (unscraped first), ``--duration`` in all for each, so that both see the
+    same machine (the load of other processes on it drifts)."""
+    if len(modes) == 1:
+        return [(modes[0], args.duration)]
+    count = max(1, round(args.duration / args.segment))
+    length = args.duration / count
+    return [(mode, length) for _ in range(count) for mode in modes]
+
+
+def added(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two metrics windows' counts as one (counters summed, histograms added); ``seconds`` is ``a``'s."""
+    out: dict[str, Any] = {"seconds": a["seconds"], "counters": dict(a["counters"]), "histograms": {}}
+    for name, value in b["counters"].items():
+        out["counters"][name] = out["counters"].get(name, 0) + value
+    for name in {*a["histograms"], *b["histograms"]}:
+        x, y = a["histograms"].get(name), b["histograms"].get(name)
+        if x is None or y is None:
+            only = x if x is not None else y
+            assert only is not None
+            out["histograms"][name] = dict(only, counts=list(only["counts"]))
+            continue
+        counts = [i + j for i, j in zip(x["counts"], y["counts"])]
+        out["histograms"][name] = dict(x, counts=counts, count=sum(counts), sum_s=x["sum_s"] + y["sum_s"])
+    return out
+
+
+#: How the fleet counts a status it handled (its JSON snapshot's name for the labelled series).
+STATUS_HANDLED = "mqtt.messages{kind=status}"
+
+
+def summarize(
+    n: int, processes: int, scraped: bool, windows: list[tuple[Reading, Reading]], args: argparse.Namespace
+) -> Result:
+    """One mode's figures over its windows: per process, the sums of the windows' differences; the
+    processes' together (:func:`merged`) for the fleet."""
+    seconds = sum(a.at - b.at for b, a in windows)
+    count = len(windows[0][0].figures)
+    each: list[dict[str, Any]] = []
+    for i in range(count):
+        total: Optional[dict[str, Any]] = None
+        for before, after in windows:
+            window = difference(before.figures[i], after.figures[i])
+            if total is None:
+                total = window
+            else:
+                total = added(total, window)
+                total["seconds"] += window["seconds"]
+        assert total is not None
+        each.append(total)
+    window = merged(each)
+    counters, histograms = window["counters"], window["histograms"]
+    cpu: dict[str, float] = {}
+    own = 0.0
+    bare = 0
+    told: dict[str, int] = {}
+    for before, after in windows:
+        for name in before.cpu:
+            cpu[name] = cpu.get(name, 0.0) + after.cpu[name] - before.cpu[name]
+        own += after.own_cpu - before.own_cpu
+        bare += after.bare_status - before.bare_status
+        for path, posted in after.told.items():
+            told[path] = told.get(path, 0) + posted - before.told.get(path, 0)
+    result = Result(n, seconds, processes=processes, scraped=scraped)
+
+    def taken(counters: dict[str, Any]) -> float:
+        # Off the wire: handled, or replaced by a newer status of the same printer while waiting.
+        return float(counters.get(STATUS_HANDLED, 0) + counters.get("status.superseded", 0))
+
+    result.ingest = taken(counters) / window["seconds"]
+    result.ingest_each = [taken(w["counters"]) / w["seconds"] for w in each]
+    result.handled = counters.get(STATUS_HANDLED, 0) / window["seconds"]
+    result.bare = bare / seconds
+    wall = {name: used / seconds for name, used in cpu.items()}
+    result.fleet_cpus = [wall[f"fleet{i}"] for i in range(count)]
+    result.fleet_cpu = sum(result.fleet_cpus)
+    result.broker_cpu = wall["broker"]
+    result.generator_cpu = sum(v for k, v in wall.items() if k.startswith("worker")) + wall["bare"]
+    result.generator_cpu += own / seconds
+    lag = histograms.get("status.lag_s")
+    if lag:
+        result.status_p50, result.status_p99 = percentile(lag, 0.5), percentile(lag, 0.99)
+    handled = histograms.get("status.handled_s")
+    if handled:
+        result.handle_p99 = percentile(handled, 0.99)
+    passes = histograms.get("dispatch.pass_s")
+    if passes:
+        result.dispatch_passes = passes["count"]
+        result.pass_p50, result.pass_p99 = percentile(passes, 0.5), percentile(passes, 0.99)
+    result.store_checks = counters.get("status.store_checks", 0) / window["seconds"]
+    result.state_writes = counters.get("status.printer_writes", 0) / window["seconds"]
+    dropped = counters.get("mqtt.dropped", 0)
+    if dropped:
+        result.notes.append(f"the fleet dropped {dropped:.0f} messages (see its log)")
+    if args.notify:
+        result.told = told
+        # The fleet's own counts by kind of channel: notifications.delivered{channel=json}, ...
+        sent = {
+            name.removeprefix("notifications."): int(value)
+            for name, value in sorted(counters.items())
+            if name.startswith(("notifications.delivered{", "notifications.failed{")) and value
+        }
+        result.notes.append(f"the fleet counted: {sent or 'nothing sent'}")
+        sending = histograms.get("notifications.send_s")
+        if sending and sending["count"]:
+            result.notes.append(f"one delivery attempt p99 {ms(percentile(sending, 0.99))} ms")
+    if len(windows) > 1:
+        result.notes.append(f"measured over {len(windows)} windows of {seconds / len(windows):.0f} s")
+    return result
 
 
 # -- the report -----------------------------------------------------------------------------------
@@ -1184,6 +1497,11 @@ def ms(value: Optional[float]) -> str:
     return f"{value * 1000:.0f}"
 
 
+def tag_of(r: Result) -> str:
+    """How the report names one row: N, P (shared topology) and, beside each other, scraped or not."""
+    return f"N={r.n}" + (f" P={r.processes}" if r.processes else "") + (" scraped" if r.scraped else "")
+
+
 def report(results: list[Result], args: argparse.Namespace) -> None:
     print()
     print(
@@ -1191,24 +1509,25 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         f"submitted, {args.duration:g} s measured after {args.warmup:g} s warm-up, {os.cpu_count()} CPUs"
     )
     head = (
-        f"{'N':>5} {'P':>2} {'sent/s':>7} {'ingest/s':>8} {'bare/s':>7} {'ratio':>5} {'handled/s':>9} "
-        f"{'fleet cpu':>15} {'rss MB':>6} {'status p50/p99 ms':>17} {'dashboard p50/p99':>17} "
-        f"{'dispatch p50/p99':>16} {'jobs':>4} {'broker cpu':>10} {'gen cpu':>7}"
+        f"{'N':>5} {'P':>2} {'scraped':>7} {'sent/s':>7} {'ingest/s':>8} {'bare/s':>7} {'ratio':>5} "
+        f"{'handled/s':>9} {'fleet cpu':>15} {'rss MB':>6} {'status p50/p99 ms':>17} "
+        f"{'dashboard p50/p99':>17} {'dispatch p50/p99':>16} {'jobs':>4} {'broker cpu':>10} {'gen cpu':>7}"
     )
     print(head)
     print("-" * len(head))
     for r in results:
         cpus = "+".join(f"{c:.2f}" for c in r.fleet_cpus) if len(r.fleet_cpus) > 1 else f"{r.fleet_cpu:.2f}"
         print(
-            f"{r.n:>5} {r.processes or '-':>2} {r.published:>7.0f} {r.ingest:>8.0f} {r.bare:>7.0f} "
-            f"{r.ratio:>5.2f} {r.handled:>9.0f} {cpus:>15} {r.fleet_rss:>6.0f} "
+            f"{r.n:>5} {r.processes or '-':>2} {'yes' if r.scraped else 'no':>7} {r.published:>7.0f} "
+            f"{r.ingest:>8.0f} {r.bare:>7.0f} {r.ratio:>5.2f} {r.handled:>9.0f} {cpus:>15} "
+            f"{r.fleet_rss:>6.0f} "
             f"{ms(r.status_p50) + ' / ' + ms(r.status_p99):>17} "
             f"{ms(r.dash_p50) + ' / ' + ms(r.dash_p99):>17} "
             f"{ms(r.dispatch_p50) + ' / ' + ms(r.dispatch_p99):>16} {r.jobs:>4} "
             f"{r.broker_cpu:>10.2f} {r.generator_cpu:>7.2f}"
         )
     for r in results:
-        tag = f"N={r.n}" + (f" P={r.processes}" if r.processes else "")
+        tag = tag_of(r)
         each = ""
         if len(r.ingest_each) > 1:
             each = "ingest per process " + " / ".join(f"{x:.0f}/s" for x in r.ingest_each) + "; "
@@ -1221,57 +1540,105 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"{r.dash_updates} card updates seen on "
             f"the dashboard; fleet peak RSS {r.fleet_peak_rss:.0f} MB"
         )
+        if r.scraped:
+            targets = f" from {len(r.fleet_cpus)} processes" if len(r.fleet_cpus) > 1 else ""
+            print(
+                f"  {tag}: /metrics scraped {r.scrapes} times{targets} in the window "
+                f"(every {args.scrape_interval:g} s): "
+                f"p50 {ms(r.scrape_p50)} ms, slowest {ms(r.scrape_max)} ms, {r.scrape_kb:.0f} kB each"
+            )
+        if args.notify:
+            told = ", ".join(f"{path.strip('/')} {count}" for path, count in sorted(r.told.items()))
+            print(f"  {tag}: notifications received in the window: {told or 'none'}")
         for note in r.notes:
             print(f"  {tag}: {note}")
+    side_by_side(results)
     print(
         "  ingest: statuses the fleet took off the wire (handled, or replaced by a newer one of the same "
         "printer while waiting: handled/s counts only the first); P: fleet processes (- the managed "
-        "single-process topology); status: a printer's publish (the ts in its payload) to the fleet's state, "
-        "from the fleet's status.lag_s histogram (bucket upper bounds); dashboard: to the card in the live "
-        "stream (of the first process); dispatch: the job's 201 to its printer receiving the command."
+        "single-process topology); scraped: /metrics read as Prometheus would; status: a printer's "
+        "publish (the ts in its payload) to the fleet's state, from the fleet's status.lag_s histogram "
+        "(bucket upper bounds); dashboard: to the card in the live stream (of the first process); "
+        "dispatch: the job's 201 to its printer receiving the command."
     )
-    target = next((r for r in results if r.n == TARGET_N and not r.processes), None)
-    if target is not None:
-        checks = [
-            (
-                f"fleet under {TARGET_CPU} core",
-                target.fleet_cpu < TARGET_CPU,
-                f"{target.fleet_cpu:.2f} cores",
-            ),
-            (
-                f"p99 status latency under {TARGET_STATUS_P99 * 1000:.0f} ms",
-                target.status_p99 is not None and target.status_p99 < TARGET_STATUS_P99,
-                f"{ms(target.status_p99)} ms",
-            ),
-            dispatch_check(target),
-            (
-                f"ingest at least {TARGET_RATIO:.0%} of the bare subscriber",
-                target.ratio >= TARGET_RATIO,
-                f"{target.ratio:.0%}",
-            ),
-        ]
-        print(f"  targets at N = {TARGET_N}:")
-        for name, met, value in checks:
-            print(f"    {'met    ' if met else 'NOT MET'}  {name}: {value}")
-    for r in results:
-        if r.n != SHARED_TARGET_N or not r.processes:
+    checked = False
+    for target in results:
+        if target.n == TARGET_N and not target.processes:
+            check_targets(target)
+            checked = True
+        if target.n == SHARED_TARGET_N and target.processes:
+            check_shared_targets(target, args)
+            checked = True
+    if not checked:
+        print(
+            f"  targets: not checked (they are for N = {TARGET_N}, "
+            f"and N = {SHARED_TARGET_N} with --processes)"
+        )
+
+
+def side_by_side(results: list[Result]) -> None:
+    """For each N (and P) run both ways: the scraped run's figures over the unscraped one's."""
+    for n, processes in sorted({(r.n, r.processes) for r in results}):
+        same = [r for r in results if r.n == n and r.processes == processes]
+        off = next((r for r in same if not r.scraped), None)
+        on = next((r for r in same if r.scraped), None)
+        if off is None or on is None:
             continue
-        checks = [
-            (
-                f"ingest at least {SHARED_TARGET_RATIO:.0%} of the bare subscriber",
-                r.ratio >= SHARED_TARGET_RATIO,
-                f"{r.ratio:.0%}",
-            ),
-            (
-                f"p99 status latency under {SHARED_TARGET_STATUS_P99 * 1000:.0f} ms",
-                r.status_p99 is not None and r.status_p99 < SHARED_TARGET_STATUS_P99,
-                f"{ms(r.status_p99)} ms",
-            ),
-            dispatch_check(r),
-        ]
-        print(f"  targets at N = {SHARED_TARGET_N}, {r.processes} process(es), {args.status_hz:g} Hz:")
-        for name, met, value in checks:
-            print(f"    {'met    ' if met else 'NOT MET'}  {name}: {value}")
+
+        def ratio(a: Optional[float], b: Optional[float]) -> str:
+            return f"{a / b:.2f}" if a is not None and b else "-"
+
+        print(
+            f"  {tag_of(off)}: scraped / not scraped, measured side by side: fleet cpu "
+            f"{on.fleet_cpu:.2f} / {off.fleet_cpu:.2f} cores ({ratio(on.fleet_cpu, off.fleet_cpu)}), "
+            f"status p99 {ms(on.status_p99)} / {ms(off.status_p99)} ms, "
+            f"dispatch p99 {ms(on.dispatch_p99)} / {ms(off.dispatch_p99)} ms, "
+            f"ingest ratio {on.ratio:.2f} / {off.ratio:.2f}, rss {on.fleet_rss:.0f} / {off.fleet_rss:.0f} MB"
+        )
+
+
+def check_targets(target: Result) -> None:
+    """The single-process targets, at N = 1000."""
+    checks = [
+        (f"fleet under {TARGET_CPU} core", target.fleet_cpu < TARGET_CPU, f"{target.fleet_cpu:.2f} cores"),
+        (
+            f"p99 status latency under {TARGET_STATUS_P99 * 1000:.0f} ms",
+            target.status_p99 is not None and target.status_p99 < TARGET_STATUS_P99,
+            f"{ms(target.status_p99)} ms",
+        ),
+        dispatch_check(target),
+        (
+            f"ingest at least {TARGET_RATIO:.0%} of the bare subscriber",
+            target.ratio >= TARGET_RATIO,
+            f"{target.ratio:.0%}",
+        ),
+    ]
+    print(f"  targets at N = {TARGET_N}, /metrics {'scraped' if target.scraped else 'not scraped'}:")
+    for name, met, value in checks:
+        print(f"    {'met    ' if met else 'NOT MET'}  {name}: {value}")
+
+
+def check_shared_targets(r: Result, args: argparse.Namespace) -> None:
+    """The shared topology's targets, at N = 5000."""
+    checks = [
+        (
+            f"ingest at least {SHARED_TARGET_RATIO:.0%} of the bare subscriber",
+            r.ratio >= SHARED_TARGET_RATIO,
+            f"{r.ratio:.0%}",
+        ),
+        (
+            f"p99 status latency under {SHARED_TARGET_STATUS_P99 * 1000:.0f} ms",
+            r.status_p99 is not None and r.status_p99 < SHARED_TARGET_STATUS_P99,
+            f"{ms(r.status_p99)} ms",
+        ),
+        dispatch_check(r),
+    ]
+    print(
+        f"  targets at N = {SHARED_TARGET_N}, {r.processes} process(es), {args.status_hz:g} Hz, "
+        f"/metrics {'scraped' if r.scraped else 'not scraped'}:"
+    )
+    for name, met, value in checks:
+        print(f"    {'met    ' if met else 'NOT MET'}  {name}: {value}")
 
 
 def dispatch_check(r: Result) -> tuple[str, bool, str]:
@@ -1295,7 +1662,29 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes running the light printers")
     parser.add_argument("--no-download", action="store_true", help="printers skip fetching the job file")
     parser.add_argument("--no-dashboard", action="store_true", help="no browser watches the live stream")
+    parser.add_argument(
+        "--notify",
+        action="store_true",
+        help="notifications on: the member, the manager and a webhook are told of every event (json:// and "
+        "webhook posts to a local receiver, counted in the report)",
+    )
     parser.add_argument("--profile", help="sample the fleet's stacks; the report goes to PROFILE.<N>")
+    parser.add_argument(
+        "--metrics",
+        choices=("on", "off", "both"),
+        default="on",
+        help="scrape /metrics during the run (on), not (off), or run each N both ways side by side; "
+        "with --processes each process is scraped",
+    )
+    parser.add_argument(
+        "--scrape-interval", type=float, default=15.0, help="seconds between scrapes (Prometheus: 15)"
+    )
+    parser.add_argument(
+        "--segment",
+        type=float,
+        default=30.0,
+        help="with --metrics both: the length of each window, scraped and not scraped in turn",
+    )
     parser.add_argument("--quick", action="store_true", help="a small smoke run: 20 printers, 5 s")
     parser.add_argument(
         "--processes",
@@ -1315,14 +1704,20 @@ def main() -> int:
         parser.error(f"--sizes must be whole numbers separated by commas, not {args.sizes!r}")
     if not sizes or min(sizes) < 1:
         parser.error("--sizes needs at least one printer count of 1 or more")
-    if args.duration <= 0 or args.job_rate <= 0 or args.workers < 1 or args.status_hz <= 0:
-        parser.error("--duration, --job-rate and --status-hz must be positive, --workers at least 1")
+    if min(args.duration, args.job_rate, args.status_hz, args.scrape_interval, args.segment) <= 0:
+        parser.error("--duration, --job-rate, --status-hz, --scrape-interval and --segment must be positive")
+    if args.workers < 1:
+        parser.error("--workers must be 1 or more")
     try:
         counts = [int(c) for c in args.processes.split(",") if c.strip()] if args.processes else [0]
     except ValueError:
         parser.error(f"--processes must be whole numbers separated by commas, not {args.processes!r}")
     if not counts or min(counts) < 0 or (args.processes and min(counts) < 1):
         parser.error("--processes needs at least one process count of 1 or more")
+    if args.notify:
+        missing = notify_missing()
+        if missing is not None:
+            parser.error(f"--notify: {missing}")
     limit = raise_file_limit()
     if limit < max(sizes) * 2 + 200:
         print(
@@ -1330,16 +1725,17 @@ def main() -> int:
             f"{max(sizes)} printers need about {max(sizes) * 2 + 200}"
         )
     results = []
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.metrics]
     for n in sizes:
         for processes in counts:
-            results.append(run_one(n, args, processes))
-            r = results[-1]
-            print(
-                f"N={n}{f' P={processes}' if processes else ''}: ingest {r.ingest:.0f}/s "
-                f"(bare {r.bare:.0f}/s, handled {r.handled:.0f}/s), fleet {r.fleet_cpu:.2f} cores, "
-                f"status p99 {ms(r.status_p99)} ms, dispatch p99 {ms(r.dispatch_p99)} ms",
-                flush=True,
-            )
+            for r in run_one(n, args, processes, modes):
+                results.append(r)
+                print(
+                    f"{tag_of(r)}: ingest {r.ingest:.0f}/s "
+                    f"(bare {r.bare:.0f}/s, handled {r.handled:.0f}/s), fleet {r.fleet_cpu:.2f} cores, "
+                    f"status p99 {ms(r.status_p99)} ms, dispatch p99 {ms(r.dispatch_p99)} ms",
+                    flush=True,
+                )
     report(results, args)
     return 0
 
