@@ -14,6 +14,7 @@ NODE_REQUIRES = [
 
 # The central fleet service (``crowdfab-fleet serve``), on top of the base install. One a line, sorted.
 FLEET_REQUIRES = [
+    "apprise>=1.6,<3",
     "flask>=3.0.3,<4",
     "pydantic>=2.5,<3",
     "sqlalchemy>=2.0,<3",
@@ -39,6 +40,7 @@ setup(
         "dev": FLEET_REQUIRES
         + [
             "psycopg[binary]>=3.1",
+            "aiosmtpd>=1.4",
             "pytest>=8",
             "hypothesis>=6.100",
             # Works with the Flask/Werkzeug that OctoPrint pins (Werkzeug <3.1); needs Python 3.11+,

@@ -17,6 +17,7 @@ reports        :mod:`~fleet.app.reports`                    what printers report
 dispatcher     :mod:`~fleet.app.dispatch`                   the scheduler's adapter
 board          :mod:`~fleet.app.board`                      the dashboard's read models
 snapshots      :mod:`~fleet.app.snapshots`                  photos of the plate after a job
+notifications  :mod:`~fleet.app.notifications`              channels, webhooks, their deliveries
 =============  ===========================================  =====================================
 
 All of them share one :class:`~fleet.app.base.Context` (store, blobs, clock, metrics, hooks).
@@ -39,6 +40,7 @@ from .identity import Identity
 from .intake import Intake
 from .jobs import Jobs
 from .members import Members
+from .notifications import Notifications
 from .printers import Printers
 from .reports import PrinterReports
 from .settings import LabAdmin
@@ -63,6 +65,7 @@ class FleetApp:
     dispatcher: Dispatcher
     board: Board
     snapshots: Snapshots
+    notifications: Notifications
 
     @property
     def store(self) -> Store:
@@ -116,4 +119,5 @@ def build(
         dispatcher=Dispatcher(ctx),
         board=Board(ctx, printers, reports),
         snapshots=Snapshots(ctx, jobs),
+        notifications=Notifications(ctx),
     )

@@ -24,6 +24,7 @@ from .enrollment import EnrollmentRecords
 from .jobs import JobRecords, SubmissionKey
 from .members import ApiToken, MemberRecords
 from .migrations import migrate
+from .outbox import NotificationRecords
 from .pages import PageRecords
 from .printers import PRINTER_CHANGES, PrinterRecords
 from .snapshots import SnapshotRecords
@@ -57,7 +58,15 @@ def open_store(url: Optional[str], data_dir: Path, *, busy_timeout: float = 30.0
     return Store(engine)
 
 
-class Store(MemberRecords, PrinterRecords, EnrollmentRecords, JobRecords, PageRecords, SnapshotRecords):
+class Store(
+    MemberRecords,
+    PrinterRecords,
+    EnrollmentRecords,
+    JobRecords,
+    PageRecords,
+    SnapshotRecords,
+    NotificationRecords,
+):
     """The fleet's persistent state. Takes an engine from :func:`~fleet.store.engine.make_engine`."""
 
     # -- failed attempts (the sign-in, enrollment code and token limits) ------------------------

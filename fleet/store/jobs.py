@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, Invalid, NotFound
 from ..models import Job, JobEvent, Printer
+from ..notify.events import EventKind
 from ..states import TERMINAL, JobState, PrinterState, check_job_transition, check_printer_transition
-from . import rows
+from . import notices, rows
 from . import schema as s
 from .base import UNSET, StoreBase, _insert, _Lost, _Unset
 from .blobs import is_sha256_hex
@@ -270,7 +271,7 @@ class JobRecords(StoreBase):
             if printer_id is not UNSET:
                 values["printer_id"] = printer_id
             conn.execute(update(s.jobs).where(s.jobs.c.id == job_id).values(values))
-            self._record_event(conn, job_id, now, job.state, to, actor, reason, data)
+            event_id = self._record_event(conn, job_id, now, job.state, to, actor, reason, data)
             changes = None if printer is None or printer_changes is None else printer_changes(printer)
             if printer is not None and changes:
                 unknown = sorted(set(changes) - {"state", "current_job_id", "last_seen"})
@@ -281,6 +282,11 @@ class JobRecords(StoreBase):
                     check_printer_transition(printer.state, PrinterState(columns["state"]))
                     columns["state"] = PrinterState(columns["state"]).value
                 conn.execute(update(s.printers).where(s.printers.c.id == printer.id).values(columns))
+                if (
+                    columns.get("state") == PrinterState.AWAITING_BED_CLEAR.value
+                    and printer.state is not PrinterState.AWAITING_BED_CLEAR
+                ):
+                    self._job_notice(conn, EventKind.BED_CLEAR, job_id, event_id, now)
             return self._job(conn, job_id)
 
     def set_priority(self, job_id: int, priority: int, *, actor: str, now: float) -> Job:
@@ -389,6 +395,18 @@ class JobRecords(StoreBase):
             f"assigned to printer {printer_id}",
             {"printer_id": printer_id},
         )
+        owner = notices.printer_owner(conn, printer_id)
+        if owner is not None:
+            _, data = notices.job_data(conn, job_id, at=now)
+            notices.raise_event(
+                conn,
+                EventKind.JOB_OFFERED,
+                f"job:{job_id}:offered:{printer_id}:{now!r}",
+                data,
+                at=now,
+                members=[owner],
+                job_id=job_id,
+            )
         return True
 
     def referenced_blobs(self) -> set[str]:

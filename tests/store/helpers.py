@@ -91,6 +91,7 @@ ADDED_IN_VERSION = {
         for c in ("bed_shape", "heated_bed", "heated_chamber", "extruders", "lending")
     ],
     8: ["DROP TABLE plate_snapshots"],
+    9: [f"DROP TABLE {t}" for t in ("outbox", "webhooks", "notify_channels", "notify_profiles")],
 }
 
 
