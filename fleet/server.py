@@ -17,6 +17,8 @@ from .app import FleetApp, build
 from .config import FleetConfig
 from .http_protocol import API_PREFIX
 from .lab import MAX_UPLOAD_CEILING
+from .notify.events import EventKind
+from .notify.worker import NotifyOptions, OutboxWorker
 from .store import BlobStore, Store, open_store
 
 log = logging.getLogger(__name__)
@@ -183,9 +185,15 @@ class FleetRuntime:
     """Everything ``crowdfab-fleet serve`` runs: the broker (unless external), the HTTP server and the
     fleet link, started with :meth:`start` and stopped, in reverse order, with :meth:`close`."""
 
-    def __init__(self, config: FleetConfig, options: LinkOptions = LinkOptions()) -> None:
+    def __init__(
+        self,
+        config: FleetConfig,
+        options: LinkOptions = LinkOptions(),
+        notify: Optional[NotifyOptions] = None,
+    ) -> None:
         self.config = config
         self.options = options
+        self.notify = notify or NotifyOptions()
         self.fleet: Optional[Fleet] = None
         self.url = ""
         self.base_url = ""
@@ -283,6 +291,12 @@ class FleetRuntime:
         self._stops.append(link.close)
         mqtt.start()
         self._stops.append(mqtt.close)
+        # Last to start, first to stop: what the parts above queue is sent from here, never by them.
+        fleet.store.notice_delays[EventKind.JOB_DONE] = self.notify.photo_wait_s
+        outbox = OutboxWorker(fleet.store, self.notify)
+        fleet.app.hooks.on_outbox(outbox.wake)
+        outbox.start()
+        self._stops.append(outbox.close)
 
     def close(self) -> None:
         while self._stops:
@@ -299,9 +313,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(config: FleetConfig, options: LinkOptions = LinkOptions()) -> None:
-    """Run the broker (unless external), the fleet link and the HTTP server until Ctrl-C."""
-    runtime = FleetRuntime(config, options)
+def serve(
+    config: FleetConfig, options: LinkOptions = LinkOptions(), notify: Optional[NotifyOptions] = None
+) -> None:
+    """Run the broker (unless external), the fleet link, the outbox and the HTTP server until Ctrl-C."""
+    runtime = FleetRuntime(config, options, notify)
     runtime.start()
     try:
         nodes = runtime.app.enrollment.node_mqtt

@@ -18,6 +18,7 @@ from .base import (
     emit,
     open_fleet,
     port_number,
+    positive_float,
     positive_int,
     proxy_count,
 )
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ..notify.worker import NotifyOptions
     from ..server import LinkOptions, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -36,8 +38,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         mqtt_public_host=args.mqtt_public_host,
         public_url=args.public_url,
     )
+    notify = NotifyOptions(
+        photo_wait_s=args.notify_photo_wait,
+        offline_after_s=args.notify_offline_after * 60.0,
+        waiting_after_s=args.notify_waiting_after * 3600.0,
+    )
     try:
-        serve(config_of(args), options)
+        serve(config_of(args), options, notify)
     except Unavailable as exc:  # no broker to run or reach: the message says how to fix it
         raise CliError(exc.message, EXIT_UNREACHABLE) from exc
     return EXIT_OK
@@ -135,6 +142,27 @@ def add_admin_commands(sub: Subcommands, common: argparse.ArgumentParser) -> arg
         help="behind N reverse proxies that set X-Forwarded-For and X-Forwarded-Proto, take the client's "
         "address and scheme from them (sign-in limits count per client, cookies follow HTTPS); default 0: "
         "the headers are ignored, as anyone could send them",
+    )
+    serve.add_argument(
+        "--notify-offline-after",
+        type=positive_float,
+        default=15.0,
+        metavar="MINUTES",
+        help="tell the managers who chose it when a printer has been offline this long (default 15)",
+    )
+    serve.add_argument(
+        "--notify-waiting-after",
+        type=positive_float,
+        default=24.0,
+        metavar="HOURS",
+        help="tell the managers who chose it when a job has waited this long (default 24)",
+    )
+    serve.add_argument(
+        "--notify-photo-wait",
+        type=positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a 'print done' notification waits for the plate photo to go with it (default 30)",
     )
     serve.set_defaults(func=cmd_serve)
 

@@ -53,7 +53,7 @@ class NotifyOptions:
 def backoff(attempts: int, base_s: float, max_s: float, jitter: float = 0.0) -> float:
     """Seconds to wait after the ``attempts``-th failure: base doubled each time, capped, plus up to
     a tenth more by ``jitter`` (0 to 1) so that many failures do not all come back at once."""
-    delay = min(max_s, base_s * (2 ** max(0, attempts - 1)))
+    delay = min(max_s, base_s * 2.0 ** max(0, attempts - 1))
     return delay * (1.0 + 0.1 * min(max(jitter, 0.0), 1.0))
 
 

@@ -92,7 +92,8 @@ def raise_event(
     ]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(s.outbox).on_conflict_do_nothing(index_elements=["delivery_key"])
-    return int(conn.execute(statement, values).rowcount or 0)
+    # RETURNING counts what went in on both backends (an executemany's row count does not).
+    return len(conn.execute(statement.returning(s.outbox.c.id), values).all())
 
 
 def job_data(conn: Connection, job_id: int, **extra: Any) -> tuple[int, dict[str, Any]]:
