@@ -17,9 +17,9 @@ from .app import FleetApp, build
 from .config import FleetConfig
 from .http_protocol import API_PREFIX
 from .lab import MAX_UPLOAD_CEILING
-from .notify.events import EventKind
 from .notify.worker import NotifyOptions, OutboxWorker
 from .store import BlobStore, Store, open_store
+from .store.base import PHOTO_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ class FleetRuntime:
         mqtt.start()
         self._stops.append(mqtt.close)
         # Last to start, first to stop: what the parts above queue is sent from here, never by them.
-        fleet.store.notice_delays[EventKind.JOB_DONE] = self.notify.photo_wait_s
+        fleet.store.notice_delays.update(dict.fromkeys(PHOTO_KINDS, self.notify.photo_wait_s))
         outbox = OutboxWorker(fleet.store, self.notify)
         fleet.app.hooks.on_outbox(outbox.wake)
         outbox.start()

@@ -116,7 +116,8 @@ def send(url: str, title: str, body: str, attachment: Optional[Attachment] = Non
         attach.add(
             AttachMemory(content=attachment.data, name=attachment.name, mimetype=attachment.media_type)  # type: ignore[no-untyped-call]
         )
-    with apprise.LogCapture(level=logging.WARNING) as captured:  # type: ignore[no-untyped-call]
+    capture = apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")  # type: ignore[no-untyped-call]
+    with capture as captured:
         try:
             sent = notifier.notify(body=body, title=title, attach=attach)
         except Exception as exc:  # a plugin's own bug must not stop the outbox

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..store import ChannelTarget, Claimed, Store
+from ..store.base import PHOTO_KINDS
 from . import channels, webhooks
-from .events import EventKind
 from .texts import render
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class NotifyOptions:
     retry_max_s: float = 3600.0
     max_attempts: int = 12
     pause_after: int = 8
-    #: How long a "done" notice waits for the plate photo.
+    #: How long a "done" or "clear the plate" notice waits for the plate photo.
     photo_wait_s: float = 30.0
     #: A printer offline this long is reported to the managers who chose it.
     offline_after_s: float = 15 * 60.0
@@ -134,7 +134,7 @@ class OutboxWorker:
         if isinstance(target, ChannelTarget):
             title, body = render(delivery.kind, delivery.data, target.language)
             attachment = None
-            if delivery.kind is EventKind.JOB_DONE and delivery.job_id is not None:
+            if delivery.kind in PHOTO_KINDS and delivery.job_id is not None:
                 photo = self.store.job_snapshot(delivery.job_id)
                 if photo is not None:
                     suffix = "png" if photo.media_type == "image/png" else "jpg"

@@ -17,8 +17,11 @@ from . import notices, rows
 from . import schema as s
 from .engine import is_tuned
 
-#: A "done" notice waits this long for the plate photo (it goes at once when the photo comes).
+#: A "done" or "clear the plate" notice waits this long for the plate photo (it goes at once when the
+#: photo comes).
 PHOTO_WAIT_S = 30.0
+#: The kinds that wait for it.
+PHOTO_KINDS = (EventKind.JOB_DONE, EventKind.BED_CLEAR)
 
 
 class _Lost(Exception):
@@ -48,7 +51,7 @@ class StoreBase:
             raise ValueError("a SQLite engine for Store must come from fleet.store.engine.make_engine()")
         self._engine = engine
         #: How long each kind's deliveries wait before they are due (see :data:`PHOTO_WAIT_S`).
-        self.notice_delays: dict[EventKind, float] = {EventKind.JOB_DONE: PHOTO_WAIT_S}
+        self.notice_delays: dict[EventKind, float] = dict.fromkeys(PHOTO_KINDS, PHOTO_WAIT_S)
 
     @property
     def engine(self) -> Engine:
