@@ -5,7 +5,7 @@ Importing this module registers every route (one module a resource) on :data:`ap
 
 from __future__ import annotations
 
-from . import jobs, lab, members, printers
+from . import jobs, lab, members, notifications, printers
 from .blueprint import ApiLimits, api, spec
 
-__all__ = ["ApiLimits", "api", "jobs", "lab", "members", "printers", "spec"]
+__all__ = ["ApiLimits", "api", "jobs", "lab", "members", "notifications", "printers", "spec"]
