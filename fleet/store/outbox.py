@@ -3,8 +3,9 @@
 Rows are added by the store's own writes (:mod:`.notices`); here they are claimed, recorded as sent
 or failed, listed and replayed. A claim is one short transaction that marks its rows taken for a
 lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several fleet processes share the work without
-waiting on one another; SQLite's single writer runs one worker): a worker that dies mid-send leaves
-its rows to be taken again once the lease ends.
+waiting on one another; SQLite's single writer runs one worker). A worker that dies mid-send leaves
+its rows claimed: once the lease ends, a channel's is given up (a person is told at most once) and
+a webhook's is sent again under the same delivery id (its receiver can tell).
 """
 
 from __future__ import annotations
@@ -158,6 +159,10 @@ def _delivery(row: Row[Any]) -> Delivery:
         row.last_status,
         row.last_error,
     )
+
+
+#: Why a delivery to a channel was given up after its worker stopped in the middle of sending it.
+ABANDONED = "the fleet stopped while sending this; it is not sent again, so that it is never sent twice"
 
 
 class NotificationRecords(StoreBase):
@@ -383,6 +388,19 @@ class NotificationRecords(StoreBase):
             .with_for_update(skip_locked=True)
         )
         with write_transaction(self._engine) as conn:
+            # A claim whose lease ran out without an outcome: its worker died while sending, and may or
+            # may not have sent. A person is told at most once (that one is not sent again); a webhook
+            # gets it again, with the same delivery id for its receiver to recognise.
+            conn.execute(
+                update(s.outbox)
+                .where(
+                    box.state == PENDING,
+                    box.claimed_until.is_not(None),
+                    box.claimed_until < now,
+                    box.channel_id.is_not(None),
+                )
+                .values(state=FAILED, claimed_until=None, last_error=ABANDONED)
+            )
             ids = list(conn.execute(due).scalars())
             if not ids:
                 return []

@@ -136,14 +136,13 @@ def test_claims_lease_rows_and_failures_back_off_then_pause_the_channel(store: S
     first = store.claim_deliveries(T0 + 100, limit=5, lease_s=60)
     assert [c.delivery.kind for c in first] == [
         EventKind.JOB_STARTED,
-        EventKind.BED_CLEAR,
         EventKind.JOB_DONE,
+        EventKind.BED_CLEAR,
     ]
     assert first[0].target == ChannelTarget(mail, alice.id, "mailto://u:pw@mail.test", "fr")
-    # Leased: another claim meanwhile gets nothing; after the lease, they are free again (a crash).
+    # Leased: another claim meanwhile gets nothing.
     assert store.claim_deliveries(T0 + 100, limit=5, lease_s=60) == []
-    assert len(store.claim_deliveries(T0 + 200, limit=5, lease_s=60)) == 3
-    store.delivery_sent(first[2].delivery.id, now=T0 + 201)
+    store.delivery_sent(first[2].delivery.id, now=T0 + 101)
 
     started = first[0].delivery.id
     store.delivery_sent(started, now=T0 + 201)
@@ -164,7 +163,7 @@ def test_claims_lease_rows_and_failures_back_off_then_pause_the_channel(store: S
     assert store.claim_deliveries(T0 + 10_000, limit=5, lease_s=60) == []  # paused: nothing goes
     store.update_channel(alice.id, mail, resume=True)
     assert [c.delivery.kind for c in store.claim_deliveries(T0 + 10_000, limit=5, lease_s=60)] == [
-        EventKind.BED_CLEAR
+        EventKind.JOB_DONE
     ]
 
 
@@ -172,17 +171,30 @@ def test_a_webhook_delivery_log_pages_newest_first_and_a_replay_is_a_new_deliver
     alice = store.create_member("alice", Role.MEMBER, now=T0)
     store.create_printer(make_printer("mk4"))
     hook = store.add_webhook(None, url="http://127.0.0.1:1/h", secret="s", kinds=list(ALL_JOB_KINDS), now=T0)
+    mail = channel(store, alice.id, ALL_JOB_KINDS)
     print_job(store, alice.id)
     page = store.webhook_deliveries(hook.id, limit=2)
     assert [d.kind.value for d in page.items] == ["bed_clear", "job_done"] and page.next_after is not None
     rest = store.webhook_deliveries(hook.id, before=page.next_after, limit=2)
     assert [d.kind.value for d in rest.items] == ["job_started"] and rest.next_after is None
 
+    # A worker that died mid-send: after its lease, a webhook's delivery goes again (same id), a
+    # channel's is given up (a person is told at most once).
+    assert len(store.claim_deliveries(T0 + 40, limit=10, lease_s=60)) == 6
+    again = store.claim_deliveries(T0 + 101, limit=10, lease_s=60)
+    assert {c.target for c in again} == {WebhookTarget(hook.id, "http://127.0.0.1:1/h", "s")} and len(
+        again
+    ) == 3
+    assert store.pending_deliveries(channel_id=mail) == []
+    for claimed in again:
+        store.delivery_sent(claimed.delivery.id, now=T0 + 102)
+
     replay = store.replay_delivery(hook.id, rest.items[0].id, now=T0 + 50)
     assert replay.event_key == rest.items[0].event_key and replay.delivery_key != rest.items[0].delivery_key
     assert replay.state == "pending" and replay.due_at == T0 + 50
-    claimed = store.claim_deliveries(T0 + 50, limit=10, lease_s=60)
-    assert WebhookTarget(hook.id, "http://127.0.0.1:1/h", "s") in {c.target for c in claimed}
+    (claimed,) = store.claim_deliveries(T0 + 200, limit=10, lease_s=60)
+    assert claimed.target == WebhookTarget(hook.id, "http://127.0.0.1:1/h", "s")
+    assert claimed.delivery.delivery_key == replay.delivery_key
 
 
 def test_time_raises_offline_and_waiting_once_and_spool_low_per_occurrence(store: Store) -> None:
