@@ -38,10 +38,18 @@ class NotifyProfile:
 
 def check_label(label: object, field: str = "label") -> str:
     if not isinstance(label, str) or not label.strip():
-        raise Invalid(f"{field} must be a short name for the channel, such as 'my email'", field=field)
+        raise Invalid(
+            f"{field} must be a short name for the channel, such as 'my email'",
+            field=field,
+            key="channel_label_bad",
+        )
     label = " ".join(label.split())
     if len(label) > MAX_LABEL_CHARS or not label.isprintable():
-        raise Invalid(f"{field} must be at most {MAX_LABEL_CHARS} printable characters", field=field)
+        raise Invalid(
+            f"{field} must be at most {MAX_LABEL_CHARS} printable characters",
+            field=field,
+            key="channel_label_bad",
+        )
     return label
 
 
@@ -130,7 +138,7 @@ class Notifications:
         checked = check_webhook_url(url)
         chosen = check_kinds(list(kinds), True)
         if not chosen:
-            raise Invalid("kinds must name at least one event kind", field="kinds")
+            raise Invalid("kinds must name at least one event kind", field="kinds", key="webhook_kinds_none")
         secret = new_secret()
         webhook = self.store.add_webhook(
             actor.id, url=checked, secret=secret, kinds=chosen, now=self.ctx.clock()

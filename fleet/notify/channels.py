@@ -38,16 +38,25 @@ def check_channel_url(url: object, field: str = "url") -> CheckedChannel:
     import apprise
 
     if not isinstance(url, str) or not url.strip():
-        raise Invalid(f"{field} must be an Apprise URL such as mailto://… or ntfys://…", field=field)
+        raise Invalid(
+            f"{field} must be an Apprise URL such as mailto://… or ntfys://…",
+            field=field,
+            key="channel_url_bad",
+        )
     url = url.strip()
     if len(url) > MAX_URL_CHARS or not url.isprintable():
-        raise Invalid(f"{field} must be at most {MAX_URL_CHARS} printable characters", field=field)
+        raise Invalid(
+            f"{field} must be at most {MAX_URL_CHARS} printable characters",
+            field=field,
+            key="channel_url_bad",
+        )
     scheme = url.partition("://")[0].lower()
     if not scheme or scheme == url.lower() or scheme in ("http", "https", "file"):
         raise Invalid(
             f"{field} must name an Apprise service (mailto://, ntfys://, json://, discord:// …), "
             f"not {scheme or 'nothing'}://",
             field=field,
+            key="channel_url_bad",
         )
     plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
     if plugin is None:
@@ -55,6 +64,7 @@ def check_channel_url(url: object, field: str = "url") -> CheckedChannel:
             f"{field}: Apprise cannot use this {scheme}:// URL (unknown service, or a part is missing or "
             "wrong); see the Apprise wiki for the service's URL form",
             field=field,
+            key="channel_url_bad",
         )
     shown = redact(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
     return CheckedChannel(url, shown, str(plugin.service_name))

@@ -29,7 +29,7 @@ MAX_ANSWER_BYTES = 500
 def check_webhook_url(url: object, field: str = "url") -> str:
     """A webhook URL the fleet may POST to, or :class:`Invalid` naming the problem."""
     if not isinstance(url, str) or not url.strip():
-        raise Invalid(f"{field} must be an http:// or https:// URL", field=field)
+        raise Invalid(f"{field} must be an http:// or https:// URL", field=field, key="webhook_url_bad")
     url = url.strip()
     if len(url) > MAX_URL_CHARS or not url.isprintable() or " " in url:
         raise Invalid(
@@ -39,19 +39,19 @@ def check_webhook_url(url: object, field: str = "url") -> str:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise Invalid(f"{field} is not a valid URL: {exc}", field=field) from None
+        raise Invalid(f"{field} is not a valid URL: {exc}", field=field, key="webhook_url_bad") from None
     if parts.scheme not in ("http", "https"):
-        raise Invalid(f"{field} must start with http:// or https://", field=field)
+        raise Invalid(f"{field} must start with http:// or https://", field=field, key="webhook_url_bad")
     if not parts.hostname:
-        raise Invalid(f"{field} must name a host", field=field)
+        raise Invalid(f"{field} must name a host", field=field, key="webhook_url_bad")
     if parts.username is not None or parts.password is not None:
         raise Invalid(
             f"{field} must not hold a user or password: the signature proves the sender", field=field
         )
     if parts.fragment:
-        raise Invalid(f"{field} must not have a #fragment", field=field)
+        raise Invalid(f"{field} must not have a #fragment", field=field, key="webhook_url_bad")
     if port == 0:
-        raise Invalid(f"{field} must not name port 0", field=field)
+        raise Invalid(f"{field} must not name port 0", field=field, key="webhook_url_bad")
     return url
 
 
