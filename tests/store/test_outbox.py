@@ -17,7 +17,7 @@ from fleet.store import ChannelTarget, PlateSnapshot, Store, WebhookTarget, open
 from fleet.store.migrations import current_version, migrate
 from fleet.store.schema import SCHEMA_VERSION, outbox
 
-from .helpers import T0, create_version_with_alice, make_printer, submit
+from .helpers import T0, create_version_with_alice, make_printer, race, submit
 from .test_enrollment import assert_same_as_fresh
 
 ALL_JOB_KINDS = (EventKind.JOB_STARTED, EventKind.JOB_DONE, EventKind.BED_CLEAR, EventKind.JOB_FAILED)
@@ -226,3 +226,27 @@ def test_a_version_8_database_gains_the_notification_tables_and_keeps_its_member
         assert [m.name for m in store.list_members()] == ["alice"]
     finally:
         store.close()
+
+
+def test_workers_claiming_at_once_never_take_one_delivery_twice(
+    store: Store, store_url: str, data_dir: Path
+) -> None:
+    """Four workers, each with its own engine as separate fleet processes would have (SKIP LOCKED on
+    PostgreSQL, one writer at a time on SQLite): every delivery is taken exactly once."""
+    alice = store.create_member("alice", Role.MEMBER, now=T0)
+    store.create_printer(make_printer("mk4"))
+    for n in range(3):
+        channel(store, alice.id, ALL_JOB_KINDS, label=f"c{n}")
+    for _ in range(4):
+        print_job(store, alice.id)
+        store.update_printer("mk4", state=PrinterState.IDLE)
+    workers = [open_store(store_url, data_dir) for _ in range(4)]
+    try:
+        taken = race(
+            4, lambda i: [c.delivery.id for c in workers[i].claim_deliveries(T0 + 100, limit=20, lease_s=60)]
+        )
+    finally:
+        for each in workers:
+            each.close()
+    every = [delivery for batch in taken for delivery in batch]
+    assert len(every) == len(set(every)) == 4 * 3 * 3
