@@ -24,6 +24,7 @@ For each N (default 100, 500, 1000, 2000) the bench
     .venv/bin/python bench/fleet_load.py                     # N = 100, 500, 1000, 2000; 30 s each
     .venv/bin/python bench/fleet_load.py --sizes 1000 --duration 60
     .venv/bin/python bench/fleet_load.py --quick             # a small smoke run
+    .venv/bin/python bench/fleet_load.py --sizes 1000 --notify   # with notifications and webhooks on
     .venv/bin/python bench/fleet_load.py --sizes 1000 --profile /tmp/fleet-profile.txt
 
 The targets (checked at N = 1000): fleet under half a core, p99 status latency under 250 ms, p99
@@ -521,8 +522,47 @@ class Setup:
     gcode: bytes
 
 
-def enroll(data_dir: Path, n: int, mqtt_port: int) -> Setup:
-    """A fresh fleet's data: a manager, a member and ``n`` enrolled printers (through the service)."""
+class NotifyReceiver:
+    """A local HTTP server that counts what the fleet's notifications POST to it, by path."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        counts: dict[str, int] = {}
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    counts[self.path] = counts.get(self.path, 0) + 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.counts, self.lock = counts, lock
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def total(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.counts)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def enroll(data_dir: Path, n: int, mqtt_port: int, notify_base: Optional[str] = None) -> Setup:
+    """A fresh fleet's data: a manager, a member and ``n`` enrolled printers (through the service).
+
+    With ``notify_base`` (host:port of a :class:`NotifyReceiver`), the member is told of every event of
+    their jobs through a json:// channel, the manager of the lab's, and a webhook receives them all.
+    """
     from fleet.config import FleetConfig
     from fleet.gcode.generate import generate_box
     from fleet.http_protocol import BrokerAddress, EnrollRequest
@@ -536,7 +576,16 @@ def enroll(data_dir: Path, n: int, mqtt_port: int) -> Setup:
         service.enrollment.node_mqtt = BrokerAddress("127.0.0.1", mqtt_port)
         manager, manager_token = service.members.add_member("manager", Role.MANAGER)
         service.identity.set_password(manager, manager.id, PASSWORD)
-        _, member_token = service.members.add_member("maker", Role.MEMBER)
+        maker, member_token = service.members.add_member("maker", Role.MEMBER)
+        if notify_base is not None:
+            from fleet.notify.events import ALL_KINDS, MANAGER_KINDS, MEMBER_KINDS
+
+            notes = service.notifications
+            notes.add_channel(maker, "bench", f"json://{notify_base}/member", [k.value for k in MEMBER_KINDS])
+            notes.add_channel(
+                manager, "bench", f"json://{notify_base}/manager", [k.value for k in MANAGER_KINDS]
+            )
+            notes.add_webhook(manager, f"http://{notify_base}/webhook", [k.value for k in ALL_KINDS])
         caps = {"volume": VOLUME, "nozzle_diameter": 0.4, "material": "PLA"}
         printers = []
         for i in range(n):
@@ -824,7 +873,8 @@ def run_one(n: int, args: argparse.Namespace) -> Result:
         data_dir = Path(tmp) / "data"
         http_port, mqtt_port = free_port(), free_port()
         started = time.monotonic()
-        setup = enroll(data_dir, n, mqtt_port)
+        receiver = NotifyReceiver() if args.notify else None
+        setup = enroll(data_dir, n, mqtt_port, None if receiver is None else receiver.base)
         print(f"N={n}: enrolled {n} printers in {time.monotonic() - started:.1f} s", flush=True)
         profile = Path(f"{args.profile}.{n}") if args.profile else None
         fleet = FleetProcess(data_dir, http_port, mqtt_port, profile)
@@ -883,11 +933,13 @@ def run_one(n: int, args: argparse.Namespace) -> Result:
             self0 = time.process_time()
             m0 = metrics(fleet.url, setup.manager_token)
             bare0, w0 = bare.status, time.time()
+            told0 = {} if receiver is None else receiver.total()
             time.sleep(max(0.0, t1 - time.time()))
             cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
             self1 = time.process_time()
             m1 = metrics(fleet.url, setup.manager_token)
             bare1, w1 = bare.status, time.time()
+            told1 = {} if receiver is None else receiver.total()
             rss, peak = rss_mb(fleet.pid)
             submitter.stop()
             done: dict[int, dict[str, Any]] = {}
@@ -906,6 +958,8 @@ def run_one(n: int, args: argparse.Namespace) -> Result:
                 if proc.is_alive():
                     proc.terminate()
             fleet.stop()
+            if receiver is not None:
+                receiver.stop()
         seconds = w1 - w0
         window = difference(m0, m1)
         result = Result(n, seconds)
@@ -964,6 +1018,9 @@ def run_one(n: int, args: argparse.Namespace) -> Result:
         dropped = window["counters"].get("mqtt.dropped", 0)
         if dropped:
             result.notes.append(f"the fleet dropped {dropped} messages (see its log)")
+        if receiver is not None:
+            told = {path: told1.get(path, 0) - told0.get(path, 0) for path in sorted(told1)}
+            result.notes.append(f"notifications received in the window: {told or 'none'}")
         if profile is not None:
             result.notes.append(f"profile: {profile}")
         return result
@@ -1058,6 +1115,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes running the light printers")
     parser.add_argument("--no-download", action="store_true", help="printers skip fetching the job file")
     parser.add_argument("--no-dashboard", action="store_true", help="no browser watches the live stream")
+    parser.add_argument(
+        "--notify",
+        action="store_true",
+        help="notifications on: the member, the manager and a webhook are told of every event (json:// and "
+        "webhook posts to a local receiver)",
+    )
     parser.add_argument("--profile", help="sample the fleet's stacks; the report goes to PROFILE.<N>")
     parser.add_argument("--quick", action="store_true", help="a small smoke run: 20 printers, 5 s")
     args = parser.parse_args()
