@@ -293,7 +293,7 @@ class FleetRuntime:
         self._stops.append(mqtt.close)
         # Last to start, first to stop: what the parts above queue is sent from here, never by them.
         fleet.store.notice_delays.update(dict.fromkeys(PHOTO_KINDS, self.notify.photo_wait_s))
-        outbox = OutboxWorker(fleet.store, self.notify)
+        outbox = OutboxWorker(fleet.store, self.notify, metrics=fleet.app.metrics)
         fleet.app.hooks.on_outbox(outbox.wake)
         outbox.start()
         self._stops.append(outbox.close)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import unquote, urlsplit
 
 from ..errors import Invalid
@@ -115,18 +115,43 @@ class Attachment:
 def send(url: str, title: str, body: str, attachment: Optional[Attachment] = None) -> Optional[str]:
     """Send one notification through Apprise; None when it went, else why not (secrets scrubbed)."""
     import apprise
+
+    hide = _Scrubbing(url)
+    apprise_log = logging.getLogger("apprise")
+    apprise_log.addFilter(hide)
+    try:
+        notifier = apprise.Apprise()
+        if not notifier.add(url):
+            return "Apprise no longer accepts this channel's URL"
+        return _notify(apprise, notifier, url, title, body, _attach(apprise, attachment))
+    finally:
+        apprise_log.removeFilter(hide)
+
+
+def _attach(apprise: Any, attachment: Optional[Attachment]) -> Any:
     from apprise.attachment.memory import AttachMemory
 
-    notifier = apprise.Apprise()
-    if not notifier.add(url):
-        return "Apprise no longer accepts this channel's URL"
-    attach = None
-    if attachment is not None:
-        attach = apprise.AppriseAttachment()
-        attach.add(
-            AttachMemory(content=attachment.data, name=attachment.name, mimetype=attachment.media_type)  # type: ignore[no-untyped-call]
-        )
-    capture = apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")  # type: ignore[no-untyped-call]
+    if attachment is None:
+        return None
+    attach = apprise.AppriseAttachment()
+    attach.add(AttachMemory(content=attachment.data, name=attachment.name, mimetype=attachment.media_type))  # type: ignore[no-untyped-call]
+    return attach
+
+
+class _Scrubbing(logging.Filter):
+    """Takes the channel's secrets out of whatever Apprise logs while it sends to that channel."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = scrub(record.getMessage(), self.url), None
+        return True
+
+
+def _notify(apprise: Any, notifier: Any, url: str, title: str, body: str, attach: Any) -> Optional[str]:
+    capture = apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")
     with capture as captured:
         try:
             sent = notifier.notify(body=body, title=title, attach=attach)

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from ..metrics import FleetMetrics
 from ..store import ChannelTarget, Claimed, Store
 from ..store.base import PHOTO_KINDS
 from . import channels, webhooks
@@ -70,12 +71,15 @@ class OutboxWorker:
         clock: Callable[[], float] = time.time,
         send_channel: ChannelSender = channels.send,
         post_webhook: WebhookPoster = webhooks.post,
+        metrics: Optional[FleetMetrics] = None,
     ) -> None:
         self.store = store
         self.options = options
         self.clock = clock
         self.send_channel = send_channel
         self.post_webhook = post_webhook
+        #: Counts ``notify.delivered`` and ``notify.failed``, and times ``notify.send_s``.
+        self.metrics = metrics
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -131,6 +135,7 @@ class OutboxWorker:
         """Send one claimed delivery and record how it went."""
         delivery, target = item.delivery, item.target
         status: Optional[int] = None
+        began = time.monotonic()
         if isinstance(target, ChannelTarget):
             title, body = render(delivery.kind, delivery.data, target.language)
             attachment = None
@@ -157,6 +162,9 @@ class OutboxWorker:
             error, status = answer.error, answer.status
             where = f"webhook {target.id}"
         now = self.clock()
+        if self.metrics is not None:
+            self.metrics.observe("notify.send_s", time.monotonic() - began)
+            self.metrics.count("notify.delivered" if error is None else "notify.failed")
         if error is None:
             self.store.delivery_sent(delivery.id, now=now, status=status)
             log.info("delivered %s to %s", delivery.delivery_key, where)
