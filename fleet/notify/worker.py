@@ -33,6 +33,8 @@ class NotifyOptions:
 
     #: Look for due deliveries this often even when nothing woke the worker.
     poll_s: float = 5.0
+    #: The least time between two passes, however often the worker is woken.
+    min_gap_s: float = 0.25
     #: Deliveries taken per claim.
     batch: int = 20
     #: A claim holds its rows this long; a worker that died lets them go after it.
@@ -107,6 +109,8 @@ class OutboxWorker:
             except Exception:  # the database away for a moment: look again at the next poll
                 log.exception("the outbox's worker failed a pass; it tries again")
             self._wake.wait(self.options.poll_s)
+            # Many changes in a burst (a busy fleet wakes this for each) make one pass, not many.
+            self._stop.wait(self.options.min_gap_s)
             self._wake.clear()
 
     def run_pending(self) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
@@ -387,6 +387,16 @@ class NotificationRecords(StoreBase):
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        waiting = select(
+            exists().where(
+                box.state == PENDING,
+                box.due_at <= now,
+                or_(box.claimed_until.is_(None), box.claimed_until < now),
+            )
+        )
+        with read_transaction(self._engine) as conn:  # the usual answer, "nothing", takes no write lock
+            if not conn.execute(waiting).scalar_one():
+                return []
         with write_transaction(self._engine) as conn:
             # A claim whose lease ran out without an outcome: its worker died while sending, and may or
             # may not have sent. A person is told at most once (that one is not sent again); a webhook
@@ -531,7 +541,7 @@ class NotificationRecords(StoreBase):
 
         printers, jobs, box = s.printers.c, s.jobs.c, s.outbox.c
         raised = 0
-        with write_transaction(self._engine) as conn:
+        with read_transaction(self._engine) as conn:  # most looks find nothing new: no write lock
             offline = conn.execute(
                 select(printers.id, printers.name, printers.last_seen).where(
                     printers.state == PrinterState.OFFLINE.value,
@@ -554,23 +564,26 @@ class NotificationRecords(StoreBase):
                 done |= set(
                     conn.execute(select(box.event_key).where(box.event_key.in_(chunk)).distinct()).scalars()
                 )
-            for key, printer in keys.items():
-                if key not in done:
-                    data = {
-                        "printer_id": printer.id,
-                        "printer_name": printer.name,
-                        "at": now,
-                        "minutes": round(offline_after_s / 60),
-                    }
-                    raised += notices.raise_event(
-                        conn, EventKind.PRINTER_OFFLINE, key, data, at=now, managers=True
-                    )
-            for key, job_id in job_keys.items():
-                if key not in done:
-                    _, data = notices.job_data(conn, job_id, at=now, hours=round(waiting_after_s / 3600, 1))
-                    raised += notices.raise_event(
-                        conn, EventKind.JOB_WAITING, key, data, at=now, managers=True, job_id=job_id
-                    )
+        new_printers = {key: p for key, p in keys.items() if key not in done}
+        new_jobs = {key: job_id for key, job_id in job_keys.items() if key not in done}
+        if not new_printers and not new_jobs:
+            return 0
+        with write_transaction(self._engine) as conn:
+            for key, printer in new_printers.items():
+                data = {
+                    "printer_id": printer.id,
+                    "printer_name": printer.name,
+                    "at": now,
+                    "minutes": round(offline_after_s / 60),
+                }
+                raised += notices.raise_event(
+                    conn, EventKind.PRINTER_OFFLINE, key, data, at=now, managers=True
+                )
+            for key, job_id in new_jobs.items():
+                _, data = notices.job_data(conn, job_id, at=now, hours=round(waiting_after_s / 3600, 1))
+                raised += notices.raise_event(
+                    conn, EventKind.JOB_WAITING, key, data, at=now, managers=True, job_id=job_id
+                )
         return raised
 
     def raise_spool_low(
