@@ -385,7 +385,7 @@ class JobRecords(StoreBase):
         ).rowcount
         if claimed_job != 1 or claimed_printer != 1:
             raise _Lost  # undo the half that succeeded
-        self._record_event(
+        event_id = self._record_event(
             conn,
             job_id,
             now,
@@ -401,7 +401,7 @@ class JobRecords(StoreBase):
             notices.raise_event(
                 conn,
                 EventKind.JOB_OFFERED,
-                f"job:{job_id}:offered:{printer_id}:{now!r}",
+                f"job:{job_id}:{EventKind.JOB_OFFERED.value}:{event_id}",
                 data,
                 at=now,
                 members=[owner],

@@ -250,3 +250,23 @@ def test_workers_claiming_at_once_never_take_one_delivery_twice(
             each.close()
     every = [delivery for batch in taken for delivery in batch]
     assert len(every) == len(set(every)) == 4 * 3 * 3
+
+
+def test_a_job_handed_to_a_home_printer_is_offered_to_the_member_who_enrolled_it(store: Store) -> None:
+    ada = store.create_member("ada", Role.MANAGER, now=T0)
+    hobbyist = store.create_member("hob", Role.MEMBER, now=T0)
+    alice = store.create_member("alice", Role.MEMBER, now=T0)
+    hers = channel(store, hobbyist.id, (EventKind.JOB_OFFERED,))
+    labs = channel(store, ada.id, (EventKind.JOB_OFFERED,), label="ada")
+    for code, maker, printer in (("a" * 64, hobbyist.id, "home"), ("b" * 64, ada.id, "lab")):
+        store.add_enrollment_code(code, created_by=maker, now=T0, expires_at=T0 + 60)
+        store.enroll_printer(
+            code, make_printer(printer), mqtt_password_hash="x", http_token_hash=code, now=T0
+        )
+    first, second = submit(store, alice.id, count=2)
+    assert store.assign_job(first.id, "home", actor="scheduler", now=T0 + 1)
+    assert store.assign_job(second.id, "lab", actor="scheduler", now=T0 + 1)  # a manager's: no owner
+
+    (offer,) = store.pending_deliveries(channel_id=hers)
+    assert offer.kind is EventKind.JOB_OFFERED and offer.data["printer_id"] == "home"
+    assert store.pending_deliveries(channel_id=labs) == []
