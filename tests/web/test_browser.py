@@ -153,7 +153,7 @@ def test_the_pages_have_no_critical_accessibility_findings(site, browser):
     page.add_script_tag(path=str(script))
     critical["signin"] = page.evaluate(AXE_CRITICAL)
     sign_in(page, url, "manager")
-    for path in ("/", "/queue", "/submit", "/printers/mk4", "/account", "/jobs/99999"):
+    for path in ("/", "/queue", "/submit", "/printers/mk4", "/account", "/webhooks", "/jobs/99999"):
         page.goto(url + path)
         page.add_script_tag(path=str(script))
         critical[path] = page.evaluate(AXE_CRITICAL)
@@ -165,7 +165,7 @@ def test_the_pages_have_no_critical_accessibility_findings(site, browser):
         page.add_script_tag(path=str(script))
         critical[f"fr {path}"] = page.evaluate(AXE_CRITICAL)
     context.close()
-    assert len(critical) == 9 and all(found == [] for found in critical.values()), critical
+    assert len(critical) == 10 and all(found == [] for found in critical.values()), critical
 
 
 AXE_CRITICAL = """async () => {
