@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiosmtpd.controller import Controller
 
@@ -79,7 +80,7 @@ class Posts:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, request: Request) -> Reply:
-        path = request.path
+        path, _, query = request.path.partition("?")
         if path in self.failing:
             return Reply(self.failing[path])
         secret = self.secrets.get(path)
@@ -91,9 +92,13 @@ class Posts:
                     self.refused.append((path, str(exc)))
                 return Reply(400, str(exc).encode())
         headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            body = json.loads(request.body)
+        except ValueError:  # a file posted as it is (ntfy's attachments), its text in the query
+            body = {**dict(parse_qsl(query)), "attached_bytes": len(request.body)}
         with self.lock:
-            self.accepted.append((path, json.loads(request.body), headers))
-        return Reply(200, b"ok")
+            self.accepted.append((path, body, headers))
+        return Reply(200, b"{}", "application/json")
 
     def bodies(self, path: str) -> list[dict[str, Any]]:
         with self.lock:

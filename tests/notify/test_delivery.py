@@ -1,5 +1,5 @@
 """The outbox's worker against real receivers: an SMTP server for mail, an HTTP server for Apprise's
-json:// posts and for signed webhooks (checked as an integration would check them)."""
+json:// and ntfy:// posts and for signed webhooks (checked as an integration would check them)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ def test_a_member_is_told_in_french_by_mail_and_json_and_a_webhook_gets_signed_d
     ada, alice = members(app)
     kinds = ["job_started", "job_done", "bed_clear"]
     mail = app.notifications.add_channel(alice, "mail", inbox.url(ALICE), kinds, language="fr")
-    app.notifications.add_channel(alice, "json", f"json://{posts.base.removeprefix('http://')}/json", kinds)
+    host = posts.base.removeprefix("http://")
+    app.notifications.add_channel(alice, "json", f"json://{host}/json", kinds)
+    app.notifications.add_channel(alice, "ntfy", f"ntfy://{host}/lab-alice", kinds)  # ntfy's JSON publish
     hook, secret = app.notifications.add_webhook(ada, f"{posts.base}/hook", kinds)
     posts.secrets["/hook"] = secret
     assert "127.0.0.1" in mail.shown and "alice" not in mail.shown
@@ -66,7 +68,7 @@ def test_a_member_is_told_in_french_by_mail_and_json_and_a_webhook_gets_signed_d
     job_id = print_job(app.store, alice.id)
     app.store.add_snapshot(PlateSnapshot("mk4", job_id, "image/png", T0 + 4, b"\x89PNG\r\n\x1a\nplate"))
     worker = OutboxWorker(app.store, FAST, clock=lambda: T0 + 5)
-    assert worker.run_pending() == 9
+    assert worker.run_pending() == 12
     assert worker.run_pending() == 0  # everything went, once
 
     subjects = ["Votre impression a commencé", "Votre impression est terminée", "Libérez le plateau"]
@@ -75,6 +77,13 @@ def test_a_member_is_told_in_french_by_mail_and_json_and_a_webhook_gets_signed_d
     assert "benchy.gcode" in done.text and "Prusa MK4" in done.text
     assert done.attachments == (f"plate-{job_id}.png",)  # the plate photo goes with "done"
     assert sorted(b["title"] for b in posts.bodies("/json")) == sorted(subjects)
+    # ntfy: JSON to its root, naming the topic; with the plate photo, the file to the topic's own path.
+    pushed, photos = posts.bodies("/"), posts.bodies("/lab-alice")
+    assert [b["title"] for b in pushed] == [subjects[0]] and pushed[0]["topic"] == "lab-alice"
+    assert sorted(b["title"] for b in photos) == sorted(subjects[1:])
+    assert {b["filename"] for b in photos} == {f"plate-{job_id}.png"} and all(
+        b["attached_bytes"] for b in photos
+    )
     delivered = posts.bodies("/hook")
     assert sorted(b["kind"] for b in delivered) == sorted(kinds) and posts.refused == []
     assert {b["data"]["job_id"] for b in delivered} == {job_id}
