@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # benchmarks compare against its G-code analysis.
 OCTOPRINT_SPEC ?= octoprint>=1.10,<2
 
-.PHONY: all demo test lint typecheck unit bench soak venv system-deps clean
+.PHONY: all demo test lint typecheck unit bench soak cluster cluster-bench venv system-deps clean
 
 all: test
 
@@ -23,10 +23,11 @@ $(STAMP): setup.py
 
 venv: $(STAMP)
 
-# Debian packages the services (and the dashboard's browser tests) need; installed only when missing.
+# Debian packages the services (and the dashboard's browser tests, and HAProxy for the two-process
+# cluster's test) need; installed only when missing.
 system-deps:
 	@missing=""; \
-	for tool in mosquitto:mosquitto mosquitto_sub:mosquitto-clients mosquitto_passwd:mosquitto chromium:chromium; do \
+	for tool in mosquitto:mosquitto mosquitto_sub:mosquitto-clients mosquitto_passwd:mosquitto chromium:chromium haproxy:haproxy; do \
 	  command -v $${tool%%:*} >/dev/null || [ -x /usr/sbin/$${tool%%:*} ] || missing="$$missing $${tool##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -42,8 +43,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# Two workers, a test file each at a time: most slow tests wait on processes (OctoPrint, brokers,
+# printers), so the two cores stay busy. `make unit PYTEST_WORKERS=0` runs them in one process.
+PYTEST_WORKERS ?= 2
 unit: $(STAMP) system-deps
-	$(PY) -m pytest -q --durations=25 tests
+	$(PY) -m pytest -q --durations=25 $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) tests
 
 test: lint typecheck unit
 
@@ -58,6 +62,15 @@ bench: $(STAMP) system-deps
 	$(PY) bench/serial_stream.py
 	$(PY) bench/dashboard.py
 	$(PY) bench/fleet_load.py
+
+# Two fleet processes behind HAProxy on one PostgreSQL database and one Mosquitto, on this machine, until
+# Ctrl-C (docs/operations.md); PostgreSQL must be running (127.0.0.1:5432, or CROWDFAB_TEST_PG_ADMIN_URL).
+cluster: $(STAMP) system-deps
+	$(PY) bench/cluster.py --up
+
+# The same under load, 500 printers: a fleet process killed, then a rolling restart; prints what it cost.
+cluster-bench: $(STAMP) system-deps
+	$(PY) bench/cluster.py
 
 # The 5-minute network cut, with a headless printer and a real OctoPrint (about 6 minutes).
 soak: $(STAMP) system-deps

@@ -16,6 +16,7 @@ NODE_REQUIRES = [
 FLEET_REQUIRES = [
     "apprise>=1.6,<3",
     "flask>=3.0.3,<4",
+    "prometheus-client>=0.17,<1",
     "pydantic>=2.5,<3",
     "sqlalchemy>=2.0,<3",
     "waitress>=3.0",
@@ -36,12 +37,14 @@ setup(
     install_requires=NODE_REQUIRES,
     extras_require={
         "fleet": FLEET_REQUIRES,
-        "postgres": FLEET_REQUIRES + ["psycopg[binary]>=3.1"],
+        # 3.2: waiting for LISTEN's notes with a timeout (several fleet processes on one database).
+        "postgres": FLEET_REQUIRES + ["psycopg[binary]>=3.2"],
         "dev": FLEET_REQUIRES
         + [
-            "psycopg[binary]>=3.1",
+            "psycopg[binary]>=3.2",
             "aiosmtpd>=1.4",
             "pytest>=8",
+            "pytest-xdist>=3.5",
             "hypothesis>=6.100",
             # Works with the Flask/Werkzeug that OctoPrint pins (Werkzeug <3.1); needs Python 3.11+,
             # and the API conformance test is skipped without it.

@@ -15,6 +15,11 @@ For each N (default 100, 500, 1000, 2000) the bench
 - submits jobs over HTTP at a steady rate the whole time;
 - watches the dashboard's live stream (``/events``) as a signed-in browser would, and runs a bare
   ``mosquitto_sub`` on the same topics as the broker's reference ceiling;
+- with ``--metrics on`` (the default) scrapes the fleet's Prometheus endpoint ``/metrics`` every 15 s
+  as a Prometheus server would (bearer token, parsed with ``prometheus_client.parser``); with
+  ``--metrics both`` the measured time alternates between windows with and without the scraper
+  (``--segment`` long, ``--duration`` in all for each), on the same fleet, so that both see the same
+  machine, and the two are printed side by side;
 - after a warm-up, measures over a window: what the fleet ingested (its ``/api/v1/metrics``), its CPU
   (``utime + stime`` from ``/proc/<pid>/stat``) and memory, the latency from a status's ``ts`` to the
   fleet's state (the fleet's ``status.lag_s`` histogram) and to the dashboard (the card's message
@@ -26,6 +31,7 @@ For each N (default 100, 500, 1000, 2000) the bench
     .venv/bin/python bench/fleet_load.py --quick             # a small smoke run
     .venv/bin/python bench/fleet_load.py --sizes 1000 --notify   # with notifications and webhooks on
     .venv/bin/python bench/fleet_load.py --sizes 1000 --profile /tmp/fleet-profile.txt
+    .venv/bin/python bench/fleet_load.py --sizes 1000 --duration 60 --metrics both   # scraped or not
 
 The targets (checked at N = 1000): fleet under half a core, p99 status latency under 250 ms, p99
 dispatch under 1 s, ingest at least half of what the bare subscriber receives.
@@ -60,6 +66,7 @@ from typing import Any, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from fleet import protocol as p
 from fleet.geometry import Box
@@ -68,6 +75,7 @@ from fleet.metrics import difference, percentile
 ROOT = Path(__file__).resolve().parents[1]
 VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 250, "max_y": 210, "max_z": 220}
 PASSWORD = "bench manager password"  # noqa: S105 (a throw-away fleet's member)
+SCRAPE_TOKEN = "bench-scrape-token-0123456789abcdef"  # noqa: S105 (a throw-away fleet's scrape token)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -602,13 +610,25 @@ def enroll(data_dir: Path, n: int, mqtt_port: int, notify_base: Optional[str] = 
 class FleetProcess:
     """``crowdfab-fleet serve`` as a child process, its log in the data directory."""
 
-    def __init__(self, data_dir: Path, http_port: int, mqtt_port: int, profile: Optional[Path]) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        http_port: int,
+        mqtt_port: int,
+        profile: Optional[Path],
+        *,
+        scraped: bool = False,
+    ) -> None:
         script = Path(sys.executable).with_name("crowdfab-fleet")
         fleet = [str(script)] if script.exists() else [sys.executable, "-m", "fleet.cli"]
         if profile is not None:
             fleet = [sys.executable, str(ROOT / "bench" / "stack_sampler.py"), str(profile)]
         args = ["serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(http_port)]
         args += ["--mqtt-port", str(mqtt_port)]
+        if scraped:
+            token_file = data_dir / "scrape-token"
+            token_file.write_text(SCRAPE_TOKEN + "\n")
+            args += ["--metrics-token-file", str(token_file)]
         self.url = f"http://127.0.0.1:{http_port}"
         self.log_path = data_dir / "fleet.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
@@ -743,6 +763,56 @@ class DashboardWatcher:
         self._stop.set()
 
 
+class Scraper:
+    """A Prometheus server's part: ``/metrics`` every ``interval_s`` with the scrape token, parsed."""
+
+    def __init__(self, url: str, interval_s: float) -> None:
+        self.url = url
+        self.interval_s = interval_s
+        self.scrapes: list[tuple[float, float, int]] = []  # (when, seconds taken, bytes)
+        self.errors: list[str] = []
+        self.last: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self._stop = threading.Event()
+        self._active = False
+        self._next_at = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def set_active(self, active: bool) -> None:
+        """Scrape (from now on, every interval) or pause, as a Prometheus server started or stopped."""
+        if active and not self._active:
+            self._next_at = time.monotonic()
+        self._active = active
+
+    def _run(self) -> None:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {SCRAPE_TOKEN}", "Accept": "text/plain"}
+        while not self._stop.is_set():
+            if not self._active or time.monotonic() < self._next_at:
+                self._stop.wait(0.05)
+                continue
+            self._next_at += self.interval_s
+            started = time.time()
+            try:
+                response = session.get(f"{self.url}/metrics", headers=headers, timeout=10)
+                if response.status_code != 200:
+                    self.errors.append(f"scrape answered {response.status_code}")
+                else:
+                    samples = {}
+                    for family in text_string_to_metric_families(response.text):
+                        for sample in family.samples:
+                            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+                    self.last = samples
+                    self.scrapes.append((started, time.time() - started, len(response.content)))
+            except (requests.RequestException, ValueError) as exc:
+                self.errors.append(f"scrape failed: {exc}")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class Submitter:
     """Submits a job over HTTP every ``1 / rate`` seconds, noting when each was accepted."""
 
@@ -853,6 +923,12 @@ class Result:
     store_checks: float = 0.0
     state_writes: float = 0.0
     dash_updates: int = 0
+    #: Whether a scraper read /metrics every 15 s, and what each scrape cost.
+    scraped: bool = False
+    scrapes: int = 0
+    scrape_p50: Optional[float] = None
+    scrape_max: Optional[float] = None
+    scrape_kb: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -867,7 +943,8 @@ def exact_percentile(values: list[float], q: float) -> Optional[float]:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_one(n: int, args: argparse.Namespace) -> Result:
+def run_one(n: int, args: argparse.Namespace, modes: list[bool]) -> list[Result]:
+    """One fleet with ``n`` printers, measured with /metrics scraped or not (``modes``: either or both)."""
     workers = max(1, min(args.workers, n // 50 or 1))
     with tempfile.TemporaryDirectory(prefix=f"crowdfab-load-{n}-") as tmp:
         data_dir = Path(tmp) / "data"
@@ -877,11 +954,15 @@ def run_one(n: int, args: argparse.Namespace) -> Result:
         setup = enroll(data_dir, n, mqtt_port, None if receiver is None else receiver.base)
         print(f"N={n}: enrolled {n} printers in {time.monotonic() - started:.1f} s", flush=True)
         profile = Path(f"{args.profile}.{n}") if args.profile else None
-        fleet = FleetProcess(data_dir, http_port, mqtt_port, profile)
+        fleet = FleetProcess(data_dir, http_port, mqtt_port, profile, scraped=any(modes))
         procs: list[Any] = []
         watchers: list[Any] = []
+        scraper = Scraper(fleet.url, args.scrape_interval)
         try:
             fleet.wait_ready(60)
+            scraper.set_active(modes[0])
+            scraper.start()
+            watchers.append(scraper)
             broker = fleet.broker_pid()
             bare = BareSubscriber(data_dir, mqtt_port)
             watchers.append(bare)
@@ -921,25 +1002,35 @@ def run_one(n: int, args: argparse.Namespace) -> Result:
             )
             submitter = Submitter(fleet.url, setup.member_token, setup.gcode, args.job_rate)
             submitter.start()
+            plan_ = segments(modes, args)
             t0 = time.time() + args.warmup
-            t1 = t0 + args.duration
+            t1 = t0 + sum(length for _, length in plan_)
             stop_at = t1 + args.print_s + args.clear_delay_s + 3.0
             for control in controls:
                 control.put((t0, t1, stop_at))
             pids = {"fleet": fleet.pid, "broker": broker, "bare": bare.pid}
             pids.update({f"worker{i}": proc.pid for i, proc in enumerate(procs)})
+
+            def reading() -> Reading:
+                cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                own = time.process_time()
+                told = {} if receiver is None else receiver.total()
+                return Reading(
+                    cpu, own, metrics(fleet.url, setup.manager_token), bare.status, time.time(), told
+                )
+
             time.sleep(max(0.0, t0 - time.time()))
-            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            self0 = time.process_time()
-            m0 = metrics(fleet.url, setup.manager_token)
-            bare0, w0 = bare.status, time.time()
-            told0 = {} if receiver is None else receiver.total()
-            time.sleep(max(0.0, t1 - time.time()))
-            cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            self1 = time.process_time()
-            m1 = metrics(fleet.url, setup.manager_token)
-            bare1, w1 = bare.status, time.time()
-            told1 = {} if receiver is None else receiver.total()
+            windows: list[tuple[bool, Reading, Reading]] = []
+            before = reading()
+            end_at = t0
+            for scraped, length in plan_:
+                scraper.set_active(scraped)
+                end_at += length
+                time.sleep(max(0.0, end_at - time.time()))
+                after = reading()
+                windows.append((scraped, before, after))
+                before = after
+            scraper.set_active(False)
             rss, peak = rss_mb(fleet.pid)
             submitter.stop()
             done: dict[int, dict[str, Any]] = {}
@@ -960,70 +1051,161 @@ def run_one(n: int, args: argparse.Namespace) -> Result:
             fleet.stop()
             if receiver is not None:
                 receiver.stop()
-        seconds = w1 - w0
-        window = difference(m0, m1)
-        result = Result(n, seconds)
-        result.published = sum(d["published"] for d in done.values()) / args.duration
-        result.ingest = window["counters"].get("mqtt.status", 0) / window["seconds"]
-        result.bare = (bare1 - bare0) / seconds
-        wall = {name: (cpu1[name] - cpu0[name]) / seconds for name in cpu0}
-        result.fleet_cpu = wall["fleet"]
-        result.broker_cpu = wall["broker"]
-        result.generator_cpu = sum(v for k, v in wall.items() if k.startswith("worker")) + wall["bare"]
-        result.generator_cpu += (self1 - self0) / seconds
-        result.fleet_rss, result.fleet_peak_rss = rss, peak
-        lag = window["histograms"].get("status.lag_s")
-        if lag:
-            result.status_p50, result.status_p99 = percentile(lag, 0.5), percentile(lag, 0.99)
-        handled = window["histograms"].get("status.handled_s")
-        if handled:
-            result.handle_p99 = percentile(handled, 0.99)
-        passes = window["histograms"].get("dispatch.pass_s")
-        if passes:
-            result.dispatch_passes = passes["count"]
-            result.pass_p50, result.pass_p99 = percentile(passes, 0.5), percentile(passes, 0.99)
-        result.store_checks = window["counters"].get("status.store_checks", 0) / window["seconds"]
-        result.state_writes = window["counters"].get("status.printer_writes", 0) / window["seconds"]
-        result.dash_updates = sum(1 for at, _ in dash.samples if w0 <= at <= w1)
-        bare_lags = [lag for at, lag in bare.samples if w0 <= at <= w1]
-        result.bare_p50, result.bare_p99 = exact_percentile(bare_lags, 0.5), exact_percentile(bare_lags, 0.99)
-        dash_lags = [lag for at, lag in dash.samples if w0 <= at <= w1]
-        result.dash_p50, result.dash_p99 = exact_percentile(dash_lags, 0.5), exact_percentile(dash_lags, 0.99)
-        if dash.error:
-            result.notes.append(f"dashboard stream: {dash.error}")
         received: dict[int, float] = {}
         for d in done.values():
             for job_id, _printer, at, _issued in d["dispatches"]:
                 received.setdefault(job_id, at)
-        waits = []
-        for job_id, _sent, accepted in submitter.jobs:
-            if not w0 <= accepted <= w1:
-                continue
-            result.jobs += 1
-            at = received.get(job_id)
-            if at is None:
-                result.undispatched += 1
-                waits.append(float("inf"))
-            else:
-                # A dispatch may reach its printer before the 201 reaches the bench: that is no wait.
-                waits.append(max(0.0, at - accepted))
-        result.dispatch_p50, result.dispatch_p99 = exact_percentile(waits, 0.5), exact_percentile(waits, 0.99)
         errors = [e for d in done.values() for e in d["errors"]] + submitter.errors
         error_count = sum(d["error_count"] for d in done.values()) + len(submitter.errors)
-        if error_count:
-            result.notes.append(f"{error_count} errors, e.g. {errors[:3]}")
         late = max(d["late_max"] for d in done.values())
-        if late > 0.5:
-            result.notes.append(f"the generator fell behind its schedule by up to {late:.1f} s")
-        dropped = window["counters"].get("mqtt.dropped", 0)
-        if dropped:
-            result.notes.append(f"the fleet dropped {dropped} messages (see its log)")
-        if receiver is not None:
-            told = {path: told1.get(path, 0) - told0.get(path, 0) for path in sorted(told1)}
-            result.notes.append(f"notifications received in the window: {told or 'none'}")
-        if profile is not None:
-            result.notes.append(f"profile: {profile}")
-        return result
+        published = sum(d["published"] for d in done.values()) / (t1 - t0)
+        found = []
+        for mode in modes:
+            mine = [(b, a) for scraped, b, a in windows if scraped is mode]
+            result = summarize(n, mode, mine, args)
+            result.published = published
+            result.fleet_rss, result.fleet_peak_rss = rss, peak
+            spans = [(b.at, a.at) for b, a in mine]
+
+            def inside(at: float, spans: list[tuple[float, float]] = spans) -> bool:
+                return any(start <= at <= end for start, end in spans)
+
+            result.dash_updates = sum(1 for at, _ in dash.samples if inside(at))
+            bare_lags = [lag for at, lag in bare.samples if inside(at)]
+            result.bare_p50, result.bare_p99 = (
+                exact_percentile(bare_lags, 0.5),
+                exact_percentile(bare_lags, 0.99),
+            )
+            dash_lags = [lag for at, lag in dash.samples if inside(at)]
+            result.dash_p50, result.dash_p99 = (
+                exact_percentile(dash_lags, 0.5),
+                exact_percentile(dash_lags, 0.99),
+            )
+            waits = []
+            for job_id, _sent, accepted in submitter.jobs:
+                if not inside(accepted):
+                    continue
+                result.jobs += 1
+                at = received.get(job_id)
+                if at is None:
+                    result.undispatched += 1
+                    waits.append(float("inf"))
+                else:
+                    # A dispatch may reach its printer before the 201 reaches the bench: that is no wait.
+                    waits.append(max(0.0, at - accepted))
+            result.dispatch_p50 = exact_percentile(waits, 0.5)
+            result.dispatch_p99 = exact_percentile(waits, 0.99)
+            if mode:
+                taken = [(took, size) for at, took, size in scraper.scrapes if inside(at)]
+                result.scrapes = len(taken)
+                result.scrape_p50 = exact_percentile([t for t, _ in taken], 0.5)
+                result.scrape_max = max((t for t, _ in taken), default=None)
+                result.scrape_kb = max((size for _, size in taken), default=0) / 1024
+                statuses = scraper.last.get(("crowdfab_mqtt_messages_total", (("kind", "status"),)), 0.0)
+                if not statuses:
+                    result.notes.append("the last scrape showed no status messages")
+                if scraper.errors:
+                    result.notes.append(f"{len(scraper.errors)} scrape errors, e.g. {scraper.errors[:2]}")
+            if dash.error:
+                result.notes.append(f"dashboard stream: {dash.error}")
+            if error_count:
+                result.notes.append(f"{error_count} errors, e.g. {errors[:3]}")
+            if late > 0.5:
+                result.notes.append(f"the generator fell behind its schedule by up to {late:.1f} s")
+            if profile is not None:
+                result.notes.append(f"profile: {profile}")
+            found.append(result)
+        return found
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the bench reads at a window's edge: CPU seconds by process, its own, the fleet's figures."""
+
+    cpu: dict[str, float]
+    own_cpu: float
+    figures: dict[str, Any]
+    bare_status: int
+    at: float
+    #: What the notification receiver (``--notify``) was sent so far, by path.
+    told: dict[str, int] = field(default_factory=dict)
+
+
+def segments(modes: list[bool], args: argparse.Namespace) -> list[tuple[bool, float]]:
+    """The measured windows: one of ``--duration`` for one mode; for both, ``--segment``-long windows
+    alternating between them (unscraped first), ``--duration`` in all for each, so that both see the
+    same machine (the load of other processes on it drifts)."""
+    if len(modes) == 1:
+        return [(modes[0], args.duration)]
+    count = max(1, round(args.duration / args.segment))
+    length = args.duration / count
+    return [(mode, length) for _ in range(count) for mode in modes]
+
+
+def summarize(
+    n: int, scraped: bool, windows: list[tuple[Reading, Reading]], args: argparse.Namespace
+) -> Result:
+    """One mode's figures over its windows: sums of the windows' differences."""
+    seconds = sum(a.at - b.at for b, a in windows)
+    counters: dict[str, float] = {}
+    histograms: dict[str, dict[str, Any]] = {}
+    cpu: dict[str, float] = {}
+    own = 0.0
+    bare = 0
+    told: dict[str, int] = {}
+    for before, after in windows:
+        for path, count in after.told.items():
+            told[path] = told.get(path, 0) + count - before.told.get(path, 0)
+        window = difference(before.figures, after.figures)
+        for name, value in window["counters"].items():
+            counters[name] = counters.get(name, 0) + value
+        for name, hist in window["histograms"].items():
+            kept = histograms.setdefault(name, {**hist, "counts": [0] * len(hist["counts"]), "sum_s": 0.0})
+            kept["counts"] = [x + y for x, y in zip(kept["counts"], hist["counts"])]
+            kept["count"] = sum(kept["counts"])
+            kept["sum_s"] += hist["sum_s"]
+        for name in before.cpu:
+            cpu[name] = cpu.get(name, 0.0) + after.cpu[name] - before.cpu[name]
+        own += after.own_cpu - before.own_cpu
+        bare += after.bare_status - before.bare_status
+    result = Result(n, seconds, scraped=scraped)
+    result.ingest = counters.get("mqtt.messages{kind=status}", 0) / seconds
+    result.bare = bare / seconds
+    wall = {name: used / seconds for name, used in cpu.items()}
+    result.fleet_cpu = wall["fleet"]
+    result.broker_cpu = wall["broker"]
+    result.generator_cpu = sum(v for k, v in wall.items() if k.startswith("worker")) + wall["bare"]
+    result.generator_cpu += own / seconds
+    lag = histograms.get("status.lag_s")
+    if lag:
+        result.status_p50, result.status_p99 = percentile(lag, 0.5), percentile(lag, 0.99)
+    handled = histograms.get("status.handled_s")
+    if handled:
+        result.handle_p99 = percentile(handled, 0.99)
+    passes = histograms.get("dispatch.pass_s")
+    if passes:
+        result.dispatch_passes = passes["count"]
+        result.pass_p50, result.pass_p99 = percentile(passes, 0.5), percentile(passes, 0.99)
+    result.store_checks = counters.get("status.store_checks", 0) / seconds
+    result.state_writes = counters.get("status.printer_writes", 0) / seconds
+    dropped = counters.get("mqtt.dropped", 0)
+    if dropped:
+        result.notes.append(f"the fleet dropped {dropped:.0f} messages (see its log)")
+    if args.notify:
+        result.notes.append(f"notifications received in the window: {told or 'none'}")
+        # The fleet's own counts by kind of channel: notifications.delivered{channel=json}, …
+        sent = {
+            name.removeprefix("notifications."): int(value)
+            for name, value in sorted(counters.items())
+            if name.startswith(("notifications.delivered{", "notifications.failed{")) and value
+        }
+        result.notes.append(f"the fleet counted: {sent or 'nothing sent'}")
+        sending = histograms.get("notifications.send_s")
+        if sending and sending["count"]:
+            result.notes.append(f"p99 of one delivery attempt: {percentile(sending, 0.99)} s")
+    if len(windows) > 1:
+        result.notes.append(f"measured over {len(windows)} windows of {seconds / len(windows):.0f} s")
+    return result
 
 
 # -- the report -----------------------------------------------------------------------------------
@@ -1044,7 +1226,8 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         f"{args.duration:g} s measured after {args.warmup:g} s warm-up, {os.cpu_count()} CPUs"
     )
     head = (
-        f"{'N':>5} {'sent/s':>7} {'ingest/s':>8} {'bare/s':>7} {'ratio':>5} {'fleet cpu':>9} {'rss MB':>6} "
+        f"{'N':>5} {'scraped':>7} {'sent/s':>7} {'ingest/s':>8} {'bare/s':>7} {'ratio':>5} "
+        f"{'fleet cpu':>9} {'rss MB':>6} "
         f"{'status p50/p99 ms':>17} {'dashboard p50/p99':>17} {'dispatch p50/p99':>16} {'jobs':>4} "
         f"{'broker cpu':>10} {'gen cpu':>7}"
     )
@@ -1052,7 +1235,8 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     print("-" * len(head))
     for r in results:
         print(
-            f"{r.n:>5} {r.published:>7.0f} {r.ingest:>8.0f} {r.bare:>7.0f} {r.ratio:>5.2f} "
+            f"{r.n:>5} {'yes' if r.scraped else 'no':>7} {r.published:>7.0f} {r.ingest:>8.0f} "
+            f"{r.bare:>7.0f} {r.ratio:>5.2f} "
             f"{r.fleet_cpu:>9.2f} {r.fleet_rss:>6.0f} "
             f"{ms(r.status_p50) + ' / ' + ms(r.status_p99):>17} "
             f"{ms(r.dash_p50) + ' / ' + ms(r.dash_p99):>17} "
@@ -1068,17 +1252,48 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"{r.dash_updates} card updates seen on "
             f"the dashboard; fleet peak RSS {r.fleet_peak_rss:.0f} MB"
         )
+        if r.scraped:
+            print(
+                f"  N={r.n}: /metrics scraped {r.scrapes} times in the window "
+                f"(every {args.scrape_interval:g} s): "
+                f"p50 {ms(r.scrape_p50)} ms, slowest {ms(r.scrape_max)} ms, {r.scrape_kb:.0f} kB each"
+            )
         for note in r.notes:
             print(f"  N={r.n}: {note}")
+    side_by_side(results)
     print(
         "  status: a printer's publish (the ts in its payload) to the fleet's state, from the fleet's "
         "status.lag_s histogram (bucket upper bounds); dashboard: to the card in the live stream; "
         "dispatch: the job's 201 to its printer receiving the command."
     )
-    target = next((r for r in results if r.n == TARGET_N), None)
-    if target is None:
+    targets = [r for r in results if r.n == TARGET_N]
+    if not targets:
         print(f"  targets: not checked (they are for N = {TARGET_N})")
-        return
+    for target in targets:
+        check_targets(target)
+
+
+def side_by_side(results: list[Result]) -> None:
+    """For each N run both ways: the scraped run's figures over the unscraped one's."""
+    for n in sorted({r.n for r in results}):
+        off = next((r for r in results if r.n == n and not r.scraped), None)
+        on = next((r for r in results if r.n == n and r.scraped), None)
+        if off is None or on is None:
+            continue
+
+        def ratio(a: Optional[float], b: Optional[float]) -> str:
+            return f"{a / b:.2f}" if a is not None and b else "-"
+
+        print(
+            f"  N={n}: scraped / not scraped, measured side by side: fleet cpu {on.fleet_cpu:.2f} / "
+            f"{off.fleet_cpu:.2f} cores ({ratio(on.fleet_cpu, off.fleet_cpu)}), "
+            f"status p99 {ms(on.status_p99)} / {ms(off.status_p99)} ms, "
+            f"dispatch p99 {ms(on.dispatch_p99)} / {ms(off.dispatch_p99)} ms, "
+            f"ingest ratio {on.ratio:.2f} / {off.ratio:.2f}, rss {on.fleet_rss:.0f} / {off.fleet_rss:.0f} MB"
+        )
+
+
+def check_targets(target: Result) -> None:
     checks = [
         (f"fleet under {TARGET_CPU} core", target.fleet_cpu < TARGET_CPU, f"{target.fleet_cpu:.2f} cores"),
         (
@@ -1097,7 +1312,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"{target.ratio:.0%}",
         ),
     ]
-    print(f"  targets at N = {TARGET_N}:")
+    print(f"  targets at N = {TARGET_N}, /metrics {'scraped' if target.scraped else 'not scraped'}:")
     for name, met, value in checks:
         print(f"    {'met    ' if met else 'NOT MET'}  {name}: {value}")
 
@@ -1122,6 +1337,21 @@ def main() -> int:
         "webhook posts to a local receiver)",
     )
     parser.add_argument("--profile", help="sample the fleet's stacks; the report goes to PROFILE.<N>")
+    parser.add_argument(
+        "--metrics",
+        choices=("on", "off", "both"),
+        default="on",
+        help="scrape /metrics during the run (on), not (off), or run each N both ways side by side",
+    )
+    parser.add_argument(
+        "--scrape-interval", type=float, default=15.0, help="seconds between scrapes (Prometheus: 15)"
+    )
+    parser.add_argument(
+        "--segment",
+        type=float,
+        default=30.0,
+        help="with --metrics both: the length of each window, scraped and not scraped in turn",
+    )
     parser.add_argument("--quick", action="store_true", help="a small smoke run: 20 printers, 5 s")
     args = parser.parse_args()
     if args.quick:
@@ -1132,8 +1362,10 @@ def main() -> int:
         parser.error(f"--sizes must be whole numbers separated by commas, not {args.sizes!r}")
     if not sizes or min(sizes) < 1:
         parser.error("--sizes needs at least one printer count of 1 or more")
-    if args.duration <= 0 or args.job_rate <= 0 or args.workers < 1:
-        parser.error("--duration and --job-rate must be positive, --workers at least 1")
+    if min(args.duration, args.job_rate, args.scrape_interval, args.segment) <= 0 or args.workers < 1:
+        parser.error(
+            "--duration, --job-rate, --scrape-interval and --segment must be positive, --workers 1 or more"
+        )
     limit = raise_file_limit()
     if limit < max(sizes) * 2 + 200:
         print(
@@ -1141,14 +1373,16 @@ def main() -> int:
             f"{max(sizes)} printers need about {max(sizes) * 2 + 200}"
         )
     results = []
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.metrics]
     for n in sizes:
-        results.append(run_one(n, args))
-        r = results[-1]
-        print(
-            f"N={n}: ingest {r.ingest:.0f}/s (bare {r.bare:.0f}/s), fleet {r.fleet_cpu:.2f} cores, "
-            f"status p99 {ms(r.status_p99)} ms, dispatch p99 {ms(r.dispatch_p99)} ms",
-            flush=True,
-        )
+        for r in run_one(n, args, modes):
+            results.append(r)
+            print(
+                f"N={n} ({'scraped' if r.scraped else 'not scraped'}): ingest {r.ingest:.0f}/s "
+                f"(bare {r.bare:.0f}/s), fleet {r.fleet_cpu:.2f} cores, "
+                f"status p99 {ms(r.status_p99)} ms, dispatch p99 {ms(r.dispatch_p99)} ms",
+                flush=True,
+            )
     report(results, args)
     return 0
 

@@ -4,6 +4,9 @@ Run: ``.venv/bin/python bench/scheduler.py [--runs N]``. Three figures per size:
 pass (``explain=False``), a full pass (order, estimates, reasons ready), and a full pass that also
 builds every explanation's message. The last column counts the garbage collections a pass
 triggers (the pass never pauses the collector, so it must not leave much behind for it to walk).
+The last size puts quotas and membership groups in play: a third of the members have limits
+(printer-hours, grams, cost a month, jobs at once), every member is in a group with a priority, and
+a few jobs have their quotas lifted, so the pass holds thousands of jobs and says why.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from datetime import date
+from decimal import Decimal
+
+from fleet.economy.periods import Period
+from fleet.economy.quotas import Allowance, Limits, Used, allowance
 from fleet.geometry import Box
 from fleet.scheduler import JobInfo, PrinterInfo, decayed_usage, plan
 from fleet.states import JobState, PrinterState
@@ -129,6 +137,41 @@ def build(
     return printers, jobs, decayed_usage(history, NOW), grants
 
 
+def with_quotas(jobs: list[JobInfo], seed: int = 11) -> tuple[list[JobInfo], dict[int, Allowance]]:
+    """The same queue with membership groups, grams and costs on every job, and a third of the members
+    limited (some already near their limits), as a lab with quotas would have."""
+    rng = random.Random(seed)
+    members = sorted({j.member_id for j in jobs})
+    groups = {m: rng.choice([("student", 1), ("resident", 0), ("pro", 2)]) for m in members}
+    quotas = {}
+    for m in rng.sample(members, len(members) // 3):
+        limits = Limits(
+            printer_hours=Decimal(rng.choice([5, 10, 20, 40])),
+            grams=Decimal(rng.choice([500, 1000, 3000])),
+            cost_minor=rng.choice([2000, 5000, None]),
+            jobs_at_once=rng.choice([1, 2, 3, None]),
+        )
+        used = Used(
+            seconds=rng.uniform(0, 30) * 3600, grams=rng.uniform(0, 800), cost_minor=rng.randint(0, 3000)
+        )
+        quotas[m] = allowance(
+            {Period.MONTH: limits}, {Period.MONTH: used}, rng.randint(0, 2), {Period.MONTH: date(2025, 7, 1)}
+        )
+    rebuilt = []
+    for j in jobs:
+        grams = j.estimated_seconds / 3600 * rng.uniform(5, 20)
+        group, level = groups[j.member_id]
+        rebuilt.append(
+            JobInfo(
+                j.id, j.member_id, j.state, j.submitted_at, j.estimated_seconds, j.bounds, j.nozzle_diameter,
+                j.material, j.priority, j.heats_bed, j.tools, grams=grams,
+                cost_minor=round(grams * 5 + j.estimated_seconds / 36), quota_lifted=rng.random() < 0.01,
+                group=group, group_priority=level,
+            )
+        )  # fmt: skip
+    return rebuilt, quotas
+
+
 def timings(run: Callable[[], object], runs: int) -> tuple[float, float]:
     samples = []
     for _ in range(runs):
@@ -137,6 +180,18 @@ def timings(run: Callable[[], object], runs: int) -> tuple[float, float]:
         samples.append((time.perf_counter() - started) * 1000)
     samples.sort()
     return statistics.median(samples), samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
+
+
+def paired_ratio(first: Callable[[], object], second: Callable[[], object], runs: int) -> float:
+    """Median of ``second``'s time over ``first``'s, each pair timed back to back."""
+    ratios = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        first()
+        middle = time.perf_counter()
+        second()
+        ratios.append((time.perf_counter() - middle) / (middle - started))
+    return statistics.median(ratios)
 
 
 def collections(run: Callable[[], object]) -> int:
@@ -166,6 +221,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     sizes = [(50, 2_000, False), (200, 8_000, False), (500, 20_000, False), (500, 20_000, True)]
+    quota_size = (500, 20_000)
     print(f"calibration loop: {calibration_ms():.1f} ms (machine speed right now; lower is faster)")
     #: Medians of the acceptance size (500 printers, 20,000 jobs, shared bounds), for the summary.
     target: dict[str, float] = {}
@@ -195,6 +251,27 @@ def main() -> None:
                 f"{printer_count:>8} {queued:>7} {name:<28} {median:>10.1f} {p95:>8.1f} {ratio:>8.2f}x"
                 f" {gcs:>8}{label}"
             )
+    printers, plain_jobs, usage, grants = build(*quota_size)
+    jobs, quotas = with_quotas(plain_jobs)
+    queued = sum(1 for j in jobs if j.state is JobState.QUEUED)
+    held = len(plan(printers, jobs, usage=usage, grants=grants, now=NOW, quotas=quotas).holds)
+    quota_passes: list[tuple[str, Callable[[], object]]] = [
+        (
+            "dispatch (explain=False)",
+            partial(plan, printers, jobs, usage=usage, grants=grants, now=NOW, explain=False, quotas=quotas),
+        ),
+        ("full: order + estimates", partial(full_pass, printers, jobs, usage, grants, quotas)),
+        ("full + every message", partial(every_message, printers, jobs, usage, grants, quotas)),
+    ]
+    with_limits: dict[str, float] = {}
+    for name, run in quota_passes:
+        median, p95 = timings(run, args.runs)
+        with_limits[name] = median
+        ratio = median / TARGET_MS
+        print(
+            f"{quota_size[0]:>8} {queued:>7} {name:<28} {median:>10.1f} {p95:>8.1f} {ratio:>8.2f}x"
+            f" {collections(run):>8}  (quotas and groups: {held} jobs held)"
+        )
     dispatch, full, every = (
         target["dispatch (explain=False)"],
         target["full: order + estimates"],
@@ -206,6 +283,24 @@ def main() -> None:
     print(
         f"  formatting every message on top    {every - full:7.1f} ms  (full + every message: {every:.1f} ms)"
     )
+    q_dispatch, q_full = with_limits["dispatch (explain=False)"], with_limits["full: order + estimates"]
+    print(f"  with quotas and groups, dispatch   {q_dispatch:7.1f} ms  {q_dispatch / TARGET_MS:5.2f}x")
+    print(f"  with quotas and groups, full pass  {q_full:7.1f} ms  {q_full / TARGET_MS:5.2f}x")
+    # Side by side: each run times the plain queue, then the same queue with quotas and groups, so
+    # both see the same machine (a shared machine's load moves between the sections above).
+    pairs = {
+        "dispatch": (
+            partial(plan, printers, plain_jobs, usage=usage, grants=grants, now=NOW, explain=False),
+            partial(plan, printers, jobs, usage=usage, grants=grants, now=NOW, explain=False, quotas=quotas),
+        ),
+        "full": (
+            partial(full_pass, printers, plain_jobs, usage, grants),
+            partial(full_pass, printers, jobs, usage, grants, quotas),
+        ),
+    }
+    for name, (without, with_them) in pairs.items():
+        ratio = paired_ratio(without, with_them, args.runs)
+        print(f"  quotas and groups against none ({name}, paired runs): {ratio:5.2f}x")
     printers, jobs, usage, grants = build(500, 20_000)
     result = plan(printers, jobs, usage=usage, grants=grants, now=NOW)
     print(f"\n500 printers, 20,000 jobs: {len(result.assignments)} dispatched; some explanations:")
@@ -214,18 +309,26 @@ def main() -> None:
 
 
 def full_pass(
-    printers: list[PrinterInfo], jobs: list[JobInfo], usage: dict[int, float], grants: dict
+    printers: list[PrinterInfo],
+    jobs: list[JobInfo],
+    usage: dict[int, float],
+    grants: dict,
+    quotas: dict[int, Allowance] | None = None,
 ) -> object:
     """A plan whose estimates are worked out (reading one explanation walks the whole queue)."""
-    result = plan(printers, jobs, usage=usage, grants=grants, now=NOW)
+    result = plan(printers, jobs, usage=usage, grants=grants, now=NOW, quotas=quotas)
     return result.explanations[result.order[0]] if result.order else None
 
 
 def every_message(
-    printers: list[PrinterInfo], jobs: list[JobInfo], usage: dict[int, float], grants: dict
+    printers: list[PrinterInfo],
+    jobs: list[JobInfo],
+    usage: dict[int, float],
+    grants: dict,
+    quotas: dict[int, Allowance] | None = None,
 ) -> object:
     """What the /queue endpoint does: every explanation, and every message read (messages are lazy)."""
-    result = plan(printers, jobs, usage=usage, grants=grants, now=NOW)
+    result = plan(printers, jobs, usage=usage, grants=grants, now=NOW, quotas=quotas)
     return [explanation.message for explanation in result.explanations.values()]
 
 

@@ -91,6 +91,13 @@ class Dispatches:
         """The job started, ended or was cancelled: nothing more to wait for."""
         self.waiting.pop(job_id, None)
 
+    def started(self, job_id: int, now: float) -> None:
+        """The job's printer started it: nothing more to wait for, and the wait since its assignment
+        is counted (for dispatches this process sent: a recovered one's wait spans the restart)."""
+        dispatch = self.waiting.pop(job_id, None)
+        if dispatch is not None and dispatch.command is not None and not dispatch.recovered:
+            self.app.metrics.observe("dispatch.latency_s", now - dispatch.command.issued_at, step="started")
+
     def forget_printer(self, printer_id: str) -> None:
         for job_id, dispatch in list(self.waiting.items()):
             if dispatch.printer_id == printer_id:
@@ -269,6 +276,9 @@ class Dispatches:
             reason = f"printer {printer.id} {word} the job" + (f": {ack.reason[:200]}" if ack.reason else "")
             self._give_back(dispatch, reason, now)
         elif dispatch.answer is not ack.status and dispatch.answer not in _TAKEN:
+            if ack.status in _TAKEN and dispatch.command is not None and not dispatch.recovered:
+                latency = now - dispatch.command.issued_at
+                self.app.metrics.observe("dispatch.latency_s", latency, step="accepted")
             expires_at = dispatch.expires_at
             if ack.status is p.AckStatus.PENDING:
                 # The owner is asked: hold the job as long as the node says they have (it answers

@@ -3,7 +3,10 @@
 One :class:`FleetLink` per fleet process. Messages arrive on the link's thread (``handle``); the
 dispatch loop runs on the link's own thread (``tick``); both take one lock, so the store sees one
 writer from here at a time. Nothing here opens a socket: the link is given (an ``MqttLink`` in
-production, an in-memory fake in tests), and so is the clock.
+production, an in-memory fake in tests), and so is the clock. With several fleet processes on one
+database every link ingests, but only the one whose process holds the ``dispatch`` duty
+(:mod:`fleet.duties`) runs the loop's once-only part: follow-ups, the scheduler's pass, silent
+printers.
 
 How a node's state maps onto the fleet's printer state (:func:`printer_state_for`):
 
@@ -144,6 +147,7 @@ class FleetLink:
         tick_interval_s: Optional[float] = 1.0,
         log_interval_s: float = 60.0,
         clock: Callable[[], float] = time.time,
+        dispatch_duty: Optional[Callable[[], bool]] = None,
     ) -> None:
         self.app = app
         self.link = link
@@ -160,6 +164,10 @@ class FleetLink:
         self._jitter = random.Random()  # noqa: S311 (spreads rechecks over time; not a secret)
         #: None: no thread; the owner calls :meth:`tick` (tests do).
         self.tick_interval_s = tick_interval_s
+        #: Whether this process holds the once-only dispatch duty now (several fleet processes on one
+        #: database: see :mod:`fleet.duties`, which calls :meth:`take_over` and :meth:`hand_over`).
+        #: None: this link is the only one, and holds it from :meth:`start` on.
+        self.dispatch_duty = dispatch_duty
         self.clock = clock
         self._log = RateLimitedLog(log_interval_s)
         self._lock = threading.RLock()
@@ -197,8 +205,9 @@ class FleetLink:
         self.app.hooks.on_printer_command(self.send_command)
         self.app.hooks.on_work_available(self.request_dispatch)
         self.app.hooks.on_credentials_changed(self.recheck_statuses)
-        with self._lock:
-            self.dispatches.recover(now)
+        if self.dispatch_duty is None:
+            with self._lock:
+                self.dispatches.recover(now)
         # Status is taken at QoS 0: each one replaces the last and the broker keeps the latest
         # (retained), sent again on every subscribe. So the fleet owes the broker no acknowledgement
         # per status, statuses never wait behind the broker's in-flight window, and none are queued
@@ -227,6 +236,21 @@ class FleetLink:
                 log.exception("the dispatch loop hit an error; it carries on")
             self._wake.wait(self.tick_interval_s)
 
+    def take_over(self) -> None:
+        """This process now holds the dispatch duty: take over the assignments the last holder left
+        (their commands are sent again, the same) and give silent printers their full time from now."""
+        now = self.clock()
+        with self._lock:
+            self._started_at = now
+            self.dispatches.recover(now)
+            self._next_question = float("-inf")
+        self.request_dispatch()
+
+    def hand_over(self) -> None:
+        """Another process holds the dispatch duty now: what this one waited for is its to follow."""
+        with self._lock:
+            self.dispatches.waiting.clear()
+
     def request_dispatch(self) -> None:
         """Run a dispatch pass at the next tick (a printer became free, a job was queued)."""
         self._dispatch_wanted = True
@@ -254,15 +278,19 @@ class FleetLink:
     # -- the loop -------------------------------------------------------------------------------
 
     def tick(self, now: Optional[float] = None) -> None:
-        """One round: re-send or give up unanswered dispatches, mark silent printers, dispatch."""
+        """One round: write when printers were last seen; and, holding the dispatch duty, re-send or
+        give up unanswered dispatches, mark silent printers, dispatch."""
         now = self.clock() if now is None else now
         with self._lock:
-            self.dispatches.follow_up(now)
-            if now >= self._next_question:
-                self._next_question = now + self.ack_timeout_s
-                self.dispatches.ask_about_held_unknowns(self._heard)
-            self._mark_silent(now)
-            due = self._dispatch_wanted or now >= self._next_dispatch
+            # The once-only part: one fleet process among those on the database does it.
+            duty = self.dispatch_duty is None or self.dispatch_duty()
+            if duty:
+                self.dispatches.follow_up(now)
+                if now >= self._next_question:
+                    self._next_question = now + self.ack_timeout_s
+                    self.dispatches.ask_about_held_unknowns(self._heard)
+                self._mark_silent(now)
+            due = duty and (self._dispatch_wanted or now >= self._next_dispatch)
             if due:
                 self._dispatch_wanted = False
                 self._next_dispatch = now + self.dispatch_interval_s
@@ -344,7 +372,7 @@ class FleetLink:
         try:
             with self._lock:
                 self._handle(printer_id, channel, payload, now)
-            metrics.count(f"mqtt.{channel.value}")
+            metrics.count("mqtt.messages", kind=channel.value)
             if channel is p.Channel.STATUS:
                 metrics.observe("status.handled_s", self.clock() - now)
             return
@@ -471,7 +499,7 @@ class FleetLink:
             self.app.reports.printer_job_event(
                 printer.id, job.id, target, f"printer {printer.id} reports it {target.value}"
             )
-            self.dispatches.forget(job.id)
+            self.dispatches.started(job.id, self.clock())
         elif job.state is JobState.UNKNOWN and not running:
             if job.started_at is None:
                 # The printer keeps the job until it says whether it took it.
@@ -504,5 +532,7 @@ class FleetLink:
         reason = event.message.strip()[:200] or f"printer {printer.id}: {event.type.value.replace('_', ' ')}"
         if self.app.reports.printer_job_event(printer.id, event.job_id, target, reason):
             log.info("job %d: %s on printer %s", event.job_id, event.type.value, printer.id)
-        if target is not JobState.PAUSED:
+        if target is JobState.PRINTING:
+            self.dispatches.started(event.job_id, self.clock())
+        elif target is not JobState.PAUSED:
             self.dispatches.forget(event.job_id)

@@ -38,6 +38,16 @@ class Box:
     def size(self) -> tuple[float, float, float]:
         return (self.max_x - self.min_x, self.max_y - self.min_y, self.max_z - self.min_z)
 
+    @property
+    def print_size(self) -> tuple[float, float, float]:
+        """The size of a print whose moves this box holds: width, depth, and height from the bed up.
+
+        A print stands on the bed (z = 0): its lowest move is at the first layer's Z, the top of a
+        layer the nozzle lays below it, so the part is as tall as its highest move's Z (a single-layer
+        part as tall as its one layer, never 0 mm). A box reaching below the bed counts from its bottom.
+        """
+        return (self.max_x - self.min_x, self.max_y - self.min_y, self.max_z - min(self.min_z, 0.0))
+
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 

@@ -73,6 +73,10 @@ class Unfit:
     job_id: int
     #: Such as "250 x 210 x 220 mm needed, this profile gives 200 x 200 x 200 mm" (with the times sign).
     reason: str
+    #: The same as a stable key and its values (``too_small``, ``{"needed": ..., "have": ...}``), for a
+    #: node to word in its user's language; empty from a fleet that sends none.
+    key: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def decode_unfit(data: Any) -> tuple[Unfit, ...]:
@@ -86,12 +90,21 @@ def decode_unfit(data: Any) -> tuple[Unfit, ...]:
         job_id, reason = item.get("job_id"), item.get("reason")
         if not isinstance(job_id, int) or isinstance(job_id, bool) or not isinstance(reason, str):
             raise ProtocolError(f"jobs[{i}] needs an integer job_id and a text reason", field="jobs")
-        result.append(Unfit(job_id, reason))
+        key, params = item.get("key", ""), item.get("params", {})
+        if (
+            not isinstance(key, str)
+            or not isinstance(params, dict)
+            or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in params.values())
+        ):
+            raise ProtocolError(f"jobs[{i}] needs a text key and params of texts and numbers", field="jobs")
+        result.append(Unfit(job_id, reason, key, params))
     return tuple(result)
 
 
-#: The largest plate photo the fleet takes; a node does not send a larger one.
-MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
+#: The largest plate photo any fleet takes (a lab sets its own limit up to this); a node sends no larger.
+MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024
+#: A lab's limit until a manager sets another (``snapshot_max_bytes`` of the lab settings).
+DEFAULT_SNAPSHOT_BYTES = 2 * 1024 * 1024
 #: What a plate photo may be, told by its first bytes (never by what the sender claims).
 _IMAGE_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
 

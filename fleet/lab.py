@@ -1,4 +1,4 @@
-"""The lab's own settings, adjustable by a manager: approval, upload limit, G-code rules."""
+"""The lab's own settings, adjustable by a manager: approval, uploads, currency, time zone, G-code rules."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Optional, TypeVar
 
 from .config import DEFAULT_MAX_UPLOAD_BYTES
+from .economy.money import check_currency
+from .economy.periods import check_time_zone
 from .errors import Invalid
 from .gcode import DEFAULT_RULES, SafetyRules
+from .http_protocol import DEFAULT_SNAPSHOT_BYTES, MAX_SNAPSHOT_BYTES
 from .models import LabSettingsChanges
 
 #: The largest upload limit a manager can set: beyond it a single file would be a denial of service.
@@ -18,6 +21,10 @@ MAX_HALF_LIFE_S = 10 * 365 * 86400.0
 MIN_HALF_LIFE_S = 3600.0
 #: The highest max_copies (copies of a file one submission may ask for) a manager may set.
 MAX_COPIES = 500
+#: The smallest plate photo limit: below it no webcam's photo of a plate is readable.
+MIN_SNAPSHOT_BYTES = 64 * 1024
+#: Plate photos are kept from a day to a year (they are for deciding whether a plate is clear).
+MAX_SNAPSHOT_RETENTION_DAYS = 365
 
 T = TypeVar("T")
 
@@ -30,6 +37,14 @@ class LabSettings:
     max_copies: int = 20
     #: Fair share looks at printer-hours with this half-life: last week's prints count half.
     fair_share_half_life_s: float = 7 * 86400
+    #: ISO 4217 code of the currency the price list and the ledger are in.
+    currency: str = "EUR"
+    #: IANA name; quota periods and the ledger's months follow its midnights.
+    time_zone: str = "UTC"
+    #: The largest photo of a plate a printer may send, bytes.
+    snapshot_max_bytes: int = DEFAULT_SNAPSHOT_BYTES
+    #: How many days the photos of plates are kept.
+    snapshot_retention_days: int = 14
     rules: SafetyRules = field(default_factory=lambda: DEFAULT_RULES)
 
     def to_dict(self) -> dict[str, Any]:
@@ -47,6 +62,14 @@ class LabSettings:
             result = replace(result, max_copies=changes.max_copies)
         if changes.fair_share_half_life_s is not None:
             result = replace(result, fair_share_half_life_s=float(changes.fair_share_half_life_s))
+        if changes.currency is not None:
+            result = replace(result, currency=check_currency(changes.currency))
+        if changes.time_zone is not None:
+            result = replace(result, time_zone=check_time_zone(changes.time_zone))
+        if changes.snapshot_max_bytes is not None:
+            result = replace(result, snapshot_max_bytes=changes.snapshot_max_bytes)
+        if changes.snapshot_retention_days is not None:
+            result = replace(result, snapshot_retention_days=changes.snapshot_retention_days)
         if changes.rules is not None:
             # A partial object changes only the options it names; SafetyRules checks each one.
             merged = {**result.rules.to_dict(), **changes.rules}
@@ -73,6 +96,12 @@ class LabSettings:
                 max_upload_bytes=_checked(data, "max_upload_bytes", check_max_upload_bytes),
                 max_copies=_checked(data, "max_copies", check_max_copies),
                 fair_share_half_life_s=_checked(data, "fair_share_half_life_s", check_half_life),
+                currency=_checked(data, "currency", check_currency),
+                time_zone=_checked(data, "time_zone", check_time_zone),
+                snapshot_max_bytes=_checked(data, "snapshot_max_bytes", check_snapshot_max_bytes),
+                snapshot_retention_days=_checked(
+                    data, "snapshot_retention_days", check_snapshot_retention_days
+                ),
                 rules=rules,
             )
         )
@@ -98,6 +127,25 @@ def check_max_upload_bytes(value: Any) -> int:
 def check_max_copies(value: Any) -> int:
     if not _whole(value) or not 1 <= value <= MAX_COPIES:
         raise Invalid(f"max_copies must be a whole number from 1 to {MAX_COPIES}", field="max_copies")
+    return int(value)
+
+
+def check_snapshot_max_bytes(value: Any) -> int:
+    if not _whole(value) or not MIN_SNAPSHOT_BYTES <= value <= MAX_SNAPSHOT_BYTES:
+        raise Invalid(
+            f"snapshot_max_bytes must be a whole number of bytes from {MIN_SNAPSHOT_BYTES} (64 KiB) to "
+            f"{MAX_SNAPSHOT_BYTES} (16 MiB)",
+            field="snapshot_max_bytes",
+        )
+    return int(value)
+
+
+def check_snapshot_retention_days(value: Any) -> int:
+    if not _whole(value) or not 1 <= value <= MAX_SNAPSHOT_RETENTION_DAYS:
+        raise Invalid(
+            f"snapshot_retention_days must be a whole number of days from 1 to {MAX_SNAPSHOT_RETENTION_DAYS}",
+            field="snapshot_retention_days",
+        )
     return int(value)
 
 

@@ -106,7 +106,9 @@ def _clock(minutes: int) -> str:
 
 def _minutes(value: Any, field: str) -> int:
     if not isinstance(value, str) or not _TIME_RE.match(value):
-        raise Invalid(f"{field} must be a time such as 20:00 (00:00 to 24:00)", field=field)
+        raise Invalid(
+            f"{field} must be a time such as 20:00 (00:00 to 24:00)", field=field, key="lending_time"
+        )
     hours, minutes = value.split(":")
     return int(hours) * 60 + int(minutes)
 
@@ -114,14 +116,20 @@ def _minutes(value: Any, field: str) -> int:
 def decode_lending(data: Any, field: str = "lending") -> Lending:
     """Lending terms from their JSON form; :class:`Invalid` names the field that is wrong."""
     if not isinstance(data, Mapping):
-        raise Invalid(f"{field} must be an object with time_zone and windows", field=field)
+        raise Invalid(
+            f"{field} must be an object with time_zone and windows", field=field, key="lending_shape"
+        )
     unknown = sorted(set(data) - {"time_zone", "windows", "materials"})
     if unknown:
-        raise Invalid(f"{field}.{unknown[0]} is not a lending term", field=f"{field}.{unknown[0]}")
+        raise Invalid(
+            f"{field}.{unknown[0]} is not a lending term", field=f"{field}.{unknown[0]}", key="lending_shape"
+        )
     zone = data.get("time_zone")
     if not isinstance(zone, str) or not zone or len(zone) > 64:
         raise Invalid(
-            f"{field}.time_zone must be a time zone such as Europe/Paris", field=f"{field}.time_zone"
+            f"{field}.time_zone must be a time zone such as Europe/Paris",
+            field=f"{field}.time_zone",
+            key="lending_zone_missing",
         )
     try:
         ZoneInfo(zone)
@@ -129,11 +137,16 @@ def decode_lending(data: Any, field: str = "lending") -> Lending:
         raise Invalid(
             f"{field}.time_zone: unknown time zone {zone!r} (use a name such as Europe/Paris)",
             field=f"{field}.time_zone",
+            key="lending_zone_unknown",
+            params={"zone": zone},
         ) from None
     raw = data.get("windows")
     if not isinstance(raw, Sequence) or isinstance(raw, (str, bytes)) or len(raw) > MAX_WINDOWS:
         raise Invalid(
-            f"{field}.windows must be a list of at most {MAX_WINDOWS} windows", field=f"{field}.windows"
+            f"{field}.windows must be a list of at most {MAX_WINDOWS} windows",
+            field=f"{field}.windows",
+            key="lending_too_many",
+            params={"max": MAX_WINDOWS},
         )
     windows = tuple(_window(w, f"{field}.windows[{i}]") for i, w in enumerate(raw))
     _check_overlaps(windows, f"{field}.windows")
@@ -146,7 +159,9 @@ def decode_lending(data: Any, field: str = "lending") -> Lending:
             or not all(isinstance(m, str) and 0 < len(m) <= 32 for m in materials)
         ):
             raise Invalid(
-                f"{field}.materials must be a list of material names such as PLA", field=f"{field}.materials"
+                f"{field}.materials must be a list of material names such as PLA",
+                field=f"{field}.materials",
+                key="lending_materials",
             )
         materials = frozenset(m.upper() for m in materials)
     return Lending(zone, windows, materials)
@@ -154,21 +169,35 @@ def decode_lending(data: Any, field: str = "lending") -> Lending:
 
 def _window(data: Any, field: str) -> Window:
     if not isinstance(data, Mapping) or set(data) != {"days", "start", "end"}:
-        raise Invalid(f"{field} must be an object with days, start and end", field=field)
+        raise Invalid(f"{field} must be an object with days, start and end", field=field, key="lending_shape")
     days = data["days"]
     if not isinstance(days, Sequence) or isinstance(days, (str, bytes)) or not days:
-        raise Invalid(f'{field}.days must be a list of days such as ["mon", "tue"]', field=f"{field}.days")
+        raise Invalid(
+            f'{field}.days must be a list of days such as ["mon", "tue"]',
+            field=f"{field}.days",
+            key="lending_shape",
+        )
     found = set()
     for day in days:
         if day not in DAYS:
-            raise Invalid(f"{field}.days: {day!r} is not one of {', '.join(DAYS)}", field=f"{field}.days")
+            raise Invalid(
+                f"{field}.days: {day!r} is not one of {', '.join(DAYS)}",
+                field=f"{field}.days",
+                key="lending_day",
+                params={"day": str(day)},
+            )
         found.add(DAYS.index(day))
     start = _minutes(data["start"], f"{field}.start")
     end = _minutes(data["end"], f"{field}.end")
     if start == 24 * 60:
-        raise Invalid(f"{field}.start must be before 24:00", field=f"{field}.start")
+        raise Invalid(f"{field}.start must be before 24:00", field=f"{field}.start", key="lending_time")
     if start == end:
-        raise Invalid(f"{field} is empty: start and end are both {_clock(start)}", field=field)
+        raise Invalid(
+            f"{field} is empty: start and end are both {_clock(start)}",
+            field=field,
+            key="lending_empty",
+            params={"time": _clock(start)},
+        )
     return Window(frozenset(found), start, end)
 
 
@@ -183,6 +212,8 @@ def _check_overlaps(windows: Sequence[Window], field: str) -> None:
                         f"{field}: windows {other} ({windows[other].describe()}) and {index} "
                         f"({window.describe()}) overlap",
                         field=field,
+                        key="lending_overlap",
+                        params={"first": other + 1, "second": index + 1},
                     )
         seen += [(index, b, s) for b, s in window.spans()]
 
@@ -218,6 +249,36 @@ def next_opening(lending: Lending, now: float) -> Optional[float]:
     return best
 
 
+def closing_at(lending: Lending, now: float) -> Optional[float]:
+    """When the lent stretch that holds ``now`` ends (epoch seconds): windows that meet run on as one
+    (weeknights 20:00-08:00 then weekends from 08:00). None when it never ends (lent all week), and
+    ``now`` itself when the printer is not lent at ``now``."""
+    zone = ZoneInfo(lending.time_zone)
+    local = datetime.fromtimestamp(now, zone)
+    minute = _minute_of_week(local)
+    spans = [span for w in lending.windows for span in w.spans()]
+    reach = minute
+    while True:
+        # The span holding ``reach`` (taken modulo the week), followed to its end; spans that touch chain.
+        at = reach % WEEK_MINUTES
+        ends = [stop for begin, stop in spans if begin <= at < stop]
+        if not ends:
+            break
+        reach += max(ends) - at
+        if reach - minute >= WEEK_MINUTES:
+            return None
+    if reach == minute:
+        return now
+    # Wall-clock arithmetic in the owner's zone, as the windows are read (zoneinfo places the result).
+    start = local.replace(second=0, microsecond=0)
+    return (start + timedelta(minutes=reach - minute)).timestamp()
+
+
+def clock_words(lending: Lending, at: float) -> str:
+    """'08:00', in the owner's zone."""
+    return f"{datetime.fromtimestamp(at, ZoneInfo(lending.time_zone)):%H:%M}"
+
+
 def opening_words(lending: Lending, at: float) -> str:
     """'Monday 20:00', in the owner's zone."""
     local = datetime.fromtimestamp(at, ZoneInfo(lending.time_zone))
@@ -236,14 +297,19 @@ def parse_windows(text: str, field: str = "lending.windows") -> list[dict[str, A
         where = f"{field}[{len(found)}]"
         words = part.split()
         if len(words) != 2 or "-" not in words[1]:
-            raise Invalid(f"{where}: {part!r} must read like 'mon-fri 20:00-08:00'", field=where)
+            raise Invalid(
+                f"{where}: {part!r} must read like 'mon-fri 20:00-08:00'", field=where, key="lending_shape"
+            )
         days: list[str] = []
         for item in words[0].lower().split(","):
             first, _, last = item.partition("-")
             for day in (first, last or first):
                 if day not in DAYS:
                     raise Invalid(
-                        f"{where}.days: {day!r} is not one of {', '.join(DAYS)}", field=f"{where}.days"
+                        f"{where}.days: {day!r} is not one of {', '.join(DAYS)}",
+                        field=f"{where}.days",
+                        key="lending_day",
+                        params={"day": day},
                     )
             a, b = DAYS.index(first), DAYS.index(last or first)
             days += [DAYS[(a + k) % 7] for k in range((b - a) % 7 + 1) if DAYS[(a + k) % 7] not in days]

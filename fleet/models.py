@@ -86,6 +86,24 @@ class JobEvent:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+class CodeRefusal(str, Enum):
+    """Why a one-time code (an enrollment code, a link code) was not taken: each gets its own words."""
+
+    UNKNOWN = "unknown"
+    USED = "used"
+    EXPIRED = "expired"
+
+    @classmethod
+    def of(cls, found: Optional[tuple[Optional[float], float]], now: float) -> CodeRefusal:
+        """From the code's ``(used_at, expires_at)`` as stored (None: no such code): used before expired."""
+        if found is None:
+            return cls.UNKNOWN
+        used_at, expires_at = found
+        if used_at is not None:
+            return cls.USED
+        return cls.EXPIRED if expires_at <= now else cls.UNKNOWN
+
+
 @dataclass(frozen=True)
 class EnrollmentCode:
     """A one-time code a manager hands to whoever sets up a printer; only its hash is stored."""
@@ -190,6 +208,24 @@ def asked_changes(changes: Any, *, besides: Collection[str] = ()) -> dict[str, A
 
 
 @dataclass(frozen=True)
+class PastJob:
+    """A print that already happened, as a lab's history brings it in (see ``Store.record_past_jobs``)."""
+
+    member_id: int
+    printer_id: str
+    #: Done, failed or cancelled.
+    outcome: JobState
+    file_sha256: str
+    filename: str
+    size_bytes: int
+    material: Optional[str]
+    analysis: Mapping[str, Any]
+    submitted_at: float
+    started_at: float
+    finished_at: float
+
+
+@dataclass(frozen=True)
 class PrinterSpec:
     """What a printer can print, as a manager registers it or its node enrolls it."""
 
@@ -239,4 +275,8 @@ class LabSettingsChanges:
     max_upload_bytes: Optional[int] = None
     max_copies: Optional[int] = None
     fair_share_half_life_s: Optional[float] = None
+    currency: Optional[str] = None
+    time_zone: Optional[str] = None
+    snapshot_max_bytes: Optional[int] = None
+    snapshot_retention_days: Optional[int] = None
     rules: Optional[Mapping[str, Any]] = None

@@ -7,19 +7,27 @@ import json
 import logging
 import os
 import secrets
+import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .app import FleetApp, build
 from .config import FleetConfig
+from .errors import Unavailable
 from .http_protocol import API_PREFIX
 from .lab import MAX_UPLOAD_CEILING
-from .notify.worker import NotifyOptions, OutboxWorker
+from .notify.worker import NOTIFY_SCAN, NotifyOptions, OutboxWorker
 from .store import BlobStore, Store, open_store
 from .store.base import PHOTO_KINDS
+
+if TYPE_CHECKING:
+    from .duties import Duties
+    from .fleetlink import FleetLink
+    from .store.changes import ChangeNote
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +54,12 @@ class LinkOptions:
     dispatch_interval_s: float = 5.0
     #: How long a printer that declined a job is not offered it again.
     decline_cooldown_s: float = 300.0
+    #: A once-only duty's lease (see fleet.duties): how long it lasts, and how often it is renewed. A
+    #: process that dies hands its duties to another within about ``duty_ttl_s + duty_renew_s``.
+    duty_ttl_s: float = 5.0
+    duty_renew_s: float = 1.0
+    #: How often the holder of the sweeps duty forgets what has expired (keys, photos, orphan files).
+    sweep_interval_s: float = 3600.0
 
 
 @dataclass
@@ -84,6 +98,7 @@ def make_server(fleet: Fleet) -> Any:
             "SECRET_KEY": session_secret(fleet.config.data_dir),
             "CROWDFAB_LIVE_CLIENTS": live_clients,
             "CROWDFAB_TRUSTED_PROXIES": fleet.config.trusted_proxies,
+            "CROWDFAB_METRICS_ACCESS": fleet.config.metrics,
         },
     )
     server = create_server(
@@ -181,6 +196,55 @@ def _kept_client_id(data_dir: Path) -> str:
     return client_id
 
 
+def sqlite_database(config: FleetConfig) -> Optional[Path]:
+    """The SQLite file the fleet's database is, or None for PostgreSQL (or SQLite in memory)."""
+    if config.database_url is None:
+        return config.data_dir / "fleet.db"
+    from sqlalchemy.engine import make_url
+
+    url = make_url(config.database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+class SingleProcessLock:
+    """SQLite serves one fleet process at a time: a lock beside the database file, held while serving.
+
+    A second ``serve`` on the same file is refused at once, naming the file and what to do, instead
+    of two processes each dispatching on their own (SQLite has no way to tell one process's changes
+    to another's live pages or hand duties over). The lock goes with the process, however it ends.
+    """
+
+    def __init__(self, database: Path) -> None:
+        self.database = database
+        self.path = database.with_name(database.name + ".serving")
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise Unavailable(
+                f"another fleet process{f' (pid {holder})' if holder.isdigit() else ''} already serves the "
+                f"SQLite database {self.database}: SQLite serves one fleet process at a time. Stop that one "
+                "first; to run several fleet processes together, give them one PostgreSQL database "
+                "(--database-url postgresql+psycopg://user@host/dbname) and see docs/operations.md"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # the lock goes with the descriptor
+            self._fd = None
+
+
 class FleetRuntime:
     """Everything ``crowdfab-fleet serve`` runs: the broker (unless external), the HTTP server and the
     fleet link, started with :meth:`start` and stopped, in reverse order, with :meth:`close`."""
@@ -198,6 +262,7 @@ class FleetRuntime:
         self.url = ""
         self.base_url = ""
         self.mqtt_port = options.mqtt_port
+        self.duties: Optional[Duties] = None
         self._stops: list[Callable[[], None]] = []
 
     @property
@@ -215,26 +280,25 @@ class FleetRuntime:
     def _start(self) -> None:
         # Imported here: the link's modules are only needed by a serving fleet.
         from .broker import BrokerUser, ManagedBroker, find_mosquitto, hash_password
+        from .duties import DISPATCH, SWEEPS, Duties
         from .fleetlink import FleetLink
         from .mqtt import BrokerAddress, MqttLink
+        from .store.changes import ChangeListener
 
         config, options = self.config, self.options
         if options.mqtt_url is None:
             find_mosquitto()  # fails early, with how to install it
+        sqlite = sqlite_database(config)
+        if sqlite is not None:
+            lock = SingleProcessLock(sqlite)
+            lock.acquire()
+            self._stops.append(lock.release)
         self.fleet = fleet = Fleet.open(config)
         self._stops.append(fleet.close)
+        # Each process's own: a staging file is locked while its upload runs, so only the dead's go.
         abandoned = fleet.blobs.remove_abandoned_staging()
         if abandoned:
             log.info("removed %d unfinished upload(s) left by an earlier run", abandoned)
-        orphans = fleet.app.intake.remove_orphan_blobs()
-        if orphans:
-            log.info("removed %d stored file(s) no job refers to (uploads cut off by a stop)", orphans)
-        expired = fleet.app.intake.remove_expired_submission_keys()
-        if expired:
-            log.info("forgot %d submission idempotency key(s) older than a day", expired)
-        photos = fleet.app.snapshots.remove_expired()
-        if photos:
-            log.info("forgot %d photo(s) of plates past their retention", photos)
         node_host = public_host(config, options)
         if options.mqtt_url is not None:
             address = BrokerAddress.from_url(options.mqtt_url)
@@ -279,24 +343,59 @@ class FleetRuntime:
         self.url = f"http://{host}:{port}"
         self.base_url = options.public_url or f"http://{node_host}:{port}"
         # A lasting session: nothing a printer reports while the fleet is down is lost to it.
-        mqtt = MqttLink(fleet_client_id(config.data_dir), address, clean_session=False)
+        client_id = fleet_client_id(config.data_dir)
+        mqtt = MqttLink(client_id, address, clean_session=False)
+        fleet.app.health.broker = lambda: mqtt.connected
+        # The once-only duties: this process's share among those on the database (all of them on SQLite).
+        duties = Duties(
+            fleet.store,
+            client_id,
+            ttl_s=options.duty_ttl_s,
+            renew_s=options.duty_renew_s,
+            margin_s=min(1.0, options.duty_renew_s),
+            exclusive=sqlite is not None,
+        )
+        self.duties = duties
+        fleet.app.health.duties = duties.held
         link = FleetLink(
             fleet.app,
             mqtt,
             base_url=self.base_url,
             dispatch_interval_s=options.dispatch_interval_s,
             decline_cooldown_s=options.decline_cooldown_s,
+            dispatch_duty=lambda: duties.holds(DISPATCH),
         )
+        duties.add(DISPATCH, on_gain=link.take_over, on_loss=link.hand_over)
+        duties.every(SWEEPS, options.sweep_interval_s, lambda: sweep(fleet.app))
         link.start()
         self._stops.append(link.close)
         mqtt.start()
         self._stops.append(mqtt.close)
-        # Last to start, first to stop: what the parts above queue is sent from here, never by them.
+        # Notifications: what the parts above queue is sent from here, never by them. Every process
+        # delivers (a claim skips the rows another holds); the scans for printers offline and jobs
+        # waiting too long are a once-only duty, so each overdue event is raised by one process.
         fleet.store.notice_delays.update(dict.fromkeys(PHOTO_KINDS, self.notify.photo_wait_s))
         outbox = OutboxWorker(fleet.store, self.notify, metrics=fleet.app.metrics)
         fleet.app.hooks.on_outbox(outbox.wake)
+
+        def scan_overdue() -> None:
+            outbox.scan()
+
+        duties.every(NOTIFY_SCAN, self.notify.scan_every_s, scan_overdue)
         outbox.start()
         self._stops.append(outbox.close)
+        if fleet.store.backend == "postgresql":
+            assert config.database_url is not None
+            listener = ChangeListener(
+                config.database_url,
+                on_note=lambda note: heard_elsewhere(fleet.app, link, note),
+                on_missed=lambda: missed_elsewhere(fleet.app, link),
+            )
+            listener.start()
+            self._stops.append(listener.close)
+        duties.start()
+        # Stopped first: the duties are given back at once, so another process takes them over.
+        self._stops.append(duties.close)
 
     def close(self) -> None:
         while self._stops:
@@ -307,6 +406,33 @@ class FleetRuntime:
                 log.exception("while stopping the fleet")
 
 
+def sweep(app: FleetApp) -> None:
+    """Forget what has expired (the sweeps duty: one fleet process at a time does it)."""
+    orphans = app.intake.remove_orphan_blobs()
+    if orphans:
+        log.info("removed %d stored file(s) no job refers to (uploads cut off by a stop)", orphans)
+    expired = app.intake.remove_expired_submission_keys()
+    if expired:
+        log.info("forgot %d submission idempotency key(s) older than a day", expired)
+    photos = app.snapshots.remove_expired()
+    if photos:
+        log.info("forgot %d photo(s) of plates past their retention", photos)
+
+
+def heard_elsewhere(app: FleetApp, link: FleetLink, note: ChangeNote) -> None:
+    """Another fleet process committed a change: this one's live pages and dispatch hear of it, and
+    a printer's next status is checked against the store in full."""
+    app.ctx.changed_elsewhere(note)
+    for printer_id in note.printer_ids:
+        link.recheck_statuses(printer_id)
+
+
+def missed_elsewhere(app: FleetApp, link: FleetLink) -> None:
+    """Other processes' changes may have gone unheard: look at everything again."""
+    app.ctx.missed_changes()
+    link.recheck_statuses()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -314,11 +440,28 @@ def free_port() -> int:
 
 
 def serve(
-    config: FleetConfig, options: LinkOptions = LinkOptions(), notify: Optional[NotifyOptions] = None
+    config: FleetConfig,
+    options: LinkOptions = LinkOptions(),
+    notify: Optional[NotifyOptions] = None,
+    *,
+    drain_s: float = 0.0,
 ) -> None:
-    """Run the broker (unless external), the fleet link, the outbox and the HTTP server until Ctrl-C."""
+    """Run the broker (unless external), the fleet link, the outbox and the HTTP server until Ctrl-C
+    or SIGTERM.
+
+    On SIGTERM the process first answers its health check with 503 ("draining") for ``drain_s``
+    seconds while still serving, so a load balancer sends new requests elsewhere before it stops.
+    """
     runtime = FleetRuntime(config, options, notify)
     runtime.start()
+    stop = threading.Event()
+
+    def on_terminate(_signum: int, _frame: object) -> None:
+        runtime.app.health.drain()
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_terminate)
     try:
         nodes = runtime.app.enrollment.node_mqtt
         assert nodes is not None  # set by start(), managed broker or not
@@ -328,7 +471,10 @@ def serve(
             f"printers: MQTT {nodes.host}:{nodes.port}, files from {runtime.base_url}",
             flush=True,
         )
-        threading.Event().wait()
+        stop.wait()
+        if drain_s > 0:
+            log.info("stopping: reporting draining for %.1f s so requests go elsewhere first", drain_s)
+            time.sleep(drain_s)
     except KeyboardInterrupt:
         pass
     finally:

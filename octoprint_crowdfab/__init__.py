@@ -24,6 +24,7 @@ from .enroll import EnrollmentAnswer, FleetRequestError, queue_file
 from .runtime import PluginConfig, Runtime
 from .signin import MemberTokens, sign_in, token_label
 from .update import UPDATE_DEFAULTS, update_information
+from .webcam import webcam_settings
 
 #: OctoPrint events after which the printer profile in use may say something new.
 PROFILE_EVENTS = {
@@ -34,6 +35,32 @@ PROFILE_EVENTS = {
 }
 #: Bumped when the wizard asks something new, so those who saw the old one see it again.
 WIZARD_VERSION = 1
+
+
+def sign_in_refusal(exc: FleetRequestError) -> str:
+    """A refused sign-in in the user's language (the fleet's status and ``details`` say which
+    refusal it is); else the fleet's own words."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    if exc.status == 429 and isinstance(details.get("retry_after_s"), int):
+        return gettext("too many failed tries from this address: wait %(seconds)s s and try again") % {
+            "seconds": details["retry_after_s"]
+        }
+    reason = details.get("reason")
+    if exc.status == 401 and reason is None:
+        return gettext("wrong name or password")  # the one refusal of a name and password
+    if exc.status != 401 or reason not in ("unknown", "used", "expired"):
+        return str(exc)
+    if reason == "used":
+        return gettext(
+            "this link code was already used: a code works once. Make a new one on your account page."
+        )
+    if reason == "expired":
+        return gettext(
+            "this link code has expired (it waits ten minutes). Make a new one on your account page."
+        )
+    return gettext(
+        "the fleet does not know this link code: check it, or make a new one on your account page."
+    )
 
 
 class CrowdFabPlugin(
@@ -101,16 +128,10 @@ class CrowdFabPlugin(
     def _config(self) -> PluginConfig:
         profile = self._printer_profile_manager.get_current_or_default()
         return PluginConfig.from_settings(
-            self._settings.get, profile if isinstance(profile, dict) else None, self._snapshot_url()
+            self._settings.get,
+            profile if isinstance(profile, dict) else None,
+            webcam=webcam_settings(self._settings.global_get),
         )
-
-    def _snapshot_url(self) -> str:
-        """The webcam's snapshot URL: the classic webcam plugin's (OctoPrint 1.9+), else the old core key."""
-        for path in (["plugins", "classicwebcam", "snapshot"], ["webcam", "snapshot"]):
-            value = self._settings.global_get(path)
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-        return ""
 
     def _profile_may_have_changed(self) -> None:
         """Tell the fleet of new capabilities: a new runtime's node announces them as it connects."""
@@ -343,7 +364,7 @@ class CrowdFabPlugin(
                 link_code=(fields["link_code"] or "").strip() or None,
             )
         except FleetRequestError as exc:
-            return flask.jsonify(error=str(exc)), exc.status or 502
+            return flask.jsonify(error=sign_in_refusal(exc)), exc.status or 502
         self._member_tokens().put(user, token)
         return flask.jsonify(signed_in=True)
 

@@ -14,19 +14,22 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional
+from zoneinfo import ZoneInfo
 
 from fleet.client import FleetClient
 from fleet.errors import Invalid
 from fleet.geometry import Box
-from fleet.lending import Lending, decode_lending, parse_windows
+from fleet.lending import Lending, closing_at, decode_lending, is_open, next_opening, parse_windows
 from fleet.node import NodeSettings, PlateReporter, PrinterNode, PrinterPort, Webcam
 from fleet.protocol import Capabilities
 
 from .enroll import BrokerAddress, EnrollmentAnswer, FleetRequestError, enroll
 from .profile import capabilities_from_profile
+from .webcam import NO_WEBCAM, WebcamSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +55,12 @@ class Problem(str, Enum):
     #: No fleet URL or no enrollment code: the wizard or the settings ask for them.
     NOT_SET_UP = "not_set_up"
     UNREACHABLE = "unreachable"
-    #: The code is unknown, already used or expired.
+    #: The code is not known to the fleet (mistyped, or from an older fleet that does not say why).
     CODE = "code"
+    #: The code was already used to enroll a printer.
+    CODE_USED = "code_used"
+    #: The code's time ran out before it was used.
+    CODE_EXPIRED = "code_expired"
     #: The fleet has a printer of that name already.
     NAME = "name"
     #: Any other refusal: the fleet's words say what (for example a build volume it cannot take).
@@ -74,7 +81,8 @@ def problem_of(exc: FleetRequestError) -> Problem:
     if exc.status is None:
         return Problem.UNREACHABLE
     if exc.status == 401:
-        return Problem.CODE
+        reason = exc.details.get("reason") if isinstance(exc.details, dict) else None
+        return {"used": Problem.CODE_USED, "expired": Problem.CODE_EXPIRED}.get(str(reason), Problem.CODE)
     if exc.status == 409:
         return Problem.NAME
     return Problem.REFUSED
@@ -99,24 +107,26 @@ class PluginConfig:
     profile: Optional[dict[str, Any]] = None
     #: The owner's lending terms (:mod:`fleet.lending`); None: lent whenever idle, any material.
     lending: Optional[Lending] = None
-    #: The webcam's snapshot URL (OctoPrint's webcam settings); empty: no photo of the plate is sent.
-    snapshot_url: str = ""
+    #: The webcam's snapshot URL and login (OctoPrint's webcam settings); no URL: no photo is sent.
+    webcam: WebcamSettings = NO_WEBCAM
     #: Seconds between asking the fleet which waiting jobs this printer's profile cannot take.
     unfit_check_s: float = UNFIT_CHECK_S
     #: What is wrong with the owner's lending terms, for the settings page and the tab ("" when nothing).
     lending_error: str = ""
+    #: The same as a key and values, for the user interface to word in its user's language.
+    lending_problem: Optional[LendingProblem] = None
 
     @classmethod
     def from_settings(
         cls,
         get: Callable[[list[str]], Any],
         profile: Optional[dict[str, Any]] = None,
-        snapshot_url: str = "",
+        webcam: Optional[WebcamSettings] = None,
     ) -> PluginConfig:
         """Read the plugin's settings through ``get([key, ...])`` (OctoPrint's ``_settings.get``)."""
         mqtt = get(["mqtt"]) or {}
         host = mqtt.get("host")
-        lending, lending_error = read_lending(
+        lending, lending_problem = read_lending(
             get(["lending_windows"]) or "", get(["lending_time_zone"]) or "", get(["lending_materials"]) or ""
         )
         volume = None
@@ -147,8 +157,9 @@ class PluginConfig:
             keepalive_s=max(5, min(300, int(get(["mqtt_keepalive_s"]) or 30))),
             profile=profile,
             lending=lending,
-            lending_error=lending_error,
-            snapshot_url=snapshot_url.strip(),
+            lending_error=lending_problem.text if lending_problem else "",
+            lending_problem=lending_problem,
+            webcam=webcam or NO_WEBCAM,
             unfit_check_s=max(5.0, float(get(["unfit_check_s"]) or UNFIT_CHECK_S)),
         )
 
@@ -176,22 +187,41 @@ def lending_setting(windows: str, time_zone: str, materials: str) -> Optional[Le
     return read_lending(windows, time_zone, materials)[0]
 
 
-def read_lending(windows: str, time_zone: str, materials: str) -> tuple[Optional[Lending], str]:
+@dataclass(frozen=True)
+class LendingProblem:
+    """What is wrong with the owner's lending terms: in English (``text``, for the log), and as the
+    setting, the piece of it and a key with values, for the user interface to word in its language."""
+
+    text: str
+    #: Which setting: windows, time_zone, materials (or "" for the terms as a whole).
+    setting: str
+    #: The piece of the lending hours at fault, as the owner typed it ("" when none).
+    piece: str
+    key: str
+    params: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"setting": self.setting, "piece": self.piece, "key": self.key, "params": dict(self.params)}
+
+
+def read_lending(
+    windows: str, time_zone: str, materials: str
+) -> tuple[Optional[Lending], Optional[LendingProblem]]:
     """The owner's terms from the settings (``mon-fri 20:00-08:00; sat,sun 08:00-24:00``, a zone such
     as Europe/Paris, materials such as ``PLA, PETG``) and what is wrong with them; no windows: lent
     whenever idle. Terms that do not parse lend the printer never (it is not handed out on terms the
     owner did not set); the error, worded for the owner, is logged and shown in the UI."""
     if not str(windows).strip():
-        return None, ""
+        return None, None
     try:
         data: dict[str, Any] = {"time_zone": str(time_zone).strip(), "windows": parse_windows(str(windows))}
         names = [m.strip() for m in str(materials).split(",") if m.strip()]
         if names:
             data["materials"] = names
-        return decode_lending(data, "lending"), ""
+        return decode_lending(data, "lending"), None
     except Invalid as exc:
         log.error("the printer is not lent until the lending setting is fixed: %s", exc.message)
-        return NOT_LENT, lending_words(exc, str(windows))
+        return NOT_LENT, lending_problem(exc, str(windows))
 
 
 #: The settings' names as the settings page shows them, by the field :mod:`fleet.lending` names.
@@ -202,20 +232,45 @@ _LENDING_FIELDS = {
 }
 
 
-def lending_words(exc: Invalid, windows: str) -> str:
+def lending_problem(exc: Invalid, windows: str) -> LendingProblem:
     """The setting, the piece and the fault: ``lending hours: 'mon-fri 25:00-08:00': start must be ...``."""
     field = exc.field or ""
+    key = exc.key or "lending_shape"
     found = re.match(r"lending\.(\w+)(?:\[(\d+)\])?", field)
     if found is None:
-        return f"lending terms: {exc.message}"
+        return LendingProblem(f"lending terms: {exc.message}", "", "", key, exc.params)
+    setting = found.group(1) if found.group(1) in _LENDING_FIELDS else ""
     what = _LENDING_FIELDS.get(found.group(1), "lending terms")
     message = exc.message.removeprefix(found.group(0)).lstrip(".:").strip() or exc.message
+    piece = ""
     if found.group(2) is not None:
         pieces = [p.strip() for p in re.split(r"[;\n]", windows) if p.strip()]
         index = int(found.group(2))
         if index < len(pieces):
-            what += f": {pieces[index]!r}"
-    return f"{what}: {message}"
+            piece = pieces[index]
+            what += f": {piece!r}"
+    return LendingProblem(f"{what}: {message}", setting, piece, key, exc.params)
+
+
+def lending_now(lending: Optional[Lending], now: float) -> Optional[dict[str, Any]]:
+    """The owner's terms as the Fablab tab shows them (in its user's language), and whether they lend the
+    printer now: until when, or when next; None when the printer is lent whenever it is idle."""
+    if lending is None or lending is NOT_LENT:
+        return None
+    terms: dict[str, Any] = lending.to_json()
+    lent = is_open(lending, now)
+    terms["lent_now"] = lent
+    terms["until"] = _when(lending, closing_at(lending, now)) if lent else None
+    terms["next"] = None if lent else _when(lending, next_opening(lending, now))
+    return terms
+
+
+def _when(lending: Lending, at: Optional[float]) -> Optional[dict[str, Any]]:
+    """A moment in the owner's zone: its weekday (0 is Monday) and wall-clock time, for the tab to word."""
+    if at is None:
+        return None
+    local = datetime.fromtimestamp(at, ZoneInfo(lending.time_zone))
+    return {"at": at, "weekday": local.weekday(), "time": f"{local:%H:%M}"}
 
 
 NodeFactory = Callable[[PluginConfig, PrinterPort, Path, Callable[[bool], None]], PrinterNode]
@@ -250,15 +305,22 @@ def build_mqtt_node(
 
 def plate_reporter(config: PluginConfig) -> Optional[PlateReporter]:
     """What sends the plate's photo after each job; None without a webcam (or with an unusable URL)."""
-    if not config.snapshot_url:
+    settings = config.webcam
+    if not settings.url:
         return None
     try:
-        webcam = Webcam(config.snapshot_url)
+        webcam = Webcam(
+            settings.url,
+            timeout_s=settings.timeout_s,
+            login=settings.login,
+            verify_tls=settings.verify_tls,
+        )
         client = FleetClient(config.fleet_url, config.printer_token, timeout=(5.0, 30.0))
     except (ValueError, FleetRequestError) as exc:
         log.error("no photos of the plate: %s", exc)
         return None
-    log.info("after each fleet job, the photo of the plate comes from %s", config.snapshot_url)
+    how = f" ({settings.login.kind} authentication)" if settings.login else ""
+    log.info("after each fleet job, the photo of the plate comes from %s%s", webcam.shown, how)
     return PlateReporter(webcam, client, config.printer_id)
 
 
@@ -350,7 +412,14 @@ class Runtime:
             "next_try_at": self._next_try_at if self._state is LinkState.UNREACHABLE else None,
             "printer_id": self.config.printer_id or None,
             "lending_error": self.config.lending_error,
+            "lending_problem": None
+            if self.config.lending_problem is None
+            else self.config.lending_problem.to_json(),
+            "lending": lending_now(self.config.lending, self._clock()),
             "unfit": list(self._unfit),
+            "plate_problem": None
+            if node is None or node.plate is None or node.plate.problem is None
+            else node.plate.problem.to_json(),
             "job": None
             if job is None
             else {"job_id": job.job_id, "phase": job.phase.value, "path": job.path},
@@ -414,7 +483,9 @@ class Runtime:
         except FleetRequestError as exc:
             log.warning("could not ask the fleet which jobs this printer cannot take: %s", exc)
             return
-        self._unfit = [{"job_id": u.job_id, "reason": u.reason} for u in unfit]
+        self._unfit = [
+            {"job_id": u.job_id, "reason": u.reason, "key": u.key, "params": u.params} for u in unfit
+        ]
 
     def _enroll(self) -> None:
         c = self.config

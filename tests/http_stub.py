@@ -26,6 +26,7 @@ class Reply:
     status: int
     body: bytes = b""
     content_type: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @contextmanager
@@ -39,6 +40,8 @@ def serving(answer: Callable[[Request], Reply]) -> Iterator[str]:
             self.send_response(reply.status)
             if reply.content_type is not None:
                 self.send_header("Content-Type", reply.content_type)
+            for name, value in reply.headers:
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
             self.wfile.write(reply.body)

@@ -44,6 +44,9 @@ def run(*args: str, data_dir: Path, check: bool = False) -> subprocess.Completed
         ["job", "submit", "--help"],
         ["job", "list", "--help"],
         ["job", "cancel", "--help"],
+        ["prices", "set", "--help"],
+        ["group", "quota", "--help"],
+        ["ledger", "export", "--help"],
     ],
 )
 def test_every_command_has_help(args):
@@ -303,3 +306,49 @@ def test_serve_takes_the_number_of_trusted_proxies_and_refuses_nonsense(capsys):
         build_parser().parse_args(["serve", "--trusted-proxies", "-1"])
     assert refused.value.code == 2
     assert "must be from 0 to 10" in capsys.readouterr().err
+
+
+def test_serve_takes_who_may_scrape_from_its_flags_or_the_environment(tmp_path, monkeypatch):
+    from fleet.cli import build_parser, config_of
+
+    monkeypatch.delenv("CROWDFAB_METRICS_TOKEN", raising=False)
+    monkeypatch.delenv("CROWDFAB_METRICS_ALLOW", raising=False)
+    assert not config_of(build_parser().parse_args(["serve"])).metrics.enabled
+    token_file = tmp_path / "scrape-token"
+    token_file.write_text("from-the-file-" + "f" * 20 + "\n")
+    args = build_parser().parse_args(
+        ["serve", "--metrics-token-file", str(token_file), "--metrics-allow", "::1"]
+    )
+    access = config_of(args).metrics
+    assert access.token == "from-the-file-" + "f" * 20 and access.allows_address("::1")
+    assert not access.allows_address("127.0.0.1")
+    monkeypatch.setenv("CROWDFAB_METRICS_TOKEN", "from-the-environment-" + "e" * 20)
+    monkeypatch.setenv("CROWDFAB_METRICS_ALLOW", "10.0.0.0/8")
+    access = config_of(build_parser().parse_args(["serve"])).metrics
+    assert access.token == "from-the-environment-" + "e" * 20 and access.allows_address("10.2.3.4")
+    assert config_of(
+        build_parser().parse_args(["serve", "--metrics-token-file", str(token_file)])
+    ).metrics.token == ("from-the-file-" + "f" * 20)  # the file wins over the variable
+    # Commands that serve nothing do not read them.
+    assert not config_of(build_parser().parse_args(["enroll-code"])).metrics.enabled
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "problem"),
+    [
+        (["--metrics-allow", "10.0.0.0/8,lab"], {}, "'lab' in the metrics allow-list"),
+        (["--metrics-token-file", "/nonexistent/scrape-token"], {}, "cannot read the metrics token file"),
+        ([], {"CROWDFAB_METRICS_TOKEN": "short"}, "at least 16 characters"),
+    ],
+)
+def test_serve_refuses_a_bad_scrape_setting_before_starting(
+    tmp_path, monkeypatch, capsys, args, env, problem
+):
+    from fleet.cli import main
+
+    monkeypatch.delenv("CROWDFAB_METRICS_TOKEN", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["serve", "--data-dir", str(tmp_path / "data"), "--port", "0", *args]) == 2
+    assert problem in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()  # refused before anything was opened or started

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleet.errors import Invalid
-from fleet.lending import decode_lending, is_open, next_opening, opening_words
+from fleet.lending import clock_words, closing_at, decode_lending, is_open, next_opening, opening_words
 
 PARIS = ZoneInfo("Europe/Paris")
 WEEKNIGHTS = {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "20:00", "end": "08:00"}
@@ -167,3 +167,30 @@ def test_the_next_opening_is_lent_and_nothing_between_is(lending, now: int) -> N
     while t + step < opens:
         t += step
         assert not is_open(lending, t), "lent before the opening said it would be"
+
+
+@pytest.mark.parametrize(
+    ("when", "ends"),
+    [
+        ((2026, 12, 7, 21, 30), (2026, 12, 8, 8, 0)),  # Monday night: Tuesday 08:00
+        ((2026, 12, 12, 3, 0), (2026, 12, 13, 0, 0)),  # Friday night runs on into the weekend's window
+        ((2026, 12, 13, 23, 59), (2026, 12, 14, 0, 0)),  # Sunday's ends at midnight
+        ((2026, 12, 7, 12, 0), (2026, 12, 7, 12, 0)),  # not lent now: ends now
+    ],
+)
+def test_a_lent_stretch_ends_where_its_windows_stop_meeting(
+    when: tuple[int, ...], ends: tuple[int, ...]
+) -> None:
+    assert closing_at(terms(WEEKNIGHTS, WEEKENDS), at(*when)) == at(*ends)
+
+
+def test_a_printer_lent_all_week_never_closes_and_the_end_is_said_in_the_owners_clock() -> None:
+    always = terms(
+        {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "24:00"}
+    )
+    assert closing_at(always, at(2026, 12, 9, 10, 0)) is None
+    nights = terms(WEEKNIGHTS)
+    assert clock_words(nights, closing_at(nights, at(2026, 12, 7, 21, 30))) == "08:00"
+    # The night the clocks go back (Paris, 25 October 2026): the window still ends at 08:00 on the wall.
+    sunday_night = terms({"days": ["sat"], "start": "20:00", "end": "08:00"})
+    assert closing_at(sunday_night, at(2026, 10, 24, 22, 0)) == at(2026, 10, 25, 8, 0)

@@ -470,7 +470,6 @@ def plan_and_lookups(case: tuple) -> tuple[Plan, dict[int, JobInfo], dict[str, P
 def reference_order(case: tuple) -> list[int]:
     """The queue order, from its definition: pick the best remaining job, one at a time."""
     printers, jobs, usage, grants, now, params = case
-    working = [p for p in printers if p.state in DISPATCHABLE or p.busy_until is not None]
     spent = {m: float(u) for m, u in usage.items()}
     left = [j for j in jobs if j.state is JobState.QUEUED]
     order = []
@@ -486,7 +485,8 @@ def reference_order(case: tuple) -> list[int]:
         )
         left.remove(best)
         order.append(best.id)
-        if any(fits(best, p, grants, params) for p in working):
+        # Charged unless no printer of the fleet could ever take it (with none yet, every job is).
+        if not printers or any(fits(best, p, grants, params) for p in printers):
             spent[best.member_id] = spent.get(best.member_id, 0.0) + max(0.0, best.estimated_seconds)
     return order
 
@@ -579,9 +579,15 @@ def test_every_waiting_job_is_explained(case: tuple) -> None:
             if e.reason is WaitReason.NEXT:
                 assert e.estimated_start == now
             if not e.compatible_printers:
-                assert e.reason in (WaitReason.NO_COMPATIBLE_PRINTER, WaitReason.MATERIAL_NOT_LOADED)
+                expected_reasons = (
+                    (WaitReason.NO_COMPATIBLE_PRINTER, WaitReason.MATERIAL_NOT_LOADED)
+                    if printers
+                    else (WaitReason.NO_PRINTER_YET,)
+                )
+                assert e.reason in expected_reasons
             if e.estimated_start is None:
                 assert e.reason in (
+                    WaitReason.NO_PRINTER_YET,
                     WaitReason.NO_COMPATIBLE_PRINTER,
                     WaitReason.MATERIAL_NOT_LOADED,
                     WaitReason.PRINTERS_UNAVAILABLE,

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleet.geometry import Box
-from fleet.lending import decode_lending, is_open
+from fleet.lending import closing_at, decode_lending, is_open
 from fleet.scheduler import JobInfo, PrinterInfo, WaitReason, fits, plan
 from fleet.states import JobState, PrinterState
 
@@ -33,8 +33,8 @@ def home(
     return PrinterInfo(pid, state, Box.of_size(200, 200, 200), 0.4, loaded, lending=lending)
 
 
-def job(jid: int = 1, material: str | None = None, now: float = 0.0) -> JobInfo:
-    return JobInfo(jid, 1, JobState.QUEUED, now - 60, 3600.0, None, None, material)
+def job(jid: int = 1, material: str | None = None, now: float = 0.0, seconds: float = 3600.0) -> JobInfo:
+    return JobInfo(jid, 1, JobState.QUEUED, now - 60, seconds, None, None, material)
 
 
 def test_a_lent_printer_takes_work_inside_its_window_only() -> None:
@@ -82,6 +82,31 @@ def test_a_local_print_keeps_the_printer_busy_even_in_its_window() -> None:
     assert plan([busy], [job(now=monday_night)], usage={}, grants={}, now=monday_night).assignments == ()
 
 
+def test_a_job_that_would_run_past_the_end_of_the_window_is_not_sent_and_the_queue_says_why() -> None:
+    """Tuesday 07:30, half an hour before the weeknight window ends: a two-hour print waits, a
+    twenty-minute one goes."""
+    tuesday_morning = at(2026, 12, 8, 7, 30)
+    long_one = job(1, now=tuesday_morning, seconds=2 * 3600.0)
+    result = plan([home()], [long_one], usage={}, grants={}, now=tuesday_morning)
+    assert result.assignments == ()
+    explanation = result.explanations[1]
+    assert explanation.reason is WaitReason.NO_PRINTER_FREE and explanation.estimated_start is None
+    assert explanation.message == (
+        "1st in line; home printer garage is free, but this print (about 2 h) would run past the end of the "
+        "lending window at 08:00 (Europe/Paris); it waits for a printer free for that long, or for a longer "
+        "window."
+    )
+    assert list(result.explanations.values()) == [explanation], "read one by one or all at once: the same"
+    short_one = job(2, now=tuesday_morning, seconds=20 * 60.0)
+    both = plan([home()], [long_one, short_one], usage={}, grants={}, now=tuesday_morning)
+    assert both.assignments == ((2, "garage"),), "the short job behind it takes the printer"
+    # A printer that is not lent takes the long job at once.
+    plain = PrinterInfo("club", PrinterState.IDLE, Box.of_size(200, 200, 200), 0.4, "PLA")
+    assert plan([home(), plain], [long_one], usage={}, grants={}, now=tuesday_morning).assignments == (
+        (1, "club"),
+    )
+
+
 @settings(deadline=None, max_examples=200)
 @given(
     st.integers(1_780_000_000, 1_850_000_000),
@@ -105,5 +130,7 @@ def test_never_dispatches_outside_a_window(
     jobs = [job(1, now=float(now)), job(2, now=float(now))]
     result = plan(printers, jobs, usage={}, grants={}, now=float(now))
     lent_taken = any(printer_id == "lent" for _, printer_id in result.assignments)
-    assert lent_taken == is_open(lending, float(now))
+    ends = closing_at(lending, float(now))
+    done_in_time = ends is None or float(now) + 3600.0 <= ends
+    assert lent_taken == (is_open(lending, float(now)) and done_in_time)
     assert ("plain" in dict(map(reversed, result.assignments))) is True

@@ -90,7 +90,7 @@ def test_the_extruder_reason_counts_the_tools_and_the_other_printer_takes_it() -
 
 def test_with_no_printer_enrolled_the_reason_says_so() -> None:
     assignments, message, reason = only([], [job(bounds=square(50, 20))])
-    assert assignments == () and reason is WaitReason.NO_COMPATIBLE_PRINTER
+    assert assignments == () and reason is WaitReason.NO_PRINTER_YET
     assert message == "1st in line; no printer has joined the fleet yet."
 
 
@@ -113,28 +113,88 @@ def test_a_profile_that_shrinks_leaves_a_queued_job_explained() -> None:
 
 
 @pytest.mark.parametrize(
-    ("machine", "needs", "words"),
+    ("machine", "needs", "words", "key", "params"),
     [
         (
             printer(size=180.0),
             job(bounds=Box(0, 0, 0, 250, 210, 220)),
             "250\u00d7210\u00d7220 mm needed, this profile gives 180\u00d7180\u00d7200 mm",
+            "too_small",
+            {"needed": "250\u00d7210\u00d7220 mm", "have": "180\u00d7180\u00d7200 mm"},
         ),
         (
             printer(round_bed=True),
             job(bounds=square(100, 180)),
             "180\u00d7180\u00d710 mm needed: its corners stick out of this profile's round bed",
+            "round_bed",
+            {"needed": "180\u00d7180\u00d710 mm"},
         ),
         (
             printer(heated_bed=False),
             job(heats_bed=True),
             "it heats the bed, and this profile has no heated bed",
+            "no_heated_bed",
+            {},
         ),
-        (printer(extruders=1), job(tools=2), "it uses 2 tools, and this profile has 1 extruder"),
-        (printer(), job(bounds=square(100, 50), material="PETG"), None),
+        (
+            printer(),
+            job(heats_chamber=True),
+            "it heats the chamber, and this profile has no heated chamber",
+            "no_heated_chamber",
+            {},
+        ),
+        (
+            printer(extruders=1),
+            job(tools=2),
+            "it uses 2 tools, and this profile has 1 extruder",
+            "too_few_extruders",
+            {"tools": 2, "extruders": 1},
+        ),
+        (printer(), job(bounds=square(100, 50), material="PETG"), None, None, None),
     ],
 )
-def test_why_this_profile_cannot_take_a_job(machine: PrinterInfo, needs: JobInfo, words: str | None) -> None:
+def test_why_this_profile_cannot_take_a_job(
+    machine: PrinterInfo, needs: JobInfo, words: str | None, key: str | None, params: dict[str, object] | None
+) -> None:
+    """In English, and as a key and values the plugin words in its user's language."""
     from fleet.scheduler.wording import not_for
 
-    assert not_for(needs, machine) == words
+    misfit = not_for(needs, machine)
+    if words is None:
+        assert misfit is None
+    else:
+        assert misfit is not None and (misfit.text, misfit.key, dict(misfit.params)) == (words, key, params)
+
+
+@pytest.mark.parametrize(("chamber", "takes"), [(True, True), (None, False), (False, False)])
+def test_a_job_that_heats_the_chamber_goes_only_to_a_printer_with_a_heated_chamber(
+    chamber: bool | None, takes: bool
+) -> None:
+    assert fits(job(heats_chamber=True), printer(heated_chamber=chamber), {}) is takes
+    assert fits(job(), printer(heated_chamber=chamber), {}), "a job that heats no chamber goes anywhere"
+    assignments = only([printer(heated_chamber=chamber)], [job(heats_chamber=True)])[0]
+    assert assignments == (((1, "p1"),) if takes else ())
+
+
+def test_a_chamber_job_takes_the_printer_with_the_chamber_and_says_why_it_waits_otherwise() -> None:
+    plain, warm = printer("a-plain"), printer("b-warm", heated_chamber=True)
+    assert only([plain, warm], [job(heats_chamber=True), job(2)])[0] == ((1, "b-warm"), (2, "a-plain"))
+    assignments, message, reason = only([plain], [job(heats_chamber=True)])
+    assert assignments == () and reason is WaitReason.NO_COMPATIBLE_PRINTER
+    assert (
+        "it heats the chamber (M141/M191), and no printer that could otherwise print it has a heated chamber"
+        in message
+    )
+    busy = PrinterInfo(
+        "w",
+        PrinterState.PRINTING,
+        Box.of_size(200, 200, 200),
+        0.4,
+        "PLA",
+        heated_chamber=True,
+        busy_until=NOW + 600,
+    )
+    assert only([plain, busy], [job(heats_chamber=True)])[1] == (
+        "1st in line; waiting for a free printer that can print it with a heated chamber: "
+        "1 compatible printer, busy; expected to start in about 10 min."
+    )

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable, Optional
 
-from flask import Flask, Request, Response, jsonify, request
+from flask import Flask, Request, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from ..app import FleetApp
+from ..config import MetricsAccess
 from ..errors import FleetError, RateLimited
 from ..http_protocol import OPENAPI
 from ..web import current, install_dashboard
 from ..web.limiter import StoredLimiter
+from .prometheus import install_metrics
 from .routes import ApiLimits, api
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,23 @@ def create_app(service: FleetApp, config: Optional[dict[str, Any]] = None) -> Fl
         app.config.setdefault(key, value)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[current.SERVICE] = service
+
+    @app.before_request
+    def start_clock() -> None:
+        g.crowdfab_started = time.perf_counter()
+
+    @app.after_request
+    def time_request(response: Response) -> Response:
+        """Each answer's time, by route template (``/api/v1/jobs/<int:job_id>``, never the raw path,
+        so the series stay few whatever clients ask for); a streamed answer counts until it starts."""
+        started = g.pop("crowdfab_started", None)
+        if started is not None:
+            route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            service.metrics.observe(
+                "http.request_duration_s", time.perf_counter() - started, method=request.method, route=route
+            )
+        return response
+
     conf = app.config
     app.extensions["crowdfab.api_limits"] = ApiLimits(
         enrollment=StoredLimiter(
@@ -88,6 +108,7 @@ def create_app(service: FleetApp, config: Optional[dict[str, Any]] = None) -> Fl
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     app.register_blueprint(api)
     install_dashboard(app, service)
+    install_metrics(app, service, app.config.get("CROWDFAB_METRICS_ACCESS") or MetricsAccess())
 
     @app.errorhandler(FleetError)
     def fleet_error(error: FleetError) -> tuple[Response, int]:

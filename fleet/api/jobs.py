@@ -17,6 +17,7 @@ from ..models import Job, JobFilter
 from .blueprint import body, me, query, service, spec
 from .shapes import jobs as shape
 from .shapes.base import PageQuery, next_cursor
+from .shapes.economy import Cost
 
 JOB = "/jobs/<int:job_id>"
 
@@ -88,10 +89,10 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
         )
     except Invalid as exc:
         raise choosing_plate(exc, CHOOSE_PLATE) from None
-    answer = shape.SubmissionAnswer(
-        jobs=[shape.Job.of(j, me()) for j in submission.jobs],
-        analysis=shape.Analysis.of(submission.analysis),
+    analysis = shape.Analysis.of(submission.analysis).model_copy(
+        update={"estimated_cost": estimated_cost(submission.analysis, form.material or None)}
     )
+    answer = shape.SubmissionAnswer(jobs=[shape.Job.of(j, me()) for j in submission.jobs], analysis=analysis)
     return jsonify(answer.to_json()), 201, {"Location": job_path(submission.jobs[0].id)}
 
 
@@ -110,7 +111,15 @@ def analyze() -> Response:
         analysis = service().intake.analyze_upload(stream, material=form.material or None, plate=form.plate)
     except Invalid as exc:
         raise choosing_plate(exc, CHOOSE_PLATE) from None
-    return jsonify(shape.Analysis.of(analysis).to_json())
+    answer = shape.Analysis.of(analysis).model_copy(
+        update={"estimated_cost": estimated_cost(analysis, form.material or None)}
+    )
+    return jsonify(answer.to_json())
+
+
+def estimated_cost(analysis: Any, material: Optional[str]) -> Cost:
+    """What an analysed upload should cost at today's prices (shown before the member confirms)."""
+    return Cost.of(service().pricing.estimate(analysis.to_dict(), material))
 
 
 #: A command passed on to the job's printer: answered once sent; the job changes when the printer reports.

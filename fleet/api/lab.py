@@ -1,9 +1,11 @@
-"""/api/v1 for the lab as a whole: liveness, this document, metrics, who am I, the lab's settings."""
+"""/api/v1 for the lab as a whole: health, this document, metrics, who am I, the lab's settings."""
 
 from __future__ import annotations
 
 from flask import Response, jsonify
 
+from ..app.health import DOWN
+from ..errors import Unavailable
 from .blueprint import PUBLIC, body, me, service, spec
 from .shapes import lab as shape
 from .shapes.members import Member
@@ -12,9 +14,24 @@ from .shapes.members import Member
 OBJECT = {"content": {"application/json": {"schema": {"type": "object"}}}}
 
 
-@spec.route("GET", "/health", "Liveness", shape.Health, security=PUBLIC)
+@spec.route(
+    "GET",
+    "/health",
+    "Whether this fleet process can serve: its database and its broker answer, and it is not stopping "
+    "(for a load balancer's health check); 503, naming what is down, otherwise",
+    shape.Health,
+    security=PUBLIC,
+    errors=(503,),
+)
 def health() -> Response:
-    return jsonify(shape.Health(status="ok").to_json())
+    report = service().health.report()
+    parts = {"database": report.database, "broker": report.broker}
+    if report.status == "draining":
+        raise Unavailable("this fleet process is stopping; another one serves", details=parts)
+    if not report.ok:
+        down = [name for name, state in parts.items() if state == DOWN]
+        raise Unavailable(f"this fleet process cannot reach its {' and its '.join(down)}", details=parts)
+    return jsonify(shape.Health.copied(report, duties=list(report.duties)).to_json())
 
 
 @spec.route("GET", "/openapi.json", "This document", OBJECT, security=PUBLIC)

@@ -189,7 +189,13 @@ def _by_link_code(code: str) -> Member:
 def list_tokens(member_id: int) -> Response:
     found = service().members.tokens_of(me(), member_id)
     infos = [
-        shape.TokenInfo(id=t.token_hash, label=t.label, created_at=t.created_at, last_used_at=t.last_used_at)
+        shape.TokenInfo(
+            id=t.token_hash,
+            label=t.label,
+            created_at=t.created_at,
+            last_used_at=t.last_used_at,
+            device=t.device,
+        )
         for t in found
     ]
     return jsonify(shape.Tokens(tokens=infos).to_json())

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Response, jsonify, request, send_file
 
 from ..errors import TooLarge, Unauthorized
-from ..http_protocol import MAX_SNAPSHOT_BYTES
 from .blueprint import (
     PRINTER_TOKEN,
     PUBLIC,
@@ -136,7 +135,7 @@ def job_file(printer_id: str, job_id: int) -> Response:
     "PUT",
     PRINTER + "/jobs/<int:job_id>/snapshot",
     "Send the photo of the plate taken after a job (printer token only; the printer the job ran on; "
-    "the body is the JPEG or PNG image itself, at most 2 MiB)",
+    "the body is the JPEG or PNG image itself, at most the lab's snapshot_max_bytes)",
     None,
     status=204,
     answer_text="Kept; the job's page shows it",
@@ -144,14 +143,17 @@ def job_file(printer_id: str, job_id: int) -> Response:
     security=PRINTER_TOKEN,
 )
 def job_snapshot_upload(printer_id: str, job_id: int) -> tuple[str, int]:
+    snapshots = service().snapshots
+    limit = snapshots.max_bytes
     declared = request.content_length
-    if declared is not None and declared > MAX_SNAPSHOT_BYTES:
+    if declared is not None and declared > limit:
         raise TooLarge(
-            f"the snapshot is {declared} bytes; a printer may send at most {MAX_SNAPSHOT_BYTES} bytes",
+            f"the snapshot is {declared} bytes; this lab takes at most {limit} bytes "
+            "(a manager sets snapshot_max_bytes)",
             field="snapshot",
         )
-    data = request.stream.read(MAX_SNAPSHOT_BYTES + 1)
-    service().snapshots.receive(this_printer(), printer_id, job_id, data)
+    data = request.stream.read(limit + 1)
+    snapshots.receive(this_printer(), printer_id, job_id, data)
     return "", 204
 
 
@@ -181,7 +183,9 @@ def ask_snapshot(printer_id: str) -> tuple[str, int]:
 def unfit_jobs(printer_id: str) -> Response:
     unfit = service().dispatcher.unfit_for(this_printer(), printer_id)
     return jsonify(
-        shape.UnfitJobs(jobs=[shape.UnfitJob(job_id=u.job_id, reason=u.reason) for u in unfit]).to_json()
+        shape.UnfitJobs(
+            jobs=[shape.UnfitJob(job_id=u.job_id, reason=u.reason, key=u.key, params=u.params) for u in unfit]
+        ).to_json()
     )
 
 

@@ -5,7 +5,19 @@ Importing this module registers every route (one module a resource) on :data:`ap
 
 from __future__ import annotations
 
-from . import jobs, lab, members, notifications, printers
+from . import groups, jobs, lab, members, notifications, prices, printers, stats
 from .blueprint import ApiLimits, api, spec
 
-__all__ = ["ApiLimits", "api", "jobs", "lab", "members", "notifications", "printers", "spec"]
+__all__ = [
+    "ApiLimits",
+    "api",
+    "groups",
+    "jobs",
+    "lab",
+    "members",
+    "notifications",
+    "prices",
+    "printers",
+    "spec",
+    "stats",
+]

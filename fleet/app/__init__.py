@@ -17,6 +17,10 @@ reports        :mod:`~fleet.app.reports`                    what printers report
 dispatcher     :mod:`~fleet.app.dispatch`                   the scheduler's adapter
 board          :mod:`~fleet.app.board`                      the dashboard's read models
 snapshots      :mod:`~fleet.app.snapshots`                  photos of the plate after a job
+statistics     :mod:`~fleet.app.statistics`                 the lab's statistics, as each may see them
+health         :mod:`~fleet.app.health`                     database, broker, draining: the health check
+pricing        :mod:`~fleet.app.pricing`                    the price list, charges and the ledger
+quotas         :mod:`~fleet.app.quotas`                     membership groups, quotas, lifts
 notifications  :mod:`~fleet.app.notifications`              channels, webhooks, their deliveries
 =============  ===========================================  =====================================
 
@@ -36,15 +40,19 @@ from .base import Context, Hooks
 from .board import Board
 from .dispatch import Dispatcher
 from .enrollment import Enrollments, PasswordHasher
+from .health import Health
 from .identity import Identity
 from .intake import Intake
 from .jobs import Jobs
 from .members import Members
 from .notifications import Notifications
+from .pricing import Pricing
 from .printers import Printers
+from .quotas import Quotas
 from .reports import PrinterReports
 from .settings import LabAdmin
 from .snapshots import Snapshots
+from .statistics import LabStatistics
 
 __all__ = ["FleetApp", "build"]
 
@@ -65,6 +73,10 @@ class FleetApp:
     dispatcher: Dispatcher
     board: Board
     snapshots: Snapshots
+    statistics: LabStatistics
+    health: Health
+    pricing: Pricing
+    quotas: Quotas
     notifications: Notifications
 
     @property
@@ -103,9 +115,15 @@ def build(
 ) -> FleetApp:
     """The fleet's services on one store: the one place that knows which needs which."""
     ctx = Context(store, blobs, clock=clock)
-    reports = PrinterReports(ctx)
+    pricing = Pricing(ctx)
+    quotas = Quotas(ctx, pricing)
+    statistics = LabStatistics(ctx)
+    # The statistics' group and cost columns come from the membership groups and the ledger.
+    statistics.groups_of = quotas.group_names_of
+    statistics.costs_of = pricing.costs_of
+    reports = PrinterReports(ctx, pricing)
     printers = Printers(ctx)
-    jobs = Jobs(ctx)
+    jobs = Jobs(ctx, pricing)
     return FleetApp(
         ctx=ctx,
         identity=Identity(ctx),
@@ -116,8 +134,12 @@ def build(
         printers=printers,
         enrollment=Enrollments(ctx, reports, node_mqtt=node_mqtt, password_hasher=password_hasher),
         reports=reports,
-        dispatcher=Dispatcher(ctx),
+        dispatcher=Dispatcher(ctx, quotas),
         board=Board(ctx, printers, reports),
         snapshots=Snapshots(ctx, jobs),
+        statistics=statistics,
+        health=Health(ctx),
+        pricing=pricing,
+        quotas=quotas,
         notifications=Notifications(ctx),
     )

@@ -18,7 +18,9 @@ from ..lab import LabSettings
 from ..metrics import FleetMetrics
 from ..models import Job, Member, Role
 from ..protocol import CommandType
+from ..states import DISPATCHABLE, PENDING
 from ..store import BlobStore, Store
+from ..store.changes import ChangeNote
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ class ChangeKind(str, Enum):
     LIVE = "live"
     #: The waiting jobs changed (one submitted, approved, assigned, cancelled, re-prioritised).
     QUEUE = "queue"
+    #: Anything may have changed (changes made by another fleet process went unheard for a while).
+    EVERYTHING = "everything"
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,23 @@ class Context:
 
     def queue_changed(self) -> None:
         notify(self.hooks.changes, Change(ChangeKind.QUEUE))
+
+    def changed_elsewhere(self, note: ChangeNote) -> None:
+        """Another fleet process on the database committed a change (PostgreSQL's change notes): tell
+        this process's parts as if it had made it; a job waiting or a printer free may be dispatched."""
+        if note.kind == "job":
+            self.queue_changed()
+        for printer_id in note.printer_ids:
+            self.printer_changed(printer_id)
+        waiting = note.kind == "job" and note.state in {state.value for state in PENDING}
+        if waiting or (note.kind == "printer" and note.state in {state.value for state in DISPATCHABLE}):
+            self.work_available()
+
+    def missed_changes(self) -> None:
+        """Changes by other processes may have gone unheard (the database's notes were lost for a
+        while): everything shown live is looked at again, and a dispatch pass may find work."""
+        notify(self.hooks.changes, Change(ChangeKind.EVERYTHING))
+        self.work_available()
 
     def job_changed(self, job: Job) -> None:
         """A job moved: the queue may look different, and so may the printer that held it."""

@@ -1,4 +1,5 @@
-"""The dashboard's read models: the printer board, the queue's signature, the lab's print history."""
+"""The dashboard's read models: the printer board, the queue's signature, the lab's print history,
+and the fleet's figures for monitoring."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Optional
 
 from ..errors import NotFound
 from ..models import Job, LiveStatus, Member, Printer
-from ..states import ACTIVE, PENDING, PrinterState
+from ..states import ACTIVE, PENDING, JobState, PrinterState
 from .base import Context
 from .printers import Printers
 from .reports import PrinterReports
@@ -28,6 +29,17 @@ class PrinterBoard:
     #: Waiting for a bed clear with a photo of the plate: the job it is filed under (the photo is its
     #: plate owner's and the managers' to see, as the job's own page).
     plate_photo: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class FleetFigures:
+    """What monitoring reads of the lab's state at one moment (three small queries, any lab size)."""
+
+    printers: dict[PrinterState, int]
+    #: Every job ever submitted, by the state it is in (finished states only grow).
+    jobs: dict[JobState, int]
+    #: How long the longest-queued job has waited since it was submitted (0 with an empty queue).
+    oldest_queued_s: float
 
 
 class Board:
@@ -80,6 +92,15 @@ class Board:
     def queue_signature(self) -> tuple[tuple[int, str, int], ...]:
         """What changes whenever the queue does: the waiting jobs, their states and priorities."""
         return tuple((j.id, j.state.value, j.priority) for j in self.store.list_jobs(states=PENDING))
+
+    def figures(self) -> FleetFigures:
+        """The counts behind the fleet's monitoring gauges (``/metrics``), read when it is scraped."""
+        oldest = self.store.oldest_submission(JobState.QUEUED)
+        return FleetFigures(
+            printers=self.store.count_printers_by_state(),
+            jobs=self.store.count_jobs_by_state(),
+            oldest_queued_s=0.0 if oldest is None else max(0.0, self.ctx.clock() - oldest),
+        )
 
     def print_history(self, actor: Member, *, since: float = 0.0) -> list[Job]:
         """Every job that reached a printer and did not end before ``since``, for the lab's statistics.

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Optional, Union
 
 from .. import scheduler
+from ..economy import wording as economy_words
+from ..economy.pricing import grams_of
 from ..errors import Forbidden
 from ..geometry import Box
 from ..models import Job, Member, Printer
@@ -14,6 +16,7 @@ from ..protocol import BedShape
 from ..scheduler.wording import not_for
 from ..states import ACTIVE, PENDING
 from .base import Context
+from .quotas import Quotas
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,11 @@ def estimate(job: Job) -> float:
     return float(value)
 
 
-def job_info(job: Job) -> scheduler.JobInfo:
+def job_info(
+    job: Job, group: Optional[tuple[str, int]] = None, *, lifted: bool = False, cost_minor: int = 0
+) -> scheduler.JobInfo:
+    """What the scheduler knows of a job; ``group`` is its member's (name, priority), ``lifted`` says a
+    manager lifted its quotas, ``cost_minor`` is its estimated cost (for a member with a cost quota)."""
     bounds = job.analysis.get("bounds")
     return scheduler.JobInfo(
         id=job.id,
@@ -44,6 +51,12 @@ def job_info(job: Job) -> scheduler.JobInfo:
         priority=job.priority,
         heats_bed=bool(job.analysis.get("bed_temperature_c")),
         tools=int(job.analysis.get("tools") or 1),
+        grams=float(grams_of(job.analysis.get("filament_weight_g"))),
+        cost_minor=cost_minor,
+        quota_lifted=lifted,
+        group=None if group is None else group[0],
+        group_priority=0 if group is None else group[1],
+        heats_chamber=bool(job.analysis.get("chamber_temperature_c")),
     )
 
 
@@ -70,6 +83,7 @@ def printer_info(p: Printer, busy: Optional[float] = None) -> scheduler.PrinterI
         busy_until=busy,
         round_bed=p.bed_shape == BedShape.CIRCULAR.value,
         heated_bed=p.heated_bed,
+        heated_chamber=p.heated_chamber,
         extruders=p.extruders,
         lending=p.lending,
     )
@@ -81,14 +95,18 @@ class Unfit:
 
     job_id: int
     reason: str
+    #: The reason as a stable key and its values, for the plugin to word in its user's language.
+    key: str = ""
+    params: dict[str, Union[str, int]] = field(default_factory=dict)
 
 
 class Dispatcher:
     """Plans with :mod:`fleet.scheduler` and claims what the plan says, one conditional claim each."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, quotas: Quotas) -> None:
         self.ctx = ctx
         self.store = ctx.store
+        self.quotas = quotas
 
     def _plan(
         self, *, hide_printers: Collection[str] = (), hide_jobs: Collection[int] = (), explain: bool = True
@@ -105,15 +123,38 @@ class Dispatcher:
             now,
             half_life_s=lab.fair_share_half_life_s,
         )
+        book = self.quotas.book({j.member_id for j in jobs})
+        estimate = self.quotas.pricing.estimator() if book.cost_limited else None
+
+        def info(job: Job) -> scheduler.JobInfo:
+            cost = 0
+            if estimate is not None and job.member_id in book.cost_limited:
+                cost = estimate(job.analysis, job.material, None).total_minor
+            return job_info(
+                job, book.groups.get(job.member_id), lifted=job.id in book.lifted, cost_minor=cost
+            )
+
         plan = scheduler.plan(
             infos,
-            [job_info(j) for j in jobs],
+            [info(j) for j in jobs],
             usage=usage,
             grants=self.store.grants(),
             now=now,
             explain=explain,
+            quotas=book.allowances,
+            currency=lab.currency,
         )
         return plan, jobs
+
+    def hold_words(self, actor: Member, job_id: int, lang: str) -> Optional[str]:
+        """Why a quota holds a job, in ``lang`` ("en" or "fr"); None when none does."""
+        del actor  # the queue, reasons included, is public to members
+        plan, _ = self._plan()
+        hold = plan.holds.get(job_id)
+        if hold is None:
+            return None
+        words = economy_words.hold_words(hold, lang, self.ctx.lab_settings().currency)
+        return f"{words[0].upper()}{words[1:]}."
 
     def queue(self, actor: Member) -> list[QueueEntry]:
         """Every waiting job in queue order, each with the scheduler's explanation of where it stands."""
@@ -143,9 +184,9 @@ class Dispatcher:
             explanation = plan.explanations.get(job_id)
             if explanation is None or explanation.reason is not scheduler.WaitReason.NO_COMPATIBLE_PRINTER:
                 continue
-            reason = not_for(job_info(by_id[job_id]), info)
-            if reason is not None:
-                unfit.append(Unfit(job_id, reason))
+            misfit = not_for(job_info(by_id[job_id]), info)
+            if misfit is not None:
+                unfit.append(Unfit(job_id, misfit.text, misfit.key, dict(misfit.params)))
         return unfit
 
     def dispatch_pass(self, avoid: Collection[tuple[int, str]] = ()) -> list[tuple[int, str]]:
@@ -173,7 +214,8 @@ class Dispatcher:
     ) -> list[tuple[int, str]]:
         """Plan once and claim the assignments (added to ``assigned``); returns the avoided ones."""
         # Dispatch needs only the assignments: the scheduler's fast pass, without explanations.
-        plan, _ = self._plan(hide_printers=hide_printers, hide_jobs=hide_jobs, explain=False)
+        plan, jobs = self._plan(hide_printers=hide_printers, hide_jobs=hide_jobs, explain=False)
+        submitted = {job.id: job.submitted_at for job in jobs}
         now = self.ctx.clock()
         blocked = []
         for job_id, printer_id in plan.assignments:
@@ -181,6 +223,7 @@ class Dispatcher:
                 blocked.append((job_id, printer_id))
             elif self.store.assign_job(job_id, printer_id, actor="system", now=now):
                 assigned.append((job_id, printer_id))
+                self.ctx.metrics.observe("queue.wait_s", now - submitted[job_id])
                 self.ctx.queue_changed()
                 self.ctx.printer_changed(printer_id)
         return blocked

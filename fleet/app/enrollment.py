@@ -6,13 +6,14 @@ import logging
 import re
 import secrets
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Optional
 
 from ..auth import TOKEN_PREFIX, hash_token
 from ..errors import Conflict, Forbidden, Invalid, Unauthorized, Unavailable
 from ..http_protocol import BrokerAddress, EnrollmentAnswer, EnrollRequest
-from ..models import Job, Member, Printer
+from ..models import CodeRefusal, Job, Member, Printer
 from ..states import ACTIVE, PrinterState
 from .base import Context, actor_of, require_manager
 from .identity import PRINTER_TOKEN_PREFIX
@@ -28,7 +29,24 @@ CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 #: 12 symbols of 5 bits: 60 bits, shown as three groups of four.
 CODE_LENGTH = 12
 CODE_GROUP = 4
-INVALID_CODE = "this enrollment code is not valid (unknown, used or expired): ask a manager for a new one"
+#: What a refused enrollment code is told, by why (``details.reason`` says which, for a program).
+ENROLLMENT_CODE_REFUSALS = {
+    CodeRefusal.UNKNOWN: "this enrollment code is not known (mistyped, or never made): check it, "
+    "or ask a manager for a new one",
+    CodeRefusal.USED: "this enrollment code was already used to enroll a printer: a code works once; "
+    "ask a manager for a new one",
+    CodeRefusal.EXPIRED: "this enrollment code has expired: ask a manager for a new one",
+}
+
+
+def code_refused(why: CodeRefusal, words: Mapping[CodeRefusal, str], field: str) -> Unauthorized:
+    """The refusal of a one-time code: its own words, and ``details.reason`` (unknown, used, expired).
+
+    Telling a used or expired code from an unknown one gives a guesser nothing: only someone who
+    holds a real code can meet those answers, and wrong codes are limited per address all the same.
+    """
+    return Unauthorized(words[why], field=field, details={"reason": why.value})
+
 
 #: Hashes a broker password into Mosquitto's password-file format.
 PasswordHasher = Callable[[str], str]
@@ -121,7 +139,7 @@ class Enrollments:
             raise Invalid("volume is required: the build volume's min_x … max_z in mm", field="volume")
         normalized = normalize_code(request.code)
         if normalized is None:
-            raise Unauthorized(INVALID_CODE, field="code")
+            raise code_refused(CodeRefusal.UNKNOWN, ENROLLMENT_CODE_REFUSALS, "code")
         if self.node_mqtt is None:
             raise Unavailable(
                 "this fleet runs without an MQTT broker, so a printer could not connect: start it with "
@@ -157,7 +175,9 @@ class Enrollments:
             now=now,
         )
         if printer is None:
-            raise Unauthorized(INVALID_CODE, field="code")
+            code = self.store.get_enrollment_code(hash_token(normalized))
+            found = None if code is None else (code.used_at, code.expires_at)
+            raise code_refused(CodeRefusal.of(found, now), ENROLLMENT_CODE_REFUSALS, "code")
         log.info("printer %s (%s) enrolled", printer.id, printer.name)
         self.ctx.printer_changed(printer.id)
         self.ctx.credentials_changed()

@@ -10,6 +10,7 @@ from ..models import Job, JobEvent, JobFilter, JobPage, Member, Page, Printer, R
 from ..protocol import CommandType
 from ..states import ACTIVE, CANCELLABLE, PENDING, JobState, PrinterState, freed_printer_state
 from .base import Context, actor_of, require_manager
+from .pricing import Pricing
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +22,10 @@ RESUMABLE = frozenset({JobState.PAUSED})
 class Jobs:
     """A member acts on their own jobs, a manager on anyone's; the printer is told before the store."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, pricing: Pricing) -> None:
         self.ctx = ctx
         self.store = ctx.store
+        self.pricing = pricing
 
     def get_job(self, actor: Member, job_id: int) -> Job:
         job = self.store.get_job(job_id)
@@ -102,6 +104,7 @@ class Jobs:
             reason=why,
             now=self.ctx.clock(),
             printer_changes=release,
+            then=self.pricing.charge_step(),
         )
         self.ctx.job_changed(cancelled)
         if freed == [PrinterState.IDLE]:

@@ -5,18 +5,24 @@ from __future__ import annotations
 from typing import Optional
 
 from ..auth import hash_token, new_token
-from ..errors import Conflict, NotFound, Unauthorized
-from ..models import Member, MemberChanges, Page, Role, asked_changes
+from ..errors import Conflict, NotFound
+from ..models import CodeRefusal, Member, MemberChanges, Page, Role, asked_changes
 from ..store.members import ApiToken
 from .base import Context, require_manager
 from .checks import check_member_name
-from .enrollment import new_enrollment_code, normalize_code
+from .enrollment import code_refused, new_enrollment_code, normalize_code
 
 #: How long a link code from the dashboard's account page may wait to be typed in.
 LINK_CODE_TTL_S = 600.0
-INVALID_LINK_CODE = (
-    "this link code is not valid (unknown, used or expired): make a new one on your account page"
-)
+#: What a refused link code is told, by why (``details.reason`` of the answer says which, for a program).
+LINK_CODE_REFUSALS = {
+    CodeRefusal.UNKNOWN: "this link code is not known (mistyped, or replaced by a newer one): "
+    "check it, or make a new one on your account page",
+    CodeRefusal.USED: "this link code was already used to sign a device in: a code works once; "
+    "make a new one on your account page",
+    CodeRefusal.EXPIRED: "this link code has expired (a code waits ten minutes): "
+    "make a new one on your account page",
+}
 
 
 class Members:
@@ -66,19 +72,24 @@ class Members:
         return self.store.update_member(member_id, **asked_changes(changes))
 
     def new_token_for(self, actor: Member, member_id: int) -> str:
-        """Revoke a member's tokens and issue a fresh one (a lost or leaked token)."""
+        """Revoke a member's own API token and issue a fresh one (a lost or leaked token).
+
+        The member's device sign-ins (an OctoPrint user on a printer) keep working: each is listed and
+        revoked on its own on the account page, so replacing the token does not sign every printer out.
+        """
         if actor.id != member_id:
             require_manager(actor)
         self.store.get_member(member_id)
-        self.store.revoke_tokens(member_id)
+        self.store.revoke_tokens(member_id, devices=False)
         token = new_token()
         self.store.add_token(member_id, hash_token(token), "reissued", now=self.ctx.clock())
         return token
 
     def issue_named_token(self, member: Member, label: str) -> str:
-        """A further token for ``member`` under ``label`` (one per device or app); its others keep working."""
+        """A device's sign-in for ``member`` under ``label`` (one per device or app); its others keep
+        working, and replacing the member's own API token leaves it be."""
         token = new_token()
-        self.store.add_token(member.id, hash_token(token), label, now=self.ctx.clock())
+        self.store.add_token(member.id, hash_token(token), label, now=self.ctx.clock(), device=True)
         return token
 
     def tokens_of(self, actor: Member, member_id: int) -> list[ApiToken]:
@@ -112,11 +123,13 @@ class Members:
     def spend_link_code(self, code: str) -> Member:
         """The member a link code belongs to; the code works once, until it expires."""
         normalized = normalize_code(code) if isinstance(code, str) else None
-        member = None
-        if normalized is not None:
-            member = self.store.spend_link_code(hash_token(normalized), now=self.ctx.clock())
+        if normalized is None:
+            raise code_refused(CodeRefusal.UNKNOWN, LINK_CODE_REFUSALS, "link_code")
+        now = self.ctx.clock()
+        member = self.store.spend_link_code(hash_token(normalized), now=now)
         if member is None:
-            raise Unauthorized(INVALID_LINK_CODE)
+            why = self.store.link_code_refusal(hash_token(normalized), now=now)
+            raise code_refused(why, LINK_CODE_REFUSALS, "link_code")
         return member
 
     def grant(self, actor: Member, member_id: int, printer_id: str) -> None:

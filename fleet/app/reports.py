@@ -18,6 +18,7 @@ from ..protocol import Capabilities
 from ..states import TERMINAL, JobState, PrinterState, freed_printer_state
 from .base import Context
 from .checks import check_material, check_nozzle, check_volume
+from .pricing import Pricing
 
 #: A printer is held by these jobs until it reports how they ended.
 HELD = frozenset({JobState.ASSIGNED, JobState.PRINTING, JobState.PAUSED})
@@ -26,9 +27,10 @@ HELD = frozenset({JobState.ASSIGNED, JobState.PRINTING, JobState.PAUSED})
 class PrinterReports:
     """Records what each printer says happened; a repeated report changes nothing."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, pricing: Pricing) -> None:
         self.ctx = ctx
         self.store = ctx.store
+        self.pricing = pricing
         self._live: dict[str, LiveStatus] = {}
         self._live_lock = threading.Lock()
 
@@ -150,6 +152,16 @@ class PrinterReports:
         Events arrive at least once: a repeat is a no-op. A printer may only report its own job
         (:class:`Forbidden` otherwise). Terminal outcomes leave the printer waiting for a bed clear.
         """
+        try:
+            return self._printer_job_event(printer_id, job_id, target, reason)
+        except Conflict:
+            # Another fleet process on the database recorded the same event a moment before (both
+            # hear every event until they share the subscriptions): a repeat, as above.
+            if self.store.get_job(job_id).state is target:
+                return False
+            raise
+
+    def _printer_job_event(self, printer_id: str, job_id: int, target: JobState, reason: str) -> bool:
         job = self.store.get_job(job_id)
         if job.printer_id != printer_id:
             raise Forbidden(f"job {job_id} is not dispatched to printer {printer_id}", field="job_id")
@@ -173,9 +185,18 @@ class PrinterReports:
         return True
 
     def finish_job(self, job_id: int, outcome: JobState, *, actor: str, reason: str) -> Job:
-        """A printer reports a job's end: the job settles and the printer waits for its bed to be cleared."""
+        """A printer reports a job's end: the job settles and the printer waits for its bed to be cleared.
+
+        Its charge is fixed in the same transaction; a print that did not finish is charged by the share
+        its printer last reported done (when it reported one for this job).
+        """
         if outcome not in TERMINAL:
             raise Invalid(f"{outcome.value} is not an outcome")
+        share = None
+        printer_id = self.store.get_job(job_id).printer_id
+        live = None if printer_id is None else self.live(printer_id)
+        if live is not None and live.job_id == job_id and live.progress is not None:
+            share = min(100.0, max(0.0, live.progress)) / 100.0
 
         def settle(printer: Printer) -> Optional[dict[str, Any]]:
             if printer.current_job_id not in (None, job_id):
@@ -186,7 +207,13 @@ class PrinterReports:
             }
 
         finished = self.store.transition_job(
-            job_id, outcome, actor=actor, reason=reason, now=self.ctx.clock(), printer_changes=settle
+            job_id,
+            outcome,
+            actor=actor,
+            reason=reason,
+            now=self.ctx.clock(),
+            printer_changes=settle,
+            then=self.pricing.charge_step(share),
         )
         self.ctx.job_changed(finished)
         return finished

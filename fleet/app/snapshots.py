@@ -1,9 +1,9 @@
 """Photos of the plate: a printer sends one after each job; whoever may see the job may see it.
 
 Only the printer the job ran on may send its photo (with its own token), only a JPEG or PNG (told by
-its first bytes, not by what the sender claims), and no larger than :data:`MAX_SNAPSHOT_BYTES`. They
-are forgotten after :data:`SNAPSHOT_RETENTION_S`: a photo is for deciding whether the plate is clear,
-not an archive.
+its first bytes, not by what the sender claims), and no larger than the lab's ``snapshot_max_bytes``.
+They are forgotten after the lab's ``snapshot_retention_days``: a photo is for deciding whether the
+plate is clear, not an archive. A manager sets both (the lab settings; 2 MiB and 14 days at first).
 """
 
 from __future__ import annotations
@@ -11,15 +11,13 @@ from __future__ import annotations
 from typing import Optional
 
 from ..errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
-from ..http_protocol import MAX_SNAPSHOT_BYTES, image_type
+from ..http_protocol import image_type
 from ..models import Member, Printer, Role
 from ..protocol import CommandType
 from ..store import PlateSnapshot
 from .base import Context, require_manager
 from .jobs import Jobs
 
-#: How long a photo is kept.
-SNAPSHOT_RETENTION_S = 14 * 24 * 3600.0
 #: How often sending a photo also sweeps the expired ones (a fleet may run for months).
 SNAPSHOT_SWEEP_S = 3600.0
 
@@ -27,20 +25,31 @@ SNAPSHOT_SWEEP_S = 3600.0
 class Snapshots:
     """Keeps the printers' plate photos and hands them to those who may see the job."""
 
-    def __init__(self, ctx: Context, jobs: Jobs, *, retention_s: float = SNAPSHOT_RETENTION_S) -> None:
+    def __init__(self, ctx: Context, jobs: Jobs) -> None:
         self.ctx = ctx
         self.store = ctx.store
         self.jobs = jobs
-        self.retention_s = retention_s
         self._next_sweep = float("-inf")
+
+    @property
+    def retention_s(self) -> float:
+        """How long a photo is kept: the lab's setting, in seconds."""
+        return self.ctx.lab_settings().snapshot_retention_days * 86400.0
+
+    @property
+    def max_bytes(self) -> int:
+        """The largest photo a printer may send: the lab's setting."""
+        return self.ctx.lab_settings().snapshot_max_bytes
 
     def receive(self, printer: Printer, printer_id: str, job_id: int, data: bytes) -> PlateSnapshot:
         """Keep the photo ``printer`` (the token's) took after job ``job_id``, which it must have run."""
         if printer.id != printer_id:
             raise Forbidden(f"this token belongs to printer {printer.id}, not {printer_id}")
-        if len(data) > MAX_SNAPSHOT_BYTES:
+        limit = self.max_bytes
+        if len(data) > limit:
             raise TooLarge(
-                f"the snapshot is {len(data)} bytes; a printer may send at most {MAX_SNAPSHOT_BYTES} bytes",
+                f"the snapshot is {len(data)} bytes; this lab takes at most {limit} bytes "
+                "(a manager sets snapshot_max_bytes)",
                 field="snapshot",
             )
         media_type = image_type(data)

@@ -29,6 +29,7 @@ from .base import (
     positive_int,
     shared_options,
 )
+from .economy import add_economy_commands
 from .jobs import add_job_commands
 
 #: ``crowdfab-agent`` (fleet/agent_cli.py) shares the exit codes, the progress bar and the argument types.
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     member = add_admin_commands(sub, common)
     job = add_job_commands(sub, common, client)
-    parser.groups = {"member": member, "job": job}  # type: ignore[attr-defined]
+    economy = add_economy_commands(sub, common)
+    parser.groups = {"member": member, "job": job, **economy}  # type: ignore[attr-defined]
     return parser
 
 

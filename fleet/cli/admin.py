@@ -44,7 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         waiting_after_s=args.notify_waiting_after * 3600.0,
     )
     try:
-        serve(config_of(args), options, notify)
+        serve(config_of(args), options, notify, drain_s=args.drain_s)
     except Unavailable as exc:  # no broker to run or reach: the message says how to fix it
         raise CliError(exc.message, EXIT_UNREACHABLE) from exc
     return EXIT_OK
@@ -142,6 +142,26 @@ def add_admin_commands(sub: Subcommands, common: argparse.ArgumentParser) -> arg
         help="behind N reverse proxies that set X-Forwarded-For and X-Forwarded-Proto, take the client's "
         "address and scheme from them (sign-in limits count per client, cookies follow HTTPS); default 0: "
         "the headers are ignored, as anyone could send them",
+    )
+    serve.add_argument(
+        "--metrics-token-file",
+        metavar="PATH",
+        help="serve Prometheus metrics at /metrics to scrapers that send the token in this file as "
+        "'Authorization: Bearer' ($CROWDFAB_METRICS_TOKEN; at least 16 characters)",
+    )
+    serve.add_argument(
+        "--metrics-allow",
+        metavar="CIDRS",
+        help="serve /metrics to these networks only, e.g. '10.0.0.0/8,::1' ($CROWDFAB_METRICS_ALLOW); "
+        "with a token too, a scraper needs both; with neither, /metrics is off",
+    )
+    serve.add_argument(
+        "--drain-s",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="on SIGTERM, keep serving this long while the health check answers 503, so a load balancer "
+        "moves new requests to another fleet process first (default 0: stop at once)",
     )
     serve.add_argument(
         "--notify-offline-after",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Optional, TypeVar
 
 from ..client import FleetClient, FleetRequestError
-from ..config import DEFAULT_PORT, FleetConfig, default_data_dir
+from ..config import DEFAULT_PORT, FleetConfig, MetricsAccess, default_data_dir
 from ..errors import FleetError, NotFound
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -82,7 +82,28 @@ def config_of(args: argparse.Namespace) -> FleetConfig:
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", DEFAULT_PORT),
         trusted_proxies=getattr(args, "trusted_proxies", 0),
+        metrics=metrics_access(args),
     )
+
+
+def metrics_access(args: argparse.Namespace) -> MetricsAccess:
+    """Who may scrape ``/metrics``: ``--metrics-token-file`` (else ``$CROWDFAB_METRICS_TOKEN``) and
+    ``--metrics-allow`` (else ``$CROWDFAB_METRICS_ALLOW``); neither leaves scraping off. Only
+    ``serve`` takes them: other commands serve nothing."""
+    if not hasattr(args, "metrics_allow"):
+        return MetricsAccess()
+    token_file = args.metrics_token_file
+    token = os.environ.get("CROWDFAB_METRICS_TOKEN") or None
+    if token_file:
+        try:
+            token = Path(token_file).expanduser().read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read the metrics token file {token_file}: {exc}", EXIT_USAGE) from exc
+    allow = args.metrics_allow or os.environ.get("CROWDFAB_METRICS_ALLOW") or None
+    try:
+        return MetricsAccess.of(token, allow)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
 
 
 def open_fleet(args: argparse.Namespace):  # type: ignore[no-untyped-def]

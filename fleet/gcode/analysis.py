@@ -138,6 +138,7 @@ def analyze_stream(
         findings_suppressed=safety.suppressed,
         bed_temperature_c=safety.bed_max_c or None,
         tools=motion.tools,
+        chamber_temperature_c=safety.chamber_max_c or None,
     )
 
 

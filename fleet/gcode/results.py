@@ -118,6 +118,8 @@ class Analysis:
     bed_temperature_c: Optional[float] = None
     #: How many tools (extruders) the file uses: its highest T index + 1.
     tools: int = 1
+    #: The hottest chamber the file asks for (M141/M191), °C; None when it never heats a chamber.
+    chamber_temperature_c: Optional[float] = None
 
     @property
     def refused(self) -> bool:
@@ -156,6 +158,7 @@ class Analysis:
             "findings_suppressed": self.findings_suppressed,
             "bed_temperature_c": self.bed_temperature_c,
             "tools": self.tools,
+            "chamber_temperature_c": self.chamber_temperature_c,
             "refused": self.refused,
         }
 
@@ -190,6 +193,7 @@ class Analysis:
                 findings_suppressed=int(data.get("findings_suppressed") or 0),
                 bed_temperature_c=_opt_float(data.get("bed_temperature_c")),
                 tools=int(data.get("tools") or 1),
+                chamber_temperature_c=_opt_float(data.get("chamber_temperature_c")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise Invalid(f"malformed analysis: {exc}", field="analysis") from exc

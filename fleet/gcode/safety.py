@@ -76,6 +76,8 @@ WARNING_BY_DEFAULT: Mapping[str, str] = MappingProxyType(
 
 HOTEND_COMMANDS = frozenset({"M104", "M109"})
 BED_COMMANDS = frozenset({"M140", "M190"})
+#: Set (M141) or wait for (M191) the chamber's temperature: the job needs a heated chamber.
+CHAMBER_COMMANDS = frozenset({"M141", "M191"})
 
 _COMMAND_RE = re.compile(r"^(?:[GMT]\d+(?:\.\d+)?|[A-Z_][A-Z0-9_]*)$")
 
@@ -281,6 +283,9 @@ class SafetyScan:
         #: The hottest bed the file asks for, °C (0: it never heats the bed); the scheduler keeps such
         #: a job from a printer without a heated bed.
         self.bed_max_c = 0.0
+        #: The hottest chamber the file asks for, °C (0: none); such a job goes only to a printer whose
+        #: profile has a heated chamber.
+        self.chamber_max_c = 0.0
 
     def add(self, line: int, command: str, severity: Severity, rule: str, message: str) -> None:
         count = self._per_rule.get(rule, 0) + 1
@@ -313,6 +318,10 @@ class SafetyScan:
             self._temperature(line, command, "hotend", params, self.rules.max_hotend_c)
         elif command in BED_COMMANDS:
             self._temperature(line, command, "bed", params, self.rules.max_bed_c)
+        elif command in CHAMBER_COMMANDS:
+            value = params.get("S", params.get("R"))
+            if value is not None and 0 < value < math.inf and value > self.chamber_max_c:
+                self.chamber_max_c = value
 
     def _temperature(
         self, line: int, command: str, heater: str, params: Mapping[str, float], cap: float

@@ -13,7 +13,7 @@ from ..protocol import node_client_id
 from .download import DownloadError, Fetcher, HttpFetcher
 from .journal import ACTIVE, FINISHED, FleetJob, JobPhase, Journal, Offer
 from .node import Link, NodeSettings, PrinterNode
-from .plate import PlateReporter, SnapshotError, Webcam
+from .plate import PlateReporter, SnapshotError, Webcam, WebcamLogin
 from .printer import FLEET_FOLDER, PrinterError, PrinterPort, PrinterSnapshot, PrintOutcome
 from .rules import availability_will
 
@@ -41,6 +41,7 @@ __all__ = [
     "PrinterSnapshot",
     "SnapshotError",
     "Webcam",
+    "WebcamLogin",
     "availability_will",
     "build_node",
 ]

@@ -193,6 +193,11 @@ class PrinterNode:
     def on_print_resumed(self, name: str) -> None:
         self._executor.submit(self._printer_event, EventType.JOB_RESUMED, name)
 
+    @property
+    def plate(self) -> Optional[PlateReporter]:
+        """What sends the photo of the plate after each job (None without a webcam)."""
+        return self._plate
+
     def pending_offer(self) -> Optional[Offer]:
         """The dispatch waiting for the owner's answer, if any."""
         return self._journal.offer

@@ -70,6 +70,13 @@ def check_channel_url(url: object, field: str = "url") -> CheckedChannel:
     return CheckedChannel(url, shown, str(plugin.service_name))
 
 
+def kind_of(url: str) -> str:
+    """A channel's kind, for counting: its URL's scheme (``mailto``, ``ntfy``, ``tgram``), nothing of
+    the rest (which may hold a secret); ``other`` when the URL has no scheme to speak of."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    return scheme if scheme.isascii() and scheme[:1].isalpha() and len(scheme) <= 32 else "other"
+
+
 def redact(url: str) -> str:
     """A URL reduced to its scheme and host, any user masked: what may be shown or logged."""
     try:

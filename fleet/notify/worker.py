@@ -5,8 +5,10 @@ the services' hooks wake this thread (:meth:`OutboxWorker.wake`); it also looks 
 seconds, which catches rows another fleet process queued. A failure waits ``retry_base_s`` doubled
 per attempt (up to ``retry_max_s``, with some jitter); after ``max_attempts`` the delivery is given up,
 and a channel or webhook that fails ``pause_after`` times in a row is paused until its owner resumes
-it (what waited for it then goes). The same thread raises the events time makes: a printer offline
-too long, a job waiting too long.
+it (what waited for it then goes). Every fleet process runs one (a claim skips the rows another
+holds). The events time makes, a printer offline too long and a job waiting too long, are raised by
+:meth:`OutboxWorker.scan`, which the fleet runs as the once-only duty :data:`NOTIFY_SCAN` (one
+process at a time, see :mod:`fleet.duties`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from . import channels, webhooks
 from .texts import render
 
 log = logging.getLogger(__name__)
+
+#: The duty that looks for printers offline and jobs waiting too long (see :mod:`fleet.duties`).
+NOTIFY_SCAN = "notify-scan"
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class NotifyOptions:
     offline_after_s: float = 15 * 60.0
     #: A job waiting this long is reported to the managers who chose it.
     waiting_after_s: float = 24 * 3600.0
-    #: How often the worker looks for those two.
+    #: How often the fleet looks for those two (:meth:`OutboxWorker.scan`).
     scan_every_s: float = 60.0
 
 
@@ -80,12 +85,12 @@ class OutboxWorker:
         self.clock = clock
         self.send_channel = send_channel
         self.post_webhook = post_webhook
-        #: Counts ``notify.delivered`` and ``notify.failed``, and times ``notify.send_s``.
+        #: Counts ``notifications.delivered`` and ``notifications.failed`` by kind of channel, and
+        #: times ``notifications.send_s``.
         self.metrics = metrics
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._next_scan = float("-inf")
         self._random = random.Random()  # noqa: S311 (jitter, not a secret)
 
     def start(self) -> None:
@@ -113,16 +118,20 @@ class OutboxWorker:
             self._stop.wait(self.options.min_gap_s)
             self._wake.clear()
 
+    def scan(self) -> int:
+        """Raise what time raises: printers offline and jobs waiting longer than the options say
+        (each once). Returns how many events it raised, and wakes the delivery when there are some."""
+        raised = self.store.raise_overdue(
+            self.clock(),
+            offline_after_s=self.options.offline_after_s,
+            waiting_after_s=self.options.waiting_after_s,
+        )
+        if raised:
+            self.wake()
+        return raised
+
     def run_pending(self) -> int:
-        """One pass: raise what time raises (when due), then deliver until nothing due is left."""
-        now = self.clock()
-        if now >= self._next_scan:
-            self._next_scan = now + self.options.scan_every_s
-            self.store.raise_overdue(
-                now,
-                offline_after_s=self.options.offline_after_s,
-                waiting_after_s=self.options.waiting_after_s,
-            )
+        """One pass: deliver until nothing due is left; returns how many deliveries it attempted."""
         sent = 0
         while not self._stop.is_set():
             claimed = self.store.claim_deliveries(
@@ -152,6 +161,7 @@ class OutboxWorker:
                     )
             error = self.send_channel(target.url, title, body, attachment)
             where = f"channel {target.id}"
+            kind = channels.kind_of(target.url)
         else:
             payload = webhooks.body_of(
                 delivery.delivery_key,
@@ -165,10 +175,11 @@ class OutboxWorker:
             )
             error, status = answer.error, answer.status
             where = f"webhook {target.id}"
+            kind = "webhook"
         now = self.clock()
         if self.metrics is not None:
-            self.metrics.observe("notify.send_s", time.monotonic() - began)
-            self.metrics.count("notify.delivered" if error is None else "notify.failed")
+            self.metrics.observe("notifications.send_s", time.monotonic() - began)
+            self.metrics.notification(kind, delivered=error is None)
         if error is None:
             self.store.delivery_sent(delivery.id, now=now, status=status)
             log.info("delivered %s to %s", delivery.delivery_key, where)

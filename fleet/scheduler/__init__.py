@@ -13,6 +13,11 @@ Where to look:
 - :mod:`.planning`: the pass, :func:`plan`: dispatch and the estimates.
 - :mod:`.explain` and :mod:`.wording`: the explanations every member reads, built when read.
 - :mod:`.model`: the values going in and out.
+
+Quotas and membership groups: a group's priority adds to its jobs' effective priority
+(:func:`~.fairness.effective_priority`), and the pass asks :class:`fleet.economy.quotas.QuotaGate`
+about each job in queue order; a job its member's quota holds takes no printer, no place and no
+estimate, and its explanation says why (:data:`~.model.WaitReason.QUOTA`, :attr:`~.model.Plan.holds`).
 """
 
 from __future__ import annotations

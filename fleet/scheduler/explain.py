@@ -12,6 +12,7 @@ from itertools import repeat
 from operator import add, attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
+from ..economy.wording import group_words, hold_words
 from ..states import DISPATCHABLE, JobState
 from . import wording
 from .model import ID, JobInfo, WaitReason
@@ -31,6 +32,7 @@ def _needs_key(job: JobInfo) -> tuple[object, ...]:
         job.nozzle_diameter,
         job.material,
         job.heats_bed,
+        job.heats_chamber,
         job.tools,
     )
 
@@ -131,8 +133,16 @@ class Explanations(Mapping[int, Explanation]):
         if self._start is None:
             run = self._run
             order = run.order
-            #: Job index -> 1-based place in the order (the order's inverse, sorted in C).
-            self._position = list(map(add, sorted(range(len(order)), key=order.__getitem__), repeat(1)))
+            #: Job index -> 1-based place in the order (the order's inverse, sorted in C); a job a quota
+            #: holds has none, and the jobs behind it move up.
+            held = run.held
+            if held:
+                lined = [i for i in order if i not in held]
+                self._position: list[int | None] = [None] * len(order)
+                for place, i in enumerate(lined, 1):
+                    self._position[i] = place
+            else:
+                self._position = list(map(add, sorted(range(len(order)), key=order.__getitem__), repeat(1)))
             self._index: dict[int, int] = dict(zip(run.ids, range(len(run.ids))))
             others = [
                 j
@@ -179,15 +189,39 @@ class Explanations(Mapping[int, Explanation]):
         compatible, free = self._printers(run.compat[i])[1:]
         if i in run.assigned:
             reason = WaitReason.NEXT
+        elif i in run.held:
+            reason = WaitReason.QUOTA
         elif not compatible:
             reason = self._incompatible(run.queued[i])[0]
         elif start is None:
             reason = WaitReason.PRINTERS_UNAVAILABLE
+        elif free and self._too_long(i):
+            reason, start = WaitReason.NO_PRINTER_FREE, None
         elif free:
             reason = WaitReason.FAIR_SHARE
         else:
             reason = WaitReason.NO_PRINTER_FREE
         return _new_tuple(Explanation, (run.ids[i], self._position[i], reason, self, start, compatible))
+
+    def _late(self, i: int) -> list[int]:
+        """The free compatible printers whose lending window ends before job index ``i`` would be done."""
+        run = self._run
+        if not run.closing:
+            return []
+        fleet = run.fleet
+        return [
+            p
+            for p in self._printers(run.compat[i])[0]
+            if p in run.closing
+            and p not in run.closed
+            and fleet.printers[p].state in DISPATCHABLE
+            and not run.in_time(i, p)
+        ]
+
+    def _too_long(self, i: int) -> bool:
+        """Every free compatible printer is lent until a window ends before job index ``i`` would be done."""
+        late = self._late(i)
+        return bool(late) and len(late) == self._printers(self._run.compat[i])[2]
 
     def _all(self) -> dict[int, Explanation]:
         """Every explanation, built in one go (the /queue page reads them all): the same as reading each.
@@ -213,10 +247,25 @@ class Explanations(Mapping[int, Explanation]):
                     reasons[place] = WaitReason.PRINTERS_UNAVAILABLE
                 else:
                     reasons[place] = self._incompatible(run.queued[order[place]])[0]
-            for i in run.assigned:
-                reasons[self._position[i] - 1] = WaitReason.NEXT
+            places: Sequence[int | None] = range(1, len(order) + 1)
+            if run.closing:
+                # A job that would run past the end of its only printers' lending windows waits for them.
+                for place, reason in enumerate(reasons):
+                    if reason is WaitReason.FAIR_SHARE and self._too_long(order[place]):
+                        reasons[place], at[place] = WaitReason.NO_PRINTER_FREE, None
+            if run.held:
+                # Held jobs have no place, so a place no longer gives the slot in the order.
+                slot = dict(zip(order, range(len(order))))
+                for i in run.held:
+                    reasons[slot[i]] = WaitReason.QUOTA
+                places = list(map(self._position.__getitem__, order))
+                for i in run.assigned:
+                    reasons[slot[i]] = WaitReason.NEXT
+            else:
+                for i in run.assigned:
+                    reasons[self._position[i] - 1] = WaitReason.NEXT  # type: ignore[operator]
             ids = self._ids[: len(order)]
-            columns = zip(ids, range(1, len(order) + 1), reasons, repeat(self), at, printers)
+            columns = zip(ids, places, reasons, repeat(self), at, printers)
             built = dict(zip(ids, map(_new_tuple, repeat(Explanation), columns)))
             for job_id in self._ids[len(order) :]:
                 built[job_id] = self._not_queued(*self._others[job_id])
@@ -243,11 +292,19 @@ class Explanations(Mapping[int, Explanation]):
         reason = explanation.reason
         job = run.queued[i]
         printer_indexes, compatible, free = self._printers(run.compat[i])
-        head = f"{wording.ordinal(self._position[i])} in line"
+        if reason is WaitReason.QUOTA:
+            words = hold_words(run.held[i], "en", run.currency)
+            return f"{words[0].upper()}{words[1:]}."
+        position = self._position[i]
+        assert position is not None
+        head = f"{wording.ordinal(position)} in line"
         if reason is WaitReason.NEXT:
             return f"{head}; starting now on {fleet.printers[run.assigned[i]].id}."
         if not compatible:
             return f"{head}; {self._incompatible(job)[1]}."
+        if reason is WaitReason.NO_PRINTER_FREE and free and self._too_long(i):
+            late = self._late(i)[0]
+            return f"{head}; {wording.runs_past(fleet.printers[late], run.closing[late], run.seconds[i])}."
         return self._lent_note(
             self._why_waiting(explanation, head, job, printer_indexes, compatible, free), printer_indexes
         )
@@ -282,15 +339,16 @@ class Explanations(Mapping[int, Explanation]):
                 f"but {'it is' if len(compatible) == 1 else 'none is'} working now "
                 f"({wording.states(fleet, printer_indexes)}); no estimate until one is back."
             )
+        group = f"; {group_words(job.group, job.group_priority)}" if job.group and job.group_priority else ""
         if reason is WaitReason.FAIR_SHARE:
             return (
                 f"{head}; {'the compatible printer' if free == 1 else f'the {free} compatible printers'} "
                 f"free now {'goes' if free == 1 else 'go'} to jobs ahead in line "
-                f"(members who printed less recently go first); {wording.expected(start, run.now)}."
+                f"(members who printed less recently go first){group}; {wording.expected(start, run.now)}."
             )
         return (
             f"{head}; waiting for a free printer {self._needs(job)}: "
-            f"{self._busy(run.compat[i])}; {wording.expected(start, run.now)}."
+            f"{self._busy(run.compat[i])}{group}; {wording.expected(start, run.now)}."
         )
 
     def _needs(self, job: JobInfo) -> str:

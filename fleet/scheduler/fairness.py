@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from operator import add, neg
 
 from ..errors import Invalid
-from .model import DEFAULTS, ID, MEMBER, PRIORITY, SUBMITTED, JobInfo, SchedulerParams
+from .model import DEFAULTS, GROUP_PRIORITY, ID, MEMBER, PRIORITY, SUBMITTED, JobInfo, SchedulerParams
 
 __all__ = ["decayed_usage", "effective_priority", "levels_gained", "queue_order"]
 
@@ -26,8 +26,8 @@ def levels_gained(waited: float, aging_seconds: float) -> int:
 
 
 def effective_priority(job: JobInfo, now: float, params: SchedulerParams = DEFAULTS) -> int:
-    """The job's priority plus one level per ``aging_seconds`` it has waited."""
-    return job.priority + levels_gained(now - job.submitted_at, params.aging_seconds)
+    """The job's priority, plus its membership group's, plus one level per ``aging_seconds`` it has waited."""
+    return job.priority + job.group_priority + levels_gained(now - job.submitted_at, params.aging_seconds)
 
 
 def decayed_usage(
@@ -54,11 +54,12 @@ def queue_order(
     """Indexes of ``jobs`` in queue order. The fair-share rule: one job goes before another when
 
 
-    1. its effective priority is higher (:func:`effective_priority`: a manager's priority, plus what
-       waiting adds);
+    1. its effective priority is higher (:func:`effective_priority`: a manager's priority, plus its
+       member's group's, plus what waiting adds);
     2. its member has used fewer printer-seconds recently: their decayed ``usage``, plus the
        ``charge`` of each of their jobs this order has already placed ahead (a job's estimated
-       seconds; nothing for a job no working printer can take), so one member's many jobs
+       seconds; nothing for a job no printer of the fleet could take, see
+       :func:`~.planning.charges`), so one member's many jobs
        interleave with everyone else's instead of queueing as a block;
     3. it was submitted earlier; then, the lower job id.
 
@@ -92,6 +93,9 @@ def _levels(jobs: Sequence[JobInfo], now: float, params: SchedulerParams) -> lis
     by_age.sort(key=submitted.__getitem__)
     levels = _aging_runs(list(map(submitted.__getitem__, by_age)), now, params.aging_seconds)
     priorities = list(map(PRIORITY, jobs))
+    group_levels = list(map(GROUP_PRIORITY, jobs))
+    if any(group_levels):
+        priorities = list(map(add, priorities, group_levels))
     if any(priorities):
         levels = list(map(add, levels, map(priorities.__getitem__, by_age)))
     # Stable, so each level keeps its jobs oldest first; without manager priorities already in order.

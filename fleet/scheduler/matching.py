@@ -1,7 +1,7 @@
 """Which printers could ever print which jobs: capability classes and the fit rules.
 
-Printers are grouped into capability classes (volume and bed shape, nozzle, material, heated bed,
-extruders, who may use them) and jobs
+Printers are grouped into capability classes (volume and bed shape, nozzle, material, heated bed and
+chamber, extruders, who may use them) and jobs
 by their requirements, so compatibility is worked out once per (requirement, class), not per pair:
 a pass over 20,000 jobs and 500 printers looks at a few hundred distinct requirements.
 """
@@ -12,7 +12,7 @@ import bisect
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from itertools import repeat
-from operator import and_, attrgetter
+from operator import and_, attrgetter, mul, or_
 from typing import TypeVar
 
 from ..errors import Invalid
@@ -21,6 +21,7 @@ from .model import (
     BOUNDS,
     DEFAULTS,
     HEATS_BED,
+    HEATS_CHAMBER,
     MATERIAL,
     MEMBER,
     NOZZLE,
@@ -61,6 +62,15 @@ def heat_fits(heated_bed: bool | None, heats_bed: bool) -> bool:
     return not heats_bed or heated_bed is not False
 
 
+def chamber_fits(heated_chamber: bool | None, heats_chamber: bool) -> bool:
+    """A job that heats the chamber goes only to a printer that says it has a heated chamber."""
+    return not heats_chamber or heated_chamber is True
+
+
+#: A job's heating needs as one small int, for the class masks: its bed, its chamber.
+BED, CHAMBER = 1, 2
+
+
 def tools_fit(extruders: int | None, tools: int) -> bool:
     """A job goes to no printer with fewer tools than it uses (an unreported count takes any job)."""
     return extruders is None or tools <= extruders
@@ -97,6 +107,7 @@ def fits(
         and material_fits(fold(printer.material), fold(job.material))
         and lending_takes(_accepts(printer), fold(job.material))
         and heat_fits(printer.heated_bed, job.heats_bed)
+        and chamber_fits(printer.heated_chamber, job.heats_chamber)
         and tools_fit(printer.extruders, job.tools)
         and (not printer.restricted or printer.id in grants.get(job.member_id, ()))
     )
@@ -133,8 +144,9 @@ class Fleet:
         self.class_nozzle: list[float] = []
         self.class_material: list[str | None] = []
         self.class_members: list[frozenset[int] | None] = []
-        #: Per class: False when its beds are not heated, and its extruders (None: not reported).
-        self.class_heated: list[bool | None] = []
+        #: Per class: whether its beds are known cold and its chambers known heated, and its extruders
+        #: (None: not reported).
+        self.class_heated: list[tuple[bool, bool]] = []
         self.class_extruders: list[int | None] = []
         #: Per class: the folded materials a lent printer's owner takes (None: any).
         self.class_accepts: list[frozenset[str] | None] = []
@@ -149,16 +161,16 @@ class Fleet:
                     self.round_volumes.append(volume)
             members = frozenset(allowed[p.id]) if p.restricted else None
             material = fold(p.material)
-            cold = p.heated_bed is False
+            heat = (p.heated_bed is False, p.heated_chamber is True)
             accepts = _accepts(p)
-            key = (volume, p.nozzle_diameter, material, members, cold, p.extruders, accepts)
+            key = (volume, p.nozzle_diameter, material, members, heat, p.extruders, accepts)
             cls = class_ids.setdefault(key, len(class_ids))
             if cls == len(self.class_printers):
                 self.class_volume.append(volume)
                 self.class_nozzle.append(p.nozzle_diameter)
                 self.class_material.append(material)
                 self.class_members.append(members)
-                self.class_heated.append(False if cold else None)
+                self.class_heated.append(heat)
                 self.class_extruders.append(p.extruders)
                 self.class_accepts.append(accepts)
                 self.class_printers.append([])
@@ -167,8 +179,8 @@ class Fleet:
         #: Compat id -> the classes it fits, in class order.
         self.compat_classes: list[tuple[int, ...]] = []
         self._compat_ids: dict[int, int] = {}
-        #: (fit mask, nozzle, material, member if granted, heats the bed, tools) -> compat.
-        self._by_key: dict[tuple[int, float | None, str | None, int | None, bool, int], int] = {}
+        #: (fit mask, nozzle, material, member if granted, heat needs, tools) -> compat.
+        self._by_key: dict[tuple[int, float | None, str | None, int | None, int, int], int] = {}
         #: Per side (min x, y, z, then max x, y, z): sorted limits, and the volumes each bisection fits.
         self._sides = [self._lower_side(axis) for axis in range(3)] + [
             self._upper_side(axis) for axis in range(3)
@@ -178,7 +190,7 @@ class Fleet:
         self._nozzle_classes: dict[float | None, int] = {}
         self._material_classes: dict[str | None, int] = {}
         self._member_classes: dict[int | None, int] = {}
-        self._heat_classes: dict[bool, int] = {}
+        self._heat_classes: dict[int, int] = {}
         self._tool_classes: dict[int, int] = {}
 
     def _lower_side(self, axis: int) -> tuple[list[float], list[int]]:
@@ -216,11 +228,12 @@ class Fleet:
         nozzles = list(map(NOZZLE, jobs))
         materials = list(map(MATERIAL, jobs))
         granted_only: list[int | None] = list(map(granted.get, map(MEMBER, jobs)))
-        heats = list(map(HEATS_BED, jobs))
+        # Bed and chamber as one int a job (see heat_needs), in C-level map() calls.
+        heats = list(map(or_, map(HEATS_BED, jobs), map(mul, map(HEATS_CHAMBER, jobs), repeat(CHAMBER))))
         tools = list(map(TOOLS, jobs))
         # zip twice rather than keep a tuple per job: zip reuses its tuple when nobody holds it, so
         # this allocates almost nothing for the garbage collector to walk.
-        distinct: dict[tuple[int, float | None, str | None, int | None, bool, int], int] = {}
+        distinct: dict[tuple[int, float | None, str | None, int | None, int, int], int] = {}
         cache = self._by_key
         for key in dict.fromkeys(zip(fits, nozzles, materials, granted_only, heats, tools)):
             compat = cache.get(key)
@@ -269,7 +282,7 @@ class Fleet:
         nozzle: float | None,
         material: str | None,
         member: int | None,
-        heats_bed: bool,
+        heats: int,
         tools: int,
     ) -> int:
         """The compat of one requirement: the classes it fits, as a bit mask ANDed from one per field."""
@@ -289,7 +302,13 @@ class Fleet:
             self._member_classes, member, self.class_members, lambda members: _allowed(members, member)
         )
         mask &= _classes_where(
-            self._heat_classes, heats_bed, self.class_heated, lambda heated: heat_fits(heated, heats_bed)
+            self._heat_classes,
+            heats,
+            self.class_heated,
+            lambda heat: (
+                heat_fits(False if heat[0] else None, bool(heats & BED))
+                and chamber_fits(heat[1], bool(heats & CHAMBER))
+            ),
         )
         mask &= _classes_where(
             self._tool_classes, tools, self.class_extruders, lambda count: tools_fit(count, tools)

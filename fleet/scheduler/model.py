@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
+from ..economy.quotas import Hold
 from ..errors import Invalid
 from ..geometry import Box
 from ..lending import Lending
@@ -20,12 +21,17 @@ if TYPE_CHECKING:
 ID = attrgetter("id")
 MEMBER = attrgetter("member_id")
 PRIORITY = attrgetter("priority")
+GROUP_PRIORITY = attrgetter("group_priority")
+GRAMS = attrgetter("grams")
+COST = attrgetter("cost_minor")
+LIFTED = attrgetter("quota_lifted")
 SECONDS = attrgetter("estimated_seconds")
 SUBMITTED = attrgetter("submitted_at")
 BOUNDS = attrgetter("bounds")
 NOZZLE = attrgetter("nozzle_diameter")
 MATERIAL = attrgetter("material")
 HEATS_BED = attrgetter("heats_bed")
+HEATS_CHAMBER = attrgetter("heats_chamber")
 TOOLS = attrgetter("tools")
 
 
@@ -48,6 +54,9 @@ class PrinterInfo:
     round_bed: bool = False
     #: False takes no job that heats the bed; None (not reported) is taken as heated.
     heated_bed: bool | None = None
+    #: True takes a job that heats the chamber; False or None (not reported) takes none: a chamber
+    #: is rare, and a job that needs one fails on a printer without it.
+    heated_chamber: bool | None = None
     #: Tools the printer has; None (not reported) takes a job with any number.
     extruders: int | None = None
     #: A home printer's owner's terms: lent only in its windows, only the materials named.
@@ -75,6 +84,16 @@ class JobInfo:
     heats_bed: bool = False
     #: Tools (extruders) the file uses: its highest T index + 1.
     tools: int = 1
+    #: What it would weigh against a quota: grams of filament, estimated cost in minor units.
+    grams: float = 0.0
+    cost_minor: int = 0
+    #: A manager lifted its member's quotas for this one job.
+    quota_lifted: bool = False
+    #: The member's membership group and what it adds to the job's priority (shown in explanations).
+    group: str | None = None
+    group_priority: int = 0
+    #: The file heats the chamber (M141/M191 above 0 °C): only for a printer with a heated chamber.
+    heats_chamber: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +129,10 @@ class WaitReason(str, Enum):
     MATERIAL_NOT_LOADED = "material_not_loaded"
     #: No printer in the fleet could ever take it (too big, nozzle, not granted).
     NO_COMPATIBLE_PRINTER = "no_compatible_printer"
+    #: The fleet has no printer at all yet: every job waits for the first to join.
+    NO_PRINTER_YET = "no_printer_yet"
+    #: Its member reached a quota (printer-hours, grams, cost or jobs at once); a manager can lift it.
+    QUOTA = "quota"
 
 
 @dataclass(frozen=True)
@@ -120,6 +143,8 @@ class Plan:
     explanations: Mapping[int, Explanation]
     #: Queued job ids in queue order.
     order: tuple[int, ...]
+    #: Job id -> the quota that holds it (with ``explain=False``, only among the jobs looked at).
+    holds: Mapping[int, Hold] = field(default_factory=dict)
 
 
 #: The parameters a pass uses unless told otherwise.

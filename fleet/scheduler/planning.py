@@ -9,15 +9,28 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
+from ..economy.quotas import Allowance, Hold, QuotaGate
 from ..errors import Invalid
-from ..lending import is_open, next_opening
+from ..lending import closing_at, is_open, next_opening
 from ..states import DISPATCHABLE, JobState
 from .explain import Explanation, Explanations
 from .fairness import queue_order
 from .matching import Fleet
-from .model import DEFAULTS, ID, SECONDS, JobInfo, Plan, PrinterInfo, SchedulerParams
+from .model import (
+    COST,
+    DEFAULTS,
+    GRAMS,
+    ID,
+    LIFTED,
+    MEMBER,
+    SECONDS,
+    JobInfo,
+    Plan,
+    PrinterInfo,
+    SchedulerParams,
+)
 
 
 def plan(
@@ -29,11 +42,16 @@ def plan(
     now: float,
     params: SchedulerParams = DEFAULTS,
     explain: bool = True,
+    quotas: Mapping[int, Allowance] | None = None,
+    currency: str = "EUR",
 ) -> Plan:
     """Decide which queued jobs go to which idle printers now, and explain every waiting job.
 
     ``usage`` is each member's recent printer-seconds (see :func:`decayed_usage`); ``grants`` maps a
-    member to the restricted printers they may use.
+    member to the restricted printers they may use. ``quotas`` holds each limited member's
+    :class:`~fleet.economy.quotas.Allowance`: walking the queue order, a job whose member's quota it
+    would break is held (it takes no printer and has no estimate), unless a manager lifted the limits
+    for it; ``currency`` words a cost quota.
 
     With ``explain=False`` (the dispatch loop's fast path) ``order`` holds only the head of the queue
     the pass looked at (until every idle printer was taken or fit no job left), and ``explanations``
@@ -42,11 +60,12 @@ def plan(
     them in one go, and each message is worded only when it is read.
     """
     fleet = Fleet(printers, grants, params)
-    run = Pass(fleet, jobs, now)
+    run = Pass(fleet, jobs, now, quotas, currency)
     order = queue_order(run.queued, run.charge, usage, now, params)
     if explain:
         run.order = list(order)
-        run.dispatch(iter(run.order))
+        looked = run.dispatch(iter(run.order))
+        run.hold_rest(len(looked))
     else:
         run.order = run.dispatch(order)
     ids = run.ids
@@ -54,16 +73,51 @@ def plan(
     assignments = tuple((ids[i], fleet.printers[assigned[i]].id) for i in run.order if i in assigned)
     explanations: Mapping[int, Explanation] = Explanations(run, jobs) if explain else {}
     return Plan(
-        assignments=assignments, explanations=explanations, order=tuple(map(ids.__getitem__, run.order))
+        assignments=assignments,
+        explanations=explanations,
+        order=tuple(map(ids.__getitem__, run.order)),
+        holds={ids[i]: hold for i, hold in run.held.items()},
     )
+
+
+def charges(seconds: list[float], compat: list[int], fleet: Fleet) -> list[float]:
+    """What each job adds to its member's usage as the queue order places it: its printer-seconds.
+
+    A job no printer of the fleet could ever take (too big, not granted, its material loaded nowhere)
+    charges nothing: it waits for the fleet to change, and must not push its member's other jobs back.
+    A job whose printers are only offline or busy charges in full, as will happen once one is back, so
+    its place does not jump when a printer comes and goes; with no printer at all yet, every job
+    charges in full, so the order is the one the first printer to join will serve.
+    """
+    if not fleet.printers:
+        return seconds
+    classes = fleet.compat_classes
+    stuck = {c for c in set(compat) if not classes[c]}
+    if not stuck:
+        return seconds
+    return [0.0 if c in stuck else s for s, c in zip(seconds, compat)]
 
 
 class Pass:
     """One scheduling pass over the queued jobs: who takes which printer, and when each would start."""
 
-    def __init__(self, fleet: Fleet, jobs: Sequence[JobInfo], now: float) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        jobs: Sequence[JobInfo],
+        now: float,
+        quotas: Mapping[int, Allowance] | None = None,
+        currency: str = "EUR",
+    ) -> None:
         self.fleet = fleet
         self.now = now
+        self.currency = currency
+        #: Every limited member's running account; None when nobody has a quota (no cost at all).
+        self.gate = QuotaGate(quotas) if quotas else None
+        self.limited = self.gate.limited() if self.gate is not None else frozenset()
+        #: Job index -> the quota that holds it, for the jobs the pass asked about.
+        self.held: dict[int, Hold] = {}
+        self._ask: Callable[[int], bool] | None = None
         # Hot code: each field is read once, with map() over a getter, into plain lists indexed in the
         # order the jobs came; only lists of indexes are sorted, and nothing is permuted.
         self.queued = arrived = [j for j in jobs if j.state is JobState.QUEUED]
@@ -81,11 +135,19 @@ class Pass:
         ]
         #: Lent printers outside their owner's windows now: never dispatched to, free when one opens.
         self.closed: dict[int, float | None] = {}
+        #: Lent printers inside a window now, and when it ends: a job must be done by then to go there.
+        self.closing: dict[int, float] = {}
         for index, p in enumerate(printers):
-            if p.lending is not None and not is_open(p.lending, now):
+            if p.lending is None:
+                continue
+            if not is_open(p.lending, now):
                 opens = self.closed[index] = next_opening(p.lending, now)
                 at = self.available[index]
                 self.available[index] = None if opens is None or at is None else max(at, opens)
+            else:
+                ends = closing_at(p.lending, now)
+                if ends is not None:
+                    self.closing[index] = ends
         self._rank_printers()
         self._pool_printers()
         seconds = list(map(SECONDS, arrived))
@@ -93,13 +155,11 @@ class Pass:
             seconds = [s if s > 0.0 else 0.0 for s in seconds]
         #: Printer-seconds each job takes (never negative).
         self.seconds = seconds
-        pools = self.compat_pools
-        # A job no working printer can take gets no slot, so it does not count against its member.
-        stuck = {c for c in self.jobs_per_compat if not pools[c]}
         #: What each job adds to its member's usage in the queue order (see fairness.queue_order).
-        self.charge = [0.0 if c in stuck else s for s, c in zip(seconds, self.compat)] if stuck else seconds
+        self.charge = charges(seconds, self.compat, fleet)
         #: Job indexes in queue order: all of them, or the head that dispatch looked at.
         self.order: list[int] = []
+        self.members = list(map(MEMBER, arrived))
         #: Job index -> printer index, for the jobs dispatched now.
         self.assigned: dict[int, int] = {}
 
@@ -171,6 +231,8 @@ class Pass:
                 wanted[pool] += jobs
         left = sum(len(ranks) for pool, ranks in enumerate(idle) if wanted[pool])
         compat = self.compat
+        held = self.asker() if self.gate is not None else None
+        closing = self.closing
         looked: list[int] = []
         # Checked before the first job is read too: the order is lazy, and with no printer to hand
         # out (the usual case for the dispatch loop) it is never worked out at all.
@@ -180,15 +242,34 @@ class Pass:
                 break
             looked.append(i)
             candidates = idle_pools[compat[i]]
+            if held is not None and held(i):
+                for pool in candidates:
+                    wanted[pool] -= 1
+                    if not wanted[pool]:
+                        left -= len(idle[pool])
+                continue
             best = count
             chosen: list[int] | None = None
-            for pool in candidates:
-                ranks = idle[pool]
-                if ranks and ranks[-1] < best:
-                    best = ranks[-1]
-                    chosen = ranks
+            place = -1
+            if closing:
+                # Some idle printers are lent until a window ends: each pool's least rank that would
+                # finish this job in time (the rest of the pass is as below).
+                for pool in candidates:
+                    ranks = idle[pool]
+                    for k in range(len(ranks) - 1, -1, -1):
+                        if ranks[k] >= best:
+                            break
+                        if self.in_time(i, self.by_rank[ranks[k]]):
+                            best, chosen, place = ranks[k], ranks, k
+                            break
+            else:
+                for pool in candidates:
+                    ranks = idle[pool]
+                    if ranks and ranks[-1] < best:
+                        best = ranks[-1]
+                        chosen = ranks
             if chosen is not None:
-                chosen.pop()
+                chosen.pop(place)
                 self.assigned[i] = self.by_rank[best]
                 left -= 1
             for pool in candidates:
@@ -196,6 +277,50 @@ class Pass:
                 if not wanted[pool]:
                     left -= len(idle[pool])
         return looked
+
+    def asker(self) -> Callable[[int], bool]:
+        """A function that asks the quota gate about job ``i`` (once each, in queue order) and says True
+        when a quota holds it; its lookups are bound once, as a pass may ask about most of the queue.
+
+        A job no working printer can take gets no slot, so it neither waits on nor counts against a quota.
+        """
+        if self._ask is not None:
+            return self._ask
+        gate = self.gate
+        assert gate is not None
+        arrived = self.queued
+        grams = [g if g > 0.0 else 0.0 for g in map(GRAMS, arrived)]
+        costs = [float(c) if c > 0 else 0.0 for c in map(COST, arrived)]
+        lifted = list(map(LIFTED, arrived))
+        reachable = [bool(pools) for pools in self.compat_pools]
+        limited, members, compat = self.limited, self.members, self.compat
+        seconds, held, admit = self.seconds, self.held, gate.admit_amounts
+
+        def ask(i: int) -> bool:
+            member = members[i]
+            if member not in limited or not reachable[compat[i]]:
+                return False
+            hold = admit(member, (seconds[i], grams[i], costs[i], 1.0), lifted[i])
+            if hold is None:
+                return False
+            held[i] = hold
+            return True
+
+        self._ask = ask
+        return ask
+
+    def hold_rest(self, start: int) -> None:
+        """Ask the gate about the jobs of the order past the head :meth:`dispatch` looked at."""
+        if self.gate is None:
+            return
+        ask = self.asker()
+        for i in self.order[start:]:
+            ask(i)
+
+    def in_time(self, job: int, printer: int) -> bool:
+        """Would job index ``job``, started now, be done before printer ``printer``'s lending window ends?"""
+        ends = self.closing.get(printer)
+        return ends is None or self.now + self.seconds[job] <= ends
 
     def walk(self) -> list[float | None]:
         """Estimated starts along the whole order: each job takes the compatible printer free first."""
@@ -206,9 +331,10 @@ class Pass:
         seconds = self.seconds
         start: list[float | None] = [None] * len(seconds)
         replace = heapq.heapreplace
+        held = self.held
         for i in self.order:
             candidates = compat_pools[compat[i]]
-            if not candidates:
+            if not candidates or i in held:
                 continue
             heap = pools[candidates[0]]
             best = heap[0]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from ..lending import opening_words
-from .matching import Fleet, bed_fits, heat_fits, nozzle_fits, tools_fit, volume_fits
+from ..lending import clock_words, opening_words
+from .matching import Fleet, bed_fits, chamber_fits, heat_fits, nozzle_fits, tools_fit, volume_fits
 from .model import JobInfo, PrinterInfo, WaitReason
 
 TIMES = "\u00d7"
@@ -20,7 +21,7 @@ def incompatible(job: JobInfo, fleet: Fleet) -> tuple[WaitReason, str]:
     """Why no printer fits ``job``: the first requirement, in this order, that rules out every printer."""
     params = fleet.params
     if not fleet.printers:
-        return WaitReason.NO_COMPATIBLE_PRINTER, "no printer has joined the fleet yet"
+        return WaitReason.NO_PRINTER_YET, "no printer has joined the fleet yet"
     boxed = [p for p in fleet.printers if volume_fits(p.volume, job.bounds, params.bounds_tolerance)]
     candidates = [p for p in boxed if bed_fits(p, job.bounds, params.bounds_tolerance)]
     if not candidates:
@@ -44,6 +45,14 @@ def incompatible(job: JobInfo, fleet: Fleet) -> tuple[WaitReason, str]:
             return (
                 WaitReason.NO_COMPATIBLE_PRINTER,
                 "it heats the bed, and no printer that could otherwise print it has a heated bed",
+            )
+    if job.heats_chamber:
+        candidates = [p for p in candidates if chamber_fits(p.heated_chamber, True)]
+        if not candidates:
+            return (
+                WaitReason.NO_COMPATIBLE_PRINTER,
+                "it heats the chamber (M141/M191), and no printer that could otherwise print it has "
+                "a heated chamber",
             )
     candidates = [p for p in candidates if tools_fit(p.extruders, job.tools)]
     if not candidates:
@@ -90,6 +99,18 @@ def lent(printer: PrinterInfo, opens: float | None) -> str:
     )
 
 
+def runs_past(printer: PrinterInfo, ends: float, seconds: float) -> str:
+    """Why a lent printer free now does not take a job: it would still print when the window ends."""
+    lending = printer.lending
+    assert lending is not None
+    closes = clock_words(lending, ends)
+    return (
+        f"home printer {printer.id} is free, but this print (about {duration(seconds)}) would run past the "
+        f"end of the lending window at {closes} ({lending.time_zone}); it waits for a printer free for that "
+        "long, or for a longer window"
+    )
+
+
 def ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
@@ -106,7 +127,7 @@ def mm(value: float) -> str:
 def size(job: JobInfo) -> str:
     if job.bounds is None:
         return "it"
-    return TIMES.join(mm(v) for v in job.bounds.size) + " mm"
+    return TIMES.join(mm(v) for v in job.bounds.print_size) + " mm"
 
 
 def needs(job: JobInfo) -> str:
@@ -119,6 +140,8 @@ def needs(job: JobInfo) -> str:
         extras.append(f"a {job.nozzle_diameter:g} mm nozzle")
     if job.heats_bed:
         extras.append("a heated bed")
+    if job.heats_chamber:
+        extras.append("a heated chamber")
     if job.tools > 1:
         extras.append(f"{job.tools} extruders")
     if extras:
@@ -173,8 +196,19 @@ def duration(seconds: float) -> str:
     return f"{days} d {hours} h" if hours else f"{days} d"
 
 
-def not_for(job: JobInfo, printer: PrinterInfo, tolerance: float = 0.0) -> str | None:
-    """Why this one printer's profile cannot take ``job`` (size, bed shape, heated bed, extruders).
+@dataclass(frozen=True)
+class Misfit:
+    """Why a printer's profile cannot take a job: a stable ``key`` with its ``params`` (what the OctoPrint
+    plugin words in its user's language), and the English ``text`` made of the same."""
+
+    key: str
+    params: Mapping[str, str | int]
+    text: str
+
+
+def not_for(job: JobInfo, printer: PrinterInfo, tolerance: float = 0.0) -> Misfit | None:
+    """Why this one printer's profile cannot take ``job`` (size, bed shape, heated bed or chamber,
+    extruders).
 
     None when its profile could: what a manager can change (material, grants) is not the profile's.
     Worded for the printer's owner, so it names only the job's needs, never its member or file.
@@ -182,11 +216,26 @@ def not_for(job: JobInfo, printer: PrinterInfo, tolerance: float = 0.0) -> str |
     bounds = job.bounds
     if bounds is not None and not volume_fits(printer.volume, bounds, tolerance):
         have = TIMES.join(mm(v) for v in printer.volume.size) + " mm"
-        return f"{size(job)} needed, this profile gives {have}"
+        needed = size(job)
+        return Misfit(
+            "too_small", {"needed": needed, "have": have}, f"{needed} needed, this profile gives {have}"
+        )
     if bounds is not None and not bed_fits(printer, bounds, tolerance):
-        return f"{size(job)} needed: its corners stick out of this profile's round bed"
+        needed = size(job)
+        return Misfit(
+            "round_bed",
+            {"needed": needed},
+            f"{needed} needed: its corners stick out of this profile's round bed",
+        )
     if not heat_fits(printer.heated_bed, job.heats_bed):
-        return "it heats the bed, and this profile has no heated bed"
+        return Misfit("no_heated_bed", {}, "it heats the bed, and this profile has no heated bed")
+    if not chamber_fits(printer.heated_chamber, job.heats_chamber):
+        return Misfit("no_heated_chamber", {}, "it heats the chamber, and this profile has no heated chamber")
     if not tools_fit(printer.extruders, job.tools):
-        return f"it uses {job.tools} tools, and this profile has {count(printer.extruders or 0, 'extruder')}"
+        extruders = printer.extruders or 0
+        return Misfit(
+            "too_few_extruders",
+            {"tools": job.tools, "extruders": extruders},
+            f"it uses {job.tools} tools, and this profile has {count(extruders, 'extruder')}",
+        )
     return None

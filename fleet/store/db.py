@@ -19,9 +19,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from . import rows
 from . import schema as s
 from .base import UNSET
+from .economy import EconomyRecords
 from .engine import make_engine, read_transaction, write_transaction
 from .enrollment import EnrollmentRecords
 from .jobs import JobRecords, SubmissionKey
+from .leases import LeaseRecords
 from .members import ApiToken, MemberRecords
 from .migrations import migrate
 from .outbox import NotificationRecords
@@ -65,6 +67,8 @@ class Store(
     JobRecords,
     PageRecords,
     SnapshotRecords,
+    LeaseRecords,
+    EconomyRecords,
     NotificationRecords,
 ):
     """The fleet's persistent state. Takes an engine from :func:`~fleet.store.engine.make_engine`."""
@@ -115,6 +119,15 @@ class Store(
                 delete(s.failed_attempts).where(attempts.scope == scope, attempts.at < before)
             )
             return result.rowcount
+
+    def ping(self) -> bool:
+        """Whether the database answers now (the health check)."""
+        try:
+            with read_transaction(self._engine) as conn:
+                conn.execute(select(1))
+        except Exception:
+            return False
+        return True
 
     # -- settings -------------------------------------------------------------------------------
 

@@ -42,7 +42,10 @@ def make_engine(url: str, *, busy_timeout: float = 30.0) -> Engine:
         engine = create_engine(parsed, hide_parameters=True)
         _tune_sqlite(engine, busy_timeout)
         return engine
-    return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+    # A server that does not answer fails a request (and the health check) in seconds, not minutes.
+    return create_engine(
+        parsed, pool_pre_ping=True, hide_parameters=True, connect_args={"connect_timeout": 5}
+    )
 
 
 def _tune_sqlite(engine: Engine, busy_timeout: float) -> None:

@@ -9,12 +9,12 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
-from sqlalchemy import and_, delete, exists, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, Invalid, NotFound
-from ..models import Job, JobEvent, Printer
+from ..models import Job, JobEvent, PastJob, Printer
 from ..notify.events import EventKind
 from ..states import TERMINAL, JobState, PrinterState, check_job_transition, check_printer_transition
 from . import notices, rows
@@ -22,6 +22,9 @@ from . import schema as s
 from .base import UNSET, StoreBase, _insert, _Lost, _Unset
 from .blobs import is_sha256_hex
 from .engine import read_transaction, write_transaction
+
+#: Something recorded in the transaction that moves a job, given the job as it moved.
+JobStep = Callable[[Connection, Job], None]
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,62 @@ class JobRecords(StoreBase):
             return earlier
         return [rows.job(row) for row in found]
 
+    def record_past_jobs(self, jobs: Sequence[PastJob], *, actor: str) -> list[int]:
+        """Prints that already happened (a lab's history, brought in), each with every step of its history.
+
+        One transaction for all: each job in its outcome (done, failed or cancelled) on its printer,
+        with its events from submission through the queue and the printer to the end, each at its own
+        time. Checked first, so a bad one leaves nothing written; returns the new jobs' ids.
+        """
+        for past in jobs:
+            if JobState(past.outcome) not in TERMINAL:
+                raise Invalid("outcome must be done, failed or cancelled", field="outcome")
+            if not past.submitted_at <= past.started_at <= past.finished_at:
+                raise Invalid("a past job is submitted, then started, then finished", field="started_at")
+            if not is_sha256_hex(past.file_sha256):
+                raise Invalid("file_sha256 must be 64 lowercase hexadecimal digits", field="file_sha256")
+        ids = []
+        with write_transaction(self._engine) as conn:
+            for member_id in sorted({past.member_id for past in jobs}):
+                self._member(conn, member_id)
+            for printer_id in sorted({past.printer_id for past in jobs}):
+                self._printer(conn, printer_id)
+            for past in jobs:
+                outcome = JobState(past.outcome)
+                steps = [
+                    (None, JobState.SUBMITTED, past.submitted_at),
+                    (JobState.SUBMITTED, JobState.QUEUED, past.submitted_at),
+                    (JobState.QUEUED, JobState.ASSIGNED, past.started_at),
+                    (JobState.ASSIGNED, JobState.PRINTING, past.started_at),
+                    (JobState.PRINTING, outcome, past.finished_at),
+                ]
+                job_id = _insert(
+                    conn,
+                    s.jobs,
+                    {
+                        "member_id": past.member_id,
+                        "state": outcome.value,
+                        "priority": 0,
+                        "file_sha256": past.file_sha256,
+                        "filename": past.filename,
+                        "size_bytes": past.size_bytes,
+                        "material": past.material,
+                        "note": "",
+                        "analysis": rows.dumps(dict(past.analysis)),
+                        "printer_id": past.printer_id,
+                        "submitted_at": past.submitted_at,
+                        "updated_at": past.finished_at,
+                        "started_at": past.started_at,
+                        "finished_at": past.finished_at,
+                    },
+                )
+                for before, after, at in steps:
+                    if before is not None:
+                        check_job_transition(before, after)
+                    self._record_event(conn, job_id, at, before, after, actor, after.value, None)
+                ids.append(job_id)
+        return ids
+
     def keyed_submission(self, member_id: int, idempotency: SubmissionKey) -> Optional[list[Job]]:
         """The jobs an earlier request with this member's unexpired key made, or None if there was none.
 
@@ -199,9 +258,15 @@ class JobRecords(StoreBase):
         limit: Optional[int] = None,
         offset: int = 0,
         newest_first: bool = False,
+        started: Optional[tuple[float, float]] = None,
     ) -> list[Job]:
-        """Jobs in id order (or newest first), optionally only in some states, of a member or a printer."""
+        """Jobs in id order (or newest first), optionally only in some states, of a member or a printer.
+
+        ``started`` = (start, end) keeps the jobs that reached a printer in [start, end).
+        """
         query = select(s.jobs).order_by(s.jobs.c.id.desc() if newest_first else s.jobs.c.id)
+        if started is not None:
+            query = query.where(s.jobs.c.started_at >= started[0], s.jobs.c.started_at < started[1])
         if states is not None:
             query = query.where(s.jobs.c.state.in_([JobState(state).value for state in states]))
         if member_id is not None:
@@ -215,6 +280,25 @@ class JobRecords(StoreBase):
         with read_transaction(self._engine) as conn:
             found = conn.execute(query).all()
         return [rows.job(row) for row in found]
+
+    def count_jobs_by_state(self) -> dict[JobState, int]:
+        """How many jobs are in each state (every state named, 0 where none is); jobs are never
+        deleted, so the finished states' counts only grow. One pass over the state index."""
+        jobs = s.jobs.c
+        with read_transaction(self._engine) as conn:
+            found = conn.execute(select(jobs.state, func.count()).group_by(jobs.state)).all()
+        counts = dict.fromkeys(JobState, 0)
+        counts.update({JobState(state): n for state, n in found})
+        return counts
+
+    def oldest_submission(self, state: JobState) -> Optional[float]:
+        """When the longest-waiting job in ``state`` was submitted, or None when no job is in it."""
+        jobs = s.jobs.c
+        with read_transaction(self._engine) as conn:
+            value = conn.execute(
+                select(func.min(jobs.submitted_at)).where(jobs.state == state.value)
+            ).scalar()
+        return None if value is None else float(value)
 
     def last_finished_job(self, printer_id: str) -> Optional[Job]:
         """The job that most recently ended on a printer (by when it ended, not by its id), or None."""
@@ -241,13 +325,17 @@ class JobRecords(StoreBase):
         data: Optional[Mapping[str, Any]] = None,
         printer_id: Union[Optional[str], _Unset] = UNSET,
         printer_changes: Optional[Callable[[Printer], Optional[Mapping[str, Any]]]] = None,
+        then: Optional[JobStep] = None,
     ) -> Job:
         """Move a job to state ``to`` and record who did it, when and why.
 
         ``printer_changes`` is given the printer the job was on (if any) and returns the printer
         columns to set (``state``, ``current_job_id``, ``last_seen``), or None to leave it: both
         change in one transaction, so a crash never leaves a printer holding a job that moved on.
-        :class:`Conflict` if the state machine forbids it, or the job is not in one of ``expect``.
+        ``then`` is given the transaction and the job as it moved, to record what follows from the move
+        (such as its charge, :meth:`~fleet.store.economy.EconomyRecords.charge_step`) in the same
+        transaction. :class:`Conflict` if the state machine forbids it, or the job is not in one of
+        ``expect``.
         """
         to = JobState(to)
         with write_transaction(self._engine) as conn:
@@ -287,7 +375,10 @@ class JobRecords(StoreBase):
                     and printer.state is not PrinterState.AWAITING_BED_CLEAR
                 ):
                     self._job_notice(conn, EventKind.BED_CLEAR, job_id, event_id, now)
-            return self._job(conn, job_id)
+            moved = self._job(conn, job_id)
+            if then is not None:
+                then(conn, moved)
+            return moved
 
     def set_priority(self, job_id: int, priority: int, *, actor: str, now: float) -> Job:
         """Change a waiting or running job's priority, recorded as an event."""

@@ -9,12 +9,15 @@ from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, Invalid, NotFound
-from ..models import Member, Role
+from ..models import CodeRefusal, Member, Role
 from . import rows
 from . import schema as s
 from .base import UNSET, StoreBase, _insert, _Unset
 from .blobs import is_sha256_hex
 from .engine import read_transaction, write_transaction
+
+#: How long a spent or expired link code is kept after it expires, to say which it was when typed again.
+SPENT_CODES_KEPT_S = 86400.0
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,8 @@ class ApiToken:
     label: str
     created_at: float
     last_used_at: Optional[float]
+    #: A device's sign-in (an OctoPrint user on a printer), not the member's own API token.
+    device: bool = False
 
 
 class MemberRecords(StoreBase):
@@ -92,8 +97,10 @@ class MemberRecords(StoreBase):
             conn.execute(update(s.members).where(s.members.c.id == member_id).values(values))
             return self._member(conn, member_id)
 
-    def add_token(self, member_id: int, token_hash: str, label: str, now: float) -> None:
-        """Store the SHA-256 (hex) of a new API token for a member."""
+    def add_token(
+        self, member_id: int, token_hash: str, label: str, now: float, *, device: bool = False
+    ) -> None:
+        """Store the SHA-256 (hex) of a new API token for a member (``device``: a device's sign-in)."""
         if not is_sha256_hex(token_hash):
             raise Invalid("token_hash must be the SHA-256 of the token in lowercase hex", field="token_hash")
         try:
@@ -106,7 +113,11 @@ class MemberRecords(StoreBase):
                     raise Conflict("this token is already registered", field="token_hash")
                 conn.execute(
                     insert(s.api_tokens).values(
-                        token_hash=token_hash, member_id=member_id, label=label, created_at=now
+                        token_hash=token_hash,
+                        member_id=member_id,
+                        label=label,
+                        created_at=now,
+                        device=device,
                     )
                 )
         except IntegrityError as exc:
@@ -137,14 +148,19 @@ class MemberRecords(StoreBase):
                 .order_by(s.api_tokens.c.created_at, s.api_tokens.c.token_hash)
             ).all()
         return [
-            ApiToken(row.token_hash, row.member_id, row.label, row.created_at, row.last_used_at)
+            ApiToken(row.token_hash, row.member_id, row.label, row.created_at, row.last_used_at, row.device)
             for row in found
         ]
 
-    def revoke_tokens(self, member_id: int) -> int:
-        """Delete all of a member's tokens; returns how many there were."""
+    def revoke_tokens(self, member_id: int, *, devices: bool = True) -> int:
+        """Delete a member's tokens (``devices=False``: its own API tokens only, not the device sign-ins);
+        returns how many there were."""
+        tokens = s.api_tokens.c
         with write_transaction(self._engine) as conn:
-            result = conn.execute(delete(s.api_tokens).where(s.api_tokens.c.member_id == member_id))
+            which = delete(s.api_tokens).where(tokens.member_id == member_id)
+            if not devices:
+                which = which.where(tokens.device.is_(False))
+            result = conn.execute(which)
             return result.rowcount
 
     def revoke_token(self, member_id: int, token_hash: str) -> bool:
@@ -174,19 +190,35 @@ class MemberRecords(StoreBase):
             raise Conflict("this link code is already registered", field="code_hash") from exc
 
     def spend_link_code(self, code_hash: str, *, now: float) -> Optional[Member]:
-        """The active member whose unexpired code this is, the code deleted so it works once; else None."""
+        """The active member whose unexpired, unused code this is, the code marked used so it works once;
+        else None (:meth:`link_code_refusal` says why). Codes expired for a day are forgotten."""
         codes = s.link_codes.c
         with write_transaction(self._engine) as conn:
             member_id = conn.execute(
-                select(codes.member_id).where(codes.code_hash == code_hash, codes.expires_at > now)
+                select(codes.member_id).where(
+                    codes.code_hash == code_hash, codes.expires_at > now, codes.used_at.is_(None)
+                )
             ).scalar_one_or_none()
-            # Deleting is what spends it: of two requests racing with one code, one deletes the row.
-            spent = conn.execute(delete(s.link_codes).where(codes.code_hash == code_hash)).rowcount
-            conn.execute(delete(s.link_codes).where(codes.expires_at <= now))
+            # Marking it used is what spends it: of two requests racing with one code, one updates it.
+            spent = conn.execute(
+                update(s.link_codes)
+                .where(codes.code_hash == code_hash, codes.used_at.is_(None), codes.expires_at > now)
+                .values(used_at=now)
+            ).rowcount
+            conn.execute(delete(s.link_codes).where(codes.expires_at <= now - SPENT_CODES_KEPT_S))
             if member_id is None or not spent:
                 return None
             member = self._member(conn, member_id)
             return member if member.active else None
+
+    def link_code_refusal(self, code_hash: str, *, now: float) -> CodeRefusal:
+        """Why this link code signs nobody in: unknown (or withdrawn), already used, or expired."""
+        codes = s.link_codes.c
+        with read_transaction(self._engine) as conn:
+            row = conn.execute(
+                select(codes.used_at, codes.expires_at).where(codes.code_hash == code_hash)
+            ).first()
+        return CodeRefusal.of(None if row is None else (row.used_at, row.expires_at), now)
 
     def set_password_hash(self, member_id: int, password_hash: Optional[str]) -> None:
         """Store a member's password hash (None: no password, so no sign-in to the dashboard)."""

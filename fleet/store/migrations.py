@@ -162,8 +162,181 @@ def _add_plate_snapshots(conn: Connection) -> None:
     snapshots.create(conn)
 
 
+#: The channel PostgreSQL's triggers announce every committed change of a job or a printer on.
+CHANGE_CHANNEL = "crowdfab_changes"
+
+#: Triggers that announce, in the transaction that makes it, each change of a job or a printer, so
+#: every fleet process on the database hears of it when (and only if) it commits. A note is
+#: ``job <id> <state> <printer id> [<previous printer id>]`` or ``printer <id> <state>`` (the state
+#: ``removed`` for a deleted row); a printer row whose only change is ``last_seen`` (written for all
+#: printers every half minute) makes none. :mod:`fleet.store.changes` listens and reads them.
+CHANGE_NOTES_DDL = (
+    f"""
+CREATE OR REPLACE FUNCTION crowdfab_note_job() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('{CHANGE_CHANNEL}', 'job ' || OLD.id || ' removed '
+            || coalesce(OLD.printer_id, ''));
+        RETURN OLD;
+    END IF;
+    PERFORM pg_notify('{CHANGE_CHANNEL}', 'job ' || NEW.id || ' ' || NEW.state || ' '
+        || coalesce(NEW.printer_id, '')
+        || CASE WHEN TG_OP = 'UPDATE' AND OLD.printer_id IS DISTINCT FROM NEW.printer_id
+                THEN ' ' || coalesce(OLD.printer_id, '') ELSE '' END);
+    RETURN NEW;
+END
+$fn$""",
+    f"""
+CREATE OR REPLACE FUNCTION crowdfab_note_printer() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('{CHANGE_CHANNEL}', 'printer ' || OLD.id || ' removed');
+        RETURN OLD;
+    END IF;
+    IF TG_OP = 'UPDATE' AND (to_jsonb(NEW) - 'last_seen') = (to_jsonb(OLD) - 'last_seen') THEN
+        RETURN NEW;
+    END IF;
+    PERFORM pg_notify('{CHANGE_CHANNEL}', 'printer ' || NEW.id || ' ' || NEW.state);
+    RETURN NEW;
+END
+$fn$""",
+    "DROP TRIGGER IF EXISTS crowdfab_note_job ON jobs",
+    "CREATE TRIGGER crowdfab_note_job AFTER INSERT OR UPDATE OR DELETE ON jobs "
+    "FOR EACH ROW EXECUTE FUNCTION crowdfab_note_job()",
+    "DROP TRIGGER IF EXISTS crowdfab_note_printer ON printers",
+    "CREATE TRIGGER crowdfab_note_printer AFTER INSERT OR UPDATE OR DELETE ON printers "
+    "FOR EACH ROW EXECUTE FUNCTION crowdfab_note_printer()",
+)
+
+
+def install_change_notes(conn: Connection) -> None:
+    """On PostgreSQL, (re)create the triggers of :data:`CHANGE_NOTES_DDL`; SQLite has one process."""
+    if conn.dialect.name == "postgresql":
+        for statement in CHANGE_NOTES_DDL:
+            conn.exec_driver_sql(statement)
+
+
+def _add_duty_leases(conn: Connection) -> None:
+    """8 → 9: leases of the once-only background duties, and (PostgreSQL) the change notes."""
+    meta = MetaData()
+    epoch: Double[float] = Double(asdecimal=False)
+    leases = Table(
+        "duty_leases",
+        meta,
+        Column("name", String(64), primary_key=True),
+        Column("holder", String(128), nullable=False),
+        Column("expires_at", epoch, nullable=False),
+        Column("held_since", epoch, nullable=False),
+    )
+    leases.create(conn)
+    install_change_notes(conn)
+
+
+def _add_economy(conn: Connection) -> None:
+    """9 → 10: the lab's economy: price lists, charges and their lines, membership groups, quotas and
+    quota lifts (parents stubbed)."""
+    meta = MetaData()
+    Table("members", meta, Column("id", Integer, primary_key=True))
+    Table("jobs", meta, Column("id", Integer, primary_key=True))
+    epoch: Double[float] = Double(asdecimal=False)
+    Table(
+        "price_lists",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("body", Text, nullable=False),
+        Column("actor", String(200), nullable=False),
+        Column("created_at", epoch, nullable=False),
+        sqlite_autoincrement=True,
+    )
+    Table(
+        "charges",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, unique=True),
+        Column("member_id", Integer, ForeignKey("members.id"), nullable=False),
+        Column("at", epoch, nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("total_minor", BigInteger, nullable=False),
+        Column("outcome", String(32), nullable=False),
+        Column("price_list_id", Integer, ForeignKey("price_lists.id"), nullable=True),
+        Index("ix_charges_member_id_at", "member_id", "at"),
+        Index("ix_charges_at", "at"),
+        sqlite_autoincrement=True,
+    )
+    Table(
+        "charge_lines",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column(
+            "charge_id", Integer, ForeignKey("charges.id", ondelete="CASCADE"), nullable=False, index=True
+        ),
+        Column("position", Integer, nullable=False),
+        Column("kind", String(16), nullable=False),
+        Column("description", Text, nullable=False),
+        Column("quantity", String(40), nullable=False),
+        Column("unit", String(8), nullable=False),
+        Column("unit_price", String(40), nullable=False),
+        Column("amount_minor", BigInteger, nullable=False),
+    )
+    Table(
+        "member_groups",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("name", String(64), nullable=False, unique=True),
+        Column("priority", Integer, nullable=False),
+        Column("created_at", epoch, nullable=False),
+        sqlite_autoincrement=True,
+    )
+    Table(
+        "group_members",
+        meta,
+        Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+        Column(
+            "group_id",
+            Integer,
+            ForeignKey("member_groups.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+    )
+    Table(
+        "quotas",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("group_id", Integer, ForeignKey("member_groups.id", ondelete="CASCADE"), nullable=True),
+        Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=True),
+        Column("holder", String(32), nullable=False),
+        Column("period", String(8), nullable=False),
+        Column("printer_hours", String(40), nullable=True),
+        Column("grams", String(40), nullable=True),
+        Column("cost_minor", BigInteger, nullable=True),
+        Column("jobs_at_once", Integer, nullable=True),
+        Index("ux_quotas_holder_period", "holder", "period", unique=True),
+    )
+    Table(
+        "quota_lifts",
+        meta,
+        Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+        Column("actor", String(200), nullable=False),
+        Column("at", epoch, nullable=False),
+    )
+    meta.create_all(conn, tables=[t for name, t in meta.tables.items() if name not in ("members", "jobs")])
+
+
+def _split_device_tokens(conn: Connection) -> None:
+    """10 → 11: a member's device sign-ins apart from their own API token, and spent link codes kept.
+
+    Until now only ``POST /tokens`` (a device signing in) named its tokens otherwise than ``initial``
+    or ``reissued``, so those are the device sign-ins; a member's token rotation now leaves them be.
+    """
+    conn.execute(text("ALTER TABLE api_tokens ADD COLUMN device BOOLEAN NOT NULL DEFAULT false"))
+    conn.execute(text("UPDATE api_tokens SET device = true WHERE label NOT IN ('initial', 'reissued')"))
+    epoch = Double(asdecimal=False).compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE link_codes ADD COLUMN used_at {epoch}"))
+
+
 def _add_notifications(conn: Connection) -> None:
-    """8 → 9: notifications: members' languages and channels, managers' webhooks, and the outbox of
+    """11 → 12: notifications: members' languages and channels, managers' webhooks, and the outbox of
     deliveries (stubbed parents)."""
     meta = MetaData()
     Table("members", meta, Column("id", Integer, primary_key=True))
@@ -243,7 +416,10 @@ UPGRADES: Mapping[int, Step] = {
     5: _add_link_codes,
     6: _add_printer_profile,
     7: _add_plate_snapshots,
-    8: _add_notifications,
+    8: _add_duty_leases,
+    9: _add_economy,
+    10: _split_device_tokens,
+    11: _add_notifications,
 }
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).
@@ -271,6 +447,7 @@ def migrate(
         version = current_version(conn)
         if version is None:
             schema.metadata.create_all(conn)
+            install_change_notes(conn)
             conn.execute(insert(schema.schema_version).values(version=latest))
             log.info("created the database schema at version %d", latest)
             return latest

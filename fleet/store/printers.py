@@ -7,7 +7,7 @@ import time
 from collections.abc import Collection, Mapping
 from typing import Any, Optional
 
-from sqlalchemy import bindparam, delete, exists, insert, or_, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict
@@ -86,6 +86,15 @@ class PrinterRecords(StoreBase):
         with read_transaction(self._engine) as conn:
             found = conn.execute(select(s.printers).order_by(s.printers.c.id)).all()
         return [rows.printer(row) for row in found]
+
+    def count_printers_by_state(self) -> dict[PrinterState, int]:
+        """How many printers are in each state (every state named, 0 where none is)."""
+        printers = s.printers.c
+        with read_transaction(self._engine) as conn:
+            found = conn.execute(select(printers.state, func.count()).group_by(printers.state)).all()
+        counts = dict.fromkeys(PrinterState, 0)
+        counts.update({PrinterState(state): n for state, n in found})
+        return counts
 
     def printer_capabilities(self, printer_id: str) -> dict[str, Any]:
         """The extras a printer reported (firmware, features), as stored."""

@@ -19,10 +19,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 #: The version this code writes and understands.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 12
 
 metadata = MetaData()
 
@@ -62,6 +63,9 @@ api_tokens = Table(
     Column("label", Text, nullable=False, default=""),
     _epoch("created_at"),
     _epoch("last_used_at", nullable=True),
+    # True for a token a device signed in for (POST /tokens: an OctoPrint user on a printer); False for
+    # the member's own API token, the one ``POST /members/{id}/token`` replaces.
+    Column("device", Boolean, nullable=False, server_default=false()),
 )
 
 printers = Table(
@@ -197,6 +201,9 @@ link_codes = Table(
     Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True),
     _epoch("created_at"),
     _epoch("expires_at"),
+    # When it was spent: a used code is kept (until a while after it expires) so that typing it again
+    # is told "already used", not "unknown".
+    _epoch("used_at", nullable=True),
 )
 
 #: A failed attempt's key up to this many characters is stored as it is; a longer one (or one with
@@ -232,6 +239,120 @@ plate_snapshots = Table(
     Column("data", LargeBinary(SNAPSHOT_MAX_BYTES), nullable=False),
     Index("ix_plate_snapshots_taken_at", "taken_at"),
 )
+
+#: Background duties that one fleet process at a time carries out (the dispatch loop, the sweeps ...):
+#: each is a lease its holder renews; another process takes it over once it has expired.
+duty_leases = Table(
+    "duty_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    # Who holds it: a fleet process's MQTT client id (one a running process, kept across its restarts).
+    Column("holder", String(128), nullable=False),
+    # Until when, wall-clock time shared by every fleet process (kept by NTP across machines).
+    _epoch("expires_at"),
+    # Since when this holder has held it without a break.
+    _epoch("held_since"),
+)
+
+# -- the lab's economy: its price list, the ledger, membership groups and quotas --------------------
+
+price_lists = Table(
+    "price_lists",
+    metadata,
+    # Every change is a new row, so a charge names the very prices it was computed from.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # fleet.economy.pricing.PriceList.to_dict(), JSON; prices as decimal text, never floats.
+    Column("body", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    _epoch("created_at"),
+    sqlite_autoincrement=True,
+)
+
+charges = Table(
+    "charges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # One charge per job, fixed when it ends; a ledger row outlives nothing it points to.
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, unique=True),
+    Column("member_id", Integer, ForeignKey("members.id"), nullable=False),
+    _epoch("at"),
+    # ISO 4217, and the sum of the lines in its minor unit (cents).
+    Column("currency", String(3), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    # The job's end: done, failed or cancelled.
+    Column("outcome", String(32), nullable=False),
+    Column("price_list_id", Integer, ForeignKey("price_lists.id"), nullable=True),
+    Index("ix_charges_member_id_at", "member_id", "at"),
+    Index("ix_charges_at", "at"),
+    sqlite_autoincrement=True,
+)
+
+charge_lines = Table(
+    "charge_lines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("charge_id", Integer, ForeignKey("charges.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    # material, machine, minimum, unfinished (fleet.economy.pricing.LineKind).
+    Column("kind", String(16), nullable=False),
+    Column("description", Text, nullable=False),
+    # Decimal text: grams, printer-hours, or a share.
+    Column("quantity", String(40), nullable=False),
+    Column("unit", String(8), nullable=False),
+    Column("unit_price", String(40), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+)
+
+member_groups = Table(
+    "member_groups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    # Added to the priority of every job of the group's members (may be negative).
+    Column("priority", Integer, nullable=False, default=0),
+    _epoch("created_at"),
+    sqlite_autoincrement=True,
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    # A member belongs to at most one group.
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "group_id", Integer, ForeignKey("member_groups.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+)
+
+quotas = Table(
+    "quotas",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Exactly one of the two: a group's quota applies to each of its members, a member's replaces it.
+    Column("group_id", Integer, ForeignKey("member_groups.id", ondelete="CASCADE"), nullable=True),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=True),
+    # "group:3" or "member:7": one quota per holder and period.
+    Column("holder", String(32), nullable=False),
+    # day, week or month (fleet.economy.periods.Period), in the lab's time zone.
+    Column("period", String(8), nullable=False),
+    # Limits; NULL: none. Hours and grams as decimal text, cost in the lab currency's minor unit.
+    Column("printer_hours", String(40), nullable=True),
+    Column("grams", String(40), nullable=True),
+    Column("cost_minor", BigInteger, nullable=True),
+    Column("jobs_at_once", Integer, nullable=True),
+    Index("ux_quotas_holder_period", "holder", "period", unique=True),
+)
+
+quota_lifts = Table(
+    "quota_lifts",
+    metadata,
+    # A manager lifted every quota for this one job (its history records who, when).
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("actor", String(200), nullable=False),
+    _epoch("at"),
+)
+
+# -- notifications: members' channels, managers' webhooks, the outbox of deliveries -------------------
 
 notify_profiles = Table(
     "notify_profiles",
@@ -320,6 +441,14 @@ DATA_TABLES = (
     failed_attempts,
     link_codes,
     plate_snapshots,
+    duty_leases,
+    price_lists,
+    charges,
+    charge_lines,
+    member_groups,
+    group_members,
+    quotas,
+    quota_lifts,
     notify_profiles,
     notify_channels,
     webhooks,

@@ -86,5 +86,7 @@ class FleetFeed:
                 hub.mark(live=(change.printer_id,))
             elif change.kind is ChangeKind.QUEUE:
                 hub.mark(queue=True)
+            elif change.kind is ChangeKind.EVERYTHING:
+                hub.mark(everything=True)
 
         self.app.hooks.on_change(note)

@@ -8,8 +8,9 @@ browser reconnects.
 Given a ``refresh``, the hub is driven by change notes (:meth:`LiveHub.mark`, which the fleet's
 change hooks call): it reads again only what a note names, at most once per ``interval_s`` (notes in
 between are gathered into one refresh), and nothing at all while nothing changes. Every
-``resync_s`` it takes a full snapshot anyway, for changes no hook of this process saw (another
-fleet process on the same database). Without a ``refresh`` it takes a full snapshot every
+``resync_s`` it takes a full snapshot anyway, for changes no hook of this process saw (on
+PostgreSQL, another fleet process's changes reach the hooks through the database's change notes:
+this is the safety net behind them). Without a ``refresh`` it takes a full snapshot every
 ``interval_s``. Either way, a pass that takes longer than half the interval (a very large fleet)
 spaces the next one out, so the producer never takes more than half of a core from the printers'
 traffic.
@@ -71,9 +72,11 @@ class Pending:
     printers: set[str] = field(default_factory=set)
     live: set[str] = field(default_factory=set)
     queue: bool = False
+    #: Anything may have changed: the next pass takes a full snapshot.
+    everything: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.printers or self.live or self.queue)
+        return bool(self.printers or self.live or self.queue or self.everything)
 
 
 #: Refreshes the last snapshot with what a :class:`Pending` names, returning the new snapshot.
@@ -118,25 +121,40 @@ class LiveHub:
         with self._lock:
             return len(self._subscribers)
 
+    @property
+    def producing(self) -> bool:
+        """Whether the producer runs (it stops soon after its last subscriber leaves)."""
+        with self._lock:
+            return self._thread is not None
+
     def subscribe(self) -> Optional[Subscription]:
         """A new subscription primed with the current state, or None when the hub is full."""
         with self._lock:
             if len(self._subscribers) >= self.max_clients:
                 return None
             sub = Subscription(self.queue_size)
-            if self._last is not None:
+            if self._thread is not None and self._last is not None:
                 for message in changes(None, self._last):
                     sub.queue.put_nowait(message)
             self._subscribers.append(sub)
             if self._thread is None:
-                self._last = None  # a fresh producer starts from nothing: everybody gets everything
+                # A fresh producer starts from nothing: everybody gets everything, as it is now. What
+                # the last producer saw is stale (nobody listened since), so nobody is primed with it.
+                self._last = None
                 self._stop.clear()
                 self._thread = threading.Thread(target=self._run, name="dashboard-live", daemon=True)
                 self._thread.start()
             return sub
 
-    def mark(self, printers: Iterable[str] = (), live: Iterable[str] = (), queue: bool = False) -> None:
-        """Note that printers' records (``printers``), their live views (``live``) or the queue changed.
+    def mark(
+        self,
+        printers: Iterable[str] = (),
+        live: Iterable[str] = (),
+        queue: bool = False,
+        everything: bool = False,
+    ) -> None:
+        """Note that printers' records (``printers``), their live views (``live``), the queue, or
+        ``everything`` (a full snapshot next) changed.
 
         Cheap, and safe from any thread; ignored while nobody listens (a producer that starts takes
         a full snapshot).
@@ -147,6 +165,7 @@ class LiveHub:
             self._pending.printers.update(printers)
             self._pending.live.update(live)
             self._pending.queue = self._pending.queue or queue
+            self._pending.everything = self._pending.everything or everything
         self._wake.set()
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -175,7 +194,7 @@ class LiveHub:
                 last = self._last
             current: Optional[Snapshot] = None
             try:
-                if self.refresh is None or last is None or started >= next_resync:
+                if self.refresh is None or last is None or started >= next_resync or pending.everything:
                     next_resync = started + self.resync_s
                     current = self.snapshot()
                     self.snapshots += 1
@@ -241,7 +260,9 @@ def event_stream(
     deadline = start + lifetime_s
     quiet_since = start
     try:
-        yield "retry: 2000\n\n"
+        # A browser whose stream broke (its fleet process stopped) comes back, to another one behind
+        # the load balancer, a second later.
+        yield "retry: 1000\n\n"
         while clock() < deadline and not disconnected():
             try:
                 message = sub.get(timeout=poll_s)

@@ -158,3 +158,53 @@ def compute(
         printer_rows.append(PrinterStats(printer.id, printer.name, failures, bars))
     members = sorted(rows.values(), key=lambda r: r.name.lower())
     return Statistics(members, totals, printer_rows, starts)
+
+
+# -- a period's breakdown (fleet.statistics), as horizontal bar charts ----------------------------------
+
+#: The breakdown charts' geometry, in SVG user units: a label column, then the bars.
+HBAR_WIDTH = 420
+HBAR_LABEL = 110
+HBAR_ROW = 18
+HBAR_TOP = 4
+#: Room right of the longest bar for its text.
+HBAR_TEXT = 90
+
+
+@dataclass(frozen=True)
+class HBar:
+    """One row of a horizontal bar chart: its label, up to two values, their bars' lengths, its text."""
+
+    label: str
+    value: float
+    y: float
+    width: float
+    #: What the row says beside its bars ("97.1 h", "8 min / 2 h 59").
+    text: str
+    #: A second, lighter bar behind the first (the 90th percentile behind the median wait).
+    back: float = 0.0
+    back_width: float = 0.0
+
+
+@dataclass(frozen=True)
+class HBarChart:
+    bars: list[HBar]
+    height: float
+    left: float = HBAR_LABEL
+    width: float = HBAR_WIDTH
+
+
+def hbar_chart(rows: Iterable[tuple[str, float, float, str]]) -> HBarChart:
+    """Lay out ``(label, value, back, text)`` rows: bars scaled to the largest value or back."""
+    rows = list(rows)
+    top = max([max(value, back) for _, value, back, _ in rows] + [0.0])
+    span = HBAR_WIDTH - HBAR_LABEL - HBAR_TEXT
+
+    def length(value: float) -> float:
+        return round(span * value / top, 2) if top > 0 else 0.0
+
+    bars = [
+        HBar(label, value, HBAR_TOP + i * HBAR_ROW, length(value), text, back, length(back))
+        for i, (label, value, back, text) in enumerate(rows)
+    ]
+    return HBarChart(bars, HBAR_TOP * 2 + HBAR_ROW * max(1, len(bars)))

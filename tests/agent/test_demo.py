@@ -49,6 +49,7 @@ def test_the_demo_prints_every_sample_job_and_leaves_nothing_running(tmp_path, c
     assert time.monotonic() - started < 120
     assert f"all {len(demo.JOBS)} sample jobs are done" in out
     assert "/api/v1" in out and "token cfm_" in out
+    assert f"past prints recorded over {demo.HISTORY_DAYS} days: statistics at http" in out
     assert "approved job" in out and "cleared the bed of" in out
     assert not (data_dir / "stale").exists()
     assert processes_mentioning(str(data_dir)) == []

@@ -6,8 +6,9 @@ import hashlib
 
 import pytest
 
-from fleet.app.enrollment import INVALID_CODE
+from fleet.app.enrollment import ENROLLMENT_CODE_REFUSALS
 from fleet.http_protocol import BrokerAddress
+from fleet.models import CodeRefusal
 from fleet.states import JobState
 
 from .test_printers_members import PART, submit
@@ -51,20 +52,31 @@ def test_a_code_enrolls_once_and_the_answer_has_the_secrets(api, fleet):
     again = api["anonymous"].post(
         "/api/v1/printers/enroll", json={"code": code, "name": "x", "capabilities": CAPS}
     )
-    assert again.status_code == 401 and again.get_json()["message"] == INVALID_CODE
+    assert again.status_code == 401 and again.get_json() == {
+        "error": "unauthorized",
+        "message": ENROLLMENT_CODE_REFUSALS[CodeRefusal.USED],
+        "field": "code",
+        "details": {"reason": "used"},
+    }
     [user] = fleet.app.enrollment.broker_users()
     assert user.username == "prusa-mk4" and body["mqtt"]["password"] not in user.password_hash
     assert user.password_hash.startswith("$7$")
     assert enroll(api)[1]["printer_id"] == "prusa-mk4-2"
 
 
-def test_an_expired_code_is_refused_like_an_unknown_one(api, fleet):
+def test_an_expired_code_and_an_unknown_one_are_each_told_so(api, fleet):
     code, expires_at = fleet.app.enrollment.create_enrollment_code(None, ttl_s=60)
     fleet.app.clock = lambda: expires_at  # expired from that instant on
     response = api["anonymous"].post(
         "/api/v1/printers/enroll", json={"code": code, "name": "x", "capabilities": CAPS}
     )
-    assert response.status_code == 401 and response.get_json()["message"] == INVALID_CODE
+    assert response.status_code == 401 and response.get_json()["details"] == {"reason": "expired"}
+    assert response.get_json()["message"] == "this enrollment code has expired: ask a manager for a new one"
+    unknown = api["anonymous"].post(
+        "/api/v1/printers/enroll", json={"code": "2222-3333-4444", "name": "x", "capabilities": CAPS}
+    )
+    assert unknown.status_code == 401 and unknown.get_json()["details"] == {"reason": "unknown"}
+    assert unknown.get_json()["message"] == ENROLLMENT_CODE_REFUSALS[CodeRefusal.UNKNOWN]
 
 
 def test_bad_capabilities_name_the_field_and_keep_the_code(api):

@@ -115,18 +115,25 @@ def test_a_link_code_signs_in_once(api, fleet):
     )
     assert mine.get_json()["name"] == "alice"
     again = link(api, code)
-    assert again.status_code == 401 and "make a new one on your account page" in again.get_json()["message"]
+    assert again.status_code == 401 and again.get_json()["details"] == {"reason": "used"}
+    assert again.get_json()["message"] == (
+        "this link code was already used to sign a device in: a code works once; "
+        "make a new one on your account page"
+    )
 
 
 def test_a_link_code_expires_and_a_newer_one_replaces_it(api, fleet):
     alice = fleet.app.store.get_member(api["alice"].member_id)
     first, _ = fleet.app.members.create_link_code(alice)
     second, expires_at = fleet.app.members.create_link_code(alice)
-    assert link(api, first).status_code == 401  # withdrawn by the newer code
+    withdrawn = link(api, first)  # withdrawn by the newer code: no longer known
+    assert withdrawn.status_code == 401 and withdrawn.get_json()["details"] == {"reason": "unknown"}
     real = fleet.app.clock
     fleet.app.clock = lambda: expires_at + 1
     try:
-        assert link(api, second).status_code == 401
+        late = link(api, second)
+        assert late.status_code == 401 and late.get_json()["details"] == {"reason": "expired"}
+        assert late.get_json()["message"].startswith("this link code has expired")
     finally:
         fleet.app.clock = real
 
@@ -147,3 +154,26 @@ def test_wrong_link_codes_are_limited_per_address(api, fleet):
     code, _ = fleet.app.members.create_link_code(alice)
     limited = link(api, code)
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+
+
+def test_replacing_the_members_token_keeps_its_device_sign_ins(api):
+    """POST /members/{id}/token replaces the member's own API token only: each OctoPrint user's sign-in
+    keeps working, stays listed, and is revoked on its own."""
+    set_password(api["alice"])
+    device = sign_in(api, "alice").get_json()
+    alice = api["alice"].member_id
+    fresh = api["alice"].post(f"/api/v1/members/{alice}/token")
+    assert fresh.status_code == 200
+    token = fresh.get_json()["token"]
+    assert api["alice"].get("/api/v1/jobs/mine").status_code == 401, "the old API token is revoked"
+    assert as_token(api, device["token"]).status_code == 200, "the device sign-in keeps working"
+    mine = {"Authorization": f"Bearer {token}"}
+    listed = api["anonymous"].get(f"/api/v1/members/{alice}/tokens", headers=mine).get_json()["tokens"]
+    assert [(t["label"], t["device"]) for t in listed] == [
+        ("OctoPrint user ada on printer mini-1", True),
+        ("reissued", False),
+    ]
+    revoked = api["anonymous"].delete(f"/api/v1/members/{alice}/tokens/{device['id']}", headers=mine)
+    assert revoked.status_code == 204
+    assert as_token(api, device["token"]).status_code == 401
+    assert api["anonymous"].get("/api/v1/jobs/mine", headers=mine).status_code == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.http_protocol import MAX_SNAPSHOT_BYTES, BrokerAddress
+from fleet.http_protocol import DEFAULT_SNAPSHOT_BYTES, BrokerAddress
 from fleet.protocol import CommandType
 from fleet.states import JobState
 
@@ -73,10 +73,36 @@ def test_what_is_no_image_or_too_large_is_refused_and_names_why(api, printed):
     assert html.status_code == 422 and "JPEG or PNG" in html.get_json()["message"]
     assert html.get_json()["field"] == "snapshot"
     assert put(api, "mk4", job_id, mk4, b"").status_code == 422
-    large = put(api, "mk4", job_id, mk4, JPEG + b"\x00" * MAX_SNAPSHOT_BYTES)
-    assert large.status_code == 413 and str(MAX_SNAPSHOT_BYTES) in large.get_json()["message"]
-    assert put(api, "mk4", job_id, mk4, JPEG[:3] + b"\x00" * (MAX_SNAPSHOT_BYTES - 3)).status_code == 204
+    large = put(api, "mk4", job_id, mk4, JPEG + b"\x00" * DEFAULT_SNAPSHOT_BYTES)
+    assert large.status_code == 413 and str(DEFAULT_SNAPSHOT_BYTES) in large.get_json()["message"]
+    assert put(api, "mk4", job_id, mk4, JPEG[:3] + b"\x00" * (DEFAULT_SNAPSHOT_BYTES - 3)).status_code == 204
     assert api["alice"].get(f"/api/v1/jobs/{job_id}/snapshot").status_code == 200
+
+
+def test_a_manager_sets_the_photos_size_limit_and_how_long_they_are_kept(api, fleet, printed):
+    """Lab settings, checked, with defaults (2 MiB, 14 days); only a manager changes them."""
+    job_id, mk4, _ = printed
+    settings = api["alice"].get("/api/v1/settings").get_json()
+    assert (settings["snapshot_max_bytes"], settings["snapshot_retention_days"]) == (2 * 1024 * 1024, 14)
+    assert api["alice"].patch("/api/v1/settings", json={"snapshot_max_bytes": 100_000}).status_code == 403
+    for bad in ({"snapshot_max_bytes": 1000}, {"snapshot_max_bytes": "2MB"}, {"snapshot_retention_days": 0}):
+        refused = api["manager"].patch("/api/v1/settings", json=bad)
+        assert refused.status_code == 422 and refused.get_json()["field"] == next(iter(bad)), bad
+    assert (
+        "64 KiB"
+        in api["manager"].patch("/api/v1/settings", json={"snapshot_max_bytes": 1}).get_json()["message"]
+    )
+    changed = api["manager"].patch(
+        "/api/v1/settings", json={"snapshot_max_bytes": 100_000, "snapshot_retention_days": 2}
+    )
+    assert changed.status_code == 200, changed.get_json()
+    over = put(api, "mk4", job_id, mk4, JPEG + b"\x00" * 100_000)
+    assert over.status_code == 413 and "at most 100000 bytes" in over.get_json()["message"]
+    assert put(api, "mk4", job_id, mk4, JPEG + b"\x00" * 90_000).status_code == 204
+    assert fleet.app.snapshots.retention_s == 2 * 86400
+    now = fleet.app.clock()
+    fleet.app.clock = lambda: now + 2 * 86400 + 60
+    assert fleet.app.snapshots.remove_expired() == 1
 
 
 def test_photos_are_forgotten_after_the_retention(api, fleet, printed):

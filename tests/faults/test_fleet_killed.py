@@ -134,8 +134,16 @@ def bed_clearer(fleet: FleetProcess, token: str, stop: threading.Event) -> None:
 
 
 def job_states(fleet: FleetProcess, token: str) -> dict[int, str]:
-    jobs = fleet.api(token, "GET", "/jobs").json()["jobs"]
-    return {job["id"]: job["state"] for job in jobs}
+    """Every job's state, page after page (a list answers at most one page)."""
+    states: dict[int, str] = {}
+    cursor = None
+    while True:
+        params = {"limit": "500", **({"cursor": cursor} if cursor else {})}
+        page = fleet.api(token, "GET", "/jobs", params=params).json()
+        states.update((job["id"], job["state"]) for job in page["jobs"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return states
 
 
 def half_way(fleet: FleetProcess, token: str, printers: list[SimPrinter]) -> str:

@@ -158,3 +158,72 @@ def test_a_printer_back_from_an_outage_is_asked_again_about_a_job_it_never_start
     assert service.printers.get_printer("p1").state is PrinterState.IDLE
     assert service.printers.get_printer("p1").current_job_id is None
     fl.close()
+
+
+def latencies(service, step: str) -> list[float]:
+    """The dispatch latency histogram of one step as [count, sum], or [] when nothing was timed."""
+    histogram = service.metrics.snapshot()["histograms"].get(f"dispatch.latency_s{{step={step}}}")
+    return [] if histogram is None else [histogram["count"], histogram["sum_s"]]
+
+
+def test_dispatch_latency_runs_from_the_assignment_to_the_ack_and_to_the_start(
+    service, fleetlink, link, clock
+):
+    job_id, command, node = dispatched(service, fleetlink, link, clock, "mk4")
+    assert command.issued_at == T0  # assigned at the pass's time
+    clock.now = T0 + 0.25
+    node.ack(command, p.AckStatus.ACCEPTED)
+    node.ack(command, p.AckStatus.ACCEPTED)  # a repeated answer is not a second dispatch
+    clock.now = T0 + 4.0
+    node.event(p.EventType.JOB_STARTED, job_id)
+    assert latencies(service, "accepted") == [1, 0.25]
+    assert latencies(service, "started") == [1, 4.0]
+    wait = service.metrics.snapshot()["histograms"]["queue.wait_s"]
+    assert wait["count"] == 1 and wait["sum_s"] == 0.0  # the job was queued at T0, assigned at T0
+
+
+def test_a_recovered_dispatch_is_not_timed_across_the_restart(service, link, clock):
+    add_printer(service, "old")
+    job_id = queue_job(service)
+    service.store.assign_job(job_id, "old", actor="system", now=T0 - 600)
+    fl = FleetLink(service, link, base_url="http://f", lease_s=30, tick_interval_s=None, clock=clock)
+    fl.start()
+    [again] = link.commands("old")
+    node = Node(link, "old", clock)
+    node.ack(again, p.AckStatus.ACCEPTED)
+    node.event(p.EventType.JOB_STARTED, job_id)
+    assert service.store.get_job(job_id).state is JobState.PRINTING
+    assert latencies(service, "accepted") == [] and latencies(service, "started") == []
+    fl.close()
+
+
+def test_only_the_holder_of_the_dispatch_duty_dispatches_and_a_new_holder_takes_over(service, link, clock):
+    """Two fleet processes on one database: the link without the duty dispatches nothing and follows
+    nothing up; when it gains the duty it sends the assignments left behind again, the same."""
+    holds = {"first": True, "second": False}
+    first_link, second_link = FakeLink(), FakeLink()
+    first, second = (
+        FleetLink(
+            service, fake, base_url="http://f", lease_s=30, tick_interval_s=None, clock=clock,
+            dispatch_duty=lambda name=name: holds[name],
+        )
+        for name, fake in (("first", first_link), ("second", second_link))
+    )  # fmt: skip
+    first.start()
+    second.start()
+    add_printer(service, "mk4")
+    job_id = queue_job(service)
+    second.tick(T0)
+    assert second_link.commands("mk4") == [] and service.store.get_job(job_id).state is JobState.QUEUED
+    first.tick(T0)
+    [command] = first_link.commands("mk4")
+    assert service.store.get_job(job_id).state is JobState.ASSIGNED
+    # The first process dies without an answer from the printer; the second takes the duty over.
+    holds.update(first=False, second=True)
+    second.hand_over()  # a no-op for a link that waited for nothing
+    second.take_over()
+    assert second_link.commands("mk4") == [command], "the very same command, sent again"
+    second.tick(T0 + 40)  # past the lease: the new holder follows it up and gives the job back
+    assert service.store.get_job(job_id).state is JobState.QUEUED
+    first.close()
+    second.close()

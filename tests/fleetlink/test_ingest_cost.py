@@ -27,7 +27,7 @@ def test_a_repeated_status_updates_the_live_view_without_the_store(service, flee
     assert checks(service) == 1
     live = service.reports.live("mk4")
     assert live is not None and live.last_seen == T0 + 5
-    assert service.metrics.counter("mqtt.status") == 6
+    assert service.metrics.counter("mqtt.messages", kind="status") == 6
 
 
 def test_a_status_that_says_something_new_is_checked_in_full(service, fleetlink, link, clock):

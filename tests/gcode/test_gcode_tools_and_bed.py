@@ -1,4 +1,5 @@
-"""What a file asks of the printer besides room: a heated bed (M140/M190) and how many tools (T1 ...)."""
+"""What a file asks of the printer besides room: a heated bed (M140/M190), a heated chamber (M141/M191)
+and how many tools (T1 ...)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,25 @@ def test_the_hottest_bed_the_file_asks_for(analyze_text: Analyze, body: str, bed
 
 
 @pytest.mark.parametrize(
+    ("body", "chamber"),
+    [
+        ("M140 S100\nG1 X1 E1", None),  # a hot bed is no chamber
+        ("M141 S0\nG1 X1 E1", None),  # turning the chamber off is not heating it
+        ("M141 S45\nM191 S50\nG1 X1 E1\nM141 S0", 50.0),
+        ("M191 R40\nG1 X1 E1", 40.0),
+        ("M141 S" + "9" * 320 + "\nG1 X1 E1", None),  # past any number: not a temperature to keep
+    ],
+)
+def test_the_hottest_chamber_the_file_asks_for(
+    analyze_text: Analyze, body: str, chamber: float | None
+) -> None:
+    analysis = analyze_text(body)
+    assert analysis.chamber_temperature_c == chamber
+    assert Analysis.from_dict(analysis.to_dict()) == analysis
+    json.dumps(analysis.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize(
     ("body", "tools"),
     [
         ("G1 X1 E1", 1),
@@ -51,8 +71,13 @@ def test_a_stored_analysis_keeps_them_and_an_old_one_reads_as_one_tool_and_no_be
 ) -> None:
     analysis = analyze_text("M190 S60\nT1\nG1 X1 E1")
     assert Analysis.from_dict(analysis.to_dict()) == analysis
-    old = {k: v for k, v in analysis.to_dict().items() if k not in ("bed_temperature_c", "tools")}
-    assert (Analysis.from_dict(old).bed_temperature_c, Analysis.from_dict(old).tools) == (None, 1)
+    old = {
+        k: v
+        for k, v in analysis.to_dict().items()
+        if k not in ("bed_temperature_c", "tools", "chamber_temperature_c")
+    }
+    read = Analysis.from_dict(old)
+    assert (read.bed_temperature_c, read.tools, read.chamber_temperature_c) == (None, 1, None)
 
 
 @pytest.mark.skipif(not SAMPLES.is_dir(), reason="the shared slicer samples are not beside the checkout")

@@ -28,7 +28,7 @@ from .conftest import ROOT, Built, Env, run
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 #: What the fleet server needs and a printer's machine must not be made to install.
-SERVER_ONLY = ("flask", "sqlalchemy", "waitress")
+SERVER_ONLY = ("flask", "sqlalchemy", "waitress", "prometheus_client")
 #: Modules the headless agent and the plugin's node side import at run time.
 NODE_MODULES = (
     "fleet.agent",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from fleet.client import FleetClient
-from fleet.node import PlateReporter, SnapshotError, Webcam
+from fleet.node import PlateReporter, SnapshotError, Webcam, WebcamLogin
 from fleet.protocol import AckStatus, CommandType, EventType
 from tests.http_stub import Reply, Request, serving
 
@@ -108,3 +109,69 @@ def test_a_printer_without_a_webcam_declines_the_ask(harness: Harness) -> None:
     assert [(a.status, a.reason) for a in harness.link.acks()] == [
         (AckStatus.DECLINED, "this printer has no webcam")
     ]
+
+
+def test_a_webcam_behind_a_login_is_asked_as_octoprints_settings_say(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Basic, digest and bearer logins (OctoPrint 1.11's snapshotAuth), and a user:password in the URL
+    (any version); the password never shows in a message."""
+    seen: list[str] = []
+    digest = 'Digest realm="cam", nonce="n0nce", qop="auth", algorithm=MD5'
+
+    def camera(request: Request) -> Reply:
+        given = request.headers.get("Authorization") or ""
+        seen.append(given.split(" ")[0])
+        ok = {
+            "/basic": given == "Basic " + base64.b64encode(b"owner:s3cret").decode(),
+            "/bearer": given == "Bearer t0ken",
+            "/digest": given.startswith('Digest username="owner", realm="cam", nonce="n0nce"'),
+        }[request.path]
+        if ok:
+            return Reply(200, JPEG, "image/jpeg")
+        challenge = (("WWW-Authenticate", digest),) if request.path == "/digest" else ()
+        return Reply(401, b"", None, challenge)
+
+    with serving(camera) as url:
+        basic = WebcamLogin("basic", username="owner", password="s3cret")
+        assert Webcam(f"{url}/basic", login=basic).snapshot()[0] == JPEG
+        assert Webcam(f"{url}/bearer", login=WebcamLogin("bearer", token="t0ken")).snapshot()[0] == JPEG
+        assert Webcam(f"{url}/digest", login=WebcamLogin("digest", "owner", "s3cret")).snapshot()[0] == JPEG
+        assert seen[-2:] == ["", "Digest"], "digest answers the webcam's challenge"
+        inline = url.replace("http://", "http://owner:s3cret@")
+        assert Webcam(f"{inline}/basic").snapshot()[0] == JPEG
+        wrong = Webcam(f"{inline.replace('s3cret', 'guess')}/basic")
+        assert wrong.shown == f"{url}/basic"
+        with pytest.raises(SnapshotError, match="refused the login") as refused:
+            wrong.snapshot()
+        assert "guess" not in str(refused.value) and f"{url}/basic" in str(refused.value)
+        with pytest.raises(SnapshotError, match="HTTP 401"):
+            Webcam(f"{url}/basic", login=WebcamLogin("basic", "owner", "nope")).snapshot()
+    assert "s3cret" not in repr(basic)
+    with pytest.raises(ValueError, match="one of basic, digest, bearer"):
+        WebcamLogin("kerberos")
+
+
+def test_why_the_last_photo_failed_is_kept_for_the_owner_and_cleared_by_the_next_one() -> None:
+    """Not only in the log: the Fablab tab shows it (from its key and values, in OctoPrint's language)."""
+    allowed = {"login": False}
+
+    def camera(request: Request) -> Reply:
+        return Reply(200, JPEG, "image/jpeg") if allowed["login"] else Reply(401)
+
+    with serving(camera) as webcam, serving(lambda r: Reply(204)) as fleet_url:
+        reporter = PlateReporter(Webcam(webcam), FleetClient(fleet_url, "cfp_t", retries=0), "mk4")
+        try:
+            assert reporter.problem is None
+            assert reporter.after_job(7) is False
+            assert reporter.problem is not None
+            assert (reporter.problem.job_id, reporter.problem.key, reporter.problem.params) == (
+                7,
+                "webcam_login",
+                {"status": 401},
+            )
+            assert "refused the login" in reporter.problem.to_json()["text"]
+            allowed["login"] = True
+            assert reporter.after_job(8) is True and reporter.problem is None
+        finally:
+            reporter.close()

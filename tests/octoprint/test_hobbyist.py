@@ -2,22 +2,31 @@
 OctoPrints on the virtual printer with their default printer profile, and chromium.
 
 Given only ``fleet_url`` and ``enroll_code`` (config keys, or the first-run wizard), a fresh OctoPrint joins,
-says so in its navbar, prints a member's job, and the fleet records it done. A wrong or used code and an
-unreachable fleet each show their own message in OctoPrint's UI, and a refusal is not asked again.
+says so in its navbar, prints a member's job, and the fleet records it done. A wrong, a used and an expired
+code and an unreachable fleet each show their own message in OctoPrint's UI, and a refusal is not asked
+again. A printer lent on its owner's terms takes work only inside its windows, and its Fablab tab says so,
+in French too.
 """
 
 from __future__ import annotations
 
+import base64
 import struct
+import time
 import zlib
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fleet.app.enrollment import new_enrollment_code, normalize_code
+from fleet.auth import hash_token
 from fleet.gcode.generate import generate_box
+from fleet.lending import DAYS
 from fleet.node.enroll import enroll
+from fleet.store import open_store
 from tests.brokers import free_port, wait_until
 from tests.e2e.test_fleet_octoprint import RunningFleet, job_state, submit
 from tests.http_stub import Reply, Request, serving
@@ -66,6 +75,21 @@ class Lab:
 
     def code(self) -> str:
         code: str = self.fleet.cli("enroll-code")["code"]
+        return code
+
+    def expired_code(self) -> str:
+        """A code whose day ran out an hour ago (written to the fleet's database as the fleet would)."""
+        code = new_enrollment_code()
+        normalized = normalize_code(code)
+        assert normalized is not None
+        store = open_store(None, self.fleet.data_dir)
+        try:
+            now = time.time()
+            store.add_enrollment_code(
+                hash_token(normalized), created_by=None, now=now - 86400, expires_at=now - 3600
+            )
+        finally:
+            store.close()
         return code
 
     def printer(self, printer_id: str) -> dict[str, Any]:
@@ -130,11 +154,15 @@ def navbar_shows(page: Any, text: str, timeout_ms: int = 45_000) -> None:
 
 def test_two_config_keys_join_the_fleet_and_a_job_prints(lab: Lab) -> None:
     """The README's recipe as written: a default profile and only fleet_url and enroll_code; and the
-    webcam OctoPrint knows sends the photo of the plate after the job, shown on the job's page."""
+    webcam OctoPrint knows sends the photo of the plate after the job, shown on the job's page. The
+    webcam wants the login its OctoPrint settings give (basic authentication, OctoPrint 1.11)."""
     code = lab.code()
     asked: list[str] = []
+    login = "Basic " + base64.b64encode(b"owner:plate-cam").decode()
 
     def webcam(request: Request) -> Reply:
+        if request.headers.get("Authorization") != login:
+            return Reply(401, b"", None, (("WWW-Authenticate", 'Basic realm="cam"'),))
         asked.append(request.path)
         return Reply(200, PLATE, "image/png")
 
@@ -143,7 +171,13 @@ def test_two_config_keys_join_the_fleet_and_a_job_prints(lab: Lab) -> None:
             {"fleet_url": lab.fleet.url, "enroll_code": code},
             # As OctoPrint saves it once its webcam settings are set (the version stops a migration).
             other_plugins={
-                "classicwebcam": {"_config_version": 1, "snapshot": f"{webcam_url}/?action=snapshot"}
+                "classicwebcam": {
+                    "_config_version": 1,
+                    "snapshot": f"{webcam_url}/?action=snapshot",
+                    "snapshotAuth": "basic",
+                    "snapshotUsername": "owner",
+                    "snapshotPassword": "plate-cam",
+                }
             },
         ).start()
         try:
@@ -176,7 +210,8 @@ def joined_and_printed(lab: Lab, octoprint: OctoPrintServer, asked: list[str]) -
         30,
         "the photo of the plate to reach the fleet",
     )
-    assert asked == ["/?action=snapshot"], "one photo, from the webcam's snapshot URL"
+    assert asked == ["/?action=snapshot"], "one photo, from the webcam's snapshot URL, with its login"
+    assert "plate-cam" not in octoprint.log_text()
     assert lab.fleet.api(lab.member, "GET", f"/jobs/{job_id}/snapshot").content == PLATE
     shown = lab.job_page_images(job_id, "plate-photo")
     assert shown == {"photo": [64, 48], "broken": []}
@@ -249,13 +284,18 @@ def test_the_wizard_says_what_went_wrong_then_joins(lab: Lab) -> None:
             navbar_shows(page, "offline")  # the navbar polls every 15 s while the tab is hidden
 
             text = wizard_try(page, lab.fleet.url, "WRONG-CODE-0000")
-            assert "refused the enrollment code: it is unknown, already used or expired" in text
-            assert "this enrollment code is not valid" in text, "the fleet's own words"
+            assert "The fleet does not know this enrollment code: check it for typing mistakes" in text
             page.screenshot(path=str(ARTIFACTS / "octoprint-wizard-wrong-code.png"))
 
             text = wizard_try(page, lab.fleet.url, used)
-            assert "refused the enrollment code" in text
+            assert "This enrollment code was already used to enroll a printer: a code works once." in text
+            assert "expired" not in text and "does not know" not in text
             page.screenshot(path=str(ARTIFACTS / "octoprint-wizard-used-code.png"))
+
+            text = wizard_try(page, lab.fleet.url, lab.expired_code())
+            assert "This enrollment code has expired. Ask a fleet manager for a new code." in text
+            assert "already used" not in text
+            page.screenshot(path=str(ARTIFACTS / "octoprint-wizard-expired-code.png"))
             # The navbar says so too, and the fleet's words are one click away.
             navbar_shows(page, "refused")
 
@@ -271,7 +311,7 @@ def test_the_wizard_says_what_went_wrong_then_joins(lab: Lab) -> None:
         status = plugin_status(octoprint)
         assert status["link"] == "online"
         # Each refusal was asked once: one line each in the log, nothing retried.
-        assert octoprint.log_text().count("the fleet refused to enroll this printer") == 2
+        assert octoprint.log_text().count("the fleet refused to enroll this printer") == 3
         job_id = lab.print_a_job(status["printer_id"], "hobbyist-wizard.gcode")
         # No webcam: no photo, and the job's page shows no broken image in its place.
         assert lab.fleet.api(lab.member, "GET", f"/jobs/{job_id}/snapshot").status_code == 404
@@ -290,10 +330,10 @@ def test_the_fablab_tab_and_navbar_explain_a_refused_code(lab: Lab) -> None:
             page.click("[data-test-id=crowdfab-navbar]")
             notice = page.locator(".ui-pnotify").filter(has_text="enrollment code")
             notice.first.wait_for(state="visible")
-            assert "this enrollment code is not valid" in notice.first.inner_text()
+            assert "this enrollment code is not known" in notice.first.inner_text(), "the fleet's own words"
             problem = page.locator("[data-test-id=crowdfab-problem]")
             problem.wait_for(state="visible")
-            assert "Ask a fleet manager for a new code" in problem.inner_text()
+            assert "The fleet does not know this enrollment code" in problem.inner_text()
             page.screenshot(path=str(ARTIFACTS / "octoprint-tab-refused-code.png"), full_page=True)
             assert not page.js_errors, page.js_errors
         assert octoprint.log_text().count("the fleet refused to enroll this printer") == 1
@@ -301,31 +341,162 @@ def test_the_fablab_tab_and_navbar_explain_a_refused_code(lab: Lab) -> None:
         octoprint.stop()
 
 
-def test_the_fablab_tab_says_which_queued_jobs_do_not_fit_this_printer(lab: Lab) -> None:
-    """A job too big for the default 200 mm profile (and for every printer of the fleet) waits: the tab
-    says so with what it needs and what the profile gives, and no member or file name."""
-    # Asked every 5 s instead of every 2 min, so the test does not wait for the default interval.
-    octoprint = OctoPrintServer({"fleet_url": lab.fleet.url, "enroll_code": lab.code(), "unfit_check_s": 5})
-    octoprint.start()
-    wide = generate_box(240, 150, 1.0, origin=(125.0, 100.0), purge=False, skirt=False)
-    job_id = None
+def explanation(lab: Lab, job_id: int) -> str:
+    """The member's explanation of a waiting job, as the queue gives it ("" once it is not waiting)."""
+    mine = lab.fleet.api(lab.member, "GET", "/jobs/mine", params={"limit": 200}).json()["jobs"]
+    found = [j for j in mine if j["id"] == job_id and j.get("explanation")]
+    return str(found[0]["explanation"]["message"]) if found else ""
+
+
+def set_language(octoprint: OctoPrintServer, code: str) -> None:
+    """OctoPrint's default language (Settings > Appearance), as its admin sets it."""
+    chosen = octoprint.admin.post(
+        f"{octoprint.url}/api/settings", json={"appearance": {"defaultLanguage": code}}, timeout=10
+    )
+    assert chosen.status_code == 200, chosen.text
+
+
+def lend(octoprint: OctoPrintServer, windows: str) -> None:
+    """The owner changes the lending hours in the plugin's settings (UTC, any material)."""
+    terms = {"lending_windows": windows, "lending_time_zone": "UTC", "lending_materials": ""}
+    saved = octoprint.admin.post(
+        f"{octoprint.url}/api/settings", json={"plugins": {"crowdfab": terms}}, timeout=10
+    )
+    assert saved.status_code == 200, saved.text
+
+
+def utc_window(start: datetime, minutes: int) -> str:
+    """A one-day window from ``start`` (UTC) lasting ``minutes``: 'wed 07:59-08:20'."""
+    end = start + timedelta(minutes=minutes)
+    return f"{DAYS[start.weekday()]} {start:%H:%M}-{end:%H:%M}"
+
+
+def test_a_lent_printer_takes_work_only_inside_its_window_and_the_tab_says_so_in_french(lab: Lab) -> None:
+    """A real OctoPrint lent on its owner's terms: outside the window the job waits and the queue says
+    when the window opens; inside a window the job prints; a job whose estimate would run past the
+    window's end waits, and the queue says so. The Fablab tab shows the terms in force, a queued job too
+    big for the printer, and why the plate's photo failed (a webcam that refuses the login): in English,
+    then all of it in French, the fleet's reasons included."""
+    now = datetime.now(timezone.utc)
+    closed = utc_window(now + timedelta(days=3), 60)  # three days from now: certainly not now
+    with serving(lambda request: Reply(401, b"", None, (("WWW-Authenticate", 'Basic realm="cam"'),))) as cam:
+        octoprint = OctoPrintServer(
+            {
+                "fleet_url": lab.fleet.url,
+                "enroll_code": lab.code(),
+                "unfit_check_s": 5,
+                "lending_windows": closed,
+                "lending_time_zone": "UTC",
+            },
+            other_plugins={
+                "classicwebcam": {"_config_version": 1, "snapshot": f"{cam}/snapshot"},
+                # Its wizard would greet the admin once a file was printed, over the tab.
+                "_disabled": ["file_check"],
+            },
+        ).start()
+        try:
+            lent_on_terms(lab, octoprint, closed)
+        finally:
+            octoprint.stop()
+
+
+def lent_on_terms(lab: Lab, octoprint: OctoPrintServer, closed: str) -> None:
+    waiting: list[int] = []
     try:
-        wait_for(lambda: plugin_status(octoprint)["link"] == "online", 60, "the plugin to join")
-        job_id = submit(lab.fleet, lab.member, wide, "alices-wide-part.gcode")
-        wait_for(lambda: plugin_status(octoprint)["unfit"], 30, "the plugin to hear of the wide job")
-        with octoprint_page() as page:
-            log_in(page, octoprint.url)
-            page.click("#tab_plugin_crowdfab_link a")
-            unfit = page.locator("[data-test-id=crowdfab-unfit]")
-            unfit.wait_for(state="visible", timeout=30_000)
-            text = unfit.inner_text()
-            assert "1 job in the fleet's queue does not fit this printer, nor any other:" in text
-            assert "mm needed, this profile gives 200\u00d7200\u00d7200 mm" in text
-            assert "240" in text
-            assert "alice" not in text
-            page.screenshot(path=str(ARTIFACTS / "octoprint-tab-unfit-job.png"), full_page=True)
-            assert not page.js_errors, page.js_errors
+        printer_id = wait_for(
+            lambda: (s := plugin_status(octoprint))["link"] == "online" and s["printer_id"],
+            60,
+            "the plugin to join",
+        )
+        wait_until(lambda: lab.printer(printer_id)["lending"] is not None, 30, "the fleet to hear the terms")
+        wait_until(lambda: lab.printer(printer_id)["state"] == "idle", 30, f"{printer_id} to be idle")
+        terms = plugin_status(octoprint)["lending"]
+        assert terms["lent_now"] is False and terms["next"]["time"] == closed.split()[1].split("-")[0]
+        short = submit(
+            lab.fleet, lab.member, generate_box(10, 10, 0.6, origin=(60.0, 60.0)), "lent-short.gcode"
+        )
+        waiting.append(short)
+        # The pass that explains the job is the one that would have sent it: it was not sent.
+        said = wait_for(
+            lambda: "lending hours" in (e := explanation(lab, short)) and e, 30, "the explanation"
+        )
+        assert f"home printer {printer_id} is lent" in said and "next window opens" in said, said
+        assert job_state(lab.fleet, lab.member, short) == "queued"
+        wide = generate_box(240, 150, 1.0, origin=(125.0, 100.0), purge=False, skirt=False)
+        waiting.append(submit(lab.fleet, lab.member, wide, "lent-wide.gcode"))
+
+        # The owner opens a window now, 25 minutes long: the short job prints.
+        opened = utc_window(datetime.now(timezone.utc) - timedelta(minutes=1), 26)
+        lend(octoprint, opened)
+        wait_until(lambda: job_state(lab.fleet, lab.member, short) == "done", 120, "the short job to be done")
+        waiting.remove(short)
+        cleared = lab.fleet.api(lab.member, "POST", f"/printers/{printer_id}/bed-cleared")
+        assert cleared.status_code == 200, cleared.text
+        # A print of two hours by its slicer's estimate would run past the window's end: it waits.
+        long_print = "; estimated printing time (normal mode) = 2h 0m 0s\n" + generate_box(
+            10, 10, 0.6, origin=(80.0, 80.0)
+        )
+        long_id = submit(lab.fleet, lab.member, long_print, "lent-long.gcode")
+        waiting.append(long_id)
+        said = wait_for(
+            lambda: "run past" in (e := explanation(lab, long_id)) and e, 30, "the long job's reason"
+        )
+        ends = opened.split("-")[-1]
+        assert f"would run past the end of the lending window at {ends} (UTC)" in said, said
+        assert job_state(lab.fleet, lab.member, long_id) == "queued"
+        assert lab.printer(printer_id)["state"] == "idle", "the printer waits for a job that fits the window"
+        status = wait_for(
+            lambda: (s := plugin_status(octoprint))["unfit"] and s["plate_problem"] and s,
+            30,
+            "the plugin to hear of the wide job and to keep why the photo failed",
+        )
+        assert status["lending"]["lent_now"] is True and status["lending"]["until"]["time"] == ends
+        tab_in_english_then_french(octoprint, opened)
     finally:
-        if job_id is not None:  # the module's other tests share the fleet: leave its queue as it was
+        for job_id in waiting:  # the module's other tests share the fleet: leave its queue as it was
             lab.fleet.api(lab.member, "POST", f"/jobs/{job_id}/cancel")
-        octoprint.stop()
+
+
+def tab_in_english_then_french(octoprint: OctoPrintServer, opened: str) -> None:
+    day_index = DAYS.index(opened.split()[0])
+    hours, ends = opened.split()[1].replace("-", "\u2013"), opened.split("-")[-1]
+    with octoprint_page() as page:
+        log_in(page, octoprint.url)
+        page.click("#tab_plugin_crowdfab_link a")
+        # Which queued job fits no printer, this one included, with its needs and no names.
+        unfit = page.locator("[data-test-id=crowdfab-unfit]")
+        unfit.wait_for(state="visible")
+        text = unfit.inner_text()
+        assert "1 job in the fleet's queue does not fit this printer, nor any other:" in text
+        assert "mm needed, this profile gives 200\u00d7200\u00d7200 mm" in text and "240\u00d7" in text, text
+        assert "alice" not in text and "lent-wide" not in text
+        terms = page.locator("[data-test-id=crowdfab-lending]")
+        assert "Lent now, until" in terms.inner_text() and f"{ends}." in terms.inner_text()
+        plate = page.locator("[data-test-id=crowdfab-plate-problem]")
+        plate.wait_for(state="visible")
+        assert "the webcam refused the login (HTTP 401)" in plate.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "octoprint-tab-unfit-job.png"), full_page=True)
+
+        # In French, as the owner reads OctoPrint: the fleet's reasons too, not only the headings.
+        set_language(octoprint, "fr")
+        try:
+            page.reload()
+            page.wait_for_selector("#tab_plugin_crowdfab_link", state="visible")
+            page.click("#tab_plugin_crowdfab_link a")
+            terms.wait_for(state="visible")
+            text = terms.inner_text()
+            assert "Prêtée à la flotte selon vos conditions" in text
+            day = ["lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."][day_index]
+            assert f"{day} {hours} (UTC), toute matière" in text, text
+            assert "Prêtée maintenant, jusqu'à" in text and f"{ends}." in text, text
+            assert "Une impression que vous lancez ici passe toujours en premier" in text
+            unfit.wait_for(state="visible")
+            text = unfit.inner_text()
+            assert "mm nécessaires, ce profil offre 200\u00d7200\u00d7200 mm" in text and "240\u00d7" in text
+            assert "needed" not in text and "profile gives" not in text
+            plate.wait_for(state="visible")
+            assert "la webcam a refusé l'identification (HTTP 401)" in plate.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "octoprint-tab-lending-fr.png"), full_page=True)
+        finally:
+            set_language(octoprint, "_default")
+        assert not page.js_errors, page.js_errors

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from fleet.client import FleetClient
+from fleet.node import PlateReporter, Webcam
+from fleet.node.plate import PlateProblem
 from octoprint_crowdfab.enroll import BrokerAddress
 from octoprint_crowdfab.runtime import LinkState, PluginConfig, Problem, Runtime
 from octoprint_crowdfab.update import update_information
@@ -23,13 +26,15 @@ class Fleet:
 
     def __init__(self) -> None:
         self.status = 401
-        self.message = "this enrollment code is not valid (unknown, used or expired)"
+        self.message = "this enrollment code is not known"
+        self.details: Any = None
         self.bodies: list[dict[str, Any]] = []
         self.url = ""
 
     def answer(self, request: Request) -> Reply:
         self.bodies.append(json.loads(request.body))
-        return Reply(self.status, json.dumps({"message": self.message}).encode(), "application/json")
+        body = {"message": self.message, **({} if self.details is None else {"details": self.details})}
+        return Reply(self.status, json.dumps(body).encode(), "application/json")
 
 
 @pytest.fixture
@@ -51,13 +56,21 @@ def runtime_for(url: str, tmp_path: Path, **kw: Any) -> Runtime:
 
 
 @pytest.mark.parametrize(
-    ("status", "problem"),
-    [(401, Problem.CODE), (409, Problem.NAME), (422, Problem.REFUSED), (403, Problem.REFUSED)],
+    ("status", "details", "problem"),
+    [
+        (401, None, Problem.CODE),  # an older fleet: it does not say why
+        (401, {"reason": "unknown"}, Problem.CODE),
+        (401, {"reason": "used"}, Problem.CODE_USED),
+        (401, {"reason": "expired"}, Problem.CODE_EXPIRED),
+        (409, None, Problem.NAME),
+        (422, None, Problem.REFUSED),
+        (403, None, Problem.REFUSED),
+    ],
 )
 def test_a_refusal_is_asked_once_and_explained(
-    fleet: Fleet, tmp_path: Path, status: int, problem: Problem
+    fleet: Fleet, tmp_path: Path, status: int, details: Any, problem: Problem
 ) -> None:
-    fleet.status = status
+    fleet.status, fleet.details = status, details
     runtime = runtime_for(fleet.url, tmp_path, retry_s=0.05)
     runtime.start()
     try:
@@ -130,8 +143,9 @@ def test_the_software_update_entry() -> None:
 class LinkedNode:
     """A node whose link comes up as soon as it starts (the runtime's part is what is tested)."""
 
-    def __init__(self, on_link_change: Any) -> None:
+    def __init__(self, on_link_change: Any, plate: Any = None) -> None:
         self.on_link_change = on_link_change
+        self.plate = plate
 
     def start(self) -> None:
         self.on_link_change(True)
@@ -148,8 +162,17 @@ class LinkedNode:
 
 def test_a_joined_runtime_reports_the_jobs_its_profile_cannot_take(tmp_path: Path) -> None:
     reason = "240\u00d7150\u00d70.8 mm needed, this profile gives 200\u00d7200\u00d7200 mm"
+    # The key and values the Fablab tab words the reason from, in its user's language.
+    worded = {
+        "key": "too_small",
+        "params": {"needed": "240\u00d7150\u00d70.8 mm", "have": "200\u00d7200\u00d7200 mm"},
+    }
     answers = [
-        Reply(200, json.dumps({"jobs": [{"job_id": 7, "reason": reason}]}).encode(), "application/json")
+        Reply(
+            200,
+            json.dumps({"jobs": [{"job_id": 7, "reason": reason, **worded}]}).encode(),
+            "application/json",
+        )
     ]
     asked: list[tuple[str, str]] = []
 
@@ -176,14 +199,42 @@ def test_a_joined_runtime_reports_the_jobs_its_profile_cannot_take(tmp_path: Pat
         runtime.start()
         try:
             wait_for(lambda: runtime.status()["unfit"], 10, "the runtime to ask the fleet")
-            assert runtime.status()["unfit"] == [{"job_id": 7, "reason": reason}]
+            assert runtime.status()["unfit"] == [{"job_id": 7, "reason": reason, **worded}]
             assert asked[0] == ("/api/v1/printers/garage/unfit", "Bearer cfp_secret")
             # A refusal keeps what the last answer said; an empty answer clears it.
             answers.append(Reply(403, b'{"message": "no"}', "application/json"))
             seen = len(asked)
             wait_for(lambda: len(asked) > seen, 10, "the runtime to ask again")
-            assert runtime.status()["unfit"] == [{"job_id": 7, "reason": reason}]
+            assert runtime.status()["unfit"] == [{"job_id": 7, "reason": reason, **worded}]
             answers.append(Reply(200, b'{"jobs": []}', "application/json"))
             wait_for(lambda: runtime.status()["unfit"] == [], 10, "the runtime to hear the queue is clear")
         finally:
             runtime.close()
+
+
+def test_the_status_says_why_the_last_photo_of_the_plate_failed(tmp_path: Path) -> None:
+    reporter = PlateReporter(Webcam("http://127.0.0.1:9/snap"), FleetClient("http://127.0.0.1:9"), "garage")
+    reporter.problem = PlateProblem(7, "the webcam at ... refused the login", "webcam_login", {"status": 401})
+    config = PluginConfig(
+        fleet_url="http://fleet", printer_id="garage", printer_token="t", mqtt=BrokerAddress("h", 1)
+    )
+    runtime = Runtime(
+        config,
+        None,  # type: ignore[arg-type]
+        tmp_path,
+        lambda _: None,
+        node_factory=lambda c, p, j, up: LinkedNode(up, reporter),  # type: ignore[arg-type,return-value]
+    )
+    assert runtime.status()["plate_problem"] is None, "no node yet"
+    runtime.start()
+    try:
+        wait_for(lambda: runtime.status()["link"] == "online", 10, "the runtime to join")
+        assert runtime.status()["plate_problem"] == {
+            "job_id": 7,
+            "text": "the webcam at ... refused the login",
+            "key": "webcam_login",
+            "params": {"status": 401},
+        }
+    finally:
+        runtime.close()
+        reporter.close()

@@ -50,3 +50,22 @@ def test_a_sign_in_without_password_or_code_is_refused_before_any_call() -> None
     with pytest.raises(FleetRequestError, match="name and password, or a link code") as refused:
         sign_in("http://127.0.0.1:9", "label", name="ada")
     assert refused.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("status", "details", "words"),
+    [
+        (401, {"reason": "used"}, "this link code was already used: a code works once"),
+        (401, {"reason": "expired"}, "this link code has expired"),
+        (401, {"reason": "unknown"}, "the fleet does not know this link code"),
+        (401, None, "wrong name or password"),
+        (429, {"retry_after_s": 30}, "too many failed tries from this address: wait 30 s"),
+        (422, None, "the fleet answered HTTP 422: label must be text"),  # anything else: the fleet's words
+    ],
+)
+def test_a_refused_sign_in_is_told_in_the_plugins_words(status: int, details: object, words: str) -> None:
+    """Each refusal its own message, from what the fleet says it is (marked for OctoPrint's catalogue)."""
+    from octoprint_crowdfab import sign_in_refusal
+
+    refusal = FleetRequestError("the fleet answered HTTP 422: label must be text", status, details)
+    assert words in sign_in_refusal(refusal)

@@ -22,7 +22,10 @@ SETTINGS = {
     "lending_windows": "mon-fri 25:00-08:00",
     "lending_time_zone": "Europe/Paris",
 }
-LENDING_ERROR = "lending hours: 'mon-fri 25:00-08:00': start must be a time such as 20:00 (00:00 to 24:00)"
+LENDING_ERROR = (
+    "lending hours 'mon-fri 25:00-08:00': a time must read like 20:00, from 00:00 to 24:00, and a window "
+    "starts before 24:00"
+)
 UI_TIMEOUT_MS = 30_000
 
 
@@ -152,6 +155,12 @@ def test_the_fablab_tab_speaks_french_when_the_user_does(octoprint: OctoPrintSer
         assert "Link to the fleet" not in tab.inner_text()
         lending = tab.locator("[data-test-id=crowdfab-lending-error]")
         assert "Les conditions de prêt ne sont pas comprises" in lending.inner_text()
+        # What is wrong with them is said in French too, not in the English of the log.
+        assert (
+            "heures de prêt 'mon-fri 25:00-08:00' : une heure s'écrit comme 20:00, de 00:00 à 24:00"
+            in lending.inner_text()
+        )
+        assert "must read like" not in lending.inner_text()
         page.screenshot(path=str(ARTIFACTS / "octoprint-fablab-tab-fr.png"), full_page=True)
 
         page.click("#navbar_show_settings")

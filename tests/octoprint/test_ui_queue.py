@@ -251,9 +251,25 @@ def test_a_member_signs_in_from_the_tab_sends_as_themselves_and_a_revoked_token_
         page.fill("#crowdfab-sign-in-code", code)
         page.click("[data-test-id=crowdfab-sign-in]")
         page.locator("[data-test-id=crowdfab-signed-in]").wait_for(state="visible")
-        assert fleet.api(json.loads(kept.read_text())["admin"], "GET", "/jobs/mine").status_code == 200
+        device = json.loads(kept.read_text())["admin"]
+        assert fleet.api(device, "GET", "/jobs/mine").status_code == 200
+        # Carol replaces her own API token: this OctoPrint's sign-in is not hers to lose with it.
+        rotated = fleet.api(added["token"], "POST", f"/members/{added['id']}/token")
+        assert rotated.status_code == 200, rotated.text
+        added["token"] = rotated.json()["token"]
+        assert fleet.api(device, "GET", "/jobs/mine").status_code == 200
         page.click("[data-test-id=crowdfab-sign-out]")
         form.wait_for(state="visible")
+        # The same code again: already used, and the tab says so in those words.
+        page.fill("#crowdfab-sign-in-code", code)
+        page.click("[data-test-id=crowdfab-sign-in]")
+        wrong.wait_for(state="visible")
+        page.wait_for_function(
+            "() => document.querySelector('[data-test-id=crowdfab-sign-in-error]')"
+            ".textContent.includes('link code')"
+        )
+        assert "this link code was already used: a code works once" in wrong.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "octoprint-sign-in-used-code.png"), full_page=True)
     assert not page.js_errors, page.js_errors
     assert "admin" not in json.loads(kept.read_text())
 

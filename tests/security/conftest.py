@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from fleet.app import FleetApp
-from fleet.config import FleetConfig
+from fleet.config import FleetConfig, MetricsAccess
 from fleet.geometry import Box
 from fleet.http_protocol import BrokerAddress, EnrollRequest
 from fleet.models import Job, Member, NewPrinter, Printer, PrinterSpec, Role
@@ -241,7 +241,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     from fleet.api import create_app
 
     fleet = open_fleet(tmp_path_factory.mktemp("world") / "data")
-    app = create_app(fleet.app, {"TESTING": True, **NO_LIMITS})
+    scraping = MetricsAccess.of("scrape-token-" + "s" * 24)  # /metrics on, for a token nobody here holds
+    app = create_app(fleet.app, {"TESTING": True, "CROWDFAB_METRICS_ACCESS": scraping, **NO_LIMITS})
     people, tokens = {}, {}
     for name, role in (("manager", Role.MANAGER), ("alice", Role.MEMBER), ("bob", Role.MEMBER)):
         member, token = fleet.app.members.add_member(name, role)

@@ -22,6 +22,7 @@ fails here.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
@@ -264,6 +265,8 @@ def settings_form(world: World, ctx: dict[str, Any]) -> dict[str, Any]:
     limits = lab["rules"]["material_limits"]
     data: dict[str, Any] = {
         "max_upload_bytes": str(lab["max_upload_bytes"]),
+        "snapshot_max_bytes": str(lab["snapshot_max_bytes"]),
+        "snapshot_retention_days": str(lab["snapshot_retention_days"]),
         "refused_commands": " ".join(sorted(lab["rules"]["refused_commands"])),
         "material": list(limits),
     }
@@ -273,6 +276,33 @@ def settings_form(world: World, ctx: dict[str, Any]) -> dict[str, Any]:
         data[f"hotend.{name}"] = str(values["hotend_max_c"])
         data[f"bed.{name}"] = str(values["bed_max_c"])
     return data
+
+
+PRICES = {"per_gram": {"PLA": "0.05"}, "default_per_hour": "1.20", "minimum": "0.50"}
+
+
+def new_group(world: World) -> dict[str, Any]:
+    return {"group": world.service.quotas.create_group(world.people["manager"], world.unique("g")).id}
+
+
+def group_with_quota(world: World) -> dict[str, Any]:
+    made = new_group(world)
+    world.service.quotas.set_quota(
+        world.people["manager"], {"period": "week", "grams": "50"}, group_id=made["group"]
+    )
+    return {**made, "period": "week"}
+
+
+def alice_with_quota(world: World) -> dict[str, Any]:
+    alice_id = world.people["alice"].id
+    world.service.quotas.set_quota(
+        world.people["manager"], {"period": "day", "grams": "50"}, member_id=alice_id
+    )
+    return {"member": alice_id, "period": "day"}
+
+
+def alice_and_group(world: World) -> dict[str, Any]:
+    return {"member": world.people["alice"].id, **new_group(world)}
 
 
 @dataclass(frozen=True)
@@ -303,6 +333,8 @@ TABLE: tuple[Row, ...] = (
     Row("GET", f"{API}/openapi.json", public(200)),
     Row("GET", f"{API}/metrics", manager(200)),
     Row("GET", f"{API}/me", signed_in(200)),
+    Row("GET", f"{API}/stats", signed_in(200), note="by member, a member gets only their own row"),
+    Row("GET", f"{API}/stats.csv", signed_in(200), note="by member, a member gets only their own row"),
     Row("GET", f"{API}/settings", signed_in(200)),
     Row(
         "PATCH",
@@ -485,6 +517,82 @@ TABLE: tuple[Row, ...] = (
         setup=fresh(grant_to_alice),
         changes=True,
     ),
+    # -- prices, the ledger, groups and quotas ----------------------------------------------------------
+    Row("GET", f"{API}/prices", signed_in(200)),
+    Row("PUT", f"{API}/prices", manager(200), send=json_body(lambda w, c: PRICES), changes=True),
+    Row("GET", f"{API}/jobs/{{job}}/cost", owner(200), setup=cached("queued", job_in(JobState.QUEUED))),
+    Row("GET", f"{API}/ledger", signed_in(200), note="one's own; a manager's: everyone's"),
+    Row(
+        "GET", f"{API}/ledger?member_id={{member}}", owner(200), setup=cached("alice", alice), note="alice's"
+    ),
+    Row("GET", f"{API}/ledger/export?month=2026-11", manager(200)),
+    Row(
+        "POST",
+        f"{API}/jobs/{{job}}/lift-quotas",
+        manager(200),
+        setup=fresh(job_in(JobState.QUEUED)),
+        changes=True,
+    ),
+    Row("GET", f"{API}/groups", signed_in(200)),
+    Row(
+        "POST",
+        f"{API}/groups",
+        manager(201),
+        send=json_body(lambda w, c: {"name": w.unique("g")}),
+        changes=True,
+    ),
+    Row(
+        "PATCH",
+        f"{API}/groups/{{group}}",
+        manager(200),
+        setup=fresh(new_group),
+        send=json_body(lambda w, c: {"priority": 3}),
+        changes=True,
+    ),
+    Row("DELETE", f"{API}/groups/{{group}}", manager(204), setup=fresh(new_group), changes=True),
+    Row(
+        "PUT",
+        f"{API}/members/{{member}}/group",
+        manager(200),
+        setup=fresh(alice_and_group),
+        send=json_body(lambda w, c: {"group_id": c["group"]}),
+        changes=True,
+        note="alice into a group",
+    ),
+    Row("GET", f"{API}/quotas", signed_in(200)),
+    Row(
+        "PUT",
+        f"{API}/groups/{{group}}/quotas",
+        manager(200),
+        setup=fresh(new_group),
+        send=json_body(lambda w, c: {"period": "month", "printer_hours": "10"}),
+        changes=True,
+    ),
+    Row(
+        "PUT",
+        f"{API}/members/{{member}}/quotas",
+        manager(200),
+        setup=as_fresh_member,
+        send=json_body(lambda w, c: {"period": "month", "grams": "500"}),
+        changes=True,
+        note="a member raising their own quota",
+    ),
+    Row(
+        "DELETE",
+        f"{API}/groups/{{group}}/quotas/{{period}}",
+        manager(204),
+        setup=fresh(group_with_quota),
+        changes=True,
+    ),
+    Row(
+        "DELETE",
+        f"{API}/members/{{member}}/quotas/{{period}}",
+        manager(204),
+        setup=fresh(alice_with_quota),
+        changes=True,
+        note="alice's own quota",
+    ),
+    Row("GET", f"{API}/members/{{member}}/quota", owner(200), setup=cached("alice", alice)),
     # -- notifications and webhooks ---------------------------------------------------------------
     Row("GET", f"{API}/notifications", signed_in(200)),
     Row(
@@ -568,9 +676,15 @@ TABLE: tuple[Row, ...] = (
     Row("GET", "/members", manager_page()),
     Row("GET", "/settings", manager_page()),
     Row("GET", "/stats", page()),
+    Row("GET", "/stats.csv", page(), note="by member, a member gets only their own row"),
     Row("GET", "/webhooks", manager_page()),
     Row("GET", "/webhooks/{webhook}", manager_page(), setup=cached("delivered", webhook_with_delivery)),
     Row("GET", "/submit", page()),
+    Row("GET", "/metrics", dict.fromkeys(WEB_ROLES, 401), note="a dashboard session is not the scrape token"),
+    Row("GET", "/prices", page()),
+    Row("GET", "/ledger", page()),
+    Row("GET", "/ledger/export?month=2026-11", manager_page()),
+    Row("GET", "/groups", manager_page()),
     Row("GET", "/assets/dashboard.js", dict.fromkeys(WEB_ROLES, 200)),
     Row("GET", "/assets/..%2fviews.py", dict.fromkeys(WEB_ROLES, 404), note="no way out of the folder"),
     Row("GET", "/static/..%2f__init__.py", dict.fromkeys(WEB_ROLES, 404), note="the app serves no files"),
@@ -709,6 +823,37 @@ TABLE: tuple[Row, ...] = (
         changes=True,
     ),
     Row("POST", "/settings", manager_action(), send=form(settings_form)),
+    Row(
+        "POST",
+        "/prices",
+        manager_action(),
+        send=form(lambda w, c: {"body": json.dumps(PRICES)}),
+        changes=True,
+    ),
+    Row("POST", "/groups", manager_action(), send=form(lambda w, c: {"name": w.unique("g")}), changes=True),
+    Row(
+        "POST",
+        "/groups/quota",
+        manager_action(),
+        setup=fresh(new_group),
+        send=form(lambda w, c: {"holder": f"group:{c['group']}", "period": "day", "grams": "20"}),
+        changes=True,
+    ),
+    Row(
+        "POST",
+        "/groups/member",
+        manager_action(),
+        setup=fresh(alice_and_group),
+        send=form(lambda w, c: {"member": str(c["member"]), "group": str(c["group"])}),
+        changes=True,
+    ),
+    Row(
+        "POST",
+        "/jobs/{job}/lift-quotas",
+        manager_action(),
+        setup=fresh(job_in(JobState.QUEUED)),
+        changes=True,
+    ),
     Row("POST", "/submit", action(200), send=upload(), note="analysis only"),
     Row("POST", "/submit/confirm", action(), send=upload(), changes=True),
 )
@@ -717,6 +862,8 @@ PLACEHOLDERS = {
     "printer": "p",
     "member": 1,
     "token_id": "0" * 64,
+    "group": 1,
+    "period": "day",
     "channel": 1,
     "webhook": 1,
     "delivery": 1,

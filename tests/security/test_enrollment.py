@@ -16,12 +16,15 @@ from typing import Union
 
 import pytest
 
-from fleet.app.enrollment import INVALID_CODE
+from fleet.app.enrollment import ENROLLMENT_CODE_REFUSALS
+from fleet.models import CodeRefusal
 from fleet.node.enroll import EnrollmentAnswer, FleetRequestError
 from fleet.protocol import Channel, NodeState, Status, encode_status, topic
 
 from ..brokers import wait_until
 from ._broker_setup import BAD_LOGIN, NOT_AUTHORIZED, LiveFleet, Outsider, login
+
+USED = ENROLLMENT_CODE_REFUSALS[CodeRefusal.USED]
 
 #: How long the broker may take to close a revoked printer's open connection. Measured here: well
 #: under a second (SIGHUP, then Mosquitto's next pass over its clients); the bound allows a loaded machine.
@@ -48,7 +51,7 @@ def test_a_code_enrolls_one_printer_once(live_fleet: LiveFleet) -> None:
     assert first.printer_id == "lab-mk4" and first.mqtt.username == "lab-mk4"
     for spelling in (code, code.lower()):
         again = refusal(lambda spelling=spelling: live_fleet.enroll("Second printer", spelling))
-        assert again.status == 401 and INVALID_CODE in str(again)
+        assert again.status == 401 and USED in str(again) and again.details == {"reason": "used"}
     printers = live_fleet.api("GET", "/printers").json()["printers"]
     assert [p["id"] for p in printers] == ["lab-mk4"]
     assert live_fleet.broker_users() == [live_fleet.fleet_login()[0], "lab-mk4"]
@@ -84,7 +87,7 @@ def test_racing_enrollments_with_one_code_make_one_printer(live_fleet: LiveFleet
         winners = [r for r in results if isinstance(r, EnrollmentAnswer)]
         losers = [r for r in results if isinstance(r, FleetRequestError)]
         assert len(results) == racers and len(winners) == 1, f"round {round_no}: {results}"
-        assert all(r.status == 401 and INVALID_CODE in str(r) for r in losers)
+        assert all(r.status == 401 and USED in str(r) for r in losers)
     printers = live_fleet.api("GET", "/printers").json()["printers"]
     assert len(printers) == rounds
     assert sorted(live_fleet.broker_users()[1:]) == sorted(p["id"] for p in printers)
@@ -129,7 +132,8 @@ def test_a_code_expires(live_fleet: LiveFleet) -> None:
         assert live_fleet.enroll("In time", kept).printer_id == "in-time"
         service.clock = lambda: now + 60.0  # expired from that instant on
         late = refusal(lambda: live_fleet.enroll("Too late", lapsed))
-        assert late.status == 401 and INVALID_CODE in str(late)
+        assert late.status == 401 and late.details == {"reason": "expired"}
+        assert ENROLLMENT_CODE_REFUSALS[CodeRefusal.EXPIRED] in str(late)
     finally:
         service.clock = time.time
     assert [p["id"] for p in live_fleet.api("GET", "/printers").json()["printers"]] == ["in-time"]

@@ -91,7 +91,21 @@ ADDED_IN_VERSION = {
         for c in ("bed_shape", "heated_bed", "heated_chamber", "extruders", "lending")
     ],
     8: ["DROP TABLE plate_snapshots"],
-    9: [f"DROP TABLE {t}" for t in ("outbox", "webhooks", "notify_channels", "notify_profiles")],
+    9: ["DROP TABLE duty_leases"],
+    10: [
+        f"DROP TABLE {table}"
+        for table in (
+            "quota_lifts",
+            "quotas",
+            "group_members",
+            "member_groups",
+            "charge_lines",
+            "charges",
+            "price_lists",
+        )
+    ],
+    11: ["ALTER TABLE api_tokens DROP COLUMN device", "ALTER TABLE link_codes DROP COLUMN used_at"],
+    12: [f"DROP TABLE {t}" for t in ("outbox", "webhooks", "notify_channels", "notify_profiles")],
 }
 
 

@@ -15,6 +15,8 @@ def test_tokens_are_listed_by_name_and_revoked_one_at_a_time(fleet, browsers, pe
     other = fleet.app.members.issue_named_token(alice, "laptop")
     page = browsers["alice"].get("/account").get_data(as_text=True)
     assert "OctoPrint user ada on printer mini-1" in page and "laptop" in page
+    # The member's own API token is told apart: replacing it leaves these devices signed in.
+    assert page.count("your API token: replacing it leaves the devices signed in") == 1
     assert kept not in page and other not in page
     # bob's page lists none of alice's, and bob cannot revoke hers through his own form.
     assert "laptop" not in browsers["bob"].get("/account").get_data(as_text=True)

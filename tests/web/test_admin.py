@@ -104,6 +104,19 @@ def test_managers_change_approval_and_a_bad_upload_limit_is_refused_by_name(brow
     assert manager.post("/settings", {**data, "max_upload_bytes": "0"}).status_code == 422
 
 
+def test_managers_set_the_labs_time_zone_and_an_unknown_one_is_refused_by_name(browsers, fleet):
+    manager = browsers["manager"]
+    data = settings_form(manager.get("/settings").get_data(as_text=True))
+    assert data["time_zone"] == "UTC"
+    assert manager.post("/settings", {**data, "time_zone": "Europe/Paris"}).status_code == 303
+    assert fleet.app.lab.settings().time_zone == "Europe/Paris"
+    refused = manager.post("/settings", {**data, "time_zone": "Mars/Olympus"})
+    assert refused.status_code == 422 and re.search(
+        r'id="time_zone"[^>]*aria-invalid="true"', refused.get_data(as_text=True)
+    )
+    assert fleet.app.lab.settings().time_zone == "Europe/Paris"
+
+
 def test_managers_change_refused_commands_and_material_limits(browsers, fleet):
     manager = browsers["manager"]
     data = settings_form(manager.get("/settings").get_data(as_text=True))
@@ -114,6 +127,24 @@ def test_managers_change_refused_commands_and_material_limits(browsers, fleet):
     assert rules.material_limits["PLA"].hotend_max_c == 230
     bad = manager.post("/settings", {**data, "bed.PLA": "999"})
     assert bad.status_code == 422 and "material_limits.PLA.bed_max_c" in bad.get_data(as_text=True)
+
+
+def test_managers_set_the_plate_photos_limit_and_retention(browsers, fleet):
+    manager = browsers["manager"]
+    data = settings_form(manager.get("/settings").get_data(as_text=True))
+    assert (data["snapshot_max_bytes"], data["snapshot_retention_days"]) == (str(2 * 1024 * 1024), "14")
+    assert (
+        manager.post(
+            "/settings", {**data, "snapshot_max_bytes": "500000", "snapshot_retention_days": "3"}
+        ).status_code
+        == 303
+    )
+    lab = fleet.app.lab.settings()
+    assert (lab.snapshot_max_bytes, lab.snapshot_retention_days) == (500_000, 3)
+    bad = manager.post("/settings", {**data, "snapshot_retention_days": "forever"})
+    assert bad.status_code == 422
+    assert re.search(r'id="snapshot_retention_days"[^>]*aria-invalid="true"', bad.get_data(as_text=True))
+    assert fleet.app.lab.settings() == lab
 
 
 def test_members_get_403_from_the_settings(browsers, fleet):

@@ -95,7 +95,7 @@ def test_the_stream_sends_retry_first_and_ends_when_the_browser_goes():
     stream = event_stream(
         hub, sub, lifetime_s=60, heartbeat_s=1, clock=lambda: now[0], disconnected=gone.is_set, poll_s=0.01
     )
-    assert next(stream) == "retry: 2000\n\n"
+    assert next(stream) == "retry: 1000\n\n"
     assert next(stream).startswith("event: printers\n")
     assert next(stream).startswith("event: queue\n")
     now[0] = 2.0
@@ -112,7 +112,7 @@ def test_the_stream_ends_after_its_lifetime():
     ticks = iter([0.0, 0.0, 0.0, 100.0, 100.0, 100.0])
     stream = event_stream(hub, sub, lifetime_s=10, heartbeat_s=60, clock=lambda: next(ticks), poll_s=0.01)
     out = list(stream)
-    assert out[0] == "retry: 2000\n\n" and len(out) <= 2
+    assert out[0] == "retry: 1000\n\n" and len(out) <= 2
     assert hub.clients == 0
     hub.close()
 
@@ -249,3 +249,25 @@ def next_printer_card(sub) -> dict:
         if message.event == "printers":
             [card] = message.data["changed"]
             return card
+
+
+def test_a_page_that_comes_back_after_nobody_listened_is_not_shown_the_stale_picture():
+    """A browser reconnecting to a fleet process whose live view stood still (its own browsers went
+    away, as when another process served them) gets the fleet as it is now, not as it was."""
+    source = Source()
+    hub = LiveHub(source, interval_s=0.01)
+    try:
+        first = hub.subscribe()
+        assert first is not None
+        assert first.get(timeout=5).data["changed"] == [{"id": "a", "state": "idle"}]
+        hub.unsubscribe(first)
+        deadline = time.monotonic() + 5
+        while hub.producing and time.monotonic() < deadline:  # the producer notices, and stops
+            time.sleep(0.01)
+        with source.lock:
+            source.value = snap(a="printing")
+        again = hub.subscribe()
+        assert again is not None
+        assert again.get(timeout=5).data["changed"] == [{"id": "a", "state": "printing"}]
+    finally:
+        hub.close()

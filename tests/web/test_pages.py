@@ -152,6 +152,27 @@ def test_the_queue_explains_each_job_and_marks_mine(browsers, fleet, people, pri
     assert part.lstrip().startswith("<ol") and "<html" not in part
 
 
+def test_with_no_printer_the_queue_says_so_in_the_order_the_first_printer_will_serve(
+    app, browsers, fleet, people
+):
+    """alice queued five flat parts, then bob one: bob's is 2nd, on the dashboard and through the API."""
+    svc = fleet.app
+    flat = generate_box(width=60, depth=50, height=0.2)
+    for _ in range(5):
+        svc.intake.submit_job(people["alice"], io.BytesIO(flat.encode()), filename="tag.gcode")
+    bobs = svc.intake.submit_job(people["bob"], io.BytesIO(flat.encode()), filename="tag.gcode").jobs[0].id
+    token = svc.members.issue_named_token(people["bob"], "test")
+    queue = app.test_client().get("/api/v1/queue", headers={"Authorization": f"Bearer {token}"}).get_json()
+    mine = next(e for e in queue["queue"] if e["id"] == bobs)["explanation"]
+    assert (mine["position"], mine["reason"]) == (2, "no_printer_yet")
+    assert mine["message"] == "2nd in line; no printer has joined the fleet yet."
+    assert {e["explanation"]["reason"] for e in queue["queue"]} == {"no_printer_yet"}
+    page = browsers["bob"].get("/queue").get_data(as_text=True)
+    entry = page.split(f'id="job-{bobs}"', 1)[1].split("</li>", 1)[0]
+    assert re.search(r'class="position"[^>]*>2<', entry)
+    assert "No printer has joined the lab yet" in entry and "can print it" not in page
+
+
 def test_members_cannot_approve_and_managers_can(browsers, fleet, people, printer):
     fleet.app.lab.update(people["manager"], LabSettingsChanges(approval_required=True))
     submit(browsers["alice"])

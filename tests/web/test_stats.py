@@ -114,7 +114,7 @@ def test_the_page_shows_the_numbers_and_the_chart(browsers, history):
     assert rows["alice"] == ["1", "1", "3.0", f"{metres:.2f}", f"{grams:.0f}"]
     assert rows["bob"][:3] == ["1", "0", "3.0"]
     assert rows["Whole lab"][:3] == ["2", "1", "6.0"]
-    svg = re.search(r"<svg[^>]*role=\"img\"[^>]*>(.*?)</svg>", page, re.S)
+    svg = re.search(r"<svg[^>]*role=\"img\"[^>]*class=\"bars\"[^>]*>(.*?)</svg>", page, re.S)
     assert svg, "no chart"
     assert '<title id="chart-mk4-title">Daily utilisation of Prusa MK4</title>' in svg.group(1)
     assert "<desc id=" in svg.group(1)
@@ -139,3 +139,48 @@ def test_a_member_with_no_prints_still_gets_a_row(browsers, printer):
     rows = member_rows(browsers["alice"].get("/stats").get_data(as_text=True))
     assert rows["alice"] == ["0", "0", "0.0", "0.00", "0"]
     assert rows["Whole lab"][:3] == ["0", "0", "0.0"]
+
+
+def period_rows(page: str, by: str) -> dict[str, list[str]]:
+    """A period breakdown's table: first cell → the other cells."""
+    table = page.split(f'data-stats="{by}-period"', 1)[1].split("</table>", 1)[0]
+    return {
+        name.strip(): re.findall(r"<td>([^<]*)</td>", rest)
+        for name, rest in re.findall(r"<th scope=\"row\">(.*?)</th>(.*?)</tr>", table, re.S)
+    }
+
+
+def test_the_period_breakdowns_chart_and_tabulate_members_printers_and_materials(browsers, history):
+    page = browsers["manager"].get("/stats?from=2023-11-01&to=2023-11-15").get_data(as_text=True)
+    assert re.findall(r'data-breakdown="(\w+)"', page) == ["member", "printer", "material"]  # no groups here
+    members = period_rows(page, "member")
+    # prints, done, failed, failure rate, hours, grams, median wait, 90th percentile wait
+    assert members["alice"][:5] == ["2", "1", "1", "50%", "3.0"]
+    assert members["bob"][:5] == ["1", "1", "0", "0%", "3.0"]
+    assert members["Whole lab"][:3] == ["3", "2", "1"]
+    assert period_rows(page, "printer")["Prusa MK4"][:2] == ["3", "2"]
+    assert period_rows(page, "material")["PLA"][0] == "3"
+    charts = re.findall(r'<svg[^>]*class="hbars"[^>]*>(.*?)</svg>', page, re.S)
+    assert len(charts) == 6 and charts[0].count('<rect class="bar"') == 2
+    assert 'href="/stats.csv?by=printer&amp;from=2023-11-01&amp;to=2023-11-15"' in page
+    # The day before: nothing started then.
+    empty = browsers["manager"].get("/stats?from=2023-11-13&to=2023-11-13").get_data(as_text=True)
+    assert period_rows(empty, "member") == {"Whole lab": ["0", "0", "0", "—", "0.0", "0", "—", "—"]}
+
+
+def test_a_member_downloads_their_own_csv_and_a_bad_date_is_named(browsers, history):
+    csv_text = (
+        browsers["alice"].get("/stats.csv?by=member&from=2023-11-01&to=2023-11-15").get_data(as_text=True)
+    )
+    assert (
+        "alice" in csv_text
+        and "bob" not in csv_text
+        and csv_text.splitlines()[-1].startswith("total,total,3,")
+    )
+    page = browsers["alice"].get("/stats?from=2023-11-01&to=2023-11-15").get_data(as_text=True)
+    assert set(period_rows(page, "member")) == {"alice", "Whole lab"}
+    wrong = browsers["alice"].get("/stats?from=2023-11-20&to=2023-11-01")
+    shown = wrong.get_data(as_text=True)
+    assert wrong.status_code == 200 and "the last day must be a real date, on or after the first" in shown
+    assert 'name="from" value="2023-10-18"' in shown  # the last 30 days (today is the 16th) instead
+    assert browsers["anonymous"].get("/stats.csv").status_code in (302, 303, 401)

@@ -18,6 +18,7 @@ from ...states import JobState
 from .base import DEFAULT_PAGE as DEFAULT_PAGE  # the page sizes, also where job listings' users look
 from .base import MAX_PAGE as MAX_PAGE
 from .base import Box, IdCursor, InputModel, Maybe, OutputModel, PageLimit, Timestamp
+from .economy import Cost
 
 
 class Finding(OutputModel):
@@ -72,7 +73,18 @@ class Analysis(OutputModel):
         default=None, description="The hottest bed the file asks for, °C; null: it never heats the bed"
     )
     tools: int = Field(default=1, description="Tools (extruders) the file uses: its highest T index + 1")
+    chamber_temperature_c: Optional[float] = Field(
+        default=None,
+        description="The hottest chamber the file asks for (M141/M191), °C; null: it needs no heated chamber",
+    )
     refused: bool = False
+    estimated_cost: Maybe[Cost] = Field(
+        default=None,
+        description="What it should cost if it prints to the end, at today's prices (in the answers to "
+        "an upload; a job's own is at /jobs/{job_id}/cost)",
+    )
+
+    omittable: ClassVar[frozenset[str]] = frozenset({"estimated_cost"})
 
     @classmethod
     def of(cls, analysis: results.Analysis) -> Analysis:
@@ -90,6 +102,8 @@ class Analysis(OutputModel):
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()
         data["thumbnails"] = [t.to_json() for t in self.thumbnails]  # without data where it is unset
+        if self.estimated_cost is not None:
+            data["estimated_cost"] = self.estimated_cost.to_json()
         return data
 
 

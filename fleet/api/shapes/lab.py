@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Optional
 
 from pydantic import BeforeValidator, Field
 
 from ... import lab
+from ...economy.money import check_currency
+from ...economy.periods import check_time_zone
 from ...gcode import SafetyRules
 from ...models import LabSettingsChanges
 from .base import InputModel, Maybe, OutputModel
@@ -40,6 +42,12 @@ class LabSettings(OutputModel):
     max_upload_bytes: int
     max_copies: int
     fair_share_half_life_s: float
+    currency: str = Field(description="ISO 4217 code of the price list and the ledger")
+    time_zone: str = Field(
+        description="IANA time zone: quota periods, the ledger's months and the statistics' days follow it"
+    )
+    snapshot_max_bytes: int = Field(description="The largest photo of a plate a printer may send, bytes")
+    snapshot_retention_days: int = Field(description="How many days the photos of plates are kept")
     rules: Rules
 
     @classmethod
@@ -71,6 +79,26 @@ class SettingsChanges(InputModel):
             BeforeValidator(lab.check_half_life),
         ]
     ] = None
+    currency: Maybe[Annotated[str, BeforeValidator(check_currency)]] = Field(
+        default=None, description="ISO 4217 code such as EUR, CHF or USD"
+    )
+    time_zone: Maybe[Annotated[str, BeforeValidator(check_time_zone)]] = Field(
+        default=None, description="IANA time zone such as Europe/Paris"
+    )
+    snapshot_max_bytes: Maybe[
+        Annotated[
+            int,
+            Field(ge=lab.MIN_SNAPSHOT_BYTES, le=lab.MAX_SNAPSHOT_BYTES),
+            BeforeValidator(lab.check_snapshot_max_bytes),
+        ]
+    ] = None
+    snapshot_retention_days: Maybe[
+        Annotated[
+            int,
+            Field(ge=1, le=lab.MAX_SNAPSHOT_RETENTION_DAYS),
+            BeforeValidator(lab.check_snapshot_retention_days),
+        ]
+    ] = None
     rules: Maybe[dict[str, Any]] = Field(
         default=None, description="Some of the rules' options (see Rules); the others are kept"
     )
@@ -81,6 +109,10 @@ class SettingsChanges(InputModel):
             max_upload_bytes=self.max_upload_bytes,
             max_copies=self.max_copies,
             fair_share_half_life_s=self.fair_share_half_life_s,
+            currency=self.currency,
+            time_zone=self.time_zone,
+            snapshot_max_bytes=self.snapshot_max_bytes,
+            snapshot_retention_days=self.snapshot_retention_days,
             rules=self.rules,
         )
 
@@ -97,9 +129,18 @@ class Metrics(OutputModel):
 
     at: float = Field(description="When this was read, epoch seconds")
     started_at: float
-    counters: dict[str, int]
-    histograms: dict[str, Histogram]
+    counters: dict[str, int] = Field(
+        description="By series: a figure's name, with its labels as name{label=value,...} when it has any"
+    )
+    histograms: dict[str, Histogram] = Field(description="By series, named as the counters are")
 
 
 class Health(OutputModel):
-    status: str
+    """This fleet process can serve (a process that cannot answers 503 with the parts that are down)."""
+
+    status: str = Field(description='"ok"')
+    database: str = Field(description='"up"')
+    broker: Optional[str] = Field(description='"up", or null where this process links to no broker')
+    duties: list[str] = Field(
+        description="The once-only background duties this process carries out now (dispatch, sweeps ...)"
+    )

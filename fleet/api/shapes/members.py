@@ -151,6 +151,10 @@ class TokenInfo(OutputModel):
     label: str
     created_at: Timestamp
     last_used_at: Optional[Timestamp]
+    device: bool = Field(
+        description="A device's sign-in (POST /tokens); false for the member's own API token, the one "
+        "POST /members/{id}/token replaces"
+    )
 
 
 class Tokens(OutputModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Optional
+from typing import Annotated, Any, ClassVar, Optional, Union
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
@@ -296,7 +296,16 @@ class EnrollCode(OutputModel):
 
 class UnfitJob(OutputModel):
     job_id: int
-    reason: str = Field(description="What the job needs that this printer's profile lacks; no names")
+    reason: str = Field(
+        description="What the job needs that this printer's profile lacks; no names (English)"
+    )
+    key: str = Field(
+        description="The reason as a stable key for a translation: too_small, round_bed, no_heated_bed, "
+        "no_heated_chamber, too_few_extruders"
+    )
+    params: dict[str, Union[str, int]] = Field(
+        description="The values the key's text names (needed, have, tools, extruders)"
+    )
 
 
 class UnfitJobs(OutputModel):

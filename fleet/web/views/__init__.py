@@ -7,7 +7,18 @@ blueprint is registered.
 
 from __future__ import annotations
 
-from . import account, history, jobs, live, manage, notifications, printers, submit
+from . import account, economy, history, jobs, live, manage, notifications, printers, submit
 from .base import web
 
-__all__ = ["account", "history", "jobs", "live", "manage", "notifications", "printers", "submit", "web"]
+__all__ = [
+    "account",
+    "economy",
+    "history",
+    "jobs",
+    "live",
+    "manage",
+    "notifications",
+    "printers",
+    "submit",
+    "web",
+]

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from flask import Response, abort, flash, request, url_for
+from flask import Response, abort, flash, g, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from ...errors import NotFound
 from ...models import Member, Role
-from ...states import CANCELLABLE, JobState
+from ...scheduler import WaitReason
+from ...states import CANCELLABLE, PENDING, JobState
 from ..cards import thumbnail
 from .base import Page, back, me, render, service, t, viewer_context, web
+from .economy import cost_lines, money
 
 
 @web.get("/queue")
@@ -32,6 +34,12 @@ def job(job_id: int) -> Page:
     if found.state in (JobState.SUBMITTED, JobState.AWAITING_APPROVAL, JobState.QUEUED):
         explanation = next((e.explanation for e in svc.dispatcher.queue(me()) if e.job.id == job_id), None)
     manager = me().role is Role.MANAGER
+    held = None
+    if explanation is not None and explanation.reason is WaitReason.QUOTA:
+        held = svc.dispatcher.hold_words(me(), job_id, g.get("lang", "en"))
+    lifted = found.state in PENDING and svc.quotas.is_lifted(me(), job_id)
+    charge = svc.pricing.charges_by_job(me(), [job_id]).get(job_id)
+    cost = charge.charge if charge is not None else svc.pricing.job_estimate(me(), found)
     actions = []
     if manager and found.state is JobState.AWAITING_APPROVAL:
         actions += ["approve", "reject"]
@@ -48,6 +56,12 @@ def job(job_id: int) -> Page:
         job=found,
         history=history,
         explanation=explanation,
+        held=held,
+        can_lift=manager and found.state in PENDING and not lifted,
+        lifted=lifted,
+        charged=charge is not None,
+        cost_total=money(cost.total_minor, cost.currency),
+        cost_lines=cost_lines(cost),
         actions=actions,
         has_thumbnail=thumbnail(found) is not None,
         has_snapshot=svc.snapshots.has_snapshot(me(), job_id),

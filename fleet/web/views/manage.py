@@ -9,7 +9,7 @@ from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from ...errors import Invalid
-from ...lab import check_max_upload_bytes
+from ...lab import check_max_upload_bytes, check_snapshot_max_bytes, check_snapshot_retention_days
 from ...models import LabSettingsChanges
 from .base import Page, form_error, me, render, service, t, web
 
@@ -78,6 +78,15 @@ def _settings_changes() -> LabSettingsChanges:
     return LabSettingsChanges(
         approval_required=form.get("approval_required") == "on",
         max_upload_bytes=check_max_upload_bytes(_whole_or_text(form.get("max_upload_bytes", ""))),
+        currency=form.get("currency") or None,
+        time_zone=form.get("time_zone") or None,
+        # A form from before these fields existed leaves them as they are.
+        snapshot_max_bytes=None
+        if "snapshot_max_bytes" not in form
+        else check_snapshot_max_bytes(_whole_or_text(form["snapshot_max_bytes"])),
+        snapshot_retention_days=None
+        if "snapshot_retention_days" not in form
+        else check_snapshot_retention_days(_whole_or_text(form["snapshot_retention_days"])),
         rules={"refused_commands": refused, "material_limits": limits},
     )
 

@@ -15,6 +15,7 @@ from ...errors import Invalid
 from ...gcode.threemf import SEVERAL_PLATES
 from ..cards import best_thumbnail
 from .base import MATERIALS, Page, form_error, me, render, service, t, web
+from .economy import cost_lines, money
 
 
 def _submit_form(**extra: Any) -> dict[str, Any]:
@@ -82,9 +83,17 @@ def analyze() -> Page:
         preview = f"data:{thumb[1]};base64,{base64.b64encode(thumb[0]).decode('ascii')}"
     # The confirm step carries a key made now: a double click or a resent form queues the file once.
     key = secrets.token_urlsafe(24)
+    cost = service().pricing.estimate(result, material)
     return render(
         "submit.html",
-        **_submit_form(analysis=result, preview=preview, filename=upload.filename, submission_key=key),
+        **_submit_form(
+            analysis=result,
+            preview=preview,
+            filename=upload.filename,
+            submission_key=key,
+            cost_total=money(cost.total_minor, cost.currency),
+            cost_lines=cost_lines(cost),
+        ),
     )
 
 

@@ -101,7 +101,25 @@ $(function () {
         });
         // The owner's lending terms that did not parse: the printer is lent never until they are fixed.
         self.lendingError = ko.pureComputed(function () {
-            return self.status().lending_error || "";
+            var status = self.status();
+            return window.CrowdFabLink.lendingProblemText(status.lending_problem) || status.lending_error || "";
+        });
+        // The owner's terms when they are valid, and whether they lend the printer now, in the page's language.
+        self.lending = ko.pureComputed(function () {
+            return self.status().lending || null;
+        });
+        // Why the last photo of the plate did not reach the fleet (a webcam login refused, say).
+        self.plateProblem = ko.pureComputed(function () {
+            var problem = self.status().plate_problem;
+            return problem ? window.CrowdFabLink.plateProblemText(problem) : "";
+        });
+        self.lendingTerms = ko.pureComputed(function () {
+            var terms = self.lending();
+            return terms ? window.CrowdFabLink.termsText(terms) : "";
+        });
+        self.lendingNow = ko.pureComputed(function () {
+            var terms = self.lending();
+            return terms ? window.CrowdFabLink.lentNowText(terms) : "";
         });
 
         self.unfitHeading = ko.pureComputed(function () {
@@ -111,9 +129,10 @@ $(function () {
                 count: count
             });
         });
-        // One line per distinct reason, with how many jobs give it when more than one.
+        // One line per distinct reason (worded here from the fleet's key, so in the page's language), with how
+        // many jobs give it when more than one.
         self.unfitReasons = ko.pureComputed(function () {
-            var counts = _.countBy(self.unfit(), "reason");
+            var counts = _.countBy(self.unfit(), window.CrowdFabLink.unfitText);
             return _.map(_.keys(counts), function (reason) {
                 if (counts[reason] === 1) return reason;
                 return _.sprintf(gettext("%(count)d jobs: %(reason)s"), {count: counts[reason], reason: reason});
@@ -136,13 +155,13 @@ $(function () {
         self.navbarTitle = ko.pureComputed(function () {
             var parts = [_.sprintf(gettext("Community fleet: %(state)s"), {state: self.linkText()})];
             if (self.problemText()) parts.push(self.problemText());
-            if (self.error()) parts.push(self.error());
+            if (self.status().error) parts.push(self.status().error); // the fleet's own words, always
             return parts.join("\n");
         });
         self.showLinkDetails = function () {
             new PNotify({
                 title: _.sprintf(gettext("Community fleet: %(state)s"), {state: _.escape(self.linkText())}),
-                text: [self.problemText(), self.error()].filter(Boolean).map(_.escape).join("<br>") ||
+                text: [self.problemText(), self.status().error].filter(Boolean).map(_.escape).join("<br>") ||
                     _.escape(self.printerId() ? _.sprintf(gettext("Joined as %(id)s."), {id: self.printerId()}) : ""),
                 type: self.navbarClass() === "label-important" ? "error" : "info"
             });
@@ -220,7 +239,7 @@ $(function () {
         self.fromStatus = function (status) {
             self.status(status);
             self.link(status.link || "");
-            self.error(status.error || "");
+            self.error(window.CrowdFabLink.errorDetails(status));
             self.printerId(status.printer_id || "");
             if (status.signed_in !== undefined) self.signedIn(!!status.signed_in);
             self.job(status.job || null);

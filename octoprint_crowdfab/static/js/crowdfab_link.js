@@ -22,8 +22,14 @@
                 );
             case "code":
                 return gettext(
-                    "The fleet refused the enrollment code: it is unknown, already used or expired. Ask a fleet manager for a new code."
+                    "The fleet does not know this enrollment code: check it for typing mistakes, or ask a fleet manager for a new code."
                 );
+            case "code_used":
+                return gettext(
+                    "This enrollment code was already used to enroll a printer: a code works once. Ask a fleet manager for a new code."
+                );
+            case "code_expired":
+                return gettext("This enrollment code has expired. Ask a fleet manager for a new code.");
             case "name":
                 return gettext(
                     "The fleet already has a printer of this name: change the printer's name in OctoPrint's appearance settings, or ask a fleet manager."
@@ -37,7 +43,150 @@
         }
     }
 
-    global.CrowdFabLink = {problemText: problemText};
+    // What the fleet says a queued job needs that this printer's profile lacks, from its key and values
+    // (the fleet's English words only when it sends a key this version does not know).
+    function unfitText(unfit) {
+        var params = unfit.params || {};
+        switch (unfit.key) {
+            case "too_small":
+                return _.sprintf(gettext("%(needed)s needed, this profile gives %(have)s"), params);
+            case "round_bed":
+                return _.sprintf(gettext("%(needed)s needed: its corners stick out of this profile's round bed"), params);
+            case "no_heated_bed":
+                return gettext("it heats the bed, and this profile has no heated bed");
+            case "no_heated_chamber":
+                return gettext("it heats the chamber, and this profile has no heated chamber");
+            case "too_few_extruders":
+                return _.sprintf(
+                    params.extruders === 1
+                        ? gettext("it uses %(tools)s tools, and this profile has 1 extruder")
+                        : gettext("it uses %(tools)s tools, and this profile has %(extruders)s extruders"),
+                    params
+                );
+            default:
+                return unfit.reason;
+        }
+    }
+
+    // What is wrong with the owner's lending terms: the setting, the piece at fault, and the fault.
+    function lendingProblemText(problem) {
+        if (!problem) return "";
+        var params = problem.params || {};
+        var faults = {
+            lending_shape: gettext("it must read like mon-fri 20:00-08:00 (days, a space, then the hours)"),
+            lending_day: _.sprintf(gettext("%(day)s is not a day (mon, tue, wed, thu, fri, sat, sun)"), params),
+            lending_time: gettext("a time must read like 20:00, from 00:00 to 24:00, and a window starts before 24:00"),
+            lending_empty: _.sprintf(gettext("the window is empty: it starts and ends at %(time)s"), params),
+            lending_overlap: _.sprintf(gettext("windows %(first)s and %(second)s overlap"), params),
+            lending_zone_missing: gettext("give a time zone such as Europe/Paris"),
+            lending_zone_unknown: _.sprintf(gettext("unknown time zone %(zone)s (use a name such as Europe/Paris)"), params),
+            lending_materials: gettext("give material names such as PLA, separated by commas"),
+            lending_too_many: _.sprintf(gettext("at most %(max)s windows"), params)
+        };
+        var settings = {
+            windows: gettext("lending hours"),
+            time_zone: gettext("lending time zone"),
+            materials: gettext("lending materials")
+        };
+        var where = settings[problem.setting] || gettext("lending terms");
+        if (problem.piece) where += " '" + problem.piece + "'";
+        return _.sprintf(gettext("%(where)s: %(fault)s"), {where: where, fault: faults[problem.key] || problem.key});
+    }
+
+    // Why the last photo of the plate did not reach the fleet, from the node's key and values.
+    function plateProblemText(problem) {
+        var params = problem.params || {};
+        switch (problem.key) {
+            case "webcam_login":
+                return _.sprintf(
+                    gettext("the webcam refused the login (HTTP %(status)s): check the snapshot URL's authentication in OctoPrint's webcam settings"),
+                    params
+                );
+            case "webcam_status":
+                return _.sprintf(gettext("the webcam answered HTTP %(status)s"), params);
+            case "webcam_unreachable":
+                return gettext("the webcam's snapshot URL could not be reached");
+            case "webcam_not_image":
+                return gettext("the webcam's snapshot URL sent no JPEG or PNG image");
+            case "webcam_too_large":
+                return _.sprintf(gettext("the webcam's photo is larger than %(max)s bytes"), params);
+            case "fleet_refused":
+                return gettext("the fleet did not take the photo");
+            default:
+                return problem.text;
+        }
+    }
+
+    var DAY_KEYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    function dayShort(index) {
+        return [gettext("Mon"), gettext("Tue"), gettext("Wed"), gettext("Thu"), gettext("Fri"), gettext("Sat"),
+            gettext("Sun")][index];
+    }
+    function dayLong(index) {
+        return [gettext("Monday"), gettext("Tuesday"), gettext("Wednesday"), gettext("Thursday"), gettext("Friday"),
+            gettext("Saturday"), gettext("Sunday")][index];
+    }
+    // "Mon–Fri", "Sat, Sun": runs of three days or more as a range.
+    function daysText(days) {
+        var indexes = _.sortBy(_.map(days, function (d) { return DAY_KEYS.indexOf(d); }));
+        var parts = [];
+        var i = 0;
+        while (i < indexes.length) {
+            var j = i;
+            while (j + 1 < indexes.length && indexes[j + 1] === indexes[j] + 1) j++;
+            if (j - i >= 2) {
+                parts.push(dayShort(indexes[i]) + "–" + dayShort(indexes[j]));
+            } else {
+                for (var k = i; k <= j; k++) parts.push(dayShort(indexes[k]));
+            }
+            i = j + 1;
+        }
+        return parts.join(", ");
+    }
+    // "Mon–Fri 20:00–08:00; Sat, Sun 08:00–24:00 (Europe/Paris), for PLA, PETG".
+    function termsText(terms) {
+        var windows = _.map(terms.windows || [], function (w) {
+            return daysText(w.days) + " " + w.start + "–" + w.end;
+        }).join("; ");
+        var text = windows + " (" + terms.time_zone + ")";
+        if (terms.materials && terms.materials.length) {
+            text += ", " + _.sprintf(gettext("for %(materials)s"), {materials: terms.materials.join(", ")});
+        } else {
+            text += ", " + gettext("any material");
+        }
+        return text;
+    }
+    function lentNowText(terms) {
+        if (terms.lent_now) {
+            if (!terms.until) return gettext("Lent now, all week.");
+            return _.sprintf(gettext("Lent now, until %(day)s %(time)s."), {
+                day: dayLong(terms.until.weekday),
+                time: terms.until.time
+            });
+        }
+        if (!terms.next) return gettext("Not lent: the terms name no hour.");
+        return _.sprintf(gettext("Not lent now; the next window opens %(day)s %(time)s."), {
+            day: dayLong(terms.next.weekday),
+            time: terms.next.time
+        });
+    }
+
+    // The fleet's own words (English) are worth showing beside the explanation only when it says less than
+    // they do: a refusal of another kind, or the details of why the fleet could not be reached.
+    var SAID_IN_FULL = ["code", "code_used", "code_expired", "name"];
+    function errorDetails(status) {
+        return SAID_IN_FULL.indexOf(status.problem) >= 0 ? "" : status.error || "";
+    }
+
+    global.CrowdFabLink = {
+        problemText: problemText,
+        errorDetails: errorDetails,
+        unfitText: unfitText,
+        lendingProblemText: lendingProblemText,
+        termsText: termsText,
+        plateProblemText: plateProblemText,
+        lentNowText: lentNowText
+    };
 })(window);
 
 $(function () {
@@ -88,7 +237,7 @@ $(function () {
                         self.result(_.sprintf(gettext("Joined the fleet as %(id)s."), {id: status.printer_id}));
                     } else {
                         self.result(describeProblem(status));
-                        self.fleetWords(status.error || "");
+                        self.fleetWords(window.CrowdFabLink.errorDetails(status));
                     }
                 })
                 .fail(function () {
