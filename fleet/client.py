@@ -31,6 +31,7 @@ from .http_protocol import (
     Unfit,
     decode_unfit,
     job_snapshot_path,
+    printer_spool_path,
     quote_idempotency_key,
     unfit_path,
 )
@@ -192,6 +193,18 @@ class FleetClient:
             return decode_unfit(self.request_json("get", unfit_path(printer_id)))
         except ProtocolError as exc:
             raise FleetRequestError(f"the fleet's answer about unfit jobs is malformed: {exc}") from None
+
+    def printer_spool(self, printer_id: str) -> Any:
+        """The spool on this printer and the spools on the shelves (the printer's token), as JSON."""
+        return self.request_json("get", printer_spool_path(printer_id))
+
+    def load_spool(self, printer_id: str, spool_id: int) -> Any:
+        """Load a shelf spool on this printer (the printer's token); the printer's spools after it."""
+        return self.request_json("put", printer_spool_path(printer_id), json={"spool_id": spool_id})
+
+    def unload_spool(self, printer_id: str) -> Any:
+        """Take the spool off this printer (the printer's token); the printer's spools after it."""
+        return self.request_json("delete", printer_spool_path(printer_id))
 
     def enroll(self, code: str, name: str, capabilities: Capabilities) -> EnrollmentAnswer:
         """Trade a one-time enrollment code for this printer's id, HTTP token and broker login.

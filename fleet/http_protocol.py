@@ -35,6 +35,7 @@ ENROLL = f"{API_PREFIX}/printers/enroll"
 JOBS = f"{API_PREFIX}/jobs"
 MY_JOBS = f"{API_PREFIX}/jobs/mine"
 QUEUE = f"{API_PREFIX}/queue"
+SPOOLS = f"{API_PREFIX}/spools"
 #: A member signs in (name and password, or a link code) for a named token of its own.
 TOKENS = f"{API_PREFIX}/tokens"
 #: The header that makes a submission safe to send again (draft-ietf-httpapi-idempotency-key-header).
@@ -59,6 +60,15 @@ def job_file_path(printer_id: str, job_id: int) -> str:
 def job_snapshot_path(printer_id: str, job_id: int) -> str:
     """Where the printer ``printer_id`` sends the photo of its plate taken after job ``job_id``."""
     return f"{API_PREFIX}/printers/{printer_id}/jobs/{job_id}/snapshot"
+
+
+def spool_path(spool_id: int) -> str:
+    return f"{SPOOLS}/{spool_id}"
+
+
+def printer_spool_path(printer_id: str) -> str:
+    """Where the printer ``printer_id`` reads, loads (PUT) and unloads (DELETE) the spool on it."""
+    return f"{API_PREFIX}/printers/{printer_id}/spool"
 
 
 def unfit_path(printer_id: str) -> str:
@@ -287,11 +297,15 @@ class JobSubmission:
     material: Optional[str] = None
     note: str = ""
     plate: Optional[int] = None
+    #: A colour's name: only a printer with a spool of that colour loaded takes the job.
+    colour: Optional[str] = None
 
     def form(self) -> dict[str, str]:
         fields = {"copies": str(self.copies)}
         if self.material:
             fields["material"] = self.material
+        if self.colour:
+            fields["colour"] = self.colour
         if self.note:
             fields["note"] = self.note
         if self.plate is not None:

@@ -71,6 +71,8 @@ class Job:
     updated_at: float
     started_at: Optional[float] = None
     finished_at: Optional[float] = None
+    #: The colour asked for (a name such as "black"); None takes any colour of the material.
+    colour: Optional[str] = None
 
 
 @dataclass(frozen=True)

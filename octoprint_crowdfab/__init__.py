@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import flask
 import flask_login
@@ -273,6 +273,9 @@ class CrowdFabPlugin(
             "queue_file": ["path"],
             "sign_in": [],
             "sign_out": [],
+            "spools": [],
+            "load_spool": ["spool_id"],
+            "unload_spool": [],
         }
 
     def _member_tokens(self) -> MemberTokens:
@@ -320,8 +323,19 @@ class CrowdFabPlugin(
             if not Permissions.PLUGIN_CROWDFAB_QUEUE.can():
                 flask.abort(403)
             return self._sign_in(data) if command == "sign_in" else self._sign_out()
+        if command == "spools":
+            if not Permissions.PLUGIN_CROWDFAB_QUEUE.can() and not Permissions.PLUGIN_CROWDFAB_ADMIN.can():
+                flask.abort(403)
+            return self._with_runtime(lambda runtime: runtime.spools())
         if not Permissions.PLUGIN_CROWDFAB_ADMIN.can():
             flask.abort(403)
+        if command == "load_spool":
+            spool_id = data.get("spool_id")
+            if isinstance(spool_id, bool) or not isinstance(spool_id, int) or spool_id < 1:
+                return flask.jsonify(error=gettext("spool_id must be a spool's number")), 400
+            return self._with_runtime(lambda runtime: runtime.load_spool(spool_id))
+        if command == "unload_spool":
+            return self._with_runtime(lambda runtime: runtime.unload_spool())
         if command == "enroll":
             for key in ("fleet_url", "enroll_code"):
                 if isinstance(data.get(key), str) and data[key]:
@@ -342,6 +356,17 @@ class CrowdFabPlugin(
         else:
             node.decline_offer()
         return flask.jsonify(queued=True), 202
+
+    def _with_runtime(self, call: Callable[[Runtime], dict[str, Any]]) -> Any:
+        """The fleet's answer to ``call`` on the serving runtime (the printer's own credentials)."""
+        with self._lock:
+            runtime = self._runtime if self._serving == self._wanted else None
+        if runtime is None or not runtime.config.enrolled:
+            return flask.jsonify(error=gettext("this printer has not joined the fleet yet")), 409
+        try:
+            return flask.jsonify(call(runtime))
+        except FleetRequestError as exc:
+            return flask.jsonify(error=str(exc)), exc.status or 502
 
     def _sign_in(self, data: dict[str, Any]) -> Any:
         """Trade the member's fleet name and password (or a link code) for a token kept for this user."""

@@ -487,6 +487,29 @@ class Runtime:
             {"job_id": u.job_id, "reason": u.reason, "key": u.key, "params": u.params} for u in unfit
         ]
 
+    def spools(self) -> dict[str, Any]:
+        """The spool loaded on this printer and the spools on the lab's shelves, as the fleet says."""
+        return self._spools(lambda client, printer_id: client.printer_spool(printer_id))
+
+    def load_spool(self, spool_id: int) -> dict[str, Any]:
+        """Load a shelf spool on this printer (its owner's choice, through the printer's own token)."""
+        return self._spools(lambda client, printer_id: client.load_spool(printer_id, spool_id))
+
+    def unload_spool(self) -> dict[str, Any]:
+        """Take the spool off this printer, back to its shelf."""
+        return self._spools(lambda client, printer_id: client.unload_spool(printer_id))
+
+    def _spools(self, call: Callable[[FleetClient, str], Any]) -> dict[str, Any]:
+        """One call to the fleet with this printer's credentials; :class:`FleetRequestError` if refused."""
+        c = self.config
+        if not c.enrolled:
+            raise FleetRequestError("this printer has not joined the fleet yet")
+        with FleetClient(c.fleet_url, c.printer_token, timeout=(5.0, 15.0)) as client:
+            answer = call(client, c.printer_id)
+        if not isinstance(answer, dict):
+            raise FleetRequestError("the fleet's answer about spools is malformed")
+        return answer
+
     def _enroll(self) -> None:
         c = self.config
         # Only what every fleet takes at enrollment; the node's first status carries the rest.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -47,6 +48,9 @@ def run(*args: str, data_dir: Path, check: bool = False) -> subprocess.Completed
         ["prices", "set", "--help"],
         ["group", "quota", "--help"],
         ["ledger", "export", "--help"],
+        ["spool", "list", "--help"],
+        ["spool", "add", "--help"],
+        ["spool", "load", "--help"],
     ],
 )
 def test_every_command_has_help(args):
@@ -112,6 +116,37 @@ def test_local_job_commands_work_on_the_data_dir(tmp_path):
     assert again.returncode == 1 and "already cancelled" in again.stderr
     nobody = run("job", "list", data_dir=tmp_path)
     assert nobody.returncode == 2 and "--member" in nobody.stderr
+
+
+def test_local_spool_commands_add_list_change_and_refuse_clearly(tmp_path):
+    run("member", "add", "ada", "--role", "manager", data_dir=tmp_path, check=True)
+    run("member", "add", "bo", data_dir=tmp_path, check=True)
+    spool = ["spool", "add", "--material", "petg", "--colour", "black", "--hex", "#111111"]
+    money = ["--grams", "1000", "--price-per-kg", "2990", "--shelf", "B2"]
+    added = json.loads(run(*spool, *money, "--member", "ada", "--json", data_dir=tmp_path, check=True).stdout)
+    assert (added["material"], added["remaining_grams"], added["price_per_kg"]) == ("PETG", 1000, 2990)
+    changed = run(
+        "spool", "set", str(added["id"]), "--remaining", "420.5", "--member", "ada", data_dir=tmp_path
+    )
+    assert changed.returncode == 0 and "420.5 g" in changed.stdout
+    listed = run("spool", "list", "--where", "shelf", "--member", "bo", data_dir=tmp_path, check=True)
+    assert "black (#111111)" in listed.stdout and "shelf B2" in listed.stdout
+
+    unknown = run(
+        "spool", "add", "--material", "mud", *spool[4:], *money, "--member", "ada", data_dir=tmp_path
+    )
+    assert unknown.returncode == 1 and "unknown material 'mud'" in unknown.stderr
+    member = run(*spool, *money, "--member", "bo", data_dir=tmp_path)
+    assert member.returncode == 1 and "only a lab manager" in member.stderr
+    nowhere = run("spool", "load", str(added["id"]), "nope", "--member", "ada", data_dir=tmp_path)
+    assert nowhere.returncode == 1 and "no printer" in nowhere.stderr
+
+    part = tmp_path / "part.gcode"
+    part.write_text(PART)
+    submitted = run(
+        "job", "submit", str(part), "--member", "bo", "--colour", "black", "--json", data_dir=tmp_path
+    )
+    assert json.loads(submitted.stdout)["jobs"][0]["colour"] == "black"
 
 
 @pytest.fixture
@@ -288,8 +323,21 @@ def test_every_path_of_the_http_contract_is_in_the_fleets_own_document(served_fl
     document = requests.get(f"{url}{h.OPENAPI}", timeout=30).json()
     prefix = document["servers"][0]["url"]
     documented = {prefix + path for path in document["paths"]}
-    used = [h.HEALTH, h.ENROLL, h.JOBS, h.MY_JOBS, h.QUEUE, h.job_cancel_path(7), h.job_file_path("p-1", 7)]
+    used = [
+        h.HEALTH,
+        h.ENROLL,
+        h.JOBS,
+        h.MY_JOBS,
+        h.QUEUE,
+        h.SPOOLS,
+        h.job_cancel_path(7),
+        h.job_file_path("p-1", 7),
+        h.spool_path(7),
+        h.printer_spool_path("p-1"),
+    ]
     templates = {
+        h.spool_path(7): f"{h.SPOOLS}/{{spool_id}}",
+        h.printer_spool_path("p-1"): f"{h.API_PREFIX}/printers/{{printer_id}}/spool",
         h.job_cancel_path(7): f"{h.JOBS}/{{job_id}}/cancel",
         h.job_file_path("p-1", 7): f"{h.API_PREFIX}/printers/{{printer_id}}/jobs/{{job_id}}/file",
     }
@@ -352,3 +400,36 @@ def test_serve_refuses_a_bad_scrape_setting_before_starting(
     assert main(["serve", "--data-dir", str(tmp_path / "data"), "--port", "0", *args]) == 2
     assert problem in capsys.readouterr().err
     assert not (tmp_path / "data").exists()  # refused before anything was opened or started
+
+
+def test_the_readmes_spool_recipe_runs_against_a_served_fleet(served_fleet, tmp_path):
+    """The README's spool commands as written, with this fleet's address, a manager's token, a printer
+    named as there, and a file: the job asks for black PETG and goes to the printer it was loaded on."""
+    url, data_dir = served_fleet
+    token = json.loads(run("member", "add", "ada", "--role", "manager", "--json", data_dir=data_dir).stdout)[
+        "token"
+    ]
+    volume = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 200, "max_y": 200, "max_z": 200}
+    registered = requests.post(
+        f"{url}/api/v1/printers",
+        json={"id": "prusa-mk4", "volume": volume},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert registered.status_code == 201, registered.text
+    (tmp_path / "part.gcode").write_text(PART)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### Spools: what is loaded where", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = block.replace("\\\n", " ").replace("http://fleet:8080", url).replace("$TOKEN", token)
+    for line in commands.splitlines():
+        command = line.split("   #", 1)[0].strip()
+        words = shlex.split(command)
+        assert words[0] == "crowdfab-fleet", command
+        done = subprocess.run([FLEET, *words[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (command, done.stderr)
+        if " spool list" in command:
+            assert "black (#1a1a1a)" in done.stdout and "on prusa-mk4" in done.stdout
+    job = requests.get(
+        f"{url}/api/v1/jobs/1", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ).json()
+    assert (job["material"], job["colour"]) == ("PETG", "black")

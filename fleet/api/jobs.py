@@ -86,6 +86,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
             note=form.note,
             idempotency_key=idempotency_key(),
             plate=form.plate,
+            colour=form.colour or None,
         )
     except Invalid as exc:
         raise choosing_plate(exc, CHOOSE_PLATE) from None

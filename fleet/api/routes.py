@@ -5,7 +5,7 @@ Importing this module registers every route (one module a resource) on :data:`ap
 
 from __future__ import annotations
 
-from . import groups, jobs, lab, members, notifications, prices, printers, stats
+from . import groups, jobs, lab, members, notifications, prices, printers, spools, stats
 from .blueprint import ApiLimits, api, spec
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "prices",
     "printers",
     "spec",
+    "spools",
     "stats",
 ]

@@ -22,6 +22,7 @@ health         :mod:`~fleet.app.health`                     database, broker, dr
 pricing        :mod:`~fleet.app.pricing`                    the price list, charges and the ledger
 quotas         :mod:`~fleet.app.quotas`                     membership groups, quotas, lifts
 notifications  :mod:`~fleet.app.notifications`              channels, webhooks, their deliveries
+spools         :mod:`~fleet.app.spools`                     spools, loading them on printers
 =============  ===========================================  =====================================
 
 All of them share one :class:`~fleet.app.base.Context` (store, blobs, clock, metrics, hooks).
@@ -52,6 +53,7 @@ from .quotas import Quotas
 from .reports import PrinterReports
 from .settings import LabAdmin
 from .snapshots import Snapshots
+from .spools import Spools
 from .statistics import LabStatistics
 
 __all__ = ["FleetApp", "build"]
@@ -78,6 +80,7 @@ class FleetApp:
     pricing: Pricing
     quotas: Quotas
     notifications: Notifications
+    spools: Spools
 
     @property
     def store(self) -> Store:
@@ -123,7 +126,7 @@ def build(
     statistics.costs_of = pricing.costs_of
     reports = PrinterReports(ctx, pricing)
     printers = Printers(ctx)
-    jobs = Jobs(ctx, pricing)
+    jobs = Jobs(ctx, pricing, live=reports.live)
     return FleetApp(
         ctx=ctx,
         identity=Identity(ctx),
@@ -142,4 +145,5 @@ def build(
         pricing=pricing,
         quotas=quotas,
         notifications=Notifications(ctx),
+        spools=Spools(ctx),
     )

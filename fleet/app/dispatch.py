@@ -14,6 +14,7 @@ from ..geometry import Box
 from ..models import Job, Member, Printer
 from ..protocol import BedShape
 from ..scheduler.wording import not_for
+from ..spools import Spool
 from ..states import ACTIVE, PENDING
 from .base import Context
 from .quotas import Quotas
@@ -57,6 +58,7 @@ def job_info(
         group=None if group is None else group[0],
         group_priority=0 if group is None else group[1],
         heats_chamber=bool(job.analysis.get("chamber_temperature_c")),
+        colour=job.colour,
     )
 
 
@@ -72,13 +74,19 @@ def busy_until(printers: list[Printer], active: list[Job], now: float) -> dict[s
     return result
 
 
-def printer_info(p: Printer, busy: Optional[float] = None) -> scheduler.PrinterInfo:
+def printer_info(
+    p: Printer, busy: Optional[float] = None, spool: Optional[Spool] = None
+) -> scheduler.PrinterInfo:
+    """The scheduler's view of a printer: with a spool loaded, its material, colour and grams left;
+    without one (a lab that does not track spools), the printer's own material and any grams."""
     return scheduler.PrinterInfo(
         id=p.id,
         state=p.state,
         volume=p.volume,
         nozzle_diameter=p.nozzle_diameter,
-        material=p.material,
+        material=p.material if spool is None else spool.material,
+        colour=None if spool is None else spool.colour_name,
+        spool_grams=None if spool is None else spool.remaining_grams,
         restricted=p.restricted,
         busy_until=busy,
         round_bed=p.bed_shape == BedShape.CIRCULAR.value,
@@ -117,7 +125,8 @@ class Dispatcher:
         active = self.store.list_jobs(states=ACTIVE)
         printers = [p for p in self.store.list_printers() if p.id not in hide_printers]
         until = busy_until(printers, active, now)
-        infos = [printer_info(p, until.get(p.id)) for p in printers]
+        spools = self.store.loaded_spools()
+        infos = [printer_info(p, until.get(p.id), spools.get(p.id)) for p in printers]
         usage = scheduler.decayed_usage(
             self.store.usage_records(since=now - 8 * lab.fair_share_half_life_s),
             now,

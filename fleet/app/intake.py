@@ -12,6 +12,7 @@ from typing import Any, BinaryIO, Optional
 from ..errors import Invalid
 from ..gcode import Analysis, analyze_stream, refusal_message
 from ..models import Job, Member
+from ..spools import check_colour_name
 from ..states import JobState
 from ..store import SubmissionKey
 from .base import Context, actor_of
@@ -87,9 +88,14 @@ def plate_from_form(text: Any) -> Optional[int]:
     return int(digits)
 
 
-def submission_hash(file_sha256: str, copies: int, material: Optional[str], note: str) -> str:
+def submission_hash(
+    file_sha256: str, copies: int, material: Optional[str], note: str, colour: Optional[str] = None
+) -> str:
     """What a submission asked for, as one SHA-256: a retry with the same key must ask for the same."""
-    asked = json.dumps([file_sha256, copies, material, note], separators=(",", ":"))
+    fields: list[object] = [file_sha256, copies, material, note]
+    if colour is not None:  # a submission without a colour hashes as it always did
+        fields.append(colour.casefold())
+    asked = json.dumps(fields, separators=(",", ":"))
     return hashlib.sha256(asked.encode("utf-8")).hexdigest()
 
 
@@ -128,11 +134,13 @@ class Intake:
         note: str = "",
         idempotency_key: Optional[str] = None,
         plate: Optional[int] = None,
+        colour: Optional[str] = None,
     ) -> Submission:
         """Analyse an upload and queue it; a refused file leaves nothing behind.
 
         ``plate`` picks the plate of a sliced 3MF archive that holds several (what is stored, and
-        sent to the printer, is that plate's G-code).
+        sent to the printer, is that plate's G-code). ``colour`` (a name such as "black") sends the
+        job only to a printer with a spool of that colour loaded; None takes any colour.
 
         With ``idempotency_key``, a repeat of the same request within :data:`SUBMISSION_KEY_TTL_S`
         answers the jobs the first one made and creates nothing; the same key with another file,
@@ -152,6 +160,7 @@ class Intake:
                 params={"max": lab.max_copies},
             )
         requested_material = check_material(material)
+        requested_colour = None if colour is None or colour == "" else check_colour_name(colour, "colour")
         if not isinstance(note, str) or len(note) > MAX_NOTE:
             raise Invalid(
                 f"note must be text of at most {MAX_NOTE} characters",
@@ -166,7 +175,7 @@ class Intake:
             # The file's hash below is of the chosen plate's G-code: another plate is another request.
             staged.write_from(stream, plate=plate)
             if key is not None:
-                asked = submission_hash(staged.sha256, copies, requested_material, note)
+                asked = submission_hash(staged.sha256, copies, requested_material, note, requested_colour)
                 claim = SubmissionKey(key, asked, valid_after=now - SUBMISSION_KEY_TTL_S)
                 earlier = self.store.keyed_submission(actor.id, claim)
                 if earlier:
@@ -198,6 +207,7 @@ class Intake:
             filename=clean_filename(filename),
             size_bytes=blob.size,
             material=job_material,
+            colour=requested_colour,
             note=note,
             analysis=analysis.to_dict(),
             actor=actor_of(actor),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..errors import Conflict, Forbidden, Unavailable
-from ..models import Job, JobEvent, JobFilter, JobPage, Member, Page, Printer, Role
+from ..models import Job, JobEvent, JobFilter, JobPage, LiveStatus, Member, Page, Printer, Role
 from ..protocol import CommandType
+from ..spools import printed_so_far
 from ..states import ACTIVE, CANCELLABLE, PENDING, JobState, PrinterState, freed_printer_state
 from .base import Context, actor_of, require_manager
 from .pricing import Pricing
@@ -22,10 +23,18 @@ RESUMABLE = frozenset({JobState.PAUSED})
 class Jobs:
     """A member acts on their own jobs, a manager on anyone's; the printer is told before the store."""
 
-    def __init__(self, ctx: Context, pricing: Pricing) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        pricing: Pricing,
+        *,
+        live: Callable[[str], Optional[LiveStatus]] = lambda printer_id: None,
+    ) -> None:
         self.ctx = ctx
         self.store = ctx.store
         self.pricing = pricing
+        #: What a printer last reported (its progress tells how much of a cancelled job was printed).
+        self.live = live
 
     def get_job(self, actor: Member, job_id: int) -> Job:
         job = self.store.get_job(job_id)
@@ -97,14 +106,18 @@ class Jobs:
                 log.warning(
                     "job %d was cancelled, but no link to printer %s is running", job.id, job.printer_id
                 )
+        now = self.ctx.clock()
+        live = None if job.printer_id is None else self.live(job.printer_id)
+        share = printed_so_far(job, live, now) if held else None
         cancelled = self.store.transition_job(
             job_id,
             JobState.CANCELLED,
             actor=actor_of(actor),
             reason=why,
-            now=self.ctx.clock(),
+            now=now,
             printer_changes=release,
-            then=self.pricing.charge_step(),
+            then=self.pricing.charge_step(share),
+            printed_share=share,
         )
         self.ctx.job_changed(cancelled)
         if freed == [PrinterState.IDLE]:

@@ -15,6 +15,7 @@ from typing import Any, Optional
 from ..errors import Conflict, Forbidden, Invalid
 from ..models import Job, LiveStatus, Printer
 from ..protocol import Capabilities
+from ..spools import printed_so_far
 from ..states import TERMINAL, JobState, PrinterState, freed_printer_state
 from .base import Context
 from .checks import check_material, check_nozzle, check_volume
@@ -75,13 +76,16 @@ class PrinterReports:
         """Record when printers were last heard from (``{printer id: when}``), in one write."""
         self.store.touch_printers(seen)
 
-    @staticmethod
-    def capability_changes(printer: Printer, caps: Capabilities) -> dict[str, Any]:
-        """What a node's reported capabilities change on its printer; :class:`Invalid` names a bad one."""
+    def capability_changes(self, printer: Printer, caps: Capabilities) -> dict[str, Any]:
+        """What a node's reported capabilities change on its printer; :class:`Invalid` names a bad one.
+
+        While a spool of the fleet is loaded on the printer, its material is the spool's: what the
+        node says is loaded is not taken (asked only when the two differ).
+        """
         changes: dict[str, Any] = {}
         if caps.material is not None:
             material = check_material(caps.material, "capabilities.material")
-            if material != printer.material:
+            if material != printer.material and self.store.spool_on(printer.id) is None:
                 changes["material"] = material
         if caps.nozzle_diameter is not None and caps.nozzle_diameter != printer.nozzle_diameter:
             changes["nozzle_diameter"] = check_nozzle(caps.nozzle_diameter)
@@ -187,16 +191,12 @@ class PrinterReports:
     def finish_job(self, job_id: int, outcome: JobState, *, actor: str, reason: str) -> Job:
         """A printer reports a job's end: the job settles and the printer waits for its bed to be cleared.
 
-        Its charge is fixed in the same transaction; a print that did not finish is charged by the share
-        its printer last reported done (when it reported one for this job).
+        Its charge is fixed, and its filament taken off the spool it used, in the same transaction; a
+        print that did not finish counts the share its printer last reported done (else the share of its
+        estimated time it ran).
         """
         if outcome not in TERMINAL:
             raise Invalid(f"{outcome.value} is not an outcome")
-        share = None
-        printer_id = self.store.get_job(job_id).printer_id
-        live = None if printer_id is None else self.live(printer_id)
-        if live is not None and live.job_id == job_id and live.progress is not None:
-            share = min(100.0, max(0.0, live.progress)) / 100.0
 
         def settle(printer: Printer) -> Optional[dict[str, Any]]:
             if printer.current_job_id not in (None, job_id):
@@ -206,14 +206,20 @@ class PrinterReports:
                 "current_job_id": None,
             }
 
+        now = self.ctx.clock()
+        job = self.store.get_job(job_id)
+        live = None if job.printer_id is None else self.live(job.printer_id)
+        # The share printed, from the printer's last progress for this job, else the time it ran.
+        share = printed_so_far(job, live, now)
         finished = self.store.transition_job(
             job_id,
             outcome,
             actor=actor,
             reason=reason,
-            now=self.ctx.clock(),
+            now=now,
             printer_changes=settle,
             then=self.pricing.charge_step(share),
+            printed_share=share,
         )
         self.ctx.job_changed(finished)
         return finished

@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 the fleet refused the request (invalid file, not allowed, not found);
 2 the command line is wrong; 3 the fleet or its database could not be reached.
 
-One module a command group: :mod:`.admin` (serve, enroll-code, member), :mod:`.jobs` (analyze, job);
+One module a command group: :mod:`.admin` (serve, enroll-code, member), :mod:`.jobs` (analyze, job),
+:mod:`.spools` (spool);
 :mod:`.base` holds what they share.
 """
 
@@ -31,6 +32,7 @@ from .base import (
 )
 from .economy import add_economy_commands
 from .jobs import add_job_commands
+from .spools import add_spool_commands
 
 #: ``crowdfab-agent`` (fleet/agent_cli.py) shares the exit codes, the progress bar and the argument types.
 __all__ = [
@@ -61,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     member = add_admin_commands(sub, common)
     job = add_job_commands(sub, common, client)
     economy = add_economy_commands(sub, common)
-    parser.groups = {"member": member, "job": job, **economy}  # type: ignore[attr-defined]
+    spool = add_spool_commands(sub, common, client)
+    parser.groups = {"member": member, "job": job, **economy, "spool": spool}  # type: ignore[attr-defined]
     return parser
 
 

@@ -83,7 +83,9 @@ def cmd_job_submit(args: argparse.Namespace) -> int:
     )
     client = remote(args)
     if client:
-        form = JobSubmission(copies=args.copies, material=args.material, note=args.note, plate=args.plate)
+        form = JobSubmission(
+            copies=args.copies, material=args.material, note=args.note, plate=args.plate, colour=args.colour
+        )
 
         def again(exc: FleetRequestError) -> None:
             nonlocal progress
@@ -114,6 +116,7 @@ def cmd_job_submit(args: argparse.Namespace) -> int:
                         material=args.material,
                         note=args.note,
                         plate=args.plate,
+                        colour=args.colour,
                     )
                 except FleetError as exc:
                     raise choosing_plate(exc, CHOOSE_PLATE) from None
@@ -212,6 +215,9 @@ def add_job_commands(
     submit.add_argument("--plate", type=positive_int, metavar="N", help=PLATE_HELP)
     submit.add_argument("--copies", type=positive_int, default=1, help="how many copies (default 1)")
     submit.add_argument("--material", help="the material to print with (default: the file's)")
+    submit.add_argument(
+        "--colour", help="a colour's name such as black: only a printer with that colour loaded takes it"
+    )
     submit.add_argument("--note", default="", help="a note for the lab's managers")
     submit.add_argument(
         "--progress",

@@ -8,6 +8,7 @@ of few, so explanations are built when read and each message is worded when firs
 from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, Mapping, Sequence, ValuesView
+from dataclasses import replace
 from itertools import repeat
 from operator import add, attrgetter, itemgetter
 from typing import TYPE_CHECKING
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING
 from ..economy.wording import group_words, hold_words
 from ..states import DISPATCHABLE, JobState
 from . import wording
-from .model import ID, JobInfo, WaitReason
+from .matching import fits
+from .model import ID, JobInfo, PrinterInfo, WaitReason
 
 if TYPE_CHECKING:
     from .planning import Pass
@@ -34,6 +36,8 @@ def _needs_key(job: JobInfo) -> tuple[object, ...]:
         job.heats_bed,
         job.heats_chamber,
         job.tools,
+        job.colour,
+        job.grams,
     )
 
 
@@ -125,6 +129,8 @@ class Explanations(Mapping[int, Explanation]):
         self._why_not: dict[tuple[object, ...], tuple[WaitReason, str]] = {}
         self._busy_of: dict[int, str] = {}
         self._needs_of: dict[tuple[object, ...], str] = {}
+        self._idle_of: dict[tuple[object, ...], str] = {}
+        self._idle_printers: list[PrinterInfo] | None = None
         self._built: dict[int, Explanation] | None = None
         self._messages: dict[int, str] = {}
 
@@ -193,6 +199,8 @@ class Explanations(Mapping[int, Explanation]):
             reason = WaitReason.QUOTA
         elif not compatible:
             reason = self._incompatible(run.queued[i])[0]
+        elif i in run.short:
+            reason = WaitReason.LOW_SPOOL
         elif start is None:
             reason = WaitReason.PRINTERS_UNAVAILABLE
         elif free and self._too_long(i):
@@ -242,8 +250,11 @@ class Explanations(Mapping[int, Explanation]):
                 waits[c] = WaitReason.FAIR_SHARE if free else WaitReason.NO_PRINTER_FREE
             reasons = list(map(waits.__getitem__, compat))
             printers = list(map(compatible.__getitem__, compat))
+            short = run.short
             for place in [place for place, when in enumerate(at) if when is None]:
-                if printers[place]:
+                if order[place] in short and printers[place]:
+                    reasons[place] = WaitReason.LOW_SPOOL
+                elif printers[place]:
                     reasons[place] = WaitReason.PRINTERS_UNAVAILABLE
                 else:
                     reasons[place] = self._incompatible(run.queued[order[place]])[0]
@@ -305,9 +316,43 @@ class Explanations(Mapping[int, Explanation]):
         if reason is WaitReason.NO_PRINTER_FREE and free and self._too_long(i):
             late = self._late(i)[0]
             return f"{head}; {wording.runs_past(fleet.printers[late], run.closing[late], run.seconds[i])}."
-        return self._lent_note(
+        if reason is WaitReason.LOW_SPOOL:
+            return f"{head}; {wording.loaded(job, [fleet.printers[p] for p in printer_indexes])[1]}."
+        message = self._lent_note(
             self._why_waiting(explanation, head, job, printer_indexes, compatible, free), printer_indexes
         )
+        if reason is WaitReason.NO_PRINTER_FREE:
+            message = self._idle_note(message, job)
+        return message
+
+    def _idle_note(self, message: str, job: JobInfo) -> str:
+        """A message, with why the idle printers that could otherwise print the job do not take it:
+        what is loaded on them (material, colour, grams left)."""
+        if job.material is None and job.colour is None and not job.grams:
+            return message
+        key = (_needs_key(job), job.member_id)
+        note = self._idle_of.get(key)
+        if note is None:
+            fleet = self._run.fleet
+            loose = replace(job, material=None, colour=None, grams=0.0)
+            idle = [
+                p
+                for p in self._idle()
+                if fits(loose, p, fleet.grants, fleet.params) and not fits(job, p, fleet.grants, fleet.params)
+            ]
+            note = self._idle_of[key] = wording.loaded(job, idle, idle=True)[1] if idle else ""
+        return f"{message[:-1]}; {note}." if note else message
+
+    def _idle(self) -> list[PrinterInfo]:
+        """The printers that take work now (idle, and lent now if lent), once."""
+        if self._idle_printers is None:
+            run = self._run
+            self._idle_printers = [
+                p
+                for index, p in enumerate(run.fleet.printers)
+                if p.state in DISPATCHABLE and index not in run.closed
+            ]
+        return self._idle_printers
 
     def _lent_note(self, message: str, printer_indexes: list[int]) -> str:
         """A message, with why the lent printers among ``printer_indexes`` take no work now (at most two)."""

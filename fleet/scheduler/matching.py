@@ -1,9 +1,15 @@
 """Which printers could ever print which jobs: capability classes and the fit rules.
 
-Printers are grouped into capability classes (volume and bed shape, nozzle, material, heated bed and
-chamber, extruders, who may use them) and jobs
+Printers are grouped into capability classes (volume and bed shape, nozzle, loaded material and
+colour, heated bed and chamber, extruders, who may use them) and jobs
 by their requirements, so compatibility is worked out once per (requirement, class), not per pair:
 a pass over 20,000 jobs and 500 printers looks at a few hundred distinct requirements.
+
+The grams left on a spool differ from printer to printer, so only an idle printer's make part of its
+class (the printers dispatch hands out now; a few dozen in a large fleet): a job goes to no idle
+printer whose spool holds less than it takes. A busy printer's spool will run down and may be
+changed before it is free, so its grams make no class (500 printers would make 500 classes); a job no
+spool of its printers holds enough for waits for a spool change (see :meth:`Fleet.most_grams`).
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from typing import TypeVar
 
 from ..errors import Invalid
 from ..geometry import Box
+from ..states import DISPATCHABLE
 from .model import (
     BOUNDS,
+    COLOUR,
     DEFAULTS,
+    GRAMS,
     HEATS_BED,
     HEATS_CHAMBER,
     MATERIAL,
@@ -90,6 +99,16 @@ def material_fits(printer_material: str | None, job_material: str | None) -> boo
     return job_material is None or (printer_material is not None and printer_material == job_material)
 
 
+def colour_fits(printer_colour: str | None, job_colour: str | None) -> bool:
+    """Compare casefolded names; a printer whose spool's colour is unknown matches no job that names one."""
+    return job_colour is None or (printer_colour is not None and printer_colour == job_colour)
+
+
+def grams_fit(spool_grams: float | None, need: float) -> bool:
+    """A tracked spool must hold what the job takes; an untracked printer (None) takes any job."""
+    return spool_grams is None or need <= spool_grams
+
+
 def fold(material: str | None) -> str | None:
     return None if material is None else material.casefold()
 
@@ -105,6 +124,8 @@ def fits(
         bed_fits(printer, job.bounds, params.bounds_tolerance)
         and nozzle_fits(printer.nozzle_diameter, job.nozzle_diameter, params.nozzle_tolerance)
         and material_fits(fold(printer.material), fold(job.material))
+        and colour_fits(fold(printer.colour), fold(job.colour))
+        and grams_fit(printer.spool_grams, job.grams)
         and lending_takes(_accepts(printer), fold(job.material))
         and heat_fits(printer.heated_bed, job.heats_bed)
         and chamber_fits(printer.heated_chamber, job.heats_chamber)
@@ -150,7 +171,14 @@ class Fleet:
         self.class_extruders: list[int | None] = []
         #: Per class: the folded materials a lent printer's owner takes (None: any).
         self.class_accepts: list[frozenset[str] | None] = []
+        #: Per class: the loaded spools' folded colour, and an idle printer's grams left (None: any).
+        self.class_colour: list[str | None] = []
+        self.class_grams: list[float | None] = []
         self.class_printers: list[list[int]] = []
+        #: Per printer: grams left on its spool (None: not tracked, takes any job).
+        self.spool_grams = [p.spool_grams for p in self.printers]
+        #: Does any printer track its spool? If not, grams are never looked at.
+        self.tracked = any(g is not None for g in self.spool_grams)
         volume_ids: dict[tuple[Box, bool], int] = {}
         class_ids: dict[tuple[object, ...], int] = {}
         for index, p in enumerate(self.printers):
@@ -163,7 +191,9 @@ class Fleet:
             material = fold(p.material)
             heat = (p.heated_bed is False, p.heated_chamber is True)
             accepts = _accepts(p)
-            key = (volume, p.nozzle_diameter, material, members, heat, p.extruders, accepts)
+            colour = fold(p.colour)
+            grams = p.spool_grams if p.state in DISPATCHABLE else None
+            key = (volume, p.nozzle_diameter, material, members, heat, p.extruders, accepts, colour, grams)
             cls = class_ids.setdefault(key, len(class_ids))
             if cls == len(self.class_printers):
                 self.class_volume.append(volume)
@@ -173,14 +203,17 @@ class Fleet:
                 self.class_heated.append(heat)
                 self.class_extruders.append(p.extruders)
                 self.class_accepts.append(accepts)
+                self.class_colour.append(colour)
+                self.class_grams.append(grams)
                 self.class_printers.append([])
             self.class_printers[cls].append(index)
 
         #: Compat id -> the classes it fits, in class order.
         self.compat_classes: list[tuple[int, ...]] = []
         self._compat_ids: dict[int, int] = {}
-        #: (fit mask, nozzle, material, member if granted, heat needs, tools) -> compat.
-        self._by_key: dict[tuple[int, float | None, str | None, int | None, int, int], int] = {}
+        #: (fit mask, nozzle, material, member if granted, heat needs, tools, colour, grams tier)
+        #: -> compat.
+        self._by_key: dict[_Requirement, int] = {}
         #: Per side (min x, y, z, then max x, y, z): sorted limits, and the volumes each bisection fits.
         self._sides = [self._lower_side(axis) for axis in range(3)] + [
             self._upper_side(axis) for axis in range(3)
@@ -192,6 +225,21 @@ class Fleet:
         self._member_classes: dict[int | None, int] = {}
         self._heat_classes: dict[int, int] = {}
         self._tool_classes: dict[int, int] = {}
+        self._colour_classes: dict[str | None, int] = {}
+        #: The distinct grams left on idle printers' spools, ascending: a job's need is put in a "tier"
+        #: by bisection, and tier t fits the classes without grams and those at levels[t] and above.
+        self._grams_levels = sorted({g for g in self.class_grams if g is not None})
+        at_level = dict.fromkeys(self._grams_levels, 0)
+        suffix = [sum(1 << c for c, g in enumerate(self.class_grams) if g is None)]
+        for c, g in enumerate(self.class_grams):
+            if g is not None:
+                at_level[g] |= 1 << c
+        for g in reversed(self._grams_levels):
+            suffix.append(suffix[-1] | at_level[g])
+        suffix.reverse()
+        self._tier_classes = suffix
+        #: Compat id -> the most grams left on a spool of its printers (inf when one is not tracked).
+        self._most_grams: dict[int, float] = {}
 
     def _lower_side(self, axis: int) -> tuple[list[float], list[int]]:
         """A box fits volume v on this side when its min >= v's min - tolerance (as Box.contains)."""
@@ -231,16 +279,27 @@ class Fleet:
         # Bed and chamber as one int a job (see heat_needs), in C-level map() calls.
         heats = list(map(or_, map(HEATS_BED, jobs), map(mul, map(HEATS_CHAMBER, jobs), repeat(CHAMBER))))
         tools = list(map(TOOLS, jobs))
+        colours = list(map(COLOUR, jobs))
+        levels = self._grams_levels
+        # Without idle spools every job is in tier 0 (repeat is endless, so both zips may read it).
+        tiers: Iterable[int] = (
+            list(map(bisect.bisect_left, repeat(levels), map(GRAMS, jobs))) if levels else repeat(0)
+        )
         # zip twice rather than keep a tuple per job: zip reuses its tuple when nobody holds it, so
         # this allocates almost nothing for the garbage collector to walk.
-        distinct: dict[tuple[int, float | None, str | None, int | None, int, int], int] = {}
+        distinct: dict[_Requirement, int] = {}
         cache = self._by_key
-        for key in dict.fromkeys(zip(fits, nozzles, materials, granted_only, heats, tools)):
+        for key in dict.fromkeys(zip(fits, nozzles, materials, granted_only, heats, tools, colours, tiers)):
             compat = cache.get(key)
             if compat is None:
                 compat = cache[key] = self._work_out(*key)
             distinct[key] = compat
-        return list(map(distinct.__getitem__, zip(fits, nozzles, materials, granted_only, heats, tools)))
+        return list(
+            map(
+                distinct.__getitem__,
+                zip(fits, nozzles, materials, granted_only, heats, tools, colours, tiers),
+            )
+        )
 
     def _fit_masks(self, boxes: list[Box | None]) -> list[int]:
         """The volumes each box fits, as bit masks: bisections over each side's limits, per distinct box.
@@ -284,6 +343,8 @@ class Fleet:
         member: int | None,
         heats: int,
         tools: int,
+        colour: str | None,
+        tier: int,
     ) -> int:
         """The compat of one requirement: the classes it fits, as a bit mask ANDed from one per field."""
         mask = _classes_where(self._volume_classes, fit, self.class_volume, lambda volume: fit >> volume & 1)
@@ -313,15 +374,51 @@ class Fleet:
         mask &= _classes_where(
             self._tool_classes, tools, self.class_extruders, lambda count: tools_fit(count, tools)
         )
+        folded_colour = fold(colour)
+        mask &= _classes_where(
+            self._colour_classes,
+            folded_colour,
+            self.class_colour,
+            lambda loaded: colour_fits(loaded, folded_colour),
+        )
+        mask &= self._tier_classes[tier]
         compat = self._compat_ids.get(mask)
         if compat is None:
             compat = self._compat_ids[mask] = len(self.compat_classes)
-            self.compat_classes.append(tuple(c for c in range(len(self.class_printers)) if mask >> c & 1))
+            self.compat_classes.append(_bits(mask))
         return compat
 
     def printers_of(self, compat: int) -> list[int]:
         """Indexes of the printers (sorted by id) that a compat fits."""
         return sorted(p for c in self.compat_classes[compat] for p in self.class_printers[c])
+
+    def most_grams(self, compat: int) -> float:
+        """The most grams left on a spool of a compat's printers: a job needing more waits for a spool
+        change. Infinite when one of them does not track its spool (or none is tracked in the fleet)."""
+        if not self.tracked:
+            return math.inf
+        most = self._most_grams.get(compat)
+        if most is None:
+            left = [self.spool_grams[p] for c in self.compat_classes[compat] for p in self.class_printers[c]]
+            most = self._most_grams[compat] = max(
+                (math.inf if g is None else g for g in left), default=-math.inf
+            )
+        return most
+
+
+#: What a job asks of a printer, as classes match it: fit mask, nozzle, material, member if granted,
+#: heats the bed, tools, colour and grams tier.
+_Requirement = tuple[int, float | None, str | None, int | None, int, int, str | None, int]
+
+
+def _bits(mask: int) -> tuple[int, ...]:
+    """The set bits of ``mask``, lowest first."""
+    found = []
+    while mask:
+        low = mask & -mask
+        found.append(low.bit_length() - 1)
+        mask ^= low
+    return tuple(found)
 
 
 def _accepts(printer: PrinterInfo) -> frozenset[str] | None:

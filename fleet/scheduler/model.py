@@ -33,6 +33,7 @@ MATERIAL = attrgetter("material")
 HEATS_BED = attrgetter("heats_bed")
 HEATS_CHAMBER = attrgetter("heats_chamber")
 TOOLS = attrgetter("tools")
+COLOUR = attrgetter("colour")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class PrinterInfo:
     extruders: int | None = None
     #: A home printer's owner's terms: lent only in its windows, only the materials named.
     lending: Lending | None = None
+    #: The loaded spool's colour name (compared without case); None matches no job that names one.
+    colour: str | None = None
+    #: Grams left on the loaded spool; None when the lab does not track this printer's spool.
+    spool_grams: float | None = None
 
 
 @dataclass(frozen=True)
@@ -84,8 +89,10 @@ class JobInfo:
     heats_bed: bool = False
     #: Tools (extruders) the file uses: its highest T index + 1.
     tools: int = 1
-    #: What it would weigh against a quota: grams of filament, estimated cost in minor units.
+    #: Filament the job takes (the analysis's weight): weighed against a quota, and it goes only to a
+    #: spool holding that much.
     grams: float = 0.0
+    #: Its estimated cost in minor units (weighed against a cost quota).
     cost_minor: int = 0
     #: A manager lifted its member's quotas for this one job.
     quota_lifted: bool = False
@@ -94,6 +101,8 @@ class JobInfo:
     group_priority: int = 0
     #: The file heats the chamber (M141/M191 above 0 °C): only for a printer with a heated chamber.
     heats_chamber: bool = False
+    #: None means any colour; compared without case.
+    colour: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,8 +134,10 @@ class WaitReason(str, Enum):
     NO_PRINTER_FREE = "no_printer_free"
     #: Compatible printers exist, but none is working (offline, error, maintenance) or has an estimate.
     PRINTERS_UNAVAILABLE = "printers_unavailable"
-    #: Printers could take it, but none has its material loaded; a manager can load it.
+    #: Printers could take it, but none has its material (and colour) loaded; a manager can load it.
     MATERIAL_NOT_LOADED = "material_not_loaded"
+    #: Printers have its material and colour loaded, but no spool holds the grams it needs.
+    LOW_SPOOL = "low_spool"
     #: No printer in the fleet could ever take it (too big, nozzle, not granted).
     NO_COMPATIBLE_PRINTER = "no_compatible_printer"
     #: The fleet has no printer at all yet: every job waits for the first to join.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import compress
+from operator import gt, itemgetter
 
 from ..economy.quotas import Allowance, Hold, QuotaGate
 from ..errors import Invalid
@@ -157,11 +159,27 @@ class Pass:
         self.seconds = seconds
         #: What each job adds to its member's usage in the queue order (see fairness.queue_order).
         self.charge = charges(seconds, self.compat, fleet)
+        #: Per job: the grams it takes from a spool (only read when the fleet tracks spools).
+        self.needs: list[float] = list(map(GRAMS, arrived)) if fleet.tracked else []
+        #: Jobs no spool of their printers holds enough for: they wait for a spool change, and (as a
+        #: material loaded nowhere) count nothing against their member meanwhile.
+        self.short: frozenset[int] = self._short_of_grams()
+        if self.short:
+            self.charge = [0.0 if i in self.short else s for i, s in enumerate(self.charge)]
         #: Job indexes in queue order: all of them, or the head that dispatch looked at.
         self.order: list[int] = []
         self.members = list(map(MEMBER, arrived))
         #: Job index -> printer index, for the jobs dispatched now.
         self.assigned: dict[int, int] = {}
+
+    def _short_of_grams(self) -> frozenset[int]:
+        """Indexes of the jobs that need more grams than any spool of their printers holds."""
+        if not self.needs:
+            return frozenset()
+        most = {c: self.fleet.most_grams(c) for c in self.jobs_per_compat}
+        # Column by column in C (map, compress): no Python code runs per job.
+        over = list(map(gt, self.needs, map(most.__getitem__, self.compat)))
+        return frozenset(compress(range(len(over)), over)) if any(over) else frozenset()
 
     def _rank_printers(self) -> None:
         """Least wanted printers first, so a job leaves the printers others need most."""
@@ -323,27 +341,30 @@ class Pass:
         return ends is None or self.now + self.seconds[job] <= ends
 
     def walk(self) -> list[float | None]:
-        """Estimated starts along the whole order: each job takes the compatible printer free first."""
+        """Estimated starts along the whole order: each job takes the compatible printer free first.
+
+        The grams on an idle printer's spool count (its class says what it holds now); those on a
+        busy printer's do not (they run down and are changed before it is free, which nobody knows),
+        but a job no spool of its printers holds enough for gets no estimate at all.
+        """
         count = len(self.fleet.printers)
         pools = [list(heap) for heap in self.pools]
-        compat_pools = self.compat_pools
+        #: Per compat: the heaps of its pools. The heap whose top is free first is found by min() in C:
+        #: a job that takes any colour of its material looks at a pool per colour loaded.
+        heaps_of = [[pools[pool] for pool in candidates] for candidates in self.compat_pools]
+        first = itemgetter(0)
         compat = self.compat
         seconds = self.seconds
         start: list[float | None] = [None] * len(seconds)
         replace = heapq.heapreplace
         held = self.held
+        short = self.short
         for i in self.order:
-            candidates = compat_pools[compat[i]]
-            if not candidates or i in held:
+            heaps = heaps_of[compat[i]]
+            if not heaps or i in short or i in held:
                 continue
-            heap = pools[candidates[0]]
-            best = heap[0]
-            for pool in candidates[1:]:
-                top = pools[pool][0]
-                if top < best:
-                    best = top
-                    heap = pools[pool]
-            at, key = best
+            heap = heaps[0] if len(heaps) == 1 else min(heaps, key=first)
+            at, key = heap[0]
             start[i] = at
             replace(heap, (at + seconds[i], key if key >= count else key + count))
         return start

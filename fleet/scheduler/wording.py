@@ -11,7 +11,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..lending import clock_words, opening_words
-from .matching import Fleet, bed_fits, chamber_fits, heat_fits, nozzle_fits, tools_fit, volume_fits
+from ..spools import colour_words
+from .matching import (
+    Fleet,
+    bed_fits,
+    chamber_fits,
+    colour_fits,
+    fold,
+    heat_fits,
+    material_fits,
+    nozzle_fits,
+    tools_fit,
+    volume_fits,
+)
 from .model import JobInfo, PrinterInfo, WaitReason
 
 TIMES = "\u00d7"
@@ -79,12 +91,75 @@ def incompatible(job: JobInfo, fleet: Fleet) -> tuple[WaitReason, str]:
             f"{job.material} ({first.id} takes {', '.join(sorted(first.lending.materials))})",
         )
     candidates = [p for p in candidates if p not in refusing]
-    # Only the material is left: the one requirement a manager can meet by loading a spool.
+    # Only what is loaded is left: the requirements a manager meets by loading a spool.
+    return loaded(job, candidates)
+
+
+def loaded(job: JobInfo, candidates: list[PrinterInfo], *, idle: bool = False) -> tuple[WaitReason, str]:
+    """Why none of ``candidates`` (printers that could otherwise print ``job``) takes it: its material,
+    its colour, or too little left on their spools. With ``idle``, worded for idle printers only (a
+    note beside a job waiting for a busy printer that has what it needs)."""
+    if idle:
+        return _idle_loaded(job, candidates)
+    material = fold(job.material)
+    with_material = [p for p in candidates if material_fits(fold(p.material), material)]
+    if not with_material:
+        if job.colour is not None:
+            return (
+                WaitReason.MATERIAL_NOT_LOADED,
+                f"{count(len(candidates), 'printer')} could print it, but none has "
+                f"{colour_words(job.material, job.colour)} loaded; it waits until a manager loads it",
+            )
+        return (
+            WaitReason.MATERIAL_NOT_LOADED,
+            f"{count(len(candidates), 'printer')} could print it, but none has {job.material} loaded; "
+            f"it waits until a manager loads {job.material}",
+        )
+    colour = fold(job.colour)
+    with_colour = [p for p in with_material if colour_fits(fold(p.colour), colour)]
+    wanted = colour_words(job.material, job.colour)
+    if not with_colour:
+        others = sorted({p.colour for p in with_material if p.colour is not None}, key=str.casefold)
+        shown = f" ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})" if others else ""
+        return (
+            WaitReason.MATERIAL_NOT_LOADED,
+            f"no printer has {wanted} loaded; {count(len(with_material), 'printer')} "
+            f"{'has' if len(with_material) == 1 else 'have'} {job.material or 'filament'} in other "
+            f"colours{shown}; it waits until one is loaded with {wanted}",
+        )
+    fullest = max((p.spool_grams for p in with_colour if p.spool_grams is not None), default=0.0)
     return (
-        WaitReason.MATERIAL_NOT_LOADED,
-        f"{count(len(candidates), 'printer')} could print it, but none has {job.material} loaded; "
-        f"it waits until a manager loads {job.material}",
+        WaitReason.LOW_SPOOL,
+        f"{count(len(with_colour), 'printer')} {'has' if len(with_colour) == 1 else 'have'} {wanted} "
+        f"loaded, but no spool holds the {grams(job.grams)} it needs (the fullest has "
+        f"{grams(fullest)} left); it waits for a printer whose spool holds enough",
     )
+
+
+def _idle_loaded(job: JobInfo, idle: list[PrinterInfo]) -> tuple[WaitReason, str]:
+    """'no idle printer has black PETG loaded; 2 have PETG in other colours'."""
+    wanted = colour_words(job.material, job.colour)
+    material = fold(job.material)
+    with_material = [p for p in idle if material_fits(fold(p.material), material)]
+    with_colour = [p for p in with_material if colour_fits(fold(p.colour), fold(job.colour))]
+    if with_colour:
+        return (
+            WaitReason.LOW_SPOOL,
+            f"{count(len(with_colour), 'idle printer')} {'has' if len(with_colour) == 1 else 'have'} "
+            f"{wanted} loaded, but too little of it for the {grams(job.grams)} it needs",
+        )
+    head = f"no idle printer has {wanted} loaded"
+    if with_material and job.colour is not None:
+        return (
+            WaitReason.MATERIAL_NOT_LOADED,
+            f"{head}; {count(len(with_material), 'idle printer')} "
+            f"{'has' if len(with_material) == 1 else 'have'} {job.material or 'filament'} in other colours",
+        )
+    return WaitReason.MATERIAL_NOT_LOADED, head
+
+
+def grams(value: float) -> str:
+    return f"{round(value):d} g" if value >= 10 else f"{round(value, 1):g} g"
 
 
 def lent(printer: PrinterInfo, opens: float | None) -> str:
@@ -134,8 +209,8 @@ def needs(job: JobInfo) -> str:
     """What the job asks of a printer: 'that fits 200x180x40 mm with PLA and a 0.4 mm nozzle'."""
     text = f"that fits {size(job)}" if job.bounds is not None else "that can print it"
     extras = []
-    if job.material is not None:
-        extras.append(job.material)
+    if job.material is not None or job.colour is not None:
+        extras.append(colour_words(job.material, job.colour))
     if job.nozzle_diameter is not None:
         extras.append(f"a {job.nozzle_diameter:g} mm nozzle")
     if job.heats_bed:

@@ -30,6 +30,7 @@ from .outbox import NotificationRecords
 from .pages import PageRecords
 from .printers import PRINTER_CHANGES, PrinterRecords
 from .snapshots import SnapshotRecords
+from .spools import SpoolRecords
 
 
 def attempt_key(key: str) -> str:
@@ -70,6 +71,7 @@ class Store(
     LeaseRecords,
     EconomyRecords,
     NotificationRecords,
+    SpoolRecords,
 ):
     """The fleet's persistent state. Takes an engine from :func:`~fleet.store.engine.make_engine`."""
 

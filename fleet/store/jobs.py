@@ -16,12 +16,14 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import Conflict, Invalid, NotFound
 from ..models import Job, JobEvent, PastJob, Printer
 from ..notify.events import EventKind
+from ..spools import used_grams
 from ..states import TERMINAL, JobState, PrinterState, check_job_transition, check_printer_transition
 from . import notices, rows
 from . import schema as s
 from .base import UNSET, StoreBase, _insert, _Lost, _Unset
 from .blobs import is_sha256_hex
 from .engine import read_transaction, write_transaction
+from .spools import record_use
 
 #: Something recorded in the transaction that moves a job, given the job as it moved.
 JobStep = Callable[[Connection, Job], None]
@@ -54,6 +56,7 @@ class JobRecords(StoreBase):
         material: Optional[str],
         note: str,
         analysis: Mapping[str, Any],
+        colour: Optional[str] = None,
         priority: int = 0,
         actor: str,
         reason: str,
@@ -86,6 +89,7 @@ class JobRecords(StoreBase):
             "filename": filename,
             "size_bytes": size_bytes,
             "material": material,
+            "colour": colour,
             "note": note,
             "analysis": rows.dumps(dict(analysis)),
             "submitted_at": now,
@@ -326,8 +330,13 @@ class JobRecords(StoreBase):
         printer_id: Union[Optional[str], _Unset] = UNSET,
         printer_changes: Optional[Callable[[Printer], Optional[Mapping[str, Any]]]] = None,
         then: Optional[JobStep] = None,
+        printed_share: Optional[float] = None,
     ) -> Job:
         """Move a job to state ``to`` and record who did it, when and why.
+
+        A job that ends on a printer takes what it used from the spool loaded there, in the same
+        transaction: the analysis's grams when done, ``printed_share`` (0-1) of them when it failed
+        or was cancelled (nothing when that share is not known).
 
         ``printer_changes`` is given the printer the job was on (if any) and returns the printer
         columns to set (``state``, ``current_job_id``, ``last_seen``), or None to leave it: both
@@ -360,6 +369,12 @@ class JobRecords(StoreBase):
                 values["printer_id"] = printer_id
             conn.execute(update(s.jobs).where(s.jobs.c.id == job_id).values(values))
             event_id = self._record_event(conn, job_id, now, job.state, to, actor, reason, data)
+            if to in TERMINAL and job.printer_id is not None:
+                weight = job.analysis.get("filament_weight_g")
+                grams = used_grams(
+                    float(weight) if isinstance(weight, (int, float)) else None, to, printed_share
+                )
+                record_use(conn, job_id, job.printer_id, grams, now)
             changes = None if printer is None or printer_changes is None else printer_changes(printer)
             if printer is not None and changes:
                 unknown = sorted(set(changes) - {"state", "current_job_id", "last_seen"})

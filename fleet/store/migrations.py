@@ -335,8 +335,47 @@ def _split_device_tokens(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE link_codes ADD COLUMN used_at {epoch}"))
 
 
+def _add_spools(conn: Connection) -> None:
+    """11 → 12: spools (material, colour, grams, price, where), what each job took from one, and the
+    colour a job asks for (stubbed parents)."""
+    meta = MetaData()
+    Table("printers", meta, Column("id", String(64), primary_key=True))
+    Table("jobs", meta, Column("id", Integer, primary_key=True))
+    epoch: Double[float] = Double(asdecimal=False)
+    spools = Table(
+        "spools",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("material", String(32), nullable=False),
+        Column("colour_name", String(32), nullable=False),
+        Column("colour_hex", String(7), nullable=False),
+        Column("diameter_mm", epoch, nullable=False),
+        Column("vendor", String(80), nullable=False, default=""),
+        Column("net_grams", epoch, nullable=False),
+        Column("remaining_grams", epoch, nullable=False),
+        Column("price_per_kg", BigInteger, nullable=False),
+        Column("printer_id", String(64), ForeignKey("printers.id", ondelete="SET NULL"), nullable=True),
+        Column("shelf", String(80), nullable=False, default=""),
+        Column("created_at", epoch, nullable=False),
+        Column("updated_at", epoch, nullable=False),
+        Index("ix_spools_printer_id", "printer_id", unique=True),
+        sqlite_autoincrement=True,
+    )
+    uses = Table(
+        "spool_uses",
+        meta,
+        Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+        Column("spool_id", Integer, ForeignKey("spools.id", ondelete="CASCADE"), nullable=False, index=True),
+        Column("grams", epoch, nullable=False),
+        Column("at", epoch, nullable=False),
+    )
+    spools.create(conn)
+    uses.create(conn)
+    conn.execute(text("ALTER TABLE jobs ADD COLUMN colour VARCHAR(32)"))
+
+
 def _add_notifications(conn: Connection) -> None:
-    """11 → 12: notifications: members' languages and channels, managers' webhooks, and the outbox of
+    """12 → 13: notifications: members' languages and channels, managers' webhooks, and the outbox of
     deliveries (stubbed parents)."""
     meta = MetaData()
     Table("members", meta, Column("id", Integer, primary_key=True))
@@ -419,7 +458,8 @@ UPGRADES: Mapping[int, Step] = {
     8: _add_duty_leases,
     9: _add_economy,
     10: _split_device_tokens,
-    11: _add_notifications,
+    11: _add_spools,
+    12: _add_notifications,
 }
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 #: The version this code writes and understands.
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 metadata = MetaData()
 
@@ -125,6 +125,8 @@ jobs = Table(
     _epoch("updated_at"),
     _epoch("started_at", nullable=True),
     _epoch("finished_at", nullable=True),
+    # The colour asked for (a name, compared without case); NULL: any colour of the material.
+    Column("colour", String(32), nullable=True),
     Index("ix_jobs_state", "state"),
     Index("ix_jobs_member_id", "member_id"),
     Index("ix_jobs_file_sha256", "file_sha256"),
@@ -352,6 +354,38 @@ quota_lifts = Table(
     _epoch("at"),
 )
 
+spools = Table(
+    "spools",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("material", String(32), nullable=False),
+    Column("colour_name", String(32), nullable=False),
+    Column("colour_hex", String(7), nullable=False),
+    Column("diameter_mm", Double(asdecimal=False), nullable=False),
+    Column("vendor", String(80), nullable=False, default=""),
+    Column("net_grams", Double(asdecimal=False), nullable=False),
+    Column("remaining_grams", Double(asdecimal=False), nullable=False),
+    # Exact: minor units of the lab's currency (cents) per kilogram.
+    Column("price_per_kg", BigInteger, nullable=False),
+    # The printer it is loaded on (at most one spool a printer); NULL: on its shelf.
+    Column("printer_id", String(64), ForeignKey("printers.id", ondelete="SET NULL"), nullable=True),
+    Column("shelf", String(80), nullable=False, default=""),
+    _epoch("created_at"),
+    _epoch("updated_at"),
+    Index("ix_spools_printer_id", "printer_id", unique=True),
+    sqlite_autoincrement=True,
+)
+
+spool_uses = Table(
+    "spool_uses",
+    metadata,
+    # One row a job: what it took from the spool on its printer, recorded once, when it ended.
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("spool_id", Integer, ForeignKey("spools.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("grams", Double(asdecimal=False), nullable=False),
+    _epoch("at"),
+)
+
 # -- notifications: members' channels, managers' webhooks, the outbox of deliveries -------------------
 
 notify_profiles = Table(
@@ -449,6 +483,8 @@ DATA_TABLES = (
     group_members,
     quotas,
     quota_lifts,
+    spools,
+    spool_uses,
     notify_profiles,
     notify_channels,
     webhooks,

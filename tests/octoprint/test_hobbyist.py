@@ -457,6 +457,19 @@ def lent_on_terms(lab: Lab, octoprint: OctoPrintServer, closed: str) -> None:
             lab.fleet.api(lab.member, "POST", f"/jobs/{job_id}/cancel")
 
 
+@pytest.fixture
+def joined(lab: Lab) -> Iterator[OctoPrintServer]:
+    """An OctoPrint on the default profile that has joined the module's fleet, for the spool test only
+    while it runs (an idle printer beside the lent one would take the lending test's jobs)."""
+    octoprint = OctoPrintServer({"fleet_url": lab.fleet.url, "enroll_code": lab.code()})
+    octoprint.start()
+    try:
+        wait_for(lambda: plugin_status(octoprint)["link"] == "online", 60, "the plugin to join")
+        yield octoprint
+    finally:
+        octoprint.stop()
+
+
 def tab_in_english_then_french(octoprint: OctoPrintServer, opened: str) -> None:
     day_index = DAYS.index(opened.split()[0])
     hours, ends = opened.split()[1].replace("-", "\u2013"), opened.split("-")[-1]
@@ -500,3 +513,48 @@ def tab_in_english_then_french(octoprint: OctoPrintServer, opened: str) -> None:
         finally:
             set_language(octoprint, "_default")
         assert not page.js_errors, page.js_errors
+
+
+def test_the_owner_loads_and_unloads_a_spool_from_the_fablab_tab(lab: Lab, joined: OctoPrintServer) -> None:
+    """The printer's owner (OctoPrint's admin) loads a shelf spool on their printer and unloads it, through
+    the fleet's API with the printer's own credentials; the fleet's record follows."""
+    added = lab.fleet.api(
+        lab.manager,
+        "POST",
+        "/spools",
+        json={
+            "material": "PETG",
+            "colour_name": "galaxy blue",
+            "colour_hex": "#20306a",
+            "net_grams": 1000,
+            "remaining_grams": 640,
+            "price_per_kg": 2990,
+            "shelf": "B2",
+        },
+    )
+    assert added.status_code == 201, added.text
+    spool_id = added.json()["id"]
+    octoprint = joined
+    printer_id = plugin_status(octoprint)["printer_id"]
+    try:
+        with octoprint_page() as page:
+            log_in(page, octoprint.url)
+            page.click("#tab_plugin_crowdfab_link a")
+            form = page.locator("[data-test-id=crowdfab-spool-form]")
+            form.wait_for(state="visible", timeout=30_000)
+            page.select_option("[data-test-id=crowdfab-spool-choice]", str(spool_id))
+            page.click("[data-test-id=crowdfab-spool-load]")
+            loaded = page.locator("[data-test-id=crowdfab-spool]")
+            loaded.wait_for(state="visible", timeout=30_000)
+            assert "galaxy blue PETG, 640 g left of 1000 g" in loaded.inner_text()
+            spool = lab.fleet.api(lab.manager, "GET", f"/spools/{spool_id}").json()
+            assert spool["printer_id"] == printer_id
+            assert lab.printer(printer_id)["material"] == "PETG"
+            page.screenshot(path=str(ARTIFACTS / "octoprint-tab-spool.png"), full_page=True)
+
+            page.click("[data-test-id=crowdfab-spool-unload]")
+            form.wait_for(state="visible", timeout=30_000)
+            assert lab.fleet.api(lab.manager, "GET", f"/spools/{spool_id}").json()["printer_id"] is None
+            assert not page.js_errors, page.js_errors
+    finally:  # the module's other tests share the fleet: no spool stays loaded
+        lab.fleet.api(lab.manager, "POST", f"/spools/{spool_id}/unload")

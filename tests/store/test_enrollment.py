@@ -127,6 +127,7 @@ def test_a_version_1_database_migrates_to_what_a_fresh_one_is(
         conn.execute(text("ALTER TABLE members DROP COLUMN password_hash"))
         for statement in ADDED_IN_VERSION[11][:1] + ADDED_IN_VERSION[7]:
             conn.execute(text(statement))
+        conn.execute(text("ALTER TABLE jobs DROP COLUMN colour"))
         conn.execute(insert(schema_version).values(version=1))
 
     assert migrate(engine) == SCHEMA_VERSION >= 2

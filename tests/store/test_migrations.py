@@ -68,35 +68,35 @@ def test_upgrade_steps_run_once_in_order(engine: Engine) -> None:
     migrate(engine)
     applied: list[int] = []
 
-    def add_spools(conn: Connection) -> None:
+    def add_widgets(conn: Connection) -> None:
         applied.append(SCHEMA_VERSION)
-        Table("spools", MetaData(), Column("id", Integer, primary_key=True)).create(conn)
+        Table("widgets", MetaData(), Column("id", Integer, primary_key=True)).create(conn)
 
-    def add_spool_index(conn: Connection) -> None:
+    def add_widget_index(conn: Connection) -> None:
         applied.append(SCHEMA_VERSION + 1)
-        conn.execute(text("CREATE INDEX ix_spools_id ON spools (id)"))
+        conn.execute(text("CREATE INDEX ix_widgets_id ON widgets (id)"))
 
-    upgrades = {SCHEMA_VERSION: add_spools, SCHEMA_VERSION + 1: add_spool_index}
+    upgrades = {SCHEMA_VERSION: add_widgets, SCHEMA_VERSION + 1: add_widget_index}
     assert migrate(engine, latest=SCHEMA_VERSION + 2, upgrades=upgrades) == SCHEMA_VERSION + 2
     assert migrate(engine, latest=SCHEMA_VERSION + 2, upgrades=upgrades) == SCHEMA_VERSION + 2
 
     assert applied == [SCHEMA_VERSION, SCHEMA_VERSION + 1]
     assert version_of(engine) == SCHEMA_VERSION + 2
-    assert "spools" in inspect(engine).get_table_names()
+    assert "widgets" in inspect(engine).get_table_names()
 
 
 def test_a_failing_step_leaves_the_database_as_it_was(engine: Engine) -> None:
     migrate(engine)
 
     def half_done(conn: Connection) -> None:
-        Table("spools", MetaData(), Column("id", Integer, primary_key=True)).create(conn)
+        Table("widgets", MetaData(), Column("id", Integer, primary_key=True)).create(conn)
         raise RuntimeError("step failed")
 
     with pytest.raises(RuntimeError, match="step failed"):
         migrate(engine, latest=SCHEMA_VERSION + 1, upgrades={SCHEMA_VERSION: half_done})
 
     assert version_of(engine) == SCHEMA_VERSION
-    assert "spools" not in inspect(engine).get_table_names()
+    assert "widgets" not in inspect(engine).get_table_names()
 
 
 def test_a_missing_step_is_reported(engine: Engine) -> None:

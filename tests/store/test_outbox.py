@@ -210,15 +210,15 @@ def test_time_raises_offline_and_waiting_once_and_spool_low_per_occurrence(store
     assert sorted(kinds_queued(store, channel_id=lab)) == ["job_waiting", "printer_offline", "spool_low"]
 
 
-def test_a_version_11_database_gains_the_notification_tables_and_keeps_its_members(
+def test_a_version_12_database_gains_the_notification_tables_and_keeps_its_members(
     engine: Engine, fresh_url: str, data_dir: Path, request: pytest.FixtureRequest
 ) -> None:
-    create_version_with_alice(engine, 11)
+    create_version_with_alice(engine, 12)
 
-    assert migrate(engine) == SCHEMA_VERSION == 12
+    assert migrate(engine) == SCHEMA_VERSION == 13
 
     with engine.connect() as conn:
-        assert current_version(conn) == 12
+        assert current_version(conn) == 13
         assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 0
     assert_same_as_fresh(engine, fresh_url, request)
     store = open_store(fresh_url, data_dir)

@@ -160,6 +160,7 @@ class Job(OutputModel):
     state: JobState
     priority: int
     material: Optional[str]
+    colour: Optional[str] = Field(default=None, description="The colour asked for; null: any colour")
     printer_id: Optional[str]
     submitted_at: Timestamp
     updated_at: Timestamp
@@ -205,6 +206,7 @@ class Job(OutputModel):
             state=job.state,
             priority=job.priority,
             material=job.material,
+            colour=job.colour,
             printer_id=job.printer_id,
             submitted_at=job.submitted_at,
             updated_at=job.updated_at,
@@ -379,3 +381,8 @@ class SubmitForm(AnalyzeForm):
         WithJsonSchema({"type": "integer", "minimum": 1, "default": 1, "description": "One job each"}),
     ] = 1
     note: str = Field(default="", description="For the lab's managers; at most 500 characters")
+    colour: Maybe[str] = Field(
+        default=None,
+        description="A colour's name such as black: the job goes only to a printer with a spool of "
+        "that colour (and its material) loaded; absent: any colour",
+    )

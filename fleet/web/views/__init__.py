@@ -7,7 +7,7 @@ blueprint is registered.
 
 from __future__ import annotations
 
-from . import account, economy, history, jobs, live, manage, notifications, printers, submit
+from . import account, economy, history, jobs, live, manage, notifications, printers, spools, submit
 from .base import web
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "manage",
     "notifications",
     "printers",
+    "spools",
     "submit",
     "web",
 ]

@@ -40,6 +40,7 @@ def printer(printer_id: str) -> Page:
         c=card(entry),
         printer=entry.printer,
         plate_photo=plate_photo,
+        spool=service().spools.loaded_spools().get(printer_id),
         **viewer_context(),
     )
 

@@ -22,6 +22,7 @@ def _submit_form(**extra: Any) -> dict[str, Any]:
     lab = service().lab.settings()
     form = {
         "material": request.form.get("material", ""),
+        "colour": request.form.get("colour", ""),
         "copies": request.form.get("copies", "1"),
         "note": request.form.get("note", ""),
         "plate": request.form.get("plate", ""),
@@ -30,6 +31,9 @@ def _submit_form(**extra: Any) -> dict[str, Any]:
         "title": t("submit.title"),
         "page": "submit",
         "materials": MATERIALS,
+        "colours": sorted(
+            {s.colour_name for s in service().spools.loaded_spools().values()}, key=str.casefold
+        ),
         "max_copies": lab.max_copies,
         "form": form,
         "plates": _known_plates(),
@@ -117,6 +121,7 @@ def confirm_submit() -> Union[Page, BaseResponse]:
             note=request.form.get("note", ""),
             idempotency_key=request.form.get("submission_key") or None,
             plate=_chosen_plate(),
+            colour=request.form.get("colour") or None,
         )
     except Invalid as exc:
         return _refused(exc)

@@ -240,6 +240,10 @@ $(function () {
             self.status(status);
             self.link(status.link || "");
             self.error(window.CrowdFabLink.errorDetails(status));
+            if (status.printer_id && status.printer_id !== self.printerId() && tabVisible) {
+                self.printerId(status.printer_id);
+                self.loadSpools();
+            }
             self.printerId(status.printer_id || "");
             if (status.signed_in !== undefined) self.signedIn(!!status.signed_in);
             self.job(status.job || null);
@@ -331,6 +335,61 @@ $(function () {
         };
         self.decline = function () {
             answer("decline");
+        };
+
+        // -- the spool on this printer (its owner loads and unloads it) ------------------------
+
+        self.spoolLoaded = ko.observable(null);
+        self.spoolShelf = ko.observableArray([]);
+        self.spoolChoice = ko.observable(null);
+        self.spoolError = ko.observable("");
+        self.spoolBusy = ko.observable(false);
+        self.spoolLabel = ko.pureComputed(function () {
+            var spool = self.spoolLoaded();
+            if (!spool) return "";
+            return _.sprintf(gettext("%(colour)s %(material)s, %(left)s g left of %(net)s g"), {
+                colour: spool.colour_name,
+                material: spool.material,
+                left: Math.round(spool.remaining_grams),
+                net: Math.round(spool.net_grams)
+            });
+        });
+        self.shelfText = function (spool) {
+            return _.sprintf(gettext("#%(id)s %(colour)s %(material)s (%(left)s g, shelf %(shelf)s)"), {
+                id: spool.id,
+                colour: spool.colour_name,
+                material: spool.material,
+                left: Math.round(spool.remaining_grams),
+                shelf: spool.shelf || "–"
+            });
+        };
+
+        function spoolCall(command, payload) {
+            self.spoolBusy(true);
+            return OctoPrint.simpleApiCommand(PLUGIN, command, payload || {})
+                .done(function (answer) {
+                    self.spoolError("");
+                    self.spoolLoaded(answer.loaded || null);
+                    self.spoolShelf(answer.shelf || []);
+                })
+                .fail(function (xhr) {
+                    self.spoolError(errorOf(xhr));
+                })
+                .always(function () {
+                    self.spoolBusy(false);
+                });
+        }
+        self.loadSpools = function () {
+            if (!self.printerId() || !self.canSee()) return;
+            spoolCall("spools");
+        };
+        self.loadSpool = function () {
+            if (!self.isAdmin() || !self.spoolChoice()) return;
+            spoolCall("load_spool", {spool_id: self.spoolChoice()});
+        };
+        self.unloadSpool = function () {
+            if (!self.isAdmin()) return;
+            spoolCall("unload_spool");
         };
 
         function errorOf(xhr) {
@@ -601,7 +660,10 @@ $(function () {
         };
         self.onStartupComplete = self.onUserLoggedIn = function () {
             self.requestStatus();
-            if (tabVisible) self.loadFiles();
+            if (tabVisible) {
+                self.loadFiles();
+                self.loadSpools();
+            }
         };
         self.onUserLoggedOut = function () {
             if (pollTimer !== null) clearTimeout(pollTimer);
@@ -613,6 +675,7 @@ $(function () {
             if (tabVisible) {
                 self.requestStatus();
                 self.loadFiles();
+                self.loadSpools();
             }
         };
         self.onEventUpdatedFiles = function () {
