@@ -281,6 +281,44 @@ def settings_form(world: World, ctx: dict[str, Any]) -> dict[str, Any]:
 PRICES = {"per_gram": {"PLA": "0.05"}, "default_per_hour": "1.20", "minimum": "0.50"}
 
 
+SPOOL = {
+    "material": "PETG",
+    "colour_name": "black",
+    "colour_hex": "#1a1a1a",
+    "net_grams": 1000,
+    "price_per_kg": 2990,
+}
+
+
+def new_spool(world: World) -> dict[str, Any]:
+    """A full spool on a shelf."""
+    return {"spool": world.service.spools.add_spool(world.people["manager"], SPOOL).id}
+
+
+def spool_on_printer(world: World) -> dict[str, Any]:
+    """A spool loaded on a printer of its own (made for it: a printer holds one spool)."""
+    made = new_spool(world)
+    target = world.printer()
+    world.service.spools.load(world.people["manager"], made["spool"], target.id)
+    return {**made, "printer": target.id}
+
+
+def own_printer_with_spool(world: World) -> dict[str, Any]:
+    """The token's printer with a spool loaded on it (unloaded first if one is there)."""
+    printer_id = world.printers["printer"].id
+    world.service.spools.unload_own(world.printers["printer"], printer_id)
+    made = new_spool(world)
+    world.service.spools.load(world.people["manager"], made["spool"], printer_id)
+    return {**made, "printer": printer_id}
+
+
+def own_printer_and_shelf_spool(world: World) -> dict[str, Any]:
+    """The token's printer, emptied, and a spool on a shelf to load on it."""
+    printer_id = world.printers["printer"].id
+    world.service.spools.unload_own(world.printers["printer"], printer_id)
+    return {**new_spool(world), "printer": printer_id}
+
+
 def new_group(world: World) -> dict[str, Any]:
     return {"group": world.service.quotas.create_group(world.people["manager"], world.unique("g")).id}
 
@@ -517,6 +555,57 @@ TABLE: tuple[Row, ...] = (
         setup=fresh(grant_to_alice),
         changes=True,
     ),
+    # -- spools -----------------------------------------------------------------------------------------
+    Row("GET", f"{API}/spools", signed_in(200)),
+    Row("POST", f"{API}/spools", manager(201), send=json_body(lambda w, c: SPOOL), changes=True),
+    Row("GET", f"{API}/spools/{{spool}}", signed_in(200), setup=cached("spool", new_spool)),
+    Row(
+        "PATCH",
+        f"{API}/spools/{{spool}}",
+        manager(200),
+        setup=fresh(new_spool),
+        send=json_body(lambda w, c: {"remaining_grams": 500}),
+        changes=True,
+    ),
+    Row(
+        "POST",
+        f"{API}/spools/{{spool}}/load",
+        manager(200),
+        setup=fresh(lambda w: {**new_spool(w), "target": w.printer().id}),
+        send=json_body(lambda w, c: {"printer_id": c["target"]}),
+        changes=True,
+    ),
+    Row(
+        "POST",
+        f"{API}/spools/{{spool}}/unload",
+        manager(200),
+        setup=fresh(spool_on_printer),
+        send=json_body(lambda w, c: {}),
+        changes=True,
+    ),
+    Row(
+        "GET",
+        f"{API}/printers/{{printer}}/spool",
+        printer(200),
+        setup=cached("own-printer", lambda w: {"printer": w.printers["printer"].id}),
+        note="the printer's own token: what its owner sees in OctoPrint's tab",
+    ),
+    Row(
+        "PUT",
+        f"{API}/printers/{{printer}}/spool",
+        printer(200),
+        setup=fresh(own_printer_and_shelf_spool),
+        send=json_body(lambda w, c: {"spool_id": c["spool"]}),
+        changes=True,
+        note="the owner loads a shelf spool on their own printer, never on another",
+    ),
+    Row(
+        "DELETE",
+        f"{API}/printers/{{printer}}/spool",
+        printer(200),
+        setup=fresh(own_printer_with_spool),
+        changes=True,
+    ),
     # -- prices, the ledger, groups and quotas ----------------------------------------------------------
     Row("GET", f"{API}/prices", signed_in(200)),
     Row("PUT", f"{API}/prices", manager(200), send=json_body(lambda w, c: PRICES), changes=True),
@@ -681,6 +770,7 @@ TABLE: tuple[Row, ...] = (
     Row("GET", "/webhooks/{webhook}", manager_page(), setup=cached("delivered", webhook_with_delivery)),
     Row("GET", "/submit", page()),
     Row("GET", "/metrics", dict.fromkeys(WEB_ROLES, 401), note="a dashboard session is not the scrape token"),
+    Row("GET", "/spools", page()),
     Row("GET", "/prices", page()),
     Row("GET", "/ledger", page()),
     Row("GET", "/ledger/export?month=2026-11", manager_page()),
@@ -830,6 +920,22 @@ TABLE: tuple[Row, ...] = (
         send=form(lambda w, c: {"body": json.dumps(PRICES)}),
         changes=True,
     ),
+    Row(
+        "POST",
+        "/spools",
+        manager_action(),
+        send=form(lambda w, c: {k: str(v) for k, v in SPOOL.items()}),
+        changes=True,
+    ),
+    Row(
+        "POST",
+        "/spools/{spool}/load",
+        manager_action(),
+        setup=fresh(lambda w: {**new_spool(w), "target": w.printer().id}),
+        send=form(lambda w, c: {"printer_id": c["target"]}),
+        changes=True,
+    ),
+    Row("POST", "/spools/{spool}/unload", manager_action(), setup=fresh(spool_on_printer), changes=True),
     Row("POST", "/groups", manager_action(), send=form(lambda w, c: {"name": w.unique("g")}), changes=True),
     Row(
         "POST",
@@ -864,6 +970,7 @@ PLACEHOLDERS = {
     "token_id": "0" * 64,
     "group": 1,
     "period": "day",
+    "spool": 1,
     "channel": 1,
     "webhook": 1,
     "delivery": 1,
