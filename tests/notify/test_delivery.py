@@ -13,6 +13,7 @@ import pytest
 
 from fleet.app import FleetApp, build
 from fleet.errors import Invalid
+from fleet.metrics import FleetMetrics
 from fleet.models import Member, Role
 from fleet.notify import webhooks
 from fleet.notify.worker import NotifyOptions, OutboxWorker
@@ -67,9 +68,16 @@ def test_a_member_is_told_in_french_by_mail_and_json_and_a_webhook_gets_signed_d
 
     job_id = print_job(app.store, alice.id)
     app.store.add_snapshot(PlateSnapshot("mk4", job_id, "image/png", T0 + 4, b"\x89PNG\r\n\x1a\nplate"))
-    worker = OutboxWorker(app.store, FAST, clock=lambda: T0 + 5)
+    metrics = FleetMetrics()
+    worker = OutboxWorker(app.store, FAST, clock=lambda: T0 + 5, metrics=metrics)
     assert worker.run_pending() == 12
     assert worker.run_pending() == 0  # everything went, once
+    # Counted by kind of channel, never by URL; each attempt timed.
+    counters = metrics.snapshot()["counters"]
+    assert {name: n for name, n in counters.items() if name.startswith("notifications.")} == {
+        f"notifications.delivered{{channel={kind}}}": 3 for kind in ("json", "mailto", "ntfy", "webhook")
+    }
+    assert metrics.snapshot()["histograms"]["notifications.send_s"]["count"] == 12
 
     subjects = ["Votre impression a commencé", "Votre impression est terminée", "Libérez le plateau"]
     assert sorted(inbox.subjects(ALICE)) == sorted(subjects)
@@ -114,7 +122,8 @@ def test_a_failing_channel_backs_off_then_pauses_and_its_secret_never_reaches_th
     channel = app.notifications.add_channel(alice, "broken", url, ["job_started"])
     print_job(app.store, alice.id)
     now = [T0 + 10]
-    worker = OutboxWorker(app.store, FAST, clock=lambda: now[0])
+    metrics = FleetMetrics()
+    worker = OutboxWorker(app.store, FAST, clock=lambda: now[0], metrics=metrics)
     with caplog.at_level(logging.DEBUG):  # Apprise's own debug lines included
         assert worker.run_pending() == 1
         assert worker.run_pending() == 0  # backing off
@@ -132,6 +141,9 @@ def test_a_failing_channel_backs_off_then_pauses_and_its_secret_never_reaches_th
     app.notifications.update_channel(alice, channel.id, resume=True)
     assert worker.run_pending() == 1
     assert [b["title"] for b in posts.bodies("/down")] == ["Your print started"]
+    assert metrics.counter("notifications.failed", channel="json") == 2
+    assert metrics.counter("notifications.delivered", channel="json") == 1
+    assert not any("pa55word" in name or host in name for name in metrics.snapshot()["counters"])
 
 
 def test_a_channel_url_apprise_cannot_use_is_refused_without_echoing_it(app: FleetApp) -> None:
