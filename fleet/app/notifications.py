@@ -175,7 +175,9 @@ class Notifications:
     def spool_low(self, printer_id: str, spool: str, remaining_g: float, *, occurrence: str) -> int:
         """Tell the managers who chose it that a printer's spool runs low (once per ``occurrence``).
 
-        Called by whatever follows the spools; returns how many deliveries were queued.
+        A job that takes a spool below :data:`fleet.spools.LOW_GRAMS` raises this itself, in the
+        transaction that ends it; this is for any other part that learns of a low spool. Returns how
+        many deliveries were queued.
         """
         queued = self.store.raise_spool_low(
             printer_id, spool, remaining_g, occurrence=occurrence, now=self.ctx.clock()

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import Conflict, Invalid, NotFound
 from ..models import Job, JobEvent, PastJob, Printer
 from ..notify.events import EventKind
-from ..spools import used_grams
+from ..spools import runs_low, used_grams
 from ..states import TERMINAL, JobState, PrinterState, check_job_transition, check_printer_transition
 from . import notices, rows
 from . import schema as s
@@ -374,7 +374,12 @@ class JobRecords(StoreBase):
                 grams = used_grams(
                     float(weight) if isinstance(weight, (int, float)) else None, to, printed_share
                 )
-                record_use(conn, job_id, job.printer_id, grams, now)
+                used = record_use(conn, job_id, job.printer_id, grams, now)
+                if used is not None and runs_low(used[0].remaining_grams, used[1]):
+                    spool, left = used
+                    notices.spool_low(
+                        conn, job.printer_id, spool.label, left, occurrence=f"spool-{spool.id}", at=now
+                    )
             changes = None if printer is None or printer_changes is None else printer_changes(printer)
             if printer is not None and changes:
                 unknown = sorted(set(changes) - {"state", "current_job_id", "last_seen"})

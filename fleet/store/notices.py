@@ -113,6 +113,23 @@ def job_data(conn: Connection, job_id: int, **extra: Any) -> tuple[int, dict[str
     return int(row.member_id), {**data, **extra}
 
 
+def spool_low(
+    conn: Connection, printer_id: str, spool: str, remaining_g: float, *, occurrence: str, at: float
+) -> int:
+    """Tell the managers who chose it that the spool on a printer runs low, once per ``occurrence``
+    (such as the spool's id); returns how many deliveries were queued."""
+    name = conn.execute(select(s.printers.c.name).where(s.printers.c.id == printer_id)).scalar_one()
+    data = {
+        "printer_id": printer_id,
+        "printer_name": name,
+        "spool": spool,
+        "remaining_g": round(remaining_g),
+        "at": at,
+    }
+    key = f"printer:{printer_id}:spool_low:{occurrence}"[:150]
+    return raise_event(conn, EventKind.SPOOL_LOW, key, data, at=at, managers=True)
+
+
 def printer_owner(conn: Connection, printer_id: str) -> Optional[int]:
     """The member (not a manager) who enrolled a printer with a code they made: its home owner, or None."""
     codes, members_c = s.enrollment_codes.c, s.members.c

@@ -592,19 +592,5 @@ class NotificationRecords(StoreBase):
         """Tell the managers a printer's spool runs low, once per ``occurrence`` (e.g. the spool's id
         and its fill when it crossed the threshold); returns how many deliveries were queued."""
         with write_transaction(self._engine) as conn:
-            printer = self._printer(conn, printer_id)
-            data = {
-                "printer_id": printer.id,
-                "printer_name": printer.name,
-                "spool": spool,
-                "remaining_g": round(remaining_g),
-                "at": now,
-            }
-            return notices.raise_event(
-                conn,
-                EventKind.SPOOL_LOW,
-                f"printer:{printer_id}:spool_low:{occurrence}"[:150],
-                data,
-                at=now,
-                managers=True,
-            )
+            self._printer(conn, printer_id)  # NotFound for a printer that does not exist
+            return notices.spool_low(conn, printer_id, spool, remaining_g, occurrence=occurrence, at=now)

@@ -1,5 +1,5 @@
 """The outbox in the store (SQLite and PostgreSQL): rows queued inside the writes that cause them,
-once per event and target, claimed without two workers taking one, retried, paused; migration 8 → 9."""
+once per event and target, claimed without two workers taking one, retried, paused; migration 12 → 13."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from fleet.store.schema import SCHEMA_VERSION, outbox
 
 from .helpers import T0, create_version_with_alice, make_printer, race, submit
 from .test_enrollment import assert_same_as_fresh
+from .test_spools import BLACK_PETG
 
 ALL_JOB_KINDS = (EventKind.JOB_STARTED, EventKind.JOB_DONE, EventKind.BED_CLEAR, EventKind.JOB_FAILED)
 
@@ -270,3 +271,35 @@ def test_a_job_handed_to_a_home_printer_is_offered_to_the_member_who_enrolled_it
     (offer,) = store.pending_deliveries(channel_id=hers)
     assert offer.kind is EventKind.JOB_OFFERED and offer.data["printer_id"] == "home"
     assert store.pending_deliveries(channel_id=labs) == []
+
+
+def test_a_job_that_takes_its_spool_below_100_g_tells_the_managers_once_in_its_transaction(
+    store: Store,
+) -> None:
+    ada = store.create_member("ada", Role.MANAGER, now=T0)
+    alice = store.create_member("alice", Role.MEMBER, now=T0)
+    lab = channel(store, ada.id, (EventKind.SPOOL_LOW,), label="lab")
+    store.create_printer(make_printer("mk4"))
+    spool = store.create_spool({**BLACK_PETG, "remaining_grams": 150.0}, now=T0)
+    store.load_spool(spool.id, "mk4", now=T0)
+
+    def printed(weight: float) -> None:
+        (job,) = submit(store, alice.id, analysis={"filament_weight_g": weight})
+        assert store.assign_job(job.id, "mk4", actor="scheduler", now=T0)
+        hold = {"state": PrinterState.PRINTING, "current_job_id": job.id}
+        store.transition_job(
+            job.id, JobState.PRINTING, actor="p", reason="", now=T0, printer_changes=lambda p: hold
+        )
+        free = {"state": PrinterState.IDLE, "current_job_id": None}
+        store.transition_job(
+            job.id, JobState.DONE, actor="p", reason="", now=T0 + 60, printer_changes=lambda p: free
+        )
+
+    printed(40.0)  # 110 g left: not low yet
+    assert kinds_queued(store, channel_id=lab) == []
+    printed(40.0)  # 70 g left: low
+    (told,) = store.pending_deliveries(channel_id=lab)
+    assert told.kind is EventKind.SPOOL_LOW
+    assert told.data["spool"] == "black PETG" and told.data["remaining_g"] == 70
+    printed(40.0)  # lower still: the managers were told already
+    assert kinds_queued(store, channel_id=lab) == ["spool_low"]
