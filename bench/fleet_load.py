@@ -15,11 +15,6 @@ For each N (default 100, 500, 1000, 2000) the bench
 - submits jobs over HTTP at a steady rate the whole time;
 - watches the dashboard's live stream (``/events``) as a signed-in browser would, and runs a bare
   ``mosquitto_sub`` on the same topics as the broker's reference ceiling;
-- with ``--metrics on`` (the default) scrapes the fleet's Prometheus endpoint ``/metrics`` every 15 s
-  as a Prometheus server would (bearer token, parsed with ``prometheus_client.parser``); with
-  ``--metrics both`` the measured time alternates between windows with and without the scraper
-  (``--segment`` long, ``--duration`` in all for each), on the same fleet, so that both see the same
-  machine, and the two are printed side by side;
 - after a warm-up, measures over a window: what the fleet ingested (its ``/api/v1/metrics``), its CPU
   (``utime + stime`` from ``/proc/<pid>/stat``) and memory, the latency from a status's ``ts`` to the
   fleet's state (the fleet's ``status.lag_s`` histogram) and to the dashboard (the card's message
@@ -31,10 +26,20 @@ For each N (default 100, 500, 1000, 2000) the bench
     .venv/bin/python bench/fleet_load.py --quick             # a small smoke run
     .venv/bin/python bench/fleet_load.py --sizes 1000 --notify   # with notifications and webhooks on
     .venv/bin/python bench/fleet_load.py --sizes 1000 --profile /tmp/fleet-profile.txt
-    .venv/bin/python bench/fleet_load.py --sizes 1000 --duration 60 --metrics both   # scraped or not
+    .venv/bin/python bench/fleet_load.py --sizes 1000,5000 --processes 1,2
+
+With ``--processes`` the topology is the one several fleet processes share: a fresh PostgreSQL
+database (``--pg-admin-url``), one Mosquitto with the dynamic security plugin started by the bench
+from the file ``crowdfab-fleet broker init`` would write, and P fleet processes (``serve
+--mqtt-dynsec``) on one data dir, splitting the printers' messages through a shared subscription;
+jobs are submitted to the processes in turn, as a load balancer would. ``--status-hz 2`` doubles
+every printer's status rate (overload runs).
 
 The targets (checked at N = 1000): fleet under half a core, p99 status latency under 250 ms, p99
-dispatch under 1 s, ingest at least half of what the bare subscriber receives.
+dispatch under 1 s, ingest at least half of what the bare subscriber receives. With ``--processes``,
+at N = 5000: ingest at least 90% of the bare subscriber, status p99 under 500 ms, dispatch p99 under
+1 s. "Ingest" counts the statuses a fleet took off the wire: handled, or replaced in its ingest queue
+by a newer status of the same printer before their turn came; "handled" counts the first kind only.
 """
 
 from __future__ import annotations
@@ -66,7 +71,6 @@ from typing import Any, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from fleet import protocol as p
 from fleet.geometry import Box
@@ -75,7 +79,6 @@ from fleet.metrics import difference, percentile
 ROOT = Path(__file__).resolve().parents[1]
 VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 250, "max_y": 210, "max_z": 220}
 PASSWORD = "bench manager password"  # noqa: S105 (a throw-away fleet's member)
-SCRAPE_TOKEN = "bench-scrape-token-0123456789abcdef"  # noqa: S105 (a throw-away fleet's scrape token)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -84,6 +87,12 @@ TARGET_CPU = 0.5
 TARGET_STATUS_P99 = 0.250
 TARGET_DISPATCH_P99 = 1.0
 TARGET_RATIO = 0.5
+SHARED_TARGET_N = 5000
+SHARED_TARGET_RATIO = 0.9
+SHARED_TARGET_STATUS_P99 = 0.5
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+FLEET_USER = "crowdfab_fleet"
 
 
 # -- MQTT 3.1.1, only what a light printer needs ------------------------------------------------------
@@ -141,6 +150,7 @@ class WorkerPlan:
     print_s: float
     clear_delay_s: float
     download: bool
+    status_hz: float = 1.0
 
 
 class LightPrinter(asyncio.Protocol):
@@ -351,6 +361,7 @@ class Worker:
         self.dispatches: list[tuple[int, str, float, float]] = []
         self.errors: list[str] = []
         self.stopping = False
+        self.stop_at = float("inf")
         self.http = ThreadPoolExecutor(4, thread_name_prefix="bench-http")
         self._local = threading.local()
         self.loop = asyncio.new_event_loop()
@@ -408,13 +419,15 @@ class Worker:
 
         await asyncio.gather(*(one(c) for c in self.plan.printers))
 
-    async def ticker(self, stop_at: float) -> None:
-        """Every printer's status once a second, spread evenly over the second."""
+    async def ticker(self) -> None:
+        """Every printer's status ``status_hz`` times a second, spread evenly over the second, from the
+        moment all are connected until ``stop_at`` (as nodes do: a status lost by an overloaded broker
+        at the start is followed by the next one)."""
         printers = self.printers
-        step = 1.0 / len(printers)
+        step = 1.0 / (len(printers) * self.plan.status_hz)
         next_at = time.time()
         i = 0
-        while next_at < stop_at:
+        while next_at < self.stop_at:
             now = time.time()
             self.late_max = max(self.late_max, now - next_at)
             while next_at <= now:
@@ -426,15 +439,20 @@ class Worker:
     async def main(self) -> None:
         await self.connect_all()
         self.results.put(("ready", self.plan.index, len(self.printers)))
-        t0, t1, stop_at = await self.loop.run_in_executor(None, self.control.get)
+        self.stop_at = float("inf")
+        ticking = asyncio.ensure_future(self.ticker())
+        t0, t1, self.stop_at = await self.loop.run_in_executor(None, self.control.get)
         counts: dict[str, int] = {}
-        self.loop.call_at(
-            self.loop.time() + max(0.0, t0 - time.time()), lambda: counts.setdefault("t0", self.published)
-        )
+
+        def window_starts() -> None:
+            counts.setdefault("t0", self.published)
+            self.late_max = 0.0  # lateness counts in the measured window only
+
+        self.loop.call_at(self.loop.time() + max(0.0, t0 - time.time()), window_starts)
         self.loop.call_at(
             self.loop.time() + max(0.0, t1 - time.time()), lambda: counts.setdefault("t1", self.published)
         )
-        await self.ticker(stop_at)
+        await ticking
         self.stopping = True
         for printer in self.printers:
             if printer.transport is not None:
@@ -565,7 +583,13 @@ class NotifyReceiver:
         self.server.server_close()
 
 
-def enroll(data_dir: Path, n: int, mqtt_port: int, notify_base: Optional[str] = None) -> Setup:
+def enroll(
+    data_dir: Path,
+    n: int,
+    mqtt_port: int,
+    database_url: Optional[str] = None,
+    notify_base: Optional[str] = None,
+) -> Setup:
     """A fresh fleet's data: a manager, a member and ``n`` enrolled printers (through the service).
 
     With ``notify_base`` (host:port of a :class:`NotifyReceiver`), the member is told of every event of
@@ -577,7 +601,7 @@ def enroll(data_dir: Path, n: int, mqtt_port: int, notify_base: Optional[str] = 
     from fleet.models import Role
     from fleet.server import Fleet
 
-    fleet = Fleet.open(FleetConfig(data_dir=data_dir))
+    fleet = Fleet.open(FleetConfig(data_dir=data_dir, database_url=database_url))
     try:
         service = fleet.app
         # Enrollment hands nodes the broker's address: the one serve will run.
@@ -595,12 +619,16 @@ def enroll(data_dir: Path, n: int, mqtt_port: int, notify_base: Optional[str] = 
             )
             notes.add_webhook(manager, f"http://{notify_base}/webhook", [k.value for k in ALL_KINDS])
         caps = {"volume": VOLUME, "nozzle_diameter": 0.4, "material": "PLA"}
-        printers = []
-        for i in range(n):
+
+        def one(i: int) -> Credentials:
             code, _ = service.enrollment.create_enrollment_code(None)
             asked = EnrollRequest.from_json({"code": code, "name": f"bench-{i:04d}", "capabilities": caps})
             answer = service.enrollment.enroll(asked).answer
-            printers.append(Credentials(answer.printer_id, answer.mqtt.password or "", answer.token))
+            return Credentials(answer.printer_id, answer.mqtt.password or "", answer.token)
+
+        # A few at a time: on PostgreSQL each enrollment mostly waits for its commit.
+        with ThreadPoolExecutor(8 if database_url else 1) as pool:
+            printers = list(pool.map(one, range(n)))
     finally:
         fleet.close()
     gcode = generate_box(20, 20, 1.0).encode()
@@ -617,20 +645,23 @@ class FleetProcess:
         mqtt_port: int,
         profile: Optional[Path],
         *,
-        scraped: bool = False,
+        shared: Optional[tuple[str, str]] = None,
+        index: int = 0,
     ) -> None:
+        """``shared``: (database URL, broker URL with the fleet's login) of the shared topology."""
         script = Path(sys.executable).with_name("crowdfab-fleet")
         fleet = [str(script)] if script.exists() else [sys.executable, "-m", "fleet.cli"]
         if profile is not None:
             fleet = [sys.executable, str(ROOT / "bench" / "stack_sampler.py"), str(profile)]
         args = ["serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(http_port)]
-        args += ["--mqtt-port", str(mqtt_port)]
-        if scraped:
-            token_file = data_dir / "scrape-token"
-            token_file.write_text(SCRAPE_TOKEN + "\n")
-            args += ["--metrics-token-file", str(token_file)]
+        if shared is None:
+            args += ["--mqtt-port", str(mqtt_port)]
+        else:
+            database_url, broker_url = shared
+            args += ["--database-url", database_url, "--mqtt-url", broker_url, "--mqtt-dynsec"]
+            args += ["--mqtt-public-host", "127.0.0.1"]
         self.url = f"http://127.0.0.1:{http_port}"
-        self.log_path = data_dir / "fleet.log"
+        self.log_path = data_dir / (f"fleet-{index}.log" if shared else "fleet.log")
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(fleet + args, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT)
         self.pid = self.proc.pid
@@ -669,11 +700,99 @@ class FleetProcess:
         self._log.close()
 
 
+class SharedBroker:
+    """A Mosquitto with the dynamic security plugin, as an operator runs one for several fleets."""
+
+    def __init__(self, directory: Path, port: int, dynsec: str) -> None:
+        import pwd
+
+        from fleet.dynsec import find_plugin
+
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "dynsec.json").write_text(dynsec)
+        os.chmod(directory / "dynsec.json", 0o600)
+        conf = [
+            "per_listener_settings false",
+            "allow_anonymous false",
+            f"listener {port} 127.0.0.1",
+            f"plugin {find_plugin() or DYNSEC_PLUGIN}",
+            f"plugin_opt_config_file {directory / 'dynsec.json'}",
+            "persistence false",
+            f"log_dest file {directory / 'mosquitto.log'}",
+            "log_type error",
+            "log_type warning",
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
+        ]
+        (directory / "mosquitto.conf").write_text("\n".join(conf) + "\n")
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen(
+            [exe, "-c", str(directory / "mosquitto.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the shared mosquitto did not start; see {directory / 'mosquitto.log'}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class PostgresDatabase:
+    """A throw-away PostgreSQL database for one run."""
+
+    def __init__(self, admin_url: str) -> None:
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.pool import NullPool
+
+        self._text = text
+        self._engine = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        self.name = f"crowdfab_bench_{os.getpid()}_{random.randrange(1 << 30)}"
+        with self._engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+        self.url = make_url(admin_url).set(database=self.name).render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        with self._engine.connect() as conn:
+            conn.execute(self._text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self._engine.dispose()
+
+
+#: The fleet's count of printer statuses it handled (``/api/v1/metrics``' counter series).
+STATUSES = "mqtt.messages{kind=status}"
+
+
+def merged(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The metrics windows of several fleet processes as one: counters summed, histograms added."""
+    out: dict[str, Any] = {"seconds": max(w["seconds"] for w in windows), "counters": {}, "histograms": {}}
+    for window in windows:
+        for name, value in window["counters"].items():
+            out["counters"][name] = out["counters"].get(name, 0) + value
+        for name, hist in window["histograms"].items():
+            have = out["histograms"].get(name)
+            if have is None:
+                out["histograms"][name] = dict(hist, counts=list(hist["counts"]))
+            else:
+                have["counts"] = [a + b for a, b in zip(have["counts"], hist["counts"])]
+                have["count"] += hist["count"]
+    return out
+
+
 class BareSubscriber:
     """``mosquitto_sub`` as the fleet's user on the fleet's topics, printing one topic a line."""
 
-    def __init__(self, data_dir: Path, mqtt_port: int) -> None:
-        creds = json.loads((data_dir / "fleet-mqtt.json").read_text())
+    def __init__(self, data_dir: Path, mqtt_port: int, login: Optional[tuple[str, str]] = None) -> None:
+        if login is None:
+            creds = json.loads((data_dir / "fleet-mqtt.json").read_text())
+        else:
+            creds = {"username": login[0], "password": login[1]}
         exe = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
         # Receive time, topic and payload: the payload's ts gives this subscriber's own latency.
         args = [exe, "-h", "127.0.0.1", "-p", str(mqtt_port), "-q", "1", "-F", "%U %t %p"]
@@ -763,61 +882,12 @@ class DashboardWatcher:
         self._stop.set()
 
 
-class Scraper:
-    """A Prometheus server's part: ``/metrics`` every ``interval_s`` with the scrape token, parsed."""
-
-    def __init__(self, url: str, interval_s: float) -> None:
-        self.url = url
-        self.interval_s = interval_s
-        self.scrapes: list[tuple[float, float, int]] = []  # (when, seconds taken, bytes)
-        self.errors: list[str] = []
-        self.last: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        self._stop = threading.Event()
-        self._active = False
-        self._next_at = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def set_active(self, active: bool) -> None:
-        """Scrape (from now on, every interval) or pause, as a Prometheus server started or stopped."""
-        if active and not self._active:
-            self._next_at = time.monotonic()
-        self._active = active
-
-    def _run(self) -> None:
-        session = requests.Session()
-        headers = {"Authorization": f"Bearer {SCRAPE_TOKEN}", "Accept": "text/plain"}
-        while not self._stop.is_set():
-            if not self._active or time.monotonic() < self._next_at:
-                self._stop.wait(0.05)
-                continue
-            self._next_at += self.interval_s
-            started = time.time()
-            try:
-                response = session.get(f"{self.url}/metrics", headers=headers, timeout=10)
-                if response.status_code != 200:
-                    self.errors.append(f"scrape answered {response.status_code}")
-                else:
-                    samples = {}
-                    for family in text_string_to_metric_families(response.text):
-                        for sample in family.samples:
-                            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-                    self.last = samples
-                    self.scrapes.append((started, time.time() - started, len(response.content)))
-            except (requests.RequestException, ValueError) as exc:
-                self.errors.append(f"scrape failed: {exc}")
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
 class Submitter:
     """Submits a job over HTTP every ``1 / rate`` seconds, noting when each was accepted."""
 
-    def __init__(self, url: str, token: str, gcode: bytes, rate: float) -> None:
-        self.url, self.token, self.gcode, self.rate = url, token, gcode, rate
+    def __init__(self, urls: list[str], token: str, gcode: bytes, rate: float) -> None:
+        """``urls``: the fleet processes, taken in turn (as a load balancer would)."""
+        self.urls, self.token, self.gcode, self.rate = urls, token, gcode, rate
         self.jobs: list[tuple[int, float, float]] = []  # (job id, sent, accepted)
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -836,7 +906,7 @@ class Submitter:
             sent = time.time()
             try:
                 response = session.post(
-                    f"{self.url}/api/v1/jobs",
+                    f"{self.urls[i % len(self.urls)]}/api/v1/jobs",
                     headers=headers,
                     files={"file": (f"box-{i}.gcode", self.gcode, "text/plain")},
                     timeout=30,
@@ -872,16 +942,17 @@ def all_printers(url: str, token: str) -> list[dict[str, Any]]:
         params["cursor"] = page["next_cursor"]
 
 
-def wait_all_idle(url: str, token: str, n: int, timeout: float) -> float:
-    """Wait until the fleet holds every printer idle (each has reported in); returns how long it took."""
+def wait_all_idle(url: str, token: str, n: int, timeout: float) -> tuple[float, int]:
+    """Wait until the fleet holds every printer idle (each has reported in), or ``timeout`` passed:
+    how long it waited, and how many printers were idle then."""
     started = time.monotonic()
     idle = 0
     while time.monotonic() - started < timeout:
         idle = sum(1 for printer in all_printers(url, token) if printer["state"] == "idle")
         if idle >= n:
-            return time.monotonic() - started
-        time.sleep(0.5)
-    raise RuntimeError(f"only {idle} of {n} printers idle at the fleet after {timeout:.0f} s")
+            break
+        time.sleep(2.0)
+    return time.monotonic() - started, idle
 
 
 def metrics(url: str, token: str) -> dict[str, Any]:
@@ -923,12 +994,13 @@ class Result:
     store_checks: float = 0.0
     state_writes: float = 0.0
     dash_updates: int = 0
-    #: Whether a scraper read /metrics every 15 s, and what each scrape cost.
-    scraped: bool = False
-    scrapes: int = 0
-    scrape_p50: Optional[float] = None
-    scrape_max: Optional[float] = None
-    scrape_kb: float = 0.0
+    #: Fleet processes (0: the managed single-process topology).
+    processes: int = 0
+    #: Statuses handled per second (the rest of ``ingest`` was replaced by newer ones while waiting).
+    handled: float = 0.0
+    fleet_cpus: list[float] = field(default_factory=list)
+    #: Statuses each process took off the wire, per second.
+    ingest_each: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -943,30 +1015,73 @@ def exact_percentile(values: list[float], q: float) -> Optional[float]:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_one(n: int, args: argparse.Namespace, modes: list[bool]) -> list[Result]:
-    """One fleet with ``n`` printers, measured with /metrics scraped or not (``modes``: either or both)."""
+def run_one(n: int, args: argparse.Namespace, processes: int = 0) -> Result:
+    """One measured run of ``n`` printers; ``processes`` 0 is the managed single-process fleet, 1 or
+    more the shared topology (PostgreSQL, a dynamic security Mosquitto, that many fleet processes)."""
     workers = max(1, min(args.workers, n // 50 or 1))
+    label = f"N={n}" + (f" P={processes}" if processes else "")
     with tempfile.TemporaryDirectory(prefix=f"crowdfab-load-{n}-") as tmp:
         data_dir = Path(tmp) / "data"
-        http_port, mqtt_port = free_port(), free_port()
+        mqtt_port = free_port()
+        http_ports = [free_port() for _ in range(max(1, processes))]
         started = time.monotonic()
-        receiver = NotifyReceiver() if args.notify else None
-        setup = enroll(data_dir, n, mqtt_port, None if receiver is None else receiver.base)
-        print(f"N={n}: enrolled {n} printers in {time.monotonic() - started:.1f} s", flush=True)
-        profile = Path(f"{args.profile}.{n}") if args.profile else None
-        fleet = FleetProcess(data_dir, http_port, mqtt_port, profile, scraped=any(modes))
+        database: Optional[PostgresDatabase] = None
+        shared_broker: Optional[SharedBroker] = None
+        fleets: list[FleetProcess] = []
         procs: list[Any] = []
         watchers: list[Any] = []
-        scraper = Scraper(fleet.url, args.scrape_interval)
+        start_note = ""
+        receiver = NotifyReceiver() if args.notify else None
         try:
-            fleet.wait_ready(60)
-            scraper.set_active(modes[0])
-            scraper.start()
-            watchers.append(scraper)
-            broker = fleet.broker_pid()
-            bare = BareSubscriber(data_dir, mqtt_port)
+            if processes:
+                database = PostgresDatabase(args.pg_admin_url)
+            setup = enroll(
+                data_dir,
+                n,
+                mqtt_port,
+                database.url if database else None,
+                None if receiver is None else receiver.base,
+            )
+            print(f"{label}: enrolled {n} printers in {time.monotonic() - started:.1f} s", flush=True)
+            profile = Path(f"{args.profile}.{n}") if args.profile else None
+            login: Optional[tuple[str, str]] = None
+            if database is not None:
+                from fleet.broker import hash_password
+                from fleet.config import FleetConfig
+                from fleet.dynsec import initial_config
+                from fleet.server import Fleet
+
+                # What 'crowdfab-fleet broker init' writes: the fleet's login and every enrolled printer's.
+                fleet_password = f"bench-{random.randrange(1 << 60):x}"
+                opened = Fleet.open(FleetConfig(data_dir=data_dir, database_url=database.url))
+                try:
+                    creds = [(c.printer_id, c.mqtt_password_hash) for c in opened.store.active_credentials()]
+                finally:
+                    opened.close()
+                dynsec = initial_config(FLEET_USER, hash_password(fleet_password), creds)
+                shared_broker = SharedBroker(Path(tmp) / "broker", mqtt_port, dynsec)
+                login = (FLEET_USER, fleet_password)
+                broker_url = f"mqtt://{FLEET_USER}:{fleet_password}@127.0.0.1:{mqtt_port}"
+                for i in range(processes):
+                    fleets.append(
+                        FleetProcess(
+                            data_dir,
+                            http_ports[i],
+                            mqtt_port,
+                            profile if i == 0 else None,
+                            shared=(database.url, broker_url),
+                            index=i,
+                        )
+                    )
+            else:
+                fleets.append(FleetProcess(data_dir, http_ports[0], mqtt_port, profile))
+            for fleet in fleets:
+                fleet.wait_ready(60)
+            broker = shared_broker.pid if shared_broker is not None else fleets[0].broker_pid()
+            bare = BareSubscriber(data_dir, mqtt_port, login)
             watchers.append(bare)
-            dash = DashboardWatcher(fleet.url, enabled=not args.no_dashboard)
+            # The dashboard of the first process (with several, it shows that process's own ingest).
+            dash = DashboardWatcher(fleets[0].url, enabled=not args.no_dashboard)
             watchers.append(dash)
             ctx = mp.get_context("spawn")
             results = ctx.Queue()
@@ -976,11 +1091,12 @@ def run_one(n: int, args: argparse.Namespace, modes: list[bool]) -> list[Result]
                     w,
                     setup.printers[w::workers],
                     mqtt_port,
-                    fleet.url,
+                    fleets[w % len(fleets)].url,
                     setup.manager_token,
                     args.print_s,
                     args.clear_delay_s,
                     not args.no_download,
+                    args.status_hz,
                 )
                 control = ctx.Queue()
                 proc = ctx.Process(target=run_worker, args=(plan, control, results), name=f"bench-worker-{w}")
@@ -994,44 +1110,40 @@ def run_one(n: int, args: argparse.Namespace, modes: list[bool]) -> list[Result]
                 if kind != "ready":
                     raise RuntimeError(f"worker {index}: {value}")
                 ready += 1
-            print(f"N={n}: {n} printers connected ({workers} worker processes)", flush=True)
-            took = wait_all_idle(fleet.url, setup.manager_token, n, 180)
-            print(
-                f"N={n}: the fleet holds all {n} printers idle ({took:.1f} s after they connected)",
-                flush=True,
-            )
-            submitter = Submitter(fleet.url, setup.member_token, setup.gcode, args.job_rate)
+            print(f"{label}: {n} printers connected ({workers} worker processes)", flush=True)
+            # Each printer's first status is written to the database: that takes a while at thousands.
+            took, idle = wait_all_idle(fleets[0].url, setup.manager_token, n, 180 + 0.02 * n)
+            print(f"{label}: the fleet holds {idle} of {n} printers idle ({took:.1f} s after they connected)")
+            if idle < n:
+                start_note = (
+                    f"measured with only {idle} of {n} printers idle at the fleet ({took:.0f} s after "
+                    "connecting)"
+                )
+            else:
+                start_note = ""
+            submitter = Submitter([f.url for f in fleets], setup.member_token, setup.gcode, args.job_rate)
             submitter.start()
-            plan_ = segments(modes, args)
             t0 = time.time() + args.warmup
-            t1 = t0 + sum(length for _, length in plan_)
+            t1 = t0 + args.duration
             stop_at = t1 + args.print_s + args.clear_delay_s + 3.0
             for control in controls:
                 control.put((t0, t1, stop_at))
-            pids = {"fleet": fleet.pid, "broker": broker, "bare": bare.pid}
+            pids = {f"fleet{i}": fleet.pid for i, fleet in enumerate(fleets)}
+            pids.update({"broker": broker, "bare": bare.pid})
             pids.update({f"worker{i}": proc.pid for i, proc in enumerate(procs)})
-
-            def reading() -> Reading:
-                cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
-                own = time.process_time()
-                told = {} if receiver is None else receiver.total()
-                return Reading(
-                    cpu, own, metrics(fleet.url, setup.manager_token), bare.status, time.time(), told
-                )
-
             time.sleep(max(0.0, t0 - time.time()))
-            windows: list[tuple[bool, Reading, Reading]] = []
-            before = reading()
-            end_at = t0
-            for scraped, length in plan_:
-                scraper.set_active(scraped)
-                end_at += length
-                time.sleep(max(0.0, end_at - time.time()))
-                after = reading()
-                windows.append((scraped, before, after))
-                before = after
-            scraper.set_active(False)
-            rss, peak = rss_mb(fleet.pid)
+            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            self0 = time.process_time()
+            m0 = [metrics(fleet.url, setup.manager_token) for fleet in fleets]
+            bare0, w0 = bare.status, time.time()
+            told0 = {} if receiver is None else receiver.total()
+            time.sleep(max(0.0, t1 - time.time()))
+            cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            self1 = time.process_time()
+            m1 = [metrics(fleet.url, setup.manager_token) for fleet in fleets]
+            bare1, w1 = bare.status, time.time()
+            told1 = {} if receiver is None else receiver.total()
+            rss, peak = rss_mb(fleets[0].pid)
             submitter.stop()
             done: dict[int, dict[str, Any]] = {}
             while len(done) < workers:
@@ -1048,164 +1160,100 @@ def run_one(n: int, args: argparse.Namespace, modes: list[bool]) -> list[Result]
             for proc in procs:
                 if proc.is_alive():
                     proc.terminate()
-            fleet.stop()
+            for fleet in fleets:
+                fleet.stop()
+            if shared_broker is not None:
+                shared_broker.stop()
+            if database is not None:
+                database.drop()
             if receiver is not None:
                 receiver.stop()
+        seconds = w1 - w0
+        windows = [difference(a, b) for a, b in zip(m0, m1)]
+        window = merged(windows)
+        result = Result(n, seconds, processes=processes)
+        if start_note:
+            result.notes.append(start_note)
+        result.published = sum(d["published"] for d in done.values()) / args.duration
+
+        def taken(counters: dict[str, int]) -> int:
+            return counters.get(STATUSES, 0) + counters.get("status.superseded", 0)
+
+        result.ingest = taken(window["counters"]) / window["seconds"]
+        result.ingest_each = [taken(w["counters"]) / w["seconds"] for w in windows]
+        result.handled = window["counters"].get(STATUSES, 0) / window["seconds"]
+        result.bare = (bare1 - bare0) / seconds
+        wall = {name: (cpu1[name] - cpu0[name]) / seconds for name in cpu0}
+        result.fleet_cpus = [wall[f"fleet{i}"] for i in range(len(fleets))]
+        result.fleet_cpu = sum(result.fleet_cpus)
+        result.broker_cpu = wall["broker"]
+        result.generator_cpu = sum(v for k, v in wall.items() if k.startswith("worker")) + wall["bare"]
+        result.generator_cpu += (self1 - self0) / seconds
+        result.fleet_rss, result.fleet_peak_rss = rss, peak
+        lag = window["histograms"].get("status.lag_s")
+        if lag:
+            result.status_p50, result.status_p99 = percentile(lag, 0.5), percentile(lag, 0.99)
+        handled = window["histograms"].get("status.handled_s")
+        if handled:
+            result.handle_p99 = percentile(handled, 0.99)
+        passes = window["histograms"].get("dispatch.pass_s")
+        if passes:
+            result.dispatch_passes = passes["count"]
+            result.pass_p50, result.pass_p99 = percentile(passes, 0.5), percentile(passes, 0.99)
+        result.store_checks = window["counters"].get("status.store_checks", 0) / window["seconds"]
+        result.state_writes = window["counters"].get("status.printer_writes", 0) / window["seconds"]
+        result.dash_updates = sum(1 for at, _ in dash.samples if w0 <= at <= w1)
+        bare_lags = [lag for at, lag in bare.samples if w0 <= at <= w1]
+        result.bare_p50, result.bare_p99 = exact_percentile(bare_lags, 0.5), exact_percentile(bare_lags, 0.99)
+        dash_lags = [lag for at, lag in dash.samples if w0 <= at <= w1]
+        result.dash_p50, result.dash_p99 = exact_percentile(dash_lags, 0.5), exact_percentile(dash_lags, 0.99)
+        if dash.error:
+            result.notes.append(f"dashboard stream: {dash.error}")
         received: dict[int, float] = {}
         for d in done.values():
             for job_id, _printer, at, _issued in d["dispatches"]:
                 received.setdefault(job_id, at)
+        waits = []
+        for job_id, _sent, accepted in submitter.jobs:
+            if not w0 <= accepted <= w1:
+                continue
+            result.jobs += 1
+            at = received.get(job_id)
+            if at is None:
+                result.undispatched += 1
+                waits.append(float("inf"))
+            else:
+                # A dispatch may reach its printer before the 201 reaches the bench: that is no wait.
+                waits.append(max(0.0, at - accepted))
+        result.dispatch_p50, result.dispatch_p99 = exact_percentile(waits, 0.5), exact_percentile(waits, 0.99)
+        if result.undispatched:
+            result.notes.append(f"{result.undispatched} of {result.jobs} jobs never reached a printer")
         errors = [e for d in done.values() for e in d["errors"]] + submitter.errors
         error_count = sum(d["error_count"] for d in done.values()) + len(submitter.errors)
+        if error_count:
+            result.notes.append(f"{error_count} errors, e.g. {errors[:3]}")
         late = max(d["late_max"] for d in done.values())
-        published = sum(d["published"] for d in done.values()) / (t1 - t0)
-        found = []
-        for mode in modes:
-            mine = [(b, a) for scraped, b, a in windows if scraped is mode]
-            result = summarize(n, mode, mine, args)
-            result.published = published
-            result.fleet_rss, result.fleet_peak_rss = rss, peak
-            spans = [(b.at, a.at) for b, a in mine]
-
-            def inside(at: float, spans: list[tuple[float, float]] = spans) -> bool:
-                return any(start <= at <= end for start, end in spans)
-
-            result.dash_updates = sum(1 for at, _ in dash.samples if inside(at))
-            bare_lags = [lag for at, lag in bare.samples if inside(at)]
-            result.bare_p50, result.bare_p99 = (
-                exact_percentile(bare_lags, 0.5),
-                exact_percentile(bare_lags, 0.99),
-            )
-            dash_lags = [lag for at, lag in dash.samples if inside(at)]
-            result.dash_p50, result.dash_p99 = (
-                exact_percentile(dash_lags, 0.5),
-                exact_percentile(dash_lags, 0.99),
-            )
-            waits = []
-            for job_id, _sent, accepted in submitter.jobs:
-                if not inside(accepted):
-                    continue
-                result.jobs += 1
-                at = received.get(job_id)
-                if at is None:
-                    result.undispatched += 1
-                    waits.append(float("inf"))
-                else:
-                    # A dispatch may reach its printer before the 201 reaches the bench: that is no wait.
-                    waits.append(max(0.0, at - accepted))
-            result.dispatch_p50 = exact_percentile(waits, 0.5)
-            result.dispatch_p99 = exact_percentile(waits, 0.99)
-            if mode:
-                taken = [(took, size) for at, took, size in scraper.scrapes if inside(at)]
-                result.scrapes = len(taken)
-                result.scrape_p50 = exact_percentile([t for t, _ in taken], 0.5)
-                result.scrape_max = max((t for t, _ in taken), default=None)
-                result.scrape_kb = max((size for _, size in taken), default=0) / 1024
-                statuses = scraper.last.get(("crowdfab_mqtt_messages_total", (("kind", "status"),)), 0.0)
-                if not statuses:
-                    result.notes.append("the last scrape showed no status messages")
-                if scraper.errors:
-                    result.notes.append(f"{len(scraper.errors)} scrape errors, e.g. {scraper.errors[:2]}")
-            if dash.error:
-                result.notes.append(f"dashboard stream: {dash.error}")
-            if error_count:
-                result.notes.append(f"{error_count} errors, e.g. {errors[:3]}")
-            if late > 0.5:
-                result.notes.append(f"the generator fell behind its schedule by up to {late:.1f} s")
-            if profile is not None:
-                result.notes.append(f"profile: {profile}")
-            found.append(result)
-        return found
-
-
-@dataclass(frozen=True)
-class Reading:
-    """What the bench reads at a window's edge: CPU seconds by process, its own, the fleet's figures."""
-
-    cpu: dict[str, float]
-    own_cpu: float
-    figures: dict[str, Any]
-    bare_status: int
-    at: float
-    #: What the notification receiver (``--notify``) was sent so far, by path.
-    told: dict[str, int] = field(default_factory=dict)
-
-
-def segments(modes: list[bool], args: argparse.Namespace) -> list[tuple[bool, float]]:
-    """The measured windows: one of ``--duration`` for one mode; for both, ``--segment``-long windows
-    alternating between them (unscraped first), ``--duration`` in all for each, so that both see the
-    same machine (the load of other processes on it drifts)."""
-    if len(modes) == 1:
-        return [(modes[0], args.duration)]
-    count = max(1, round(args.duration / args.segment))
-    length = args.duration / count
-    return [(mode, length) for _ in range(count) for mode in modes]
-
-
-def summarize(
-    n: int, scraped: bool, windows: list[tuple[Reading, Reading]], args: argparse.Namespace
-) -> Result:
-    """One mode's figures over its windows: sums of the windows' differences."""
-    seconds = sum(a.at - b.at for b, a in windows)
-    counters: dict[str, float] = {}
-    histograms: dict[str, dict[str, Any]] = {}
-    cpu: dict[str, float] = {}
-    own = 0.0
-    bare = 0
-    told: dict[str, int] = {}
-    for before, after in windows:
-        for path, count in after.told.items():
-            told[path] = told.get(path, 0) + count - before.told.get(path, 0)
-        window = difference(before.figures, after.figures)
-        for name, value in window["counters"].items():
-            counters[name] = counters.get(name, 0) + value
-        for name, hist in window["histograms"].items():
-            kept = histograms.setdefault(name, {**hist, "counts": [0] * len(hist["counts"]), "sum_s": 0.0})
-            kept["counts"] = [x + y for x, y in zip(kept["counts"], hist["counts"])]
-            kept["count"] = sum(kept["counts"])
-            kept["sum_s"] += hist["sum_s"]
-        for name in before.cpu:
-            cpu[name] = cpu.get(name, 0.0) + after.cpu[name] - before.cpu[name]
-        own += after.own_cpu - before.own_cpu
-        bare += after.bare_status - before.bare_status
-    result = Result(n, seconds, scraped=scraped)
-    result.ingest = counters.get("mqtt.messages{kind=status}", 0) / seconds
-    result.bare = bare / seconds
-    wall = {name: used / seconds for name, used in cpu.items()}
-    result.fleet_cpu = wall["fleet"]
-    result.broker_cpu = wall["broker"]
-    result.generator_cpu = sum(v for k, v in wall.items() if k.startswith("worker")) + wall["bare"]
-    result.generator_cpu += own / seconds
-    lag = histograms.get("status.lag_s")
-    if lag:
-        result.status_p50, result.status_p99 = percentile(lag, 0.5), percentile(lag, 0.99)
-    handled = histograms.get("status.handled_s")
-    if handled:
-        result.handle_p99 = percentile(handled, 0.99)
-    passes = histograms.get("dispatch.pass_s")
-    if passes:
-        result.dispatch_passes = passes["count"]
-        result.pass_p50, result.pass_p99 = percentile(passes, 0.5), percentile(passes, 0.99)
-    result.store_checks = counters.get("status.store_checks", 0) / seconds
-    result.state_writes = counters.get("status.printer_writes", 0) / seconds
-    dropped = counters.get("mqtt.dropped", 0)
-    if dropped:
-        result.notes.append(f"the fleet dropped {dropped:.0f} messages (see its log)")
-    if args.notify:
-        result.notes.append(f"notifications received in the window: {told or 'none'}")
-        # The fleet's own counts by kind of channel: notifications.delivered{channel=json}, …
-        sent = {
-            name.removeprefix("notifications."): int(value)
-            for name, value in sorted(counters.items())
-            if name.startswith(("notifications.delivered{", "notifications.failed{")) and value
-        }
-        result.notes.append(f"the fleet counted: {sent or 'nothing sent'}")
-        sending = histograms.get("notifications.send_s")
-        if sending and sending["count"]:
-            result.notes.append(f"p99 of one delivery attempt: {percentile(sending, 0.99)} s")
-    if len(windows) > 1:
-        result.notes.append(f"measured over {len(windows)} windows of {seconds / len(windows):.0f} s")
-    return result
+        if late > 0.5:
+            result.notes.append(f"the generator fell behind its schedule by up to {late:.1f} s")
+        dropped = window["counters"].get("mqtt.dropped", 0)
+        if dropped:
+            result.notes.append(f"the fleet dropped {dropped} messages (see its log)")
+        if receiver is not None:
+            told = {path: told1.get(path, 0) - told0.get(path, 0) for path in sorted(told1)}
+            result.notes.append(f"notifications received in the window: {told or 'none'}")
+            # The fleet's own counts by kind of channel: notifications.delivered{channel=json}, …
+            sent = {
+                name.removeprefix("notifications."): value
+                for name, value in sorted(window["counters"].items())
+                if name.startswith(("notifications.delivered{", "notifications.failed{")) and value
+            }
+            result.notes.append(f"the fleet counted: {sent or 'nothing sent'}")
+            sending = window["histograms"].get("notifications.send_s")
+            if sending and sending["count"]:
+                result.notes.append(f"p99 of one delivery attempt: {percentile(sending, 0.99)} s")
+        if profile is not None:
+            result.notes.append(f"profile: {profile}")
+        return result
 
 
 # -- the report -----------------------------------------------------------------------------------
@@ -1222,99 +1270,99 @@ def ms(value: Optional[float]) -> str:
 def report(results: list[Result], args: argparse.Namespace) -> None:
     print()
     print(
-        f"CrowdFab fleet under load: status at 1 Hz per printer, {args.job_rate:g} job/s submitted, "
-        f"{args.duration:g} s measured after {args.warmup:g} s warm-up, {os.cpu_count()} CPUs"
+        f"CrowdFab fleet under load: status at {args.status_hz:g} Hz per printer, {args.job_rate:g} job/s "
+        f"submitted, {args.duration:g} s measured after {args.warmup:g} s warm-up, {os.cpu_count()} CPUs"
     )
     head = (
-        f"{'N':>5} {'scraped':>7} {'sent/s':>7} {'ingest/s':>8} {'bare/s':>7} {'ratio':>5} "
-        f"{'fleet cpu':>9} {'rss MB':>6} "
-        f"{'status p50/p99 ms':>17} {'dashboard p50/p99':>17} {'dispatch p50/p99':>16} {'jobs':>4} "
-        f"{'broker cpu':>10} {'gen cpu':>7}"
+        f"{'N':>5} {'P':>2} {'sent/s':>7} {'ingest/s':>8} {'bare/s':>7} {'ratio':>5} {'handled/s':>9} "
+        f"{'fleet cpu':>15} {'rss MB':>6} {'status p50/p99 ms':>17} {'dashboard p50/p99':>17} "
+        f"{'dispatch p50/p99':>16} {'jobs':>4} {'broker cpu':>10} {'gen cpu':>7}"
     )
     print(head)
     print("-" * len(head))
     for r in results:
+        cpus = "+".join(f"{c:.2f}" for c in r.fleet_cpus) if len(r.fleet_cpus) > 1 else f"{r.fleet_cpu:.2f}"
         print(
-            f"{r.n:>5} {'yes' if r.scraped else 'no':>7} {r.published:>7.0f} {r.ingest:>8.0f} "
-            f"{r.bare:>7.0f} {r.ratio:>5.2f} "
-            f"{r.fleet_cpu:>9.2f} {r.fleet_rss:>6.0f} "
+            f"{r.n:>5} {r.processes or '-':>2} {r.published:>7.0f} {r.ingest:>8.0f} {r.bare:>7.0f} "
+            f"{r.ratio:>5.2f} {r.handled:>9.0f} {cpus:>15} {r.fleet_rss:>6.0f} "
             f"{ms(r.status_p50) + ' / ' + ms(r.status_p99):>17} "
             f"{ms(r.dash_p50) + ' / ' + ms(r.dash_p99):>17} "
             f"{ms(r.dispatch_p50) + ' / ' + ms(r.dispatch_p99):>16} {r.jobs:>4} "
             f"{r.broker_cpu:>10.2f} {r.generator_cpu:>7.2f}"
         )
     for r in results:
+        tag = f"N={r.n}" + (f" P={r.processes}" if r.processes else "")
+        each = ""
+        if len(r.ingest_each) > 1:
+            each = "ingest per process " + " / ".join(f"{x:.0f}/s" for x in r.ingest_each) + "; "
         print(
-            f"  N={r.n}: bare subscriber's status latency p50 {ms(r.bare_p50)} ms, p99 {ms(r.bare_p99)} ms; "
+            f"  {tag}: {each}bare subscriber's status latency p50 {ms(r.bare_p50)} ms, "
+            f"p99 {ms(r.bare_p99)} ms; "
             f"status handling p99 {ms(r.handle_p99)} ms; {r.store_checks:.0f} statuses/s checked "
             f"against the store, {r.state_writes:.1f}/s changed a printer record; "
             f"{r.dispatch_passes} dispatch passes (p50 {ms(r.pass_p50)} ms, p99 {ms(r.pass_p99)} ms); "
             f"{r.dash_updates} card updates seen on "
             f"the dashboard; fleet peak RSS {r.fleet_peak_rss:.0f} MB"
         )
-        if r.scraped:
-            print(
-                f"  N={r.n}: /metrics scraped {r.scrapes} times in the window "
-                f"(every {args.scrape_interval:g} s): "
-                f"p50 {ms(r.scrape_p50)} ms, slowest {ms(r.scrape_max)} ms, {r.scrape_kb:.0f} kB each"
-            )
         for note in r.notes:
-            print(f"  N={r.n}: {note}")
-    side_by_side(results)
+            print(f"  {tag}: {note}")
     print(
-        "  status: a printer's publish (the ts in its payload) to the fleet's state, from the fleet's "
-        "status.lag_s histogram (bucket upper bounds); dashboard: to the card in the live stream; "
-        "dispatch: the job's 201 to its printer receiving the command."
+        "  ingest: statuses the fleet took off the wire (handled, or replaced by a newer one of the same "
+        "printer while waiting: handled/s counts only the first); P: fleet processes (- the managed "
+        "single-process topology); status: a printer's publish (the ts in its payload) to the fleet's state, "
+        "from the fleet's status.lag_s histogram (bucket upper bounds); dashboard: to the card in the live "
+        "stream (of the first process); dispatch: the job's 201 to its printer receiving the command."
     )
-    targets = [r for r in results if r.n == TARGET_N]
-    if not targets:
-        print(f"  targets: not checked (they are for N = {TARGET_N})")
-    for target in targets:
-        check_targets(target)
-
-
-def side_by_side(results: list[Result]) -> None:
-    """For each N run both ways: the scraped run's figures over the unscraped one's."""
-    for n in sorted({r.n for r in results}):
-        off = next((r for r in results if r.n == n and not r.scraped), None)
-        on = next((r for r in results if r.n == n and r.scraped), None)
-        if off is None or on is None:
+    target = next((r for r in results if r.n == TARGET_N and not r.processes), None)
+    if target is not None:
+        checks = [
+            (
+                f"fleet under {TARGET_CPU} core",
+                target.fleet_cpu < TARGET_CPU,
+                f"{target.fleet_cpu:.2f} cores",
+            ),
+            (
+                f"p99 status latency under {TARGET_STATUS_P99 * 1000:.0f} ms",
+                target.status_p99 is not None and target.status_p99 < TARGET_STATUS_P99,
+                f"{ms(target.status_p99)} ms",
+            ),
+            dispatch_check(target),
+            (
+                f"ingest at least {TARGET_RATIO:.0%} of the bare subscriber",
+                target.ratio >= TARGET_RATIO,
+                f"{target.ratio:.0%}",
+            ),
+        ]
+        print(f"  targets at N = {TARGET_N}:")
+        for name, met, value in checks:
+            print(f"    {'met    ' if met else 'NOT MET'}  {name}: {value}")
+    for r in results:
+        if r.n != SHARED_TARGET_N or not r.processes:
             continue
+        checks = [
+            (
+                f"ingest at least {SHARED_TARGET_RATIO:.0%} of the bare subscriber",
+                r.ratio >= SHARED_TARGET_RATIO,
+                f"{r.ratio:.0%}",
+            ),
+            (
+                f"p99 status latency under {SHARED_TARGET_STATUS_P99 * 1000:.0f} ms",
+                r.status_p99 is not None and r.status_p99 < SHARED_TARGET_STATUS_P99,
+                f"{ms(r.status_p99)} ms",
+            ),
+            dispatch_check(r),
+        ]
+        print(f"  targets at N = {SHARED_TARGET_N}, {r.processes} process(es), {args.status_hz:g} Hz:")
+        for name, met, value in checks:
+            print(f"    {'met    ' if met else 'NOT MET'}  {name}: {value}")
 
-        def ratio(a: Optional[float], b: Optional[float]) -> str:
-            return f"{a / b:.2f}" if a is not None and b else "-"
 
-        print(
-            f"  N={n}: scraped / not scraped, measured side by side: fleet cpu {on.fleet_cpu:.2f} / "
-            f"{off.fleet_cpu:.2f} cores ({ratio(on.fleet_cpu, off.fleet_cpu)}), "
-            f"status p99 {ms(on.status_p99)} / {ms(off.status_p99)} ms, "
-            f"dispatch p99 {ms(on.dispatch_p99)} / {ms(off.dispatch_p99)} ms, "
-            f"ingest ratio {on.ratio:.2f} / {off.ratio:.2f}, rss {on.fleet_rss:.0f} / {off.fleet_rss:.0f} MB"
-        )
-
-
-def check_targets(target: Result) -> None:
-    checks = [
-        (f"fleet under {TARGET_CPU} core", target.fleet_cpu < TARGET_CPU, f"{target.fleet_cpu:.2f} cores"),
-        (
-            f"p99 status latency under {TARGET_STATUS_P99 * 1000:.0f} ms",
-            target.status_p99 is not None and target.status_p99 < TARGET_STATUS_P99,
-            f"{ms(target.status_p99)} ms",
-        ),
-        (
-            f"p99 dispatch under {TARGET_DISPATCH_P99:g} s",
-            target.dispatch_p99 is not None and target.dispatch_p99 < TARGET_DISPATCH_P99 and target.jobs > 0,
-            f"{ms(target.dispatch_p99)} ms over {target.jobs} jobs",
-        ),
-        (
-            f"ingest at least {TARGET_RATIO:.0%} of the bare subscriber",
-            target.ratio >= TARGET_RATIO,
-            f"{target.ratio:.0%}",
-        ),
-    ]
-    print(f"  targets at N = {TARGET_N}, /metrics {'scraped' if target.scraped else 'not scraped'}:")
-    for name, met, value in checks:
-        print(f"    {'met    ' if met else 'NOT MET'}  {name}: {value}")
+def dispatch_check(r: Result) -> tuple[str, bool, str]:
+    return (
+        f"p99 dispatch under {TARGET_DISPATCH_P99:g} s",
+        r.dispatch_p99 is not None and r.dispatch_p99 < TARGET_DISPATCH_P99 and r.jobs > 0,
+        f"{ms(r.dispatch_p99)} ms over {r.jobs} jobs",
+    )
 
 
 def main() -> int:
@@ -1337,22 +1385,16 @@ def main() -> int:
         "webhook posts to a local receiver)",
     )
     parser.add_argument("--profile", help="sample the fleet's stacks; the report goes to PROFILE.<N>")
-    parser.add_argument(
-        "--metrics",
-        choices=("on", "off", "both"),
-        default="on",
-        help="scrape /metrics during the run (on), not (off), or run each N both ways side by side",
-    )
-    parser.add_argument(
-        "--scrape-interval", type=float, default=15.0, help="seconds between scrapes (Prometheus: 15)"
-    )
-    parser.add_argument(
-        "--segment",
-        type=float,
-        default=30.0,
-        help="with --metrics both: the length of each window, scraped and not scraped in turn",
-    )
     parser.add_argument("--quick", action="store_true", help="a small smoke run: 20 printers, 5 s")
+    parser.add_argument(
+        "--processes",
+        help="fleet process counts, comma-separated, each run in the shared topology (PostgreSQL, a dynamic "
+        "security Mosquitto, shared subscriptions); default: one process with its managed broker and SQLite",
+    )
+    parser.add_argument("--status-hz", type=float, default=1.0, help="statuses per printer per second")
+    parser.add_argument(
+        "--pg-admin-url", default=PG_ADMIN_URL, help="PostgreSQL, to create each run's database"
+    )
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.duration, args.warmup, args.print_s = "20", 5.0, 3.0, 2.0
@@ -1362,10 +1404,14 @@ def main() -> int:
         parser.error(f"--sizes must be whole numbers separated by commas, not {args.sizes!r}")
     if not sizes or min(sizes) < 1:
         parser.error("--sizes needs at least one printer count of 1 or more")
-    if min(args.duration, args.job_rate, args.scrape_interval, args.segment) <= 0 or args.workers < 1:
-        parser.error(
-            "--duration, --job-rate, --scrape-interval and --segment must be positive, --workers 1 or more"
-        )
+    if args.duration <= 0 or args.job_rate <= 0 or args.workers < 1 or args.status_hz <= 0:
+        parser.error("--duration, --job-rate and --status-hz must be positive, --workers at least 1")
+    try:
+        counts = [int(c) for c in args.processes.split(",") if c.strip()] if args.processes else [0]
+    except ValueError:
+        parser.error(f"--processes must be whole numbers separated by commas, not {args.processes!r}")
+    if not counts or min(counts) < 0 or (args.processes and min(counts) < 1):
+        parser.error("--processes needs at least one process count of 1 or more")
     limit = raise_file_limit()
     if limit < max(sizes) * 2 + 200:
         print(
@@ -1373,13 +1419,13 @@ def main() -> int:
             f"{max(sizes)} printers need about {max(sizes) * 2 + 200}"
         )
     results = []
-    modes = {"on": [True], "off": [False], "both": [False, True]}[args.metrics]
     for n in sizes:
-        for r in run_one(n, args, modes):
-            results.append(r)
+        for processes in counts:
+            results.append(run_one(n, args, processes))
+            r = results[-1]
             print(
-                f"N={n} ({'scraped' if r.scraped else 'not scraped'}): ingest {r.ingest:.0f}/s "
-                f"(bare {r.bare:.0f}/s), fleet {r.fleet_cpu:.2f} cores, "
+                f"N={n}{f' P={processes}' if processes else ''}: ingest {r.ingest:.0f}/s "
+                f"(bare {r.bare:.0f}/s, handled {r.handled:.0f}/s), fleet {r.fleet_cpu:.2f} cores, "
                 f"status p99 {ms(r.status_p99)} ms, dispatch p99 {ms(r.dispatch_p99)} ms",
                 flush=True,
             )

@@ -236,7 +236,15 @@ class Lab:
     def member(self, name: str) -> Member:
         return self.people[name][0]
 
-    def submit(self, name: str, part: Part, *, copies: int = 1, material: Optional[str] = None) -> list[int]:
+    def submit(
+        self,
+        name: str,
+        part: Part,
+        *,
+        copies: int = 1,
+        material: Optional[str] = None,
+        colour: Optional[str] = None,
+    ) -> list[int]:
         text = generate_box(origin=(20.0, 20.0), **part.options)
         submission = self.service.intake.submit_job(
             self.member(name),
@@ -244,6 +252,7 @@ class Lab:
             filename=part.filename,
             copies=copies,
             material=material,
+            colour=colour,
         )
         return [job.id for job in submission.jobs]
 
@@ -316,6 +325,37 @@ def lab_economy(lab: Lab) -> str:
     return "ada published the price list; students (chloe) may have one job at a time in the queue"
 
 
+#: The spools on the lab's printers when it opens (the large printer's owner tracks none): the Ender's
+#: runs low, so a job that needs more than is left waits for the other printers.
+SPOOLS = (
+    ("Prusa MINI", {"material": "PLA", "colour_name": "white", "colour_hex": "#f4f4f4", "net_grams": 1000}),
+    ("Prusa MK4", {"material": "PETG", "colour_name": "black", "colour_hex": "#1a1a1a", "net_grams": 1000}),
+    (
+        "Ender 3",
+        {
+            "material": "PLA",
+            "colour_name": "grey",
+            "colour_hex": "#8a8a8a",
+            "net_grams": 1000,
+            "remaining_grams": 30,
+        },
+    ),
+)
+
+
+def spools_loaded(lab: Lab) -> str:
+    ada = lab.member("ada")
+    for name, values in SPOOLS:
+        spool = lab.service.spools.add_spool(ada, {**values, "price_per_kg": 2500})
+        lab.service.spools.load(ada, spool.id, slugify(name))
+    return "ada loaded the lab's spools; the Ender 3's grey PLA is down to 30 g"
+
+
+def colour_change(lab: Lab) -> str:
+    lab.submit("bob", part_named("keychain.gcode"), material="PLA", colour="red")
+    return "bob asked for a red PLA keychain: no printer has red loaded, a colour change is due"
+
+
 def quota_reached(lab: Lab) -> str:
     ids = lab.submit("chloe", part_named("keychain.gcode"), copies=3)
     for job_id in ids:  # chloe's prints wait for a manager's approval: ada gives it at once
@@ -327,11 +367,13 @@ def quota_reached(lab: Lab) -> str:
 #: running low or a member reaching a quota, each a function of the :class:`Lab` that says what it did.
 SCENARIO: list[Step] = [
     Step(1.0, lab_economy),
+    Step(1.5, spools_loaded),
     Step(2.0, one_members_batch),
     Step(4.0, material_nobody_loaded),
     Step(6.0, part_too_big),
     Step(8.0, maintenance(True)),
     Step(10.0, quota_reached),
+    Step(12.0, colour_change),
     Step(90.0, maintenance(False)),
 ]
 

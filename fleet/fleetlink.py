@@ -29,6 +29,15 @@ a status that says what the printer's last one said (state, job, capabilities) o
 live view, without the store (:meth:`FleetLink._unchanged`); "last seen" goes to the store for all
 printers in one write per ``seen_write_interval_s``; the fleet subscribes to status at QoS 0.
 
+With ``queued`` (as ``serve`` runs it) messages are not handled on the MQTT network thread: they
+wait in a :class:`~fleet.ingest.CoalescingQueue` for the link's ingest thread, where a printer's
+newer status replaces its older one still waiting, so under overload the status lag stays about
+one publishing interval while events and acks are all handled, in order. With ``share_group`` the
+link subscribes through MQTT 5 shared subscriptions (``$share/<group>/...``), so fleet processes
+on one broker split statuses, availability and events between them: each reaches one of them, and
+what it changes goes through the store, where a repeat changes nothing. Acks alone reach every
+process, as only the one that sent a command follows it up.
+
 A printer in maintenance keeps that state whatever its node says. Only ``availability: offline``
 (the node's last will) makes a held job ``unknown``; ``disconnected`` does not, because the node is
 still there and will report what happened.
@@ -53,6 +62,7 @@ from . import protocol as p
 from .app import FleetApp
 from .dispatches import Dispatch, Dispatches
 from .errors import FleetError, Invalid, NotFound
+from .ingest import CoalescingQueue
 from .lending import Lending
 from .models import LiveStatus, Printer
 from .states import BUSY, JobState, PrinterState
@@ -76,6 +86,10 @@ _DIRECT = {
     p.NodeState.ERROR: PrinterState.ERROR,
     p.NodeState.DISCONNECTED: PrinterState.OFFLINE,
 }
+
+
+#: The longest the dispatch loop rests after a scheduling pass (it rests as long as the pass took).
+MAX_PASS_REST_S = 2.0
 
 
 class Link(Protocol):
@@ -148,6 +162,8 @@ class FleetLink:
         log_interval_s: float = 60.0,
         clock: Callable[[], float] = time.time,
         dispatch_duty: Optional[Callable[[], bool]] = None,
+        queued: bool = False,
+        share_group: Optional[str] = None,
     ) -> None:
         self.app = app
         self.link = link
@@ -191,10 +207,17 @@ class FleetLink:
         self._next_seen_write = float("-inf")
         self._dispatch_wanted = True
         self._next_dispatch = float("-inf")
+        self._last_pass_s = 0.0
         self._started_at = 0.0
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self.share_group = share_group
+        #: Messages waiting for the ingest thread (None: handled on the caller's thread).
+        self.queue: Optional[CoalescingQueue[tuple[str, bytes, Optional[Callable[[], None]]]]] = (
+            CoalescingQueue() if queued else None
+        )
+        self._ingest: Optional[threading.Thread] = None
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -212,18 +235,73 @@ class FleetLink:
         # (retained), sent again on every subscribe. So the fleet owes the broker no acknowledgement
         # per status, statuses never wait behind the broker's in-flight window, and none are queued
         # for the fleet while it is away, where they would crowd out the events and acks it must get.
+        # A shared subscription gets no retained message: a process that joins learns each printer's
+        # state from its next status instead.
+        receive = self.handle if self.queue is None else self.receive
+        if self.queue is not None:
+            self._ingest = threading.Thread(target=self._drain, name="fleet-ingest", daemon=True)
+            self._ingest.start()
         for channel in (p.Channel.STATUS, p.Channel.AVAILABILITY, p.Channel.EVENTS, p.Channel.ACK):
-            self.link.subscribe(p.wildcard(channel), self.handle, 0 if channel is p.Channel.STATUS else 1)
+            # Acks are never shared: only the process that sent a command follows it, so each process
+            # must see every answer (the others note it and ignore it).
+            group = None if channel is p.Channel.ACK else self.share_group
+            self.link.subscribe(
+                p.shared(p.wildcard(channel), group), receive, 0 if channel is p.Channel.STATUS else 1
+            )
         if self.tick_interval_s is not None:
             self._thread = threading.Thread(target=self._run, name="fleet-dispatch", daemon=True)
             self._thread.start()
 
     def close(self, timeout: float = 5.0) -> None:
+        """Stop the dispatch loop; what waits in the ingest queue is handled first (within ``timeout``)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self.queue is not None:
+            self.queue.close()
+        if self._ingest is not None:
+            self._ingest.join(timeout)
+            self._ingest = None
+
+    # -- the ingest queue -----------------------------------------------------------------------
+
+    def receive(self, topic: str, payload: bytes, ack: Optional[Callable[[], None]] = None) -> None:
+        """Queue one message for the ingest thread (called on the MQTT network thread: cheap).
+
+        ``ack`` (a link with manual acknowledgements) is called once the message is handled, so the
+        broker keeps an event or an ack until then and a crash of the fleet loses none of them.
+        """
+        assert self.queue is not None
+        # The topic up to its channel names the printer; a malformed one is refused when handled.
+        key, _, channel = topic.rpartition("/")
+        if channel == p.Channel.STATUS.value:
+            if self.queue.put_status(key, (topic, payload, None)):
+                self.app.metrics.count("status.superseded")
+            if ack is not None:
+                ack()  # statuses come at QoS 0: nothing to acknowledge, nothing kept for a crash
+        else:
+            # Never dropped: when too many wait, this holds the network thread (the broker keeps the rest).
+            self.queue.put(key, (topic, payload, ack))
+
+    def _drain(self) -> None:
+        assert self.queue is not None
+        metrics = self.app.metrics
+        while True:
+            stale = self.queue.dropped_stale
+            taken = self.queue.get()
+            if self.queue.dropped_stale != stale:  # statuses dropped at their turn: a newer one waits
+                metrics.count("status.superseded", self.queue.dropped_stale - stale)
+            if taken is None:
+                return
+            _, (topic, payload, ack), _, waited = taken
+            metrics.observe("ingest.wait_s", waited)
+            try:
+                self.handle(topic, payload)
+            finally:
+                if ack is not None:
+                    ack()
 
     def _run(self) -> None:
         assert self.tick_interval_s is not None
@@ -234,6 +312,12 @@ class FleetLink:
                 self.tick()
             except Exception:
                 log.exception("the dispatch loop hit an error; it carries on")
+            # A scheduling pass reads every printer and job: after one, rest as long as it took, so that
+            # printers freed one after another (hundreds at a large fleet's start) do not keep passes
+            # running back to back, taking the processor from the ingest thread.
+            rest, self._last_pass_s = min(self._last_pass_s, MAX_PASS_REST_S), 0.0
+            if rest and self._stop.wait(rest):
+                return
             self._wake.wait(self.tick_interval_s)
 
     def take_over(self) -> None:
@@ -324,7 +408,8 @@ class FleetLink:
         # transactions); the lock is taken again to record and send each command.
         started = time.perf_counter()
         assigned = self.app.dispatcher.dispatch_pass(avoid=avoid)
-        self.app.metrics.observe("dispatch.pass_s", time.perf_counter() - started)
+        self._last_pass_s = time.perf_counter() - started
+        self.app.metrics.observe("dispatch.pass_s", self._last_pass_s)
         with self._lock:
             for job_id, printer_id in assigned:
                 self.dispatches.send(job_id, printer_id, now)

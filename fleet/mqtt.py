@@ -12,11 +12,14 @@ import logging
 import random
 import ssl
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from .errors import Invalid
 from .http_protocol import BrokerAddress
@@ -26,6 +29,8 @@ __all__ = ["BrokerAddress", "Delivery", "MqttLink"]
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
+#: A handler of a link with ``manual_ack``: its third argument acknowledges the message to the broker.
+AckingHandler = Callable[[str, bytes, Callable[[], None]], None]
 
 #: The longest wait between two connection attempts. A printer is back at most about this long after its
 #: broker is (the fault suite holds it to 10 s); a thousand nodes retrying this often cost a broker that is
@@ -33,6 +38,10 @@ Handler = Callable[[str, bytes], None]
 MAX_BACKOFF_S = 5.0
 #: Each link scales both of its backoff bounds by a random factor within 1 ± this.
 BACKOFF_SPREAD = 0.2
+#: Topics whose handlers are remembered (a fleet sees four a printer); past this the memory starts over.
+MAX_ROUTES = 100_000
+#: With MQTT 5, how long the broker keeps a lasting session (``clean_session`` False) after a disconnect.
+SESSION_EXPIRY_S = 7 * 86400
 
 
 class Delivery:
@@ -75,10 +84,21 @@ class MqttLink:
         on_disconnect: Optional[Callable[[], None]] = None,
         max_queued: int = 1000,
         clean_session: bool = True,
+        mqtt5: bool = False,
+        manual_ack: bool = False,
     ) -> None:
         """``clean_session`` False keeps the broker's session for ``client_id`` across connections:
         what arrives for its subscriptions while it is away is held for it (QoS 1), and what it had not
-        acknowledged is delivered again. Only for a client id no other client uses."""
+        acknowledged is delivered again. Only for a client id no other client uses.
+
+        ``mqtt5`` speaks MQTT 5 (needed for shared subscriptions, ``$share/<group>/<filter>``); a lasting
+        session then expires ``SESSION_EXPIRY_S`` after the link went away.
+
+        ``manual_ack``: handlers are called with a third argument, a function that acknowledges the
+        message (QoS 1) to the broker; until it is called the broker counts the message in flight, and
+        sends it again if the connection ends first. So a handler that only queues a message can
+        acknowledge it once it is handled, and a crash in between loses nothing. Call it once, from any
+        thread, in the order the messages came (MQTT wants acknowledgements in that order)."""
         self.client_id = client_id
         self.address = address
         self._keepalive = keepalive
@@ -86,6 +106,8 @@ class MqttLink:
         self._on_disconnect = on_disconnect
         self._lock = threading.Lock()
         self._handlers: dict[str, tuple[Handler, int]] = {}
+        #: The handlers of each topic seen, worked out once (cleared when the subscriptions change).
+        self._routes: dict[str, list[Handler]] = {}
         self._connected = threading.Event()
         self._down = threading.Event()
         self._down.set()
@@ -96,13 +118,25 @@ class MqttLink:
         self._queue_full_logged = False
         self._started = False
         self._closed = False
+        self._clean_session = clean_session
+        self._mqtt5 = mqtt5
+        self._manual_ack = manual_ack
 
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=paho.MQTTv311,
-            clean_session=clean_session,
-        )
+        if mqtt5:
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=paho.MQTTv5,
+                manual_ack=manual_ack,
+            )
+        else:
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=paho.MQTTv311,
+                clean_session=clean_session,
+                manual_ack=manual_ack,
+            )
         if address.username is not None:
             client.username_pw_set(address.username, address.password)
         if address.tls:
@@ -126,15 +160,16 @@ class MqttLink:
 
     # -- public API ------------------------------------------------------------------------------
 
-    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+    def subscribe(self, topic_filter: str, handler: Any, qos: int = 1) -> None:
         """Deliver messages matching ``topic_filter`` to ``handler(topic, payload)``, now and after
         every reconnect. Subscribing the same filter again replaces its handler."""
         _check_filter(topic_filter)
         with self._lock:
             self._handlers[topic_filter] = (handler, qos)
+            self._routes.clear()
             online = self._connected.is_set()
         if online:
-            self._client.subscribe(topic_filter, qos)
+            self._client.subscribe([self._subscription(topic_filter, qos)])
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> Delivery:
         """Queue a message; returns at once, with a :class:`Delivery` to learn what became of it. While
@@ -156,7 +191,20 @@ class MqttLink:
         if self._started:
             return
         self._started = True
-        self._client.connect_async(self.address.host, self.address.port, keepalive=self._keepalive)
+        if self._mqtt5:
+            properties = None
+            if not self._clean_session:
+                properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                properties.SessionExpiryInterval = SESSION_EXPIRY_S
+            self._client.connect_async(
+                self.address.host,
+                self.address.port,
+                keepalive=self._keepalive,
+                clean_start=self._clean_session,
+                properties=properties,
+            )
+        else:
+            self._client.connect_async(self.address.host, self.address.port, keepalive=self._keepalive)
         self._client.loop_start()
 
     def close(self, timeout: float = 5.0) -> None:
@@ -207,7 +255,9 @@ class MqttLink:
             # Under the lock with subscribe(): a filter added now is either in this list or sees the
             # link connected and subscribes itself. Subscribing before the link counts as connected
             # puts the SUBSCRIBE ahead of anything published once wait_connected() returns.
-            wanted = [(topic_filter, qos) for topic_filter, (_, qos) in self._handlers.items()]
+            wanted = [
+                self._subscription(topic_filter, qos) for topic_filter, (_, qos) in self._handlers.items()
+            ]
             if wanted:
                 client.subscribe(wanted)
             self._down.clear()
@@ -235,12 +285,38 @@ class MqttLink:
         topic = message.topic
         payload = bytes(message.payload)
         with self._lock:
-            handlers = [h for f, (h, _) in self._handlers.items() if paho.topic_matches_sub(f, topic)]
+            handlers = self._routes.get(topic)
+            if handlers is None:
+                # Matching costs about 10 µs a filter in paho: done once a topic, not once a message.
+                if len(self._routes) >= MAX_ROUTES:
+                    self._routes.clear()
+                handlers = self._routes[topic] = [
+                    h for f, (h, _) in self._handlers.items() if paho.topic_matches_sub(_unshared(f), topic)
+                ]
+        if self._manual_ack:
+            mid, qos = message.mid, message.qos
+            if not handlers:
+                self._client.ack(mid, qos)
+            for handler in handlers[:1]:  # one acknowledgement a message: one handler
+                acking = cast(AckingHandler, handler)
+                try:
+                    acking(topic, payload, lambda: self._ack(mid, qos))
+                except Exception:
+                    log.exception("MQTT handler for %s failed", topic)
+                    self._client.ack(mid, qos)  # a message that breaks its handler is not asked for again
+            return
         for handler in handlers:
             try:
                 handler(topic, payload)
             except Exception:
                 log.exception("MQTT handler for %s failed", topic)
+
+    def _ack(self, mid: int, qos: int) -> None:
+        # Not connected any more: the broker sends the message again on the next connection.
+        self._client.ack(mid, qos)
+
+    def _subscription(self, topic_filter: str, qos: int) -> tuple[str, Any]:
+        return (topic_filter, SubscribeOptions(qos=qos) if self._mqtt5 else qos)
 
     def _call(self, callback: Optional[Callable[[], None]], name: str) -> None:
         if callback is None:
@@ -251,8 +327,20 @@ class MqttLink:
             log.exception("MQTT %s callback of %s failed", name, self.client_id)
 
 
+def _unshared(topic_filter: str) -> str:
+    """The filter a shared subscription ``$share/<group>/<filter>`` matches topics with."""
+    if topic_filter.startswith("$share/"):
+        return topic_filter.split("/", 2)[2]
+    return topic_filter
+
+
 def _check_filter(topic_filter: str) -> None:
     """Refuse a malformed topic filter here, where the caller can see it, not at the broker."""
+    if topic_filter.startswith("$share/"):
+        parts = topic_filter.split("/", 2)
+        if len(parts) < 3 or not parts[1] or any(ch in parts[1] for ch in "+#") or not parts[2]:
+            raise Invalid(f"not a valid shared subscription: {topic_filter!r}", field="topic_filter")
+        topic_filter = parts[2]
     levels = topic_filter.split("/")
     ok = bool(topic_filter) and all(
         ("+" not in level or level == "+") and ("#" not in level or (level == "#" and i == len(levels) - 1))

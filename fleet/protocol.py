@@ -91,6 +91,23 @@ def wildcard(channel: Channel) -> str:
     return f"{PRINTERS}/+/{channel.value}"
 
 
+#: A shared-subscription group name goes into topic filters as it is.
+SHARE_GROUP_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def shared(topic_filter: str, group: Optional[str]) -> str:
+    """``topic_filter`` as an MQTT 5 shared subscription of ``group`` (``$share/<group>/<filter>``):
+    the broker hands each message to one subscriber of the group. None leaves the filter as it is."""
+    if group is None:
+        return topic_filter
+    if not SHARE_GROUP_RE.match(group):
+        raise Invalid(
+            "a shared-subscription group may use only letters, digits, _ and - (1-64 characters)",
+            field="share_group",
+        )
+    return f"$share/{group}/{topic_filter}"
+
+
 def parse_topic(name: str) -> tuple[str, Channel]:
     """``crowdfab/v1/printers/<id>/<channel>`` → (id, channel); anything else is a ProtocolError."""
     parts = name.split("/")

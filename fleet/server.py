@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .app import FleetApp, build
 from .config import FleetConfig
-from .errors import Unavailable
+from .errors import FleetError, Unavailable
 from .http_protocol import API_PREFIX
 from .lab import MAX_UPLOAD_CEILING
 from .notify.worker import NOTIFY_SCAN, NotifyOptions, OutboxWorker
@@ -26,10 +26,17 @@ from .store.base import PHOTO_KINDS
 
 if TYPE_CHECKING:
     from .duties import Duties
+    from .dynsec import DynsecAccounts
     from .fleetlink import FleetLink
+    from .http_protocol import BrokerAddress
     from .store.changes import ChangeNote
 
 log = logging.getLogger(__name__)
+
+#: The shared-subscription group of fleet processes on a shared broker (``fleet.dynsec``).
+DEFAULT_SHARE_GROUP = "crowdfab"
+#: How often a process in a share group checks an unchanged printer's status against the store.
+SHARED_STATUS_RECHECK_S = 120.0
 
 #: The managed broker's default port: off 1883, so a system Mosquitto on the same machine is left alone.
 DEFAULT_MQTT_PORT = 18830
@@ -46,6 +53,12 @@ class LinkOptions:
     mqtt_port: int = DEFAULT_MQTT_PORT
     #: An external broker (mqtt://user:pass@host:port); then no broker is managed.
     mqtt_url: Optional[str] = None
+    #: With ``mqtt_url``: the broker is shared by several fleet processes and keeps printer logins in its
+    #: dynamic security plugin, which the URL's login administers (docs/broker.md, "A shared broker").
+    mqtt_dynsec: bool = False
+    #: Subscribe to printers through this MQTT 5 shared-subscription group, so the fleet processes on one
+    #: broker split the messages; default: ``crowdfab`` with ``mqtt_dynsec``, none otherwise.
+    share_group: Optional[str] = None
     #: The host nodes connect to; default: the HTTP host, or this machine's name when that is a wildcard.
     mqtt_public_host: Optional[str] = None
     #: The fleet's URL as nodes reach it (job downloads); default: http://<public host>:<port>.
@@ -286,6 +299,8 @@ class FleetRuntime:
         from .store.changes import ChangeListener
 
         config, options = self.config, self.options
+        if options.mqtt_dynsec and options.mqtt_url is None:
+            raise Unavailable("a shared broker (--mqtt-dynsec) needs its address and login: give --mqtt-url")
         if options.mqtt_url is None:
             find_mosquitto()  # fails early, with how to install it
         sqlite = sqlite_database(config)
@@ -293,6 +308,9 @@ class FleetRuntime:
             lock = SingleProcessLock(sqlite)
             lock.acquire()
             self._stops.append(lock.release)
+        share_group = options.share_group
+        if share_group is None and options.mqtt_dynsec:
+            share_group = DEFAULT_SHARE_GROUP
         self.fleet = fleet = Fleet.open(config)
         self._stops.append(fleet.close)
         # Each process's own: a staging file is locked while its upload runs, so only the dead's go.
@@ -305,6 +323,8 @@ class FleetRuntime:
             fleet.app.enrollment.node_mqtt = BrokerAddress(
                 options.mqtt_public_host or address.host, address.port, tls=address.tls
             )
+            if options.mqtt_dynsec:
+                fleet.app.enrollment.accounts = self._shared_broker_accounts(address, fleet)
         else:
             password = fleet_mqtt_password(config.data_dir)
             self.mqtt_port = options.mqtt_port or free_port()
@@ -342,9 +362,17 @@ class FleetRuntime:
         host, port = server.effective_host, server.effective_port
         self.url = f"http://{host}:{port}"
         self.base_url = options.public_url or f"http://{node_host}:{port}"
-        # A lasting session: nothing a printer reports while the fleet is down is lost to it.
+        # Alone, a lasting session: nothing a printer reports while the fleet is down is lost to it. In a
+        # share group, a clean one: Mosquitto goes on handing a lasting session's share of the messages
+        # to it while its process is gone, instead of to the processes still running.
         client_id = fleet_client_id(config.data_dir)
-        mqtt = MqttLink(client_id, address, clean_session=False)
+        mqtt = MqttLink(
+            client_id,
+            address,
+            clean_session=share_group is not None,
+            mqtt5=share_group is not None,
+            manual_ack=True,  # an event is acknowledged to the broker once handled, not once queued
+        )
         fleet.app.health.broker = lambda: mqtt.connected
         # The once-only duties: this process's share among those on the database (all of them on SQLite).
         duties = Duties(
@@ -364,6 +392,13 @@ class FleetRuntime:
             dispatch_interval_s=options.dispatch_interval_s,
             decline_cooldown_s=options.decline_cooldown_s,
             dispatch_duty=lambda: duties.holds(DISPATCH),
+            queued=True,
+            share_group=share_group,
+            # In a share group every process sees every printer's statuses, and checks each against the
+            # store on its own: at thousands of printers those checks, not the statuses, fill the ingest
+            # thread. Changes a process makes through a status are seen by the others at once anyway
+            # (their next status differs from what they saw): the recheck is only for edits elsewhere.
+            status_recheck_s=SHARED_STATUS_RECHECK_S if share_group is not None else 30.0,
         )
         duties.add(DISPATCH, on_gain=link.take_over, on_loss=link.hand_over)
         duties.every(SWEEPS, options.sweep_interval_s, lambda: sweep(fleet.app))
@@ -396,6 +431,35 @@ class FleetRuntime:
         duties.start()
         # Stopped first: the duties are given back at once, so another process takes them over.
         self._stops.append(duties.close)
+
+    def _shared_broker_accounts(self, address: BrokerAddress, fleet: Fleet) -> DynsecAccounts:
+        """The admin link to a shared broker's dynamic security plugin; at every connect it makes sure
+        of the fleet's roles and removes the logins of printers revoked meanwhile."""
+        from .dynsec import DynsecAccounts
+        from .mqtt import MqttLink
+
+        accounts: Optional[DynsecAccounts] = None
+
+        def settle() -> None:
+            assert accounts is not None
+            try:
+                accounts.ensure_fleet_roles()
+                accounts.sync(
+                    fleet.store.revoked_printer_ids,
+                    lambda: [c.printer_id for c in fleet.store.active_credentials()],
+                )
+            except FleetError as exc:
+                log.error("shared broker: could not check its logins: %s", exc.message)
+
+        def connected() -> None:
+            # Answers arrive on the link's network thread, which runs this callback: wait elsewhere.
+            threading.Thread(target=settle, name="dynsec-settle", daemon=True).start()
+
+        admin = MqttLink(f"{fleet_client_id(fleet.config.data_dir)}-admin", address, on_connect=connected)
+        accounts = DynsecAccounts(admin)
+        admin.start()
+        self._stops.append(admin.close)
+        return accounts
 
     def close(self) -> None:
         while self._stops:

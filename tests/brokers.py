@@ -18,7 +18,9 @@ Any test package can use them; the mqtt tests' ``mosquitto`` fixture is one exam
 
 ``stop()`` then ``start()`` restarts the broker on the same port with its retained messages
 (persistence is on), for outage tests. Give ``users`` (name → clear password) and ``acl`` (ACL file
-text) to require logins; without them anonymous clients may do anything. ``sub`` and ``pub`` run
+text) to require logins, or ``dynsec`` (a dynamic security file's JSON, e.g. from
+``fleet.dynsec.initial_config``) to load Mosquitto's dynamic security plugin with it; without them
+anonymous clients may do anything. ``sub`` and ``pub`` run
 the real ``mosquitto_sub``/``mosquitto_pub`` binaries, so they are clients from outside our code.
 """
 
@@ -36,11 +38,14 @@ from pathlib import Path
 from typing import Callable, Optional, Union
 
 from fleet.broker import _die_with_parent
+from fleet.dynsec import find_plugin
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_SUB = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
 MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+#: Mosquitto 2's dynamic security plugin (in Debian's mosquitto package).
+DYNSEC_PLUGIN = find_plugin() or "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 HOST = "127.0.0.1"
 
 Predicate = Callable[[str, bytes], bool]
@@ -235,6 +240,7 @@ class TestBroker(OutsideClients):
         port: Optional[int] = None,
         users: Optional[Mapping[str, str]] = None,
         acl: Optional[str] = None,
+        dynsec: Optional[str] = None,
         mosquitto: str = MOSQUITTO,
     ) -> None:
         self.dir = Path(directory)
@@ -242,7 +248,7 @@ class TestBroker(OutsideClients):
         super().__init__(HOST, port if port is not None else free_port())
         self._mosquitto = mosquitto
         self._proc: Optional[subprocess.Popen[bytes]] = None
-        self._write_conf(users, acl)
+        self._write_conf(users, acl, dynsec)
 
     @property
     def url(self) -> str:
@@ -259,7 +265,9 @@ class TestBroker(OutsideClients):
     def url_for(self, username: str, password: str) -> str:
         return f"mqtt://{username}:{password}@{self.host}:{self.port}"
 
-    def _write_conf(self, users: Optional[Mapping[str, str]], acl: Optional[str]) -> None:
+    def _write_conf(
+        self, users: Optional[Mapping[str, str]], acl: Optional[str], dynsec: Optional[str]
+    ) -> None:
         lines = [
             f"listener {self.port} {self.host}",
             "persistence true",
@@ -274,6 +282,13 @@ class TestBroker(OutsideClients):
             for name, password in users.items():
                 subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwd), name, password], check=True)
             lines += ["allow_anonymous false", f"password_file {passwd}"]
+        elif dynsec is not None:
+            (self.dir / "dynsec.json").write_text(dynsec)
+            lines += [
+                "allow_anonymous false",
+                f"plugin {DYNSEC_PLUGIN}",
+                f"plugin_opt_config_file {self.dir / 'dynsec.json'}",
+            ]
         else:
             lines += ["allow_anonymous true"]
         if acl is not None:

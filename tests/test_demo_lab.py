@@ -55,7 +55,7 @@ def test_the_scenario_shows_reasons_of_every_kind_in_the_first_minutes(lab):
     demo.seed_lab(svc, lab.people)
     steps = list(demo.SCENARIO)
     said = demo.play(lab, steps, elapsed=60.0)
-    assert len(said) == 6 and [s.at for s in steps] == [90.0]  # the end of the maintenance is still to come
+    assert len(said) == 8 and [s.at for s in steps] == [90.0]  # the end of the maintenance is still to come
     svc.dispatcher.dispatch_pass()
     queue = svc.dispatcher.queue(lab.member("bob"))
     reasons = {e.explanation.reason.value for e in queue if e.explanation is not None}
@@ -67,6 +67,11 @@ def test_the_scenario_shows_reasons_of_every_kind_in_the_first_minutes(lab):
         "no_printer_free",
         "quota",
     }
+    # The colour change: no printer has red PLA loaded, and the queue names the colours that are.
+    red = [e for e in queue if e.job.colour == "red"]
+    assert red and red[0].explanation is not None
+    assert red[0].explanation.reason.value == "material_not_loaded", red[0].explanation
+    assert "red PLA" in red[0].explanation.message, red[0].explanation.message
     bobs = [
         e.explanation.position for e in queue if e.job.member_id == lab.member("bob").id and e.explanation
     ]

@@ -107,9 +107,10 @@ def bed_cleared(printer_id: str) -> Response:
     "POST",
     PRINTER + "/revoke",
     "Revoke an enrolled printer's credentials (managers): it can no longer connect or download; a job it "
-    "held becomes unknown and the printer goes into maintenance",
+    "held becomes unknown and the printer goes into maintenance (on a shared broker its login is removed "
+    "first: 503 if that broker cannot be reached, and nothing is changed)",
     shape.Printer,
-    errors=(401, 403, 404, 409),
+    errors=(401, 403, 404, 409, 503),
 )
 def revoke_printer_credentials(printer_id: str) -> Response:
     return jsonify(shape.Printer.of(service().enrollment.revoke_printer(me(), printer_id)).to_json())

@@ -8,7 +8,7 @@ import secrets
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 from ..auth import TOKEN_PREFIX, hash_token
 from ..errors import Conflict, Forbidden, Invalid, Unauthorized, Unavailable
@@ -50,6 +50,14 @@ def code_refused(why: CodeRefusal, words: Mapping[CodeRefusal, str], field: str)
 
 #: Hashes a broker password into Mosquitto's password-file format.
 PasswordHasher = Callable[[str], str]
+
+
+class BrokerAccounts(Protocol):
+    """Printer logins kept on a shared broker (``fleet.dynsec.DynsecAccounts``)."""
+
+    def add_printer(self, printer_id: str, password: str) -> None: ...
+
+    def remove_printer(self, printer_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,10 @@ class Enrollments:
         #: Where enrolled nodes connect (host, port, TLS: each gets its own login); None while the fleet
         #: runs without a broker.
         self.node_mqtt = node_mqtt
+        #: Printer logins on a shared broker, made and removed with each enrollment and revocation
+        #: (inside its transaction, so neither side keeps what the other refused); None when a
+        #: managed broker reads them from the store, or an external one is administered by hand.
+        self.accounts: Optional[BrokerAccounts] = None
         self._hash_password = password_hasher or _default_hasher
 
     def create_enrollment_code(self, actor: Optional[Member], ttl_s: float = 86400.0) -> tuple[str, float]:
@@ -167,12 +179,16 @@ class Enrollments:
             heated_chamber=caps.heated_chamber,
             extruders=caps.extruders,
         )
+        accounts = self.accounts
         printer = self.store.enroll_printer(
             hash_token(normalized),
             template,
             mqtt_password_hash=self._hash_password(password),
             http_token_hash=hash_token(token),
             now=now,
+            before_commit=None
+            if accounts is None
+            else lambda printer_id: accounts.add_printer(printer_id, password),
         )
         if printer is None:
             code = self.store.get_enrollment_code(hash_token(normalized))
@@ -188,10 +204,17 @@ class Enrollments:
         """Withdraw an enrolled printer's credentials and take it out of the pool.
 
         Its broker login and file downloads stop working; a job it held becomes unknown (a
-        manager settles it), and the printer stays in maintenance until it is enrolled again.
+        manager settles it), and the printer stays in maintenance until it is enrolled again. On a
+        shared broker the login is removed before the revocation commits, and the broker disconnects
+        the printer at once; a broker that cannot be reached leaves the credentials as they were (503).
         """
         require_manager(actor)
-        if not self.store.revoke_credentials(printer_id, now=self.ctx.clock()):
+        accounts = self.accounts
+        if not self.store.revoke_credentials(
+            printer_id,
+            now=self.ctx.clock(),
+            before_commit=None if accounts is None else lambda: accounts.remove_printer(printer_id),
+        ):
             raise Conflict(
                 f"printer {printer_id} has no active credentials (never enrolled, or already revoked)"
             )

@@ -4,7 +4,7 @@ Exit codes: 0 success; 1 the fleet refused the request (invalid file, not allowe
 2 the command line is wrong; 3 the fleet or its database could not be reached.
 
 One module a command group: :mod:`.admin` (serve, enroll-code, member), :mod:`.jobs` (analyze, job),
-:mod:`.spools` (spool);
+:mod:`.spools` (spool), :mod:`.broker` (broker init);
 :mod:`.base` holds what they share.
 """
 
@@ -30,6 +30,7 @@ from .base import (
     positive_int,
     shared_options,
 )
+from .broker import add_broker_commands
 from .economy import add_economy_commands
 from .jobs import add_job_commands
 from .spools import add_spool_commands
@@ -64,7 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     job = add_job_commands(sub, common, client)
     economy = add_economy_commands(sub, common)
     spool = add_spool_commands(sub, common, client)
-    parser.groups = {"member": member, "job": job, **economy, "spool": spool}  # type: ignore[attr-defined]
+    broker = add_broker_commands(sub, common)
+    parser.groups = {  # type: ignore[attr-defined]
+        "member": member,
+        "job": job,
+        **economy,
+        "spool": spool,
+        "broker": broker,
+    }
     return parser
 
 

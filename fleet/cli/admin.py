@@ -13,6 +13,7 @@ from ..models import Role
 from .base import (
     EXIT_OK,
     EXIT_UNREACHABLE,
+    EXIT_USAGE,
     CliError,
     config_of,
     emit,
@@ -35,9 +36,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     options = LinkOptions(
         mqtt_port=args.mqtt_port,
         mqtt_url=args.mqtt_url or os.environ.get("CROWDFAB_MQTT_URL"),
+        mqtt_dynsec=args.mqtt_dynsec or os.environ.get("CROWDFAB_MQTT_DYNSEC", "") in ("1", "yes", "true"),
+        share_group=args.mqtt_share_group or os.environ.get("CROWDFAB_MQTT_SHARE_GROUP") or None,
         mqtt_public_host=args.mqtt_public_host,
         public_url=args.public_url,
     )
+    if options.mqtt_dynsec and not options.mqtt_url:
+        raise CliError("--mqtt-dynsec manages the logins of a shared broker: give its --mqtt-url", EXIT_USAGE)
     notify = NotifyOptions(
         photo_wait_s=args.notify_photo_wait,
         offline_after_s=args.notify_offline_after * 60.0,
@@ -125,6 +130,20 @@ def add_admin_commands(sub: Subcommands, common: argparse.ArgumentParser) -> arg
         "--mqtt-url",
         help="use this broker instead of running one, e.g. mqtt://fleet:secret@broker:1883 "
         "($CROWDFAB_MQTT_URL); its accounts and ACLs are then yours to manage",
+    )
+    serve.add_argument(
+        "--mqtt-dynsec",
+        action="store_true",
+        help="with --mqtt-url: the broker is shared by several fleet processes and keeps printer logins in "
+        "its dynamic security plugin, which the URL's login administers: the fleet creates and removes "
+        "them as printers are enrolled and revoked ($CROWDFAB_MQTT_DYNSEC=1); see 'broker init'",
+    )
+    serve.add_argument(
+        "--mqtt-share-group",
+        metavar="GROUP",
+        help="subscribe to printers through this MQTT 5 shared-subscription group, so the fleet processes "
+        "on one broker split the messages (default: crowdfab with --mqtt-dynsec, none otherwise; "
+        "$CROWDFAB_MQTT_SHARE_GROUP)",
     )
     serve.add_argument(
         "--mqtt-public-host",

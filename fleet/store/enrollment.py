@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection
@@ -59,19 +59,26 @@ class EnrollmentRecords(StoreBase):
         http_token_hash: str,
         now: float,
         attempts: int = 5,
+        before_commit: Optional[Callable[[str], None]] = None,
     ) -> Optional[Printer]:
         """Spend an enrollment code on a new printer and its credentials, all or nothing.
 
         The printer gets ``printer.id``, or ``<id>-2``, ``<id>-3`` … if that is taken. Returns None
         when the code is unknown, already used or expired at ``now``: of two enrollments racing with
-        one code, exactly one gets a printer.
+        one code, exactly one gets a printer. ``before_commit(printer_id)`` runs inside the transaction
+        once the id is chosen (a shared broker's login is made there): if it raises, nothing is kept.
         """
         if not is_sha256_hex(http_token_hash):
             raise Invalid("http_token_hash must be a SHA-256 in lowercase hex", field="http_token_hash")
         for attempt in range(attempts):
             try:
                 with write_transaction(self._engine) as conn:
-                    return self._enroll(conn, code_hash, printer, mqtt_password_hash, http_token_hash, now)
+                    enrolled = self._enroll(
+                        conn, code_hash, printer, mqtt_password_hash, http_token_hash, now
+                    )
+                    if enrolled is not None and before_commit is not None:
+                        before_commit(enrolled.id)
+                    return enrolled
             except IntegrityError:
                 # Another enrollment took the same printer id between our look and our insert: the
                 # whole transaction (the code's claim included) rolled back, so trying again is safe.
@@ -169,8 +176,14 @@ class EnrollmentRecords(StoreBase):
             row = conn.execute(query).first()
         return None if row is None else rows.printer(row)
 
-    def revoke_credentials(self, printer_id: str, *, now: float) -> bool:
-        """Revoke a printer's credentials; False if it had none that were active."""
+    def revoke_credentials(
+        self, printer_id: str, *, now: float, before_commit: Optional[Callable[[], None]] = None
+    ) -> bool:
+        """Revoke a printer's credentials; False if it had none that were active.
+
+        ``before_commit()`` runs inside the transaction once the revocation is written (a shared
+        broker's login is removed there): if it raises, the credentials stay as they were.
+        """
         creds = s.printer_credentials.c
         with write_transaction(self._engine) as conn:
             self._printer(conn, printer_id)
@@ -179,7 +192,16 @@ class EnrollmentRecords(StoreBase):
                 .where(creds.printer_id == printer_id, creds.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
-            return result.rowcount > 0
+            revoked = result.rowcount > 0
+            if revoked and before_commit is not None:
+                before_commit()
+            return revoked
+
+    def revoked_printer_ids(self) -> set[str]:
+        """The printers whose credentials are revoked (and not enrolled again)."""
+        creds = s.printer_credentials.c
+        with read_transaction(self._engine) as conn:
+            return set(conn.execute(select(creds.printer_id).where(creds.revoked_at.is_not(None))).scalars())
 
     def active_credentials(self) -> list[PrinterCredentials]:
         """Every enrolled printer's credentials that are not revoked, by printer id."""

@@ -1,0 +1,134 @@
+"""The fleet's ingest queue: what the broker delivers waits here for the one thread that handles it.
+
+paho's network thread only reads messages off the socket and puts them here; the fleet link's
+ingest thread takes them out and handles them (decode, the live view, the store). So a slow
+handling never stops the reading, and when more arrives than the fleet can handle, the queue
+degrades the way the messages allow:
+
+- a **status** is a latest value: a newer status of a printer replaces its older one still waiting,
+  in the older one's place. Each printer has at most one status waiting, so the queue never holds
+  more statuses than there are printers, and the status that is handled is the newest one received:
+  its age stays about one publishing interval however far handling falls behind;
+- **everything else** (events, acks, availability) is handled, in order, every time. A status
+  received after a printer's event never takes the place of a status received before it (it would
+  then be handled before the event): it waits behind the event, and when the older status's turn
+  comes it is dropped, as a newer one of the printer waits. Each printer's messages are handled in
+  the order they arrived, less the statuses a newer one superseded.
+
+:class:`CoalescingQueue` is pure (no threads of its own): ``put``/``put_status`` from one side,
+``get`` from the other, under one condition variable.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Generic, Optional, TypeVar
+
+T = TypeVar("T")
+
+#: How many messages that are not statuses may wait before ``put`` blocks the reader (backpressure:
+#: the broker then holds them, and QoS 1 ones are not lost).
+MAX_WAITING = 10_000
+
+
+@dataclass
+class _Slot(Generic[T]):
+    key: str
+    item: T
+    status: bool
+    #: How many statuses this slot's item replaced.
+    superseded: int = 0
+    queued_at: float = field(default=0.0)
+
+
+class CoalescingQueue(Generic[T]):
+    """A FIFO of messages keyed by printer, where a printer's waiting status is replaced by its next one."""
+
+    def __init__(self, *, max_waiting: int = MAX_WAITING) -> None:
+        if max_waiting < 1:
+            raise ValueError("max_waiting must be at least 1")
+        self.max_waiting = max_waiting
+        self._slots: deque[_Slot[T]] = deque()
+        #: The waiting status slot of each printer that a newer status may still replace.
+        self._open: dict[str, _Slot[T]] = {}
+        self._others = 0
+        #: How many status slots of each printer wait (one open, the others closed by a message after them).
+        self._statuses: dict[str, int] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+        #: Statuses replaced by a newer one before they were handled, since the start.
+        self.superseded = 0
+        #: Of those, the ones dropped at their turn because a newer one waited behind another message.
+        self.dropped_stale = 0
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._slots)
+
+    def put_status(self, key: str, item: T) -> bool:
+        """Queue printer ``key``'s status; True when it replaced a waiting one (which is then dropped)."""
+        with self._cond:
+            slot = self._open.get(key)
+            if slot is not None:
+                slot.item = item
+                slot.superseded += 1
+                self.superseded += 1
+                return True
+            slot = _Slot(key, item, True, queued_at=time.monotonic())
+            self._slots.append(slot)
+            self._open[key] = slot
+            self._statuses[key] = self._statuses.get(key, 0) + 1
+            self._cond.notify()
+            return False
+
+    def put(self, key: str, item: T, timeout: Optional[float] = None) -> bool:
+        """Queue a message that is never coalesced; waits while ``max_waiting`` such messages wait.
+
+        Returns False only if ``timeout`` passed (or the queue closed) before there was room; the
+        message is then queued anyway, as losing an event is worse than a longer queue.
+        """
+        with self._cond:
+            room = self._cond.wait_for(lambda: self._others < self.max_waiting or self._closed, timeout)
+            # A status waiting from before this message must not take a newer status's value: that
+            # would move the newer one ahead of this message.
+            self._open.pop(key, None)
+            self._slots.append(_Slot(key, item, False, queued_at=time.monotonic()))
+            self._others += 1
+            self._cond.notify()
+            return room and not self._closed
+
+    def get(self, timeout: Optional[float] = None) -> Optional[tuple[str, T, bool, float]]:
+        """The oldest waiting message: (key, item, is a status, seconds it waited); None on timeout or
+        once closed and empty."""
+        with self._cond:
+            while True:
+                if not self._cond.wait_for(lambda: self._slots or self._closed, timeout) or not self._slots:
+                    return None
+                slot = self._slots.popleft()
+                if not slot.status:
+                    self._others -= 1
+                    self._cond.notify_all()  # a reader may be waiting for room
+                    break
+                if self._open.get(slot.key) is slot:
+                    del self._open[slot.key]
+                waiting = self._statuses[slot.key] - 1
+                if waiting:
+                    self._statuses[slot.key] = waiting
+                else:
+                    del self._statuses[slot.key]
+                if not waiting:
+                    break
+                # A newer status of this printer waits behind a message that came between: this one
+                # is stale, and the newer one is handled after that message.
+                self.superseded += 1
+                self.dropped_stale += 1
+            return slot.key, slot.item, slot.status, time.monotonic() - slot.queued_at
+
+    def close(self) -> None:
+        """Wake every waiter; ``get`` returns what is left, then None."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
