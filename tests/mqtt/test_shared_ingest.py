@@ -121,7 +121,10 @@ def test_a_fleet_that_falls_behind_handles_each_printers_newest_status_and_every
     # The availability message (the node went away: its live view is cleared), then the newest status.
     # The newest status from before that message is dropped at its turn, as a newer one waits.
     assert seen == ["n=0", "", "n=200"]
-    assert (metrics.counter("mqtt.messages", kind="status"), metrics.counter("mqtt.messages", kind="availability")) == (2, 1)
+    assert (
+        metrics.counter("mqtt.messages", kind="status"),
+        metrics.counter("mqtt.messages", kind="availability"),
+    ) == (2, 1)
     assert metrics.counter("status.superseded") == 199
 
 
