@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from fleet.errors import Conflict
@@ -14,11 +13,10 @@ from fleet.models import Role
 from fleet.notify.events import EventKind
 from fleet.states import JobState, PrinterState
 from fleet.store import ChannelTarget, PlateSnapshot, Store, WebhookTarget, open_store
-from fleet.store.migrations import current_version, migrate
-from fleet.store.schema import SCHEMA_VERSION, outbox
+from fleet.store.schema import outbox
 
-from .helpers import T0, create_version_with_alice, make_printer, race, submit
-from .test_enrollment import assert_same_as_fresh
+from .helpers import T0, make_printer, race, submit
+from .test_enrollment import assert_upgrade_keeps_alice
 from .test_spools import BLACK_PETG
 
 ALL_JOB_KINDS = (EventKind.JOB_STARTED, EventKind.JOB_DONE, EventKind.BED_CLEAR, EventKind.JOB_FAILED)
@@ -214,19 +212,7 @@ def test_time_raises_offline_and_waiting_once_and_spool_low_per_occurrence(store
 def test_a_version_12_database_gains_the_notification_tables_and_keeps_its_members(
     engine: Engine, fresh_url: str, data_dir: Path, request: pytest.FixtureRequest
 ) -> None:
-    create_version_with_alice(engine, 12)
-
-    assert migrate(engine) == SCHEMA_VERSION == 13
-
-    with engine.connect() as conn:
-        assert current_version(conn) == 13
-        assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 0
-    assert_same_as_fresh(engine, fresh_url, request)
-    store = open_store(fresh_url, data_dir)
-    try:
-        assert [m.name for m in store.list_members()] == ["alice"]
-    finally:
-        store.close()
+    assert_upgrade_keeps_alice(engine, fresh_url, data_dir, request, from_version=12, new_table=outbox)
 
 
 def test_workers_claiming_at_once_never_take_one_delivery_twice(
