@@ -14,6 +14,7 @@ NODE_REQUIRES = [
 
 # The central fleet service (``crowdfab-fleet serve``), on top of the base install. One a line, sorted.
 FLEET_REQUIRES = [
+    "apprise>=1.6,<3",
     "flask>=3.0.3,<4",
     "prometheus-client>=0.17,<1",
     "pydantic>=2.5,<3",
@@ -41,6 +42,7 @@ setup(
         "dev": FLEET_REQUIRES
         + [
             "psycopg[binary]>=3.2",
+            "aiosmtpd>=1.4",
             "pytest>=8",
             "pytest-xdist>=3.5",
             "hypothesis>=6.100",

@@ -419,7 +419,7 @@ class ClusterWorker(load.Worker):
         await self.connect_all()
         self.results.put(("ready", self.plan.index, len(self.printers)))
         stop = self.control  # an mp.Event
-        ticker = self.loop.create_task(self.ticker(float("inf")))
+        ticker = self.loop.create_task(self.ticker())  # until stopped: stop_at stays at infinity
         while not stop.is_set():
             await asyncio.sleep(0.2)
         ticker.cancel()
@@ -775,7 +775,7 @@ def run_scenario(cluster: Cluster, *, workers: int, rate: float, settle_s: float
         steady_to = time.time()
         for node in cluster.nodes:
             window = difference(before[node.name], _metrics(node, cluster.manager_token))
-            report.ingest[node.name] = int(window["counters"].get("mqtt.status", 0))
+            report.ingest[node.name] = int(window["counters"].get("mqtt.messages{kind=status}", 0))
             lag = window["histograms"].get("status.lag_s")
             report.ingest_p99_s[node.name] = percentile(lag, 0.99) if lag else None
             handled = window["histograms"].get("status.handled_s")

@@ -23,7 +23,7 @@ For each N (default 100, 500, 1000, 2000) the bench
   the two are printed side by side;
 - with ``--notify``, tells the member of every event of their jobs (a ``json://`` channel), the
   manager of the lab's, and a webhook of all of them, all posting to a local receiver that counts
-  what arrives (this needs a fleet with notifications: the option is refused otherwise);
+  what arrives, beside the fleet's own counts of what it delivered;
 - after a warm-up, measures over a window: what the fleet ingested (its ``/api/v1/metrics``), its CPU
   (``utime + stime`` from ``/proc/<pid>/stat``) and memory, the latency from a status's ``ts`` to the
   fleet's state (the fleet's ``status.lag_s`` histogram) and to the dashboard (the card's message
@@ -59,7 +59,6 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
-import importlib
 import json
 import multiprocessing as mp
 import os
@@ -78,7 +77,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -88,6 +87,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from fleet import protocol as p
 from fleet.geometry import Box
 from fleet.metrics import difference, percentile
+
+if TYPE_CHECKING:
+    from fleet.app import FleetApp
+    from fleet.models import Member
 
 ROOT = Path(__file__).resolve().parents[1]
 VOLUME = {"min_x": 0, "min_y": 0, "min_z": 0, "max_x": 250, "max_y": 210, "max_z": 220}
@@ -597,32 +600,15 @@ class NotifyReceiver:
         self.server.server_close()
 
 
-#: What ``--notify`` needs of the fleet: its event kinds and the service's channels and webhooks.
-NOTIFY_MODULES = ("fleet.notify.events", "fleet.app.notifications")
-
-
-def notify_missing() -> Optional[str]:
-    """Why this fleet cannot run ``--notify`` (None: it can)."""
-    for name in NOTIFY_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            return f"this fleet has no notifications ({name} cannot be imported: {exc})"
-    from fleet.app import FleetApp
-
-    if "notifications" not in getattr(FleetApp, "__dataclass_fields__", {}):
-        return "this fleet has no notifications (its service has no 'notifications' part)"
-    return None
-
-
-def subscribe_everyone(service: Any, manager: Any, member: Any, base: str) -> None:
+def subscribe_everyone(service: FleetApp, manager: Member, member: Member, base: str) -> None:
     """Through ``service`` (the fleet's), tell ``member`` of every event of their jobs (a json://
     channel), ``manager`` of the lab's, and a webhook of all of them, each at ``base`` (host:port)."""
-    events = importlib.import_module("fleet.notify.events")
+    from fleet.notify.events import ALL_KINDS, MANAGER_KINDS, MEMBER_KINDS
+
     notes = service.notifications
-    notes.add_channel(member, "bench", f"json://{base}/member", [k.value for k in events.MEMBER_KINDS])
-    notes.add_channel(manager, "bench", f"json://{base}/manager", [k.value for k in events.MANAGER_KINDS])
-    notes.add_webhook(manager, f"http://{base}/webhook", [k.value for k in events.ALL_KINDS])
+    notes.add_channel(member, "bench", f"json://{base}/member", [k.value for k in MEMBER_KINDS])
+    notes.add_channel(manager, "bench", f"json://{base}/manager", [k.value for k in MANAGER_KINDS])
+    notes.add_webhook(manager, f"http://{base}/webhook", [k.value for k in ALL_KINDS])
 
 
 def enroll(
@@ -1714,10 +1700,6 @@ def main() -> int:
         parser.error(f"--processes must be whole numbers separated by commas, not {args.processes!r}")
     if not counts or min(counts) < 0 or (args.processes and min(counts) < 1):
         parser.error("--processes needs at least one process count of 1 or more")
-    if args.notify:
-        missing = notify_missing()
-        if missing is not None:
-            parser.error(f"--notify: {missing}")
     limit = raise_file_limit()
     if limit < max(sizes) * 2 + 200:
         print(

@@ -111,6 +111,9 @@ FIGURES: dict[str, Figure] = {
     "notifications.failed": Figure(
         "Notification delivery attempts that failed, by channel kind", ("channel",)
     ),
+    "notifications.send_s": Figure(
+        "Time one notification or webhook delivery attempt took", (), LATENCY_BUCKETS_S
+    ),
 }
 
 #: A channel kind as a label value: a URL scheme or a word (``mailto``, ``ntfy``, ``webhook``).

@@ -20,7 +20,9 @@ from .config import FleetConfig
 from .errors import FleetError, Unavailable
 from .http_protocol import API_PREFIX
 from .lab import MAX_UPLOAD_CEILING
+from .notify.worker import NOTIFY_SCAN, NotifyOptions, OutboxWorker
 from .store import BlobStore, Store, open_store
+from .store.base import PHOTO_KINDS
 
 if TYPE_CHECKING:
     from .duties import Duties
@@ -260,9 +262,15 @@ class FleetRuntime:
     """Everything ``crowdfab-fleet serve`` runs: the broker (unless external), the HTTP server and the
     fleet link, started with :meth:`start` and stopped, in reverse order, with :meth:`close`."""
 
-    def __init__(self, config: FleetConfig, options: LinkOptions = LinkOptions()) -> None:
+    def __init__(
+        self,
+        config: FleetConfig,
+        options: LinkOptions = LinkOptions(),
+        notify: Optional[NotifyOptions] = None,
+    ) -> None:
         self.config = config
         self.options = options
+        self.notify = notify or NotifyOptions()
         self.fleet: Optional[Fleet] = None
         self.url = ""
         self.base_url = ""
@@ -398,6 +406,19 @@ class FleetRuntime:
         self._stops.append(link.close)
         mqtt.start()
         self._stops.append(mqtt.close)
+        # Notifications: what the parts above queue is sent from here, never by them. Every process
+        # delivers (a claim skips the rows another holds); the scans for printers offline and jobs
+        # waiting too long are a once-only duty, so each overdue event is raised by one process.
+        fleet.store.notice_delays.update(dict.fromkeys(PHOTO_KINDS, self.notify.photo_wait_s))
+        outbox = OutboxWorker(fleet.store, self.notify, metrics=fleet.app.metrics)
+        fleet.app.hooks.on_outbox(outbox.wake)
+
+        def scan_overdue() -> None:
+            outbox.scan()
+
+        duties.every(NOTIFY_SCAN, self.notify.scan_every_s, scan_overdue)
+        outbox.start()
+        self._stops.append(outbox.close)
         if fleet.store.backend == "postgresql":
             assert config.database_url is not None
             listener = ChangeListener(
@@ -482,13 +503,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(config: FleetConfig, options: LinkOptions = LinkOptions(), *, drain_s: float = 0.0) -> None:
-    """Run the broker (unless external), the fleet link and the HTTP server until Ctrl-C or SIGTERM.
+def serve(
+    config: FleetConfig,
+    options: LinkOptions = LinkOptions(),
+    notify: Optional[NotifyOptions] = None,
+    *,
+    drain_s: float = 0.0,
+) -> None:
+    """Run the broker (unless external), the fleet link, the outbox and the HTTP server until Ctrl-C
+    or SIGTERM.
 
     On SIGTERM the process first answers its health check with 503 ("draining") for ``drain_s``
     seconds while still serving, so a load balancer sends new requests elsewhere before it stops.
     """
-    runtime = FleetRuntime(config, options)
+    runtime = FleetRuntime(config, options, notify)
     runtime.start()
     stop = threading.Event()
 

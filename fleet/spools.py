@@ -24,6 +24,9 @@ MAX_GRAMS = 100_000.0
 #: A price per kilogram above this (in minor units: 1,000,000.00) is a typing mistake.
 MAX_PRICE_PER_KG = 100_000_000
 DIAMETERS_MM = (1.75, 2.85, 3.0)
+#: A job that leaves its spool with less than this (it had at least this before) makes the spool
+#: "run low": the managers who chose to hear of it are told (notification ``spool_low``).
+LOW_GRAMS = 100.0
 
 _COLOUR_NAME_RE = re.compile(r"^[^\W_][\w \-]{0,31}$")
 _HEX_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
@@ -176,6 +179,11 @@ def after_use(remaining: float, used: float) -> float:
         return remaining
     # Kept to the hundredth, as the analysis gives grams; rounding never gives a spool grams back.
     return max(0.0, min(remaining, round(remaining - used, 2)))
+
+
+def runs_low(before: float, after: float) -> bool:
+    """Whether a use took a spool from at least :data:`LOW_GRAMS` to below it."""
+    return after < LOW_GRAMS <= before
 
 
 def colour_words(material: Optional[str], colour: Optional[str]) -> str:

@@ -5,7 +5,7 @@ Importing this module registers every route (one module a resource) on :data:`ap
 
 from __future__ import annotations
 
-from . import groups, jobs, lab, members, prices, printers, spools, stats
+from . import groups, jobs, lab, members, notifications, prices, printers, spools, stats
 from .blueprint import ApiLimits, api, spec
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "jobs",
     "lab",
     "members",
+    "notifications",
     "prices",
     "printers",
     "spec",

@@ -21,6 +21,7 @@ statistics     :mod:`~fleet.app.statistics`                 the lab's statistics
 health         :mod:`~fleet.app.health`                     database, broker, draining: the health check
 pricing        :mod:`~fleet.app.pricing`                    the price list, charges and the ledger
 quotas         :mod:`~fleet.app.quotas`                     membership groups, quotas, lifts
+notifications  :mod:`~fleet.app.notifications`              channels, webhooks, their deliveries
 spools         :mod:`~fleet.app.spools`                     spools, loading them on printers
 =============  ===========================================  =====================================
 
@@ -45,6 +46,7 @@ from .identity import Identity
 from .intake import Intake
 from .jobs import Jobs
 from .members import Members
+from .notifications import Notifications
 from .pricing import Pricing
 from .printers import Printers
 from .quotas import Quotas
@@ -77,6 +79,7 @@ class FleetApp:
     health: Health
     pricing: Pricing
     quotas: Quotas
+    notifications: Notifications
     spools: Spools
 
     @property
@@ -141,5 +144,6 @@ def build(
         health=Health(ctx),
         pricing=pricing,
         quotas=quotas,
+        notifications=Notifications(ctx),
         spools=Spools(ctx),
     )

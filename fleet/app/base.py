@@ -77,6 +77,7 @@ class Hooks:
     commands: list[CommandHook] = field(default_factory=list)
     work: list[Callable[[], None]] = field(default_factory=list)
     changes: list[Callable[[Change], None]] = field(default_factory=list)
+    outbox: list[Callable[[], None]] = field(default_factory=list)
 
     def on_credentials_changed(self, hook: Callable[[], None]) -> None:
         """Call ``hook()`` after a printer is enrolled or revoked (the managed broker reloads then)."""
@@ -93,6 +94,10 @@ class Hooks:
     def on_change(self, hook: Callable[[Change], None]) -> None:
         """Call ``hook(change)`` after this process changed what the dashboard shows (see :class:`Change`)."""
         self.changes.append(hook)
+
+    def on_outbox(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` when notifications may be waiting (the outbox's worker wakes)."""
+        self.outbox.append(hook)
 
 
 class Context:
@@ -128,6 +133,11 @@ class Context:
 
     def printer_changed(self, printer_id: str) -> None:
         notify(self.hooks.changes, Change(ChangeKind.PRINTER, printer_id))
+        self.outbox_changed()
+
+    def outbox_changed(self) -> None:
+        """A write may have queued notifications: wake whoever sends them."""
+        notify(self.hooks.outbox)
 
     def live_changed(self, printer_id: str) -> None:
         notify(self.hooks.changes, Change(ChangeKind.LIVE, printer_id))
@@ -155,5 +165,6 @@ class Context:
     def job_changed(self, job: Job) -> None:
         """A job moved: the queue may look different, and so may the printer that held it."""
         self.queue_changed()
+        self.outbox_changed()
         if job.printer_id is not None:
             self.printer_changed(job.printer_id)

@@ -19,6 +19,7 @@ from .base import (
     emit,
     open_fleet,
     port_number,
+    positive_float,
     positive_int,
     proxy_count,
 )
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ..notify.worker import NotifyOptions
     from ..server import LinkOptions, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -41,8 +43,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     if options.mqtt_dynsec and not options.mqtt_url:
         raise CliError("--mqtt-dynsec manages the logins of a shared broker: give its --mqtt-url", EXIT_USAGE)
+    notify = NotifyOptions(
+        photo_wait_s=args.notify_photo_wait,
+        offline_after_s=args.notify_offline_after * 60.0,
+        waiting_after_s=args.notify_waiting_after * 3600.0,
+    )
     try:
-        serve(config_of(args), options, drain_s=args.drain_s)
+        serve(config_of(args), options, notify, drain_s=args.drain_s)
     except Unavailable as exc:  # no broker to run or reach: the message says how to fix it
         raise CliError(exc.message, EXIT_UNREACHABLE) from exc
     return EXIT_OK
@@ -174,6 +181,27 @@ def add_admin_commands(sub: Subcommands, common: argparse.ArgumentParser) -> arg
         metavar="SECONDS",
         help="on SIGTERM, keep serving this long while the health check answers 503, so a load balancer "
         "moves new requests to another fleet process first (default 0: stop at once)",
+    )
+    serve.add_argument(
+        "--notify-offline-after",
+        type=positive_float,
+        default=15.0,
+        metavar="MINUTES",
+        help="tell the managers who chose it when a printer has been offline this long (default 15)",
+    )
+    serve.add_argument(
+        "--notify-waiting-after",
+        type=positive_float,
+        default=24.0,
+        metavar="HOURS",
+        help="tell the managers who chose it when a job has waited this long (default 24)",
+    )
+    serve.add_argument(
+        "--notify-photo-wait",
+        type=positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a 'print done' notification waits for the plate photo to go with it (default 30)",
     )
     serve.set_defaults(func=cmd_serve)
 

@@ -11,10 +11,17 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from ..errors import Conflict, NotFound
 from ..models import EnrollmentCode, Job, Member, Printer
+from ..notify.events import EventKind, job_move_kind
 from ..states import JobState, PrinterState
-from . import rows
+from . import notices, rows
 from . import schema as s
 from .engine import is_tuned
+
+#: A "done" or "clear the plate" notice waits this long for the plate photo (it goes at once when the
+#: photo comes).
+PHOTO_WAIT_S = 30.0
+#: The kinds that wait for it.
+PHOTO_KINDS = (EventKind.JOB_DONE, EventKind.BED_CLEAR)
 
 
 class _Lost(Exception):
@@ -43,6 +50,8 @@ class StoreBase:
         if not is_tuned(engine):
             raise ValueError("a SQLite engine for Store must come from fleet.store.engine.make_engine()")
         self._engine = engine
+        #: How long each kind's deliveries wait before they are due (see :data:`PHOTO_WAIT_S`).
+        self.notice_delays: dict[EventKind, float] = dict.fromkeys(PHOTO_KINDS, PHOTO_WAIT_S)
 
     @property
     def engine(self) -> Engine:
@@ -114,8 +123,8 @@ class StoreBase:
             raise NotFound(f"there is no job with id {job_id}", field="job_id")
         return rows.job(row)
 
-    @staticmethod
     def _record_event(
+        self,
         conn: Connection,
         job_id: int,
         at: float,
@@ -124,15 +133,39 @@ class StoreBase:
         actor: str,
         reason: str,
         data: Optional[Mapping[str, Any]],
+    ) -> int:
+        """Add a step to a job's history, and queue the notice the step raises (if any); its id."""
+        event_id = _insert(
+            conn,
+            s.job_events,
+            {
+                "job_id": job_id,
+                "at": at,
+                "from_state": None if from_state is None else from_state.value,
+                "to_state": to_state.value,
+                "actor": actor,
+                "reason": reason,
+                "data": rows.dumps(dict(data or {})),
+            },
+        )
+        kind = job_move_kind(from_state, to_state)
+        if kind is not None:
+            self._job_notice(conn, kind, job_id, event_id, at, reason=reason)
+        return event_id
+
+    def _job_notice(
+        self, conn: Connection, kind: EventKind, job_id: int, event_id: int, at: float, **extra: Any
     ) -> None:
-        conn.execute(
-            insert(s.job_events).values(
-                job_id=job_id,
-                at=at,
-                from_state=None if from_state is None else from_state.value,
-                to_state=to_state.value,
-                actor=actor,
-                reason=reason,
-                data=rows.dumps(dict(data or {})),
-            )
+        """Queue a notice about a job for its member (and the managers who chose it, for approvals)."""
+        member_id, data = notices.job_data(conn, job_id, at=at, **extra)
+        notices.raise_event(
+            conn,
+            kind,
+            f"job:{job_id}:{kind.value}:{event_id}",
+            data,
+            at=at,
+            members=[member_id],
+            managers=kind is EventKind.JOB_NEEDS_APPROVAL,
+            job_id=job_id,
+            delay_s=self.notice_delays.get(kind, 0.0),
         )

@@ -26,6 +26,7 @@ from .jobs import JobRecords, SubmissionKey
 from .leases import LeaseRecords
 from .members import ApiToken, MemberRecords
 from .migrations import migrate
+from .outbox import NotificationRecords
 from .pages import PageRecords
 from .printers import PRINTER_CHANGES, PrinterRecords
 from .snapshots import SnapshotRecords
@@ -69,6 +70,7 @@ class Store(
     SnapshotRecords,
     LeaseRecords,
     EconomyRecords,
+    NotificationRecords,
     SpoolRecords,
 ):
     """The fleet's persistent state. Takes an engine from :func:`~fleet.store.engine.make_engine`."""

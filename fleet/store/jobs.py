@@ -15,9 +15,10 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, Invalid, NotFound
 from ..models import Job, JobEvent, PastJob, Printer
-from ..spools import used_grams
+from ..notify.events import EventKind
+from ..spools import runs_low, used_grams
 from ..states import TERMINAL, JobState, PrinterState, check_job_transition, check_printer_transition
-from . import rows
+from . import notices, rows
 from . import schema as s
 from .base import UNSET, StoreBase, _insert, _Lost, _Unset
 from .blobs import is_sha256_hex
@@ -367,13 +368,18 @@ class JobRecords(StoreBase):
             if printer_id is not UNSET:
                 values["printer_id"] = printer_id
             conn.execute(update(s.jobs).where(s.jobs.c.id == job_id).values(values))
-            self._record_event(conn, job_id, now, job.state, to, actor, reason, data)
+            event_id = self._record_event(conn, job_id, now, job.state, to, actor, reason, data)
             if to in TERMINAL and job.printer_id is not None:
                 weight = job.analysis.get("filament_weight_g")
                 grams = used_grams(
                     float(weight) if isinstance(weight, (int, float)) else None, to, printed_share
                 )
-                record_use(conn, job_id, job.printer_id, grams, now)
+                used = record_use(conn, job_id, job.printer_id, grams, now)
+                if used is not None and runs_low(used[0].remaining_grams, used[1]):
+                    spool, left = used
+                    notices.spool_low(
+                        conn, job.printer_id, spool.label, left, occurrence=f"spool-{spool.id}", at=now
+                    )
             changes = None if printer is None or printer_changes is None else printer_changes(printer)
             if printer is not None and changes:
                 unknown = sorted(set(changes) - {"state", "current_job_id", "last_seen"})
@@ -384,6 +390,11 @@ class JobRecords(StoreBase):
                     check_printer_transition(printer.state, PrinterState(columns["state"]))
                     columns["state"] = PrinterState(columns["state"]).value
                 conn.execute(update(s.printers).where(s.printers.c.id == printer.id).values(columns))
+                if (
+                    columns.get("state") == PrinterState.AWAITING_BED_CLEAR.value
+                    and printer.state is not PrinterState.AWAITING_BED_CLEAR
+                ):
+                    self._job_notice(conn, EventKind.BED_CLEAR, job_id, event_id, now)
             moved = self._job(conn, job_id)
             if then is not None:
                 then(conn, moved)
@@ -485,7 +496,7 @@ class JobRecords(StoreBase):
         ).rowcount
         if claimed_job != 1 or claimed_printer != 1:
             raise _Lost  # undo the half that succeeded
-        self._record_event(
+        event_id = self._record_event(
             conn,
             job_id,
             now,
@@ -495,6 +506,18 @@ class JobRecords(StoreBase):
             f"assigned to printer {printer_id}",
             {"printer_id": printer_id},
         )
+        owner = notices.printer_owner(conn, printer_id)
+        if owner is not None:
+            _, data = notices.job_data(conn, job_id, at=now)
+            notices.raise_event(
+                conn,
+                EventKind.JOB_OFFERED,
+                f"job:{job_id}:{EventKind.JOB_OFFERED.value}:{event_id}",
+                data,
+                at=now,
+                members=[owner],
+                job_id=job_id,
+            )
         return True
 
     def referenced_blobs(self) -> set[str]:

@@ -374,6 +374,78 @@ def _add_spools(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE jobs ADD COLUMN colour VARCHAR(32)"))
 
 
+def _add_notifications(conn: Connection) -> None:
+    """12 → 13: notifications: members' languages and channels, managers' webhooks, and the outbox of
+    deliveries (stubbed parents)."""
+    meta = MetaData()
+    Table("members", meta, Column("id", Integer, primary_key=True))
+    epoch: Double[float] = Double(asdecimal=False)
+    profiles = Table(
+        "notify_profiles",
+        meta,
+        Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+        Column("language", String(8), nullable=False),
+    )
+    channels = Table(
+        "notify_channels",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column(
+            "member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True
+        ),
+        Column("label", String(100), nullable=False),
+        Column("url", Text, nullable=False),
+        Column("shown", String(300), nullable=False),
+        Column("service", String(100), nullable=False),
+        Column("kinds", Text, nullable=False),
+        Column("created_at", epoch, nullable=False),
+        Column("failures", Integer, nullable=False),
+        Column("paused_at", epoch, nullable=True),
+        Column("last_error", Text, nullable=True),
+        sqlite_autoincrement=True,
+    )
+    hooks = Table(
+        "webhooks",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("created_by", Integer, ForeignKey("members.id", ondelete="SET NULL"), nullable=True),
+        Column("url", Text, nullable=False),
+        Column("secret", String(100), nullable=False),
+        Column("kinds", Text, nullable=False),
+        Column("created_at", epoch, nullable=False),
+        Column("failures", Integer, nullable=False),
+        Column("paused_at", epoch, nullable=True),
+        Column("last_error", Text, nullable=True),
+        sqlite_autoincrement=True,
+    )
+    outbox = Table(
+        "outbox",
+        meta,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("delivery_key", String(200), nullable=False, unique=True),
+        Column("event_key", String(160), nullable=False, index=True),
+        Column("kind", String(32), nullable=False),
+        Column("channel_id", Integer, ForeignKey("notify_channels.id", ondelete="CASCADE"), nullable=True),
+        Column(
+            "webhook_id", Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=True, index=True
+        ),
+        Column("job_id", Integer, nullable=True, index=True),
+        Column("data", Text, nullable=False),
+        Column("created_at", epoch, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("due_at", epoch, nullable=False),
+        Column("claimed_until", epoch, nullable=True),
+        Column("attempts", Integer, nullable=False),
+        Column("sent_at", epoch, nullable=True),
+        Column("last_status", Integer, nullable=True),
+        Column("last_error", Text, nullable=True),
+        Index("ix_outbox_state_due_at", "state", "due_at"),
+        sqlite_autoincrement=True,
+    )
+    for table in (profiles, channels, hooks, outbox):
+        table.create(conn)
+
+
 #: UPGRADES[N] upgrades a database from version N to N+1.
 UPGRADES: Mapping[int, Step] = {
     1: _add_enrollment,
@@ -387,6 +459,7 @@ UPGRADES: Mapping[int, Step] = {
     9: _add_economy,
     10: _split_device_tokens,
     11: _add_spools,
+    12: _add_notifications,
 }
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).

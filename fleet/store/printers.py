@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Collection, Mapping
 from typing import Any, Optional
 
@@ -12,8 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import Conflict
 from ..lending import Lending
 from ..models import Printer
+from ..notify.events import EventKind
 from ..states import PrinterState, check_printer_transition
-from . import rows
+from . import notices, rows
 from . import schema as s
 from .base import StoreBase
 from .engine import read_transaction, write_transaction
@@ -134,6 +136,16 @@ class PrinterRecords(StoreBase):
                 check_printer_transition(current.state, PrinterState(values["state"]))
             if values:
                 conn.execute(update(s.printers).where(s.printers.c.id == printer_id).values(values))
+            if values.get("state") == PrinterState.ERROR.value and current.state is not PrinterState.ERROR:
+                at = time.time()
+                notices.raise_event(
+                    conn,
+                    EventKind.PRINTER_ERROR,
+                    f"printer:{printer_id}:error:{at!r}",
+                    {"printer_id": printer_id, "printer_name": current.name, "at": at},
+                    at=at,
+                    managers=True,
+                )
             return self._printer(conn, printer_id)
 
     def touch_printers(self, seen: Mapping[str, float]) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 #: The version this code writes and understands.
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 metadata = MetaData()
 
@@ -386,6 +386,80 @@ spool_uses = Table(
     _epoch("at"),
 )
 
+# -- notifications: members' channels, managers' webhooks, the outbox of deliveries -------------------
+
+notify_profiles = Table(
+    "notify_profiles",
+    metadata,
+    # The language a member's notifications are written in ("en", "fr").
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+    Column("language", String(8), nullable=False),
+)
+
+notify_channels = Table(
+    "notify_channels",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("label", String(100), nullable=False),
+    # The Apprise URL, secrets and all: used to send, never sent back or logged (``shown`` is).
+    Column("url", Text, nullable=False),
+    Column("shown", String(300), nullable=False),
+    Column("service", String(100), nullable=False),
+    # The event kinds this channel is told of, as a JSON array.
+    Column("kinds", Text, nullable=False, default="[]"),
+    _epoch("created_at"),
+    # Failures in a row; at the limit the channel is paused until its member resumes it.
+    Column("failures", Integer, nullable=False, default=0),
+    _epoch("paused_at", nullable=True),
+    Column("last_error", Text, nullable=True),
+    sqlite_autoincrement=True,
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_by", Integer, ForeignKey("members.id", ondelete="SET NULL"), nullable=True),
+    Column("url", Text, nullable=False),
+    # The shared HMAC secret: the fleet signs with it, so it is kept as given (shown once).
+    Column("secret", String(100), nullable=False),
+    Column("kinds", Text, nullable=False, default="[]"),
+    _epoch("created_at"),
+    Column("failures", Integer, nullable=False, default=0),
+    _epoch("paused_at", nullable=True),
+    Column("last_error", Text, nullable=True),
+    sqlite_autoincrement=True,
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    # The event and where it goes: unique, so an event reaches each channel or webhook at most once.
+    Column("delivery_key", String(200), nullable=False, unique=True),
+    Column("event_key", String(160), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("channel_id", Integer, ForeignKey("notify_channels.id", ondelete="CASCADE"), nullable=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=True, index=True),
+    # The job the event is about (its plate photo goes with a "done"); no foreign key, as in the log.
+    Column("job_id", Integer, nullable=True, index=True),
+    # What the texts and the webhook body are made from (JSON object).
+    Column("data", Text, nullable=False, default="{}"),
+    _epoch("created_at"),
+    # "pending", "sent" or "failed" (gave up after the last attempt).
+    Column("state", String(16), nullable=False),
+    _epoch("due_at"),
+    # A worker that took the row holds it until then; past it, the row is free again (a crash).
+    _epoch("claimed_until", nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    _epoch("sent_at", nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_outbox_state_due_at", "state", "due_at"),
+    sqlite_autoincrement=True,
+)
+
 #: The tables holding the fleet's data, parents before children (everything but the version).
 DATA_TABLES = (
     members,
@@ -411,4 +485,8 @@ DATA_TABLES = (
     quota_lifts,
     spools,
     spool_uses,
+    notify_profiles,
+    notify_channels,
+    webhooks,
+    outbox,
 )

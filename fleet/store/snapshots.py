@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
 from . import schema as s
 from .base import StoreBase
@@ -44,6 +44,16 @@ class SnapshotRecords(StoreBase):
                     data=snapshot.data,
                 )
             )
+            if snapshot.job_id is not None:
+                # The job's "done" notices waited for this photo: they may go now, with it.
+                box = s.outbox.c
+                conn.execute(
+                    update(s.outbox)
+                    .where(
+                        box.job_id == snapshot.job_id, box.state == "pending", box.due_at > snapshot.taken_at
+                    )
+                    .values(due_at=snapshot.taken_at)
+                )
 
     def job_snapshot(self, job_id: int) -> Optional[PlateSnapshot]:
         """The latest photo taken after job ``job_id``, or None."""

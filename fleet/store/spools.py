@@ -64,10 +64,12 @@ def _loaded_on(conn: Connection, printer_id: str, *, lock: bool = False) -> Opti
     return None if row is None else spool(row)
 
 
-def record_use(conn: Connection, job_id: int, printer_id: str, grams: float, now: float) -> Optional[float]:
+def record_use(
+    conn: Connection, job_id: int, printer_id: str, grams: float, now: float
+) -> Optional[tuple[Spool, float]]:
     """Take ``grams`` off the spool loaded on ``printer_id`` for job ``job_id``, once per job, in the
-    caller's transaction. Returns the grams left, or None when nothing was taken (no spool loaded,
-    nothing used, or already recorded)."""
+    caller's transaction. Returns the spool as it was before and the grams left on it now, or None
+    when nothing was taken (no spool loaded, nothing used, or already recorded)."""
     if grams <= 0:
         return None
     loaded = _loaded_on(conn, printer_id, lock=True)
@@ -82,7 +84,7 @@ def record_use(conn: Connection, job_id: int, printer_id: str, grams: float, now
     conn.execute(
         update(s.spools).where(s.spools.c.id == loaded.id).values(remaining_grams=left, updated_at=now)
     )
-    return left
+    return loaded, left
 
 
 class SpoolRecords(StoreBase):

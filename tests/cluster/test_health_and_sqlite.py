@@ -30,7 +30,7 @@ def test_health_names_what_is_down_and_sqlite_serves_one_process(
             "status": "ok",
             "database": "up",
             "broker": "up",
-            "duties": ["dispatch", "sweeps"],
+            "duties": ["dispatch", "notify-scan", "sweeps"],
         }
 
         second = FleetRuntime(config, LinkOptions(mqtt_url=mosquitto.url))

@@ -53,8 +53,10 @@ class FleetProcess:
         mqtt_url: Optional[str] = None,
         mqtt_port: Optional[int] = None,
         port: Optional[int] = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.data_dir = data_dir
+        self.extra_args = extra_args
         self.port = port or free_port()
         self.mqtt_url = mqtt_url
         self.mqtt_port = mqtt_port or free_port()
@@ -65,7 +67,7 @@ class FleetProcess:
         self.start_times: list[float] = []
 
     def args(self) -> list[str]:
-        args = [FLEET, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
+        args = [FLEET, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port), *self.extra_args]
         if self.mqtt_url:
             return [*args, "--mqtt-url", self.mqtt_url]
         return [*args, "--mqtt-port", str(self.mqtt_port)]
@@ -221,7 +223,9 @@ class SimPrinter:
     node: PrinterNode
 
 
-def enroll_printers(fleet: FleetProcess, count: int, work: Path) -> list[SimPrinter]:
+def enroll_printers(
+    fleet: FleetProcess, count: int, work: Path, printer_type: type[InstantPrinter] = InstantPrinter
+) -> list[SimPrinter]:
     """Enroll ``count`` printers with the running fleet and start their nodes on the broker it names."""
     printers = []
     caps = {"volume": VOLUME, "nozzle_diameter": 0.4, "material": "PLA"}
@@ -231,7 +235,7 @@ def enroll_printers(fleet: FleetProcess, count: int, work: Path) -> list[SimPrin
         mqtt = enrolled.mqtt
         address = BrokerAddress(mqtt.host, mqtt.port, mqtt.username, mqtt.password)
         folder = work / enrolled.printer_id
-        printer = InstantPrinter(folder / "storage")
+        printer = printer_type(folder / "storage")
         settings = NodeSettings(
             capabilities=Capabilities(volume=Box.from_dict(VOLUME), nozzle_diameter=0.4, material="PLA")
         )

@@ -116,12 +116,15 @@ def test_a_fleet_that_falls_behind_handles_each_printers_newest_status_and_every
         wait_until(lambda: metrics.counter("status.superseded") >= 198, 10, "the statuses to reach the queue")
     finally:
         release.set()
-    wait_until(lambda: metrics.counter("mqtt.status") >= 2, 10, "the queue to drain")
+    wait_until(lambda: metrics.counter("mqtt.messages", kind="status") >= 2, 10, "the queue to drain")
     fleetlink.close()
     # The availability message (the node went away: its live view is cleared), then the newest status.
     # The newest status from before that message is dropped at its turn, as a newer one waits.
     assert seen == ["n=0", "", "n=200"]
-    assert (metrics.counter("mqtt.status"), metrics.counter("mqtt.availability")) == (2, 1)
+    assert (
+        metrics.counter("mqtt.messages", kind="status"),
+        metrics.counter("mqtt.messages", kind="availability"),
+    ) == (2, 1)
     assert metrics.counter("status.superseded") == 199
 
 

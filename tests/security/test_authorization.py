@@ -204,6 +204,44 @@ def account_with_token(world: World, role: str) -> dict[str, Any]:
     return {"browser": browser, "token_id": hash_token(named)}
 
 
+def alices_channel(world: World) -> dict[str, Any]:
+    alice = world.people["alice"]
+    for old in world.service.store.channels_of(alice.id):  # within the per-member limit, row after row
+        world.service.store.delete_channel(alice.id, old.id)
+    made = world.service.notifications.add_channel(world.people["alice"], "mail", CHANNEL_URL, ["job_done"])
+    return {"channel": made.id}
+
+
+def account_with_channel(world: World, role: str) -> dict[str, Any]:
+    """A fresh person of the role's kind, signed in, with a channel of their own to change."""
+    browser = Browser(world.app)
+    target = world.people["alice"]
+    if role != "anonymous":
+        target, _ = world.member(Role.MANAGER if role == "manager" else Role.MEMBER, password=True)
+        browser.signed_in(target.name)
+    made = world.service.notifications.add_channel(target, "mail", CHANNEL_URL, ["job_done"])
+    return {"browser": browser, "channel": made.id}
+
+
+def a_webhook(world: World) -> dict[str, Any]:
+    hook, _ = world.service.notifications.add_webhook(world.people["manager"], HOOK_URL, ["job_done"])
+    return {"webhook": hook.id}
+
+
+def webhook_with_delivery(world: World) -> dict[str, Any]:
+    """A webhook for "spool low", and one delivery of it waiting."""
+    hook, _ = world.service.notifications.add_webhook(world.people["manager"], HOOK_URL, ["spool_low"])
+    world.service.notifications.spool_low(world.printer().id, "PLA", 10, occurrence=world.unique("spool"))
+    delivery = world.service.store.webhook_deliveries(hook.id).items[0]
+    return {"webhook": hook.id, "delivery": delivery.id}
+
+
+#: Another member's channel is not there for them (channel ids are nobody else's business).
+OWN_CHANNEL = {**public(401), "member": 200, "other": 404, "manager": 404}
+CHANNEL_URL = "json://127.0.0.1:9/crowdfab"
+HOOK_URL = "https://hooks.lab.test/crowdfab"
+
+
 def signs_in(world: World) -> dict[str, Any]:
     member, _ = world.member(password=True)
     return {"name": member.name}
@@ -644,6 +682,71 @@ TABLE: tuple[Row, ...] = (
         note="alice's own quota",
     ),
     Row("GET", f"{API}/members/{{member}}/quota", owner(200), setup=cached("alice", alice)),
+    # -- notifications and webhooks ---------------------------------------------------------------
+    Row("GET", f"{API}/notifications", signed_in(200)),
+    Row(
+        "PUT",
+        f"{API}/notifications/language",
+        signed_in(200),
+        send=json_body(lambda w, c: {"language": "fr"}),
+        changes=True,
+        note="one's own",
+    ),
+    Row(
+        "POST",
+        f"{API}/notifications/channels",
+        signed_in(201),
+        send=json_body(lambda w, c: {"label": "mail", "url": CHANNEL_URL, "kinds": ["job_done"]}),
+        changes=True,
+        note="one's own",
+    ),
+    Row(
+        "PATCH",
+        f"{API}/notifications/channels/{{channel}}",
+        OWN_CHANNEL,
+        setup=fresh(alices_channel),
+        send=json_body(lambda w, c: {"label": "renamed"}),
+        changes=True,
+        note="alice's channel",
+    ),
+    Row(
+        "DELETE",
+        f"{API}/notifications/channels/{{channel}}",
+        {**OWN_CHANNEL, "member": 204},
+        setup=fresh(alices_channel),
+        changes=True,
+        note="alice's channel",
+    ),
+    Row("GET", f"{API}/webhooks", manager(200)),
+    Row(
+        "POST",
+        f"{API}/webhooks",
+        manager(201),
+        send=json_body(lambda w, c: {"url": HOOK_URL, "kinds": ["job_done"]}),
+        changes=True,
+    ),
+    Row(
+        "PATCH",
+        f"{API}/webhooks/{{webhook}}",
+        manager(200),
+        setup=fresh(a_webhook),
+        send=json_body(lambda w, c: {"kinds": ["job_failed"]}),
+        changes=True,
+    ),
+    Row("DELETE", f"{API}/webhooks/{{webhook}}", manager(204), setup=fresh(a_webhook), changes=True),
+    Row(
+        "GET",
+        f"{API}/webhooks/{{webhook}}/deliveries",
+        manager(200),
+        setup=cached("delivered", webhook_with_delivery),
+    ),
+    Row(
+        "POST",
+        f"{API}/webhooks/{{webhook}}/deliveries/{{delivery}}/replay",
+        manager(201),
+        setup=fresh(webhook_with_delivery),
+        changes=True,
+    ),
     # -- the dashboard: pages -----------------------------------------------------------------------
     Row("GET", "/", page()),
     Row("GET", "/signin", {"anonymous": 200, "member": 302, "other": 302, "manager": 302}),
@@ -663,6 +766,8 @@ TABLE: tuple[Row, ...] = (
     Row("GET", "/settings", manager_page()),
     Row("GET", "/stats", page()),
     Row("GET", "/stats.csv", page(), note="by member, a member gets only their own row"),
+    Row("GET", "/webhooks", manager_page()),
+    Row("GET", "/webhooks/{webhook}", manager_page(), setup=cached("delivered", webhook_with_delivery)),
     Row("GET", "/submit", page()),
     Row("GET", "/metrics", dict.fromkeys(WEB_ROLES, 401), note="a dashboard session is not the scrape token"),
     Row("GET", "/spools", page()),
@@ -701,6 +806,55 @@ TABLE: tuple[Row, ...] = (
         send=form(lambda w, c: {"token": c["token_id"]}),
         changes=True,
         note="one's own token",
+    ),
+    Row(
+        "POST",
+        "/account/notifications/language",
+        action(),
+        setup=own_account,
+        send=form(lambda w, c: {"language": "fr"}),
+        changes=True,
+        note="one's own",
+    ),
+    Row(
+        "POST",
+        "/account/channels",
+        action(),
+        setup=own_account,
+        send=form(lambda w, c: {"label": "mail", "url": CHANNEL_URL, "kind": ["job_done"]}),
+        changes=True,
+        note="one's own",
+    ),
+    Row(
+        "POST",
+        "/account/channels/{channel}",
+        action(),
+        setup=account_with_channel,
+        send=form(lambda w, c: {"action": "save", "kind": ["job_failed"]}),
+        changes=True,
+        note="one's own channel",
+    ),
+    Row(
+        "POST",
+        "/webhooks",
+        manager_action(200),
+        send=form(lambda w, c: {"url": HOOK_URL, "kind": ["job_done"]}),
+        changes=True,
+    ),
+    Row(
+        "POST",
+        "/webhooks/{webhook}",
+        manager_action(),
+        setup=fresh(a_webhook),
+        send=form(lambda w, c: {"action": "delete"}),
+        changes=True,
+    ),
+    Row(
+        "POST",
+        "/webhooks/{webhook}/deliveries/{delivery}/replay",
+        manager_action(),
+        setup=fresh(webhook_with_delivery),
+        changes=True,
     ),
     Row(
         "POST",
@@ -817,6 +971,9 @@ PLACEHOLDERS = {
     "group": 1,
     "period": "day",
     "spool": 1,
+    "channel": 1,
+    "webhook": 1,
+    "delivery": 1,
 }
 
 

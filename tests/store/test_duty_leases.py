@@ -6,17 +6,16 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from fleet.duties import Duties
-from fleet.store import Store, open_store
+from fleet.store import Store
 from fleet.store.leases import Lease
-from fleet.store.migrations import current_version, migrate
-from fleet.store.schema import SCHEMA_VERSION, duty_leases
+from fleet.store.schema import duty_leases
 
-from .helpers import T0, create_version_with_alice, race
-from .test_enrollment import assert_same_as_fresh
+from .helpers import T0, race
+from .test_enrollment import assert_upgrade_keeps_alice
 
 
 def test_a_lease_is_held_renewed_then_taken_over_only_once_it_runs_out(store: Store) -> None:
@@ -103,24 +102,13 @@ def test_a_clean_stop_gives_duties_back_and_every_runs_only_while_held(store: St
 def test_a_version_8_database_gains_duty_leases_and_keeps_its_members(
     engine: Engine, fresh_url: str, data_dir: Path, request: pytest.FixtureRequest
 ) -> None:
-    create_version_with_alice(engine, 8)
-
-    assert migrate(engine) == SCHEMA_VERSION >= 9
-
-    with engine.connect() as conn:
-        assert current_version(conn) == SCHEMA_VERSION
-        assert conn.execute(select(func.count()).select_from(duty_leases)).scalar_one() == 0
-        if engine.dialect.name == "postgresql":
+    assert_upgrade_keeps_alice(engine, fresh_url, data_dir, request, from_version=8, new_table=duty_leases)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
             triggers = conn.execute(
                 text("SELECT tgname FROM pg_trigger WHERE tgname LIKE 'crowdfab_note_%' ORDER BY tgname")
             ).scalars()
             assert list(triggers) == ["crowdfab_note_job", "crowdfab_note_printer"]
-    assert_same_as_fresh(engine, fresh_url, request)
-    store = open_store(fresh_url, data_dir)
-    try:
-        assert [m.name for m in store.list_members()] == ["alice"]
-    finally:
-        store.close()
 
 
 class Unreachable:

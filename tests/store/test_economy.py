@@ -16,12 +16,11 @@ from fleet.economy.quotas import Limits, Quota
 from fleet.errors import Conflict, NotFound
 from fleet.models import Role
 from fleet.states import JobState
-from fleet.store import Store, open_store
-from fleet.store.migrations import current_version, migrate
-from fleet.store.schema import SCHEMA_VERSION, charge_lines, charges, quotas
+from fleet.store import Store
+from fleet.store.schema import charge_lines, charges, quotas
 
-from .helpers import T0, create_version_with_alice, submit
-from .test_enrollment import assert_same_as_fresh
+from .helpers import T0, submit
+from .test_enrollment import assert_upgrade_keeps_alice
 
 LINES = (
     ChargeLine(LineKind.MATERIAL, "100 g of PLA", Decimal("100.00"), "g", Decimal("0.03"), 300),
@@ -122,17 +121,7 @@ def test_usage_rows_hold_started_and_active_jobs(store: Store) -> None:
     assert waiting.id not in {r.job_id for r in rows}
 
 
-def test_a_version_8_database_gains_the_economy_and_keeps_its_members(
+def test_a_version_9_database_gains_the_economy_and_keeps_its_members(
     engine: Engine, fresh_url: str, data_dir: Path, request: pytest.FixtureRequest
 ) -> None:
-    create_version_with_alice(engine, 8)
-    assert migrate(engine) == SCHEMA_VERSION
-    with engine.connect() as conn:
-        assert current_version(conn) == SCHEMA_VERSION
-        assert conn.execute(select(func.count()).select_from(charges)).scalar_one() == 0
-    assert_same_as_fresh(engine, fresh_url, request)
-    store = open_store(fresh_url, data_dir)
-    try:
-        assert [m.name for m in store.list_members()] == ["alice"]
-    finally:
-        store.close()
+    assert_upgrade_keeps_alice(engine, fresh_url, data_dir, request, from_version=9, new_table=charges)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from sqlalchemy import insert, inspect, text
+from sqlalchemy import Table, func, insert, inspect, select, text
 from sqlalchemy.engine import Engine
 
 from fleet.auth import hash_token
-from fleet.store import Store
+from fleet.store import Store, open_store
 from fleet.store.engine import make_engine, write_transaction
 from fleet.store.migrations import current_version, migrate
 from fleet.store.schema import SCHEMA_VERSION, metadata, schema_version
 
-from .helpers import ADDED_IN_VERSION, T0, make_printer, race
+from .helpers import ADDED_IN_VERSION, T0, create_version_with_alice, make_printer, race
 
 CODE = hash_token("CODE")
 V1_TABLES = ("members", "api_tokens", "printers", "grants", "jobs", "job_events", "settings")
@@ -116,6 +118,30 @@ def assert_same_as_fresh(engine: Engine, fresh_url: str, request: pytest.Fixture
         assert describe(fresh) == describe(engine)
     finally:
         fresh.dispose()
+
+
+def assert_upgrade_keeps_alice(
+    engine: Engine,
+    fresh_url: str,
+    data_dir: Path,
+    request: pytest.FixtureRequest,
+    *,
+    from_version: int,
+    new_table: Table,
+) -> None:
+    """A database of ``from_version`` with alice in it migrates to the latest version: ``new_table``
+    is there and empty, the result is what a fresh database is, and alice is still a member."""
+    create_version_with_alice(engine, from_version)
+    assert migrate(engine) == SCHEMA_VERSION > from_version
+    with engine.connect() as conn:
+        assert current_version(conn) == SCHEMA_VERSION
+        assert conn.execute(select(func.count()).select_from(new_table)).scalar_one() == 0
+    assert_same_as_fresh(engine, fresh_url, request)
+    store = open_store(fresh_url, data_dir)
+    try:
+        assert [m.name for m in store.list_members()] == ["alice"]
+    finally:
+        store.close()
 
 
 def test_a_version_1_database_migrates_to_what_a_fresh_one_is(

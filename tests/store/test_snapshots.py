@@ -5,16 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from fleet.models import Role
-from fleet.store import PlateSnapshot, Store, open_store
-from fleet.store.migrations import current_version, migrate
-from fleet.store.schema import SCHEMA_VERSION, plate_snapshots
+from fleet.store import PlateSnapshot, Store
+from fleet.store.schema import plate_snapshots
 
-from .helpers import T0, create_version_with_alice, make_printer, submit
-from .test_enrollment import assert_same_as_fresh
+from .helpers import T0, make_printer, submit
+from .test_enrollment import assert_upgrade_keeps_alice
 
 JPEG = b"\xff\xd8\xff" + bytes(range(256)) * 40  # every byte value, binary-safe on both backends
 
@@ -40,16 +38,6 @@ def test_photos_are_kept_replaced_per_job_and_swept_by_age(store: Store) -> None
 def test_a_version_7_database_gains_plate_snapshots_and_keeps_its_members(
     engine: Engine, fresh_url: str, data_dir: Path, request: pytest.FixtureRequest
 ) -> None:
-    create_version_with_alice(engine, 7)
-
-    assert migrate(engine) == SCHEMA_VERSION
-
-    with engine.connect() as conn:
-        assert current_version(conn) == SCHEMA_VERSION
-        assert conn.execute(select(func.count()).select_from(plate_snapshots)).scalar_one() == 0
-    assert_same_as_fresh(engine, fresh_url, request)
-    store = open_store(fresh_url, data_dir)
-    try:
-        assert [m.name for m in store.list_members()] == ["alice"]
-    finally:
-        store.close()
+    assert_upgrade_keeps_alice(
+        engine, fresh_url, data_dir, request, from_version=7, new_table=plate_snapshots
+    )

@@ -6,18 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from fleet.errors import Conflict
 from fleet.models import Role
 from fleet.states import JobState
-from fleet.store import Store, open_store
-from fleet.store.migrations import current_version, migrate
-from fleet.store.schema import SCHEMA_VERSION, spools
+from fleet.store import Store
+from fleet.store.schema import spools
 
-from .helpers import T0, create_version_with_alice, make_printer, race, submit
-from .test_enrollment import assert_same_as_fresh
+from .helpers import T0, make_printer, race, submit
+from .test_enrollment import assert_upgrade_keeps_alice
 
 BLACK_PETG: dict[str, Any] = {
     "material": "PETG",
@@ -115,19 +113,7 @@ def test_remaining_grams_above_the_net_weight_are_refused(store: Store) -> None:
     assert store.update_spool(spool.id, {"remaining_grams": 1000.0}, now=T0).remaining_grams == 1000.0
 
 
-def test_a_version_8_database_gains_spools_and_keeps_its_members(
+def test_a_version_11_database_gains_spools_and_keeps_its_members(
     engine: Engine, fresh_url: str, data_dir: Path, request: pytest.FixtureRequest
 ) -> None:
-    create_version_with_alice(engine, 8)
-
-    assert migrate(engine) == SCHEMA_VERSION >= 9
-
-    with engine.connect() as conn:
-        assert current_version(conn) == SCHEMA_VERSION
-        assert conn.execute(select(func.count()).select_from(spools)).scalar_one() == 0
-    assert_same_as_fresh(engine, fresh_url, request)
-    store = open_store(fresh_url, data_dir)
-    try:
-        assert [m.name for m in store.list_members()] == ["alice"]
-    finally:
-        store.close()
+    assert_upgrade_keeps_alice(engine, fresh_url, data_dir, request, from_version=11, new_table=spools)

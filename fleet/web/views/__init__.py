@@ -7,7 +7,19 @@ blueprint is registered.
 
 from __future__ import annotations
 
-from . import account, economy, history, jobs, live, manage, printers, spools, submit
+from . import account, economy, history, jobs, live, manage, notifications, printers, spools, submit
 from .base import web
 
-__all__ = ["account", "economy", "history", "jobs", "live", "manage", "printers", "spools", "submit", "web"]
+__all__ = [
+    "account",
+    "economy",
+    "history",
+    "jobs",
+    "live",
+    "manage",
+    "notifications",
+    "printers",
+    "spools",
+    "submit",
+    "web",
+]

@@ -92,7 +92,8 @@ def account() -> Union[Page, BaseResponse]:
 def account_page(status: int = 200, **context: Any) -> Page:
     """The account page: the password form, the member's tokens (names only) and the link-code button."""
     tokens = service().members.tokens_of(me(), me().id)
-    return render("account.html", status, title=t("account.title"), tokens=tokens, **context)
+    notify = service().notifications.profile(me(), default_language=g.lang)
+    return render("account.html", status, title=t("account.title"), tokens=tokens, notify=notify, **context)
 
 
 @web.post("/account/link-code")
