@@ -305,14 +305,18 @@ def test_a_ping_pong_host_runs_at_the_emulated_line_rate() -> None:
     emulated = SimulatorOptions(speedup=math.inf, baud=baud, usb_latency_s=latency)
     # The host's own cost per line (Python, pty, scheduling on a shared machine) is measured against
     # an unpaced device, so the check is about the emulated line and latency, not about the machine.
-    runs = [
-        (
-            ping_pong_seconds(emulated, lines, length),
-            ping_pong_seconds(SimulatorOptions(speedup=math.inf), lines, length),
+    # A run the machine slowed down (another test on the other core) is run again, a few times at most:
+    # a pacing that is too slow is slow in every run, a busy moment passes.
+    runs: list[tuple[float, float]] = []
+    for _attempt in range(6):
+        runs.append(
+            (
+                ping_pong_seconds(emulated, lines, length),
+                ping_pong_seconds(SimulatorOptions(speedup=math.inf), lines, length),
+            )
         )
-        for _attempt in range(2)
-    ]
-    measured, host_cost = min(runs)
-    assert measured > theory * 0.97, runs  # never faster than the line allows
-    # Within 10% here; the bound leaves room for a busy machine (the bench prints the exact figures).
-    assert measured - host_cost < theory * 1.25, (theory, runs)
+        assert runs[-1][0] > theory * 0.97, runs  # never faster than the line allows
+        if len(runs) >= 2 and min(m - cost for m, cost in runs) < theory * 1.25:
+            break
+    # Within 10% on a quiet machine; the bound leaves room for a busy one (the bench prints the figures).
+    assert min(m - cost for m, cost in runs) < theory * 1.25, (theory, runs)
