@@ -1,9 +1,11 @@
 """Two fleet processes behind HAProxy on one PostgreSQL and one Mosquitto, and what a failure costs.
 
 The topology of docs/operations.md on one machine: a fresh PostgreSQL database, one shared Mosquitto
-(the fleet's own broker configuration, with a login and ACLs per enrolled printer, run here and
-given to both fleet processes as their external broker), two ``crowdfab-fleet serve`` processes on
-one data directory, and HAProxy on a free port in front of them, checking ``/api/v1/health``.
+with its dynamic security plugin (started from the file ``crowdfab-fleet broker init`` writes: the
+fleet's login and every enrolled printer's own), two ``crowdfab-fleet serve --mqtt-dynsec`` processes
+on one data directory, which administer the broker's logins and split the printers' messages through
+an MQTT 5 shared subscription, and HAProxy on a free port in front of them, checking
+``/api/v1/health``.
 
     .venv/bin/python bench/cluster.py --up                # start it, print the addresses, Ctrl-C stops it
     .venv/bin/python bench/cluster.py                     # the scenario, 500 printers (make cluster-bench)
@@ -16,11 +18,11 @@ stream through HAProxy. Then the fleet process that holds the dispatch duty, and
 is killed with SIGKILL; it is started again; then both are restarted one at a time (SIGTERM: each
 drains first). It prints: the take-over time of the once-only duties, how soon the live page showed
 changes again, p99 status-to-page latency, CPU per fleet process, and the ledger: submissions
-answered 201, lost, doubled; jobs started on two printers; 5xx answers during the rolling restart.
-
-The figures "each status ingested by exactly one process, within 60/40" need the broker's shared
-subscriptions (``$share/...``); until the fleet subscribes that way both processes ingest every
-status, and the bench reports each process's ingest as it is.
+answered 201, lost, doubled; jobs started on two printers; 5xx answers during the rolling restart;
+in a window of steady load, the statuses each process took off the wire (handled, or superseded in
+its queue by a newer one) against those the printers published (each is taken by one process only,
+so the two add up to what was published); and how soon a printer revoked through one process is
+cut off by the shared broker.
 """
 
 from __future__ import annotations
@@ -239,8 +241,9 @@ class Cluster:
     manager_token: str = ""
     member_token: str = ""
     probe_printer: str = ""
-    #: More ``serve`` options for both processes (the broker's shared subscriptions and dynamic
-    #: security, once the fleet has them, plug in here).
+    #: A printer that only connects to be revoked (how soon the shared broker cuts it off).
+    spare: Optional[load.Credentials] = None
+    #: More ``serve`` options for both processes.
     serve_args: list[str] = field(default_factory=list)
     _own_database: bool = False
     _broker: Any = None
@@ -262,8 +265,9 @@ class Cluster:
             raise
 
     def _start(self) -> None:
-        from fleet.broker import BrokerUser, ManagedBroker, hash_password
-        from fleet.server import FLEET_MQTT_USER, fleet_mqtt_password
+        from fleet.broker import hash_password
+        from fleet.dynsec import initial_config
+        from fleet.server import FLEET_MQTT_USER
 
         self.work.mkdir(parents=True, exist_ok=True)
         if not self.database_url:
@@ -271,17 +275,14 @@ class Cluster:
             self._own_database = True
         self.broker_port = self.broker_port or free_port()
         self.http_port = self.http_port or free_port()
-        users = self._enroll()
-        password = fleet_mqtt_password(self.data_dir)
-        # The shared broker: the fleet's own configuration (a login and ACLs per printer), run once.
-        self._broker = ManagedBroker(
-            self.work / "broker",
-            port=self.broker_port,
-            host="127.0.0.1",
-            fleet_user=BrokerUser(FLEET_MQTT_USER, hash_password(password)),
-            users=lambda: users,
-        )
-        self._broker.start()
+        logins = self._enroll()
+        # The shared broker: Mosquitto with its dynamic security plugin, from the file that
+        # 'crowdfab-fleet broker init' writes (the fleet's login and every enrolled printer's). Both
+        # processes administer it (--mqtt-dynsec) and split the printers' messages through a shared
+        # subscription.
+        password = f"cluster-{random.getrandbits(64):016x}"
+        dynsec = initial_config(FLEET_MQTT_USER, hash_password(password), logins)
+        self._broker = load.SharedBroker(self.work / "broker", self.broker_port, dynsec)
         mqtt_url = f"mqtt://{FLEET_MQTT_USER}:{password}@127.0.0.1:{self.broker_port}"
         common = [
             "--data-dir",
@@ -291,7 +292,8 @@ class Cluster:
             "--host",
             "127.0.0.1",
         ]
-        common += ["--mqtt-url", mqtt_url, "--mqtt-public-host", "127.0.0.1", "--public-url", self.url]
+        common += ["--mqtt-url", mqtt_url, "--mqtt-dynsec", "--mqtt-public-host", "127.0.0.1"]
+        common += ["--public-url", self.url]
         common += self.serve_args
         for name in ("a", "b"):
             node = FleetNode(name, common, free_port(), self.work / f"fleet-{name}.log")
@@ -314,8 +316,9 @@ class Cluster:
                 raise RuntimeError(f"haproxy did not come up:\n{(self.work / 'haproxy.log').read_text()}")
             time.sleep(0.1)
 
-    def _enroll(self) -> list[Any]:
-        """A manager, a member and the printers, straight through the service (as fleet_load does)."""
+    def _enroll(self) -> list[tuple[str, str]]:
+        """A manager, a member and the printers, straight through the service (as fleet_load does);
+        returns every enrolled printer's broker login (printer id, password hash)."""
         from fleet.config import FleetConfig
         from fleet.http_protocol import BrokerAddress, EnrollRequest
         from fleet.models import Role
@@ -329,7 +332,7 @@ class Cluster:
             service.identity.set_password(manager, manager.id, load.PASSWORD)
             _, self.member_token = service.members.add_member("maker", Role.MEMBER)
             caps = {"volume": load.VOLUME, "nozzle_diameter": 0.4, "material": "PLA"}
-            for i in range(self.printers + 1):
+            for i in range(self.printers + 2):
                 code, _ = service.enrollment.create_enrollment_code(None)
                 asked = EnrollRequest.from_json(
                     {"code": code, "name": f"cluster-{i:04d}", "capabilities": caps}
@@ -338,9 +341,11 @@ class Cluster:
                 creds = load.Credentials(answer.printer_id, answer.mqtt.password or "", answer.token)
                 if i == self.printers:
                     self.probe_printer = answer.printer_id  # never connects: renamed to see changes travel
+                elif i == self.printers + 1:
+                    self.spare = creds  # connects at the end, to be revoked
                 else:
                     self.credentials.append(creds)
-            return service.enrollment.broker_users()
+            return [(c.printer_id, c.mqtt_password_hash) for c in fleet.store.active_credentials()]
         finally:
             fleet.close()
 
@@ -388,7 +393,12 @@ class Cluster:
 
 
 class ClusterPrinter(load.LightPrinter):
-    """A light printer that also notes every job it started (a job started twice is the failure)."""
+    """A light printer that also notes every job it started (a job started twice is the failure), and
+    keeps its worker's count of statuses published where the scenario reads it."""
+
+    def publish_status(self) -> None:
+        super().publish_status()
+        self.worker.published_count.value = self.worker.published  # type: ignore[attr-defined]
 
     def downloaded(self, command: Any, problem: str) -> None:
         if not problem and command.job is not None:
@@ -399,9 +409,11 @@ class ClusterPrinter(load.LightPrinter):
 class ClusterWorker(load.Worker):
     """Light printers until told to stop; reports what they started."""
 
-    def __init__(self, plan: load.WorkerPlan, control: Any, results: Any) -> None:
+    def __init__(self, plan: load.WorkerPlan, control: Any, results: Any, published: Any) -> None:
         super().__init__(plan, control, results)
         self.started: list[tuple[int, str]] = []
+        #: Shared with the scenario (a ``multiprocessing`` RawValue): statuses published so far.
+        self.published_count = published
 
     async def connect_all(self) -> None:
         gate = asyncio.Semaphore(50)
@@ -432,9 +444,9 @@ class ClusterWorker(load.Worker):
         self.results.put(("done", self.plan.index, {"started": self.started, "errors": self.errors[:20]}))
 
 
-def run_cluster_worker(plan: load.WorkerPlan, stop: Any, results: Any) -> None:
+def run_cluster_worker(plan: load.WorkerPlan, stop: Any, results: Any, published: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    worker = ClusterWorker(plan, stop, results)
+    worker = ClusterWorker(plan, stop, results, published)
     worker.loop.run_until_complete(worker.main())
 
 
@@ -447,6 +459,7 @@ class Printers:
         self.results: Any = ctx.Queue()
         creds = cluster.credentials
         self.procs = []
+        self._published = [ctx.RawValue("q", 0) for _ in range(workers)]
         for index in range(workers):
             plan = load.WorkerPlan(
                 index=index,
@@ -458,13 +471,21 @@ class Printers:
                 clear_delay_s=0.5,
                 download=True,
             )
-            proc = ctx.Process(target=run_cluster_worker, args=(plan, self.stop, self.results), daemon=True)
+            proc = ctx.Process(
+                target=run_cluster_worker,
+                args=(plan, self.stop, self.results, self._published[index]),
+                daemon=True,
+            )
             proc.start()
             self.procs.append(proc)
         for _ in range(workers):
             kind, index, detail = self.results.get(timeout=120)
             if kind != "ready":
                 raise RuntimeError(f"printer worker {index} failed: {detail}")
+
+    def published(self) -> int:
+        """Statuses the printers have published so far (each worker's count, as of its last one)."""
+        return sum(int(value.value) for value in self._published)
 
     def finish(self) -> tuple[list[tuple[int, str]], list[str]]:
         """Stop them; every job each printer started, and their errors."""
@@ -674,14 +695,22 @@ class Report:
     kill_5xx: int = 0
     rolling_5xx: int = 0
     cpu_s: dict[str, float] = field(default_factory=dict)
-    #: Statuses each process ingested in a window of steady load before the kill, and how many the
-    #: printers published meanwhile (about printers x seconds).
+    #: Statuses each process took off the wire in a window of steady load before the kill (handled,
+    #: ``mqtt.messages{kind=status}``, or replaced in its queue by a newer one, ``status.superseded``),
+    #: of them superseded, and how many the printers published meanwhile (counted by the printers).
     ingest: dict[str, int] = field(default_factory=dict)
+    superseded: dict[str, int] = field(default_factory=dict)
     #: Each process's p99 from a status's publication to the process holding it, in that window.
     ingest_p99_s: dict[str, Optional[float]] = field(default_factory=dict)
     #: ... and its p99 time spent handling one (the rest of the lag is waiting: for a core, in a queue).
     handled_p99_s: dict[str, Optional[float]] = field(default_factory=dict)
     published: int = 0
+    ingest_window_s: float = 0.0
+    #: A printer revoked through one process: from the request, and from its answer, until the shared
+    #: broker closed the printer's connection; and which process was asked.
+    revoke_cut_off_s: Optional[float] = None
+    revoke_after_answer_s: Optional[float] = None
+    revoked_through: str = ""
     seconds: float = 0.0
     printer_errors: list[str] = field(default_factory=list)
 
@@ -708,8 +737,11 @@ class Report:
                 f"{name} {cpu / max(self.seconds, 1e-9):.2f} core" for name, cpu in self.cpu_s.items()
             ),
             "statuses ingested per process    "
-            + ", ".join(f"{n} {c} ({c / max(self.published, 1):.0%})" for n, c in self.ingest.items())
-            + f" of about {self.published} published",
+            + ", ".join(
+                f"{n} {c} ({c / max(self.ingested, 1):.0%}, {self.superseded.get(n, 0)} superseded)"
+                for n, c in self.ingest.items()
+            )
+            + f": together {self.ingested} of {self.published} published in {self.ingest_window_s:.1f} s",
             "status to fleet p99, per process "
             + ", ".join(f"{n} {s(v)}" for n, v in self.ingest_p99_s.items())
             + " in steady load (handling one: "
@@ -717,8 +749,15 @@ class Report:
                 f"{n} {'-' if v is None else f'{v * 1000:.0f} ms'}" for n, v in self.handled_p99_s.items()
             )
             + ")",
+            f"a revoked printer cut off        {s(self.revoke_cut_off_s)} after the request to fleet "
+            f"{self.revoked_through or '-'} ({s(self.revoke_after_answer_s)} after its answer)",
             f"printer-side errors              {len(self.printer_errors)} {self.printer_errors[:3]}",
         ]
+
+    @property
+    def ingested(self) -> int:
+        """Statuses the processes took off the wire together in the window."""
+        return sum(self.ingest.values())
 
 
 def _metrics(node: FleetNode, token: str) -> dict[str, Any]:
@@ -733,8 +772,18 @@ def _metrics(node: FleetNode, token: str) -> dict[str, Any]:
     return {"counters": {}, "histograms": {}}
 
 
-def run_scenario(cluster: Cluster, *, workers: int, rate: float, settle_s: float, log: Any = print) -> Report:
-    """The whole scenario on a started cluster (see the module's doc); returns what it measured."""
+def run_scenario(
+    cluster: Cluster,
+    *,
+    workers: int,
+    rate: float,
+    settle_s: float,
+    ingest_window_s: Optional[float] = None,
+    log: Any = print,
+) -> Report:
+    """The whole scenario on a started cluster (see the module's doc); returns what it measured.
+
+    ``ingest_window_s`` (default ``settle_s``): how long the statuses are counted in steady load."""
     from fleet.gcode.generate import generate_box
 
     report = Report(cluster.printers)
@@ -769,18 +818,26 @@ def run_scenario(cluster: Cluster, *, workers: int, rate: float, settle_s: float
                 time.sleep(0.3)
         assert holder is not None
         survivor = next(node for node in cluster.nodes if node is not holder)
+        # Each status counted once, by whichever process took it: the window opens and closes with
+        # the printers' own count read between the two processes' counters.
         before = {node.name: _metrics(node, cluster.manager_token) for node in cluster.nodes}
+        published_from = printers.published()
         window_from, steady_from = time.monotonic(), time.time()
-        time.sleep(settle_s)
+        time.sleep(settle_s if ingest_window_s is None else ingest_window_s)
         steady_to = time.time()
+        published_to = printers.published()
+        report.ingest_window_s = time.monotonic() - window_from
         for node in cluster.nodes:
             window = difference(before[node.name], _metrics(node, cluster.manager_token))
-            report.ingest[node.name] = int(window["counters"].get("mqtt.messages{kind=status}", 0))
+            superseded = int(window["counters"].get("status.superseded", 0))
+            handled = int(window["counters"].get("mqtt.messages{kind=status}", 0))
+            report.ingest[node.name] = handled + superseded
+            report.superseded[node.name] = superseded
             lag = window["histograms"].get("status.lag_s")
             report.ingest_p99_s[node.name] = percentile(lag, 0.99) if lag else None
             handled = window["histograms"].get("status.handled_s")
             report.handled_p99_s[node.name] = percentile(handled, 0.99) if handled else None
-        report.published = round(cluster.printers * (time.monotonic() - window_from))
+        report.published = published_to - published_from
         log(f"killing fleet {holder.name} (pid {holder.pid}): it holds {holder.duties()} and serves the page")
         holder.sample_cpu()
         killed_at = time.time()
@@ -815,6 +872,10 @@ def run_scenario(cluster: Cluster, *, workers: int, rate: float, settle_s: float
         time.sleep(settle_s)
         with members.ledger.lock:
             report.rolling_5xx = sum(1 for at, _ in members.ledger.server_errors if at >= rolling_from)
+        # A printer revoked through the process that does not hold the duties: any process may.
+        through = next((node for node in cluster.nodes if not node.duties()), cluster.nodes[0])
+        report.revoked_through = through.name
+        report.revoke_cut_off_s, report.revoke_after_answer_s = revoke_cut_off(cluster, through)
     finally:
         members.stop()
         page.close()
@@ -830,6 +891,50 @@ def run_scenario(cluster: Cluster, *, workers: int, rate: float, settle_s: float
     _check_ledger(cluster, members.ledger, started, report)
     log(f"scenario took {time.monotonic() - began:.1f} s")
     return report
+
+
+def revoke_cut_off(cluster: Cluster, node: FleetNode, timeout: float = 10.0) -> tuple[float, float]:
+    """Connect the spare printer to the shared broker under its own login, revoke it through ``node``
+    (straight, not through HAProxy) and wait for the broker to close its connection; returns the
+    seconds from the request and from the answer until then."""
+    import socket
+
+    from fleet import protocol as p
+
+    spare = cluster.spare
+    assert spare is not None, "the cluster has no spare printer"
+    will = (p.topic(spare.printer_id, p.Channel.AVAILABILITY), p.OFFLINE.encode())
+    with socket.create_connection(("127.0.0.1", cluster.broker_port), timeout=timeout) as sock:
+        sock.sendall(
+            load.connect_packet(f"spare-{spare.printer_id}", spare.printer_id, spare.mqtt_password, will)
+        )
+        connack = b""
+        while len(connack) < 4:
+            chunk = sock.recv(4 - len(connack))
+            if not chunk:
+                raise RuntimeError("the shared broker closed the spare printer's connection at once")
+            connack += chunk
+        if connack[0] != 0x20 or connack[3] != 0:
+            raise RuntimeError(
+                f"the shared broker refused the spare printer's login: CONNACK {connack.hex()}"
+            )
+        asked = time.monotonic()
+        response = requests.post(
+            f"{node.url}/api/v1/printers/{spare.printer_id}/revoke",
+            headers={"Authorization": f"Bearer {cluster.manager_token}"},
+            timeout=timeout,
+        )
+        answered = time.monotonic()
+        response.raise_for_status()
+        try:
+            while sock.recv(4096):
+                pass  # nothing is sent to it; anything would be read and dropped
+        except socket.timeout:
+            raise RuntimeError(f"the revoked printer was still connected {timeout:.0f} s later") from None
+        except OSError:
+            pass  # reset: cut off all the same
+        closed = time.monotonic()
+    return closed - asked, closed - answered
 
 
 def _wait_haproxy(cluster: Cluster, names: set[str], timeout: float = 20.0) -> None:
