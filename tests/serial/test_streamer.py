@@ -19,6 +19,7 @@ from fleet.serial.streamer import (
     StreamState,
     stream_file,
 )
+from tests.brokers import wait_until
 
 from .conftest import FAST, commands_of, file_commands, segments
 
@@ -73,6 +74,9 @@ def test_thermal_runaway_stops_the_stream_at_once(firmware, streamer, write_gcod
     result = host.wait_job(timeout=20)
     assert result is not None and result.outcome is JobOutcome.FAILED
     assert "Thermal Runaway, system stopped! Heater_ID: 0" in result.message
+    # The listener hears of the end once the streamer has let go of its lock, an instant after
+    # wait_job() can return.
+    wait_until(lambda: bool(finished), 5, "the listener to hear that the job ended")
     assert finished == [result]
     executed = file_commands(device.executed)
     assert executed == lines[: runaway_at - 4]  # everything before the runaway line, nothing after
@@ -194,7 +198,7 @@ def test_ping_pong_manual_commands_and_progress(firmware, streamer, write_gcode)
     host.start_job(path, line_times=[0.5] * len(lines))
     result = host.wait_job(timeout=20)
     assert result is not None and result.outcome is JobOutcome.DONE
-    assert done.is_set()
+    assert done.wait(5), "the listener heard that the job ended"  # told an instant after wait_job()
     assert device.wait_executed(len(lines) + 1, timeout=5)
     assert file_commands(device.executed) == ["M117 hello", *lines]
     final = host.snapshot()
