@@ -51,6 +51,7 @@ reading beside the code that applies it, and sending commands already lives in `
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -157,7 +158,7 @@ class FleetLink:
         start_timeout_s: float = 900.0,
         decline_cooldown_s: float = 300.0,
         seen_write_interval_s: float = 30.0,
-        status_recheck_s: float = 30.0,
+        status_recheck_s: Optional[float] = 30.0,
         tick_interval_s: Optional[float] = 1.0,
         log_interval_s: float = 60.0,
         clock: Callable[[], float] = time.time,
@@ -176,6 +177,8 @@ class FleetLink:
         self.seen_write_interval_s = seen_write_interval_s
         #: A status that says what the printer's last one said is checked against the store about this
         #: often (see :meth:`_unchanged`); anything this link learns about the printer checks it at once.
+        #: None: only then, and when the owner says the store changed (:meth:`recheck_statuses`, which
+        #: PostgreSQL's change notes call for every change of a printer, whoever made it).
         self.status_recheck_s = status_recheck_s
         self._jitter = random.Random()  # noqa: S311 (spreads rechecks over time; not a secret)
         #: None: no thread; the owner calls :meth:`tick` (tests do).
@@ -523,7 +526,8 @@ class FleetLink:
         about the printer can have changed meanwhile only through this link, which then forgets
         what the printer reported (so its next status is handled in full), through the service's
         hooks (credentials), or through another process (a manager's edit, a second fleet on the
-        same PostgreSQL), which the recheck catches up with.
+        same PostgreSQL), which the recheck catches up with: on a timer, or at the change notes of
+        PostgreSQL, which name each printer whose record, job, credentials or spool changed.
         """
         return (
             status.state is reported.state
@@ -564,7 +568,11 @@ class FleetLink:
             self._seen_written[printer.id] = now
             self.app.reports.record_status(printer.id, changes)
             self.app.metrics.count("status.printer_writes")
-        recheck_at = now + self.status_recheck_s * (0.5 + 0.5 * self._jitter.random())
+        recheck_at = (
+            math.inf
+            if self.status_recheck_s is None
+            else now + self.status_recheck_s * (0.5 + 0.5 * self._jitter.random())
+        )
         self._reported[printer.id] = Reported(
             status.state, status.job_id, status.capabilities, status.lending, recheck_at
         )

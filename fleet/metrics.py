@@ -95,6 +95,14 @@ FIGURES: dict[str, Figure] = {
         "From a status's timestamp on its node to the fleet's state", (), LATENCY_BUCKETS_S
     ),
     "status.handled_s": Figure("Time the fleet spent handling one status", (), LATENCY_BUCKETS_S),
+    "status.superseded": Figure(
+        "Statuses replaced in the ingest queue by a newer one of the same printer before their turn"
+    ),
+    "ingest.wait_s": Figure(
+        "Time a message from a printer waited in the ingest queue before it was handled",
+        (),
+        LATENCY_BUCKETS_S,
+    ),
     "dispatch.sent": Figure("Dispatch commands sent to printers"),
     "dispatch.resent": Figure("Dispatch commands sent again for want of an answer"),
     "dispatch.pass_s": Figure("Time one dispatch pass (plan and claims) took", (), LATENCY_BUCKETS_S),

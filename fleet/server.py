@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 #: The shared-subscription group of fleet processes on a shared broker (``fleet.dynsec``).
 DEFAULT_SHARE_GROUP = "crowdfab"
-#: How often a process in a share group checks an unchanged printer's status against the store.
-SHARED_STATUS_RECHECK_S = 120.0
+#: How often a process on SQLite checks an unchanged printer's status against the store (for edits
+#: made by the command line on the same file). On PostgreSQL the change notes say when, and whose.
+SQLITE_STATUS_RECHECK_S = 30.0
 
 #: The managed broker's default port: off 1883, so a system Mosquitto on the same machine is left alone.
 DEFAULT_MQTT_PORT = 18830
@@ -394,11 +395,11 @@ class FleetRuntime:
             dispatch_duty=lambda: duties.holds(DISPATCH),
             queued=True,
             share_group=share_group,
-            # In a share group every process sees every printer's statuses, and checks each against the
-            # store on its own: at thousands of printers those checks, not the statuses, fill the ingest
-            # thread. Changes a process makes through a status are seen by the others at once anyway
-            # (their next status differs from what they saw): the recheck is only for edits elsewhere.
-            status_recheck_s=SHARED_STATUS_RECHECK_S if share_group is not None else 30.0,
+            # On PostgreSQL a printer's unchanged status is checked against the store again only when a
+            # change note names the printer (below): with several processes each one sees every
+            # printer's statuses, and rechecking them all on a timer filled the ingest thread at
+            # thousands of printers. SQLite has no notes: a timer catches the command line's edits.
+            status_recheck_s=None if fleet.store.backend == "postgresql" else SQLITE_STATUS_RECHECK_S,
         )
         duties.add(DISPATCH, on_gain=link.take_over, on_loss=link.hand_over)
         duties.every(SWEEPS, options.sweep_interval_s, lambda: sweep(fleet.app))

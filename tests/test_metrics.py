@@ -119,3 +119,18 @@ def test_a_declared_figure_must_be_counted_as_declared():
         metrics.observe("dispatch.sent", 0.1)
     metrics.count("something.new", where="here")  # an undeclared figure is counted as it comes
     assert metrics.counter("something.new", where="here") == 1
+
+
+def test_every_figure_the_fleet_counts_or_observes_is_declared() -> None:
+    """An undeclared figure is still counted, but /metrics then has no HELP line and no fixed buckets
+    for it: each name the fleet's code passes to ``count`` or ``observe`` must be in FIGURES."""
+    import re
+    from pathlib import Path
+
+    used: set[str] = set()
+    for source in (Path(__file__).parent.parent / "fleet").rglob("*.py"):
+        used |= set(re.findall(r"\.(?:count|observe)\(\s*\"([a-z_.]+)\"", source.read_text(encoding="utf-8")))
+    assert {"status.superseded", "ingest.wait_s", "status.lag_s"} <= used, (
+        "the scan finds the fleet's figures"
+    )
+    assert sorted(used - set(FIGURES)) == []

@@ -169,7 +169,10 @@ CHANGE_CHANNEL = "crowdfab_changes"
 #: every fleet process on the database hears of it when (and only if) it commits. A note is
 #: ``job <id> <state> <printer id> [<previous printer id>]`` or ``printer <id> <state>`` (the state
 #: ``removed`` for a deleted row); a printer row whose only change is ``last_seen`` (written for all
-#: printers every half minute) makes none. :mod:`fleet.store.changes` listens and reads them.
+#: printers every half minute) makes none. A printer's credentials (enrolled, revoked) and the spool
+#: on it (loaded, unloaded, edited, used) are part of what the fleet knows of the printer: their
+#: changes are announced as a ``printer`` note with the printer's state. :mod:`fleet.store.changes`
+#: listens and reads them.
 CHANGE_NOTES_DDL = (
     f"""
 CREATE OR REPLACE FUNCTION crowdfab_note_job() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -208,11 +211,55 @@ $fn$""",
     "FOR EACH ROW EXECUTE FUNCTION crowdfab_note_printer()",
 )
 
+#: The notes of a printer's credentials and spool (added by version 14, whose tables exist by then).
+PRINTER_PARTS_NOTES_DDL = (
+    f"""
+CREATE OR REPLACE FUNCTION crowdfab_note_of_printer(printer text) RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    current text;
+BEGIN
+    IF printer IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT state INTO current FROM printers WHERE id = printer;
+    IF current IS NOT NULL THEN
+        PERFORM pg_notify('{CHANGE_CHANNEL}', 'printer ' || printer || ' ' || current);
+    END IF;
+END
+$fn$""",  # noqa: S608 (the channel is a constant of ours: nothing from outside goes in)
+    """
+CREATE OR REPLACE FUNCTION crowdfab_note_credentials() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM crowdfab_note_of_printer(NEW.printer_id);
+    RETURN NEW;
+END
+$fn$""",
+    """
+CREATE OR REPLACE FUNCTION crowdfab_note_spool() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        PERFORM crowdfab_note_of_printer(OLD.printer_id);
+    END IF;
+    IF TG_OP <> 'DELETE' AND (TG_OP = 'INSERT' OR OLD.printer_id IS DISTINCT FROM NEW.printer_id) THEN
+        PERFORM crowdfab_note_of_printer(NEW.printer_id);
+    END IF;
+    RETURN NULL;
+END
+$fn$""",
+    "DROP TRIGGER IF EXISTS crowdfab_note_credentials ON printer_credentials",
+    "CREATE TRIGGER crowdfab_note_credentials AFTER INSERT OR UPDATE ON printer_credentials "
+    "FOR EACH ROW EXECUTE FUNCTION crowdfab_note_credentials()",
+    "DROP TRIGGER IF EXISTS crowdfab_note_spool ON spools",
+    "CREATE TRIGGER crowdfab_note_spool AFTER INSERT OR UPDATE OR DELETE ON spools "
+    "FOR EACH ROW EXECUTE FUNCTION crowdfab_note_spool()",
+)
 
-def install_change_notes(conn: Connection) -> None:
-    """On PostgreSQL, (re)create the triggers of :data:`CHANGE_NOTES_DDL`; SQLite has one process."""
+
+def install_change_notes(conn: Connection, ddl: tuple[str, ...] = ()) -> None:
+    """On PostgreSQL, (re)create the triggers of ``ddl`` (default: all of them, :data:`CHANGE_NOTES_DDL`
+    and :data:`PRINTER_PARTS_NOTES_DDL`); SQLite has one process."""
     if conn.dialect.name == "postgresql":
-        for statement in CHANGE_NOTES_DDL:
+        for statement in ddl or CHANGE_NOTES_DDL + PRINTER_PARTS_NOTES_DDL:
             conn.exec_driver_sql(statement)
 
 
@@ -229,7 +276,7 @@ def _add_duty_leases(conn: Connection) -> None:
         Column("held_since", epoch, nullable=False),
     )
     leases.create(conn)
-    install_change_notes(conn)
+    install_change_notes(conn, CHANGE_NOTES_DDL)
 
 
 def _add_economy(conn: Connection) -> None:
@@ -446,6 +493,12 @@ def _add_notifications(conn: Connection) -> None:
         table.create(conn)
 
 
+def _note_credentials_and_spools(conn: Connection) -> None:
+    """13 → 14: (PostgreSQL) changes of a printer's credentials and of the spool on it are announced
+    as notes of the printer, so that every fleet process checks its next status in full."""
+    install_change_notes(conn, PRINTER_PARTS_NOTES_DDL)
+
+
 #: UPGRADES[N] upgrades a database from version N to N+1.
 UPGRADES: Mapping[int, Step] = {
     1: _add_enrollment,
@@ -460,6 +513,7 @@ UPGRADES: Mapping[int, Step] = {
     10: _split_device_tokens,
     11: _add_spools,
     12: _add_notifications,
+    13: _note_credentials_and_spools,
 }
 
 #: Key of the PostgreSQL advisory lock that serializes migrations ("CrowdFab" in ASCII).

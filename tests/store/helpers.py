@@ -107,6 +107,7 @@ ADDED_IN_VERSION = {
     11: ["ALTER TABLE api_tokens DROP COLUMN device", "ALTER TABLE link_codes DROP COLUMN used_at"],
     12: ["DROP TABLE spool_uses", "DROP TABLE spools", "ALTER TABLE jobs DROP COLUMN colour"],
     13: [f"DROP TABLE {t}" for t in ("outbox", "webhooks", "notify_channels", "notify_profiles")],
+    14: [],  # PostgreSQL's notes of credentials and spools: triggers, no table
 }
 
 

@@ -17,6 +17,8 @@ from fleet.store.engine import write_transaction
 from tests.store.backends import PostgresServer
 
 from .helpers import T0, make_printer, submit
+from .test_enrollment import CODE, enroll
+from .test_spools import BLACK_PETG
 
 pytestmark = pytest.mark.postgres
 
@@ -106,3 +108,47 @@ def test_a_listener_that_lost_its_connection_listens_again_and_says_it_missed_no
         assert heard.get(timeout=5) == ChangeNote("printer", "idle", ("mk4",))
     finally:
         listener.close()
+
+
+def test_a_printers_credentials_and_the_spool_on_it_are_announced_as_notes_of_the_printer(
+    pg_store: tuple[str, Store],
+) -> None:
+    """What a status is checked against includes the printer's credentials (revoked: its messages are
+    refused) and its spool (loaded: the node's material is not taken), so their changes are notes too."""
+    url, store = pg_store
+    heard: queue.Queue[ChangeNote] = queue.Queue()
+    listener = ChangeListener(url, heard.put, lambda: None, poll_s=0.1)
+    listener.start()
+    try:
+        assert listener.wait_listening(10)
+        store.add_enrollment_code(CODE, created_by=None, now=T0, expires_at=T0 + 60)
+        enroll(store, "mini")
+        notes = drain(heard)
+        assert ChangeNote("printer", "idle", ("mini",)) in notes, notes
+        assert store.revoke_credentials("mini", now=T0 + 20)
+        assert heard.get(timeout=5) == ChangeNote("printer", "idle", ("mini",))
+
+        store.create_printer(make_printer("mk4", material="PLA"))
+        assert heard.get(timeout=5) == ChangeNote("printer", "idle", ("mk4",))
+        spool = store.create_spool(BLACK_PETG, now=T0)  # on its shelf: no printer to name
+        store.load_spool(spool.id, "mk4", now=T0 + 1)
+        # The spool's note and the printer's (its material): the same words in one transaction,
+        # which PostgreSQL delivers once.
+        assert drain(heard) == [ChangeNote("printer", "idle", ("mk4",))]
+        store.unload_spool(spool.id, now=T0 + 2)
+        assert drain(heard, at_least=1)[0] == ChangeNote("printer", "idle", ("mk4",))
+        store.update_spool(spool.id, {"remaining_grams": 300.0}, now=T0 + 3)  # on its shelf: no printer
+        store.create_printer(make_printer("mk3"))
+        assert heard.get(timeout=5) == ChangeNote("printer", "idle", ("mk3",)), "nothing between"
+    finally:
+        listener.close()
+
+
+def drain(heard: queue.Queue[ChangeNote], *, at_least: int = 1, settle_s: float = 0.5) -> list[ChangeNote]:
+    """The notes heard: at least ``at_least`` (each within 5 s), then any that follow within ``settle_s``."""
+    notes = [heard.get(timeout=5) for _ in range(at_least)]
+    while True:
+        try:
+            notes.append(heard.get(timeout=settle_s))
+        except queue.Empty:
+            return notes
