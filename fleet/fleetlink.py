@@ -207,6 +207,14 @@ class FleetLink:
         self._heard: dict[str, float] = {}
         self._seen_written: dict[str, float] = {}
         self._reported: dict[str, Reported] = {}
+        # Rechecks asked for from other threads (PostgreSQL's change notes) take this small lock, not
+        # the link's: they must not wait behind a status being handled. Each is numbered, so that a
+        # status handled from a store read that began before a recheck of its printer is not taken as
+        # up to date (:meth:`_remember_reported`).
+        self._recheck_lock = threading.Lock()
+        self._rechecks = 0
+        self._rechecked: dict[str, int] = {}
+        self._all_rechecked = 0
         self._next_seen_write = float("-inf")
         self._dispatch_wanted = True
         self._next_dispatch = float("-inf")
@@ -344,12 +352,19 @@ class FleetLink:
         self._wake.set()
 
     def recheck_statuses(self, printer_id: Optional[str] = None) -> None:
-        """Check the next status of a printer (None: of every printer) against the store in full."""
-        with self._lock:
+        """Check the next status of a printer (None: of every printer) against the store in full.
+
+        Any thread may call this, at once: it never waits for a status being handled.
+        """
+        with self._recheck_lock:
+            self._rechecks += 1
             if printer_id is None:
                 self._reported.clear()
+                self._rechecked.clear()
+                self._all_rechecked = self._rechecks
             else:
                 self._reported.pop(printer_id, None)
+                self._rechecked[printer_id] = self._rechecks
 
     def outstanding(self) -> dict[int, Dispatch]:
         """The dispatches waiting for an answer, by job id."""
@@ -494,11 +509,12 @@ class FleetLink:
         else:
             # Whatever else a node says (availability, events, acks) may change what its status means.
             self._reported.pop(printer_id, None)
+        read_from = self._rechecks  # the store is read after every recheck numbered up to here
         printer, revoked = self.app.reports.printer_and_revoked(printer_id)
         if revoked:
             raise Invalid(f"printer {printer_id}'s credentials are revoked")
         if channel is p.Channel.STATUS:
-            self._on_status(printer, status or p.decode_status(payload), now)
+            self._on_status(printer, status or p.decode_status(payload), now, read_from)
         elif channel is p.Channel.AVAILABILITY:
             self._on_availability(printer, p.decode_availability(payload), now)
         elif channel is p.Channel.EVENTS:
@@ -551,7 +567,7 @@ class FleetLink:
             ),
         )
 
-    def _on_status(self, printer: Printer, status: p.Status, now: float) -> None:
+    def _on_status(self, printer: Printer, status: p.Status, now: float, read_from: int) -> None:
         self._heard[printer.id] = now
         self._set_live(printer.id, status, now)
         self.app.metrics.count("status.store_checks")
@@ -573,11 +589,20 @@ class FleetLink:
             if self.status_recheck_s is None
             else now + self.status_recheck_s * (0.5 + 0.5 * self._jitter.random())
         )
-        self._reported[printer.id] = Reported(
-            status.state, status.job_id, status.capabilities, status.lending, recheck_at
+        self._remember_reported(
+            printer.id,
+            Reported(status.state, status.job_id, status.capabilities, status.lending, recheck_at),
+            read_from,
         )
         # From the node's clock to the fleet's: meaningful when both keep time (NTP), as they do here.
         self.app.metrics.observe("status.lag_s", self.clock() - status.ts)
+
+    def _remember_reported(self, printer_id: str, reported: Reported, read_from: int) -> None:
+        """Let the printer's next statuses that say the same skip the store, unless a recheck of it was
+        asked for since the store was read (``read_from``): that read may predate the change."""
+        with self._recheck_lock:
+            if max(self._rechecked.get(printer_id, 0), self._all_rechecked) <= read_from:
+                self._reported[printer_id] = reported
 
     def _settle_held_job(self, printer: Printer, status: p.Status) -> Printer:
         """What the node prints settles a job the fleet lost track of (unknown) or has not seen start."""

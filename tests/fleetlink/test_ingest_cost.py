@@ -124,3 +124,58 @@ def test_the_fleet_takes_status_at_qos_0_and_the_rest_at_qos_1(service, link):
         p.wildcard(p.Channel.EVENTS): 1,
         p.wildcard(p.Channel.ACK): 1,
     }
+
+
+def test_a_recheck_asked_while_a_status_reads_the_store_is_not_lost(service, link, clock):
+    """A change note can arrive while a status of its printer is being checked against a store read
+    made before the change: that status must not be remembered as up to date (with rechecks driven
+    by notes alone, nothing else would ever look again)."""
+    from fleet.fleetlink import FleetLink
+
+    fleetlink = FleetLink(
+        service, link, base_url="http://fleet", tick_interval_s=None, clock=clock, status_recheck_s=None
+    )
+    fleetlink.start()
+    add_printer(service, "mk4", S.OFFLINE)
+    node = Node(link, "mk4", clock)
+    node.status(N.IDLE)
+    fleetlink.recheck_statuses("mk4")  # a note (an earlier change): the next status reads the store
+    read = service.reports.printer_and_revoked
+
+    def read_then_changed_elsewhere(printer_id: str):
+        found = read(printer_id)
+        service.store.update_printer("mk4", state=S.OFFLINE)  # another process, just after our read
+        fleetlink.recheck_statuses("mk4")  # its note
+        return found
+
+    service.reports.printer_and_revoked = read_then_changed_elsewhere
+    node.status(N.IDLE)
+    service.reports.printer_and_revoked = read
+    assert service.printers.get_printer("mk4").state is S.OFFLINE
+    node.status(N.IDLE)
+    assert service.printers.get_printer("mk4").state is S.IDLE, "the next status was checked in full"
+    assert checks(service) == 3
+    fleetlink.close()
+
+
+def test_a_recheck_never_waits_for_a_status_being_handled(service, fleetlink):
+    import threading
+
+    holding, release = threading.Event(), threading.Event()
+
+    def handle_slowly() -> None:
+        with fleetlink._lock:  # what the ingest thread holds while it reads the store
+            holding.set()
+            release.wait(10)
+
+    slow = threading.Thread(target=handle_slowly)
+    slow.start()
+    try:
+        assert holding.wait(5)
+        asked = threading.Thread(target=fleetlink.recheck_statuses, args=("mk4",))
+        asked.start()
+        asked.join(2)
+        assert not asked.is_alive(), "the recheck waited for the link's lock"
+    finally:
+        release.set()
+        slow.join()
