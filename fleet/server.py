@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .app import FleetApp, build
+from .app.printer_view import PrinterView
 from .config import FleetConfig
 from .errors import FleetError, Unavailable
 from .http_protocol import API_PREFIX
@@ -429,6 +430,10 @@ class FleetRuntime:
             )
             listener.start()
             self._stops.append(listener.close)
+            # Scheduling passes read again only the printers the notes name (all of them after a gap).
+            view = PrinterView(fleet.store, trusted=lambda: listener.listening)
+            fleet.app.hooks.on_change(view.changed)
+            fleet.app.dispatcher.list_printers = view.printers
         duties.start()
         # Stopped first: the duties are given back at once, so another process takes them over.
         self._stops.append(duties.close)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -115,6 +115,9 @@ class Dispatcher:
         self.ctx = ctx
         self.store = ctx.store
         self.quotas = quotas
+        #: Where a pass gets every printer: the store, or a :class:`~fleet.app.printer_view.PrinterView`
+        #: kept up to date by PostgreSQL's change notes (``fleet.server`` sets it when they are heard).
+        self.list_printers: Callable[[], list[Printer]] = self.store.list_printers
 
     def _plan(
         self, *, hide_printers: Collection[str] = (), hide_jobs: Collection[int] = (), explain: bool = True
@@ -123,7 +126,7 @@ class Dispatcher:
         lab = self.ctx.lab_settings()
         jobs = [j for j in self.store.list_jobs(states=PENDING) if j.id not in hide_jobs]
         active = self.store.list_jobs(states=ACTIVE)
-        printers = [p for p in self.store.list_printers() if p.id not in hide_printers]
+        printers = [p for p in self.list_printers() if p.id not in hide_printers]
         until = busy_until(printers, active, now)
         spools = self.store.loaded_spools()
         infos = [printer_info(p, until.get(p.id), spools.get(p.id)) for p in printers]

@@ -114,10 +114,11 @@ class ChangeListener:
                     keepalives_count=3,
                 ) as conn:
                     conn.execute(f"LISTEN {CHANGE_CHANNEL}")
-                    self._listening.set()
                     if not first:
                         log.info("listening to the database's change notes again")
                         self._on_missed()
+                    # Only now: whoever trusts the notes while ``listening`` has heard of the gap first.
+                    self._listening.set()
                     first = False
                     self._listen(conn)
             except psycopg.Error as exc:

@@ -87,6 +87,16 @@ class PrinterRecords(StoreBase):
             found = conn.execute(select(s.printers).order_by(s.printers.c.id)).all()
         return [rows.printer(row) for row in found]
 
+    def printers_with_ids(self, printer_ids: Collection[str]) -> list[Printer]:
+        """The printers of ``printer_ids`` that exist, ordered by id (one read)."""
+        if not printer_ids:
+            return []
+        with read_transaction(self._engine) as conn:
+            found = conn.execute(
+                select(s.printers).where(s.printers.c.id.in_(sorted(printer_ids))).order_by(s.printers.c.id)
+            ).all()
+        return [rows.printer(row) for row in found]
+
     def count_printers_by_state(self) -> dict[PrinterState, int]:
         """How many printers are in each state (every state named, 0 where none is)."""
         printers = s.printers.c
