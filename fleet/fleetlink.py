@@ -165,9 +165,15 @@ class FleetLink:
         dispatch_duty: Optional[Callable[[], bool]] = None,
         queued: bool = False,
         share_group: Optional[str] = None,
+        commands: Optional[Link] = None,
     ) -> None:
         self.app = app
         self.link = link
+        #: Where commands to printers are published: a connection of their own, whose broker answers
+        #: (QoS 1 acknowledgements) do not queue behind the statuses coming in on ``link``. Under
+        #: overload those wait in the socket for seconds, and while the first few commands waited
+        #: for their answers the others were held back, so no job reached its printer. None: ``link``.
+        self.commands = link if commands is None else commands
         self.base_url = base_url.rstrip("/")
         self.ack_timeout_s = ack_timeout_s
         self.lease_s = lease_s
@@ -459,7 +465,9 @@ class FleetLink:
         log.info("%s sent to printer %s (job %s)", command_type.value, printer_id, job_id)
 
     def _publish(self, printer_id: str, command: p.Command) -> None:
-        self.link.publish(p.topic(printer_id, p.Channel.CMD), p.encode_command(command), qos=1, retain=False)
+        self.commands.publish(
+            p.topic(printer_id, p.Channel.CMD), p.encode_command(command), qos=1, retain=False
+        )
 
     # -- what nodes report ----------------------------------------------------------------------
 

@@ -375,7 +375,9 @@ class FleetRuntime:
             mqtt5=share_group is not None,
             manual_ack=True,  # an event is acknowledged to the broker once handled, not once queued
         )
-        fleet.app.health.broker = lambda: mqtt.connected
+        # Commands go out on a connection of their own (see FleetLink.commands): nothing comes in on it.
+        commands = MqttLink(f"{client_id}-cmd", address)
+        fleet.app.health.broker = lambda: mqtt.connected and commands.connected
         # The once-only duties: this process's share among those on the database (all of them on SQLite).
         duties = Duties(
             fleet.store,
@@ -396,6 +398,7 @@ class FleetRuntime:
             dispatch_duty=lambda: duties.holds(DISPATCH),
             queued=True,
             share_group=share_group,
+            commands=commands,
             # On PostgreSQL a printer's unchanged status is checked against the store again only when a
             # change note names the printer (below): with several processes each one sees every
             # printer's statuses, and rechecking them all on a timer filled the ingest thread at
@@ -406,6 +409,8 @@ class FleetRuntime:
         duties.every(SWEEPS, options.sweep_interval_s, lambda: sweep(fleet.app))
         link.start()
         self._stops.append(link.close)
+        commands.start()
+        self._stops.append(commands.close)
         mqtt.start()
         self._stops.append(mqtt.close)
         # Notifications: what the parts above queue is sent from here, never by them. Every process
