@@ -108,7 +108,13 @@ def test_a_version_8_database_gains_duty_leases_and_keeps_its_members(
             triggers = conn.execute(
                 text("SELECT tgname FROM pg_trigger WHERE tgname LIKE 'crowdfab_note_%' ORDER BY tgname")
             ).scalars()
-            assert list(triggers) == ["crowdfab_note_job", "crowdfab_note_printer"]
+            # Version 9 added the notes of jobs and printers; version 14 those of credentials and spools.
+            assert list(triggers) == [
+                "crowdfab_note_credentials",
+                "crowdfab_note_job",
+                "crowdfab_note_printer",
+                "crowdfab_note_spool",
+            ]
 
 
 class Unreachable:
