@@ -4,7 +4,6 @@ every time when no notes are heard."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from fleet.states import PrinterState as S
 from fleet.store import BlobStore, Store, open_store
 from fleet.store.changes import ChangeListener
 from fleet.store.engine import write_transaction
+from tests.brokers import wait_until
 from tests.fleetlink.conftest import FakeLink
 from tests.store.backends import PostgresServer
 from tests.store.helpers import T0, make_printer, submit
@@ -77,13 +77,6 @@ def test_without_notes_heard_every_pass_reads_the_store(store: Store) -> None:
     assert view.full_reads == 3
 
 
-def until(condition, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.02)
-
-
 @pytest.mark.postgres
 def test_a_pass_sees_what_another_process_changed_once_its_note_is_heard(
     pg_server: PostgresServer, tmp_path: Path
@@ -104,13 +97,13 @@ def test_a_pass_sees_what_another_process_changed_once_its_note_is_heard(
     try:
         assert listener.wait_listening(10)
         other.create_printer(make_printer("mk4", state=S.MAINTENANCE))
-        until(lambda: "mk4" in states(view), "the new printer is heard")
+        wait_until(lambda: "mk4" in states(view), 10, "the new printer is heard")
         member = other.create_member("alice", Role.MEMBER, now=T0)
         [job] = submit(other, member.id)
         assert app.dispatcher.dispatch_pass() == [], "in maintenance: nothing to give it"
         reads = view.full_reads
         other.update_printer("mk4", state=S.IDLE)  # a manager's edit on the other process
-        until(lambda: states(view)["mk4"] is S.IDLE, "the edit is heard")
+        wait_until(lambda: states(view)["mk4"] is S.IDLE, 10, "the edit is heard")
         assert app.dispatcher.dispatch_pass() == [(job.id, "mk4")]
         assert view.full_reads == reads, "the edit was read alone, not with every printer"
     finally:

@@ -5,7 +5,6 @@ ingest thread)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from fleet.server import heard_elsewhere, missed_elsewhere
 from fleet.states import PrinterState as S
 from fleet.store import BlobStore, Store, open_store
 from fleet.store.changes import ChangeListener
+from tests.brokers import wait_until
 from tests.store.backends import PostgresServer
 from tests.store.helpers import make_printer
 from tests.store.test_spools import BLACK_PETG
@@ -44,13 +44,6 @@ def two_processes(pg_server: PostgresServer, tmp_path: Path) -> Iterator[tuple[s
 
 def checks(app: FleetApp) -> int:
     return app.metrics.counter("status.store_checks")
-
-
-def until(condition, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.02)
 
 
 def test_another_process_s_edits_are_caught_at_the_next_status_and_nothing_is_rechecked_on_a_timer(
@@ -93,25 +86,28 @@ def test_another_process_s_edits_are_caught_at_the_next_status_and_nothing_is_re
         before = checks(app)
         other.update_printer("mk4", state=S.IDLE)
         other.update_printer("mk4", state=S.OFFLINE)
-        until(lambda: next_status_puts_it_back(S.IDLE), "the edit is heard")
+        wait_until(lambda: next_status_puts_it_back(S.IDLE), 10, "the edit is heard")
         assert checks(app) > before
         # A spool loaded there makes the printer's material the spool's (PETG); once it is unloaded,
         # the material the node reports (PLA) is taken again at its next status.
         spool = other.create_spool(BLACK_PETG, now=T0)
         other.load_spool(spool.id, "mk4", now=T0 + 1)
         before = checks(app)
-        until(lambda: next_status_puts_it_back(S.IDLE) and checks(app) > before, "the spool is heard")
+        wait_until(
+            lambda: next_status_puts_it_back(S.IDLE) and checks(app) > before, 10, "the spool is heard"
+        )
         assert app.printers.get_printer("mk4").material == "PETG"
         other.unload_spool(spool.id, now=T0 + 2)
-        until(
+        wait_until(
             lambda: next_status_puts_it_back(S.IDLE) and app.printers.get_printer("mk4").material == "PLA",
+            10,
             "the unloaded spool is heard",
         )
         # Quiet again: no note, no check, however many statuses. Notes come in commit order, so once
         # a later printer's is heard, those of the writes above have all been.
         heard = listener.heard
         other.create_printer(make_printer("sync"))
-        until(lambda: listener.heard > heard, "the last note is heard")
+        wait_until(lambda: listener.heard > heard, 10, "the last note is heard")
         node.status(N.IDLE, material="PLA")  # this process hears its own writes too: checked once more
         settled = checks(app)
         for _ in range(50):
