@@ -64,6 +64,40 @@ def test_only_the_printers_named_are_read_again(store: Store) -> None:
     assert view.full_reads == 2
 
 
+def test_two_refreshes_at_once_keep_what_each_read(store: Store) -> None:
+    """A pass and a queue page may refresh together: the later one must not put back the printers
+    the earlier one has just read past."""
+    import threading
+
+    for name in ("mk3", "mk4"):
+        store.create_printer(make_printer(name))
+    view = PrinterView(store, trusted=lambda: True)
+    states(view)
+    read, first_inside, go = store.printers_with_ids, threading.Event(), threading.Event()
+
+    def slow_first_read(ids):
+        if not first_inside.is_set():
+            first_inside.set()
+            go.wait(10)
+        return read(ids)
+
+    store.printers_with_ids = slow_first_read  # type: ignore[method-assign]
+    store.update_printer("mk4", state=S.MAINTENANCE)
+    view.changed(Change(ChangeKind.PRINTER, "mk4"))
+    first = threading.Thread(target=view.printers)
+    first.start()
+    assert first_inside.wait(5)
+    store.update_printer("mk3", state=S.MAINTENANCE)
+    view.changed(Change(ChangeKind.PRINTER, "mk3"))
+    second = threading.Thread(target=view.printers)
+    second.start()
+    second.join(1)  # done at once, or waiting for the first: either way the first goes on now
+    go.set()
+    first.join(5)
+    second.join(5)
+    assert states(view) == {"mk3": S.MAINTENANCE, "mk4": S.MAINTENANCE}
+
+
 def test_without_notes_heard_every_pass_reads_the_store(store: Store) -> None:
     store.create_printer(make_printer("mk4"))
     listening = False

@@ -17,7 +17,7 @@ every pass, as :meth:`PrinterView.printers` does whenever ``trusted()`` is false
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Optional
 
 from ..models import Printer
@@ -34,7 +34,11 @@ class PrinterView:
         self.store = store
         #: Whether every change since the last read would have been heard (the notes' listener is on).
         self.trusted = trusted
+        #: Guards the changes named (hooks call :meth:`changed` from any thread, and never wait for a read).
         self._lock = threading.Lock()
+        #: One refresh at a time (a pass and a queue page may ask together): each starts from the last
+        #: one's printers, so no refresh puts back what another has just read.
+        self._refreshing = threading.Lock()
         self._printers: Optional[dict[str, Printer]] = None
         self._changed: set[str] = set()
         self._everything = True
@@ -61,25 +65,25 @@ class PrinterView:
             self.forget()
             self.full_reads += 1
             return self.store.list_printers()
-        # Taken before reading: a change named from here on is read again next time.
-        with self._lock:
-            everything, changed = self._everything or self._printers is None, self._changed
-            self._everything, self._changed = False, set()
-        if everything:
-            printers = {p.id: p for p in self.store.list_printers()}
-            self.full_reads += 1
-        else:
-            printers = dict(self._printers or {})
-            if changed:
-                self._update(printers, changed)
-                self.partial_reads += 1
-        self._printers = printers
+        with self._refreshing:
+            # Taken before reading: a change named from here on is read again next time.
+            with self._lock:
+                everything, changed = self._everything or self._printers is None, self._changed
+                self._everything, self._changed = False, set()
+            if everything:
+                printers = {p.id: p for p in self.store.list_printers()}
+                self.full_reads += 1
+            else:
+                printers = dict(self._printers or {})
+                if changed:
+                    self._update(printers, changed)
+                    self.partial_reads += 1
+            self._printers = printers
         return [printers[key] for key in sorted(printers)]
 
-    def _update(self, printers: dict[str, Printer], changed: Iterable[str]) -> None:
-        wanted = set(changed)
-        found = {p.id: p for p in self.store.printers_with_ids(wanted)}
-        for printer_id in wanted:
+    def _update(self, printers: dict[str, Printer], changed: set[str]) -> None:
+        found = {p.id: p for p in self.store.printers_with_ids(changed)}
+        for printer_id in changed:
             if printer_id in found:
                 printers[printer_id] = found[printer_id]
             else:
