@@ -206,7 +206,7 @@ class FleetLink:
             start_timeout_s=start_timeout_s,
             decline_cooldown_s=decline_cooldown_s,
             clock=clock,
-            printer_news=self._forget_reported,
+            printer_news=self.recheck_statuses,
             want_dispatch=self._want_dispatch,
         )
         self._next_question = float("-inf")
@@ -376,9 +376,6 @@ class FleetLink:
         """The dispatches waiting for an answer, by job id."""
         with self._lock:
             return dict(self.dispatches.waiting)
-
-    def _forget_reported(self, printer_id: str) -> None:
-        self._reported.pop(printer_id, None)
 
     def _want_dispatch(self) -> None:
         self._dispatch_wanted = True

@@ -255,11 +255,13 @@ $fn$""",
 )
 
 
-def install_change_notes(conn: Connection, ddl: tuple[str, ...] = ()) -> None:
-    """On PostgreSQL, (re)create the triggers of ``ddl`` (default: all of them, :data:`CHANGE_NOTES_DDL`
-    and :data:`PRINTER_PARTS_NOTES_DDL`); SQLite has one process."""
+def install_change_notes(
+    conn: Connection, ddl: tuple[str, ...] = CHANGE_NOTES_DDL + PRINTER_PARTS_NOTES_DDL
+) -> None:
+    """On PostgreSQL, (re)create the triggers of ``ddl`` (all of them unless a migration step names
+    those of its version); SQLite has one process."""
     if conn.dialect.name == "postgresql":
-        for statement in ddl or CHANGE_NOTES_DDL + PRINTER_PARTS_NOTES_DDL:
+        for statement in ddl:
             conn.exec_driver_sql(statement)
 
 
