@@ -287,7 +287,8 @@ class StreamerCore:
             self._timeouts += 1
             self._last_progress = now
             if self._timeouts > self.config.max_timeouts:
-                waited = self.config.ok_timeout_s * self.config.max_timeouts
+                # Each timeout before this one waited as long, with nothing at all from the printer.
+                waited = self.config.ok_timeout_s * (self.config.max_timeouts + 1)
                 self._halt(
                     f"the printer on {self.port} has not answered for {waited:g} s: "
                     "check the USB cable and the printer's screen"

@@ -329,8 +329,7 @@ class SerialStreamer(StreamerCore):
                     self._last_write = self._last_progress = time.monotonic()
                     self._quiet_until = self._last_write + self._resend_settle()
                     return
-                port.write(data)
-                self._last_write = time.monotonic()
+                self._write(port, data)
                 ledger.sent(number, len(data))
                 continue
             if self._outbox:
@@ -346,8 +345,7 @@ class SerialStreamer(StreamerCore):
                         return
                     number, data = ledger.number(item.command)
                 self._outbox.popleft()
-                port.write(data)
-                self._last_write = time.monotonic()
+                self._write(port, data)
                 ledger.sent(
                     number,
                     len(data),
@@ -366,8 +364,7 @@ class SerialStreamer(StreamerCore):
             if not ledger.fits(len(data)):
                 return
             number, data = ledger.number(command)
-            port.write(data)
-            self._last_write = time.monotonic()
+            self._write(port, data)
             code = _code(command)
             ledger.sent(number, len(data), asks_temperature=code == "M105", slow=code in SLOW_COMMANDS)
             job.pending = None
@@ -375,6 +372,17 @@ class SerialStreamer(StreamerCore):
             job.bytes_done = job.pending_end
             if job.line_times is not None and job.sent_lines <= len(job.line_times):
                 job.time_done += job.line_times[job.sent_lines - 1]
+
+    def _write(self, port: serial.Serial, data: bytes) -> None:
+        """Write one line; the ok timeout of a line sent with nothing else in flight starts now.
+
+        The timeout counts from the last answer, which may be long past when the printer had nothing to
+        answer (idle, temperatures reported on their own): that wait is not the printer's silence.
+        """
+        port.write(data)
+        self._last_write = time.monotonic()
+        if not self._ledger.in_flight:
+            self._last_progress = self._last_write
 
     # --- jobs and listeners ----------------------------------------------------------------------
 

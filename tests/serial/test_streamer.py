@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -298,3 +299,19 @@ def test_a_reply_with_no_end_keeps_memory_bounded_and_the_link_working() -> None
         os.close(slave)
         os.close(master)
         thread.join(timeout=5)
+
+
+def test_a_command_after_a_long_idle_gets_its_whole_ok_timeout(firmware, streamer) -> None:
+    # With temperatures reported on their own nothing is answered while idle; the ok timeout of the next
+    # line counts from when it was written, not from the last answer long before.
+    device, port = firmware(speedup=INSTANT, usb_latency_s=0.05)
+    host = streamer(port, replace(FAST, ok_timeout_s=0.3, max_timeouts=0))
+    assert host.snapshot().state is StreamState.IDLE
+    idle_until = time.monotonic() + 4 * FAST.ok_timeout_s
+    wait_until(lambda: time.monotonic() > idle_until, 5, "an idle spell longer than the ok timeout")
+    before = len(device.executed)
+    host.send("M117 after a rest")
+    assert device.wait_executed(before + 1, timeout=5)
+    assert device.executed[-1] == "M117 after a rest"
+    wait_until(lambda: host.snapshot().temperatures, 5, "a temperature report")
+    assert host.snapshot().state is StreamState.IDLE, host.snapshot().error
