@@ -25,6 +25,10 @@ def node_state(snapshot: PrinterSnapshot, job: Optional[FleetJob]) -> NodeState:
     if snapshot.busy:
         if job is not None and job.phase in ACTIVE and job.matches(snapshot.file_path or snapshot.file_name):
             return NodeState.PAUSED if snapshot.paused else NodeState.PRINTING
+        if snapshot.finishing and job is None:
+            # OctoPrint calls a print done while its end script still runs (state Finishing): no print
+            # of the printer's own, and free in a moment (a dispatch meanwhile waits for the end).
+            return NodeState.IDLE
         return NodeState.BUSY_LOCAL
     return NodeState.IDLE
 

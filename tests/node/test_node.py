@@ -169,6 +169,24 @@ def test_dispatch_refused_while_a_fleet_job_runs_or_awaits_bed_clear(harness: Ha
     ]
 
 
+def test_a_bed_cleared_while_the_end_script_runs_is_never_reported_as_a_local_print(harness: Harness) -> None:
+    # OctoPrint says the print is done while it still runs the end script (state Finishing, a printing
+    # state): a bed cleared at once must not make the fleet think the printer took up a print of its own.
+    harness.start()
+    harness.send(harness.command(CommandType.DISPATCH, 7))
+    path = harness.printer.state.file_path
+    harness.printer.state = replace(harness.printer.state, finishing=True, progress=100.0)
+    harness.printer.results[path or ""] = PrintOutcome.DONE
+    harness.node.on_print_done(path or "")
+    assert harness.link.statuses()[-1].state is NodeState.AWAITING_BED_CLEAR
+    harness.send(harness.command(CommandType.BED_CLEARED, 7))
+    assert harness.link.statuses()[-1].state is NodeState.IDLE
+    assert NodeState.BUSY_LOCAL not in [s.state for s in harness.link.statuses()]
+    harness.printer.state = PrinterSnapshot(operational=True)  # the end script is over
+    harness.node.tick()
+    assert harness.link.statuses()[-1].state is NodeState.IDLE
+
+
 def test_failed_start_answers_failed_and_keeps_the_printer_free(harness: Harness) -> None:
     harness.printer.fail_start = True
     harness.start()

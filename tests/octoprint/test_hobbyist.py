@@ -443,8 +443,11 @@ def lent_on_terms(lab: Lab, octoprint: OctoPrintServer, closed: str) -> None:
         )
         ends = opened.split("-")[-1]
         assert f"would run past the end of the lending window at {ends} (UTC)" in said, said
+        # The printer waits, idle, for a job that fits the window (its node may still be settling what
+        # the bed clear changed, so idle is waited for; the job must stay queued all along).
+        wait_until(lambda: lab.printer(printer_id)["state"] == "idle", 30, f"{printer_id} to wait, idle")
+        assert lab.printer(printer_id)["current_job_id"] is None
         assert job_state(lab.fleet, lab.member, long_id) == "queued"
-        assert lab.printer(printer_id)["state"] == "idle", "the printer waits for a job that fits the window"
         status = wait_for(
             lambda: (s := plugin_status(octoprint))["unfit"] and s["plate_problem"] and s,
             30,
