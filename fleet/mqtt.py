@@ -15,7 +15,7 @@ import threading
 from typing import Any, Callable, Optional, cast
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -42,6 +42,54 @@ BACKOFF_SPREAD = 0.2
 MAX_ROUTES = 100_000
 #: With MQTT 5, how long the broker keeps a lasting session (``clean_session`` False) after a disconnect.
 SESSION_EXPIRY_S = 7 * 86400
+
+
+#: The most one read from the broker's socket takes in: every message that has arrived, in one call.
+READ_CHUNK = 65536
+
+
+class _ChunkedClient(paho.Client):
+    """paho's client, reading its socket a chunk at a time.
+
+    paho reads each packet with at least three ``recv`` calls (its type byte, its length a byte at a
+    time, the rest), and waits on the socket again after each packet. Every call lets go of the GIL,
+    so while other threads of the process are busy (the fleet's ingest, pages, passes) the network
+    thread waits to take it back three times a message, and at a few thousand messages a second it
+    falls behind while the broker's messages pile up in the socket. Here one ``recv`` takes whatever
+    has arrived (up to ``READ_CHUNK``), and ``loop_read`` handles every packet in it before the
+    socket is waited on again. Only the two methods paho reads through are replaced (paho 2.x).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._chunk = b""
+        self._chunk_at = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._chunk_at >= len(self._chunk):
+            data = super()._sock_recv(READ_CHUNK)  # BlockingIOError when nothing has arrived
+            if not data:
+                return data  # the connection closed
+            self._chunk, self._chunk_at = data, 0
+        start = self._chunk_at
+        self._chunk_at = min(len(self._chunk), start + bufsize)
+        return self._chunk[start : self._chunk_at]
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        # Each round takes at least a byte of the chunk, so this ends; what is left waits in paho's
+        # own state for the next chunk, as it did for the socket.
+        while rc == paho.MQTT_ERR_SUCCESS and self._sock is not None and self._chunk_at < len(self._chunk):
+            rc = super().loop_read(max_packets)
+        return rc
+
+    def _sock_close(self) -> None:
+        self._chunk, self._chunk_at = b"", 0  # never read into the next connection
+        super()._sock_close()
+
+    def reconnect(self) -> MQTTErrorCode:
+        self._chunk, self._chunk_at = b"", 0
+        return super().reconnect()
 
 
 class Delivery:
@@ -123,14 +171,14 @@ class MqttLink:
         self._manual_ack = manual_ack
 
         if mqtt5:
-            client = paho.Client(
+            client = _ChunkedClient(
                 CallbackAPIVersion.VERSION2,
                 client_id=client_id,
                 protocol=paho.MQTTv5,
                 manual_ack=manual_ack,
             )
         else:
-            client = paho.Client(
+            client = _ChunkedClient(
                 CallbackAPIVersion.VERSION2,
                 client_id=client_id,
                 protocol=paho.MQTTv311,

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
 
 from fleet.errors import Invalid
-from fleet.mqtt import BrokerAddress, MqttLink
+from fleet.mqtt import READ_CHUNK, BrokerAddress, MqttLink
 
 from ..brokers import TestBroker, free_port, wait_until
 from ..conftest import REPO
@@ -237,7 +238,7 @@ def test_connection_failures_are_logged_once(links: list[MqttLink], caplog: pyte
 
 LINK_SCRIPT = """
 import sys
-from fleet.mqtt import BrokerAddress, MqttLink
+from fleet.mqtt import READ_CHUNK, BrokerAddress, MqttLink
 url, topic = sys.argv[1], sys.argv[2]
 link = MqttLink("node-p1", BrokerAddress.from_url(url), will=(topic, b"offline", True), keepalive=2,
                 on_connect=lambda: link.publish(topic, b"online", retain=True))
@@ -318,3 +319,37 @@ def test_offline_queue_is_bounded(
         assert sorted(t for t, _ in sub.messages) == ["q/0", "q/1", "q/live"]
     finally:
         broker.close()
+
+
+@pytest.mark.parametrize("mqtt5", [False, True], ids=["mqtt311", "mqtt5"])
+def test_a_burst_is_read_a_chunk_at_a_time_every_message_in_order(
+    mosquitto: TestBroker, links: list[MqttLink], monkeypatch: pytest.MonkeyPatch, mqtt5: bool
+) -> None:
+    # Thousands of small messages in bursts, one larger than a chunk, and after each burst nothing:
+    # every one arrives, in order, the last of a burst too (no later traffic wakes the reader: the
+    # keepalive is a minute away), and the socket is read far fewer times than there are messages.
+    reads: dict[int, int] = {}
+    real_recv = paho.Client._sock_recv
+
+    def counted(self: paho.Client, bufsize: int) -> bytes:
+        reads[id(self)] = reads.get(id(self), 0) + 1
+        return real_recv(self, bufsize)
+
+    monkeypatch.setattr(paho.Client, "_sock_recv", counted)
+    inbox = Inbox()
+    reader = make_link(links, mosquitto, "reader", keepalive=60, mqtt5=mqtt5)
+    reader.subscribe("burst/#", inbox)
+    reader.start()
+    writer = make_link(links, mosquitto, "writer", keepalive=60, max_queued=10_000)
+    writer.start()
+    assert reader.wait_connected(5) and writer.wait_connected(5)
+    big = bytes(range(256)) * (3 * READ_CHUNK // 256 + 7)
+    sent = [(f"burst/{i % 50}", b"x" * (i % 300) if i != 1500 else big) for i in range(3000)]
+    # In bursts of 500: the broker holds at most 1,000 messages for a client that reads more slowly
+    # than the writer writes (max_queued_messages), and drops the rest.
+    for start in range(0, len(sent), 500):
+        for topic, payload in sent[start : start + 500]:
+            writer.publish(topic, payload)
+        inbox.wait(start + 500, timeout=30)
+    assert inbox.items == sent
+    assert reads[id(reader._client)] < len(sent) / 4, reads
