@@ -32,7 +32,10 @@ printers in one write per ``seen_write_interval_s``; the fleet subscribes to sta
 With ``queued`` (as ``serve`` runs it) messages are not handled on the MQTT network thread: they
 wait in a :class:`~fleet.ingest.CoalescingQueue` for the link's ingest thread, where a printer's
 newer status replaces its older one still waiting, so under overload the status lag stays about
-one publishing interval while events and acks are all handled, in order. With ``share_group`` the
+one publishing interval while events and acks are all handled, in order. The one exception is the
+bulk of the traffic: a status that says what its printer's last one said, when nothing of that
+printer waits or is being handled, is taken on the network thread at once (it changes only the live
+view), so it never waits behind another printer's store reads. With ``share_group`` the
 link subscribes through MQTT 5 shared subscriptions (``$share/<group>/...``), so fleet processes
 on one broker split statuses, availability and events between them: each reaches one of them, and
 what it changes goes through the store, where a repeat changes nothing. Acks alone reach every
@@ -294,6 +297,13 @@ class FleetLink:
         # The topic up to its channel names the printer; a malformed one is refused when handled.
         key, _, channel = topic.rpartition("/")
         if channel == p.Channel.STATUS.value:
+            if not self.queue.holds(key) and self._took_unchanged(topic, payload):
+                # Nothing of this printer waits or is being handled, and the status says what its
+                # last one said: it changes only the live view, here, instead of waiting behind the
+                # store reads of other printers' messages.
+                if ack is not None:
+                    ack()
+                return
             if self.queue.put_status(key, (topic, payload, None)):
                 self.app.metrics.count("status.superseded")
             if ack is not None:
@@ -317,8 +327,39 @@ class FleetLink:
             try:
                 self.handle(topic, payload)
             finally:
+                self.queue.done()
                 if ack is not None:
                     ack()
+
+    def _took_unchanged(self, topic: str, payload: bytes) -> bool:
+        """Handle a status on the spot if it says what the printer's last one handled in full said
+        (:meth:`_unchanged`); False, having changed nothing, for any other (the ingest thread's work).
+
+        Called on the MQTT network thread, without the link's lock: it reads what the ingest thread
+        remembers of the printer, writes only the live view and when the printer was last heard, and
+        the caller makes sure no message of the printer is waiting or being handled meanwhile.
+        """
+        now = self.clock()
+        try:
+            printer_id, _ = p.parse_topic(topic)
+            reported = self._reported.get(printer_id)
+            if reported is None:
+                return False
+            status = p.decode_status(payload)
+            if not self._unchanged(printer_id, reported, status, now):
+                return False
+            self._take_unchanged(printer_id, status, now)
+        except Exception:
+            return False
+        metrics = self.app.metrics
+        metrics.count("mqtt.messages", kind=p.Channel.STATUS.value)
+        metrics.observe("status.handled_s", self.clock() - now)
+        return True
+
+    def _take_unchanged(self, printer_id: str, status: p.Status, now: float) -> None:
+        self._heard[printer_id] = now
+        self._set_live(printer_id, status, now)
+        self.app.metrics.observe("status.lag_s", self.clock() - status.ts)
 
     def _run(self) -> None:
         assert self.tick_interval_s is not None
@@ -417,7 +458,7 @@ class FleetLink:
         self._next_seen_write = now + self.seen_write_interval_s
         seen = {
             printer_id: at
-            for printer_id, at in self._heard.items()
+            for printer_id, at in list(self._heard.items())  # a copy: statuses are taken meanwhile
             if at > self._seen_written.get(printer_id, float("-inf"))
         }
         self._seen_written.update(seen)
@@ -507,9 +548,7 @@ class FleetLink:
             if reported is not None:
                 status = p.decode_status(payload)
                 if self._unchanged(printer_id, reported, status, now):
-                    self._heard[printer_id] = now
-                    self._set_live(printer_id, status, now)
-                    self.app.metrics.observe("status.lag_s", self.clock() - status.ts)
+                    self._take_unchanged(printer_id, status, now)
                     return
         else:
             # Whatever else a node says (availability, events, acks) may change what its status means.

@@ -16,7 +16,9 @@ degrades the way the messages allow:
   the order they arrived, less the statuses a newer one superseded.
 
 :class:`CoalescingQueue` is pure (no threads of its own): ``put``/``put_status`` from one side,
-``get`` from the other, under one condition variable.
+``get`` (then ``done``) from the other, under one condition variable. ``holds`` tells the putting side
+whether a printer has anything waiting or in hand, so a message that may skip the queue (a status
+that says what the printer's last one said) skips it only when nothing of that printer is ahead.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ class CoalescingQueue(Generic[T]):
         self._others = 0
         #: How many status slots of each printer wait (one open, the others closed by a message after them).
         self._statuses: dict[str, int] = {}
+        #: How many slots of each printer wait, whatever they hold.
+        self._waiting: dict[str, int] = {}
+        #: The printer whose message the taker has in hand (from ``get`` to ``done``).
+        self._in_hand: Optional[str] = None
         self._cond = threading.Condition()
         self._closed = False
         #: Statuses replaced by a newer one before they were handled, since the start.
@@ -79,6 +85,7 @@ class CoalescingQueue(Generic[T]):
                 return True
             slot = _Slot(key, item, True, queued_at=time.monotonic())
             self._slots.append(slot)
+            self._waiting[key] = self._waiting.get(key, 0) + 1
             self._open[key] = slot
             self._statuses[key] = self._statuses.get(key, 0) + 1
             self._cond.notify()
@@ -96,18 +103,35 @@ class CoalescingQueue(Generic[T]):
             # would move the newer one ahead of this message.
             self._open.pop(key, None)
             self._slots.append(_Slot(key, item, False, queued_at=time.monotonic()))
+            self._waiting[key] = self._waiting.get(key, 0) + 1
             self._others += 1
             self._cond.notify()
             return room and not self._closed
 
+    def holds(self, key: str) -> bool:
+        """Whether printer ``key`` has a message waiting here, or in the taker's hand."""
+        with self._cond:
+            return key in self._waiting or key == self._in_hand
+
+    def done(self) -> None:
+        """The taker is through with the message ``get`` gave it last."""
+        with self._cond:
+            self._in_hand = None
+
     def get(self, timeout: Optional[float] = None) -> Optional[tuple[str, T, bool, float]]:
         """The oldest waiting message: (key, item, is a status, seconds it waited); None on timeout or
-        once closed and empty."""
+        once closed and empty. Its printer counts as held (``holds``) until ``done`` is called."""
         with self._cond:
+            self._in_hand = None
             while True:
                 if not self._cond.wait_for(lambda: self._slots or self._closed, timeout) or not self._slots:
                     return None
                 slot = self._slots.popleft()
+                left = self._waiting[slot.key] - 1
+                if left:
+                    self._waiting[slot.key] = left
+                else:
+                    del self._waiting[slot.key]
                 if not slot.status:
                     self._others -= 1
                     self._cond.notify_all()  # a reader may be waiting for room
@@ -125,6 +149,7 @@ class CoalescingQueue(Generic[T]):
                 # is stale, and the newer one is handled after that message.
                 self.superseded += 1
                 self.dropped_stale += 1
+            self._in_hand = slot.key
             return slot.key, slot.item, slot.status, time.monotonic() - slot.queued_at
 
     def close(self) -> None:

@@ -107,3 +107,23 @@ def test_a_full_queue_holds_the_reader_until_there_is_room_and_close_wakes_every
     queue.close()
     waiting.join(5)
     assert not done.is_set(), "close() woke the getter with None"
+
+
+def test_a_printer_is_held_while_anything_of_it_waits_or_is_in_hand() -> None:
+    queue: CoalescingQueue[str] = CoalescingQueue()
+    assert not queue.holds("a")
+    queue.put_status("a", "status")
+    queue.put("a", "event")
+    queue.put("b", "event")
+    assert queue.holds("a") and queue.holds("b") and not queue.holds("c")
+    assert queue.get(timeout=0)[:2] == ("a", "status")  # type: ignore[index]
+    queue.done()
+    assert queue.holds("a"), "its event still waits"
+    assert queue.get(timeout=0)[:2] == ("a", "event")  # type: ignore[index]
+    assert queue.holds("a"), "taken, but not yet done with"
+    queue.done()
+    assert not queue.holds("a") and queue.holds("b")
+    assert queue.get(timeout=0)[:2] == ("b", "event")  # type: ignore[index]
+    assert queue.holds("b")
+    assert queue.get(timeout=0) is None, "nothing left"
+    assert not queue.holds("b"), "asking for the next message lets go of the last one"

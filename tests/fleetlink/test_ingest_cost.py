@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 from fleet import protocol as p
+from fleet.fleetlink import FleetLink
 from fleet.http_protocol import BrokerAddress, EnrollRequest
 from fleet.models import Role
 from fleet.states import PrinterState as S
+from tests.brokers import wait_until
 
 from .conftest import T0, Node, add_printer
 
@@ -179,3 +183,42 @@ def test_a_recheck_never_waits_for_a_status_being_handled(service, fleetlink):
     finally:
         release.set()
         slow.join()
+
+
+def test_an_unchanged_status_is_taken_at_once_while_the_ingest_thread_waits_on_another_printer(
+    service, link, clock, monkeypatch
+):
+    add_printer(service, "quick", S.OFFLINE)
+    add_printer(service, "slow", S.OFFLINE)
+    fleetlink = FleetLink(
+        service, link, base_url="http://fleet/", tick_interval_s=None, clock=clock, queued=True
+    )
+    fleetlink.start()
+    quick, slow = Node(link, "quick", clock), Node(link, "slow", clock)
+    quick.status(N.IDLE)
+    slow.status(N.IDLE)
+    metrics = service.metrics
+    wait_until(lambda: metrics.counter("mqtt.messages", kind="status") == 2, 5, "both handled in full")
+    held, release = threading.Event(), threading.Event()
+    read = service.reports.printer_and_revoked
+
+    def slow_read(printer_id):
+        if printer_id == "slow":
+            held.set()
+            release.wait(10)
+        return read(printer_id)
+
+    monkeypatch.setattr(service.reports, "printer_and_revoked", slow_read)
+    try:
+        slow.availability(True)  # a message that reads the store: the ingest thread waits on it
+        assert held.wait(5)
+        clock.now = T0 + 5
+        quick.status(N.IDLE)  # says what its last one said: taken at once, on this thread
+        assert service.reports.live("quick").last_seen == T0 + 5
+        slow.status(N.IDLE)  # the same, but a message of its printer is in hand: it waits its turn
+        assert service.reports.live("slow").last_seen == T0
+    finally:
+        release.set()
+    wait_until(lambda: service.reports.live("slow").last_seen == T0 + 5, 5, "the slow printer's status")
+    fleetlink.close()
+    assert checks(service) == 3  # the two first statuses, and the slow one after its availability
