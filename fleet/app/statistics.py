@@ -11,6 +11,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Optional
 
+from ..economy.pricing import grams_of as analysis_grams
 from ..models import Job, Member, Role
 from ..states import JobState
 from ..statistics import Dimension, Figures, Period, PrintRow, Report, breakdown, parse_period, totals
@@ -22,8 +23,8 @@ CostsOf = Callable[[Iterable[Job]], Mapping[int, Decimal]]
 
 
 def grams_of(job: Job) -> float:
-    value = job.analysis.get("filament_weight_g")
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+    """The job's filament in grams, read as its price and its spool read it (to the centigram)."""
+    return float(analysis_grams(job.analysis.get("filament_weight_g")))
 
 
 def row_of(

@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from ..economy.pricing import grams_of
 from ..errors import Conflict, Invalid, NotFound
 from ..models import Job, JobEvent, PastJob, Printer
 from ..notify.events import EventKind
@@ -370,10 +371,9 @@ class JobRecords(StoreBase):
             conn.execute(update(s.jobs).where(s.jobs.c.id == job_id).values(values))
             event_id = self._record_event(conn, job_id, now, job.state, to, actor, reason, data)
             if to in TERMINAL and job.printer_id is not None:
-                weight = job.analysis.get("filament_weight_g")
-                grams = used_grams(
-                    float(weight) if isinstance(weight, (int, float)) else None, to, printed_share
-                )
+                # Read as the job's price reads it, so the spool and the bill agree to the centigram.
+                weight = float(grams_of(job.analysis.get("filament_weight_g")))
+                grams = used_grams(weight, to, printed_share)
                 used = record_use(conn, job_id, job.printer_id, grams, now)
                 if used is not None and runs_low(used[0].remaining_grams, used[1]):
                     spool, left = used

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 
+from fleet.app.statistics import grams_of as statistics_grams
+from fleet.economy.pricing import grams_of as price_grams
 from fleet.errors import Conflict
 from fleet.models import Role
 from fleet.states import JobState
 from fleet.store import Store
 from fleet.store.schema import spools
+from fleet.web.stats import MemberStats
 
 from .helpers import T0, make_printer, race, submit
 from .test_enrollment import assert_upgrade_keeps_alice
@@ -93,6 +97,24 @@ def test_a_job_takes_its_grams_from_the_loaded_spool_once_when_it_ends(
     assert store.get_spool(spool.id).remaining_grams == left
     used = store.spool_use(job_id)
     assert used is None if left == 400.0 else used == (spool.id, 400.0 - left)
+
+
+@pytest.mark.parametrize(("weight", "grams"), [(12.345, 12.35), (-5.0, 0.0), (True, 0.0), (0.004, 0.0)])
+def test_the_spool_the_price_and_the_statistics_read_the_same_grams(
+    store: Store, weight: Any, grams: float
+) -> None:
+    # One reading of an analysis's weight: to the centigram, half up; nothing for what is not a weight.
+    store.create_printer(make_printer("mk4"))
+    spool = store.load_spool(store.create_spool(BLACK_PETG, now=T0).id, "mk4", now=T0)
+    job_id = _printing(store, weight)
+    store.transition_job(job_id, JobState.DONE, actor="printer:mk4", reason="", now=T0 + 60)
+    job = store.get_job(job_id)
+    assert store.get_spool(spool.id).remaining_grams == round(400.0 - grams, 2)
+    assert statistics_grams(job) == grams
+    assert price_grams(job.analysis.get("filament_weight_g")) == Decimal(str(grams)).quantize(Decimal("0.01"))
+    member = MemberStats(job.member_id, "m")
+    member.add(job, now=T0 + 60)
+    assert member.filament_g == grams
 
 
 def test_a_spool_never_goes_below_zero(store: Store) -> None:
