@@ -297,10 +297,12 @@ class FleetLink:
         # The topic up to its channel names the printer; a malformed one is refused when handled.
         key, _, channel = topic.rpartition("/")
         if channel == p.Channel.STATUS.value:
-            if not self.queue.holds(key) and self._took_unchanged(topic, payload):
+            if not self._link_behind() and not self.queue.holds(key) and self._took_unchanged(topic, payload):
                 # Nothing of this printer waits or is being handled, and the status says what its
                 # last one said: it changes only the live view, here, instead of waiting behind the
-                # store reads of other printers' messages.
+                # store reads of other printers' messages. Not while more waits in the socket than
+                # one read takes: the queue then keeps each printer's newest status only, and the
+                # network thread only reads, so the lag stays bounded.
                 if ack is not None:
                     ack()
                 return
@@ -330,6 +332,10 @@ class FleetLink:
                 self.queue.done()
                 if ack is not None:
                     ack()
+
+    def _link_behind(self) -> bool:
+        behind: bool = getattr(self.link, "behind", False)  # a link that cannot tell is never behind
+        return behind
 
     def _took_unchanged(self, topic: str, payload: bytes) -> bool:
         """Handle a status on the spot if it says what the printer's last one handled in full said

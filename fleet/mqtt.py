@@ -64,13 +64,20 @@ class _ChunkedClient(paho.Client):
         super().__init__(*args, **kwargs)
         self._chunk = b""
         self._chunk_at = 0
+        #: The last read took a whole chunk: more had arrived than one read takes.
+        self.behind = False
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._chunk_at >= len(self._chunk):
-            data = super()._sock_recv(READ_CHUNK)  # BlockingIOError when nothing has arrived
+            try:
+                data = super()._sock_recv(READ_CHUNK)
+            except BlockingIOError:  # nothing has arrived: caught up
+                self.behind = False
+                raise
             if not data:
                 return data  # the connection closed
             self._chunk, self._chunk_at = data, 0
+            self.behind = len(data) == READ_CHUNK
         start = self._chunk_at
         self._chunk_at = min(len(self._chunk), start + bufsize)
         return self._chunk[start : self._chunk_at]
@@ -273,6 +280,14 @@ class MqttLink:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def behind(self) -> bool:
+        """Whether messages are waiting in the socket: the last read took all it could (``READ_CHUNK``).
+
+        A handler that could do a message's work at once, on the network thread, should then only
+        queue it, so the reading catches up."""
+        return self._client.behind
 
     def wait_connected(self, timeout: float) -> bool:
         """Block until connected (True) or until ``timeout`` seconds have passed (False)."""

@@ -222,3 +222,45 @@ def test_an_unchanged_status_is_taken_at_once_while_the_ingest_thread_waits_on_a
     wait_until(lambda: service.reports.live("slow").last_seen == T0 + 5, 5, "the slow printer's status")
     fleetlink.close()
     assert checks(service) == 3  # the two first statuses, and the slow one after its availability
+
+
+def test_while_the_socket_holds_more_than_one_read_an_unchanged_status_waits_and_is_coalesced(
+    service, link, clock, monkeypatch
+):
+    # Reading comes first when the fleet falls behind the broker: statuses then only wait in the queue,
+    # where each printer's newer one replaces the older (the lag stays bounded), as any other does.
+    add_printer(service, "quick", S.OFFLINE)
+    add_printer(service, "slow", S.OFFLINE)
+    fleetlink = FleetLink(
+        service, link, base_url="http://fleet/", tick_interval_s=None, clock=clock, queued=True
+    )
+    fleetlink.start()
+    quick, slow = Node(link, "quick", clock), Node(link, "slow", clock)
+    quick.status(N.IDLE)
+    slow.status(N.IDLE)
+    metrics = service.metrics
+    wait_until(lambda: metrics.counter("mqtt.messages", kind="status") == 2, 5, "both handled in full")
+    held, release = threading.Event(), threading.Event()
+    read = service.reports.printer_and_revoked
+
+    def slow_read(printer_id):
+        if printer_id == "slow":
+            held.set()
+            release.wait(10)
+        return read(printer_id)
+
+    monkeypatch.setattr(service.reports, "printer_and_revoked", slow_read)
+    link.behind = True
+    try:
+        slow.availability(True)
+        assert held.wait(5)
+        for second in (1, 2, 3):
+            clock.now = T0 + second
+            quick.status(N.IDLE)
+        assert service.reports.live("quick").last_seen == T0, "it waits its turn"
+        assert metrics.counter("status.superseded") == 2
+    finally:
+        release.set()
+    wait_until(lambda: service.reports.live("quick").last_seen == T0 + 3, 5, "the newest status")
+    fleetlink.close()
+    assert metrics.counter("mqtt.messages", kind="status") == 3
