@@ -94,15 +94,6 @@ _DIRECT = {
 
 #: The longest the dispatch loop rests after a scheduling pass (it rests as long as the pass took).
 MAX_PASS_REST_S = 2.0
-#: Messages waiting for the ingest thread beyond which the link counts as behind: the dispatch loop
-#: then rests twice as long as its pass took, leaving more of the process to the ingest thread.
-BEHIND_WAITING = 1000
-
-
-def pass_rest(pass_s: float, behind: bool) -> float:
-    """How long the dispatch loop rests after a scheduling pass that took ``pass_s``: as long, or
-    twice as long while the ingest is ``behind``; never more than ``MAX_PASS_REST_S``."""
-    return min((2.0 if behind else 1.0) * pass_s, MAX_PASS_REST_S)
 
 
 class Link(Protocol):
@@ -342,11 +333,6 @@ class FleetLink:
                 if ack is not None:
                     ack()
 
-    def ingest_behind(self) -> bool:
-        """Whether more arrives than this process handles: messages pile up in the ingest queue, or
-        in the socket beyond what one read takes."""
-        return self._link_behind() or (self.queue is not None and len(self.queue) > BEHIND_WAITING)
-
     def _link_behind(self) -> bool:
         behind: bool = getattr(self.link, "behind", False)  # a link that cannot tell is never behind
         return behind
@@ -392,9 +378,8 @@ class FleetLink:
                 log.exception("the dispatch loop hit an error; it carries on")
             # A scheduling pass reads every printer and job: after one, rest as long as it took, so that
             # printers freed one after another (hundreds at a large fleet's start) do not keep passes
-            # running back to back, taking the processor from the ingest thread; twice as long while
-            # messages pile up for that thread (dispatch goes on, more slowly, and the lag stays short).
-            rest, self._last_pass_s = pass_rest(self._last_pass_s, self.ingest_behind()), 0.0
+            # running back to back, taking the processor from the ingest thread.
+            rest, self._last_pass_s = min(self._last_pass_s, MAX_PASS_REST_S), 0.0
             if rest and self._stop.wait(rest):
                 return
             self._wake.wait(self.tick_interval_s)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from fleet import protocol as p
-from fleet.fleetlink import BEHIND_WAITING, MAX_PASS_REST_S, FleetLink, pass_rest
+from fleet.fleetlink import FleetLink
 from fleet.http_protocol import BrokerAddress, EnrollRequest
 from fleet.models import Role
 from fleet.states import PrinterState as S
@@ -264,18 +264,3 @@ def test_while_the_socket_holds_more_than_one_read_an_unchanged_status_waits_and
     wait_until(lambda: service.reports.live("quick").last_seen == T0 + 3, 5, "the newest status")
     fleetlink.close()
     assert metrics.counter("mqtt.messages", kind="status") == 3
-
-
-def test_passes_rest_twice_as_long_while_the_ingest_is_behind(service, link, clock):
-    fleetlink = FleetLink(
-        service, link, base_url="http://fleet/", tick_interval_s=None, clock=clock, queued=True
-    )
-    assert (pass_rest(0.3, False), pass_rest(0.3, True), pass_rest(1.5, True)) == (0.3, 0.6, MAX_PASS_REST_S)
-    assert not fleetlink.ingest_behind()
-    link.behind = True  # the socket holds more than one read takes
-    assert fleetlink.ingest_behind()
-    link.behind = False
-    assert fleetlink.queue is not None
-    for n in range(BEHIND_WAITING + 1):  # the ingest thread is not started: they all wait
-        fleetlink.receive(f"crowdfab/p{n}/events", b"{}")
-    assert fleetlink.ingest_behind()
