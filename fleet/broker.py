@@ -89,6 +89,10 @@ def acl_text(fleet_username: str) -> str:
     return "\n".join(lines)
 
 
+#: How long mosquitto must stay up once its port is open before it counts as started.
+STARTUP_SETTLE_S = 0.3
+
+
 def find_mosquitto(explicit: Optional[str] = None) -> str:
     """The path of the mosquitto executable: ``explicit`` if given, else PATH, else the usual places."""
     if explicit is not None:
@@ -325,8 +329,14 @@ class ManagedBroker:
                     + self._log_tail()
                 )
             if _port_open(self.host, self.port):
-                log.info("broker: mosquitto (pid %d) listening on %s:%d", proc.pid, self.host, self.port)
-                return
+                # Mosquitto opens its listeners before it loads their certificates, and exits if they
+                # fail: an open port may be a broker on its way out. It has to stay up a moment.
+                try:
+                    proc.wait(STARTUP_SETTLE_S)
+                except subprocess.TimeoutExpired:
+                    log.info("broker: mosquitto (pid %d) listening on %s:%d", proc.pid, self.host, self.port)
+                    return
+                continue  # exited: said above, with its log
             if time.monotonic() > deadline:
                 proc.kill()
                 proc.wait()

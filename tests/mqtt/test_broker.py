@@ -7,6 +7,7 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,6 +240,34 @@ def test_a_broken_configuration_fails_start_with_the_log(tmp_path: Path) -> None
     assert "missing.crt" in caught.value.message  # from the broker's own log
     broken.stop()
     assert not broken.running
+
+
+def test_a_broker_that_listens_then_exits_is_not_taken_for_started(tmp_path: Path) -> None:
+    # As mosquitto does with a listener whose certificate will not load: the port opens, then it exits.
+    port = free_port()
+    stand_in = tmp_path / "mosquitto"
+    stand_in.write_text(
+        f"#!{sys.executable}\n"
+        "import socket, sys, time\n"
+        f"s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen()\n"
+        "time.sleep(0.2)\n"
+        "print('Error: Unable to load server certificate \"missing.crt\".', file=sys.stderr)\n"
+        "sys.exit(1)\n"
+    )
+    stand_in.chmod(0o755)
+    broker = ManagedBroker(
+        tmp_path / "data",
+        port=port,
+        fleet_user=BrokerUser(FLEET, hash_password(PASSWORDS[FLEET])),
+        users=list,
+        mosquitto=str(stand_in),
+        start_timeout=5,
+    )
+    with pytest.raises(Unavailable) as caught:
+        broker.start()
+    assert "exited at start with status 1" in caught.value.message
+    assert "Unable to load server certificate" in caught.value.message
+    broker.stop()
 
 
 def test_port_in_use_is_refused(fleet_broker: Fleet, tmp_path: Path) -> None:
