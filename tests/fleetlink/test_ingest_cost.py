@@ -185,9 +185,10 @@ def test_a_recheck_never_waits_for_a_status_being_handled(service, fleetlink):
         slow.join()
 
 
-def test_an_unchanged_status_is_taken_at_once_while_the_ingest_thread_waits_on_another_printer(
-    service, link, clock, monkeypatch
-):
+def queued_link_with_a_slow_printer(service, link, clock, monkeypatch):
+    """A queued link, started, with printers "quick" and "slow" idle and handled in full once; from
+    here a store read of "slow" holds the ingest thread (``held`` set) until ``release`` is set.
+    Returns (link, quick node, slow node, held, release)."""
     add_printer(service, "quick", S.OFFLINE)
     add_printer(service, "slow", S.OFFLINE)
     fleetlink = FleetLink(
@@ -209,6 +210,13 @@ def test_an_unchanged_status_is_taken_at_once_while_the_ingest_thread_waits_on_a
         return read(printer_id)
 
     monkeypatch.setattr(service.reports, "printer_and_revoked", slow_read)
+    return fleetlink, quick, slow, held, release
+
+
+def test_an_unchanged_status_is_taken_at_once_while_the_ingest_thread_waits_on_another_printer(
+    service, link, clock, monkeypatch
+):
+    fleetlink, quick, slow, held, release = queued_link_with_a_slow_printer(service, link, clock, monkeypatch)
     try:
         slow.availability(True)  # a message that reads the store: the ingest thread waits on it
         assert held.wait(5)
@@ -229,27 +237,8 @@ def test_while_the_socket_holds_more_than_one_read_an_unchanged_status_waits_and
 ):
     # Reading comes first when the fleet falls behind the broker: statuses then only wait in the queue,
     # where each printer's newer one replaces the older (the lag stays bounded), as any other does.
-    add_printer(service, "quick", S.OFFLINE)
-    add_printer(service, "slow", S.OFFLINE)
-    fleetlink = FleetLink(
-        service, link, base_url="http://fleet/", tick_interval_s=None, clock=clock, queued=True
-    )
-    fleetlink.start()
-    quick, slow = Node(link, "quick", clock), Node(link, "slow", clock)
-    quick.status(N.IDLE)
-    slow.status(N.IDLE)
+    fleetlink, quick, slow, held, release = queued_link_with_a_slow_printer(service, link, clock, monkeypatch)
     metrics = service.metrics
-    wait_until(lambda: metrics.counter("mqtt.messages", kind="status") == 2, 5, "both handled in full")
-    held, release = threading.Event(), threading.Event()
-    read = service.reports.printer_and_revoked
-
-    def slow_read(printer_id):
-        if printer_id == "slow":
-            held.set()
-            release.wait(10)
-        return read(printer_id)
-
-    monkeypatch.setattr(service.reports, "printer_and_revoked", slow_read)
     link.behind = True
     try:
         slow.availability(True)
