@@ -356,7 +356,7 @@ class FleetLink:
                 return False
             self._take_unchanged(printer_id, status, now)
         except Exception:
-            return False
+            return False  # anything wrong with it: the ingest thread handles it again, and says what
         metrics = self.app.metrics
         metrics.count("mqtt.messages", kind=p.Channel.STATUS.value)
         metrics.observe("status.handled_s", self.clock() - now)

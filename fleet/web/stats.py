@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..economy.pricing import grams_of
+from ..app.statistics import grams_of
 from ..models import Job, Printer
 from ..states import JobState
 
@@ -51,7 +51,7 @@ class MemberStats:
             self.failed += 1
         if job.state in (JobState.DONE, JobState.FAILED):
             self.filament_mm += _number(job.analysis.get("filament_length_mm"))
-            self.filament_g += float(grams_of(job.analysis.get("filament_weight_g")))
+            self.filament_g += grams_of(job)
 
 
 @dataclass
