@@ -323,7 +323,11 @@ class LightPrinter(asyncio.Protocol):
             if self.worker.plan.download:
                 future = self.worker.http.submit(self.worker.download, self.creds, command.job)
                 future.add_done_callback(
-                    lambda f: self.worker.loop.call_soon_threadsafe(self.downloaded, command, f.result())
+                    # A download still waiting when the bench shuts its pool down is cancelled: no result.
+                    lambda f: (
+                        f.cancelled()
+                        or self.worker.loop.call_soon_threadsafe(self.downloaded, command, f.result())
+                    )
                 )
             else:
                 self.downloaded(command, "")

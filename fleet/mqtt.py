@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import ssl
 import threading
 from typing import Any, Callable, Optional, cast
@@ -60,12 +61,21 @@ class _ChunkedClient(paho.Client):
     socket is waited on again. Only the two methods paho reads through are replaced (paho 2.x).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, receive_buffer: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._chunk = b""
         self._chunk_at = 0
         #: The last read took a whole chunk: more had arrived than one read takes.
         self.behind = False
+        self._receive_buffer = receive_buffer
+
+    def _create_socket_connection(self) -> socket.socket:
+        sock = super()._create_socket_connection()
+        if self._receive_buffer is not None:
+            # A fixed size ends the kernel's growing of the buffer (here up to tcp_rmem's 32 MiB): what the
+            # reader has not taken yet then stays within it, and the broker holds the rest.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._receive_buffer)
+        return sock
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._chunk_at >= len(self._chunk):
@@ -141,6 +151,7 @@ class MqttLink:
         clean_session: bool = True,
         mqtt5: bool = False,
         manual_ack: bool = False,
+        receive_buffer: Optional[int] = None,
     ) -> None:
         """``clean_session`` False keeps the broker's session for ``client_id`` across connections:
         what arrives for its subscriptions while it is away is held for it (QoS 1), and what it had not
@@ -153,7 +164,15 @@ class MqttLink:
         message (QoS 1) to the broker; until it is called the broker counts the message in flight, and
         sends it again if the connection ends first. So a handler that only queues a message can
         acknowledge it once it is handled, and a crash in between loses nothing. Call it once, from any
-        thread, in the order the messages came (MQTT wants acknowledgements in that order)."""
+        thread, in the order the messages came (MQTT wants acknowledgements in that order).
+
+        ``receive_buffer`` fixes the size of the socket's receive buffer (bytes; the kernel counts it
+        twice over for its own bookkeeping). Left alone, the kernel grows it while the reader lags (up to
+        tcp_rmem's maximum, tens of MiB), and every message then waits behind all that arrived before it.
+        With a bound, a reader that falls behind leaves the excess with the broker, which holds the QoS 1
+        and 2 messages in the client's queue and drops QoS 0 ones once that queue is full
+        (``max_queued_messages``): for a subscriber of latest values such as statuses, a bounded age
+        instead of a growing one."""
         self.client_id = client_id
         self.address = address
         self._keepalive = keepalive
@@ -183,6 +202,7 @@ class MqttLink:
                 client_id=client_id,
                 protocol=paho.MQTTv5,
                 manual_ack=manual_ack,
+                receive_buffer=receive_buffer,
             )
         else:
             client = _ChunkedClient(
@@ -191,6 +211,7 @@ class MqttLink:
                 protocol=paho.MQTTv311,
                 clean_session=clean_session,
                 manual_ack=manual_ack,
+                receive_buffer=receive_buffer,
             )
         if address.username is not None:
             client.username_pw_set(address.username, address.password)

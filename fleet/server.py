@@ -39,6 +39,10 @@ DEFAULT_SHARE_GROUP = "crowdfab"
 #: How often a process on SQLite checks an unchanged printer's status against the store (for edits
 #: made by the command line on the same file). On PostgreSQL the change notes say when, and whose.
 SQLITE_STATUS_RECHECK_S = 30.0
+#: The receive buffer of a process's ingest connection (bytes asked of the kernel). A status is about
+#: 400 bytes, so this is a quarter to half a second of 5,000 printers at 1 Hz: enough to ride out a
+#: pause of the reader, and the most a status can wait in the socket when ingest falls behind.
+INGEST_RECEIVE_BUFFER = 1 << 20
 
 #: The managed broker's default port: off 1883, so a system Mosquitto on the same machine is left alone.
 DEFAULT_MQTT_PORT = 18830
@@ -374,6 +378,9 @@ class FleetRuntime:
             clean_session=share_group is not None,
             mqtt5=share_group is not None,
             manual_ack=True,  # an event is acknowledged to the broker once handled, not once queued
+            # Statuses are latest values: when ingest falls behind, the broker drops the older ones
+            # instead of the socket holding seconds of them (see MqttLink and INGEST_RECEIVE_BUFFER).
+            receive_buffer=INGEST_RECEIVE_BUFFER,
         )
         # Commands go out on a connection of their own (see FleetLink.commands): nothing comes in on it.
         commands = MqttLink(f"{client_id}-cmd", address)

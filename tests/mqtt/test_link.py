@@ -354,3 +354,31 @@ def test_a_burst_is_read_a_chunk_at_a_time_every_message_in_order(
     assert inbox.items == sent
     assert reads[id(reader._client)] < len(sent) / 4, reads
     assert not reader.behind, "everything read: the last read took less than a whole chunk"
+
+
+@pytest.mark.parametrize("mqtt5", [False, True], ids=["mqtt311", "mqtt5"])
+def test_a_receive_buffer_is_fixed_on_every_connection_and_left_to_the_kernel_otherwise(
+    mosquitto: TestBroker, links: list[MqttLink], mqtt5: bool
+) -> None:
+    # Linux reports twice the size asked for (its bookkeeping) and, once it is set, stops growing it.
+    def receive_buffer(link: MqttLink) -> int:
+        sock = link._client.socket()
+        assert sock is not None
+        return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
+    downs = threading.Event()
+    bounded = make_link(
+        links, mosquitto, "bounded", receive_buffer=96 * 1024, mqtt5=mqtt5, on_disconnect=downs.set
+    )
+    free = make_link(links, mosquitto, "free", mqtt5=mqtt5)
+    bounded.start()
+    free.start()
+    assert bounded.wait_connected(5) and free.wait_connected(5)
+    assert receive_buffer(bounded) == 2 * 96 * 1024
+    assert receive_buffer(free) != 2 * 96 * 1024
+
+    mosquitto.stop()
+    assert downs.wait(5)
+    mosquitto.start()
+    assert bounded.wait_connected(5)
+    assert receive_buffer(bounded) == 2 * 96 * 1024
