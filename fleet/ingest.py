@@ -9,11 +9,15 @@ degrades the way the messages allow:
   in the older one's place. Each printer has at most one status waiting, so the queue never holds
   more statuses than there are printers, and the status that is handled is the newest one received:
   its age stays about one publishing interval however far handling falls behind;
-- **everything else** (events, acks, availability) is handled, in order, every time. A status
-  received after a printer's event never takes the place of a status received before it (it would
-  then be handled before the event): it waits behind the event, and when the older status's turn
-  comes it is dropped, as a newer one of the printer waits. Each printer's messages are handled in
-  the order they arrived, less the statuses a newer one superseded.
+- **everything else** (events, acks, availability) is handled, in order, every time, and ahead of
+  the statuses waiting: under overload thousands of printers each have a status waiting, and a job's
+  events, the acks that settle a dispatch (and, as the broker counts them in flight until they are
+  handled, its window for more) would otherwise wait behind all of them. A printer's status
+  waiting from before its event goes ahead with the event, in front of it. A status received after
+  a printer's event never takes the place of a status received before it (it would then be handled
+  before the event): it waits behind the event, and when the older status's turn comes it is
+  dropped, as a newer one of the printer waits. Each printer's messages are handled in the order
+  they arrived, less the statuses a newer one superseded.
 
 :class:`CoalescingQueue` is pure (no threads of its own): ``put``/``put_status`` from one side,
 ``get`` (then ``done``) from the other, under one condition variable. ``holds`` tells the putting side
@@ -44,6 +48,8 @@ class _Slot(Generic[T]):
     #: How many statuses this slot's item replaced.
     superseded: int = 0
     queued_at: float = field(default=0.0)
+    #: Taken ahead, with a message of its printer that came after it: its place is passed over.
+    moved: bool = False
 
 
 class CoalescingQueue(Generic[T]):
@@ -53,7 +59,12 @@ class CoalescingQueue(Generic[T]):
         if max_waiting < 1:
             raise ValueError("max_waiting must be at least 1")
         self.max_waiting = max_waiting
+        #: Statuses, in the order they came (less those moved ahead).
         self._slots: deque[_Slot[T]] = deque()
+        #: Everything else, each with its printer's status from before it: taken first.
+        self._ahead: deque[_Slot[T]] = deque()
+        #: Places in ``_slots`` left by statuses moved ahead.
+        self._moved = 0
         #: The waiting status slot of each printer that a newer status may still replace.
         self._open: dict[str, _Slot[T]] = {}
         self._others = 0
@@ -72,7 +83,10 @@ class CoalescingQueue(Generic[T]):
 
     def __len__(self) -> int:
         with self._cond:
-            return len(self._slots)
+            return self._size()
+
+    def _size(self) -> int:
+        return len(self._slots) - self._moved + len(self._ahead)
 
     def put_status(self, key: str, item: T) -> bool:
         """Queue printer ``key``'s status; True when it replaced a waiting one (which is then dropped)."""
@@ -99,10 +113,16 @@ class CoalescingQueue(Generic[T]):
         """
         with self._cond:
             room = self._cond.wait_for(lambda: self._others < self.max_waiting or self._closed, timeout)
-            # A status waiting from before this message must not take a newer status's value: that
-            # would move the newer one ahead of this message.
-            self._open.pop(key, None)
-            self._slots.append(_Slot(key, item, False, queued_at=time.monotonic()))
+            # A status waiting from before this message goes ahead with it (its printer's order holds),
+            # and no longer takes a newer status's value: that would move the newer one ahead of it.
+            waiting = self._open.pop(key, None)
+            if waiting is not None:
+                waiting.moved = True
+                self._moved += 1
+                self._ahead.append(
+                    _Slot(key, waiting.item, True, waiting.superseded, queued_at=waiting.queued_at)
+                )
+            self._ahead.append(_Slot(key, item, False, queued_at=time.monotonic()))
             self._waiting[key] = self._waiting.get(key, 0) + 1
             self._others += 1
             self._cond.notify()
@@ -119,14 +139,21 @@ class CoalescingQueue(Generic[T]):
             self._in_hand = None
 
     def get(self, timeout: Optional[float] = None) -> Optional[tuple[str, T, bool, float]]:
-        """The oldest waiting message: (key, item, is a status, seconds it waited); None on timeout or
-        once closed and empty. Its printer counts as held (``holds``) until ``done`` is called."""
+        """The next message: the oldest waiting that is not a status (or a status gone ahead with its
+        printer's next), else the oldest status. As (key, item, is a status, seconds it waited); None on
+        timeout or once closed and empty. Its printer counts as held (``holds``) until ``done`` is called."""
         with self._cond:
             self._in_hand = None
             while True:
-                if not self._cond.wait_for(lambda: self._slots or self._closed, timeout) or not self._slots:
+                if not self._cond.wait_for(lambda: self._size() or self._closed, timeout) or not self._size():
                     return None
-                slot = self._slots.popleft()
+                if self._ahead:
+                    slot = self._ahead.popleft()
+                else:
+                    slot = self._slots.popleft()
+                    if slot.moved:
+                        self._moved -= 1
+                        continue
                 left = self._waiting[slot.key] - 1
                 if left:
                     self._waiting[slot.key] = left

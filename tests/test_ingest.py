@@ -1,5 +1,6 @@
 """The ingest queue: a printer's newer status replaces its older one still waiting; nothing else is
-ever replaced or lost, and each printer's messages come out in the order they went in."""
+ever replaced or lost, goes ahead of the statuses waiting, and each printer's messages come out in the
+order they went in."""
 
 from __future__ import annotations
 
@@ -38,6 +39,15 @@ def test_statuses_coalesce_and_nothing_else_is_lost_or_reordered(ops: list[tuple
         if got is not None:
             key, seq, status, waited = got
             assert waited >= 0
+            if status:
+                # Other messages go ahead of statuses: one comes out while some wait only when the
+                # next message of its printer was put before all of them (it goes ahead with that).
+                taken = {s for s, _, _ in out}
+                waiting = [s for s, _, st in put if not st and s not in taken]
+                mine = [s for s, k, st in put if not st and k == key and s > seq]
+                assert not waiting or (mine and mine[0] <= waiting[0]), (
+                    f"status {seq} of {key} came out while {waiting} waited"
+                )
             out.append((seq, key, status))
 
     for op in ops:
@@ -99,7 +109,8 @@ def test_a_full_queue_holds_the_reader_until_there_is_room_and_close_wakes_every
     assert queue.get() is not None
     wait_until(done.is_set, 5, "the reader to find room")
     thread.join()
-    assert [queue.get(timeout=0)[1] for _ in range(3)] == ["3", "status", "4"]  # type: ignore[index]
+    # "4" goes ahead of the status waiting ("a"'s own messages are all out by then).
+    assert [queue.get(timeout=0)[1] for _ in range(3)] == ["3", "4", "status"]  # type: ignore[index]
 
     waiting = threading.Thread(target=lambda: done.clear() if queue.get() is None else None)
     done.set()
@@ -127,3 +138,25 @@ def test_a_printer_is_held_while_anything_of_it_waits_or_is_in_hand() -> None:
     assert queue.holds("b")
     assert queue.get(timeout=0) is None, "nothing left"
     assert not queue.holds("b"), "asking for the next message lets go of the last one"
+
+
+def test_an_event_goes_ahead_of_every_printers_waiting_status_taking_its_own_printers_along() -> None:
+    # Overload: every printer has a status waiting. An event of one of them is handled next, after
+    # that printer's own status from before it, and not after the thousand others.
+    queue: CoalescingQueue[str] = CoalescingQueue()
+    for n in range(1000):
+        queue.put_status(f"p{n}", f"status {n}")
+    queue.put("p500", "done")
+    queue.put("p7", "ack")
+    assert [queue.get(timeout=0)[:3] for _ in range(2)] == [  # type: ignore[index]
+        ("p500", "status 500", True),
+        ("p500", "done", False),
+    ]
+    queue.put_status("p500", "status after done")  # waits behind the others
+    queue.put_status("p7", "status after ack")  # waits behind the ack, and supersedes the one before it
+    assert queue.get(timeout=0)[:3] == ("p7", "ack", False)  # type: ignore[index]
+    rest = [queue.get(timeout=0) for _ in range(1000)]
+    assert [got[1] for got in rest if got is not None] == [
+        f"status {n}" for n in range(1000) if n not in (7, 500)
+    ] + ["status after done", "status after ack"]
+    assert len(queue) == 0 and queue.get(timeout=0) is None
