@@ -1450,6 +1450,12 @@ def summarize(
     handled = histograms.get("status.handled_s")
     if handled:
         result.handle_p99 = percentile(handled, 0.99)
+    waits = histograms.get("ingest.wait_s")
+    if waits and waits["count"]:
+        result.notes.append(
+            f"a message waited in the ingest queue p50 {ms(percentile(waits, 0.5))} ms, "
+            f"p99 {ms(percentile(waits, 0.99))} ms"
+        )
     passes = histograms.get("dispatch.pass_s")
     if passes:
         result.dispatch_passes = passes["count"]
