@@ -169,10 +169,10 @@ class MqttLink:
         ``receive_buffer`` fixes the size of the socket's receive buffer (bytes; the kernel counts it
         twice over for its own bookkeeping). Left alone, the kernel grows it while the reader lags (up to
         tcp_rmem's maximum, tens of MiB), and every message then waits behind all that arrived before it.
-        With a bound, a reader that falls behind leaves the excess with the broker, which holds the QoS 1
-        and 2 messages in the client's queue and drops QoS 0 ones once that queue is full
-        (``max_queued_messages``): for a subscriber of latest values such as statuses, a bounded age
-        instead of a growing one."""
+        With a bound, a reader that falls behind leaves the excess with the broker: past its own send
+        buffer (which the kernel sizes), it holds the QoS 1 and 2 messages in the client's queue and drops
+        QoS 0 ones once that queue is full (``max_queued_messages``). For a subscriber of latest values
+        such as statuses, what waits ahead of the newest stays bounded instead of growing."""
         self.client_id = client_id
         self.address = address
         self._keepalive = keepalive
