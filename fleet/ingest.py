@@ -30,7 +30,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, Optional, TypeVar
 
 T = TypeVar("T")
@@ -117,11 +117,9 @@ class CoalescingQueue(Generic[T]):
             # and no longer takes a newer status's value: that would move the newer one ahead of it.
             waiting = self._open.pop(key, None)
             if waiting is not None:
+                self._ahead.append(replace(waiting))
                 waiting.moved = True
                 self._moved += 1
-                self._ahead.append(
-                    _Slot(key, waiting.item, True, waiting.superseded, queued_at=waiting.queued_at)
-                )
             self._ahead.append(_Slot(key, item, False, queued_at=time.monotonic()))
             self._waiting[key] = self._waiting.get(key, 0) + 1
             self._others += 1

@@ -382,8 +382,9 @@ class FleetRuntime:
             clean_session=share_group is not None,
             mqtt5=share_group is not None,
             manual_ack=True,  # an event is acknowledged to the broker once handled, not once queued
-            # Statuses are latest values: when ingest falls behind, the broker drops the older ones
-            # instead of the socket holding seconds of them (see MqttLink and INGEST_RECEIVE_BUFFER).
+            # Statuses are latest values: when ingest falls behind, the broker drops statuses past what
+            # already waits for the fleet instead of the socket holding seconds more of them (see
+            # MqttLink and INGEST_RECEIVE_BUFFER).
             receive_buffer=INGEST_RECEIVE_BUFFER,
         )
         # Commands go out on a connection of their own (see FleetLink.commands): nothing comes in on it.
