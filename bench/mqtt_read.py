@@ -1,9 +1,11 @@
-"""How fast a fleet process reads statuses off its MQTT connection: paho's own reads against the
-fleet's link, which reads the socket a chunk at a time (``fleet.mqtt``), side by side in one run.
+"""How fast a fleet process reads statuses off its MQTT connection, three readers side by side in one
+run: paho's own reads (*stock*); the fleet's link reading the socket a chunk at a time but leaving each
+PUBLISH to paho (*chunked*); and the link as it is (*link*), which also reads a plain PUBLISH itself
+(``fleet.mqtt.plain_publish``) instead of through paho's message and properties objects.
 
 A Mosquitto of its own (a free port, anonymous, on 127.0.0.1) and one publisher sending status-sized
 QoS 0 messages for 5,000 printer topics at ``--rate`` a second. Each reader runs in a process of its
-own, in turns (stock, chunked, stock, chunked, ...), for ``--seconds``:
+own, in turns (stock, chunked, link, stock, ...), for ``--seconds``:
 
 - *busy*: beside a thread that keeps the GIL busy, as a fleet's ingest, pages and passes do: the
   messages a second the reader takes in;
@@ -39,6 +41,7 @@ PAYLOAD = (
     b'"B":{"actual":22.0,"target":0.0}},"progress":null,"job_id":null,"eta":null}'
 )
 TOPICS = 5000
+KINDS = ("stock", "chunked", "link")
 
 
 def free_port() -> int:
@@ -73,8 +76,10 @@ def read(kind: str, port: int, seconds: float, busy: bool, out: mp.Queue) -> Non
             count += 1
 
     ready = threading.Event()
-    if kind == "chunked":
-        link = MqttLink("bench-chunked", BrokerAddress("127.0.0.1", port), mqtt5=True, on_connect=ready.set)
+    if kind in ("chunked", "link"):
+        link = MqttLink(f"bench-{kind}", BrokerAddress("127.0.0.1", port), mqtt5=True, on_connect=ready.set)
+        if kind == "chunked":
+            link._client.deliver = None  # every PUBLISH through paho's own decoding, as before
         link.subscribe("crowdfab/+/status", take, qos=0)
         link.start()
         stop_reader = link.close
@@ -139,7 +144,7 @@ def main() -> None:
             results: dict[tuple[str, bool], list[tuple[float, float]]] = {}
             for _ in range(args.rounds):
                 for busy in (True, False):
-                    for kind in ("stock", "chunked"):
+                    for kind in KINDS:
                         results.setdefault((kind, busy), []).append(
                             turn(kind, port, args.rate, args.seconds, busy)
                         )
@@ -150,12 +155,13 @@ def main() -> None:
     cpu = {k: statistics.median(r[1] for r in v) for k, v in results.items() if not k[1]}
     print(f"MQTT 5 statuses at {args.rate}/s, {args.rounds} rounds of {args.seconds:g} s a reader (medians):")
     print(f"{'reader':>8} {'busy: taken/s':>14} {'quiet: taken/s':>15} {'quiet: CPU µs each':>19}")
-    for kind in ("stock", "chunked"):
+    for kind in KINDS:
         print(f"{kind:>8} {rate[kind, True]:>14.0f} {rate[kind, False]:>15.0f} {cpu[kind, False]:>19.1f}")
-    print(
-        f"chunked / stock: {rate['chunked', True] / rate['stock', True]:.2f}x the messages beside a busy "
-        f"thread, {cpu['chunked', False] / cpu['stock', False]:.2f}x the CPU a message when alone"
-    )
+    for kind, base in (("chunked", "stock"), ("link", "stock"), ("link", "chunked")):
+        print(
+            f"{kind} / {base}: {rate[kind, True] / rate[base, True]:.2f}x the messages beside a busy "
+            f"thread, {cpu[kind, False] / cpu[base, False]:.2f}x the CPU a message when alone"
+        )
 
 
 if __name__ == "__main__":
