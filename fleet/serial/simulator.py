@@ -23,6 +23,8 @@ Choices worth knowing:
   does not revive it, as a real board needs a reset. Start a new ``SimulatedFirmware`` instead.
 - After a line error the receive buffer is not flushed (as on 32-bit boards), so lines the host sent
   ahead are refused one by one, each with its own ``Resend:``.
+- Bytes that reach a full receive buffer are dropped, as a board drops them, and counted in
+  ``overrun_bytes``: a host that keeps to the buffer's size leaves it at 0.
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ class SimulatedFirmware:
         self._staged = bytearray()
         self._staged_start = 0.0
         self._rx = bytearray()
+        self._overrun_bytes = 0
         self._queue: deque[_Entry] = deque()
         self._head_end = math.inf
         self._waiting_on_head = False
@@ -209,6 +212,12 @@ class SimulatedFirmware:
     def killed(self) -> bool:
         with self._cond:
             return self._killed
+
+    @property
+    def overrun_bytes(self) -> int:
+        """Bytes that reached a full receive buffer and were dropped, as a real board drops them."""
+        with self._cond:
+            return self._overrun_bytes
 
     @property
     def halted_reason(self) -> Optional[str]:
@@ -371,6 +380,7 @@ class SimulatedFirmware:
         if reading and not self._rx:
             room = max(room, _line_end(data) + 1)
         self._rx += data[:room]
+        self._overrun_bytes += max(0, len(data) - room)
         if not self._reading() and b"M112" in self._rx:
             self._kill("M112 emergency stop", at)
             return
