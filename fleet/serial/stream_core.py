@@ -46,6 +46,28 @@ WAIT_SETTLE_S = 0.5
 RESEND_SETTLE_S = 0.03
 
 
+class OkTimeout(str, Enum):
+    """What one ok timeout does (see :func:`on_ok_timeout`)."""
+
+    PROBE = "probe"  # ask with M105 once it fits; every line in flight stays counted
+    LOST = "lost"  # the oldest line's ok counts as lost: free its bytes, then ask
+    GONE = "gone"  # the printer counts as gone: stop
+
+
+def on_ok_timeout(config: StreamerConfig, timeouts: int, quiet_s: float) -> OkTimeout:
+    """The ``timeouts``-th ok timeout in a row, ``quiet_s`` after the last ok, busy or resend request.
+
+    A late ok is not a lost one: while one long move runs Marlin answers no line, and the lines sent
+    ahead still sit in its receive buffer, so freeing their bytes overruns it. Only a silence longer
+    than a move takes (``lost_ok_s``) counts the oldest line's ok as lost.
+    """
+    if timeouts > config.max_timeouts:
+        return OkTimeout.GONE
+    if quiet_s >= config.lost_ok_s:
+        return OkTimeout.LOST
+    return OkTimeout.PROBE
+
+
 def _code(command: str) -> str:
     return command.split(" ", 1)[0].upper()
 
@@ -93,6 +115,8 @@ class StreamerCore:
         self._advanced_ok = False
         self._autoreport = False
         self._last_progress = 0.0
+        #: When the printer last answered (see _progress); unlike _last_progress, ok timeouts leave it.
+        self._quiet_since = 0.0
         self._timeouts = 0
         self._next_poll = 0.0
         self._next_snapshot = 0.0
@@ -168,20 +192,20 @@ class StreamerCore:
                     self._policy.on_ok(was_full)
             self._apply_window()
             self._learned()
-            self._last_progress = now
+            self._progress(now)
             self._timeouts = 0
         elif kind is ReplyKind.RESEND:
-            self._last_progress = now
+            self._progress(now)
             if reply.line is not None:
                 self._resend(reply.line)
         elif kind is ReplyKind.BUSY:
-            self._last_progress = now
+            self._progress(now)
             self._timeouts = 0
         elif kind is ReplyKind.WAIT:
             # Idle with nothing buffered: every line written well before this has been answered.
             if self._ledger.in_flight and now - self._last_write > WAIT_SETTLE_S:
                 self._answer_all()
-            self._last_progress = now
+            self._progress(now)
         elif kind is ReplyKind.ERROR:
             if reply.error is ErrorClass.LINE:
                 # Some firmwares name the last good line and never send the Resend (or the ok) after.
@@ -203,6 +227,10 @@ class StreamerCore:
         elif kind is ReplyKind.CAPABILITY and reply.capability is not None:
             name, enabled = reply.capability
             self._capabilities[name] = enabled
+
+    def _progress(self, now: float) -> None:
+        """The printer answered (or a line went out with none in flight): both silences start again."""
+        self._last_progress = self._quiet_since = now
 
     def _resend(self, line: int) -> None:
         """Act on the firmware's request for ``line``: send it again, renumber, or give up."""
@@ -286,7 +314,8 @@ class StreamerCore:
         ):
             self._timeouts += 1
             self._last_progress = now
-            if self._timeouts > self.config.max_timeouts:
+            action = on_ok_timeout(self.config, self._timeouts, now - self._quiet_since)
+            if action is OkTimeout.GONE:
                 # Each timeout before this one waited as long, with nothing at all from the printer.
                 waited = self.config.ok_timeout_s * (self.config.max_timeouts + 1)
                 self._halt(
@@ -294,8 +323,11 @@ class StreamerCore:
                     "check the USB cable and the printer's screen"
                 )
                 return
-            ledger.forget_oldest()
-            self._outbox.appendleft(_Outgoing("M105"))
+            if action is OkTimeout.LOST:
+                ledger.forget_oldest()
+            # One M105 at a time: its ok T:... answers every line before it.
+            if not ledger.asking_temperature and not any(item.command == "M105" for item in self._outbox):
+                self._outbox.appendleft(_Outgoing("M105"))
         job = self._job
         # The end of a job first: a temperature poll queued now would keep it from ever looking idle.
         if job is not None and ledger.idle and not self._outbox:

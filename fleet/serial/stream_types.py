@@ -28,7 +28,13 @@ class StreamerConfig:
     rx_buffer_bytes: Optional[int] = None
     max_inflight: Optional[int] = None  # cap on lines in flight (1: ping-pong; None: from the window)
     history: int = 1000  # lines kept for resends
-    ok_timeout_s: float = 2.0  # no ok and no busy this long: an ok was lost, ask with M105
+    #: No ok and no busy this long: ask with M105, sent once it fits the window. The lines in flight
+    #: stay counted: the ok may only be late (Marlin answers nothing while one long move runs).
+    ok_timeout_s: float = 2.0
+    #: No ok, no busy and no resend request this long: the oldest line's ok counts as lost and its bytes
+    #: are freed (room for the M105 when lost oks filled the window). A single move rarely runs this
+    #: long; keep it under the silence that fails the job, ok_timeout_s * (max_timeouts + 1).
+    lost_ok_s: float = 20.0
     #: The oldest line in flight heats, homes or levels (M109, G28, G29...): it may take this long.
     slow_timeout_s: float = 1800.0
     connect_timeout_s: float = 10.0

@@ -9,9 +9,13 @@ like any other line and the numbering never has gaps.
 How far ahead of the ``ok``s it sends is the :class:`~.learning.WindowPolicy`'s: a receive buffer
 the user gave, or one learned from ping-pong upwards (and remembered per printer).
 
-A lost ``ok`` (nothing but temperature reports for ``ok_timeout_s``, and no ``busy:``) is recovered
-by taking the oldest line as answered and sending a fresh numbered ``M105``: its ``ok T:...`` tells
-which lines are done, and a line that truly never arrived makes the firmware ask for it by number.
+After ``ok_timeout_s`` of nothing but temperature reports (no ``ok``, no ``busy:``) it asks with a
+fresh numbered ``M105``, sent when it fits the window like any line: its ``ok T:...`` tells which
+lines are done, and a line that truly never arrived makes the firmware ask for it by number. The
+lines in flight stay counted meanwhile, as the ``ok`` may only be late: while one long move runs,
+Marlin answers nothing and the lines sent ahead still fill its receive buffer. Only after
+``lost_ok_s`` of such silence does the oldest line's ``ok`` count as lost and its bytes free, making
+room for the ``M105`` when lost ``ok``s left the window full of lines the firmware already answered.
 A firmware's ``wait`` (idle, nothing buffered) answers every line in flight at once. While the oldest
 line in flight heats, homes or levels, no ``ok`` is expected for up to ``slow_timeout_s``.
 A numbered line is sent twice only when the firmware asks for it; when the firmware's counter has run
@@ -76,7 +80,7 @@ class SerialStreamer(StreamerCore):
             self._policy = self._new_policy()
             self._ledger = self._new_ledger()
             self._set_state(StreamState.CONNECTING)
-            self._last_progress = time.monotonic()
+            self._progress(time.monotonic())
         self._threads = [
             threading.Thread(target=self._read_loop, name=f"serial-reader {self.port}", daemon=True),
             threading.Thread(target=self._send_loop, name=f"serial-sender {self.port}", daemon=True),
@@ -156,7 +160,7 @@ class SerialStreamer(StreamerCore):
                 resends_at_start=self._ledger.resends,
             )
             self._set_state(StreamState.PRINTING)
-            self._last_progress = now
+            self._progress(now)
             self._cond.notify_all()
         self._flush_events()
 
@@ -184,7 +188,7 @@ class SerialStreamer(StreamerCore):
             if self._state is not StreamState.PAUSED:
                 return
             self._set_state(StreamState.PRINTING)
-            self._last_progress = time.monotonic()
+            self._progress(time.monotonic())
             self._cond.notify_all()
         self._flush_events()
 
@@ -326,7 +330,8 @@ class SerialStreamer(StreamerCore):
                     # merged into it; wait for what the firmware says about it, then resend.
                     self._partial_may_linger = False
                     port.write(b"\n")
-                    self._last_write = self._last_progress = time.monotonic()
+                    self._last_write = time.monotonic()
+                    self._progress(self._last_write)
                     self._quiet_until = self._last_write + self._resend_settle()
                     return
                 self._write(port, data)
@@ -382,7 +387,7 @@ class SerialStreamer(StreamerCore):
         port.write(data)
         self._last_write = time.monotonic()
         if not self._ledger.in_flight:
-            self._last_progress = self._last_write
+            self._progress(self._last_write)
 
     # --- jobs and listeners ----------------------------------------------------------------------
 

@@ -209,7 +209,9 @@ class LineLedger:
             self._recover_until = None
 
     def forget_oldest(self) -> Optional[InFlight]:
-        """Take the oldest line as answered: its ``ok`` is presumed lost (after a timeout)."""
+        """Take the oldest line as answered, its ``ok`` presumed lost: after a ``wait``, the quiet after
+        a resend request, or a silence longer than a move takes. Never for an ``ok`` that may only be
+        late: the firmware would still hold the line, and bytes sent in its place overrun its buffer."""
         if not self._flight:
             return None
         entry = self._flight.popleft()

@@ -12,8 +12,9 @@ from fleet.serial.lineproto import strip_comment
 from fleet.serial.simulator import SimulatedFirmware, SimulatorOptions
 from fleet.serial.streamer import HOUSEKEEPING, SerialStreamer, StreamerConfig
 
-#: Timings small enough for tests; the production defaults are in StreamerConfig.
-FAST = StreamerConfig(ok_timeout_s=0.3, connect_timeout_s=5.0, hello_interval_s=0.3)
+#: Timings small enough for tests; the production defaults are in StreamerConfig. An ok counts as lost
+#: after 3 s, well before the 7.8 s of silence (26 ok timeouts) that fail the job, as with the defaults.
+FAST = StreamerConfig(ok_timeout_s=0.3, lost_ok_s=3.0, connect_timeout_s=5.0, hello_interval_s=0.3)
 
 
 def commands_of(path: Path) -> list[str]:

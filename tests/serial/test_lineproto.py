@@ -15,7 +15,11 @@ from fleet.serial.lineproto import (
     parse_temperatures,
     strip_comment,
 )
+from fleet.serial.stream_core import OkTimeout, on_ok_timeout
+from fleet.serial.stream_types import StreamerConfig
 from fleet.serial.window import LineLedger, ResendAction
+
+from .conftest import FAST
 
 # --- framing ---------------------------------------------------------------------------------------
 
@@ -410,3 +414,43 @@ def test_window_settings_are_checked() -> None:
         LineLedger(max_inflight=0)
     with pytest.raises(ValueError, match="rx_buffer_bytes"):
         LineLedger(rx_buffer_bytes=4)
+
+
+# --- the ok timeout --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "quiet_s", "action"),
+    [
+        (1, 2.0, OkTimeout.PROBE),  # late or lost: ask, every line in flight still counted
+        (9, 19.9, OkTimeout.PROBE),  # one long move can keep every ok this late
+        (10, 20.0, OkTimeout.LOST),
+        (25, 50.0, OkTimeout.LOST),  # and again at each timeout, while nothing answers
+        (26, 52.0, OkTimeout.GONE),
+    ],
+)
+def test_an_ok_counts_as_lost_only_after_lost_ok_s(timeouts: int, quiet_s: float, action: OkTimeout) -> None:
+    assert on_ok_timeout(StreamerConfig(), timeouts, quiet_s) is action
+
+
+@pytest.mark.parametrize("config", [StreamerConfig(), FAST], ids=["defaults", "tests"])
+def test_an_ok_counts_as_lost_before_the_printer_counts_as_gone(config: StreamerConfig) -> None:
+    # Silent from the start: the n-th timeout comes n ok timeouts after the last answer.
+    actions = [on_ok_timeout(config, n, n * config.ok_timeout_s) for n in range(1, config.max_timeouts + 2)]
+    assert actions[0] is OkTimeout.PROBE and actions[-1] is OkTimeout.GONE
+    assert OkTimeout.LOST in actions[:-1]
+
+
+def test_the_probe_waits_for_room_while_late_oks_keep_their_lines_counted() -> None:
+    ledger = LineLedger(rx_buffer_bytes=75)
+    for index in range(3):
+        send(ledger, f"G1 X{index}.500 Y{index}.250")
+    probe = len(ledger.preview("M105"))
+    assert (ledger.in_flight_bytes, probe) == (69, 11)
+    assert not ledger.fits(probe)  # the firmware may still hold all three lines
+    ledger.acknowledge(parse_reply("ok"))  # late, not lost
+    assert ledger.fits(probe)
+    send(ledger, "M105", asks_temperature=True)
+    # The ok of the second line is lost after all: the M105's answer takes both lines off.
+    ledger.acknowledge(parse_reply("ok T:20.0 /0.0 B:20.0 /0.0 @:0 B@:0"))
+    assert ledger.in_flight == 0 and ledger.idle

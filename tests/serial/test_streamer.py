@@ -41,7 +41,7 @@ def test_noisy_line_and_lost_oks_print_every_line_once_in_order(
     expected = commands_of(big_box)
     assert len(expected) > 20_000
     device, port = firmware(speedup=INSTANT, corrupt_rate=0.01, drop_ok_every=2000, advanced_ok=advanced_ok)
-    host = streamer(port, replace(FAST, ok_timeout_s=0.2))
+    host = streamer(port, replace(FAST, ok_timeout_s=0.2, lost_ok_s=0.5))
     host.start_job(big_box)
     result = host.wait_job(timeout=60)
     assert result is not None and result.outcome is JobOutcome.DONE, result
@@ -315,3 +315,45 @@ def test_a_command_after_a_long_idle_gets_its_whole_ok_timeout(firmware, streame
     assert device.executed[-1] == "M117 after a rest"
     wait_until(lambda: host.snapshot().temperatures, 5, "a temperature report")
     assert host.snapshot().state is StreamState.IDLE, host.snapshot().error
+
+
+def test_a_late_ok_never_overruns_the_receive_buffer(firmware, streamer, write_gcode) -> None:
+    # Moves of 0.25 s behind a full command queue (4): the ok of each line comes only when a move ends,
+    # long after the 0.1 s ok timeout, while the lines sent ahead wait in the 128-byte receive buffer.
+    # Taking such an ok for lost sent lines into bytes the firmware still held (some 400 dropped).
+    lines = segments(16, step=5.0)  # 5 mm at 20 mm/s
+    path = write_gcode(lines)
+    device, port = firmware(speedup=1.0, rx_buffer_bytes=128, busy_interval_s=0.0)
+    host = streamer(port, replace(FAST, rx_buffer_bytes=128, ok_timeout_s=0.1, lost_ok_s=2.0))
+    host.start_job(path)
+    result = host.wait_job(timeout=30)
+    assert result is not None and result.outcome is JobOutcome.DONE, result
+    assert device.wait_executed(len(lines), timeout=5)
+    assert file_commands(device.executed) == lines
+    assert (device.overrun_bytes, result.resends) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("max_inflight", "drop_ok_every", "waits"),
+    # Ping-pong: each lost ok (2) blocks the one line in flight. Four lines: every fourth lost ok (8)
+    # blocks them all (a slow moment's ok timeout may send the M105 sooner: one wait is certain).
+    [(1, 70, 2), (4, 25, 1)],
+    ids=["ping-pong", "four-lines"],
+)
+def test_lost_oks_that_fill_the_window_count_as_lost_after_lost_ok_s(
+    firmware, streamer, write_gcode, max_inflight: int, drop_ok_every: int, waits: int
+) -> None:
+    lines = segments(200)
+    path = write_gcode(lines)
+    # Moves take no time: every line in flight whose ok was lost has long been answered.
+    device, port = firmware(speedup=INSTANT, rx_buffer_bytes=512, drop_ok_every=drop_ok_every)
+    config = replace(FAST, rx_buffer_bytes=512, max_inflight=max_inflight, ok_timeout_s=0.1, lost_ok_s=1.0)
+    host = streamer(port, config)
+    host.start_job(path)
+    result = host.wait_job(timeout=30)
+    assert result is not None and result.outcome is JobOutcome.DONE, result
+    assert device.wait_executed(len(lines), timeout=5)
+    assert file_commands(device.executed) == lines
+    assert (device.overrun_bytes, result.resends) == (0, 0)
+    # Not even the M105 fitted: each of those waits lasted lost_ok_s before the oldest line counted done.
+    assert result.elapsed_s >= waits * config.lost_ok_s
