@@ -228,9 +228,16 @@ def kill_soak(
             thread.join(60)  # a submission whose answer was lost is sent again to the running fleet
         assert not any(thread.is_alive() for thread in threads), "a submitter got no answer in 60 s"
         # Settled: every job is done or waits in the queue; nothing is half-way on a printer.
+        polled_at = [0.0]
+
+        def settled() -> bool:
+            # The moment the poll began: a job still queued then may be given out before it answers.
+            polled_at[0] = time.time()
+            return not TRANSIENT & set(job_states(fleet, tokens["ada"]).values())
+
         try:
             wait_until(
-                lambda: not TRANSIENT & set(job_states(fleet, tokens["ada"]).values()),
+                settled,
                 60,
                 "every job to be done or queued",
                 interval=0.2,
@@ -240,7 +247,7 @@ def kill_soak(
                 f"{exc}; still half-way:\n{half_way(fleet, tokens['ada'], printers)}"
             ) from None
         settled_at = time.monotonic()
-        settled_wall = time.time()
+        settled_wall = polled_at[0]
         states = job_states(fleet, tokens["ada"])
     finally:
         stop.set()
