@@ -8,9 +8,10 @@ import random
 import pytest
 
 from fleet import demo
+from fleet.errors import Conflict
 from fleet.geometry import Box
-from fleet.models import NewPrinter, PrinterSpec
-from fleet.states import JobState
+from fleet.models import NewPrinter, PrinterChanges, PrinterSpec
+from fleet.states import JobState, PrinterState
 from fleet.statistics import Dimension
 
 #: A Wednesday noon (UTC): the history ends the day before.
@@ -88,6 +89,24 @@ def test_a_maintenance_waits_for_the_print_and_ends_only_after_it_began(lab):
     assert svc.dispatcher.dispatch_pass() == [(job_id, "prusa-mk4")]  # the PETG printer is busy
     steps = [demo.Step(8.0, demo.maintenance(True)), demo.Step(90.0, demo.maintenance(False))]
     assert demo.play(lab, steps, elapsed=120.0) == [] and len(steps) == 2  # neither happens yet
+
+
+def test_a_maintenance_waits_for_the_bed_clear_and_the_printer_is_then_idle_for_its_node_too(lab):
+    # A plate that still holds a print is cleared first: its node declines work until the clear,
+    # and a maintenance that began meanwhile ended in "idle" with the node still waiting for it.
+    svc = lab.service
+    manager = lab.member("ada")
+    job_id = lab.submit("alice", demo.part_named("bracket.gcode"))[0]
+    assert svc.dispatcher.dispatch_pass() == [(job_id, "prusa-mk4")]
+    svc.store.update_printer("prusa-mk4", state=PrinterState.AWAITING_BED_CLEAR, current_job_id=None)
+    with pytest.raises(Conflict, match="clear the bed before maintenance"):
+        svc.printers.update_printer(manager, "prusa-mk4", PrinterChanges(maintenance=True))
+    steps = [demo.Step(8.0, demo.maintenance(True))]
+    assert demo.play(lab, steps, elapsed=9.0) == [] and len(steps) == 1  # ada waits for the clear
+    svc.printers.confirm_bed_cleared(manager, "prusa-mk4")
+    said = demo.play(lab, steps, elapsed=10.0)
+    assert said and said[0].startswith("ada took the Prusa MK4") and not steps
+    assert svc.store.get_printer("prusa-mk4").state is PrinterState.MAINTENANCE
 
 
 def test_members_keep_arriving_at_the_labs_pace(lab):

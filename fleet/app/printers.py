@@ -51,6 +51,12 @@ class Printers:
         if asked.maintenance is True and printer.state is not PrinterState.MAINTENANCE:
             if printer.current_job_id is not None:
                 raise Conflict("this printer holds a job: cancel or finish it before maintenance")
+            if printer.state is PrinterState.AWAITING_BED_CLEAR:
+                # Its node waits for the clear too, and declines work until it comes: a maintenance
+                # ending in "idle" would leave the fleet offering it jobs it turns down.
+                raise Conflict(
+                    "this printer's plate still holds a finished print: clear the bed before maintenance"
+                )
             changes["state"] = PrinterState.MAINTENANCE
         elif asked.maintenance is False and printer.state is PrinterState.MAINTENANCE:
             changes["state"] = PrinterState.IDLE
