@@ -88,6 +88,8 @@ class _ChunkedClient(paho.Client):
                 raise
             if not data:
                 return data  # the connection closed
+            with self._msgtime_mutex:  # for the keepalive: once a chunk, not once a message
+                self._last_bytes_received = paho.time_func()
             self._chunk, self._chunk_at = data, 0
             self.behind = len(data) == READ_CHUNK
         start = self._chunk_at
@@ -130,8 +132,6 @@ class _ChunkedClient(paho.Client):
                 deliver(publish.topic, publish.payload, publish.mid, publish.qos)
             except Exception:
                 log.exception("MQTT message on %s broke its delivery", publish.topic)
-        with self._msgtime_mutex:
-            self._last_bytes_received = paho.time_func()
         if publish.qos and not self._manual_ack:
             return self._send_puback(publish.mid)
         return paho.MQTT_ERR_SUCCESS
