@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +41,6 @@ class Inbox:
             if not self._cond.wait_for(lambda: len(self.items) >= count, timeout):
                 raise AssertionError(f"wanted {count} messages within {timeout} s, got {self.items}")
             return list(self.items)
-
-
-@pytest.fixture
-def links() -> Iterator[list[MqttLink]]:
-    made: list[MqttLink] = []
-    yield made
-    for link in made:
-        link.close()
 
 
 def make_link(links: list[MqttLink], broker: TestBroker, client_id: str, **kw: Any) -> MqttLink:

@@ -5,7 +5,6 @@ order whichever of the two read it."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any, Optional
 
 import paho.mqtt.client as paho
@@ -136,14 +135,6 @@ def test_a_plain_publish_reads_as_paho_reads_it_and_anything_else_is_left_to_pah
 def test_other_packets_and_malformed_ones_are_left_to_paho(data: bytes) -> None:
     assert plain_publish(data, 0, mqtt5=False) is None
     assert plain_publish(data, 0, mqtt5=True) is None
-
-
-@pytest.fixture
-def links() -> Iterator[list[MqttLink]]:
-    made: list[MqttLink] = []
-    yield made
-    for link in made:
-        link.close()
 
 
 def test_plain_and_other_publishes_arrive_complete_and_in_order_and_paho_reads_only_the_others(

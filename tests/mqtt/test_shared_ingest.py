@@ -24,14 +24,6 @@ from ..fleetlink.conftest import add_printer
 FAST = {"keepalive": 5, "min_backoff": 0.05, "max_backoff": 0.2}
 
 
-@pytest.fixture
-def links() -> Iterator[list[MqttLink]]:
-    made: list[MqttLink] = []
-    yield made
-    for link in made:
-        link.close()
-
-
 def connected(links: list[MqttLink], broker: TestBroker, client_id: str, **kw: object) -> MqttLink:
     link = MqttLink(client_id, BrokerAddress.from_url(broker.url), **{**FAST, **kw})  # type: ignore[arg-type]
     links.append(link)

@@ -317,6 +317,17 @@ def test_a_command_after_a_long_idle_gets_its_whole_ok_timeout(firmware, streame
     assert host.snapshot().state is StreamState.IDLE, host.snapshot().error
 
 
+def prints_every_line_once_without_overrun(host, device, path, lines: list[str]) -> JobResult:
+    """Print ``path``: done, every line once and in order, not a byte dropped by the firmware, no resend."""
+    host.start_job(path)
+    result = host.wait_job(timeout=30)
+    assert result is not None and result.outcome is JobOutcome.DONE, result
+    assert device.wait_executed(len(lines), timeout=5)
+    assert file_commands(device.executed) == lines
+    assert (device.overrun_bytes, result.resends) == (0, 0)
+    return result
+
+
 def test_a_late_ok_never_overruns_the_receive_buffer(firmware, streamer, write_gcode) -> None:
     # Moves of 0.25 s behind a full command queue (4): the ok of each line comes only when a move ends,
     # long after the 0.1 s ok timeout, while the lines sent ahead wait in the 128-byte receive buffer.
@@ -325,12 +336,7 @@ def test_a_late_ok_never_overruns_the_receive_buffer(firmware, streamer, write_g
     path = write_gcode(lines)
     device, port = firmware(speedup=1.0, rx_buffer_bytes=128, busy_interval_s=0.0)
     host = streamer(port, replace(FAST, rx_buffer_bytes=128, ok_timeout_s=0.1, lost_ok_s=2.0))
-    host.start_job(path)
-    result = host.wait_job(timeout=30)
-    assert result is not None and result.outcome is JobOutcome.DONE, result
-    assert device.wait_executed(len(lines), timeout=5)
-    assert file_commands(device.executed) == lines
-    assert (device.overrun_bytes, result.resends) == (0, 0)
+    prints_every_line_once_without_overrun(host, device, path, lines)
 
 
 @pytest.mark.parametrize(
@@ -348,12 +354,6 @@ def test_lost_oks_that_fill_the_window_count_as_lost_after_lost_ok_s(
     # Moves take no time: every line in flight whose ok was lost has long been answered.
     device, port = firmware(speedup=INSTANT, rx_buffer_bytes=512, drop_ok_every=drop_ok_every)
     config = replace(FAST, rx_buffer_bytes=512, max_inflight=max_inflight, ok_timeout_s=0.1, lost_ok_s=1.0)
-    host = streamer(port, config)
-    host.start_job(path)
-    result = host.wait_job(timeout=30)
-    assert result is not None and result.outcome is JobOutcome.DONE, result
-    assert device.wait_executed(len(lines), timeout=5)
-    assert file_commands(device.executed) == lines
-    assert (device.overrun_bytes, result.resends) == (0, 0)
+    result = prints_every_line_once_without_overrun(streamer(port, config), device, path, lines)
     # Not even the M105 fitted: each of those waits lasted lost_ok_s before the oldest line counted done.
     assert result.elapsed_s >= waits * config.lost_ok_s
